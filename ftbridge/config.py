@@ -1,0 +1,240 @@
+"""``ftbridge.toml``: endpoints, failure-domain labels, policies and apply limits.
+
+Found by ``--config``, then ``$FTBRIDGE_CONFIG``, then ``$XDG_CONFIG_HOME/ftbridge/ftbridge.toml``
+(``~/.config/ftbridge/ftbridge.toml``). Every error names the file and the dotted key. Each
+``[endpoints.NAME]`` table is validated by its driver's own ``Config`` model, so a driver
+author's keys get the same treatment as the core's.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ftbridge.configtypes import ConfigPath, Duration
+from ftbridge.drivers.base import DriverConfig
+from ftbridge.errors import ConfigError
+from ftbridge.model import VM, Level
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DomainRule(_Strict):
+    """Labels for datastores, hosts or clusters whose names match, on matching endpoints.
+
+    Rules apply in file order; a later rule overrides an earlier one at the same level.
+    A ``cluster`` rule labels the hosts of that cluster.
+    """
+
+    endpoint: str = "*"
+    datastore: str | None = None
+    host: str | None = None
+    cluster: str | None = None
+    site: str | None = None
+    room: str | None = None
+    array: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DomainRule:
+        if sum(x is not None for x in (self.datastore, self.host, self.cluster)) != 1:
+            raise ValueError("give exactly one of datastore, host or cluster (a name pattern)")
+        if not (self.site or self.room or self.array):
+            raise ValueError("give at least one label: site, room or array")
+        return self
+
+    def labels(self) -> dict[str, str]:
+        return {k: v for k in ("site", "room", "array") if (v := getattr(self, k))}
+
+
+class Selector(_Strict):
+    """Which VMs a policy applies to: every given key must match."""
+
+    endpoint: str = "*"
+    name: str = "*"
+    tag: str | None = None
+
+    def matches(self, vm: VM) -> bool:
+        return (
+            fnmatch.fnmatchcase(vm.endpoint, self.endpoint)
+            and fnmatch.fnmatchcase(vm.name, self.name)
+            and (self.tag is None or self.tag in vm.tags)
+        )
+
+
+class Policy(_Strict):
+    """What "protected" means for the VMs it applies to."""
+
+    name: str = ""
+    separation: Literal["site", "room", "array", "datastore"] = "array"
+    rpo: Duration = 900.0
+    headroom: float = Field(default=10.0, ge=0, lt=100, description="percent of capacity kept free")
+    require_secondary: bool = True
+    require_shared_primary: bool = True
+    #: secondary mechanisms that count as a copy; empty means any the driver offers
+    mechanisms: tuple[str, ...] = ()
+    match: tuple[Selector, ...] = (Selector(),)
+
+    @property
+    def level(self) -> Level:
+        return Level(self.separation)
+
+    def counts(self, mechanism: str) -> bool:
+        return not self.mechanisms or mechanism in self.mechanisms
+
+
+class ApplySettings(_Strict):
+    concurrency_per_endpoint: int = Field(default=0, ge=0, description="0: the driver's default")
+    concurrency_per_datastore: int = Field(default=2, ge=1)
+    retries: int = Field(default=3, ge=0)
+    backoff: Duration = 1.0
+    operation_timeout: Duration = 3600.0
+
+
+class StateSettings(_Strict):
+    dir: ConfigPath | None = None
+
+
+class _RawConfig(_Strict):
+    endpoints: dict[str, dict[str, Any]] = {}
+    domains: tuple[DomainRule, ...] = ()
+    policies: dict[str, Policy] = {}
+    apply: ApplySettings = ApplySettings()
+    state: StateSettings = StateSettings()
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    endpoints: dict[str, DriverConfig]
+    domains: tuple[DomainRule, ...]
+    policies: tuple[Policy, ...]
+    apply: ApplySettings
+    state_dir: Path
+
+    def policy_for(self, vm: VM) -> Policy | None:
+        """The first policy (in file order) with a selector matching the VM; None: unmanaged."""
+        for p in self.policies:
+            if any(s.matches(vm) for s in p.match):
+                return p
+        return None
+
+
+def find_config(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("FTBRIDGE_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    path = Path(base) / "ftbridge" / "ftbridge.toml"
+    if not path.exists():
+        raise ConfigError(
+            f"no config file: none given with --config or FTBRIDGE_CONFIG, and {path} does not exist",
+            hint="try 'ftbridge demo' for the embedded demo estate",
+        )
+    return path
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "ftbridge"
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+    return parse_config(data, source=path)
+
+
+def parse_config(data: dict[str, Any], *, source: Path) -> Config:
+    ctx = {"base_dir": source.parent.resolve()}
+    # policies: the table name is the policy's name
+    for name, body in (data.get("policies") or {}).items():
+        if isinstance(body, dict):
+            body.setdefault("name", name)
+    try:
+        raw = _RawConfig.model_validate(data, context=ctx)
+    except ValidationError as exc:
+        raise ConfigError(_explain(source, exc, _RawConfig)) from None
+    from ftbridge.drivers.registry import load_driver
+
+    endpoints: dict[str, DriverConfig] = {}
+    for name, table in raw.endpoints.items():
+        drv = table.get("driver")
+        if not isinstance(drv, str):
+            raise ConfigError(f"{source}: endpoints.{name}.driver: missing (expected a driver name such as 'proxmox')")
+        try:
+            cls = load_driver(drv)
+        except ConfigError:
+            raise
+        except Exception as exc:  # DriverNotFound / DriverLoadError keep their type
+            if hasattr(exc, "message"):
+                exc.message = f"{source}: endpoints.{name}.driver: {exc.message}"  # type: ignore[attr-defined]
+            raise
+        try:
+            endpoints[name] = cls.Config.model_validate(table, context=ctx)
+        except ValidationError as exc:
+            raise ConfigError(_explain(source, exc, cls.Config, prefix=f"endpoints.{name}")) from None
+    state_dir = raw.state.dir or default_state_dir()
+    return Config(source, endpoints, raw.domains, tuple(raw.policies.values()), raw.apply, state_dir)
+
+
+def _explain(source: Path, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """The first validation error as one line: file, dotted key, what was expected."""
+    err = exc.errors()[0]
+    loc = [str(x) for x in err["loc"]]
+    key = ".".join([prefix, *loc] if prefix else loc)
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+        return f"{source}: {key}: unknown key{hint}"
+    if err["type"] == "missing":
+        return f"{source}: {key}: missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) or err["type"].startswith("value_error") else f" (got {got!r})"
+    return f"{source}: {key}: {msg}{shown}"
+
+
+def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    current: Any = model
+    for part in path:
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            ann = current.model_fields[part].annotation
+            current = _model_in(ann)
+        elif part.isdigit() or current is None:
+            continue
+        else:
+            current = None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _model_in(ann: Any) -> Any:
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

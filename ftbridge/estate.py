@@ -1,0 +1,192 @@
+"""Estate descriptions: one file that seeds the sim driver and every lab peer.
+
+An estate file (TOML or JSON) holds one or more named estates, each shaped like one endpoint
+(``flavor`` says which platform it imitates). The sim driver runs one of them in memory; the
+Proxmox, oVirt and vSphere labs serve one over their real wire protocols. So one description
+gives one demo and four proofs. Sizes are given in GiB (``*_gib``) or bytes; a datastore's free
+space is derived from what lives on it, so every consumer starts from the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ftbridge.errors import ConfigError
+from ftbridge.model import (
+    VM,
+    Datastore,
+    Disk,
+    FailureDomain,
+    Host,
+    HostState,
+    PowerState,
+    Secondary,
+    SecondaryDisk,
+    SecondaryState,
+)
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True, slots=True)
+class Estate:
+    """One endpoint-shaped estate: objects carry ``endpoint = name``."""
+
+    name: str
+    flavor: str
+    hosts: tuple[Host, ...]
+    datastores: tuple[Datastore, ...]
+    vms: tuple[VM, ...]
+
+
+def load_estates(path: str | Path) -> dict[str, Estate]:
+    """Every estate in a file, by name. Errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read estate file: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".json":
+            data = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: malformed estate file: {exc}") from exc
+    return parse_estates(data, source=str(path))
+
+
+def parse_estates(data: Any, *, source: str = "estate") -> dict[str, Estate]:
+    if not isinstance(data, dict) or not isinstance(data.get("estates"), dict):
+        raise ConfigError(f"{source}: expected a table 'estates' of named estates")
+    out = {}
+    for name, body in data["estates"].items():
+        try:
+            out[name] = _estate(name, body)
+        except _Bad as exc:
+            raise ConfigError(f"{source}: estates.{name}.{exc.key}: {exc.msg}") from None
+    return out
+
+
+class _Bad(Exception):
+    def __init__(self, key: str, msg: str) -> None:
+        self.key, self.msg = key, msg
+
+
+def _size(d: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
+    if f"{key}_gib" in d:
+        return int(float(d[f"{key}_gib"]) * GIB)
+    if f"{key}_mib" in d:
+        return int(float(d[f"{key}_mib"]) * MIB)
+    if key in d:
+        return int(d[key])
+    if default is not None:
+        return default
+    raise _Bad(f"{where}.{key}_gib", "missing size")
+
+
+def _estate(name: str, body: Mapping[str, Any]) -> Estate:
+    if not isinstance(body, dict):
+        raise _Bad("", "expected a table")
+    flavor = str(body.get("flavor", "generic"))
+    hosts = []
+    for i, h in enumerate(body.get("hosts", [])):
+        where = f"hosts[{i}]"
+        try:
+            hosts.append(Host(id=str(h["id"]), name=str(h.get("name", h["id"])), endpoint=name,
+                              cluster=h.get("cluster"), state=HostState(h.get("state", "up")),
+                              domain=FailureDomain(host=str(h.get("name", h["id"])))))
+        except KeyError as exc:
+            raise _Bad(f"{where}.{exc.args[0]}", "missing") from None
+        except ValueError as exc:
+            raise _Bad(f"{where}.state", str(exc)) from None
+    host_ids = {h.id for h in hosts}
+
+    ds_raw = []
+    for i, d in enumerate(body.get("datastores", [])):
+        where = f"datastores[{i}]"
+        for key in ("id", "kind"):
+            if key not in d:
+                raise _Bad(f"{where}.{key}", "missing")
+        mounted = tuple(str(x) for x in d.get("hosts", ()))
+        for hid in mounted:
+            if hid not in host_ids:
+                raise _Bad(f"{where}.hosts", f"unknown host {hid!r}")
+        ds_raw.append((d, mounted, _size(d, "capacity", where), _size(d, "reserved", where, 0)))
+    ds_ids = {str(d["id"]) for d, *_ in ds_raw}
+
+    vms = []
+    used: dict[str, int] = {k: 0 for k in ds_ids}
+    for i, v in enumerate(body.get("vms", [])):
+        where = f"vms[{i}]"
+        if "id" not in v:
+            raise _Bad(f"{where}.id", "missing")
+
+        def ds_ref(value: Any, key: str) -> str:
+            if str(value) not in ds_ids:
+                raise _Bad(f"{where}.{key}", f"unknown datastore {value!r}")
+            return str(value)
+
+        disks = []
+        for j, dk in enumerate(v.get("disks", [])):
+            dsid = ds_ref(dk.get("datastore"), f"disks[{j}].datastore")
+            size = _size(dk, "size", f"{where}.disks[{j}]")
+            used[dsid] += size
+            disks.append(Disk(id=str(dk.get("id", j)), size=size, datastore=dsid,
+                              path=str(dk.get("path", "")), movable=bool(dk.get("movable", True)),
+                              kind=str(dk.get("kind", "disk"))))
+        sizes = {d.id: d.size for d in disks}
+        secs = []
+        for j, s in enumerate(v.get("secondaries", [])):
+            swhere = f"secondaries[{j}]"
+            sdisks = []
+            for disk_id, dsv in dict(s.get("disks", {})).items():
+                if disk_id not in sizes:
+                    raise _Bad(f"{where}.{swhere}.disks", f"unknown disk {disk_id!r}")
+                dsid = ds_ref(dsv, f"{swhere}.disks.{disk_id}")
+                used[dsid] += sizes[disk_id]
+                sdisks.append(SecondaryDisk(disk=disk_id, datastore=dsid, size=sizes[disk_id]))
+            try:
+                state = SecondaryState(s.get("state", "in_sync"))
+            except ValueError as exc:
+                raise _Bad(f"{where}.{swhere}.state", str(exc)) from None
+            secs.append(Secondary(
+                id=str(s.get("id", f"{v['id']}-s{j}")), mechanism=str(s["mechanism"]),
+                disks=tuple(sdisks),
+                config_datastore=ds_ref(s["config_datastore"], f"{swhere}.config_datastore")
+                if s.get("config_datastore") else None,
+                host=s.get("host"), state=state, lag=s.get("lag_s"),
+                metadata_datastore=ds_ref(s["metadata_datastore"], f"{swhere}.metadata_datastore")
+                if s.get("metadata_datastore") else None,
+            ))
+        host = v.get("host")
+        if host is not None and host not in host_ids:
+            raise _Bad(f"{where}.host", f"unknown host {host!r}")
+        try:
+            power = PowerState(v.get("power", "on"))
+        except ValueError as exc:
+            raise _Bad(f"{where}.power", str(exc)) from None
+        cfg = v.get("config_datastore", disks[0].datastore if disks else None)
+        vms.append(VM(
+            id=str(v["id"]), name=str(v.get("name", v["id"])), endpoint=name, host=host,
+            power=power, disks=tuple(disks),
+            config_datastore=ds_ref(cfg, "config_datastore") if cfg else None,
+            secondaries=tuple(secs), tags=tuple(v.get("tags", ())), vcpus=int(v.get("vcpus", 1)),
+            memory=_size(v, "memory", where, 0), ha=bool(v.get("ha", False)),
+        ))
+
+    datastores = tuple(
+        Datastore(
+            id=str(d["id"]), name=str(d.get("name", d["id"])), endpoint=name, kind=str(d["kind"]),
+            shared=bool(d.get("shared", len(mounted) > 1)), hosts=mounted, capacity=cap,
+            free=cap - reserved - used[str(d["id"])], accessible=bool(d.get("accessible", True)),
+            domain=FailureDomain(datastore=str(d.get("name", d["id"]))),
+        )
+        for d, mounted, cap, reserved in ds_raw
+    )
+    return Estate(name=name, flavor=flavor, hosts=tuple(hosts), datastores=datastores, vms=tuple(vms))
