@@ -42,6 +42,8 @@ class Estate:
     hosts: tuple[Host, ...]
     datastores: tuple[Datastore, ...]
     vms: tuple[VM, ...]
+    #: a login the peer accepts, when the estate asks for one (sha256 of the password)
+    password_sha256: str | None = None
 
 
 def load_estates(path: str | Path) -> dict[str, Estate]:
@@ -189,4 +191,5 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         )
         for d, mounted, cap, reserved in ds_raw
     )
-    return Estate(name=name, flavor=flavor, hosts=tuple(hosts), datastores=datastores, vms=tuple(vms))
+    return Estate(name=name, flavor=flavor, hosts=tuple(hosts), datastores=datastores, vms=tuple(vms),
+                  password_sha256=body.get("password_sha256"))

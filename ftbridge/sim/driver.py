@@ -1,0 +1,482 @@
+"""The ``sim`` driver: an in-memory platform seeded from an estate file.
+
+Registered in ``ftbridge.drivers`` like any third-party driver. It implements every capability
+with platform-like rules (:mod:`ftbridge.sim.platform`) and fault injection (hosts or
+datastores down, failing or slow operations, refused connections), keeps its state in a file
+beside the estate so separate commands see one estate (``ftbridge sim reset`` starts over),
+and checks on every step that no VM is left without a valid copy.
+
+Its secondary mechanisms imitate the three real platforms' (same names, same rules), so the
+demo estate shows a mixed estate without a hypervisor in sight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from contextlib import contextmanager
+
+from pydantic import Field
+
+from ftbridge.configtypes import ConfigPath, Secret
+from ftbridge.drivers.base import (
+    BackendInfo,
+    Capability,
+    Driver,
+    DriverConfig,
+    Failover,
+    HealthReport,
+    MechanismRules,
+    Operation,
+    OperationStatus,
+    OpState,
+    SecondarySpec,
+    StoragePlacement,
+)
+from ftbridge.errors import AuthenticationError, BackendUnavailable, ConfigError, Conflict, NotFound
+from ftbridge.estate import load_estates
+from ftbridge.inventory import InventoryPart
+from ftbridge.model import (
+    VM,
+    Datastore,
+    Disk,
+    FailureDomain,
+    Host,
+    HostState,
+    PowerState,
+    Secondary,
+    SecondaryDisk,
+    SecondaryState,
+)
+from ftbridge.sim import platform as P
+from ftbridge.sim.state import StateFile, seed_state
+
+_ANY = None
+MECHANISMS: dict[str, MechanismRules] = {
+    "vsphere-ft": MechanismRules(
+        name="vsphere-ft", description="lockstep FT secondary on another host (vSphere-like)",
+        needs_other_host=True, host_must_mount=True, has_config=True, needs_metadata_datastore=True,
+        blocks_primary_move=True, max_vms_per_host=4, max_vcpus_per_host=8, max_vcpus_per_vm=8,
+        max_disks=16),
+    "pve-replication": MechanismRules(
+        name="pve-replication", description="ZFS storage replication to another node (pvesr-like)",
+        primary_kinds=frozenset({"zfspool"}), secondary_kinds=frozenset({"zfspool"}),
+        needs_other_host=True, host_must_mount=True),
+    "pve-standby": MechanismRules(
+        name="pve-standby", description="standby copy on a separate storage, refreshed on a schedule"),
+    "ovirt-copy": MechanismRules(
+        name="ovirt-copy", description="managed disk copies on another storage domain"),
+    "sim-copy": MechanismRules(name="sim-copy", description="a generic copy on another datastore"),
+}
+
+FLAVOR_MECHANISMS = {
+    "vsphere": ("vsphere-ft",),
+    "proxmox": ("pve-replication", "pve-standby"),
+    "ovirt": ("ovirt-copy",),
+}
+
+
+class SimConfig(DriverConfig):
+    estate: ConfigPath = Field(description="estate file (TOML or JSON)")
+    name: str | None = Field(default=None, description="estate in the file; default: the endpoint name")
+    state: ConfigPath | None = Field(default=None, description="state file; default: beside the estate")
+    op_seconds: float = Field(default=0.0, ge=0, description="how long each operation takes")
+    password: Secret | None = Field(default=None, description="checked against the estate's password_sha256")
+
+
+class SimDriver(Driver, StoragePlacement, Failover):
+    """An estate in a file, with a hypervisor's manners."""
+
+    name = "sim"
+    Config = SimConfig
+    capabilities = frozenset(Capability)
+    mechanisms = MECHANISMS
+    default_concurrency = 8
+
+    def __init__(self, config: DriverConfig, *, endpoint: str) -> None:
+        super().__init__(config, endpoint=endpoint)
+        assert isinstance(config, SimConfig)
+        self.cfg = config
+        self.estate_name = config.name or endpoint
+        self._file: StateFile | None = None
+        self._state: P.State | None = None
+        self._mtime: float = -1.0
+
+    # lifecycle --------------------------------------------------------------------------
+    @staticmethod
+    def state_path(cfg: SimConfig, estate_name: str) -> Path:
+        return cfg.state or cfg.estate.with_name(f"{cfg.estate.stem}.{estate_name}.simstate.json")
+
+    def _attach(self) -> P.State:
+        """Find (or seed) the state file; no connection semantics, so faults can be set."""
+        self._file = StateFile(self.state_path(self.cfg, self.estate_name))
+        with self._file.locked():
+            if not self._file.exists():
+                estates = load_estates(self.cfg.estate)
+                if self.estate_name not in estates:
+                    raise ConfigError(
+                        f"{self.cfg.estate}: no estate named {self.estate_name!r} "
+                        f"(has: {', '.join(estates) or 'none'})", endpoint=self.endpoint)
+                self._file.write(seed_state(estates[self.estate_name]))
+            return self._reload()
+
+    def open(self) -> None:
+        state = self._attach()
+        if state["faults"].get("refuse_connections"):
+            raise BackendUnavailable(f"sim://{self.estate_name}: connection refused", endpoint=self.endpoint)
+        expected = state.get("password_sha256")
+        if self.cfg.password is not None:
+            secret = self.cfg.password.reveal(f"endpoints.{self.endpoint}.password")
+            if expected and hashlib.sha256(secret.encode()).hexdigest() != expected:
+                raise AuthenticationError("login rejected: wrong password", endpoint=self.endpoint)
+        elif expected:
+            raise AuthenticationError("login rejected: this estate needs a password", endpoint=self.endpoint)
+
+    def close(self) -> None:
+        self._state = None
+
+    def probe(self) -> BackendInfo:
+        state = self._read()
+        return BackendInfo(product="ftbridge sim", version="1", capabilities=self.capabilities,
+                           details={"flavor": state["flavor"], "mechanisms": list(self.offered(state))})
+
+    def offered(self, state: P.State | None = None) -> tuple[str, ...]:
+        flavor = (state or self._read())["flavor"]
+        return FLAVOR_MECHANISMS.get(flavor, tuple(MECHANISMS))
+
+    # state access ---------------------------------------------------------------------
+    def _reload(self) -> P.State:
+        assert self._file is not None
+        mtime = self._file.path.stat().st_mtime_ns
+        if self._state is None or mtime != self._mtime:
+            self._state = self._file.read()
+            self._mtime = mtime
+        return self._state
+
+    def _read(self) -> P.State:
+        if self._file is None:
+            raise BackendUnavailable("driver is not open", endpoint=self.endpoint)
+        with self._file.locked():
+            return self._reload()
+
+    @contextmanager
+    def _mutate(self) -> Iterator[P.State]:
+        """Lock, reload, let the caller change the state, check the invariant, save."""
+        if self._file is None:
+            raise BackendUnavailable("driver is not open", endpoint=self.endpoint)
+        with self._file.locked():
+            state = self._reload()
+            try:
+                yield state
+            finally:
+                try:
+                    P.check_invariant(state)
+                finally:
+                    self._file.write(state)
+                    self._mtime = self._file.path.stat().st_mtime_ns
+
+    # inventory ----------------------------------------------------------------------------
+    def inventory(self) -> InventoryPart:
+        state = self._read()
+        ep = self.endpoint
+        hosts = tuple(
+            Host(id=hid, name=h["name"], endpoint=ep, cluster=h["cluster"],
+                 state=HostState.DOWN if not P.host_up(state, hid) and h["state"] == "up" else HostState(h["state"]),
+                 domain=FailureDomain(host=h["name"]))
+            for hid, h in state["hosts"].items()
+        )
+        datastores = tuple(
+            Datastore(id=did, name=d["name"], endpoint=ep, kind=d["kind"], shared=d["shared"],
+                      hosts=tuple(d["hosts"]), capacity=d["capacity"], free=d["free"],
+                      accessible=P.ds_up(state, did), domain=FailureDomain(datastore=d["name"]))
+            for did, d in state["datastores"].items()
+        )
+        vms = tuple(self._vm(state, vid, v) for vid, v in state["vms"].items())
+        return InventoryPart(hosts, datastores, vms)
+
+    def _vm(self, state: P.State, vid: str, v: dict[str, Any]) -> VM:
+        names = {k: d["name"] for k, d in state["datastores"].items()}
+        disks = tuple(Disk(id=d["id"], size=d["size"], datastore=d["datastore"],
+                           path=f"[{names[d['datastore']]}] {v['name']}/{d['id']}.img",
+                           movable=d["movable"], kind=d["kind"]) for d in v["disks"])
+        sizes = {d.id: d.size for d in disks}
+        secs = []
+        for s in v["secondaries"]:
+            readable = all(P.ds_up(state, x) for x in s["disks"].values()) and (
+                s["host"] is None or P.host_up(state, s["host"]))
+            st = SecondaryState(s["state"]) if readable else SecondaryState.BROKEN
+            secs.append(Secondary(
+                id=s["id"], mechanism=s["mechanism"], host=s["host"], state=st, lag=s["lag"],
+                config_datastore=s["config_datastore"], metadata_datastore=s["metadata_datastore"],
+                disks=tuple(SecondaryDisk(disk=k, datastore=x, size=sizes.get(k, 0),
+                                          path=f"[{names[x]}] {v['name']}-sec/{k}.img")
+                            for k, x in s["disks"].items())))
+        power = PowerState(v["power"])
+        if v["host"] and not P.host_up(state, v["host"]):
+            power = PowerState.UNKNOWN
+        cfg = v["config_datastore"]
+        return VM(id=vid, name=v["name"], endpoint=self.endpoint, host=v["host"], power=power,
+                  disks=disks, config_datastore=cfg,
+                  config_path=f"[{names[cfg]}] {v['name']}/{v['name']}.cfg" if cfg else "",
+                  secondaries=tuple(secs), tags=tuple(v["tags"]), vcpus=v["vcpus"],
+                  memory=v["memory"], ha=v["ha"])
+
+    def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
+        state = self._read()
+        return self._vm(state, vm_id, P.vm_of(state, vm_id)).secondaries
+
+    # operations --------------------------------------------------------------------------
+    def _start(self, state: P.State, kind: str, vm_id: str, params: dict[str, Any],
+               effect_now: dict[str, int] | None = None) -> Operation:
+        """Register an operation; faults decided now, effect applied when it completes."""
+        fault = P.decide_fault(state, vm_id, kind)
+        if fault == "retryable":
+            raise BackendUnavailable(f"sim: injected transient failure of {kind} on {vm_id}",
+                                     endpoint=self.endpoint)
+        state["seq"] += 1
+        op_id = f"sim-{state['estate']}-{state['seq']}"
+        for ds_id, size in (effect_now or {}).items():
+            state["datastores"][ds_id]["free"] -= size
+        state["ops"][op_id] = {
+            "kind": kind, "vm": vm_id, "params": params, "started": time.time(),
+            "duration": self.cfg.op_seconds + float(state["faults"]["slow"]),
+            "state": "running", "fail": fault == "permanent", "reserved": effect_now or {},
+            "message": "", "result": {},
+        }
+        return Operation(id=op_id, endpoint=self.endpoint, kind=kind, vm=vm_id)
+
+    def poll(self, op: Operation) -> OperationStatus:
+        with self._mutate() as state:
+            rec = state["ops"].get(op.id)
+            if rec is None:
+                raise NotFound(f"no operation {op.id}", endpoint=self.endpoint)
+            if rec["state"] == "running":
+                elapsed = time.time() - rec["started"]
+                if elapsed >= rec["duration"]:
+                    self._finish(state, rec)
+                else:
+                    return OperationStatus(OpState.RUNNING, progress=elapsed / max(rec["duration"], 1e-9))
+            return OperationStatus(OpState(rec["state"]), progress=1.0, message=rec["message"],
+                                   retryable=False, result=rec["result"])
+
+    def pending_operations(self, vm_id: str) -> list[Operation]:
+        state = self._read()
+        return [Operation(id=k, endpoint=self.endpoint, kind=o["kind"], vm=o["vm"])
+                for k, o in state["ops"].items() if o["vm"] == vm_id and o["state"] == "running"]
+
+    def _finish(self, state: P.State, rec: dict[str, Any]) -> None:
+        if rec["fail"]:
+            for ds_id, size in rec["reserved"].items():
+                state["datastores"][ds_id]["free"] += size
+            vm = state["vms"].get(rec["vm"])
+            if rec["kind"] in ("protect", "reprotect") and vm:
+                sid = rec["params"]["secondary_id"]
+                vm["secondaries"] = [s for s in vm["secondaries"] if s["id"] != sid]
+            rec.update(state="failed", message=f"sim: injected permanent failure of {rec['kind']}")
+            return
+        getattr(self, f"_done_{rec['kind']}")(state, rec)
+        rec["state"] = "succeeded"
+
+    def _free(self, state: P.State, ds_id: str, size: int) -> None:
+        if ds_id in state["datastores"]:
+            state["datastores"][ds_id]["free"] += size
+
+    # placement ---------------------------------------------------------------------------
+    def move_disk(self, vm_id: str, disk_id: str, datastore_id: str) -> Operation:
+        with self._mutate() as state:
+            size = P.check_move(state, vm_id, [disk_id], datastore_id, None, self.mechanisms)
+            return self._start(state, "move_disk", vm_id, {"disks": [disk_id], "target": datastore_id},
+                               {datastore_id: size})
+
+    def move_vm(self, vm_id: str, datastore_id: str, *, host_id: str | None = None) -> Operation:
+        with self._mutate() as state:
+            vm = P.vm_of(state, vm_id)
+            if host_id is not None and not P.host_up(state, host_id):
+                raise Conflict(f"host {host_id} is not up", endpoint=self.endpoint)
+            ids = [d["id"] for d in vm["disks"] if d["movable"]]
+            size = P.check_move(state, vm_id, ids, datastore_id, host_id, self.mechanisms)
+            return self._start(state, "move_vm", vm_id,
+                               {"disks": ids, "target": datastore_id, "host": host_id, "config": True},
+                               {datastore_id: size})
+
+    def _done_move_disk(self, state: P.State, rec: dict[str, Any]) -> None:
+        vm = state["vms"][rec["vm"]]
+        target = rec["params"]["target"]
+        for d in vm["disks"]:
+            if d["id"] in rec["params"]["disks"] and d["datastore"] != target:
+                self._free(state, d["datastore"], d["size"])  # source deleted only now
+                d["datastore"] = target
+        if rec["params"].get("config"):
+            vm["config_datastore"] = target
+        if rec["params"].get("host"):
+            vm["host"] = rec["params"]["host"]
+
+    _done_move_vm = _done_move_disk
+
+    def protect(self, vm_id: str, spec: SecondarySpec) -> Operation:
+        return self._protect("protect", vm_id, spec)
+
+    def reprotect(self, vm_id: str, spec: SecondarySpec) -> Operation:
+        return self._protect("reprotect", vm_id, spec)
+
+    def _protect(self, kind: str, vm_id: str, spec: SecondarySpec) -> Operation:
+        with self._mutate() as state:
+            need = P.check_protect(state, vm_id, spec, {m: self.mechanisms[m] for m in self.offered(state)})
+            vm = state["vms"][vm_id]
+            state["seq"] += 1
+            sid = f"{vm_id}-sec{state['seq']}"
+            op = self._start(state, kind, vm_id, {"secondary_id": sid, "spec": spec.to_dict()}, need)
+            vm["secondaries"].append({
+                "id": sid, "mechanism": spec.mechanism, "host": spec.host, "state": "syncing",
+                "lag": None, "config_datastore": spec.config_datastore,
+                "metadata_datastore": spec.metadata_datastore, "disks": dict(spec.disks)})
+            state["ops"][op.id]["result"] = {"secondary_id": sid}
+            return op
+
+    def _done_protect(self, state: P.State, rec: dict[str, Any]) -> None:
+        for s in state["vms"][rec["vm"]]["secondaries"]:
+            if s["id"] == rec["params"]["secondary_id"]:
+                s["state"], s["lag"] = "in_sync", 0.0
+
+    _done_reprotect = _done_protect
+
+    def unprotect(self, vm_id: str, secondary_id: str) -> Operation:
+        with self._mutate() as state:
+            if op := P.busy(state, vm_id):
+                raise Conflict(f"VM {vm_id} is locked by operation {op}", endpoint=self.endpoint)
+            P.check_unprotect(state, vm_id, secondary_id)
+            return self._start(state, "unprotect", vm_id, {"secondary_id": secondary_id})
+
+    def _done_unprotect(self, state: P.State, rec: dict[str, Any]) -> None:
+        vm = state["vms"][rec["vm"]]
+        sid = rec["params"]["secondary_id"]
+        if not any(s["id"] == sid for s in vm["secondaries"]):
+            return
+        P.check_unprotect(state, rec["vm"], sid)
+        sizes = {d["id"]: d["size"] for d in vm["disks"]}
+        for s in vm["secondaries"]:
+            if s["id"] == sid:
+                for did, ds_id in s["disks"].items():
+                    self._free(state, ds_id, sizes.get(did, 0))
+        vm["secondaries"] = [s for s in vm["secondaries"] if s["id"] != sid]
+
+    # failover ----------------------------------------------------------------------------
+    def health(self) -> HealthReport:
+        state = self._read()
+        return HealthReport(
+            hosts={h: (HostState.UP if P.host_up(state, h) else
+                       HostState.DOWN if h in state["faults"]["hosts_down"] else HostState(x["state"]))
+                   for h, x in state["hosts"].items()},
+            datastores={d: P.ds_up(state, d) for d in state["datastores"]},
+            quorum=None,
+        )
+
+    def _secondary(self, state: P.State, vm_id: str, sec_id: str) -> dict[str, Any]:
+        vm = P.vm_of(state, vm_id)
+        sec = next((s for s in vm["secondaries"] if s["id"] == sec_id), None)
+        if sec is None:
+            raise NotFound(f"VM {vm['name']} has no secondary {sec_id!r}", endpoint=self.endpoint)
+        if not all(P.ds_up(state, x) for x in sec["disks"].values()):
+            raise Conflict(f"secondary {sec_id} of {vm['name']} is on an inaccessible datastore",
+                           endpoint=self.endpoint)
+        if sec["state"] not in ("in_sync", "stale"):
+            raise Conflict(f"secondary {sec_id} of {vm['name']} is {sec['state']}", endpoint=self.endpoint)
+        return sec
+
+    def _run_host(self, state: P.State, sec: dict[str, Any], host_id: str | None) -> str:
+        for cand in (host_id, sec["host"], *sorted(state["hosts"])):
+            if cand and P.host_up(state, cand) and all(
+                    cand in state["datastores"][x]["hosts"] for x in sec["disks"].values()):
+                return cand
+        raise Conflict("no host that is up mounts the secondary's datastores", endpoint=self.endpoint)
+
+    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None,
+                force: bool = False) -> Operation:
+        with self._mutate() as state:
+            vm = P.vm_of(state, vm_id)
+            if op := P.busy(state, vm_id):
+                raise Conflict(f"VM {vm['name']} is locked by operation {op}", endpoint=self.endpoint)
+            sec = self._secondary(state, vm_id, secondary_id)
+            running = vm["power"] == "on" and P.host_up(state, vm["host"]) and all(
+                P.ds_up(state, d["datastore"]) for d in vm["disks"])
+            if running and not force:
+                raise Conflict(f"VM {vm['name']} still runs on a reachable host: refusing to promote "
+                               "(fence it or force)", endpoint=self.endpoint)
+            host = self._run_host(state, sec, host_id)
+            return self._start(state, "promote", vm_id, {"secondary_id": secondary_id, "host": host})
+
+    def _done_promote(self, state: P.State, rec: dict[str, Any]) -> None:
+        vm = state["vms"][rec["vm"]]
+        sid = rec["params"]["secondary_id"]
+        sec = next((s for s in vm["secondaries"] if s["id"] == sid), None)
+        if sec is None:
+            return
+        for d in vm["disks"]:
+            self._free(state, d["datastore"], d["size"])  # the failed primary's files are gone
+            d["datastore"] = sec["disks"][d["id"]]
+        vm["config_datastore"] = sec["config_datastore"] or next(iter(sec["disks"].values()))
+        vm["host"] = rec["params"]["host"]
+        vm["power"] = "on"
+        vm["secondaries"] = [s for s in vm["secondaries"] if s["id"] != sid]
+
+    def test_failover(self, vm_id: str, secondary_id: str, *, host_id: str | None = None) -> Operation:
+        with self._mutate() as state:
+            sec = self._secondary(state, vm_id, secondary_id)
+            host = self._run_host(state, sec, host_id)
+            state["seq"] += 1
+            test_id = f"test-{vm_id}-{state['seq']}"
+            op = self._start(state, "test_failover", vm_id,
+                             {"secondary_id": secondary_id, "host": host, "test_id": test_id})
+            state["ops"][op.id]["result"] = {"test_id": test_id, "host": host}
+            return op
+
+    def _done_test_failover(self, state: P.State, rec: dict[str, Any]) -> None:
+        p = rec["params"]
+        state["tests"][p["test_id"]] = {"vm": rec["vm"], "secondary": p["secondary_id"],
+                                        "host": p["host"], "network": "isolated", "power": "on"}
+
+    def cleanup_test(self, vm_id: str, test_id: str) -> Operation:
+        with self._mutate() as state:
+            return self._start(state, "cleanup_test", vm_id, {"test_id": test_id})
+
+    def _done_cleanup_test(self, state: P.State, rec: dict[str, Any]) -> None:
+        state["tests"].pop(rec["params"]["test_id"], None)
+
+    def fence(self, vm_id: str) -> Operation:
+        with self._mutate() as state:
+            P.vm_of(state, vm_id)
+            return self._start(state, "fence", vm_id, {})
+
+    def _done_fence(self, state: P.State, rec: dict[str, Any]) -> None:
+        state["vms"][rec["vm"]]["power"] = "off"
+
+    # extras ------------------------------------------------------------------------------
+    def ex_inject(self, **faults: Any) -> dict[str, Any]:
+        """Set faults: hosts_down, datastores_down (lists of ids), fail_rate (0..1, retryable),
+        fail_permanent (VM ids or "vm:kind"), slow (seconds added per operation), seed,
+        refuse_connections. Works on a closed driver; returns the faults now in force."""
+        self._attach()
+        with self._mutate() as state:
+            for key, value in faults.items():
+                if key not in state["faults"]:
+                    raise ConfigError(f"unknown fault {key!r} (known: {', '.join(state['faults'])})")
+                state["faults"][key] = value
+            return dict(state["faults"])
+
+    def ex_violations(self) -> list[str]:
+        """Every invariant violation the platform saw (tests assert this stays empty)."""
+        if self._file is None:
+            self._attach()
+        return list(self._read()["violations"])
+
+    def ex_reset(self) -> bool:
+        """Forget the state: the next open() seeds the estate afresh."""
+        self._state = None
+        return StateFile(self.state_path(self.cfg, self.estate_name)).remove()
+
+    def ex_tests(self) -> dict[str, Any]:
+        """Test-failover instances still present (should be none after cleanup)."""
+        return dict(self._read()["tests"])
