@@ -1,0 +1,77 @@
+"""Lab peers: servers that speak a platform's real API on loopback, seeded from an estate.
+
+Each driver distribution may ship one, registered in the ``ftbridge.labs`` entry-point group
+under the driver's name, so ``ftbridge lab NAME`` starts it and tests use it the same way for
+every platform. Fault injection takes estate *names* (host and datastore names as the estate
+file writes them), so one failover test drives every lab.
+"""
+
+from __future__ import annotations
+
+import abc
+from importlib import metadata
+from typing import Any, Mapping
+
+from ftbridge.errors import DriverNotFound
+from ftbridge.estate import Estate
+
+LAB_NAMESPACE = "ftbridge.labs"
+
+
+class Lab(abc.ABC):
+    """A running peer for one driver. ``start()`` binds 127.0.0.1 on a free port."""
+
+    driver: str  # the driver that talks to this lab
+
+    @abc.abstractmethod
+    def __init__(self, estate: Estate, *, port: int = 0, **options: Any) -> None: ...
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Serve in the background until :meth:`stop`."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop serving; idempotent."""
+
+    @abc.abstractmethod
+    def endpoint_config(self) -> dict[str, Any]:
+        """The ``[endpoints.NAME]`` table that reaches this lab (secrets as env references)."""
+
+    @abc.abstractmethod
+    def secrets(self) -> Mapping[str, str]:
+        """Environment variables (name -> value) the config's secret references need."""
+
+    # faults, by estate names ---------------------------------------------------------
+    @abc.abstractmethod
+    def fail_host(self, name: str) -> None:
+        """The host stops answering: the platform reports it down/non-responsive."""
+
+    @abc.abstractmethod
+    def fail_datastore(self, name: str) -> None:
+        """The datastore becomes inaccessible."""
+
+    @abc.abstractmethod
+    def restore(self) -> None:
+        """Undo every injected fault."""
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def list_labs() -> list[str]:
+    return sorted({ep.name for ep in metadata.entry_points(group=LAB_NAMESPACE)})
+
+
+def load_lab(name: str) -> type[Lab]:
+    for ep in metadata.entry_points(group=LAB_NAMESPACE):
+        if ep.name == name:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Lab)):
+                raise DriverNotFound(f"lab {name!r} ({ep.value}) is not an ftbridge Lab")
+            return cls
+    raise DriverNotFound(f"no lab named {name!r} is installed (installed: {', '.join(list_labs()) or 'none'})")
