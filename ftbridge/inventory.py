@@ -136,7 +136,7 @@ class Inventory:
             )
         try:
             return cls(
-                [EndpointInfo(**e) for e in data["endpoints"]],
+                [EndpointInfo(**{**e, "mechanisms": tuple(e.get("mechanisms", ()))}) for e in data["endpoints"]],
                 [_host_from(h) for h in data["hosts"]],
                 [_ds_from(d) for d in data["datastores"]],
                 [_vm_from(v) for v in data["vms"]],

@@ -100,7 +100,8 @@ class EndpointInfo:
     name: str
     driver: str
     version: str = ""
-    flavor: str = ""  # vsphere | proxmox | ovirt | ... : shapes the platform rules in plan
+    #: the secondary mechanisms this endpoint offers, preferred first (planner picks from these)
+    mechanisms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,49 @@
+"""Collect an inventory from every endpoint concurrently, then add the operator's labels."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+from ftbridge.drivers.base import StoragePlacement
+from ftbridge.errors import FtbridgeError, UnsupportedOperation
+from ftbridge.inventory import Inventory, InventoryPart
+from ftbridge.labels import apply_labels
+from ftbridge.model import EndpointInfo
+from ftbridge.services.session import Session
+
+log = logging.getLogger(__name__)
+
+
+def collect(session: Session, endpoints: Iterable[str] | None = None) -> Inventory:
+    """Every endpoint's inventory, merged and labelled. Any endpoint failing fails the call:
+    a partial inventory would make the audit and the planner lie."""
+    names = session.endpoints(endpoints)
+
+    def one(name: str) -> tuple[EndpointInfo, InventoryPart]:
+        drv = session.driver(name)
+        if not isinstance(drv, StoragePlacement):
+            raise UnsupportedOperation(f"driver {drv.name} cannot take an inventory", endpoint=name)
+        info = drv.probe()
+        offered = info.details.get("mechanisms") or list(type(drv).mechanisms)
+        t0 = time.perf_counter()
+        part = drv.inventory()
+        log.info("%s: inventory of %d VMs in %.2fs", name, len(part.vms), time.perf_counter() - t0)
+        ep = EndpointInfo(name=name, driver=drv.name, version=info.version, mechanisms=tuple(offered))
+        return ep, part
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+        futures = [pool.submit(one, n) for n in names]
+        results = []
+        for name, fut in zip(names, futures):
+            try:
+                results.append(fut.result())
+            except FtbridgeError as exc:
+                exc.endpoint = exc.endpoint or name
+                raise
+    inv = Inventory(collected_at=time.time())
+    for ep, part in results:
+        inv = inv.with_parts(ep, part)
+    return apply_labels(inv, session.config.domains)

@@ -1,0 +1,72 @@
+"""Opening drivers for configured endpoints: the one composition root of the core.
+
+Services never build drivers themselves; they ask a :class:`Session`, which loads each
+endpoint's driver through the registry only when it is first used, opens it once, and closes
+everything on exit. Tests build a Session from a config like users do.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable
+
+from ftbridge.config import Config
+from ftbridge.drivers.base import Driver, MechanismRules
+from ftbridge.drivers.registry import load_driver
+from ftbridge.errors import ConfigError
+
+
+class Session:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._open: dict[str, Driver] = {}
+        self._lock = threading.Lock()
+
+    def endpoints(self, only: Iterable[str] | None = None) -> list[str]:
+        names = list(self.config.endpoints)
+        if only:
+            wanted = list(only)
+            unknown = [n for n in wanted if n not in self.config.endpoints]
+            if unknown:
+                raise ConfigError(
+                    f"{self.config.source}: no endpoint named {unknown[0]!r} (configured: {', '.join(names) or 'none'})")
+            names = wanted
+        return names
+
+    def driver_class(self, endpoint: str) -> type[Driver]:
+        return load_driver(self.config.endpoints[endpoint].driver)
+
+    def driver(self, endpoint: str) -> Driver:
+        """The open driver for an endpoint, opened on first use."""
+        with self._lock:
+            drv = self._open.get(endpoint)
+        if drv is not None:
+            return drv
+        cfg = self.config.endpoints.get(endpoint)
+        if cfg is None:
+            raise ConfigError(f"{self.config.source}: no endpoint named {endpoint!r}")
+        drv = load_driver(cfg.driver)(cfg, endpoint=endpoint)
+        drv.open()
+        with self._lock:
+            self._open[endpoint] = drv
+        return drv
+
+    def close(self) -> None:
+        with self._lock:
+            drivers, self._open = list(self._open.values()), {}
+        for d in drivers:
+            try:
+                d.close()
+            except Exception:  # close() must not raise; a driver that does is not our problem now
+                pass
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def mechanism_rules(driver_names: dict[str, str]) -> dict[str, dict[str, MechanismRules]]:
+    """Per endpoint, the mechanisms its driver declares (loads driver classes, no SDK)."""
+    return {ep: dict(load_driver(drv).mechanisms) for ep, drv in driver_names.items()}
