@@ -2,8 +2,8 @@
 
 Drivers fill what the platform knows (host and datastore names); ``[[domains]]`` rules add
 site, room and array. A host's labels come from host rules and from the rules of its cluster;
-a datastore's from datastore rules, or failing those from the hosts that mount it when they
-all agree (a local disk is in its host's room).
+a datastore's site and room from the hosts that mount it when they all agree (a local disk is
+in its host's room), then from datastore rules, which win.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def apply_labels(inv: Inventory, rules: Iterable[DomainRule]) -> Inventory:
     by_id = {(h.endpoint, h.id): h for h in hosts}
     datastores = []
     for d in inv.datastores:
-        labels = matching(d.endpoint, "datastore", d.name)
-        if not labels:
-            mounted = [by_id[(d.endpoint, hid)].domain for hid in d.hosts if (d.endpoint, hid) in by_id]
-            for level in ("site", "room"):
-                values = {getattr(m, level) for m in mounted}
-                if len(values) == 1 and None not in values:
-                    labels[level] = values.pop()
+        labels: dict[str, str] = {}
+        mounted = [by_id[(d.endpoint, hid)].domain for hid in d.hosts if (d.endpoint, hid) in by_id]
+        for level in ("site", "room"):  # inherited where every mounting host agrees
+            values = {getattr(m, level) for m in mounted}
+            if len(values) == 1 and None not in values:
+                labels[level] = values.pop()
+        labels.update(matching(d.endpoint, "datastore", d.name))  # explicit rules win
         datastores.append(replace(d, domain=d.domain.merged(labels)) if labels else d)
     return Inventory(inv.endpoints, hosts, datastores, inv.vms, inv.collected_at)

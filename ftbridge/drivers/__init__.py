@@ -1,34 +1,55 @@
 """The driver contract and registry: everything a driver author imports.
 
 A third-party driver needs only this module, :mod:`ftbridge.model`, :mod:`ftbridge.errors`,
-:mod:`ftbridge.secrets` and, for its tests, :mod:`ftbridge.testing`.
+:mod:`ftbridge.configtypes` and, for its tests, :mod:`ftbridge.testing`.
+
+Names resolve lazily (PEP 562), so listing drivers (``ftbridge.drivers.registry``) does not
+import the contract and pydantic with it.
 """
 
-from ftbridge.drivers.base import (
-    API_VERSION,
-    CAPABILITY_METHODS,
-    BackendInfo,
-    Capability,
-    Driver,
-    DriverConfig,
-    Failover,
-    HealthReport,
-    MechanismRules,
-    Operation,
-    OperationStatus,
-    OpState,
-    ProgressCallback,
-    ProgressEvent,
-    SecondarySpec,
-    StoragePlacement,
-    implemented,
-)
-from ftbridge.drivers.registry import DriverEntry, list_drivers, load_driver, require_sdk
-from ftbridge.inventory import InventoryPart
+from __future__ import annotations
 
-__all__ = [
-    "API_VERSION", "CAPABILITY_METHODS", "BackendInfo", "Capability", "Driver", "DriverConfig",
-    "DriverEntry", "Failover", "HealthReport", "InventoryPart", "MechanismRules", "Operation",
-    "OperationStatus", "OpState", "ProgressCallback", "ProgressEvent", "SecondarySpec",
-    "StoragePlacement", "implemented", "list_drivers", "load_driver", "require_sdk",
-]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    **dict.fromkeys(
+        ["API_VERSION", "CAPABILITY_METHODS", "BackendInfo", "Capability", "Driver", "DriverConfig", "Failover",
+         "HealthReport", "MechanismRules", "Operation", "OperationStatus", "OpState", "ProgressCallback",
+         "ProgressEvent", "SecondarySpec", "StoragePlacement", "implemented"],
+        "ftbridge.drivers.base"),
+    **dict.fromkeys(["DriverEntry", "list_drivers", "load_driver", "require_sdk"], "ftbridge.drivers.registry"),
+    "InventoryPart": "ftbridge.inventory",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'ftbridge.drivers' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)
+
+
+if TYPE_CHECKING:
+    from ftbridge.drivers.base import (
+        API_VERSION,
+        CAPABILITY_METHODS,
+        BackendInfo,
+        Capability,
+        Driver,
+        DriverConfig,
+        Failover,
+        HealthReport,
+        MechanismRules,
+        Operation,
+        OperationStatus,
+        OpState,
+        ProgressCallback,
+        ProgressEvent,
+        SecondarySpec,
+        StoragePlacement,
+        implemented,
+    )
+    from ftbridge.drivers.registry import DriverEntry, list_drivers, load_driver, require_sdk
+    from ftbridge.inventory import InventoryPart

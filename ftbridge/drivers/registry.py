@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
+from typing import TYPE_CHECKING
 
-from ftbridge.drivers.base import API_VERSION, Driver
 from ftbridge.errors import DriverLoadError, DriverNotFound
+
+if TYPE_CHECKING:  # listing must not import the contract (and pydantic with it)
+    from ftbridge.drivers.base import Driver
 
 NAMESPACE = "ftbridge.drivers"
 
@@ -47,6 +50,8 @@ def load_driver(name: str) -> type[Driver]:
     from stevedore import driver as sd_driver  # imported here: listing must stay cheap
     from stevedore.exception import NoMatches
 
+    from ftbridge.drivers.base import API_VERSION, Driver
+
     failures: list[BaseException] = []
 
     def on_failure(_mgr: object, ep: metadata.EntryPoint, exc: BaseException) -> None:
@@ -58,6 +63,7 @@ def load_driver(name: str) -> type[Driver]:
             name=name,
             invoke_on_load=False,
             on_load_failure_callback=on_failure,
+            on_missing_entrypoints_callback=lambda _names: None,  # we say it better, once
         )
     except NoMatches:
         if failures:

@@ -1,0 +1,63 @@
+"""``ftbridge audit``: what is not protected as the policy says, and why."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say, table
+from ftbridge.cli.inventory import FromOpt, load_inventory
+
+import enum
+
+
+class FailOn(str, enum.Enum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+    critical = "critical"
+
+
+_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def audit(
+        ctx: typer.Context,
+        endpoint: EndpointOpt = None,
+        source: FromOpt = None,
+        fail_on: Annotated[FailOn, typer.Option("--fail-on", help="exit 1 when a finding is at least this severe")
+                           ] = FailOn.warning,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        """Check every VM against its policy. Exit 0: compliant; 1: findings at or above --fail-on."""
+        from ftbridge.audit import Severity, audit as run_audit
+
+        inv = load_inventory(ctx, source, endpoint)
+        report = run_audit(inv, run(ctx).config())
+        if output is Output.json:
+            emit_json(report.to_dict())
+        else:
+            show_report(report)
+        if report.at_or_above(Severity(fail_on.value)):
+            raise typer.Exit(1)
+
+
+def show_report(report: object) -> None:
+    from ftbridge.audit import AuditReport
+
+    assert isinstance(report, AuditReport)
+    rows = [[f.severity.value, f.rule, f.endpoint, f.vm_name or "", f.message.split(": ", 1)[-1],
+             ("" if f.fixable else "manual: ") + f.fix] for f in report.findings]
+    table(f"audit: {len(report.findings)} findings on {report.vms} VMs", ["severity", "rule", "endpoint", "vm",
+                                                                          "finding", "fix"], rows)
+    counts: dict[str, int] = {}
+    for f in report.findings:
+        counts[f.rule] = counts.get(f.rule, 0) + 1
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    fixable = sum(f.fixable for f in report.findings)
+    say(f"{len(report.findings)} findings ({fixable} fixable by 'ftbridge plan'): {summary}")
+    if report.unmanaged:
+        say(f"{report.unmanaged} VMs match no policy and were not audited")

@@ -1,0 +1,110 @@
+"""What every command shares: option aliases, the run context, output helpers.
+
+Data goes to stdout (JSON, or a rich table); messages and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ftbridge.config import Config
+
+
+class Output(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="change the estate without asking")]
+EndpointOpt = Annotated[
+    list[str] | None, typer.Option("--endpoint", "-e", help="only this endpoint (repeatable)")
+]
+
+
+@dataclass
+class Run:
+    """Per-invocation state, kept in ``ctx.obj``."""
+
+    config_path: str | None = None
+    debug: bool = False
+    _config: Config | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        if self._config is None:
+            from ftbridge.config import find_config, load_config
+
+            self._config = load_config(find_config(self.config_path))
+        return self._config
+
+
+def run(ctx: typer.Context) -> Run:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Run):
+        obj = Run()
+        ctx.find_root().obj = obj
+    return obj
+
+
+_out: Console | None = None
+_err: Console | None = None
+
+
+def out() -> Console:
+    global _out
+    if _out is None:
+        from rich.console import Console
+
+        # piped output keeps whole rows (a pager or grep wants lines, not wrapped cells)
+        _out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    return _out
+
+
+def err() -> Console:
+    global _err
+    if _err is None:
+        from rich.console import Console
+
+        _err = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
+    return _err
+
+
+def emit_json(data: Any) -> None:
+    from ftbridge.secrets import redact
+
+    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n")
+    sys.stdout.flush()
+
+
+def say(message: str, style: str | None = None) -> None:
+    """A message for the person at the terminal: stderr, secrets masked."""
+    from rich.markup import escape
+
+    from ftbridge.secrets import redact
+
+    text = escape(redact(message))
+    err().print(f"[{style}]{text}[/{style}]" if style else text)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    out().print(t)
+
+
+def gib(n: int | float) -> str:
+    return f"{n / 1024**3:,.0f} GiB"

@@ -1,0 +1,75 @@
+"""``ftbridge demo``: the embedded demo estate, audited (and planned), in one command."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ftbridge.cli.common import Output, OutputOpt, emit_json, say
+
+DEMO_FILES = ("ftbridge.toml", "estate.toml")
+
+
+def demo_dir() -> Path:
+    from ftbridge.config import default_state_dir
+
+    return default_state_dir() / "demo"
+
+
+def install_demo(reset: bool = False) -> Path:
+    """Copy the demo config and estate into the state directory; reset drops the sim state."""
+    target = demo_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    if reset:
+        for p in target.glob("*.simstate.json*"):
+            p.unlink()
+    src = resources.files("ftbridge") / "demo"
+    for name in DEMO_FILES:
+        dst = target / name
+        if reset or not dst.exists():
+            with resources.as_file(src / name) as f:
+                shutil.copyfile(f, dst)
+    return target
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        ctx: typer.Context,
+        reset: Annotated[bool, typer.Option("--reset", help="start the demo estate afresh")] = False,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        """Audit (and plan) the embedded demo estate: three sim endpoints shaped like vSphere,
+        Proxmox VE and oVirt, about 60 VMs. Exits 0; the findings are the point."""
+        from ftbridge.audit import audit
+        from ftbridge.cli.audit import show_report
+        from ftbridge.cli.common import run
+        from ftbridge.services.inventory import collect
+        from ftbridge.services.session import Session
+
+        where = install_demo(reset)
+        state = run(ctx)
+        state.config_path = str(where / "ftbridge.toml")
+        cfg = state.config()
+        with Session(cfg) as session:
+            inv = collect(session)
+        report = audit(inv, cfg)
+        plan_data = _plan(ctx, inv, cfg, where)
+        if output is Output.json:
+            emit_json({"audit": report.to_dict(), "plan": plan_data})
+        else:
+            show_report(report)
+        say(f"demo config: {where / 'ftbridge.toml'}  (try: ftbridge -c {where / 'ftbridge.toml'} inventory)")
+
+
+def _plan(ctx: typer.Context, inv: object, cfg: object, where: Path) -> object:
+    """The plan for the demo, once planning is installed (see ftbridge.cli.plan)."""
+    try:
+        from ftbridge.cli.plan import demo_plan
+    except ImportError:
+        return None
+    return demo_plan(ctx, inv, cfg, where)

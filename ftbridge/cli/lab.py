@@ -1,0 +1,77 @@
+"""``ftbridge lab``: run a driver's lab peer on loopback, seeded from an estate file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ftbridge.cli.common import say
+
+app = typer.Typer(help="Lab peers: platform APIs on loopback for trying drivers.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_() -> None:
+    """Installed labs (one per driver that ships one)."""
+    from ftbridge.labs import list_labs
+
+    for name in list_labs():
+        typer.echo(name)
+
+
+@app.command("run")
+def run_(
+    name: Annotated[str, typer.Argument(help="lab name (= driver name)")],
+    estate: Annotated[Path, typer.Option(help="estate file; default: the demo estate")] = None,  # type: ignore[assignment]
+    estate_name: Annotated[str | None, typer.Option("--name", help="estate in the file")] = None,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1; 0 picks a free one")] = 0,
+) -> None:
+    """Serve until interrupted. Prints the [endpoints] table to use; credentials go to a 0600 file."""
+    from importlib import resources
+
+    from ftbridge.errors import ConfigError
+    from ftbridge.estate import load_estates
+    from ftbridge.labs import load_lab
+
+    cls = load_lab(name)
+    if estate is None:
+        estate = Path(str(resources.files("ftbridge") / "demo" / "estate.toml"))
+    estates = load_estates(estate)
+    pick = estate_name or next((k for k, e in estates.items() if e.flavor == getattr(cls, "flavor", name)), None)
+    if pick is None or pick not in estates:
+        raise ConfigError(f"{estate}: give --name, one of: {', '.join(estates)}")
+    lab = cls(estates[pick], port=port)
+    lab.start()
+    try:
+        fd, env_path = tempfile.mkstemp(prefix=f"ftbridge-lab-{name}-", suffix=".env")
+        with os.fdopen(fd, "w") as f:
+            for k, v in lab.secrets().items():
+                f.write(f"export {k}={v}\n")
+        typer.echo(f"[endpoints.lab-{name}]")
+        for k, v in lab.endpoint_config().items():
+            typer.echo(f"{k} = {_toml(v)}")
+        say(f"lab {name} serving estate {pick}; credentials: source {env_path}; Ctrl-C stops it")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        lab.stop()
+
+
+def _toml(v: object) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v)

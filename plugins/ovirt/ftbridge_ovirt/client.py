@@ -1,0 +1,305 @@
+"""The one module that imports ovirtsdk4, and the one place its errors become ftbridge's.
+
+Everything the driver asks of the engine goes through :class:`Engine`, a thin layer over the
+SDK's services that (a) builds the SDK's request types, (b) passes the correlation id every
+changing call carries, and (c) turns every SDK, pycurl or parse error into an
+:class:`~ftbridge.errors.FtbridgeError` in :func:`translate`, chained with ``from``. It returns
+the SDK's own objects; the driver reads their attributes and never imports the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ftbridge.drivers import require_sdk
+from ftbridge.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    FtbridgeError,
+    NotFound,
+    OperationTimeout,
+)
+from ftbridge.secrets import redact, remember
+
+if TYPE_CHECKING:
+    from ftbridge_ovirt.config import OvirtConfig
+
+PACKAGE = "ovirt-engine-sdk-python"
+INSTALL_HINT = ("apt-get install gcc libxml2-dev python3-dev && pip install 'ovirt-engine-sdk-python>=4.6' "
+                "(or: pip install ftbridge-ovirt)")
+
+#: libcurl error numbers that mean "the certificate was not trusted" (60, 51, 58, 77, 83, 90, 91)
+_CURL_TLS_TRUST = frozenset({51, 58, 60, 77, 83, 90, 91})
+_CURL_TLS_OTHER = frozenset({35, 53, 54, 59, 64, 66, 80})
+_CURL_TIMEOUT = 28
+
+
+def sdk() -> Any:
+    """ovirtsdk4, or one DriverLoadError line naming the install command."""
+    mod = require_sdk("ovirtsdk4", package=PACKAGE, driver="ovirt", hint=INSTALL_HINT)
+    require_sdk("ovirtsdk4.types", package=PACKAGE, driver="ovirt", hint=INSTALL_HINT)
+    return mod
+
+
+def value(enum_or_none: Any) -> str | None:
+    """The wire text of an SDK enum (``VmStatus.UP`` -> ``"up"``); None stays None."""
+    if enum_or_none is None:
+        return None
+    return str(getattr(enum_or_none, "value", enum_or_none))
+
+
+def translate(exc: BaseException, *, endpoint: str, doing: str) -> FtbridgeError:
+    """The ftbridge error for an SDK/pycurl failure, by type and HTTP code, never by wording."""
+    if isinstance(exc, FtbridgeError):
+        return exc
+    osdk = sdk()
+    code = getattr(exc, "code", None)
+    detail = _detail(exc)
+    msg = f"{doing}: {detail}" if detail else doing
+    curl_no = _curl_errno(exc)
+    if curl_no in _CURL_TLS_TRUST:
+        return AuthenticationError(
+            f"{doing}: the engine's TLS certificate is not trusted ({detail})", endpoint=endpoint,
+            hint="set ca_file to the engine's CA (https://ENGINE/ovirt-engine/services/pki-resource"
+                 "?resource=ca-certificate&format=X509-PEM-CA), or insecure = true to skip the check")
+    if curl_no in _CURL_TLS_OTHER:
+        return BackendUnavailable(f"{doing}: TLS handshake failed ({detail})", endpoint=endpoint,
+                                  hint="is the URL's scheme right (https vs http)?")
+    if isinstance(exc, osdk.AuthError) or code in (401, 403):
+        return AuthenticationError(msg, endpoint=endpoint, hint="check user and password (user@profile)")
+    if isinstance(exc, osdk.NotFoundError) or code == 404:
+        return NotFound(msg, endpoint=endpoint)
+    if isinstance(exc, osdk.TimeoutError) or curl_no == _CURL_TIMEOUT:
+        return OperationTimeout(msg, endpoint=endpoint, hint="raise the endpoint's timeout if the engine is slow")
+    if isinstance(exc, osdk.ConnectionError) or (curl_no is not None and code is None):
+        return BackendUnavailable(msg, endpoint=endpoint, hint="is the engine up and the URL right?")
+    if code == 409:
+        return Conflict(msg, endpoint=endpoint)
+    if isinstance(code, int) and code >= 500:
+        return BackendUnavailable(msg, endpoint=endpoint)
+    if isinstance(code, int) and code == 400:
+        return BackendError(msg, endpoint=endpoint)
+    if isinstance(code, int):
+        return BackendError(msg, endpoint=endpoint)
+    # no HTTP code: transport trouble the SDK reports as a bare Error (reset, unreadable reply)
+    if isinstance(exc, osdk.Error):
+        return BackendUnavailable(msg, endpoint=endpoint)
+    return BackendError(msg, endpoint=endpoint)
+
+
+def _detail(exc: BaseException) -> str:
+    fault = getattr(exc, "fault", None)
+    if fault is not None and (fault.reason or fault.detail):
+        text = " ".join(x for x in (fault.reason, fault.detail) if x)
+        code = getattr(exc, "code", None)
+        text = f"{text} (HTTP {code})" if code else text
+    else:
+        text = str(exc)
+    return redact(text.strip())
+
+
+def _curl_errno(exc: BaseException) -> int | None:
+    """libcurl's error number, from a pycurl.error the SDK chained or wrapped."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if type(cur).__module__ == "pycurl" and cur.args and isinstance(cur.args[0], int):
+            return int(cur.args[0])
+        cur = cur.__cause__ or cur.__context__
+    # the SDK's multi-handle path raises Error("Failed to read response: [(curl, errno, text)]")
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], str) and args[0].startswith("Failed to read response: [("):
+        rest = args[0].split(",", 2)
+        if len(rest) >= 2 and rest[1].strip().isdigit():
+            return int(rest[1].strip())
+    return None
+
+
+class Engine:
+    """One authenticated connection to an engine. No I/O until :meth:`connect`."""
+
+    def __init__(self, cfg: OvirtConfig, *, endpoint: str) -> None:
+        self.cfg = cfg
+        self.endpoint = endpoint
+        self._conn: Any = None
+        self._sdk: Any = None
+        self.t: Any = None  # ovirtsdk4.types, for the driver's reading of enums if needed
+
+    # lifecycle ---------------------------------------------------------------------------
+    def connect(self, password: str) -> None:
+        self._sdk = sdk()
+        self.t = self._sdk.types
+        cfg = self.cfg
+        if cfg.ca_file is not None and not cfg.ca_file.is_file():
+            raise ConfigError(f"endpoints.{self.endpoint}.ca_file: {cfg.ca_file} does not exist",
+                              endpoint=self.endpoint)
+        with self.call("connecting"):
+            self._conn = self._sdk.Connection(
+                url=cfg.url, username=cfg.user, password=password,
+                ca_file=str(cfg.ca_file) if cfg.ca_file else None, insecure=cfg.insecure,
+                timeout=max(1, math.ceil(cfg.timeout)), compress=True,
+            )
+        try:
+            with self.call("logging in"):
+                token = self._conn.authenticate()
+            if token:
+                remember(str(token))
+        except BaseException:
+            self.close(logout=False)
+            raise
+
+    def close(self, *, logout: bool = True) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close(logout=logout)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    @contextlib.contextmanager
+    def call(self, doing: str) -> Iterator[None]:
+        """Run SDK calls; anything they raise leaves as one ftbridge error."""
+        try:
+            yield
+        except FtbridgeError:
+            raise
+        except Exception as exc:  # the SDK raises Error subclasses, pycurl.error, ValueError on bad XML
+            raise translate(exc, endpoint=self.endpoint, doing=doing) from exc
+
+    @property
+    def _system(self) -> Any:
+        if self._conn is None:
+            raise BackendUnavailable("not connected: call open() first", endpoint=self.endpoint)
+        return self._conn.system_service()
+
+    # reads -------------------------------------------------------------------------------
+    def api(self) -> Any:
+        with self.call("reading the API root"):
+            return self._system.get()
+
+    def data_centers(self) -> list[Any]:
+        """Data centers with their attached storage domains inlined (status as each DC sees it)."""
+        with self.call("listing data centers"):
+            return list(self._system.data_centers_service().list(follow="storage_domains"))
+
+    def clusters(self) -> list[Any]:
+        with self.call("listing clusters"):
+            return list(self._system.clusters_service().list())
+
+    def hosts(self) -> list[Any]:
+        with self.call("listing hosts"):
+            return list(self._system.hosts_service().list())
+
+    def vms(self, search: str | None = None) -> list[Any]:
+        """VMs with disk attachments, their disks and tags inlined: one call for any count."""
+        with self.call("listing VMs"):
+            return list(self._system.vms_service().list(follow="disk_attachments.disk,tags", search=search))
+
+    def vm(self, vm_id: str, *, follow: str | None = "disk_attachments.disk,tags") -> Any:
+        with self.call(f"reading VM {vm_id}"):
+            return self._system.vms_service().vm_service(vm_id).get(follow=follow)
+
+    def disks(self, search: str) -> list[Any]:
+        with self.call("listing disks"):
+            return list(self._system.disks_service().list(search=search))
+
+    def disk(self, disk_id: str) -> Any:
+        with self.call(f"reading disk {disk_id}"):
+            return self._system.disks_service().disk_service(disk_id).get()
+
+    def jobs(self, correlation_id: str) -> list[Any]:
+        with self.call(f"listing jobs of {correlation_id}"):
+            return list(self._system.jobs_service().list(search=f"correlation_id={correlation_id}"))
+
+    def nics(self, vm_id: str) -> list[Any]:
+        with self.call(f"listing NICs of VM {vm_id}"):
+            return list(self._system.vms_service().vm_service(vm_id).nics_service().list())
+
+    # changes (each carries a correlation id the engine tags its jobs with) ----------------
+    @staticmethod
+    def _q(corr: str) -> dict[str, str]:
+        return {"correlation_id": corr}
+
+    def move_disk(self, disk_id: str, sd_id: str, corr: str) -> None:
+        with self.call(f"moving disk {disk_id}"):
+            self._system.disks_service().disk_service(disk_id).move(
+                storage_domain=self.t.StorageDomain(id=sd_id), query=self._q(corr))
+
+    def copy_disk(self, disk_id: str, sd_id: str, alias: str, corr: str) -> None:
+        with self.call(f"copying disk {disk_id}"):
+            self._system.disks_service().disk_service(disk_id).copy(
+                storage_domain=self.t.StorageDomain(id=sd_id), disk=self.t.Disk(alias=alias),
+                query=self._q(corr))
+
+    def remove_disk(self, disk_id: str, corr: str) -> None:
+        with self.call(f"removing disk {disk_id}"):
+            self._system.disks_service().disk_service(disk_id).remove(query=self._q(corr))
+
+    def update_disk_alias(self, disk_id: str, alias: str, corr: str) -> None:
+        with self.call(f"renaming disk {disk_id}"):
+            self._system.disks_service().disk_service(disk_id).update(self.t.Disk(alias=alias),
+                                                                      query=self._q(corr))
+
+    def add_vm(self, *, name: str, cluster_id: str, description: str, corr: str,
+               memory: int | None = None, stateless: bool = False) -> Any:
+        t = self.t
+        with self.call(f"creating VM {name}"):
+            return self._system.vms_service().add(
+                t.Vm(name=name, description=description, cluster=t.Cluster(id=cluster_id),
+                     template=t.Template(name="Blank"), stateless=stateless, memory=memory),
+                query=self._q(corr))
+
+    def remove_vm(self, vm_id: str, corr: str, *, detach_only: bool = True) -> None:
+        with self.call(f"removing VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).remove(detach_only=detach_only, query=self._q(corr))
+
+    def start_vm(self, vm_id: str, corr: str, *, host_id: str | None = None) -> None:
+        t = self.t
+        run = t.Vm(placement_policy=t.VmPlacementPolicy(hosts=[t.Host(id=host_id)])) if host_id else None
+        with self.call(f"starting VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).start(vm=run, query=self._q(corr))
+
+    def stop_vm(self, vm_id: str, corr: str, *, reason: str = "ftbridge") -> None:
+        with self.call(f"stopping VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).stop(force=True, reason=reason, query=self._q(corr))
+
+    def fence_manual(self, host_id: str, corr: str) -> None:
+        """'Confirm host has been rebooted': the engine releases the host's VMs."""
+        with self.call(f"confirming host {host_id} was rebooted"):
+            self._system.hosts_service().host_service(host_id).fence(
+                fence_type=self.t.FenceType.MANUAL.value, query=self._q(corr))
+
+    def set_lease(self, vm_id: str, sd_id: str | None, corr: str) -> None:
+        t = self.t
+        lease = t.StorageDomainLease(storage_domain=t.StorageDomain(id=sd_id)) if sd_id else t.StorageDomainLease()
+        with self.call(f"setting the lease of VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).update(t.Vm(lease=lease), query=self._q(corr))
+
+    def attach_disk(self, vm_id: str, disk_id: str, *, interface: str, bootable: bool, corr: str) -> None:
+        t = self.t
+        with self.call(f"attaching disk {disk_id} to VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).disk_attachments_service().add(
+                t.DiskAttachment(disk=t.Disk(id=disk_id), interface=t.DiskInterface(interface),
+                                 bootable=bootable, active=True),
+                query=self._q(corr))
+
+    def detach_disk(self, vm_id: str, disk_id: str, corr: str) -> None:
+        with self.call(f"detaching disk {disk_id} from VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).disk_attachments_service() \
+                .attachment_service(disk_id).remove(detach_only=True, query=self._q(corr))
+
+    def add_nic(self, vm_id: str, *, name: str, profile_id: str | None, plugged: bool, corr: str) -> None:
+        t = self.t
+        with self.call(f"adding NIC {name} to VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).nics_service().add(
+                t.Nic(name=name, plugged=plugged, linked=plugged,
+                      vnic_profile=t.VnicProfile(id=profile_id) if profile_id else None),
+                query=self._q(corr))
