@@ -90,6 +90,8 @@ def _setup_logging(debug: bool) -> None:
     handler._ftbridge = True  # type: ignore[attr-defined]
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    # stevedore logs its own "could not load" before we raise a clearer error: once is enough
+    logging.getLogger("stevedore").setLevel(logging.DEBUG if debug else logging.ERROR)
     if not debug:
         logging.captureWarnings(True)
 
