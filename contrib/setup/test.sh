@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Debian packages, Python packages, the vcsim build) and run
+# the whole suite: core, CLI, the three drivers against their labs.
+source "$(dirname "$0")/common.sh"
+# gcc + libxml2-dev + python3-dev: ovirt-engine-sdk-python builds from source;
+# golang-go + golang-github-vmware-govmomi-dev: the project's vcsim (contrib/vcsim) builds offline.
+apt_install gcc libxml2-dev golang-go golang-github-vmware-govmomi-dev
+python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || apt_install python3-dev
+make_venv
+"$VENV/bin/pip" install -q -e "$ROOT[testing]" \
+  -e "$ROOT/plugins/proxmox" -e "$ROOT/plugins/ovirt" -e "$ROOT/plugins/vsphere"
+bash "$ROOT/contrib/vcsim/build.sh" >&2
+cd "$ROOT"
+exec "$VENV/bin/python" -m pytest -q "$@"
