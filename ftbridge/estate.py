@@ -102,7 +102,8 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         try:
             hosts.append(Host(id=str(h["id"]), name=str(h.get("name", h["id"])), endpoint=name,
                               cluster=h.get("cluster"), state=HostState(h.get("state", "up")),
-                              domain=FailureDomain(host=str(h.get("name", h["id"])))))
+                              domain=FailureDomain(host=str(h.get("name", h["id"]))),
+                              memory=_size(h, "memory", where, 0)))
         except KeyError as exc:
             raise _Bad(f"{where}.{exc.args[0]}", "missing") from None
         except ValueError as exc:

@@ -163,7 +163,7 @@ def _dom(d: FailureDomain) -> dict[str, str]:
 
 def _host_dict(h: Host) -> dict[str, Any]:
     return {"id": h.id, "name": h.name, "endpoint": h.endpoint, "cluster": h.cluster,
-            "state": h.state.value, "domain": _dom(h.domain)}
+            "state": h.state.value, "memory": h.memory, "domain": _dom(h.domain)}
 
 
 def _ds_dict(d: Datastore) -> dict[str, Any]:
@@ -190,7 +190,8 @@ def _vm_dict(v: VM) -> dict[str, Any]:
 
 def _host_from(h: dict[str, Any]) -> Host:
     return Host(id=h["id"], name=h["name"], endpoint=h["endpoint"], cluster=h.get("cluster"),
-                state=HostState(h["state"]), domain=FailureDomain(**h.get("domain", {})))
+                state=HostState(h["state"]), domain=FailureDomain(**h.get("domain", {})),
+                memory=int(h.get("memory", 0)))
 
 
 def _ds_from(d: dict[str, Any]) -> Datastore:

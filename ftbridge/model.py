@@ -112,6 +112,7 @@ class Host:
     cluster: str | None = None
     state: HostState = HostState.UP
     domain: FailureDomain = field(default_factory=FailureDomain)
+    memory: int = 0  # bytes; 0 = unknown (failover then cannot check room on survivors)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
         hosts = tuple(
             Host(id=hid, name=h["name"], endpoint=ep, cluster=h["cluster"],
                  state=HostState.DOWN if not P.host_up(state, hid) and h["state"] == "up" else HostState(h["state"]),
-                 domain=FailureDomain(host=h["name"]))
+                 domain=FailureDomain(host=h["name"]), memory=h.get("memory", 0))
             for hid, h in state["hosts"].items()
         )
         datastores = tuple(

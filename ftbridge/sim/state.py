@@ -26,7 +26,8 @@ def seed_state(estate: Estate) -> dict[str, Any]:
         "estate": estate.name,
         "flavor": estate.flavor,
         "password_sha256": estate.password_sha256,
-        "hosts": {h.id: {"name": h.name, "cluster": h.cluster, "state": h.state.value} for h in estate.hosts},
+        "hosts": {h.id: {"name": h.name, "cluster": h.cluster, "state": h.state.value, "memory": h.memory}
+                  for h in estate.hosts},
         "datastores": {
             d.id: {"name": d.name, "kind": d.kind, "shared": d.shared, "hosts": list(d.hosts),
                    "capacity": d.capacity, "free": d.free, "accessible": d.accessible}
