@@ -197,8 +197,10 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
 
 
 def _explain(source: Path, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
-    """The first validation error as one line: file, dotted key, what was expected."""
-    err = exc.errors()[0]
+    """The first validation error as one line: file, dotted key, what was expected.
+
+    An unknown key is reported before a missing one: a typo causes both, and the typo is news."""
+    err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = [str(x) for x in err["loc"]]
     key = ".".join([prefix, *loc] if prefix else loc)
     if err["type"] == "extra_forbidden":

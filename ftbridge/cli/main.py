@@ -97,7 +97,7 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _register() -> None:
-    from ftbridge.cli import audit, demo, drivers, endpoints, inventory, lab, sim
+    from ftbridge.cli import audit, demo, drivers, endpoints, failover, inventory, lab, sim
 
     app.add_typer(drivers.app, name="drivers")
     app.add_typer(endpoints.app, name="endpoints")
@@ -106,6 +106,7 @@ def _register() -> None:
     inventory.register(app)
     audit.register(app)
     demo.register(app)
+    failover.register(app)
 
 
 _register()

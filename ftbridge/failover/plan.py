@@ -34,6 +34,7 @@ class Step:
     secondary: str
     mechanism: str
     host: str | None  # target host id; None lets the driver pick (another endpoint's copy)
+    host_name: str | None
     lag: float | None  # the data this VM may lose, in seconds
     group: str
     group_index: int
@@ -143,7 +144,7 @@ def plan_failover(
         gi, gname, pos = recovery.place(vm)
         steps.append(Step(
             endpoint=vm.endpoint, vm=vm.id, vm_name=vm.name, secondary=sec.id, mechanism=sec.mechanism,
-            host=host, lag=sec.lag, group=gname, group_index=gi, order=pos,
+            host=host, host_name=(h.name if (h := inv.host(vm.endpoint, host)) else None), lag=sec.lag, group=gname, group_index=gi, order=pos,
             fence=running and fence, forced=running and force and not fence,
             original={"host": vm.host, "config_datastore": vm.config_datastore,
                       "disks": {d.id: d.datastore for d in vm.disks}}))

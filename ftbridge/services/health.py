@@ -37,7 +37,7 @@ class VMProtection:
     vm: str
     name: str
     policy: str | None
-    status: str  # ok | lagging | unprotected | broken | primary-down
+    status: str  # ok | not-required | lagging | unprotected | broken | primary-down
     secondary: str | None = None
     mechanism: str | None = None
     state: str | None = None
@@ -54,7 +54,7 @@ class Health:
     @property
     def healthy(self) -> bool:
         return all(e["reachable"] for e in self.endpoints.values()) and all(
-            d.status == "up" for d in self.domains) and all(v.status in ("ok", "unprotected") for v in self.vms)
+            d.status == "up" for d in self.domains) and all(v.status in ("ok", "not-required") for v in self.vms)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": 1, "healthy": self.healthy, "endpoints": self.endpoints,
@@ -104,7 +104,7 @@ def assess(inv: Inventory, config: Config, errors: dict[str, FtbridgeError] | No
         if primary_down:
             status = "primary-down"
         elif best is None:
-            status = "unprotected"
+            status = "unprotected" if policy is not None and policy.require_secondary else "not-required"
         elif best.state in (SecondaryState.BROKEN, SecondaryState.UNKNOWN):
             status = "broken"
         elif best.state is SecondaryState.STALE or (rpo is not None and best.lag is not None and best.lag > rpo):

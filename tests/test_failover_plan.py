@@ -1,0 +1,123 @@
+"""Failover planning: who comes up where, who cannot and why, and no split brain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ftbridge.config import load_config
+from ftbridge.domains import DomainSelector, Failed
+from ftbridge.errors import ConfigError
+from ftbridge.failover.plan import FailoverPlan, affected_by, plan_failover
+from ftbridge.failover.recovery import RecoveryPlan, load_recovery_plan
+from ftbridge.services.inventory import collect
+from ftbridge.services.session import Session
+from ftbridge.sim.driver import SimDriver
+
+
+def inventory(cfg_path: Path):  # type: ignore[no-untyped-def]
+    cfg = load_config(cfg_path)
+    with Session(cfg) as s:
+        return cfg, collect(s)
+
+
+def site_plan(cfg_path: Path, **kw):  # type: ignore[no-untyped-def]
+    cfg, inv = inventory(cfg_path)
+    failed = Failed.from_selectors(inv, [DomainSelector.parse("site=ams1")])
+    return inv, plan_failover(inv, cfg, affected_by(inv, failed), failed, **kw)
+
+
+def test_site_failure_brings_up_every_vm_with_a_secondary_outside_it(demo_config: Path) -> None:
+    inv, plan = site_plan(demo_config, fence=True)
+    up = {s.vm_name: s for s in plan.steps}
+    assert set(up) == {"ams-sql01", "ams-sql02", "ams-dc01", "ams-mq01"}
+    for s in up.values():
+        host = inv.host(s.endpoint, s.host)
+        assert host is not None and host.domain.site == "ams2"  # a survivor
+        assert s.fence  # the site is declared failed but its hosts still answer: fence first
+        assert s.original["disks"]  # where it ran, for failback
+    blocked = {b.vm_name: b.reason for b in plan.blocked}
+    assert "lies in the failed domain" in blocked["ams-erp01"]
+    assert blocked["ams-pay01"] == "no secondary"
+    assert not set(up) & set(blocked)
+
+
+def test_no_promotion_while_the_primary_runs_unless_fenced_or_forced(demo_config: Path) -> None:
+    _, plan = site_plan(demo_config)
+    assert not plan.steps
+    assert all("fence it" in b.reason or "secondary" in b.reason for b in plan.blocked)
+    _, forced = site_plan(demo_config, force=True)
+    assert forced.steps and all(s.forced and not s.fence for s in forced.steps)
+
+
+def test_real_outage_needs_no_fencing(demo_config: Path) -> None:
+    cfg = load_config(demo_config)
+    SimDriver(cfg.endpoints["vc-ams"], endpoint="vc-ams").ex_inject(
+        hosts_down=["host-11", "host-12"],
+        datastores_down=["datastore-101", "datastore-102", "datastore-103", "datastore-104", "datastore-111"])
+    cfg, inv = inventory(demo_config)
+    failed = Failed.from_inventory(inv)
+    plan = plan_failover(inv, cfg, affected_by(inv, failed), failed)
+    assert {s.vm_name for s in plan.steps} == {"ams-sql01", "ams-sql02", "ams-dc01", "ams-mq01"}
+    assert not any(s.fence or s.forced for s in plan.steps)
+
+
+def test_recovery_plan_orders_groups(demo_config: Path, tmp_path: Path) -> None:
+    rp = tmp_path / "recovery.toml"
+    rp.write_text('[[groups]]\nname = "dc"\nvms = ["ams-dc*"]\n[[groups]]\nname = "db"\nvms = ["vc-ams/ams-sql02", "ams-sql*"]\n')
+    _, plan = site_plan(demo_config, fence=True, recovery=load_recovery_plan(rp))
+    assert [(s.group, s.vm_name) for s in plan.steps] == [
+        ("dc", "ams-dc01"), ("db", "ams-sql02"), ("db", "ams-sql01"), ("rest", "ams-mq01")]
+
+
+def test_survivors_without_memory_block_with_reason(small_estate: Path) -> None:
+    text = small_estate.read_text().replace('name = "esx-b1"', 'name = "esx-b1"\nmemory_gib = 8')
+    text = text.replace('name = "app01"', 'name = "app01"\nmemory_gib = 16')
+    text = text.replace('secondaries = [{ mechanism = "sim-copy", disks = { d0 = "ds-r" }',
+                        'secondaries = [{ mechanism = "sim-copy", host = "h3", disks = { d0 = "ds-r" }')
+    small_estate.write_text(text)
+    cfgp = small_estate.parent / "ftbridge.toml"
+    cfgp.write_text('[endpoints.lab]\ndriver = "sim"\nestate = "estate.toml"\n')
+    cfg, inv = inventory(cfgp)
+    vm = inv.find_vm("app01")
+    failed = Failed(frozenset({("lab", "h2")}), frozenset({("lab", "ds-a")}), "test")
+    plan = plan_failover(inv, cfg, [vm], failed, force=True)
+    assert not plan.steps
+    assert "not enough memory" in plan.blocked[0].reason and "16 GiB" in plan.blocked[0].reason
+
+
+@pytest.mark.parametrize("text", ["site", "planet=earth", "site=", "=x"])
+def test_bad_domain_selector(text: str) -> None:
+    with pytest.raises(ConfigError, match="expected LEVEL=LABEL"):
+        DomainSelector.parse(text)
+
+
+def test_unknown_domain_label_is_an_error(demo_config: Path) -> None:
+    _, inv = inventory(demo_config)
+    with pytest.raises(ConfigError, match="no host or datastore is labelled site=atlantis"):
+        Failed.from_selectors(inv, [DomainSelector.parse("site=atlantis")])
+
+
+def test_plan_file_round_trip_and_corruption(demo_config: Path, tmp_path: Path) -> None:
+    from ftbridge.errors import PlanError
+
+    _, plan = site_plan(demo_config, fence=True)
+    path = tmp_path / "fo.json"
+    plan.save(path)
+    again = FailoverPlan.load(path)
+    assert again.to_dict() == plan.to_dict()
+    path.write_text("{not json")
+    with pytest.raises(PlanError, match="corrupt"):
+        FailoverPlan.load(path)
+    path.write_text('{"kind": "apply"}')
+    with pytest.raises(PlanError, match="not an ftbridge failover plan"):
+        FailoverPlan.load(path)
+
+
+def test_recovery_plan_file_errors_name_the_key(tmp_path: Path) -> None:
+    rp = tmp_path / "r.toml"
+    rp.write_text('[[groups]]\nname = "x"\nvm = ["a"]\n')
+    with pytest.raises(ConfigError, match=r"groups\.0\.vm: unknown key"):
+        load_recovery_plan(rp)
+    assert RecoveryPlan().groups == ()
