@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ftbridge.config import Config, Policy
 from ftbridge.inventory import Inventory
@@ -53,11 +54,21 @@ class Finding:
         return f"{self.rule}:{self.endpoint}/{subject}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "rule": self.rule, "severity": self.severity.value,
-                "endpoint": self.endpoint, "vm": self.vm, "vm_name": self.vm_name,
-                "datastore": self.datastore, "secondary": self.secondary, "policy": self.policy,
-                "message": self.message, "evidence": self.evidence, "fix": self.fix,
-                "fixable": self.fixable}
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "endpoint": self.endpoint,
+            "vm": self.vm,
+            "vm_name": self.vm_name,
+            "datastore": self.datastore,
+            "secondary": self.secondary,
+            "policy": self.policy,
+            "message": self.message,
+            "evidence": self.evidence,
+            "fix": self.fix,
+            "fixable": self.fixable,
+        }
 
 
 @dataclass(frozen=True)
@@ -67,18 +78,21 @@ class Rule:
     summary: str
 
 
-RULES: dict[str, Rule] = {r.id: r for r in (
-    Rule("primary-unavailable", Severity.CRITICAL, "the VM's host or primary storage is down: fail over"),
-    Rule("primary-not-shared", Severity.ERROR, "primary files on storage only one host mounts"),
-    Rule("no-secondary", Severity.ERROR, "no secondary of a mechanism the policy counts"),
-    Rule("secondary-unhealthy", Severity.ERROR, "secondary broken or in an unknown state"),
-    Rule("secondary-not-separated", Severity.ERROR, "secondary shares a failure domain with the primary"),
-    Rule("secondary-on-primary-host", Severity.ERROR, "secondary runs on the primary's host"),
-    Rule("ft-metadata-not-shared", Severity.ERROR, "FT tie-breaker metadata on non-shared storage"),
-    Rule("secondary-lag", Severity.WARNING, "secondary lags its primary by more than the RPO"),
-    Rule("datastore-over-headroom", Severity.WARNING, "datastore has less free space than the headroom"),
-    Rule("inventory-warning", Severity.WARNING, "the driver could not read part of the VM's config"),
-)}
+RULES: dict[str, Rule] = {
+    r.id: r
+    for r in (
+        Rule("primary-unavailable", Severity.CRITICAL, "the VM's host or primary storage is down: fail over"),
+        Rule("primary-not-shared", Severity.ERROR, "primary files on storage only one host mounts"),
+        Rule("no-secondary", Severity.ERROR, "no secondary of a mechanism the policy counts"),
+        Rule("secondary-unhealthy", Severity.ERROR, "secondary broken or in an unknown state"),
+        Rule("secondary-not-separated", Severity.ERROR, "secondary shares a failure domain with the primary"),
+        Rule("secondary-on-primary-host", Severity.ERROR, "secondary runs on the primary's host"),
+        Rule("ft-metadata-not-shared", Severity.ERROR, "FT tie-breaker metadata on non-shared storage"),
+        Rule("secondary-lag", Severity.WARNING, "secondary lags its primary by more than the RPO"),
+        Rule("datastore-over-headroom", Severity.WARNING, "datastore has less free space than the headroom"),
+        Rule("inventory-warning", Severity.WARNING, "the driver could not read part of the VM's config"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -102,9 +116,14 @@ class AuditReport:
             "schema_version": AUDIT_SCHEMA_VERSION,
             "generated_at": self.generated_at,
             "inventory_fingerprint": self.fingerprint,
-            "summary": {"vms": self.vms, "unmanaged_vms": self.unmanaged, "findings": len(self.findings),
-                        "fixable": sum(f.fixable for f in self.findings),
-                        "by_severity": by_sev, "by_rule": dict(sorted(by_rule.items()))},
+            "summary": {
+                "vms": self.vms,
+                "unmanaged_vms": self.unmanaged,
+                "findings": len(self.findings),
+                "fixable": sum(f.fixable for f in self.findings),
+                "by_severity": by_sev,
+                "by_rule": dict(sorted(by_rule.items())),
+            },
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -123,12 +142,29 @@ class _Ctx:
     def ds(self, ds_id: str | None) -> Datastore | None:
         return self.inv.datastore(self.vm.endpoint, ds_id)
 
-    def finding(self, rule: str, message: str, fix: str, *, fixable: bool = True,
-                secondary: Secondary | None = None, **evidence: Any) -> Finding:
-        return Finding(rule=rule, severity=RULES[rule].severity, endpoint=self.vm.endpoint,
-                       vm=self.vm.id, vm_name=self.vm.name, secondary=secondary.id if secondary else None,
-                       policy=self.policy.name, message=message, fix=fix, fixable=fixable,
-                       evidence=evidence)
+    def finding(
+        self,
+        rule: str,
+        message: str,
+        fix: str,
+        *,
+        fixable: bool = True,
+        secondary: Secondary | None = None,
+        **evidence: Any,
+    ) -> Finding:
+        return Finding(
+            rule=rule,
+            severity=RULES[rule].severity,
+            endpoint=self.vm.endpoint,
+            vm=self.vm.id,
+            vm_name=self.vm.name,
+            secondary=secondary.id if secondary else None,
+            policy=self.policy.name,
+            message=message,
+            fix=fix,
+            fixable=fixable,
+            evidence=evidence,
+        )
 
     def counted(self) -> list[Secondary]:
         return [s for s in self.vm.secondaries if self.policy.counts(s.mechanism)]
@@ -138,11 +174,19 @@ def _primary_unavailable(c: _Ctx) -> Iterator[Finding]:
     host = c.inv.host(c.vm.endpoint, c.vm.host)
     down = [d.name for d in c.primary if not d.accessible]
     if down or (host is not None and host.state is HostState.DOWN):
-        yield c.finding("primary-unavailable",
-                        f"{c.vm.name}: " + (f"primary storage {', '.join(down)} is not accessible" if down
-                                            else f"host {host.name if host else '?'} is down"),
-                        "fail over: ftbridge failover plan --vm " + f"{c.vm.endpoint}/{c.vm.name}",
-                        fixable=False, datastores_down=down, host=host.name if host else None)
+        yield c.finding(
+            "primary-unavailable",
+            f"{c.vm.name}: "
+            + (
+                f"primary storage {', '.join(down)} is not accessible"
+                if down
+                else f"host {host.name if host else '?'} is down"
+            ),
+            "fail over: ftbridge failover plan --vm " + f"{c.vm.endpoint}/{c.vm.name}",
+            fixable=False,
+            datastores_down=down,
+            host=host.name if host else None,
+        )
 
 
 def _primary_not_shared(c: _Ctx) -> Iterator[Finding]:
@@ -151,10 +195,13 @@ def _primary_not_shared(c: _Ctx) -> Iterator[Finding]:
     local = [d for d in c.primary if not d.shared]
     if local:
         names = sorted({d.name for d in local})
-        yield c.finding("primary-not-shared",
-                        f"{c.vm.name}: primary files on non-shared {', '.join(names)}",
-                        "move them to shared storage the VM's hosts mount",
-                        datastores=names, bytes=sum(d.size for d in c.vm.disks if c.ds(d.datastore) in local))
+        yield c.finding(
+            "primary-not-shared",
+            f"{c.vm.name}: primary files on non-shared {', '.join(names)}",
+            "move them to shared storage the VM's hosts mount",
+            datastores=names,
+            bytes=sum(d.size for d in c.vm.disks if c.ds(d.datastore) in local),
+        )
 
 
 def _no_secondary(c: _Ctx) -> Iterator[Finding]:
@@ -162,23 +209,37 @@ def _no_secondary(c: _Ctx) -> Iterator[Finding]:
         return
     ignored = sorted({s.mechanism for s in c.vm.secondaries})
     extra = f" (ignored: {', '.join(ignored)}, not counted by policy {c.policy.name})" if ignored else ""
-    yield c.finding("no-secondary", f"{c.vm.name}: no secondary{extra}",
-                    f"create a secondary separated at {c.policy.separation} level",
-                    ignored_mechanisms=ignored)
+    yield c.finding(
+        "no-secondary",
+        f"{c.vm.name}: no secondary{extra}",
+        f"create a secondary separated at {c.policy.separation} level",
+        ignored_mechanisms=ignored,
+    )
 
 
 def _secondary_health(c: _Ctx) -> Iterator[Finding]:
     for s in c.counted():
         if s.state in (SecondaryState.BROKEN, SecondaryState.UNKNOWN):
-            yield c.finding("secondary-unhealthy", f"{c.vm.name}: secondary {s.id} is {s.state.value}",
-                            "re-create the secondary", secondary=s, state=s.state.value)
+            yield c.finding(
+                "secondary-unhealthy",
+                f"{c.vm.name}: secondary {s.id} is {s.state.value}",
+                "re-create the secondary",
+                secondary=s,
+                state=s.state.value,
+            )
         lag = s.lag
         if s.state is SecondaryState.STALE or (lag is not None and lag > c.policy.rpo):
-            yield c.finding("secondary-lag",
-                            f"{c.vm.name}: secondary {s.id} lags "
-                            + (f"{lag:.0f}s" if lag is not None else "(stale)") + f", RPO {c.policy.rpo:.0f}s",
-                            "check the replication schedule and link; re-sync", fixable=False,
-                            secondary=s, lag=lag, rpo=c.policy.rpo)
+            yield c.finding(
+                "secondary-lag",
+                f"{c.vm.name}: secondary {s.id} lags "
+                + (f"{lag:.0f}s" if lag is not None else "(stale)")
+                + f", RPO {c.policy.rpo:.0f}s",
+                "check the replication schedule and link; re-sync",
+                fixable=False,
+                secondary=s,
+                lag=lag,
+                rpo=c.policy.rpo,
+            )
 
 
 def _separation(c: _Ctx) -> Iterator[Finding]:
@@ -196,23 +257,34 @@ def _separation(c: _Ctx) -> Iterator[Finding]:
                     label = _common_label(sd, pd, level)
                     shared_with.append(f"{sd.name}~{pd.name} ({label})")
         if shared_with:
-            yield c.finding("secondary-not-separated",
-                            f"{c.vm.name}: secondary {s.id} not separated from the primary at {level.value} level: "
-                            + "; ".join(shared_with[:3]),
-                            f"move the secondary to a datastore in another {level.value}",
-                            secondary=s, level=level.value, pairs=shared_with)
+            yield c.finding(
+                "secondary-not-separated",
+                f"{c.vm.name}: secondary {s.id} not separated from the primary at {level.value} level: "
+                + "; ".join(shared_with[:3]),
+                f"move the secondary to a datastore in another {level.value}",
+                secondary=s,
+                level=level.value,
+                pairs=shared_with,
+            )
         if s.host is not None and s.host == c.vm.host:
             host = c.inv.host(c.vm.endpoint, s.host)
-            yield c.finding("secondary-on-primary-host",
-                            f"{c.vm.name}: secondary {s.id} on the primary's host {host.name if host else s.host}",
-                            "move the secondary to another host", secondary=s, host=s.host)
+            yield c.finding(
+                "secondary-on-primary-host",
+                f"{c.vm.name}: secondary {s.id} on the primary's host {host.name if host else s.host}",
+                "move the secondary to another host",
+                secondary=s,
+                host=s.host,
+            )
         if s.metadata_datastore is not None:
             md = c.ds(s.metadata_datastore)
             if md is not None and not md.shared:
-                yield c.finding("ft-metadata-not-shared",
-                                f"{c.vm.name}: FT metadata on non-shared {md.name}",
-                                "re-create the secondary with its metadata on shared storage",
-                                secondary=s, datastore=md.name)
+                yield c.finding(
+                    "ft-metadata-not-shared",
+                    f"{c.vm.name}: FT metadata on non-shared {md.name}",
+                    "re-create the secondary with its metadata on shared storage",
+                    secondary=s,
+                    datastore=md.name,
+                )
 
 
 def _common_label(a: Datastore, b: Datastore, level: Level) -> str:
@@ -228,13 +300,21 @@ def _common_label(a: Datastore, b: Datastore, level: Level) -> str:
 
 def _inventory_warnings(c: _Ctx) -> Iterator[Finding]:
     if c.vm.warnings:
-        yield c.finding("inventory-warning", f"{c.vm.name}: " + "; ".join(c.vm.warnings),
-                        "check the VM's config; report the line to the driver's authors",
-                        fixable=False, warnings=list(c.vm.warnings))
+        yield c.finding(
+            "inventory-warning",
+            f"{c.vm.name}: " + "; ".join(c.vm.warnings),
+            "check the VM's config; report the line to the driver's authors",
+            fixable=False,
+            warnings=list(c.vm.warnings),
+        )
 
 
 VM_RULES: tuple[Callable[[_Ctx], Iterable[Finding]], ...] = (
-    _primary_unavailable, _primary_not_shared, _no_secondary, _secondary_health, _separation,
+    _primary_unavailable,
+    _primary_not_shared,
+    _no_secondary,
+    _secondary_health,
+    _separation,
     _inventory_warnings,
 )
 
@@ -262,11 +342,20 @@ def audit(inv: Inventory, config: Config) -> AuditReport:
             continue
         keep = int(ds.capacity * pct / 100)
         if ds.free < keep:
-            findings.append(Finding(
-                rule="datastore-over-headroom", severity=RULES["datastore-over-headroom"].severity,
-                endpoint=ep, datastore=ds.id,
-                message=f"datastore {ds.name}: {gib(ds.free)} free of {gib(ds.capacity)}, headroom {pct:g}% wants {gib(keep)}",
-                fix="move disks off it, or grow it", fixable=True,
-                evidence={"free": ds.free, "capacity": ds.capacity, "headroom_pct": pct, "name": ds.name}))
-    findings.sort(key=lambda f: (-f.severity.rank, f.endpoint, f.vm_name or "", f.datastore or "", f.rule, f.secondary or ""))
+            findings.append(
+                Finding(
+                    rule="datastore-over-headroom",
+                    severity=RULES["datastore-over-headroom"].severity,
+                    endpoint=ep,
+                    datastore=ds.id,
+                    message=f"datastore {ds.name}: {gib(ds.free)} free of {gib(ds.capacity)}, "
+                    f"headroom {pct:g}% wants {gib(keep)}",
+                    fix="move disks off it, or grow it",
+                    fixable=True,
+                    evidence={"free": ds.free, "capacity": ds.capacity, "headroom_pct": pct, "name": ds.name},
+                )
+            )
+    findings.sort(
+        key=lambda f: (-f.severity.rank, f.endpoint, f.vm_name or "", f.datastore or "", f.rule, f.secondary or "")
+    )
     return AuditReport(tuple(findings), inv.fingerprint(), len(inv.vms), unmanaged, time.time())

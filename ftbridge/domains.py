@@ -23,7 +23,8 @@ class DomainSelector:
             lvl = None
         if not sep or not value.strip() or lvl is None:
             raise ConfigError(
-                f"--domain {text!r}: expected LEVEL=LABEL with LEVEL one of {', '.join(x.value for x in Level)}")
+                f"--domain {text!r}: expected LEVEL=LABEL with LEVEL one of {', '.join(x.value for x in Level)}"
+            )
         return cls(lvl, value.strip())
 
     def contains(self, domain: FailureDomain) -> bool:
@@ -46,8 +47,9 @@ class Failed:
         hosts = {(h.endpoint, h.id) for h in inv.hosts if any(s.contains(h.domain) for s in selectors)}
         dss = {(d.endpoint, d.id) for d in inv.datastores if any(s.contains(d.domain) for s in selectors)}
         if not hosts and not dss:
-            raise ConfigError(f"no host or datastore is labelled {', '.join(map(str, selectors))} "
-                              "(check the [[domains]] rules)")
+            raise ConfigError(
+                f"no host or datastore is labelled {', '.join(map(str, selectors))} (check the [[domains]] rules)"
+            )
         return cls(frozenset(hosts), frozenset(dss), ", ".join(map(str, selectors)))
 
     @classmethod
@@ -55,6 +57,8 @@ class Failed:
         """What the platforms report as down right now."""
         from ftbridge.model import HostState
 
-        return cls(frozenset((h.endpoint, h.id) for h in inv.hosts if h.state is HostState.DOWN),
-                   frozenset((d.endpoint, d.id) for d in inv.datastores if not d.accessible),
-                   "reported down")
+        return cls(
+            frozenset((h.endpoint, h.id) for h in inv.hosts if h.state is HostState.DOWN),
+            frozenset((d.endpoint, d.id) for d in inv.datastores if not d.accessible),
+            "reported down",
+        )

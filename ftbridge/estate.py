@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ftbridge.errors import ConfigError
 from ftbridge.model import (
@@ -100,10 +101,17 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
     for i, h in enumerate(body.get("hosts", [])):
         where = f"hosts[{i}]"
         try:
-            hosts.append(Host(id=str(h["id"]), name=str(h.get("name", h["id"])), endpoint=name,
-                              cluster=h.get("cluster"), state=HostState(h.get("state", "up")),
-                              domain=FailureDomain(host=str(h.get("name", h["id"]))),
-                              memory=_size(h, "memory", where, 0)))
+            hosts.append(
+                Host(
+                    id=str(h["id"]),
+                    name=str(h.get("name", h["id"])),
+                    endpoint=name,
+                    cluster=h.get("cluster"),
+                    state=HostState(h.get("state", "up")),
+                    domain=FailureDomain(host=str(h.get("name", h["id"]))),
+                    memory=_size(h, "memory", where, 0),
+                )
+            )
         except KeyError as exc:
             raise _Bad(f"{where}.{exc.args[0]}", "missing") from None
         except ValueError as exc:
@@ -130,7 +138,7 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         if "id" not in v:
             raise _Bad(f"{where}.id", "missing")
 
-        def ds_ref(value: Any, key: str) -> str:
+        def ds_ref(value: Any, key: str, where: str = where) -> str:
             if str(value) not in ds_ids:
                 raise _Bad(f"{where}.{key}", f"unknown datastore {value!r}")
             return str(value)
@@ -140,9 +148,16 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
             dsid = ds_ref(dk.get("datastore"), f"disks[{j}].datastore")
             size = _size(dk, "size", f"{where}.disks[{j}]")
             used[dsid] += size
-            disks.append(Disk(id=str(dk.get("id", j)), size=size, datastore=dsid,
-                              path=str(dk.get("path", "")), movable=bool(dk.get("movable", True)),
-                              kind=str(dk.get("kind", "disk"))))
+            disks.append(
+                Disk(
+                    id=str(dk.get("id", j)),
+                    size=size,
+                    datastore=dsid,
+                    path=str(dk.get("path", "")),
+                    movable=bool(dk.get("movable", True)),
+                    kind=str(dk.get("kind", "disk")),
+                )
+            )
         sizes = {d.id: d.size for d in disks}
         secs = []
         for j, s in enumerate(v.get("secondaries", [])):
@@ -158,15 +173,22 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
                 state = SecondaryState(s.get("state", "in_sync"))
             except ValueError as exc:
                 raise _Bad(f"{where}.{swhere}.state", str(exc)) from None
-            secs.append(Secondary(
-                id=str(s.get("id", f"{v['id']}-s{j}")), mechanism=str(s["mechanism"]),
-                disks=tuple(sdisks),
-                config_datastore=ds_ref(s["config_datastore"], f"{swhere}.config_datastore")
-                if s.get("config_datastore") else None,
-                host=s.get("host"), state=state, lag=s.get("lag_s"),
-                metadata_datastore=ds_ref(s["metadata_datastore"], f"{swhere}.metadata_datastore")
-                if s.get("metadata_datastore") else None,
-            ))
+            secs.append(
+                Secondary(
+                    id=str(s.get("id", f"{v['id']}-s{j}")),
+                    mechanism=str(s["mechanism"]),
+                    disks=tuple(sdisks),
+                    config_datastore=ds_ref(s["config_datastore"], f"{swhere}.config_datastore")
+                    if s.get("config_datastore")
+                    else None,
+                    host=s.get("host"),
+                    state=state,
+                    lag=s.get("lag_s"),
+                    metadata_datastore=ds_ref(s["metadata_datastore"], f"{swhere}.metadata_datastore")
+                    if s.get("metadata_datastore")
+                    else None,
+                )
+            )
         host = v.get("host")
         if host is not None and host not in host_ids:
             raise _Bad(f"{where}.host", f"unknown host {host!r}")
@@ -175,22 +197,43 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         except ValueError as exc:
             raise _Bad(f"{where}.power", str(exc)) from None
         cfg = v.get("config_datastore", disks[0].datastore if disks else None)
-        vms.append(VM(
-            id=str(v["id"]), name=str(v.get("name", v["id"])), endpoint=name, host=host,
-            power=power, disks=tuple(disks),
-            config_datastore=ds_ref(cfg, "config_datastore") if cfg else None,
-            secondaries=tuple(secs), tags=tuple(v.get("tags", ())), vcpus=int(v.get("vcpus", 1)),
-            memory=_size(v, "memory", where, 0), ha=bool(v.get("ha", False)),
-        ))
+        vms.append(
+            VM(
+                id=str(v["id"]),
+                name=str(v.get("name", v["id"])),
+                endpoint=name,
+                host=host,
+                power=power,
+                disks=tuple(disks),
+                config_datastore=ds_ref(cfg, "config_datastore") if cfg else None,
+                secondaries=tuple(secs),
+                tags=tuple(v.get("tags", ())),
+                vcpus=int(v.get("vcpus", 1)),
+                memory=_size(v, "memory", where, 0),
+                ha=bool(v.get("ha", False)),
+            )
+        )
 
     datastores = tuple(
         Datastore(
-            id=str(d["id"]), name=str(d.get("name", d["id"])), endpoint=name, kind=str(d["kind"]),
-            shared=bool(d.get("shared", len(mounted) > 1)), hosts=mounted, capacity=cap,
-            free=cap - reserved - used[str(d["id"])], accessible=bool(d.get("accessible", True)),
+            id=str(d["id"]),
+            name=str(d.get("name", d["id"])),
+            endpoint=name,
+            kind=str(d["kind"]),
+            shared=bool(d.get("shared", len(mounted) > 1)),
+            hosts=mounted,
+            capacity=cap,
+            free=cap - reserved - used[str(d["id"])],
+            accessible=bool(d.get("accessible", True)),
             domain=FailureDomain(datastore=str(d.get("name", d["id"]))),
         )
         for d, mounted, cap, reserved in ds_raw
     )
-    return Estate(name=name, flavor=flavor, hosts=tuple(hosts), datastores=datastores, vms=tuple(vms),
-                  password_sha256=body.get("password_sha256"))
+    return Estate(
+        name=name,
+        flavor=flavor,
+        hosts=tuple(hosts),
+        datastores=datastores,
+        vms=tuple(vms),
+        password_sha256=body.get("password_sha256"),
+    )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from ftbridge.errors import ConfigError
 from ftbridge.model import (
@@ -131,9 +132,7 @@ class Inventory:
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "inventory") -> Inventory:
         if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-            raise ConfigError(
-                f"{source}: not an ftbridge inventory (expected schema_version {SCHEMA_VERSION})"
-            )
+            raise ConfigError(f"{source}: not an ftbridge inventory (expected schema_version {SCHEMA_VERSION})")
         try:
             return cls(
                 [EndpointInfo(**{**e, "mechanisms": tuple(e.get("mechanisms", ()))}) for e in data["endpoints"]],
@@ -162,61 +161,126 @@ def _dom(d: FailureDomain) -> dict[str, str]:
 
 
 def _host_dict(h: Host) -> dict[str, Any]:
-    return {"id": h.id, "name": h.name, "endpoint": h.endpoint, "cluster": h.cluster,
-            "state": h.state.value, "memory": h.memory, "domain": _dom(h.domain)}
+    return {
+        "id": h.id,
+        "name": h.name,
+        "endpoint": h.endpoint,
+        "cluster": h.cluster,
+        "state": h.state.value,
+        "memory": h.memory,
+        "domain": _dom(h.domain),
+    }
 
 
 def _ds_dict(d: Datastore) -> dict[str, Any]:
-    return {"id": d.id, "name": d.name, "endpoint": d.endpoint, "kind": d.kind, "shared": d.shared,
-            "hosts": list(d.hosts), "capacity": d.capacity, "free": d.free,
-            "accessible": d.accessible, "domain": _dom(d.domain)}
+    return {
+        "id": d.id,
+        "name": d.name,
+        "endpoint": d.endpoint,
+        "kind": d.kind,
+        "shared": d.shared,
+        "hosts": list(d.hosts),
+        "capacity": d.capacity,
+        "free": d.free,
+        "accessible": d.accessible,
+        "domain": _dom(d.domain),
+    }
 
 
 def _vm_dict(v: VM) -> dict[str, Any]:
     return {
-        "id": v.id, "name": v.name, "endpoint": v.endpoint, "host": v.host, "power": v.power.value,
-        "config_datastore": v.config_datastore, "config_path": v.config_path,
-        "tags": list(v.tags), "vcpus": v.vcpus, "memory": v.memory, "ha": v.ha,
+        "id": v.id,
+        "name": v.name,
+        "endpoint": v.endpoint,
+        "host": v.host,
+        "power": v.power.value,
+        "config_datastore": v.config_datastore,
+        "config_path": v.config_path,
+        "tags": list(v.tags),
+        "vcpus": v.vcpus,
+        "memory": v.memory,
+        "ha": v.ha,
         "warnings": list(v.warnings),
         "disks": [asdict(d) for d in v.disks],
         "secondaries": [
-            {**{k: getattr(s, k) for k in ("id", "mechanism", "config_datastore", "host", "last_sync",
-                                            "lag", "metadata_datastore", "target_endpoint")},
-             "state": s.state.value, "disks": [asdict(x) for x in s.disks]}
+            {
+                **{
+                    k: getattr(s, k)
+                    for k in (
+                        "id",
+                        "mechanism",
+                        "config_datastore",
+                        "host",
+                        "last_sync",
+                        "lag",
+                        "metadata_datastore",
+                        "target_endpoint",
+                    )
+                },
+                "state": s.state.value,
+                "disks": [asdict(x) for x in s.disks],
+            }
             for s in v.secondaries
         ],
     }
 
 
 def _host_from(h: dict[str, Any]) -> Host:
-    return Host(id=h["id"], name=h["name"], endpoint=h["endpoint"], cluster=h.get("cluster"),
-                state=HostState(h["state"]), domain=FailureDomain(**h.get("domain", {})),
-                memory=int(h.get("memory", 0)))
+    return Host(
+        id=h["id"],
+        name=h["name"],
+        endpoint=h["endpoint"],
+        cluster=h.get("cluster"),
+        state=HostState(h["state"]),
+        domain=FailureDomain(**h.get("domain", {})),
+        memory=int(h.get("memory", 0)),
+    )
 
 
 def _ds_from(d: dict[str, Any]) -> Datastore:
-    return Datastore(id=d["id"], name=d["name"], endpoint=d["endpoint"], kind=d["kind"],
-                     shared=bool(d["shared"]), hosts=tuple(d["hosts"]), capacity=int(d["capacity"]),
-                     free=int(d["free"]), accessible=bool(d.get("accessible", True)),
-                     domain=FailureDomain(**d.get("domain", {})))
+    return Datastore(
+        id=d["id"],
+        name=d["name"],
+        endpoint=d["endpoint"],
+        kind=d["kind"],
+        shared=bool(d["shared"]),
+        hosts=tuple(d["hosts"]),
+        capacity=int(d["capacity"]),
+        free=int(d["free"]),
+        accessible=bool(d.get("accessible", True)),
+        domain=FailureDomain(**d.get("domain", {})),
+    )
 
 
 def _vm_from(v: dict[str, Any]) -> VM:
     secs = tuple(
         Secondary(
-            id=s["id"], mechanism=s["mechanism"], config_datastore=s.get("config_datastore"),
-            host=s.get("host"), state=SecondaryState(s["state"]), last_sync=s.get("last_sync"),
-            lag=s.get("lag"), metadata_datastore=s.get("metadata_datastore"),
+            id=s["id"],
+            mechanism=s["mechanism"],
+            config_datastore=s.get("config_datastore"),
+            host=s.get("host"),
+            state=SecondaryState(s["state"]),
+            last_sync=s.get("last_sync"),
+            lag=s.get("lag"),
+            metadata_datastore=s.get("metadata_datastore"),
             target_endpoint=s.get("target_endpoint"),
             disks=tuple(SecondaryDisk(**x) for x in s["disks"]),
         )
         for s in v.get("secondaries", [])
     )
     return VM(
-        id=v["id"], name=v["name"], endpoint=v["endpoint"], host=v.get("host"),
-        power=PowerState(v["power"]), config_datastore=v.get("config_datastore"),
-        config_path=v.get("config_path", ""), tags=tuple(v.get("tags", ())),
-        vcpus=int(v.get("vcpus", 1)), memory=int(v.get("memory", 0)), ha=bool(v.get("ha", False)),
+        id=v["id"],
+        name=v["name"],
+        endpoint=v["endpoint"],
+        host=v.get("host"),
+        power=PowerState(v["power"]),
+        config_datastore=v.get("config_datastore"),
+        config_path=v.get("config_path", ""),
+        tags=tuple(v.get("tags", ())),
+        vcpus=int(v.get("vcpus", 1)),
+        memory=int(v.get("memory", 0)),
+        ha=bool(v.get("ha", False)),
         warnings=tuple(v.get("warnings", ())),
-        disks=tuple(Disk(**d) for d in v["disks"]), secondaries=secs,
+        disks=tuple(Disk(**d) for d in v["disks"]),
+        secondaries=secs,
     )

@@ -9,8 +9,8 @@ in its host's room), then from datastore rules, which win.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from ftbridge.config import DomainRule
 from ftbridge.inventory import Inventory

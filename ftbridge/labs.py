@@ -9,8 +9,9 @@ file writes them), so one failover test drives every lab.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from importlib import metadata
-from typing import Any, Mapping
+from typing import Any
 
 from ftbridge.errors import DriverNotFound
 from ftbridge.estate import Estate

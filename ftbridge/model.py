@@ -9,8 +9,8 @@ resolves them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 
 class Level(str, enum.Enum):

@@ -33,9 +33,7 @@ class Secret(BaseModel):
     @classmethod
     def _no_literal(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            raise ValueError(
-                'secrets are never written in the config: use { env = "VAR" } or { file = "/path" }'
-            )
+            raise ValueError('secrets are never written in the config: use { env = "VAR" } or { file = "/path" }')
         base = (info.context or {}).get("base_dir")
         if isinstance(value, dict) and base and isinstance(value.get("file"), str):
             f = os.path.expanduser(value["file"])

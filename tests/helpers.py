@@ -24,8 +24,9 @@ class Result:
 def ftb(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> Result:
     base = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")}
     base.update(env or {})
-    p = subprocess.run([sys.executable, "-m", "ftbridge", *args], capture_output=True, text=True,
-                       env=base, cwd=cwd, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "ftbridge", *args], capture_output=True, text=True, env=base, cwd=cwd, timeout=timeout
+    )
     return Result(p.returncode, p.stdout, p.stderr)
 
 

@@ -22,8 +22,15 @@ def run_audit(cfg_path: Path):  # type: ignore[no-untyped-def]
 def test_demo_has_every_rule_on_every_endpoint_it_applies_to(demo_config: Path) -> None:
     inv, report = run_audit(demo_config)
     rules = {f.rule for f in report.findings}
-    required = {"primary-not-shared", "no-secondary", "secondary-not-separated", "secondary-on-primary-host",
-                "secondary-lag", "ft-metadata-not-shared", "datastore-over-headroom"}
+    required = {
+        "primary-not-shared",
+        "no-secondary",
+        "secondary-not-separated",
+        "secondary-on-primary-host",
+        "secondary-lag",
+        "ft-metadata-not-shared",
+        "datastore-over-headroom",
+    }
     assert required <= rules, required - rules
     assert {f.endpoint for f in report.findings} == {"vc-ams", "pve-rtm", "ovirt-fra"}
     assert len(inv.vms) >= 55

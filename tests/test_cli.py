@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from helpers import PLUGINS, ROOT, copy_demo, ftb
+from helpers import PLUGINS, ROOT, ftb
 
 SCHEMAS = ROOT / "ftbridge" / "schemas"
 
@@ -20,8 +20,15 @@ def schema(name: str) -> dict:  # type: ignore[type-arg]
 def test_demo_prints_an_audit_with_every_rule(tmp_path: Path) -> None:
     r = ftb("demo", "--reset", env={"XDG_STATE_HOME": str(tmp_path)})
     assert r.code == 0, r.err
-    for rule in ("primary-not-shared", "no-secondary", "secondary-not-separated", "secondary-on-primary-host",
-                 "secondary-lag", "ft-metadata-not-shared", "datastore-over-headroom"):
+    for rule in (
+        "primary-not-shared",
+        "no-secondary",
+        "secondary-not-separated",
+        "secondary-on-primary-host",
+        "secondary-lag",
+        "ft-metadata-not-shared",
+        "datastore-over-headroom",
+    ):
         assert rule in r.out
     for endpoint in ("vc-ams", "pve-rtm", "ovirt-fra"):
         assert endpoint in r.out
@@ -74,7 +81,8 @@ def test_drivers_list_and_show() -> None:
     r = ftb("drivers", "show", "sim", "-o", "json")
     data = json.loads(r.out)
     assert "protect" in data["capabilities"] and {"vsphere-ft", "pve-replication"} <= {
-        m["name"] for m in data["mechanisms"]}
+        m["name"] for m in data["mechanisms"]
+    }
     assert "estate" in {k["key"] for k in data["config"]}
 
 
@@ -85,6 +93,7 @@ def test_endpoints_check_ok(demo_config: Path) -> None:
 
 
 # --- bad input: one line naming what is wrong, a documented exit code, no traceback ----------
+
 
 def one_line_error(r, code: int, *needles: str) -> None:  # type: ignore[no-untyped-def]
     assert r.code == code, (r.code, r.err)
@@ -154,14 +163,18 @@ def test_endpoint_refusing_connection(lab_dir: Path) -> None:
     from ftbridge.sim.driver import SimConfig, SimDriver
 
     SimDriver(SimConfig(driver="sim", estate=lab_dir / "estate.toml"), endpoint="lab").ex_inject(
-        refuse_connections=True)
+        refuse_connections=True
+    )
     one_line_error(ftb("-c", str(lab_dir / "ftbridge.toml"), "audit"), 5, "lab:", "connection refused")
 
 
 def test_rejected_login(lab_dir: Path) -> None:
     est = lab_dir / "estate.toml"
-    est.write_text(est.read_text().replace(
-        'flavor = "generic"', f'flavor = "generic"\npassword_sha256 = "{hashlib.sha256(b"right").hexdigest()}"'))
+    est.write_text(
+        est.read_text().replace(
+            'flavor = "generic"', f'flavor = "generic"\npassword_sha256 = "{hashlib.sha256(b"right").hexdigest()}"'
+        )
+    )
     (lab_dir / "ftbridge.toml").write_text(SIM + "password = { env = 'LAB_PW' }\n")
     r = ftb("-c", str(lab_dir / "ftbridge.toml"), "inventory", env={"LAB_PW": "wrong-pw-canary"})
     one_line_error(r, 6, "lab:", "login rejected")
@@ -171,18 +184,30 @@ def test_rejected_login(lab_dir: Path) -> None:
 def test_canary_secret_never_leaves(lab_dir: Path) -> None:
     canary = "CANARY-7f3a9c-secret"
     est = lab_dir / "estate.toml"
-    est.write_text(est.read_text().replace(
-        'flavor = "generic"', f'flavor = "generic"\npassword_sha256 = "{hashlib.sha256(canary.encode()).hexdigest()}"'))
+    est.write_text(
+        est.read_text().replace(
+            'flavor = "generic"',
+            f'flavor = "generic"\npassword_sha256 = "{hashlib.sha256(canary.encode()).hexdigest()}"',
+        )
+    )
     (lab_dir / "pw").write_text(canary)
     (lab_dir / "ftbridge.toml").write_text(
-        SIM + "password = { env = 'LAB_PW' }\n"
+        SIM
+        + "password = { env = 'LAB_PW' }\n"
         + '[endpoints.lab2]\ndriver = "sim"\nestate = "estate.toml"\nname = "lab"\nstate = "s2.json"\n'
-        + "password = { file = 'pw' }\n")
+        + "password = { file = 'pw' }\n"
+    )
     state = lab_dir / "state"
     env = {"LAB_PW": canary, "XDG_STATE_HOME": str(state)}
     outputs = []
-    for args in (["inventory", "-o", "json"], ["audit", "-o", "json"], ["endpoints", "check"],
-                 ["--debug", "inventory"], ["--debug", "audit"], ["drivers", "show", "sim"]):
+    for args in (
+        ["inventory", "-o", "json"],
+        ["audit", "-o", "json"],
+        ["endpoints", "check"],
+        ["--debug", "inventory"],
+        ["--debug", "audit"],
+        ["drivers", "show", "sim"],
+    ):
         r = ftb("-c", str(lab_dir / "ftbridge.toml"), *args, env=env)
         assert r.code in (0, 1), (args, r.err)
         outputs += [r.out, r.err]
@@ -197,12 +222,22 @@ def test_no_sdk_imported_at_start_up() -> None:
     import sys
 
     for args in (["--help"], ["drivers", "list"]):
-        p = subprocess.run([sys.executable, "-X", "importtime", "-m", "ftbridge", *args],
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "ftbridge", *args], capture_output=True, text=True
+        )
         assert p.returncode == 0
         modules = {line.split("|")[-1].strip().split(".")[0] for line in p.stderr.splitlines() if "|" in line}
         assert "ftbridge" in modules  # the measurement itself works
         # (typer 0.29 itself imports pydantic, so pydantic is not on this list)
-        heavy = {"pyVmomi", "proxmoxer", "ovirtsdk4", "pycurl", "requests", "stevedore", "ftbridge_vsphere",
-                 "ftbridge_proxmox", "ftbridge_ovirt"}
+        heavy = {
+            "pyVmomi",
+            "proxmoxer",
+            "ovirtsdk4",
+            "pycurl",
+            "requests",
+            "stevedore",
+            "ftbridge_vsphere",
+            "ftbridge_proxmox",
+            "ftbridge_ovirt",
+        }
         assert not modules & heavy, (args, modules & heavy)

@@ -97,12 +97,17 @@ def vm(name: str, endpoint: str = "e", tags: tuple[str, ...] = ()) -> VM:
 
 
 def test_first_matching_policy_wins(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 [policies.gold]
 match = [{ tag = "tier1" }, { name = "db-*" }]
 [policies.rtm-only]
 match = [{ endpoint = "rtm" }]
-"""))
+""",
+        )
+    )
     assert cfg.policy_for(vm("x", tags=("tier1",))).name == "gold"  # type: ignore[union-attr]
     assert cfg.policy_for(vm("db-01")).name == "gold"  # type: ignore[union-attr]
     assert cfg.policy_for(vm("web", endpoint="rtm")).name == "rtm-only"  # type: ignore[union-attr]

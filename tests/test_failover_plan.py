@@ -55,7 +55,8 @@ def test_real_outage_needs_no_fencing(demo_config: Path) -> None:
     cfg = load_config(demo_config)
     SimDriver(cfg.endpoints["vc-ams"], endpoint="vc-ams").ex_inject(
         hosts_down=["host-11", "host-12"],
-        datastores_down=["datastore-101", "datastore-102", "datastore-103", "datastore-104", "datastore-111"])
+        datastores_down=["datastore-101", "datastore-102", "datastore-103", "datastore-104", "datastore-111"],
+    )
     cfg, inv = inventory(demo_config)
     failed = Failed.from_inventory(inv)
     plan = plan_failover(inv, cfg, affected_by(inv, failed), failed)
@@ -65,17 +66,25 @@ def test_real_outage_needs_no_fencing(demo_config: Path) -> None:
 
 def test_recovery_plan_orders_groups(demo_config: Path, tmp_path: Path) -> None:
     rp = tmp_path / "recovery.toml"
-    rp.write_text('[[groups]]\nname = "dc"\nvms = ["ams-dc*"]\n[[groups]]\nname = "db"\nvms = ["vc-ams/ams-sql02", "ams-sql*"]\n')
+    rp.write_text(
+        '[[groups]]\nname = "dc"\nvms = ["ams-dc*"]\n[[groups]]\nname = "db"\nvms = ["vc-ams/ams-sql02", "ams-sql*"]\n'
+    )
     _, plan = site_plan(demo_config, fence=True, recovery=load_recovery_plan(rp))
     assert [(s.group, s.vm_name) for s in plan.steps] == [
-        ("dc", "ams-dc01"), ("db", "ams-sql02"), ("db", "ams-sql01"), ("rest", "ams-mq01")]
+        ("dc", "ams-dc01"),
+        ("db", "ams-sql02"),
+        ("db", "ams-sql01"),
+        ("rest", "ams-mq01"),
+    ]
 
 
 def test_survivors_without_memory_block_with_reason(small_estate: Path) -> None:
     text = small_estate.read_text().replace('name = "esx-b1"', 'name = "esx-b1"\nmemory_gib = 8')
     text = text.replace('name = "app01"', 'name = "app01"\nmemory_gib = 16')
-    text = text.replace('secondaries = [{ mechanism = "sim-copy", disks = { d0 = "ds-r" }',
-                        'secondaries = [{ mechanism = "sim-copy", host = "h3", disks = { d0 = "ds-r" }')
+    text = text.replace(
+        'secondaries = [{ mechanism = "sim-copy", disks = { d0 = "ds-r" }',
+        'secondaries = [{ mechanism = "sim-copy", host = "h3", disks = { d0 = "ds-r" }',
+    )
     small_estate.write_text(text)
     cfgp = small_estate.parent / "ftbridge.toml"
     cfgp.write_text('[endpoints.lab]\ndriver = "sim"\nestate = "estate.toml"\n')

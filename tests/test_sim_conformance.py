@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -27,8 +27,9 @@ class TestSimConformance(DriverConformance):
         )
         small_estate.write_text(text)
         monkeypatch.setenv("SIM_PW", "wrong")
-        cfg = SimConfig.model_validate({"driver": "sim", "estate": str(small_estate), "name": "lab",
-                                        "password": {"env": "SIM_PW"}})
+        cfg = SimConfig.model_validate(
+            {"driver": "sim", "estate": str(small_estate), "name": "lab", "password": {"env": "SIM_PW"}}
+        )
         return lambda: SimDriver(cfg, endpoint="lab")
 
     @pytest.fixture

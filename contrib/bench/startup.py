@@ -25,11 +25,15 @@ def measure(args: list[str], runs: int) -> tuple[float, float, list[str]]:
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     base = measure(["--version"], runs)[0]
-    print(f"python {sys.version.split()[0]}, {runs} runs each; bare interpreter+ftbridge --version: {base * 1000:.0f} ms")
+    print(
+        f"python {sys.version.split()[0]}, {runs} runs each; bare interpreter+ftbridge --version: {base * 1000:.0f} ms"
+    )
     for args in (["--help"], ["drivers", "list"]):
         med, best, sdks = measure(args, runs)
-        print(f"ftbridge {' '.join(args):<14} median {med * 1000:5.0f} ms  best {best * 1000:5.0f} ms  "
-              f"SDKs imported: {', '.join(sdks) or 'none'}")
+        print(
+            f"ftbridge {' '.join(args):<14} median {med * 1000:5.0f} ms  best {best * 1000:5.0f} ms  "
+            f"SDKs imported: {', '.join(sdks) or 'none'}"
+        )
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
 
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say, table
 from ftbridge.cli.inventory import FromOpt, load_inventory
-
-import enum
 
 
 class FailOn(str, enum.Enum):
@@ -28,12 +27,14 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         endpoint: EndpointOpt = None,
         source: FromOpt = None,
-        fail_on: Annotated[FailOn, typer.Option("--fail-on", help="exit 1 when a finding is at least this severe")
-                           ] = FailOn.warning,
+        fail_on: Annotated[
+            FailOn, typer.Option("--fail-on", help="exit 1 when a finding is at least this severe")
+        ] = FailOn.warning,
         output: OutputOpt = Output.table,
     ) -> None:
         """Check every VM against its policy. Exit 0: compliant; 1: findings at or above --fail-on."""
-        from ftbridge.audit import Severity, audit as run_audit
+        from ftbridge.audit import Severity
+        from ftbridge.audit import audit as run_audit
 
         inv = load_inventory(ctx, source, endpoint)
         report = run_audit(inv, run(ctx).config())
@@ -49,10 +50,22 @@ def show_report(report: object) -> None:
     from ftbridge.audit import AuditReport
 
     assert isinstance(report, AuditReport)
-    rows = [[f.severity.value, f.rule, f.endpoint, f.vm_name or "", f.message.split(": ", 1)[-1],
-             ("" if f.fixable else "manual: ") + f.fix] for f in report.findings]
-    table(f"audit: {len(report.findings)} findings on {report.vms} VMs", ["severity", "rule", "endpoint", "vm",
-                                                                          "finding", "fix"], rows)
+    rows = [
+        [
+            f.severity.value,
+            f.rule,
+            f.endpoint,
+            f.vm_name or "",
+            f.message.split(": ", 1)[-1],
+            ("" if f.fixable else "manual: ") + f.fix,
+        ]
+        for f in report.findings
+    ]
+    table(
+        f"audit: {len(report.findings)} findings on {report.vms} VMs",
+        ["severity", "rule", "endpoint", "vm", "finding", "fix"],
+        rows,
+    )
     counts: dict[str, int] = {}
     for f in report.findings:
         counts[f.rule] = counts.get(f.rule, 0) + 1

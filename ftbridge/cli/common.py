@@ -26,9 +26,7 @@ class Output(str, enum.Enum):
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="change the estate without asking")]
-EndpointOpt = Annotated[
-    list[str] | None, typer.Option("--endpoint", "-e", help="only this endpoint (repeatable)")
-]
+EndpointOpt = Annotated[list[str] | None, typer.Option("--endpoint", "-e", help="only this endpoint (repeatable)")]
 
 
 @dataclass

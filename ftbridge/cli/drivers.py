@@ -18,38 +18,65 @@ def list_(output: OutputOpt = Output.table) -> None:
 
     entries = list_drivers()
     if output is Output.json:
-        emit_json([{"name": e.name, "distribution": e.distribution, "version": e.version, "target": e.target}
-                   for e in entries])
+        emit_json(
+            [
+                {"name": e.name, "distribution": e.distribution, "version": e.version, "target": e.target}
+                for e in entries
+            ]
+        )
         return
-    table("drivers", ["name", "distribution", "version", "class"],
-          [[e.name, e.distribution, e.version, e.target] for e in entries])
+    table(
+        "drivers",
+        ["name", "distribution", "version", "class"],
+        [[e.name, e.distribution, e.version, e.target] for e in entries],
+    )
 
 
 @app.command()
-def show(name: Annotated[str, typer.Argument(help="driver name, as in 'driver = ...'")],
-         output: OutputOpt = Output.table) -> None:
+def show(
+    name: Annotated[str, typer.Argument(help="driver name, as in 'driver = ...'")], output: OutputOpt = Output.table
+) -> None:
     """A driver's capabilities, secondary mechanisms and config keys (imports that driver only)."""
     from ftbridge.drivers.base import Capability
     from ftbridge.drivers.registry import load_driver
 
     cls = load_driver(name)
-    keys = [{"key": k, "type": _type(f.annotation), "required": f.is_required(),
-             "default": None if f.is_required() else _default(f.default), "help": f.description or ""}
-            for k, f in cls.Config.model_fields.items()]
+    keys = [
+        {
+            "key": k,
+            "type": _type(f.annotation),
+            "required": f.is_required(),
+            "default": None if f.is_required() else _default(f.default),
+            "help": f.description or "",
+        }
+        for k, f in cls.Config.model_fields.items()
+    ]
     mechs = [{"name": m.name, "description": m.description} for m in cls.mechanisms.values()]
-    data = {"name": cls.name, "api_version": cls.api_version, "supported": cls.supported,
-            "capabilities": sorted(c.value for c in cls.capabilities),
-            "missing": sorted(c.value for c in Capability if c not in cls.capabilities),
-            "mechanisms": mechs, "config": keys, "doc": (cls.__doc__ or "").strip()}
+    data = {
+        "name": cls.name,
+        "api_version": cls.api_version,
+        "supported": cls.supported,
+        "capabilities": sorted(c.value for c in cls.capabilities),
+        "missing": sorted(c.value for c in Capability if c not in cls.capabilities),
+        "mechanisms": mechs,
+        "config": keys,
+        "doc": (cls.__doc__ or "").strip(),
+    }
     if output is Output.json:
         emit_json(data)
         return
-    table(f"driver {cls.name} (API {cls.api_version})", ["capability", "supported"],
-          [[c.value, "yes" if c in cls.capabilities else "-"] for c in Capability])
+    table(
+        f"driver {cls.name} (API {cls.api_version})",
+        ["capability", "supported"],
+        [[c.value, "yes" if c in cls.capabilities else "-"] for c in Capability],
+    )
     if mechs:
         table("secondary mechanisms", ["name", "description"], [[m["name"], m["description"]] for m in mechs])
-    table("config keys ([endpoints.NAME])", ["key", "type", "required", "default", "help"],
-          [[k["key"], k["type"], "yes" if k["required"] else "", k["default"], k["help"]] for k in keys])
+    table(
+        "config keys ([endpoints.NAME])",
+        ["key", "type", "required", "default", "help"],
+        [[k["key"], k["type"], "yes" if k["required"] else "", k["default"], k["help"]] for k in keys],
+    )
 
 
 def _type(ann: object) -> str:

@@ -21,19 +21,47 @@ def check(ctx: typer.Context, endpoint: EndpointOpt = None, output: OutputOpt = 
         for name in session.endpoints(endpoint):
             try:
                 info = session.driver(name).probe()
-                rows.append({"endpoint": name, "driver": cfg.endpoints[name].driver, "ok": True,
-                             "product": info.product, "version": info.version,
-                             "capabilities": sorted(c.value for c in info.capabilities), "error": None})
+                rows.append(
+                    {
+                        "endpoint": name,
+                        "driver": cfg.endpoints[name].driver,
+                        "ok": True,
+                        "product": info.product,
+                        "version": info.version,
+                        "capabilities": sorted(c.value for c in info.capabilities),
+                        "error": None,
+                    }
+                )
             except FtbridgeError as exc:
                 first_error = first_error or exc
-                rows.append({"endpoint": name, "driver": cfg.endpoints[name].driver, "ok": False,
-                             "product": None, "version": None, "capabilities": [], "error": exc.one_line()})
+                rows.append(
+                    {
+                        "endpoint": name,
+                        "driver": cfg.endpoints[name].driver,
+                        "ok": False,
+                        "product": None,
+                        "version": None,
+                        "capabilities": [],
+                        "error": exc.one_line(),
+                    }
+                )
     if output is Output.json:
         emit_json(rows)
     else:
-        table("endpoints", ["endpoint", "driver", "status", "version", "detail"],
-              [[r["endpoint"], r["driver"], "ok" if r["ok"] else "FAILED", r["version"],
-                r["error"] or ", ".join(r["capabilities"])] for r in rows])
+        table(
+            "endpoints",
+            ["endpoint", "driver", "status", "version", "detail"],
+            [
+                [
+                    r["endpoint"],
+                    r["driver"],
+                    "ok" if r["ok"] else "FAILED",
+                    r["version"],
+                    r["error"] or ", ".join(r["capabilities"]),
+                ]
+                for r in rows
+            ],
+        )
     if first_error is not None:
         say(f"error: {first_error.one_line()}", "red")
         raise typer.Exit(first_error.exit_code)

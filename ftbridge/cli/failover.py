@@ -12,8 +12,9 @@ from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, 
 if TYPE_CHECKING:
     from ftbridge.failover.plan import FailoverPlan
 
-app = typer.Typer(help="Fail over by VM or by failed domain; test failover without touching production.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Fail over by VM or by failed domain; test failover without touching production.", no_args_is_help=True
+)
 
 VmOpt = Annotated[list[str] | None, typer.Option("--vm", help="VM as NAME or ENDPOINT/NAME (repeatable)")]
 DomainOpt = Annotated[list[str] | None, typer.Option("--domain", help="failed domain, e.g. site=ams1 (repeatable)")]
@@ -49,18 +50,50 @@ def register(root: typer.Typer) -> None:
         if output is Output.json:
             emit_json(report.to_dict())
         else:
-            table("endpoints", ["endpoint", "reachable", "hosts down", "datastores down"],
-                  [[n, "yes" if e["reachable"] else f"NO: {e['error']}", ", ".join(e["hosts_down"]) or "-",
-                    ", ".join(e["datastores_down"]) or "-"] for n, e in report.endpoints.items()])
-            table("failure domains", ["level", "label", "status", "hosts up/down", "datastores up/down"],
-                  [[d.level, d.label, d.status, f"{d.hosts_up}/{d.hosts_down}",
-                    f"{d.datastores_up}/{d.datastores_down}"] for d in report.domains])
+            table(
+                "endpoints",
+                ["endpoint", "reachable", "hosts down", "datastores down"],
+                [
+                    [
+                        n,
+                        "yes" if e["reachable"] else f"NO: {e['error']}",
+                        ", ".join(e["hosts_down"]) or "-",
+                        ", ".join(e["datastores_down"]) or "-",
+                    ]
+                    for n, e in report.endpoints.items()
+                ],
+            )
+            table(
+                "failure domains",
+                ["level", "label", "status", "hosts up/down", "datastores up/down"],
+                [
+                    [
+                        d.level,
+                        d.label,
+                        d.status,
+                        f"{d.hosts_up}/{d.hosts_down}",
+                        f"{d.datastores_up}/{d.datastores_down}",
+                    ]
+                    for d in report.domains
+                ],
+            )
             bad = [v for v in report.vms if v.status not in ("ok", "not-required")]
-            table(f"VMs needing attention ({len(bad)} of {len(report.vms)})",
-                  ["endpoint", "vm", "status", "secondary", "state", "lag", "rpo"],
-                  [[v.endpoint, v.name, v.status, v.mechanism or "-", v.state or "-",
-                    "-" if v.lag is None else f"{v.lag:.0f}s", "-" if v.rpo is None else f"{v.rpo:.0f}s"]
-                   for v in bad])
+            table(
+                f"VMs needing attention ({len(bad)} of {len(report.vms)})",
+                ["endpoint", "vm", "status", "secondary", "state", "lag", "rpo"],
+                [
+                    [
+                        v.endpoint,
+                        v.name,
+                        v.status,
+                        v.mechanism or "-",
+                        v.state or "-",
+                        "-" if v.lag is None else f"{v.lag:.0f}s",
+                        "-" if v.rpo is None else f"{v.rpo:.0f}s",
+                    ]
+                    for v in bad
+                ],
+            )
         if not report.healthy:
             raise typer.Exit(1)
 
@@ -74,7 +107,9 @@ def plan_cmd(
     domain: DomainOpt = None,
     recovery_plan: RecoveryOpt = None,
     fence: Annotated[bool, typer.Option("--fence", help="plan to power off primaries that still run")] = False,
-    force: Annotated[bool, typer.Option("--force", help="promote even if the primary may still run (recorded)")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="promote even if the primary may still run (recorded)")
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="write the plan here")] = None,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -92,8 +127,14 @@ def plan_cmd(
         raise typer.Exit(1)
 
 
-def make_failover_plan(ctx: typer.Context, vms: list[str] | None, domains: list[str] | None,
-                       recovery_plan: Path | None, fence: bool, force: bool) -> FailoverPlan:
+def make_failover_plan(
+    ctx: typer.Context,
+    vms: list[str] | None,
+    domains: list[str] | None,
+    recovery_plan: Path | None,
+    fence: bool,
+    force: bool,
+) -> FailoverPlan:
     from ftbridge.domains import DomainSelector, Failed
     from ftbridge.errors import ConfigError
     from ftbridge.failover.plan import affected_by, plan_failover
@@ -112,22 +153,41 @@ def make_failover_plan(ctx: typer.Context, vms: list[str] | None, domains: list[
             if found is None:
                 raise ConfigError(f"--vm {ref!r}: no such VM (or the name is not unique: use ENDPOINT/NAME)")
             chosen.append(found)
-        failed = Failed(frozenset((v.endpoint, v.host) for v in chosen if v.host),
-                        frozenset((v.endpoint, d) for v in chosen for d in v.primary_datastores),
-                        "VMs " + ", ".join(vms))
+        failed = Failed(
+            frozenset((v.endpoint, v.host) for v in chosen if v.host),
+            frozenset((v.endpoint, d) for v in chosen for d in v.primary_datastores),
+            "VMs " + ", ".join(vms),
+        )
     else:
-        failed = (Failed.from_selectors(inv, [DomainSelector.parse(d) for d in domains]) if domains
-                  else Failed.from_inventory(inv))
+        failed = (
+            Failed.from_selectors(inv, [DomainSelector.parse(d) for d in domains])
+            if domains
+            else Failed.from_inventory(inv)
+        )
         chosen = affected_by(inv, failed)
     return plan_failover(inv, cfg, chosen, failed, recovery=recovery, fence=fence, force=force)
 
 
 def show_failover_plan(plan: FailoverPlan) -> None:
-    table(f"failover plan ({plan.scope}): {len(plan.steps)} VMs come up",
-          ["group", "vm", "endpoint", "from secondary", "on host", "may lose", "primary"],
-          [[s.group, s.vm_name, s.endpoint, f"{s.mechanism} {s.secondary}", s.host_name or s.host or "(driver's choice)",
-            "-" if s.lag is None else f"{s.lag:.0f}s",
-            "fenced first" if s.fence else "FORCED" if s.forced else "down"] for s in plan.steps])
+    table(
+        f"failover plan ({plan.scope}): {len(plan.steps)} VMs come up",
+        ["group", "vm", "endpoint", "from secondary", "on host", "may lose", "primary"],
+        [
+            [
+                s.group,
+                s.vm_name,
+                s.endpoint,
+                f"{s.mechanism} {s.secondary}",
+                s.host_name or s.host or "(driver's choice)",
+                "-" if s.lag is None else f"{s.lag:.0f}s",
+                "fenced first" if s.fence else "FORCED" if s.forced else "down",
+            ]
+            for s in plan.steps
+        ],
+    )
     if plan.blocked:
-        table(f"cannot come up: {len(plan.blocked)}", ["vm", "endpoint", "why"],
-              [[b.vm_name, b.endpoint, b.reason] for b in plan.blocked])
+        table(
+            f"cannot come up: {len(plan.blocked)}",
+            ["vm", "endpoint", "why"],
+            [[b.vm_name, b.endpoint, b.reason] for b in plan.blocked],
+        )

@@ -45,24 +45,52 @@ def _have_config() -> bool:
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def inventory(ctx: typer.Context, endpoint: EndpointOpt = None, source: FromOpt = None,
-                  output: OutputOpt = Output.table) -> None:
+    def inventory(
+        ctx: typer.Context, endpoint: EndpointOpt = None, source: FromOpt = None, output: OutputOpt = Output.table
+    ) -> None:
         """Hosts, datastores and VMs with their disks and secondaries."""
         inv = load_inventory(ctx, source, endpoint)
         if output is Output.json:
             emit_json(inv.to_dict())
             return
-        table("datastores", ["endpoint", "name", "kind", "shared", "free", "capacity", "domain"],
-              [[d.endpoint, d.name, d.kind, "yes" if d.shared else "no", gib(d.free), gib(d.capacity),
-                " ".join(f"{k}={v}" for k, v in d.domain.as_dict().items() if k != "datastore")
-                + ("" if d.accessible else " INACCESSIBLE")]
-               for d in inv.datastores])
+        table(
+            "datastores",
+            ["endpoint", "name", "kind", "shared", "free", "capacity", "domain"],
+            [
+                [
+                    d.endpoint,
+                    d.name,
+                    d.kind,
+                    "yes" if d.shared else "no",
+                    gib(d.free),
+                    gib(d.capacity),
+                    " ".join(f"{k}={v}" for k, v in d.domain.as_dict().items() if k != "datastore")
+                    + ("" if d.accessible else " INACCESSIBLE"),
+                ]
+                for d in inv.datastores
+            ],
+        )
         rows = []
         for v in inv.vms:
-            ds = lambda i: (inv.datastore(v.endpoint, i).name if inv.datastore(v.endpoint, i) else i)  # noqa: E731
+
+            def ds(i: str, ep: str = v.endpoint) -> str:
+                found = inv.datastore(ep, i)
+                return found.name if found else i
+
             host = inv.host(v.endpoint, v.host)
-            secs = "; ".join(f"{s.mechanism}->{','.join(sorted(ds(x) for x in s.datastores))} ({s.state.value})"
-                             for s in v.secondaries)
-            rows.append([v.endpoint, v.name, host.name if host else v.host, v.power.value,
-                         ", ".join(sorted({ds(d.datastore) for d in v.disks})), gib(v.size), secs or "-"])
+            secs = "; ".join(
+                f"{s.mechanism}->{','.join(sorted(ds(x) for x in s.datastores))} ({s.state.value})"
+                for s in v.secondaries
+            )
+            rows.append(
+                [
+                    v.endpoint,
+                    v.name,
+                    host.name if host else v.host,
+                    v.power.value,
+                    ", ".join(sorted({ds(d.datastore) for d in v.disks})),
+                    gib(v.size),
+                    secs or "-",
+                ]
+            )
         table("VMs", ["endpoint", "vm", "host", "power", "primary", "size", "secondaries"], rows)

@@ -62,9 +62,19 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Annotated[str | None, typer.Option("--config", "-c", help="config file (else $FTBRIDGE_CONFIG, then ~/.config/ftbridge/ftbridge.toml)", show_default=False)] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="config file (else $FTBRIDGE_CONFIG, then ~/.config/ftbridge/ftbridge.toml)",
+            show_default=False,
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="log everything and show tracebacks")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
 ) -> None:
     ctx.obj = Run(config_path=config, debug=debug)
     _setup_logging(debug)

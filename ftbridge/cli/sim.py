@@ -41,7 +41,9 @@ def fault(
     host_down: Annotated[list[str] | None, typer.Option("--host-down", help="host name")] = None,
     datastore_down: Annotated[list[str] | None, typer.Option("--datastore-down", help="datastore name")] = None,
     fail_rate: Annotated[float | None, typer.Option(help="share of operations failing, retryably (0..1)")] = None,
-    fail_vm: Annotated[list[str] | None, typer.Option("--fail-vm", help="VM name whose operations fail for good")] = None,
+    fail_vm: Annotated[
+        list[str] | None, typer.Option("--fail-vm", help="VM name whose operations fail for good")
+    ] = None,
     slow: Annotated[float | None, typer.Option(help="seconds added to every operation")] = None,
     seed: Annotated[int | None, typer.Option(help="seed for --fail-rate")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove every fault first")] = False,
@@ -64,10 +66,13 @@ def fault(
     if clear:
         faults.update(hosts_down=[], datastores_down=[], fail_rate=0.0, fail_permanent=[], slow=0.0)
     if host_down:
-        faults["hosts_down"] = sorted(set(by_name("hosts", host_down)) | (set() if clear else set(part["faults"]["hosts_down"])))
+        faults["hosts_down"] = sorted(
+            set(by_name("hosts", host_down)) | (set() if clear else set(part["faults"]["hosts_down"]))
+        )
     if datastore_down:
-        faults["datastores_down"] = sorted(set(by_name("datastores", datastore_down))
-                                           | (set() if clear else set(part["faults"]["datastores_down"])))
+        faults["datastores_down"] = sorted(
+            set(by_name("datastores", datastore_down)) | (set() if clear else set(part["faults"]["datastores_down"]))
+        )
     if fail_vm:
         faults["fail_permanent"] = by_name("vms", fail_vm)
     for key, value in (("fail_rate", fail_rate), ("slow", slow), ("seed", seed)):

@@ -14,10 +14,27 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     **dict.fromkeys(
-        ["API_VERSION", "CAPABILITY_METHODS", "BackendInfo", "Capability", "Driver", "DriverConfig", "Failover",
-         "HealthReport", "MechanismRules", "Operation", "OperationStatus", "OpState", "ProgressCallback",
-         "ProgressEvent", "SecondarySpec", "StoragePlacement", "implemented"],
-        "ftbridge.drivers.base"),
+        [
+            "API_VERSION",
+            "CAPABILITY_METHODS",
+            "BackendInfo",
+            "Capability",
+            "Driver",
+            "DriverConfig",
+            "Failover",
+            "HealthReport",
+            "MechanismRules",
+            "Operation",
+            "OperationStatus",
+            "OpState",
+            "ProgressCallback",
+            "ProgressEvent",
+            "SecondarySpec",
+            "StoragePlacement",
+            "implemented",
+        ],
+        "ftbridge.drivers.base",
+    ),
     **dict.fromkeys(["DriverEntry", "list_drivers", "load_driver", "require_sdk"], "ftbridge.drivers.registry"),
     "InventoryPart": "ftbridge.inventory",
 }

@@ -17,8 +17,9 @@ from __future__ import annotations
 import abc
 import enum
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -119,15 +120,23 @@ class SecondarySpec:
     metadata_datastore: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mechanism": self.mechanism, "disks": dict(self.disks),
-                "config_datastore": self.config_datastore, "host": self.host,
-                "metadata_datastore": self.metadata_datastore}
+        return {
+            "mechanism": self.mechanism,
+            "disks": dict(self.disks),
+            "config_datastore": self.config_datastore,
+            "host": self.host,
+            "metadata_datastore": self.metadata_datastore,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SecondarySpec:
-        return cls(mechanism=d["mechanism"], disks=dict(d["disks"]),
-                   config_datastore=d.get("config_datastore"), host=d.get("host"),
-                   metadata_datastore=d.get("metadata_datastore"))
+        return cls(
+            mechanism=d["mechanism"],
+            disks=dict(d["disks"]),
+            config_datastore=d.get("config_datastore"),
+            host=d.get("host"),
+            metadata_datastore=d.get("metadata_datastore"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +155,11 @@ class Operation:
     data: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "endpoint": self.endpoint, "kind": self.kind, "vm": self.vm,
-                "data": dict(self.data)}
+        return {"id": self.id, "endpoint": self.endpoint, "kind": self.kind, "vm": self.vm, "data": dict(self.data)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Operation:
-        return cls(id=d["id"], endpoint=d["endpoint"], kind=d["kind"], vm=d["vm"],
-                   data=dict(d.get("data", {})))
+        return cls(id=d["id"], endpoint=d["endpoint"], kind=d["kind"], vm=d["vm"], data=dict(d.get("data", {})))
 
 
 class OpState(str, enum.Enum):
@@ -304,8 +311,7 @@ class Failover(abc.ABC):
     def health(self) -> HealthReport:
         """Which hosts and datastores are reachable now."""
 
-    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None,
-                force: bool = False) -> Operation:
+    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None, force: bool = False) -> Operation:
         """Run the VM from this secondary. Refuses while the primary runs unless ``force``."""
         raise UnsupportedOperation("promote is not supported", endpoint=self.endpoint)
 

@@ -8,7 +8,7 @@ installed, import error, not a Driver, written for another API) into one clear e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -44,7 +44,7 @@ def list_drivers() -> list[DriverEntry]:
     return [entries[k] for k in sorted(entries)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_driver(name: str) -> type[Driver]:
     """The driver class registered as ``name``; imports it (and nothing else)."""
     from stevedore import driver as sd_driver  # imported here: listing must stay cheap
@@ -75,7 +75,9 @@ def load_driver(name: str) -> type[Driver]:
         ) from None
     cls = mgr.driver
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
-        raise DriverLoadError(f"driver {name!r} ({mgr.extensions[0].entry_point_target}) is not an ftbridge Driver class")
+        raise DriverLoadError(
+            f"driver {name!r} ({mgr.extensions[0].entry_point_target}) is not an ftbridge Driver class"
+        )
     if getattr(cls, "name", None) != name:
         raise DriverLoadError(f"driver {name!r} declares name {getattr(cls, 'name', None)!r}; they must match")
     if cls.api_version != API_VERSION:

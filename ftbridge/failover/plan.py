@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ftbridge.config import Config
 from ftbridge.domains import Failed
@@ -65,21 +66,33 @@ class FailoverPlan:
     created_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": FAILOVER_SCHEMA_VERSION, "kind": "failover", "scope": self.scope,
-                "created_at": self.created_at, "inventory_fingerprint": self.fingerprint,
-                "steps": [asdict(s) for s in self.steps], "blocked": [asdict(b) for b in self.blocked]}
+        return {
+            "schema_version": FAILOVER_SCHEMA_VERSION,
+            "kind": "failover",
+            "scope": self.scope,
+            "created_at": self.created_at,
+            "inventory_fingerprint": self.fingerprint,
+            "steps": [asdict(s) for s in self.steps],
+            "blocked": [asdict(b) for b in self.blocked],
+        }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "failover plan") -> FailoverPlan:
         if not isinstance(data, dict) or data.get("kind") != "failover":
             raise PlanError(f"{source}: not an ftbridge failover plan")
         if data.get("schema_version") != FAILOVER_SCHEMA_VERSION:
-            raise PlanError(f"{source}: schema_version {data.get('schema_version')!r}, "
-                            f"this ftbridge reads {FAILOVER_SCHEMA_VERSION}")
+            raise PlanError(
+                f"{source}: schema_version {data.get('schema_version')!r}, "
+                f"this ftbridge reads {FAILOVER_SCHEMA_VERSION}"
+            )
         try:
-            return cls(scope=str(data["scope"]), fingerprint=str(data["inventory_fingerprint"]),
-                       steps=[Step(**s) for s in data["steps"]], blocked=[Blocked(**b) for b in data["blocked"]],
-                       created_at=float(data["created_at"]))
+            return cls(
+                scope=str(data["scope"]),
+                fingerprint=str(data["inventory_fingerprint"]),
+                steps=[Step(**s) for s in data["steps"]],
+                blocked=[Blocked(**b) for b in data["blocked"]],
+                created_at=float(data["created_at"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"{source}: malformed failover plan: {exc}") from exc
 
@@ -104,7 +117,8 @@ def affected_by(inv: Inventory, failed: Failed) -> list[VM]:
     out = []
     for vm in inv.vms:
         if (vm.endpoint, vm.host) in failed.hosts or any(
-                (vm.endpoint, d) in failed.datastores for d in vm.primary_datastores):
+            (vm.endpoint, d) in failed.datastores for d in vm.primary_datastores
+        ):
             out.append(vm)
     return out
 
@@ -135,19 +149,41 @@ def plan_failover(
         sec, host = choice
         running = _primary_runs(inv, vm, failed)
         if running and not (fence or force):
-            blocked.append(Blocked(vm.endpoint, vm.id, vm.name,
-                                   "its primary still runs on a reachable host: fence it (--fence) or force "
-                                   "(--force) to promote without split brain"))
+            blocked.append(
+                Blocked(
+                    vm.endpoint,
+                    vm.id,
+                    vm.name,
+                    "its primary still runs on a reachable host: fence it (--fence) or force "
+                    "(--force) to promote without split brain",
+                )
+            )
             continue
         if host is not None:
             load[(vm.endpoint, host)] = load.get((vm.endpoint, host), 0) + vm.memory
         gi, gname, pos = recovery.place(vm)
-        steps.append(Step(
-            endpoint=vm.endpoint, vm=vm.id, vm_name=vm.name, secondary=sec.id, mechanism=sec.mechanism,
-            host=host, host_name=(h.name if (h := inv.host(vm.endpoint, host)) else None), lag=sec.lag, group=gname, group_index=gi, order=pos,
-            fence=running and fence, forced=running and force and not fence,
-            original={"host": vm.host, "config_datastore": vm.config_datastore,
-                      "disks": {d.id: d.datastore for d in vm.disks}}))
+        steps.append(
+            Step(
+                endpoint=vm.endpoint,
+                vm=vm.id,
+                vm_name=vm.name,
+                secondary=sec.id,
+                mechanism=sec.mechanism,
+                host=host,
+                host_name=(h.name if (h := inv.host(vm.endpoint, host)) else None),
+                lag=sec.lag,
+                group=gname,
+                group_index=gi,
+                order=pos,
+                fence=running and fence,
+                forced=running and force and not fence,
+                original={
+                    "host": vm.host,
+                    "config_datastore": vm.config_datastore,
+                    "disks": {d.id: d.datastore for d in vm.disks},
+                },
+            )
+        )
     return FailoverPlan(scope=failed.why, fingerprint=inv.fingerprint(), steps=steps, blocked=blocked)
 
 
@@ -162,8 +198,9 @@ def _primary_runs(inv: Inventory, vm: VM, failed: Failed) -> bool:
     return True
 
 
-def _choose(inv: Inventory, config: Config, vm: VM, failed: Failed,
-            load: dict[tuple[str, str], int]) -> tuple[str, tuple[Secondary, str | None] | None]:
+def _choose(
+    inv: Inventory, config: Config, vm: VM, failed: Failed, load: dict[tuple[str, str], int]
+) -> tuple[str, tuple[Secondary, str | None] | None]:
     if not vm.secondaries:
         return "no secondary", None
     reasons = []
@@ -195,8 +232,9 @@ def _choose(inv: Inventory, config: Config, vm: VM, failed: Failed,
     return "", usable[0]
 
 
-def _host_for(inv: Inventory, vm: VM, s: Secondary, failed: Failed,
-              load: dict[tuple[str, str], int]) -> tuple[str | None, str]:
+def _host_for(
+    inv: Inventory, vm: VM, s: Secondary, failed: Failed, load: dict[tuple[str, str], int]
+) -> tuple[str | None, str]:
     def ok(host_id: str) -> bool:
         h = inv.host(vm.endpoint, host_id)
         if h is None or h.state is not HostState.UP or (vm.endpoint, host_id) in failed.hosts:
@@ -207,9 +245,14 @@ def _host_for(inv: Inventory, vm: VM, s: Secondary, failed: Failed,
 
     if s.host and ok(s.host):
         return s.host, ""
-    mounting = [h for h in inv.hosts if h.endpoint == vm.endpoint and h.state is HostState.UP
-                and (vm.endpoint, h.id) not in failed.hosts
-                and all(h.id in d.hosts for i in s.datastores if (d := inv.datastore(vm.endpoint, i)))]
+    mounting = [
+        h
+        for h in inv.hosts
+        if h.endpoint == vm.endpoint
+        and h.state is HostState.UP
+        and (vm.endpoint, h.id) not in failed.hosts
+        and all(h.id in d.hosts for i in s.datastores if (d := inv.datastore(vm.endpoint, i)))
+    ]
     if not mounting:
         return None, f"no surviving host mounts the datastores of secondary {s.id}"
     fits = [h for h in mounting if ok(h.id)]

@@ -53,13 +53,20 @@ class Health:
 
     @property
     def healthy(self) -> bool:
-        return all(e["reachable"] for e in self.endpoints.values()) and all(
-            d.status == "up" for d in self.domains) and all(v.status in ("ok", "not-required") for v in self.vms)
+        return (
+            all(e["reachable"] for e in self.endpoints.values())
+            and all(d.status == "up" for d in self.domains)
+            and all(v.status in ("ok", "not-required") for v in self.vms)
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": 1, "healthy": self.healthy, "endpoints": self.endpoints,
-                "domains": [{**d.__dict__, "status": d.status} for d in self.domains],
-                "vms": [v.__dict__ for v in self.vms]}
+        return {
+            "schema_version": 1,
+            "healthy": self.healthy,
+            "endpoints": self.endpoints,
+            "domains": [{**d.__dict__, "status": d.status} for d in self.domains],
+            "vms": [v.__dict__ for v in self.vms],
+        }
 
 
 def assess(inv: Inventory, config: Config, errors: dict[str, FtbridgeError] | None = None) -> Health:
@@ -69,13 +76,22 @@ def assess(inv: Inventory, config: Config, errors: dict[str, FtbridgeError] | No
         hosts = [h for h in inv.hosts if h.endpoint == ep.name]
         dss = [d for d in inv.datastores if d.endpoint == ep.name]
         out.endpoints[ep.name] = {
-            "reachable": True, "error": None,
+            "reachable": True,
+            "error": None,
             "hosts_down": sorted(h.name for h in hosts if h.state is HostState.DOWN),
             "datastores_down": sorted(d.name for d in dss if not d.accessible),
-            "hosts": len(hosts), "datastores": len(dss)}
+            "hosts": len(hosts),
+            "datastores": len(dss),
+        }
     for name, exc in (errors or {}).items():
-        out.endpoints[name] = {"reachable": False, "error": exc.one_line(), "hosts_down": [], "datastores_down": [],
-                               "hosts": 0, "datastores": 0}
+        out.endpoints[name] = {
+            "reachable": False,
+            "error": exc.one_line(),
+            "hosts_down": [],
+            "datastores_down": [],
+            "hosts": 0,
+            "datastores": 0,
+        }
     domains: dict[tuple[str, str], DomainState] = {}
     for lvl in (Level.SITE, Level.ROOM, Level.ARRAY):
         for h in inv.hosts:
@@ -97,7 +113,8 @@ def assess(inv: Inventory, config: Config, errors: dict[str, FtbridgeError] | No
         policy = config.policy_for(vm)
         host = inv.host(vm.endpoint, vm.host)
         primary_down = (host is not None and host.state is HostState.DOWN) or any(
-            (d := inv.datastore(vm.endpoint, i)) is not None and not d.accessible for i in vm.primary_datastores)
+            (d := inv.datastore(vm.endpoint, i)) is not None and not d.accessible for i in vm.primary_datastores
+        )
         secs = [s for s in vm.secondaries if policy is None or policy.counts(s.mechanism)]
         best = min(secs, key=lambda s: (s.state is not SecondaryState.IN_SYNC, s.lag or 0.0), default=None)
         rpo = policy.rpo if policy else None
@@ -111,7 +128,18 @@ def assess(inv: Inventory, config: Config, errors: dict[str, FtbridgeError] | No
             status = "lagging"
         else:
             status = "ok"
-        out.vms.append(VMProtection(vm.endpoint, vm.id, vm.name, policy.name if policy else None, status,
-                                    best.id if best else None, best.mechanism if best else None,
-                                    best.state.value if best else None, best.lag if best else None, rpo))
+        out.vms.append(
+            VMProtection(
+                vm.endpoint,
+                vm.id,
+                vm.name,
+                policy.name if policy else None,
+                status,
+                best.id if best else None,
+                best.mechanism if best else None,
+                best.state.value if best else None,
+                best.lag if best else None,
+                rpo,
+            )
+        )
     return out

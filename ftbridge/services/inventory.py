@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
 
 from ftbridge.drivers.base import StoragePlacement
 from ftbridge.errors import FtbridgeError, UnsupportedOperation
@@ -37,7 +37,7 @@ def collect(session: Session, endpoints: Iterable[str] | None = None) -> Invento
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
         futures = [pool.submit(one, n) for n in names]
         results = []
-        for name, fut in zip(names, futures):
+        for name, fut in zip(names, futures, strict=True):
             try:
                 results.append(fut.result())
             except FtbridgeError as exc:

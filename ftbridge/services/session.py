@@ -8,7 +8,7 @@ everything on exit. Tests build a Session from a config like users do.
 from __future__ import annotations
 
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 from ftbridge.config import Config
 from ftbridge.drivers.base import Driver, MechanismRules
@@ -29,7 +29,8 @@ class Session:
             unknown = [n for n in wanted if n not in self.config.endpoints]
             if unknown:
                 raise ConfigError(
-                    f"{self.config.source}: no endpoint named {unknown[0]!r} (configured: {', '.join(names) or 'none'})")
+                    f"{self.config.source}: no endpoint named {unknown[0]!r} (configured: {', '.join(names) or 'none'})"
+                )
             names = wanted
         return names
 

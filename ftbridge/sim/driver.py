@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
-from typing import Any, Iterator
-
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -57,18 +57,30 @@ from ftbridge.sim.state import StateFile, seed_state
 _ANY = None
 MECHANISMS: dict[str, MechanismRules] = {
     "vsphere-ft": MechanismRules(
-        name="vsphere-ft", description="lockstep FT secondary on another host (vSphere-like)",
-        needs_other_host=True, host_must_mount=True, has_config=True, needs_metadata_datastore=True,
-        blocks_primary_move=True, max_vms_per_host=4, max_vcpus_per_host=8, max_vcpus_per_vm=8,
-        max_disks=16),
+        name="vsphere-ft",
+        description="lockstep FT secondary on another host (vSphere-like)",
+        needs_other_host=True,
+        host_must_mount=True,
+        has_config=True,
+        needs_metadata_datastore=True,
+        blocks_primary_move=True,
+        max_vms_per_host=4,
+        max_vcpus_per_host=8,
+        max_vcpus_per_vm=8,
+        max_disks=16,
+    ),
     "pve-replication": MechanismRules(
-        name="pve-replication", description="ZFS storage replication to another node (pvesr-like)",
-        primary_kinds=frozenset({"zfspool"}), secondary_kinds=frozenset({"zfspool"}),
-        needs_other_host=True, host_must_mount=True),
+        name="pve-replication",
+        description="ZFS storage replication to another node (pvesr-like)",
+        primary_kinds=frozenset({"zfspool"}),
+        secondary_kinds=frozenset({"zfspool"}),
+        needs_other_host=True,
+        host_must_mount=True,
+    ),
     "pve-standby": MechanismRules(
-        name="pve-standby", description="standby copy on a separate storage, refreshed on a schedule"),
-    "ovirt-copy": MechanismRules(
-        name="ovirt-copy", description="managed disk copies on another storage domain"),
+        name="pve-standby", description="standby copy on a separate storage, refreshed on a schedule"
+    ),
+    "ovirt-copy": MechanismRules(name="ovirt-copy", description="managed disk copies on another storage domain"),
     "sim-copy": MechanismRules(name="sim-copy", description="a generic copy on another datastore"),
 }
 
@@ -119,7 +131,9 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 if self.estate_name not in estates:
                     raise ConfigError(
                         f"{self.cfg.estate}: no estate named {self.estate_name!r} "
-                        f"(has: {', '.join(estates) or 'none'})", endpoint=self.endpoint)
+                        f"(has: {', '.join(estates) or 'none'})",
+                        endpoint=self.endpoint,
+                    )
                 self._file.write(seed_state(estates[self.estate_name]))
             return self._reload()
 
@@ -140,8 +154,12 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     def probe(self) -> BackendInfo:
         state = self._read()
-        return BackendInfo(product="ftbridge sim", version="1", capabilities=self.capabilities,
-                           details={"flavor": state["flavor"], "mechanisms": list(self.offered(state))})
+        return BackendInfo(
+            product="ftbridge sim",
+            version="1",
+            capabilities=self.capabilities,
+            details={"flavor": state["flavor"], "mechanisms": list(self.offered(state))},
+        )
 
     def offered(self, state: P.State | None = None) -> tuple[str, ...]:
         flavor = (state or self._read())["flavor"]
@@ -183,15 +201,30 @@ class SimDriver(Driver, StoragePlacement, Failover):
         state = self._read()
         ep = self.endpoint
         hosts = tuple(
-            Host(id=hid, name=h["name"], endpoint=ep, cluster=h["cluster"],
-                 state=HostState.DOWN if not P.host_up(state, hid) and h["state"] == "up" else HostState(h["state"]),
-                 domain=FailureDomain(host=h["name"]), memory=h.get("memory", 0))
+            Host(
+                id=hid,
+                name=h["name"],
+                endpoint=ep,
+                cluster=h["cluster"],
+                state=HostState.DOWN if not P.host_up(state, hid) and h["state"] == "up" else HostState(h["state"]),
+                domain=FailureDomain(host=h["name"]),
+                memory=h.get("memory", 0),
+            )
             for hid, h in state["hosts"].items()
         )
         datastores = tuple(
-            Datastore(id=did, name=d["name"], endpoint=ep, kind=d["kind"], shared=d["shared"],
-                      hosts=tuple(d["hosts"]), capacity=d["capacity"], free=d["free"],
-                      accessible=P.ds_up(state, did), domain=FailureDomain(datastore=d["name"]))
+            Datastore(
+                id=did,
+                name=d["name"],
+                endpoint=ep,
+                kind=d["kind"],
+                shared=d["shared"],
+                hosts=tuple(d["hosts"]),
+                capacity=d["capacity"],
+                free=d["free"],
+                accessible=P.ds_up(state, did),
+                domain=FailureDomain(datastore=d["name"]),
+            )
             for did, d in state["datastores"].items()
         )
         vms = tuple(self._vm(state, vid, v) for vid, v in state["vms"].items())
@@ -199,52 +232,88 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     def _vm(self, state: P.State, vid: str, v: dict[str, Any]) -> VM:
         names = {k: d["name"] for k, d in state["datastores"].items()}
-        disks = tuple(Disk(id=d["id"], size=d["size"], datastore=d["datastore"],
-                           path=f"[{names[d['datastore']]}] {v['name']}/{d['id']}.img",
-                           movable=d["movable"], kind=d["kind"]) for d in v["disks"])
+        disks = tuple(
+            Disk(
+                id=d["id"],
+                size=d["size"],
+                datastore=d["datastore"],
+                path=f"[{names[d['datastore']]}] {v['name']}/{d['id']}.img",
+                movable=d["movable"],
+                kind=d["kind"],
+            )
+            for d in v["disks"]
+        )
         sizes = {d.id: d.size for d in disks}
         secs = []
         for s in v["secondaries"]:
             readable = all(P.ds_up(state, x) for x in s["disks"].values()) and (
-                s["host"] is None or P.host_up(state, s["host"]))
+                s["host"] is None or P.host_up(state, s["host"])
+            )
             st = SecondaryState(s["state"]) if readable else SecondaryState.BROKEN
-            secs.append(Secondary(
-                id=s["id"], mechanism=s["mechanism"], host=s["host"], state=st, lag=s["lag"],
-                config_datastore=s["config_datastore"], metadata_datastore=s["metadata_datastore"],
-                disks=tuple(SecondaryDisk(disk=k, datastore=x, size=sizes.get(k, 0),
-                                          path=f"[{names[x]}] {v['name']}-sec/{k}.img")
-                            for k, x in s["disks"].items())))
+            secs.append(
+                Secondary(
+                    id=s["id"],
+                    mechanism=s["mechanism"],
+                    host=s["host"],
+                    state=st,
+                    lag=s["lag"],
+                    config_datastore=s["config_datastore"],
+                    metadata_datastore=s["metadata_datastore"],
+                    disks=tuple(
+                        SecondaryDisk(
+                            disk=k, datastore=x, size=sizes.get(k, 0), path=f"[{names[x]}] {v['name']}-sec/{k}.img"
+                        )
+                        for k, x in s["disks"].items()
+                    ),
+                )
+            )
         power = PowerState(v["power"])
         if v["host"] and not P.host_up(state, v["host"]):
             power = PowerState.UNKNOWN
         cfg = v["config_datastore"]
-        return VM(id=vid, name=v["name"], endpoint=self.endpoint, host=v["host"], power=power,
-                  disks=disks, config_datastore=cfg,
-                  config_path=f"[{names[cfg]}] {v['name']}/{v['name']}.cfg" if cfg else "",
-                  secondaries=tuple(secs), tags=tuple(v["tags"]), vcpus=v["vcpus"],
-                  memory=v["memory"], ha=v["ha"])
+        return VM(
+            id=vid,
+            name=v["name"],
+            endpoint=self.endpoint,
+            host=v["host"],
+            power=power,
+            disks=disks,
+            config_datastore=cfg,
+            config_path=f"[{names[cfg]}] {v['name']}/{v['name']}.cfg" if cfg else "",
+            secondaries=tuple(secs),
+            tags=tuple(v["tags"]),
+            vcpus=v["vcpus"],
+            memory=v["memory"],
+            ha=v["ha"],
+        )
 
     def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
         state = self._read()
         return self._vm(state, vm_id, P.vm_of(state, vm_id)).secondaries
 
     # operations --------------------------------------------------------------------------
-    def _start(self, state: P.State, kind: str, vm_id: str, params: dict[str, Any],
-               effect_now: dict[str, int] | None = None) -> Operation:
+    def _start(
+        self, state: P.State, kind: str, vm_id: str, params: dict[str, Any], effect_now: dict[str, int] | None = None
+    ) -> Operation:
         """Register an operation; faults decided now, effect applied when it completes."""
         fault = P.decide_fault(state, vm_id, kind)
         if fault == "retryable":
-            raise BackendUnavailable(f"sim: injected transient failure of {kind} on {vm_id}",
-                                     endpoint=self.endpoint)
+            raise BackendUnavailable(f"sim: injected transient failure of {kind} on {vm_id}", endpoint=self.endpoint)
         state["seq"] += 1
         op_id = f"sim-{state['estate']}-{state['seq']}"
         for ds_id, size in (effect_now or {}).items():
             state["datastores"][ds_id]["free"] -= size
         state["ops"][op_id] = {
-            "kind": kind, "vm": vm_id, "params": params, "started": time.time(),
+            "kind": kind,
+            "vm": vm_id,
+            "params": params,
+            "started": time.time(),
             "duration": self.cfg.op_seconds + float(state["faults"]["slow"]),
-            "state": "running", "fail": fault == "permanent", "reserved": effect_now or {},
-            "message": "", "result": {},
+            "state": "running",
+            "fail": fault == "permanent",
+            "reserved": effect_now or {},
+            "message": "",
+            "result": {},
         }
         return Operation(id=op_id, endpoint=self.endpoint, kind=kind, vm=vm_id)
 
@@ -259,13 +328,17 @@ class SimDriver(Driver, StoragePlacement, Failover):
                     self._finish(state, rec)
                 else:
                     return OperationStatus(OpState.RUNNING, progress=elapsed / max(rec["duration"], 1e-9))
-            return OperationStatus(OpState(rec["state"]), progress=1.0, message=rec["message"],
-                                   retryable=False, result=rec["result"])
+            return OperationStatus(
+                OpState(rec["state"]), progress=1.0, message=rec["message"], retryable=False, result=rec["result"]
+            )
 
     def pending_operations(self, vm_id: str) -> list[Operation]:
         state = self._read()
-        return [Operation(id=k, endpoint=self.endpoint, kind=o["kind"], vm=o["vm"])
-                for k, o in state["ops"].items() if o["vm"] == vm_id and o["state"] == "running"]
+        return [
+            Operation(id=k, endpoint=self.endpoint, kind=o["kind"], vm=o["vm"])
+            for k, o in state["ops"].items()
+            if o["vm"] == vm_id and o["state"] == "running"
+        ]
 
     def _finish(self, state: P.State, rec: dict[str, Any]) -> None:
         if rec["fail"]:
@@ -288,8 +361,9 @@ class SimDriver(Driver, StoragePlacement, Failover):
     def move_disk(self, vm_id: str, disk_id: str, datastore_id: str) -> Operation:
         with self._mutate() as state:
             size = P.check_move(state, vm_id, [disk_id], datastore_id, None, self.mechanisms)
-            return self._start(state, "move_disk", vm_id, {"disks": [disk_id], "target": datastore_id},
-                               {datastore_id: size})
+            return self._start(
+                state, "move_disk", vm_id, {"disks": [disk_id], "target": datastore_id}, {datastore_id: size}
+            )
 
     def move_vm(self, vm_id: str, datastore_id: str, *, host_id: str | None = None) -> Operation:
         with self._mutate() as state:
@@ -298,9 +372,13 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 raise Conflict(f"host {host_id} is not up", endpoint=self.endpoint)
             ids = [d["id"] for d in vm["disks"] if d["movable"]]
             size = P.check_move(state, vm_id, ids, datastore_id, host_id, self.mechanisms)
-            return self._start(state, "move_vm", vm_id,
-                               {"disks": ids, "target": datastore_id, "host": host_id, "config": True},
-                               {datastore_id: size})
+            return self._start(
+                state,
+                "move_vm",
+                vm_id,
+                {"disks": ids, "target": datastore_id, "host": host_id, "config": True},
+                {datastore_id: size},
+            )
 
     def _done_move_disk(self, state: P.State, rec: dict[str, Any]) -> None:
         vm = state["vms"][rec["vm"]]
@@ -329,10 +407,18 @@ class SimDriver(Driver, StoragePlacement, Failover):
             state["seq"] += 1
             sid = f"{vm_id}-sec{state['seq']}"
             op = self._start(state, kind, vm_id, {"secondary_id": sid, "spec": spec.to_dict()}, need)
-            vm["secondaries"].append({
-                "id": sid, "mechanism": spec.mechanism, "host": spec.host, "state": "syncing",
-                "lag": None, "config_datastore": spec.config_datastore,
-                "metadata_datastore": spec.metadata_datastore, "disks": dict(spec.disks)})
+            vm["secondaries"].append(
+                {
+                    "id": sid,
+                    "mechanism": spec.mechanism,
+                    "host": spec.host,
+                    "state": "syncing",
+                    "lag": None,
+                    "config_datastore": spec.config_datastore,
+                    "metadata_datastore": spec.metadata_datastore,
+                    "disks": dict(spec.disks),
+                }
+            )
             state["ops"][op.id]["result"] = {"secondary_id": sid}
             return op
 
@@ -367,9 +453,16 @@ class SimDriver(Driver, StoragePlacement, Failover):
     def health(self) -> HealthReport:
         state = self._read()
         return HealthReport(
-            hosts={h: (HostState.UP if P.host_up(state, h) else
-                       HostState.DOWN if h in state["faults"]["hosts_down"] else HostState(x["state"]))
-                   for h, x in state["hosts"].items()},
+            hosts={
+                h: (
+                    HostState.UP
+                    if P.host_up(state, h)
+                    else HostState.DOWN
+                    if h in state["faults"]["hosts_down"]
+                    else HostState(x["state"])
+                )
+                for h, x in state["hosts"].items()
+            },
             datastores={d: P.ds_up(state, d) for d in state["datastores"]},
             quorum=None,
         )
@@ -380,31 +473,39 @@ class SimDriver(Driver, StoragePlacement, Failover):
         if sec is None:
             raise NotFound(f"VM {vm['name']} has no secondary {sec_id!r}", endpoint=self.endpoint)
         if not all(P.ds_up(state, x) for x in sec["disks"].values()):
-            raise Conflict(f"secondary {sec_id} of {vm['name']} is on an inaccessible datastore",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"secondary {sec_id} of {vm['name']} is on an inaccessible datastore", endpoint=self.endpoint
+            )
         if sec["state"] not in ("in_sync", "stale"):
             raise Conflict(f"secondary {sec_id} of {vm['name']} is {sec['state']}", endpoint=self.endpoint)
         return sec
 
     def _run_host(self, state: P.State, sec: dict[str, Any], host_id: str | None) -> str:
         for cand in (host_id, sec["host"], *sorted(state["hosts"])):
-            if cand and P.host_up(state, cand) and all(
-                    cand in state["datastores"][x]["hosts"] for x in sec["disks"].values()):
+            if (
+                cand
+                and P.host_up(state, cand)
+                and all(cand in state["datastores"][x]["hosts"] for x in sec["disks"].values())
+            ):
                 return cand
         raise Conflict("no host that is up mounts the secondary's datastores", endpoint=self.endpoint)
 
-    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None,
-                force: bool = False) -> Operation:
+    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None, force: bool = False) -> Operation:
         with self._mutate() as state:
             vm = P.vm_of(state, vm_id)
             if op := P.busy(state, vm_id):
                 raise Conflict(f"VM {vm['name']} is locked by operation {op}", endpoint=self.endpoint)
             sec = self._secondary(state, vm_id, secondary_id)
-            running = vm["power"] == "on" and P.host_up(state, vm["host"]) and all(
-                P.ds_up(state, d["datastore"]) for d in vm["disks"])
+            running = (
+                vm["power"] == "on"
+                and P.host_up(state, vm["host"])
+                and all(P.ds_up(state, d["datastore"]) for d in vm["disks"])
+            )
             if running and not force:
-                raise Conflict(f"VM {vm['name']} still runs on a reachable host: refusing to promote "
-                               "(fence it or force)", endpoint=self.endpoint)
+                raise Conflict(
+                    f"VM {vm['name']} still runs on a reachable host: refusing to promote (fence it or force)",
+                    endpoint=self.endpoint,
+                )
             host = self._run_host(state, sec, host_id)
             return self._start(state, "promote", vm_id, {"secondary_id": secondary_id, "host": host})
 
@@ -428,15 +529,21 @@ class SimDriver(Driver, StoragePlacement, Failover):
             host = self._run_host(state, sec, host_id)
             state["seq"] += 1
             test_id = f"test-{vm_id}-{state['seq']}"
-            op = self._start(state, "test_failover", vm_id,
-                             {"secondary_id": secondary_id, "host": host, "test_id": test_id})
+            op = self._start(
+                state, "test_failover", vm_id, {"secondary_id": secondary_id, "host": host, "test_id": test_id}
+            )
             state["ops"][op.id]["result"] = {"test_id": test_id, "host": host}
             return op
 
     def _done_test_failover(self, state: P.State, rec: dict[str, Any]) -> None:
         p = rec["params"]
-        state["tests"][p["test_id"]] = {"vm": rec["vm"], "secondary": p["secondary_id"],
-                                        "host": p["host"], "network": "isolated", "power": "on"}
+        state["tests"][p["test_id"]] = {
+            "vm": rec["vm"],
+            "secondary": p["secondary_id"],
+            "host": p["host"],
+            "network": "isolated",
+            "power": "on",
+        }
 
     def cleanup_test(self, vm_id: str, test_id: str) -> Operation:
         with self._mutate() as state:

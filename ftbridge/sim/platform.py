@@ -9,7 +9,8 @@ invariant that no step leaves a VM without a verified copy.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ftbridge.drivers.base import MechanismRules, SecondarySpec
 from ftbridge.errors import Conflict, InvariantViolation, NotFound
@@ -32,13 +33,19 @@ def ds_of(state: State, ds_id: str) -> dict[str, Any]:
 
 
 def host_up(state: State, host_id: str | None) -> bool:
-    return (host_id in state["hosts"] and host_id not in state["faults"]["hosts_down"]
-            and state["hosts"][host_id]["state"] == "up")
+    return (
+        host_id in state["hosts"]
+        and host_id not in state["faults"]["hosts_down"]
+        and state["hosts"][host_id]["state"] == "up"
+    )
 
 
 def ds_up(state: State, ds_id: str) -> bool:
-    return ds_id in state["datastores"] and ds_id not in state["faults"]["datastores_down"] \
+    return (
+        ds_id in state["datastores"]
+        and ds_id not in state["faults"]["datastores_down"]
         and state["datastores"][ds_id]["accessible"]
+    )
 
 
 def busy(state: State, vm_id: str) -> str | None:
@@ -71,8 +78,9 @@ def require_room(state: State, ds_id: str, size: int) -> None:
         raise Conflict(f"datastore {ds['name']} has {ds['free'] >> 30} GiB free, {size >> 30} GiB needed")
 
 
-def check_move(state: State, vm_id: str, disk_ids: list[str], target: str, host: str | None,
-               rules: Mapping[str, MechanismRules]) -> int:
+def check_move(
+    state: State, vm_id: str, disk_ids: list[str], target: str, host: str | None, rules: Mapping[str, MechanismRules]
+) -> int:
     """Refuse a primary move the platform would refuse; returns the bytes to copy."""
     vm = vm_of(state, vm_id)
     if op := busy(state, vm_id):
@@ -80,7 +88,9 @@ def check_move(state: State, vm_id: str, disk_ids: list[str], target: str, host:
     for sec in vm["secondaries"]:
         r = rules.get(sec["mechanism"])
         if r and r.blocks_primary_move:
-            raise Conflict(f"VM {vm['name']} has a {sec['mechanism']} secondary: its storage cannot move while it exists")
+            raise Conflict(
+                f"VM {vm['name']} has a {sec['mechanism']} secondary: its storage cannot move while it exists"
+            )
     run_host = host or vm["host"]
     ds = ds_of(state, target)
     if run_host and run_host not in ds["hosts"]:
@@ -98,8 +108,14 @@ def check_move(state: State, vm_id: str, disk_ids: list[str], target: str, host:
     return size
 
 
-def check_protect(state: State, vm_id: str, spec: SecondarySpec, rules: Mapping[str, MechanismRules],
-                  *, replacing_primary: bool = False) -> dict[str, int]:
+def check_protect(
+    state: State,
+    vm_id: str,
+    spec: SecondarySpec,
+    rules: Mapping[str, MechanismRules],
+    *,
+    replacing_primary: bool = False,
+) -> dict[str, int]:
     """Refuse a secondary the platform would refuse; returns bytes needed per datastore."""
     vm = vm_of(state, vm_id)
     if op := busy(state, vm_id):
@@ -124,22 +140,24 @@ def check_protect(state: State, vm_id: str, spec: SecondarySpec, rules: Mapping[
         for d in vm["disks"]:
             kind = state["datastores"][d["datastore"]]["kind"]
             if kind not in rule.primary_kinds:
-                raise Conflict(f"{spec.mechanism} needs the primary on {'/'.join(sorted(rule.primary_kinds))}, disk {d['id']} is on {kind}")
+                kinds = "/".join(sorted(rule.primary_kinds))
+                raise Conflict(f"{spec.mechanism} needs the primary on {kinds}, disk {d['id']} is on {kind}")
     if rule.max_disks is not None and len(sizes) > rule.max_disks:
         raise Conflict(f"{spec.mechanism}: {len(sizes)} disks, at most {rule.max_disks}")
     if rule.max_vcpus_per_vm is not None and vm["vcpus"] > rule.max_vcpus_per_vm:
         raise Conflict(f"{spec.mechanism}: {vm['vcpus']} vCPUs, at most {rule.max_vcpus_per_vm}")
-    if spec.host and (rule.max_vms_per_host or rule.max_vcpus_per_host):
-        n, cpus = 0, 0
-        for other in state["vms"].values():
-            for s in other["secondaries"]:
-                if s["mechanism"] == spec.mechanism and spec.host in (s["host"], other["host"]):
-                    n += 1
-                    cpus += other["vcpus"]
-        if rule.max_vms_per_host is not None and n + 1 > rule.max_vms_per_host:
-            raise Conflict(f"{spec.mechanism}: host {state['hosts'][spec.host]['name']} already has {n} such VMs (limit {rule.max_vms_per_host})")
-        if rule.max_vcpus_per_host is not None and cpus + vm["vcpus"] > rule.max_vcpus_per_host:
-            raise Conflict(f"{spec.mechanism}: host {state['hosts'][spec.host]['name']} would carry {cpus + vm['vcpus']} vCPUs (limit {rule.max_vcpus_per_host})")
+    if rule.max_vms_per_host or rule.max_vcpus_per_host:
+        # FT-style limits count primaries and secondaries alike, on both hosts involved
+        for host in {h for h in (spec.host, vm["host"]) if h}:
+            n, cpus = host_load(state, spec.mechanism, host)
+            name = state["hosts"][host]["name"]
+            if rule.max_vms_per_host is not None and n + 1 > rule.max_vms_per_host:
+                raise Conflict(f"{spec.mechanism}: host {name} already has {n} such VMs (limit {rule.max_vms_per_host})")
+            if rule.max_vcpus_per_host is not None and cpus + vm["vcpus"] > rule.max_vcpus_per_host:
+                raise Conflict(
+                    f"{spec.mechanism}: host {name} would carry {cpus + vm['vcpus']} vCPUs "
+                    f"(limit {rule.max_vcpus_per_host})"
+                )
     if rule.needs_metadata_datastore:
         if not spec.metadata_datastore:
             raise Conflict(f"{spec.mechanism} needs a metadata datastore")
@@ -160,6 +178,17 @@ def check_protect(state: State, vm_id: str, spec: SecondarySpec, rules: Mapping[
     for ds_id, size in need.items():
         require_room(state, ds_id, size)
     return need
+
+
+def host_load(state: State, mechanism: str, host: str) -> tuple[int, int]:
+    """(VMs, vCPUs) of ``mechanism`` pairs with a primary or a secondary on ``host``."""
+    n = cpus = 0
+    for vm in state["vms"].values():
+        for s in vm["secondaries"]:
+            if s["mechanism"] == mechanism and host in (s["host"], vm["host"]):
+                n += 1
+                cpus += vm["vcpus"]
+    return n, cpus
 
 
 def copies(state: State, vm: Mapping[str, Any]) -> tuple[bool, int, int]:
@@ -196,7 +225,7 @@ def violate(state: State, message: str) -> None:
 
 def check_invariant(state: State) -> None:
     """Every disk of every VM exists on a datastore that exists. Called after every step."""
-    for vm_id, vm in state["vms"].items():
+    for vm in state["vms"].values():
         for d in vm["disks"]:
             if d["datastore"] not in state["datastores"]:
                 violate(state, f"{vm['name']}: disk {d['id']} is on no datastore")

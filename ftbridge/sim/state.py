@@ -10,9 +10,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ftbridge.estate import Estate
 
@@ -26,25 +27,47 @@ def seed_state(estate: Estate) -> dict[str, Any]:
         "estate": estate.name,
         "flavor": estate.flavor,
         "password_sha256": estate.password_sha256,
-        "hosts": {h.id: {"name": h.name, "cluster": h.cluster, "state": h.state.value, "memory": h.memory}
-                  for h in estate.hosts},
+        "hosts": {
+            h.id: {"name": h.name, "cluster": h.cluster, "state": h.state.value, "memory": h.memory}
+            for h in estate.hosts
+        },
         "datastores": {
-            d.id: {"name": d.name, "kind": d.kind, "shared": d.shared, "hosts": list(d.hosts),
-                   "capacity": d.capacity, "free": d.free, "accessible": d.accessible}
+            d.id: {
+                "name": d.name,
+                "kind": d.kind,
+                "shared": d.shared,
+                "hosts": list(d.hosts),
+                "capacity": d.capacity,
+                "free": d.free,
+                "accessible": d.accessible,
+            }
             for d in estate.datastores
         },
         "vms": {
             v.id: {
-                "name": v.name, "host": v.host, "power": v.power.value, "vcpus": v.vcpus,
-                "memory": v.memory, "tags": list(v.tags), "ha": v.ha,
+                "name": v.name,
+                "host": v.host,
+                "power": v.power.value,
+                "vcpus": v.vcpus,
+                "memory": v.memory,
+                "tags": list(v.tags),
+                "ha": v.ha,
                 "config_datastore": v.config_datastore,
-                "disks": [{"id": d.id, "size": d.size, "datastore": d.datastore, "kind": d.kind,
-                           "movable": d.movable} for d in v.disks],
+                "disks": [
+                    {"id": d.id, "size": d.size, "datastore": d.datastore, "kind": d.kind, "movable": d.movable}
+                    for d in v.disks
+                ],
                 "secondaries": [
-                    {"id": s.id, "mechanism": s.mechanism, "host": s.host, "state": s.state.value,
-                     "lag": s.lag, "config_datastore": s.config_datastore,
-                     "metadata_datastore": s.metadata_datastore,
-                     "disks": {x.disk: x.datastore for x in s.disks}}
+                    {
+                        "id": s.id,
+                        "mechanism": s.mechanism,
+                        "host": s.host,
+                        "state": s.state.value,
+                        "lag": s.lag,
+                        "config_datastore": s.config_datastore,
+                        "metadata_datastore": s.metadata_datastore,
+                        "disks": {x.disk: x.datastore for x in s.disks},
+                    }
                     for s in v.secondaries
                 ],
             }
@@ -52,8 +75,15 @@ def seed_state(estate: Estate) -> dict[str, Any]:
         },
         "ops": {},
         "tests": {},
-        "faults": {"hosts_down": [], "datastores_down": [], "fail_rate": 0.0, "fail_permanent": [],
-                   "slow": 0.0, "seed": 0, "refuse_connections": False},
+        "faults": {
+            "hosts_down": [],
+            "datastores_down": [],
+            "fail_rate": 0.0,
+            "fail_permanent": [],
+            "slow": 0.0,
+            "seed": 0,
+            "refuse_connections": False,
+        },
         "attempts": {},
         "violations": [],
         "seq": 0,

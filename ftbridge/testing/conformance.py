@@ -17,8 +17,8 @@ Each test asserts something a broken driver would get wrong; none depends on tim
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import pytest
 

@@ -1,17 +1,18 @@
 """Run ftbridge's conformance kit against your driver. Point driver_factory at a lab."""
 
 import pytest
-
-from ftbridge.testing import DriverConformance, MoveCase
 from ftbridge_example.config import ExampleConfig
 from ftbridge_example.driver import ExampleDriver
+
+from ftbridge.testing import DriverConformance, MoveCase
 
 
 class TestExampleConformance(DriverConformance):
     @pytest.fixture
     def driver_factory(self):  # type: ignore[no-untyped-def]
-        cfg = ExampleConfig(driver="example", url="https://127.0.0.1:8443/api", user="u",
-                            password={"env": "EXAMPLE_PASSWORD"})  # type: ignore[arg-type]
+        cfg = ExampleConfig(
+            driver="example", url="https://127.0.0.1:8443/api", user="u", password={"env": "EXAMPLE_PASSWORD"}
+        )  # type: ignore[arg-type]
         return lambda: ExampleDriver(cfg, endpoint="lab")
 
     @pytest.fixture
