@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ftbridge.configtypes import ConfigPath, Duration
 from ftbridge.drivers.base import DriverConfig
-from ftbridge.errors import ConfigError
+from ftbridge.errors import ConfigError, FtbridgeError
 from ftbridge.model import VM, Level
 
 
@@ -184,9 +184,8 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
             cls = load_driver(drv)
         except ConfigError:
             raise
-        except Exception as exc:  # DriverNotFound / DriverLoadError keep their type
-            if hasattr(exc, "message"):
-                exc.message = f"{source}: endpoints.{name}.driver: {exc.message}"  # type: ignore[attr-defined]
+        except FtbridgeError as exc:  # DriverNotFound / DriverLoadError keep their type and code
+            exc.message = f"{source}: endpoints.{name}.driver: {exc.message}"
             raise
         try:
             endpoints[name] = cls.Config.model_validate(table, context=ctx)

@@ -33,12 +33,12 @@ def apply_labels(inv: Inventory, rules: Iterable[DomainRule]) -> Inventory:
 
     hosts = []
     for h in inv.hosts:
-        labels = {**matching(h.endpoint, "cluster", h.cluster), **matching(h.endpoint, "host", h.name)}
+        labels: dict[str, str] = {**matching(h.endpoint, "cluster", h.cluster), **matching(h.endpoint, "host", h.name)}
         hosts.append(replace(h, domain=h.domain.merged(labels)) if labels else h)
     by_id = {(h.endpoint, h.id): h for h in hosts}
     datastores = []
     for d in inv.datastores:
-        labels: dict[str, str] = {}
+        labels = {}
         mounted = [by_id[(d.endpoint, hid)].domain for hid in d.hosts if (d.endpoint, hid) in by_id]
         for level in ("site", "room"):  # inherited where every mounting host agrees
             values = {getattr(m, level) for m in mounted}

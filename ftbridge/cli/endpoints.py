@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say, table
@@ -16,7 +18,8 @@ def check(ctx: typer.Context, endpoint: EndpointOpt = None, output: OutputOpt = 
     from ftbridge.services.session import Session
 
     cfg = run(ctx).config()
-    rows, first_error = [], None
+    rows: list[dict[str, Any]] = []
+    first_error = None
     with Session(cfg) as session:
         for name in session.endpoints(endpoint):
             try:

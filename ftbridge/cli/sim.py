@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say
 
+if TYPE_CHECKING:
+    from ftbridge.sim.driver import SimDriver
+
 app = typer.Typer(help="The sim driver's estates: reset them, inject faults.", no_args_is_help=True)
 
 
-def _sim_drivers(ctx: typer.Context, endpoints: list[str] | None) -> list[object]:
+def _sim_drivers(ctx: typer.Context, endpoints: list[str] | None) -> list[SimDriver]:
     from ftbridge.errors import ConfigError
     from ftbridge.sim.driver import SimDriver
 
@@ -30,8 +33,8 @@ def _sim_drivers(ctx: typer.Context, endpoints: list[str] | None) -> list[object
 def reset(ctx: typer.Context, endpoint: EndpointOpt = None) -> None:
     """Forget the sim state: the next command sees the estate file as written."""
     for drv in _sim_drivers(ctx, endpoint):
-        removed = drv.ex_reset()  # type: ignore[attr-defined]
-        say(f"{drv.endpoint}: {'state reset' if removed else 'no state yet'}")  # type: ignore[attr-defined]
+        removed = drv.ex_reset()
+        say(f"{drv.endpoint}: {'state reset' if removed else 'no state yet'}")
 
 
 @app.command()
@@ -53,32 +56,32 @@ def fault(
     from ftbridge.errors import ConfigError
 
     (drv,) = _sim_drivers(ctx, [endpoint])
-    part = drv._attach()  # type: ignore[attr-defined]
-    by_name = lambda kind, names: [_id(part[kind], n, kind) for n in names or []]  # noqa: E731
+    state = drv._attach()
 
-    def _id(objs: dict[str, dict[str, object]], name: str, kind: str) -> str:
-        for k, v in objs.items():
-            if v.get("name") == name or k == name:
-                return k
-        raise ConfigError(f"{endpoint}: no {kind[:-1]} named {name!r}")
+    def ids(kind: str, names: list[str] | None) -> set[str]:
+        """Estate names (or ids) to ids; an unknown name is a clear error."""
+        out = set()
+        for name in names or []:
+            found = [k for k, v in state[kind].items() if v.get("name") == name or k == name]
+            if not found:
+                raise ConfigError(f"{endpoint}: no {kind[:-1]} named {name!r}")
+            out.add(found[0])
+        return out
 
-    faults: dict[str, object] = {}
+    faults: dict[str, Any] = {}
     if clear:
         faults.update(hosts_down=[], datastores_down=[], fail_rate=0.0, fail_permanent=[], slow=0.0)
+    kept = {} if clear else state["faults"]
     if host_down:
-        faults["hosts_down"] = sorted(
-            set(by_name("hosts", host_down)) | (set() if clear else set(part["faults"]["hosts_down"]))
-        )
+        faults["hosts_down"] = sorted(ids("hosts", host_down) | set(kept.get("hosts_down", [])))
     if datastore_down:
-        faults["datastores_down"] = sorted(
-            set(by_name("datastores", datastore_down)) | (set() if clear else set(part["faults"]["datastores_down"]))
-        )
+        faults["datastores_down"] = sorted(ids("datastores", datastore_down) | set(kept.get("datastores_down", [])))
     if fail_vm:
-        faults["fail_permanent"] = by_name("vms", fail_vm)
+        faults["fail_permanent"] = sorted(ids("vms", fail_vm))
     for key, value in (("fail_rate", fail_rate), ("slow", slow), ("seed", seed)):
         if value is not None:
             faults[key] = value
-    now = drv.ex_inject(**faults)  # type: ignore[attr-defined]
+    now = drv.ex_inject(**faults)
     if output is Output.json:
         emit_json(now)
     else:

@@ -58,7 +58,7 @@ def load_driver(name: str) -> type[Driver]:
         failures.append(exc)
 
     try:
-        mgr = sd_driver.DriverManager(
+        mgr: sd_driver.DriverManager[type[Driver]] = sd_driver.DriverManager(
             namespace=NAMESPACE,
             name=name,
             invoke_on_load=False,

@@ -204,7 +204,7 @@ def _choose(
     if not vm.secondaries:
         return "no secondary", None
     reasons = []
-    usable = []
+    usable: list[tuple[Secondary, str | None]] = []
     for s in vm.secondaries:
         if s.state in (SecondaryState.BROKEN, SecondaryState.UNKNOWN, SecondaryState.SYNCING):
             reasons.append(f"secondary {s.id} is {s.state.value}")

@@ -113,7 +113,7 @@ def assess(inv: Inventory, config: Config, errors: dict[str, FtbridgeError] | No
         policy = config.policy_for(vm)
         host = inv.host(vm.endpoint, vm.host)
         primary_down = (host is not None and host.state is HostState.DOWN) or any(
-            (d := inv.datastore(vm.endpoint, i)) is not None and not d.accessible for i in vm.primary_datastores
+            (pd := inv.datastore(vm.endpoint, i)) is not None and not pd.accessible for i in vm.primary_datastores
         )
         secs = [s for s in vm.secondaries if policy is None or policy.counts(s.mechanism)]
         best = min(secs, key=lambda s: (s.state is not SecondaryState.IN_SYNC, s.lag or 0.0), default=None)

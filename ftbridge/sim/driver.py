@@ -478,7 +478,8 @@ class SimDriver(Driver, StoragePlacement, Failover):
             )
         if sec["state"] not in ("in_sync", "stale"):
             raise Conflict(f"secondary {sec_id} of {vm['name']} is {sec['state']}", endpoint=self.endpoint)
-        return sec
+        result: dict[str, Any] = sec
+        return result
 
     def _run_host(self, state: P.State, sec: dict[str, Any], host_id: str | None) -> str:
         for cand in (host_id, sec["host"], *sorted(state["hosts"])):
@@ -487,7 +488,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 and P.host_up(state, cand)
                 and all(cand in state["datastores"][x]["hosts"] for x in sec["disks"].values())
             ):
-                return cand
+                return str(cand)
         raise Conflict("no host that is up mounts the secondary's datastores", endpoint=self.endpoint)
 
     def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None, force: bool = False) -> Operation:

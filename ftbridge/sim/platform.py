@@ -51,7 +51,7 @@ def ds_up(state: State, ds_id: str) -> bool:
 def busy(state: State, vm_id: str) -> str | None:
     for op_id, op in state["ops"].items():
         if op["vm"] == vm_id and op["state"] == "running":
-            return op_id
+            return str(op_id)
     return None
 
 
@@ -152,7 +152,8 @@ def check_protect(
             n, cpus = host_load(state, spec.mechanism, host)
             name = state["hosts"][host]["name"]
             if rule.max_vms_per_host is not None and n + 1 > rule.max_vms_per_host:
-                raise Conflict(f"{spec.mechanism}: host {name} already has {n} such VMs (limit {rule.max_vms_per_host})")
+                limit = rule.max_vms_per_host
+                raise Conflict(f"{spec.mechanism}: host {name} already has {n} such VMs (limit {limit})")
             if rule.max_vcpus_per_host is not None and cpus + vm["vcpus"] > rule.max_vcpus_per_host:
                 raise Conflict(
                     f"{spec.mechanism}: host {name} would carry {cpus + vm['vcpus']} vCPUs "

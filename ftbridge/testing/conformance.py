@@ -72,9 +72,9 @@ def check_inventory(part: InventoryPart, endpoint: str, mechanisms: frozenset[st
         assert v.host is None or v.host in hosts, f"VM {v.name} on unknown host {v.host}"
         assert v.config_datastore is None or v.config_datastore in dss, f"VM {v.name} config on unknown datastore"
         assert len({d.id for d in v.disks}) == len(v.disks), f"VM {v.name} has duplicate disk ids"
-        for d in v.disks:
-            assert d.datastore in dss, f"VM {v.name} disk {d.id} on unknown datastore {d.datastore}"
-            assert d.size >= 0
+        for dk in v.disks:
+            assert dk.datastore in dss, f"VM {v.name} disk {dk.id} on unknown datastore {dk.datastore}"
+            assert dk.size >= 0
         disk_ids = {d.id for d in v.disks}
         for s in v.secondaries:
             if mechanisms is not None:
@@ -124,7 +124,7 @@ class DriverConformance:
 
     def test_undeclared_operations_raise_unsupported(self, driver: Driver) -> None:
         cls = type(driver)
-        calls = {
+        calls: dict[Capability, Callable[[], object]] = {
             Capability.MOVE_DISK: lambda: driver.move_disk("x", "x", "x"),  # type: ignore[attr-defined]
             Capability.PROTECT: lambda: driver.protect("x", SecondarySpec("x", {})),  # type: ignore[attr-defined]
             Capability.PROMOTE: lambda: driver.promote("x", "x"),  # type: ignore[attr-defined]
@@ -164,7 +164,10 @@ class DriverConformance:
     def test_inventory_is_repeatable(self, driver: Driver) -> None:
         assert isinstance(driver, StoragePlacement)
         a, b = driver.inventory(), driver.inventory()
-        key = lambda p: sorted((v.id, tuple((d.id, d.datastore) for d in v.disks)) for v in p.vms)  # noqa: E731
+
+        def key(p: InventoryPart) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+            return sorted((v.id, tuple((d.id, d.datastore) for d in v.disks)) for v in p.vms)
+
         assert key(a) == key(b)
 
     # errors ----------------------------------------------------------------------------
