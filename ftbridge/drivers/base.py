@@ -171,7 +171,7 @@ class OpState(str, enum.Enum):
 @dataclass(frozen=True, slots=True)
 class OperationStatus:
     state: OpState
-    progress: float = 0.0  # 0..1
+    progress: float = 0.0  # 0..1; 1.0 once the operation has ended, either way
     message: str = ""
     retryable: bool = False  # when FAILED: may the same operation be tried again?
     result: Mapping[str, str] = field(default_factory=dict)
