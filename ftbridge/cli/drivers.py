@@ -86,3 +86,31 @@ def _type(ann: object) -> str:
 
 def _default(value: object) -> object:
     return None if value is None else value
+
+
+@app.command()
+def matrix() -> None:
+    """The capability matrix of every installed driver, as Markdown (README.md embeds it)."""
+    typer.echo(capability_matrix())
+
+
+def capability_matrix() -> str:
+    """One source for the docs, `drivers show` and the kit: each class's declarations."""
+    from ftbridge.drivers.base import Capability, Driver
+    from ftbridge.drivers.registry import list_drivers, load_driver
+    from ftbridge.errors import DriverError
+
+    classes: list[type[Driver]] = []
+    for entry in list_drivers():
+        try:
+            cls = load_driver(entry.name)
+        except DriverError:
+            continue  # `drivers show NAME` says why; the matrix lists what works
+        if cls.supported:
+            classes.append(cls)
+    head = "| capability | " + " | ".join(c.name for c in classes) + " |"
+    rule = "|---|" + "---|" * len(classes)
+    rows = [f"| {cap.value} | " + " | ".join("yes" if cap in c.capabilities else "-" for c in classes) + " |"
+            for cap in Capability]
+    mechs = "| secondary mechanisms | " + " | ".join(", ".join(c.mechanisms) or "-" for c in classes) + " |"
+    return "\n".join([head, rule, *rows, mechs])
