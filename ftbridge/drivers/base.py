@@ -93,6 +93,12 @@ class MechanismRules:
     needs_metadata_datastore: bool = False
     #: the primary's storage cannot move while this secondary exists (FT: off, move, on)
     blocks_primary_move: bool = False
+    #: the secondary's datastores must share a host with the primary's (same cluster / data
+    #: center: an oVirt disk copies only within its data center)
+    same_hosts: bool = False
+    #: a point-in-time copy: a lagging one is fixed by making a fresh copy, then dropping the
+    #: old one (continuous mechanisms such as FT or pvesr lag for reasons a plan cannot fix)
+    refreshable: bool = False
     max_vms_per_host: int | None = None
     max_vcpus_per_host: int | None = None
     max_vcpus_per_vm: int | None = None
