@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ftbridge.drivers import require_sdk
 from ftbridge.errors import (
@@ -169,8 +170,8 @@ class Engine:
         """Run SDK calls; anything they raise leaves as one ftbridge error."""
         try:
             yield
-        except FtbridgeError:
-            raise
+        except (FtbridgeError, AttributeError, TypeError, KeyError, NameError):
+            raise  # ours, or a bug: never disguised as a backend failure
         except Exception as exc:  # the SDK raises Error subclasses, pycurl.error, ValueError on bad XML
             raise translate(exc, endpoint=self.endpoint, doing=doing) from exc
 
@@ -222,6 +223,16 @@ class Engine:
     def nics(self, vm_id: str) -> list[Any]:
         with self.call(f"listing NICs of VM {vm_id}"):
             return list(self._system.vms_service().vm_service(vm_id).nics_service().list())
+
+    def storage_domains(self, search: str | None = None) -> list[Any]:
+        with self.call("listing storage domains"):
+            return list(self._system.storage_domains_service().list(search=search))
+
+    def unregistered_vms(self, sd_id: str) -> list[Any]:
+        """VMs an imported (replicated) domain carries that this engine has not registered."""
+        with self.call(f"listing unregistered VMs of storage domain {sd_id}"):
+            return list(self._system.storage_domains_service().storage_domain_service(sd_id)
+                        .vms_service().list(unregistered=True))
 
     # changes (each carries a correlation id the engine tags its jobs with) ----------------
     @staticmethod
@@ -282,6 +293,22 @@ class Engine:
         lease = t.StorageDomainLease(storage_domain=t.StorageDomain(id=sd_id)) if sd_id else t.StorageDomainLease()
         with self.call(f"setting the lease of VM {vm_id}"):
             self._system.vms_service().vm_service(vm_id).update(t.Vm(lease=lease), query=self._q(corr))
+
+    def attach_domain(self, dc_id: str, sd_id: str, corr: str) -> None:
+        with self.call(f"attaching storage domain {sd_id} to data center {dc_id}"):
+            self._system.data_centers_service().data_center_service(dc_id).storage_domains_service().add(
+                self.t.StorageDomain(id=sd_id), query=self._q(corr))
+
+    def register_vm(self, sd_id: str, vm_id: str, cluster_id: str, corr: str) -> None:
+        with self.call(f"registering VM {vm_id} from storage domain {sd_id}"):
+            self._system.storage_domains_service().storage_domain_service(sd_id).vms_service() \
+                .vm_service(vm_id).register(cluster=self.t.Cluster(id=cluster_id), query=self._q(corr))
+
+    def set_cluster(self, vm_id: str, cluster_id: str, corr: str) -> None:
+        t = self.t
+        with self.call(f"moving VM {vm_id} to cluster {cluster_id}"):
+            self._system.vms_service().vm_service(vm_id).update(t.Vm(cluster=t.Cluster(id=cluster_id)),
+                                                                query=self._q(corr))
 
     def attach_disk(self, vm_id: str, disk_id: str, *, interface: str, bootable: bool, corr: str) -> None:
         t = self.t

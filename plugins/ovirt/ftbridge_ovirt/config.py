@@ -53,8 +53,8 @@ class OvirtConfig(DriverConfig):
     cluster: str | None = Field(default=None, description="only hosts and VMs of this cluster (name, glob)")
     copy_interface: Literal["virtio_scsi", "virtio", "sata", "ide"] = Field(
         default="virtio_scsi", description="interface for copy disks attached by promote when unknown")
-    #: array-replicated domain pairs (ovirt-dr); merged with those of dr_mapping_file
-    dr_storage_mappings: tuple[StorageMapping, ...] = ()
+    dr_storage_mappings: tuple[StorageMapping, ...] = Field(
+        default=(), description="ovirt-dr pairs: [{ primary_name, secondary_name }], added to dr_mapping_file's")
     dr_mapping_file: ConfigPath | None = Field(
         default=None, description="the oVirt DR role's mapping file (YAML): its dr_import_storages pair domains")
     dr_secondary_endpoint: str | None = Field(

@@ -15,7 +15,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ftbridge.estate import Estate
 from ftbridge_ovirt.lab.model import (
@@ -58,12 +59,13 @@ class LabEngine:
     """One engine's state. Callers hold :attr:`lock` (the server does, per request)."""
 
     def __init__(self, estate: Estate, *, op_seconds: float = 0.2, ha_restart: bool = True,
-                 ha_delay: float = 0.3, seed: int = 0) -> None:
+                 ha_delay: float = 0.3, seed: int = 0, job_ttl: float = 900.0) -> None:
         self.lock = threading.RLock()
         self.estate = estate
         self.op_seconds = op_seconds
         self.ha_restart = ha_restart
         self.ha_delay = ha_delay
+        self.job_ttl = job_ttl  # the engine clears ended jobs after a while; so does the lab
         self.dcs: dict[str, DataCenter] = {}
         self.clusters: dict[str, Cluster] = {}
         self.hosts: dict[str, Host] = {}
@@ -72,6 +74,8 @@ class LabEngine:
         self.disks: dict[str, Disk] = {}
         self.jobs: dict[str, Job] = {}
         self.pending_restarts: dict[str, float] = {}
+        #: what an imported, array-replicated domain carries that the engine has not registered yet
+        self.unregistered_vms: dict[str, list[tuple[Vm, list[Disk]]]] = {}
         self.spm: dict[str, str | None] = {}
         self.faults: dict[str, Any] = {}
         self.rng = random.Random(seed)
@@ -91,7 +95,8 @@ class LabEngine:
             self.clusters.setdefault(cid, Cluster(id=cid, name=cname, dc=dc.id))
             status = {"up": "up", "maintenance": "maintenance", "down": "non_responsive"}.get(h.state.value, "up")
             self.hosts[self.uid("host", h.id)] = Host(id=self.uid("host", h.id), name=h.name, cluster=cid,
-                                                      status=status, estate_id=h.id)
+                                                      status=status, estate_id=h.id,
+                                                      memory=getattr(h, "memory", 0) or (256 << 30))
         if not self.clusters:
             cid = self.uid("cluster", "Default")
             self.clusters[cid] = Cluster(id=cid, name="Default", dc=dc.id)
@@ -123,14 +128,14 @@ class LabEngine:
                               profile=self.uid("profile", "ovirtmgmt"))])
             if v.ha:
                 vm.lease = sd_of.get(v.config_datastore or "") or (sd_of[v.disks[0].datastore] if v.disks else None)
-            for i, d in enumerate(v.disks):
-                disk = Disk(id=self.uid("disk", f"{v.id}/{d.id}"), alias=f"{v.name}_{d.id}", size=d.size,
-                            domain=sd_of[d.datastore], estate_id=d.id)
+            for i, vd in enumerate(v.disks):
+                disk = Disk(id=self.uid("disk", f"{v.id}/{vd.id}"), alias=f"{v.name}_{vd.id}", size=vd.size,
+                            domain=sd_of[vd.datastore], estate_id=vd.id)
                 self.disks[disk.id] = disk
                 vm.attachments.append(Attachment(disk=disk.id, bootable=(i == 0)))
             self.vms[vid] = vm
             disk_ids = {d.id: self.uid("disk", f"{v.id}/{d.id}") for d in v.disks}
-            for j, s in enumerate(v.secondaries):
+            for s in v.secondaries:
                 if s.mechanism != "ovirt-copy":
                     continue  # other mechanisms have no oVirt form
                 started = int(now - (s.lag or 0))
@@ -168,6 +173,10 @@ class LabEngine:
         self.spm[dc_id] = up[0].id if up else None
         return self.spm[dc_id]
 
+    def disk_owners(self) -> dict[str, Vm]:
+        """disk id -> the VM it is attached to: one pass, for listings."""
+        return {a.disk: vm for vm in self.vms.values() for a in vm.attachments}
+
     def vm_of_disk(self, disk_id: str) -> Vm | None:
         for vm in self.vms.values():
             if any(a.disk == disk_id for a in vm.attachments):
@@ -201,6 +210,8 @@ class LabEngine:
                     job.status = "finished"
                     if job.on_finish:
                         job.on_finish()
+        for jid in [j.id for j in self.jobs.values() if j.end is not None and now - j.end > self.job_ttl]:
+            del self.jobs[jid]
         for vid, when in list(self.pending_restarts.items()):
             if when <= now:
                 del self.pending_restarts[vid]
@@ -304,7 +315,8 @@ class LabEngine:
     @staticmethod
     def _unlocked(disk: Disk, verb: str) -> None:
         if disk.status == "locked":
-            raise conflict(f"Cannot {verb} Virtual Disk. Disk {disk.alias} is locked. Please try again in a few minutes.")
+            raise conflict(f"Cannot {verb} Virtual Disk. Disk {disk.alias} is locked. "
+                           "Please try again in a few minutes.")
         if disk.status == "illegal":
             raise conflict(f"Cannot {verb} Virtual Disk. Disk {disk.alias} is in an illegal state.")
 
@@ -412,6 +424,13 @@ class LabEngine:
                     raise conflict(f"Cannot edit VM. The lease storage domain {dom.name} must be an active "
                                    "data domain of the VM's data center.")
             vm.lease = sd_id
+        if changes.get("cluster") and changes["cluster"] != vm.cluster:
+            cluster = self.get("clusters", changes["cluster"], "cluster")
+            if vm.status != "down":
+                raise conflict(f"Cannot edit VM. VM {vm.name} must be down to change its cluster.")
+            if cluster.dc != self.clusters[vm.cluster].dc:
+                raise conflict(f"Cannot edit VM. Cluster {cluster.name} is in another data center.")
+            vm.cluster = cluster.id
         for key in ("name", "description"):
             if changes.get(key) is not None:
                 setattr(vm, key, changes[key])
@@ -425,8 +444,8 @@ class LabEngine:
             host = self.get("hosts", host_id, "host")
             if host.status != "up":
                 raise conflict(f"Cannot run VM. Host {host.name} is {host.status}.")
-            if self.clusters[host.cluster].dc != self.clusters[vm.cluster].dc:
-                raise conflict(f"Cannot run VM. Host {host.name} is not in the VM's data center.")
+            if host.cluster != vm.cluster:
+                raise conflict(f"Cannot run VM. Host {host.name} is not in the VM's cluster.")
             return host.id
         for host in sorted(self.hosts.values(), key=lambda h: h.name):
             if host.cluster == vm.cluster and host.status == "up":
@@ -530,6 +549,47 @@ class LabEngine:
         if linked is not None:
             nic.linked = linked
         return nic
+
+    # disaster recovery: replicated domains -------------------------------------------------------
+    def receive_replica(self, domain: Domain, vms: list[tuple[Vm, list[Disk]]]) -> None:
+        """An array-replicated domain appears here, unattached, holding VMs not registered yet."""
+        self.domains[domain.id] = domain
+        self.unregistered_vms[domain.id] = vms
+
+    def attach_domain(self, dc_id: str, sd_id: str, corr: str | None) -> Domain:
+        dc = self.get("dcs", dc_id, "data center")
+        dom = self.get("domains", sd_id, "storage domain")
+        if dom.dc is not None:
+            raise conflict(f"Cannot attach Storage Domain. Storage Domain {dom.name} is already attached.")
+        if self.elect_spm(dc.id) is None:
+            raise conflict(f"Cannot attach Storage Domain. Data Center {dc.name} has no active SPM host.")
+        dom.dc, dom.status = dc.id, "active"  # attaching activates it
+        self.start_job("attach_sd", corr, f"Attaching Storage Domain {dom.name} to Data Center {dc.name}",
+                       instant=True)
+        return dom
+
+    def register_vm(self, sd_id: str, vm_id: str, cluster_id: str | None, cluster_name: str | None,
+                    corr: str | None) -> Vm:
+        dom = self.get("domains", sd_id, "storage domain")
+        if dom.dc is None or dom.status != "active":
+            raise conflict(f"Cannot import VM. Storage Domain {dom.name} is not active in a data center.")
+        entry = next((e for e in self.unregistered_vms.get(sd_id, []) if e[0].id == vm_id), None)
+        if entry is None:
+            raise Fault(404, "Not Found", f"unregistered vm {vm_id} not found on {dom.name}")
+        cluster = self.clusters.get(cluster_id or "") or next(
+            (c for c in self.clusters.values() if c.name == cluster_name), None)
+        if cluster is None or cluster.dc != dom.dc:
+            raise conflict("Cannot import VM. The target cluster must be in the storage domain's data center.")
+        vm, disks = entry
+        if vm.id in self.vms or any(v.name == vm.name for v in self.vms.values()):
+            raise conflict(f"Cannot import VM. VM {vm.name} already exists.")
+        vm.cluster, vm.status, vm.host = cluster.id, "down", None
+        for d in disks:
+            self.disks[d.id] = d
+        self.vms[vm.id] = vm
+        self.unregistered_vms[sd_id] = [e for e in self.unregistered_vms[sd_id] if e[0].id != vm_id]
+        self.start_job("register", corr, f"Importing VM {vm.name} from Storage Domain {dom.name}", instant=True)
+        return vm
 
     # test helpers -------------------------------------------------------------------------
     def names(self, table: str) -> Iterable[str]:

@@ -7,8 +7,8 @@ can name an object before the lab starts and two labs of one estate agree.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 NS = uuid.UUID("6f0f6c1e-2b3a-5c7d-9e1f-0a1b2c3d4e5f")
 
@@ -39,6 +39,7 @@ class Host:
     cluster: str
     status: str = "up"  # up | maintenance | non_responsive | ...
     spm_priority: int = 5
+    memory: int = 256 << 30
     estate_id: str = ""
 
 

@@ -9,7 +9,7 @@ them, in which case they are inlined under their model name (``disk_attachments`
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from collections.abc import Iterable
 from xml.sax.saxutils import escape, quoteattr
 
 from ftbridge_ovirt.lab.engine import LabEngine
@@ -43,7 +43,7 @@ def _link(rel: str, href: str) -> str:
 
 
 def date(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def collection(tag: str, items: Iterable[str]) -> str:
@@ -97,7 +97,7 @@ def host(eng: LabEngine, h: Host) -> str:
     dc = eng.clusters[h.cluster].dc
     spm = "spm" if eng.spm.get(dc) == h.id else "none"
     return (_open("host", h.id, f"hosts/{h.id}") + _e("name", h.name) + _e("address", f"{h.name}.lab")
-            + f"<spm><priority>{h.spm_priority}</priority><status>{spm}</status></spm>"
+            + _e("memory", h.memory) + f"<spm><priority>{h.spm_priority}</priority><status>{spm}</status></spm>"
             + _e("status", h.status) + _e("type", "rhel") + _ref("cluster", h.cluster, "clusters") + "</host>")
 
 
@@ -124,8 +124,9 @@ def storage_domain(eng: LabEngine, d: Domain, *, dc_view: bool = False) -> str:
     return "".join(out)
 
 
-def disk(eng: LabEngine, k: Disk) -> str:
-    vm = eng.vm_of_disk(k.id)
+def disk(eng: LabEngine, k: Disk, owner: Vm | None | bool = False) -> str:
+    """``owner``: the VM it is attached to when the caller knows (False: look it up)."""
+    vm = eng.vm_of_disk(k.id) if owner is False else (owner if isinstance(owner, Vm) else None)
     return (_open("disk", k.id, f"disks/{k.id}") + _e("name", k.alias) + _e("description", k.description or None)
             + _e("actual_size", k.size) + _e("alias", k.alias) + _e("content_type", "data") + _e("format", "cow")
             + _e("image_id", k.id) + _e("provisioned_size", k.size) + _e("shareable", False) + _e("sparse", True)
@@ -139,7 +140,7 @@ def disk(eng: LabEngine, k: Disk) -> str:
 def attachment(eng: LabEngine, vm: Vm, a: Attachment, follow_disk: bool) -> str:
     href = f"vms/{vm.id}/diskattachments/{a.disk}"
     d = eng.disks.get(a.disk)
-    inner = disk(eng, d) if (follow_disk and d is not None) else _ref("disk", a.disk, "disks")
+    inner = disk(eng, d, vm) if (follow_disk and d is not None) else _ref("disk", a.disk, "disks")
     return (_open("disk_attachment", a.disk, href) + _e("active", a.active) + _e("bootable", a.bootable)
             + _e("interface", a.interface) + _e("pass_discard", False) + _e("read_only", False)
             + _e("uses_scsi_reservation", False) + inner + _ref("vm", vm.id, "vms") + "</disk_attachment>")
