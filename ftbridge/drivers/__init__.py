@@ -48,25 +48,30 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(_WHERE[name]), name)
 
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
     from ftbridge.drivers.base import (
-        API_VERSION,
-        CAPABILITY_METHODS,
-        BackendInfo,
-        Capability,
-        Driver,
-        DriverConfig,
-        Failover,
-        HealthReport,
-        MechanismRules,
-        Operation,
-        OperationStatus,
-        OpState,
-        ProgressCallback,
-        ProgressEvent,
-        SecondarySpec,
-        StoragePlacement,
-        implemented,
+        API_VERSION as API_VERSION,
+        CAPABILITY_METHODS as CAPABILITY_METHODS,
+        BackendInfo as BackendInfo,
+        Capability as Capability,
+        Driver as Driver,
+        DriverConfig as DriverConfig,
+        Failover as Failover,
+        HealthReport as HealthReport,
+        MechanismRules as MechanismRules,
+        Operation as Operation,
+        OperationStatus as OperationStatus,
+        OpState as OpState,
+        ProgressCallback as ProgressCallback,
+        ProgressEvent as ProgressEvent,
+        SecondarySpec as SecondarySpec,
+        StoragePlacement as StoragePlacement,
+        implemented as implemented,
     )
-    from ftbridge.drivers.registry import DriverEntry, list_drivers, load_driver, require_sdk
-    from ftbridge.inventory import InventoryPart
+    from ftbridge.drivers.registry import (
+        DriverEntry as DriverEntry,
+        list_drivers as list_drivers,
+        load_driver as load_driver,
+        require_sdk as require_sdk,
+    )
+    from ftbridge.inventory import InventoryPart as InventoryPart
