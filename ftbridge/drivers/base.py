@@ -103,6 +103,9 @@ class MechanismRules:
     max_vcpus_per_host: int | None = None
     max_vcpus_per_vm: int | None = None
     max_disks: int | None = None
+    #: how many secondaries of this mechanism one VM may have (vSphere FT: 1, so replacing one
+    #: means off, then on at the new place, in the window the plan opens for that)
+    max_secondaries_per_vm: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
