@@ -201,6 +201,7 @@ def _vm_dict(v: VM) -> dict[str, Any]:
         "memory": v.memory,
         "ha": v.ha,
         "warnings": list(v.warnings),
+        "mechanisms": None if v.mechanisms is None else list(v.mechanisms),
         "disks": [asdict(d) for d in v.disks],
         "secondaries": [
             {
@@ -281,6 +282,7 @@ def _vm_from(v: dict[str, Any]) -> VM:
         memory=int(v.get("memory", 0)),
         ha=bool(v.get("ha", False)),
         warnings=tuple(v.get("warnings", ())),
+        mechanisms=None if v.get("mechanisms") is None else tuple(v["mechanisms"]),
         disks=tuple(Disk(**d) for d in v["disks"]),
         secondaries=secs,
     )

@@ -192,6 +192,9 @@ class VM:
     memory: int = 0  # bytes
     ha: bool = False  # restarted by the platform's HA on another host
     warnings: tuple[str, ...] = ()  # what the driver could not read (unknown disk lines, ...)
+    #: the endpoint's mechanisms that can protect this VM (None: all of them); a container or a
+    #: VM with a pass-through disk may not be copyable where a VM on shared storage is
+    mechanisms: tuple[str, ...] | None = None
 
     @property
     def primary_datastores(self) -> frozenset[str]:

@@ -78,9 +78,13 @@ MECHANISMS: dict[str, MechanismRules] = {
         host_must_mount=True,
     ),
     "pve-standby": MechanismRules(
-        name="pve-standby", description="standby copy on a separate storage, refreshed on a schedule"
+        name="pve-standby",
+        description="standby copy on a separate storage, refreshed on a schedule",
+        refreshable=True,
     ),
-    "ovirt-copy": MechanismRules(name="ovirt-copy", description="managed disk copies on another storage domain"),
+    "ovirt-copy": MechanismRules(
+        name="ovirt-copy", description="managed disk copies on another storage domain", refreshable=True, same_hosts=True
+    ),
     "sim-copy": MechanismRules(name="sim-copy", description="a generic copy on another datastore"),
 }
 
