@@ -13,9 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("ftbridge.services.apply")
-
 from ftbridge_ovirt.lab import OvirtLab  # noqa: E402
 from ovirt_helpers import write_config  # noqa: E402
 

@@ -1,8 +1,7 @@
 """End to end through the real CLI against the lab: inventory, audit, plan, apply, audit.
 
 Runs ``python -m ftbridge`` in a subprocess with only the lab's secrets added to the
-environment, as a user would. Skips until the core's apply service exists (it was expected
-as ``ftbridge.services.apply``; the core ships it as ``ftbridge.apply``).
+environment, as a user would.
 """
 
 from __future__ import annotations
@@ -15,12 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    import ftbridge.services.apply  # noqa: F401
-except ImportError:
-    pytest.importorskip("ftbridge.apply", reason="the core's apply service is not there yet")
-
 from ftbridge_proxmox.lab import ProxmoxLab  # noqa: E402
 from pve_helpers import LabFactory  # noqa: E402
 

@@ -15,9 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("ftbridge.services.apply")
-
 from ftbridge_vsphere.lab import VsphereLab  # noqa: E402
 from vsphere_cli_config import write_config  # noqa: E402
 
