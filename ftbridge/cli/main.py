@@ -117,6 +117,10 @@ def _register() -> None:
     audit.register(app)
     demo.register(app)
     failover.register(app)
+    from ftbridge.cli import apply, plan
+
+    plan.register(app)
+    apply.register(app)
 
 
 _register()

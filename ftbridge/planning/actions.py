@@ -76,9 +76,16 @@ class Unfixable:
     datastore: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"finding": self.finding, "rule": self.rule, "endpoint": self.endpoint, "vm": self.vm,
-                "vm_name": self.vm_name, "datastore": self.datastore, "category": self.category,
-                "reason": self.reason}
+        return {
+            "finding": self.finding,
+            "rule": self.rule,
+            "endpoint": self.endpoint,
+            "vm": self.vm,
+            "vm_name": self.vm_name,
+            "datastore": self.datastore,
+            "category": self.category,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -90,6 +97,7 @@ class PlanResult:
     findings_total: int
     findings_fixable: int
     closed: set[str] = field(default_factory=set)
+    policies_used: list[str] = field(default_factory=list)
 
     @property
     def bytes_moved(self) -> int:

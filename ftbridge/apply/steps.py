@@ -1,0 +1,484 @@
+"""Running one action: postcondition, precondition, start, journal the handle, wait, verify.
+
+The order inside an attempt is what makes re-running harmless:
+
+1. an operation journaled by an earlier attempt (or an earlier, crashed run) is found again
+   by its handle and waited for; if the crash came between starting an operation and
+   journaling it, the driver's ``pending_operations`` finds it;
+2. the postcondition is checked first: a disk already on its target, a secondary already
+   there and in sync, a secondary already gone, means the action is done (``skipped``);
+3. the precondition is checked against the live state: the primary is where the plan
+   expected, and, for a removal, the VM keeps a *verified* copy: the replacement (or the
+   copy the plan keeps) must be ``in_sync`` by ``replication_status`` before anything goes;
+4. the operation starts, its handle is journaled *before* waiting on it;
+5. success is verified (a new secondary is waited for until ``in_sync``) and journaled.
+
+Retryable errors (``FtbridgeError.retryable``, or a failed operation marked retryable) are
+retried with exponential backoff; nothing else is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from ftbridge.apply.events import ApplyEvent, EventSink
+from ftbridge.apply.journal import DONE_STATES, FAILED, RUNNING, SKIPPED, SUCCEEDED, ActionRecord, Journal
+from ftbridge.drivers.base import (
+    Driver,
+    MechanismRules,
+    Operation,
+    OperationStatus,
+    OpState,
+    SecondarySpec,
+    StoragePlacement,
+)
+from ftbridge.errors import Conflict, FtbridgeError, NotFound, OperationTimeout
+from ftbridge.inventory import Inventory
+from ftbridge.model import VM, Datastore, HostState, Secondary, SecondaryState
+from ftbridge.planning.planfile import MoveDiskAction, MoveVMAction, PlanAction, ProtectAction, UnprotectAction
+
+T = TypeVar("T")
+
+
+class StepFailed(Exception):
+    """An action cannot (or must not) go on; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    retries: int = 3
+    backoff: float = 1.0
+    operation_timeout: float = 3600.0
+    poll_interval: float = 1.0  # the longest pause between two polls of one operation
+    max_backoff: float = 60.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: str
+    state: str
+    attempts: int
+    message: str = ""
+
+
+class LiveView:
+    """The estate as the apply knows it: the inventory taken at start, plus its own effects."""
+
+    def __init__(self, inv: Inventory) -> None:
+        self._lock = threading.Lock()
+        self._vms = {(v.endpoint, v.id): v for v in inv.vms}
+        self._ds = {(d.endpoint, d.id): d for d in inv.datastores}
+        self._hosts = {(h.endpoint, h.id): h for h in inv.hosts}
+
+    def vm(self, endpoint: str, vm_id: str) -> VM | None:
+        with self._lock:
+            return self._vms.get((endpoint, vm_id))
+
+    def set_vm(self, vm: VM) -> None:
+        with self._lock:
+            self._vms[(vm.endpoint, vm.id)] = vm
+
+    def datastore(self, endpoint: str, ds_id: str | None) -> Datastore | None:
+        return self._ds.get((endpoint, ds_id or ""))
+
+    def host_up(self, endpoint: str, host_id: str | None) -> bool:
+        h = self._hosts.get((endpoint, host_id or ""))
+        return h is not None and h.state is HostState.UP
+
+
+class Executor:
+    """Runs actions for one apply run; thread-safe (one driver call per endpoint at a time)."""
+
+    def __init__(
+        self,
+        drivers: dict[str, Driver],
+        view: LiveView,
+        journal: Journal,
+        run_id: int,
+        records: dict[str, ActionRecord],
+        settings: Settings,
+        emit: EventSink,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.drivers = drivers
+        self.view = view
+        self.journal = journal
+        self.run_id = run_id
+        self.records = records
+        self.settings = settings
+        self.emit = emit
+        self.sleep = sleep
+        self.results: dict[str, dict[str, Any]] = {k: r.result for k, r in records.items() if r.result}
+        self._ep_locks = {ep: threading.Lock() for ep in drivers}
+        self._results_lock = threading.Lock()
+        self._attempts: dict[str, int] = {}
+
+    # -- plumbing ------------------------------------------------------------------------
+    def call(self, endpoint: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Drivers need not be thread-safe: calls to one endpoint go one at a time (they are short)."""
+        with self._ep_locks[endpoint]:
+            return fn(*args, **kwargs)
+
+    def placement(self, a: PlanAction) -> StoragePlacement:
+        drv = self.drivers[a.endpoint]
+        if not isinstance(drv, StoragePlacement):
+            raise StepFailed(f"driver {drv.name} of endpoint {a.endpoint} cannot place storage")
+        return drv
+
+    def rules(self, endpoint: str) -> dict[str, MechanismRules]:
+        return dict(type(self.drivers[endpoint]).mechanisms)
+
+    def _record(self, a: PlanAction, state: str, event: str, message: str = "", **kw: Any) -> None:
+        self.journal.record(self.run_id, a.id, state, event, **kw)
+        self.emit(
+            ApplyEvent(
+                event,
+                action=a.id,
+                kind=a.kind,
+                vm=a.vm_name,
+                endpoint=a.endpoint,
+                state=state,
+                attempt=kw.get("attempts"),
+                message=message or (kw.get("error") or ""),
+            )
+        )
+
+    def _delay(self, tries: int) -> float:
+        return float(min(self.settings.max_backoff, self.settings.backoff * 2 ** max(0, tries - 1)))
+
+    # -- one action ----------------------------------------------------------------------
+    def run(self, a: PlanAction) -> Outcome:
+        rec = self.records.get(a.id)
+        attempts = rec.attempts if rec else 0
+        try:
+            return self._run(a, rec, attempts)
+        except (StepFailed, FtbridgeError) as exc:
+            msg = exc.one_line() if isinstance(exc, FtbridgeError) else str(exc)
+        except Exception as exc:  # a bug (ours or a driver's): fail this action, keep the run consistent
+            msg = f"internal error: {type(exc).__name__}: {exc}"
+        attempts = max(attempts, self._attempts.get(a.id, attempts))
+        self._record(a, FAILED, "action_failed", msg, error=msg)
+        return Outcome(a.id, FAILED, attempts, msg)
+
+    def _run(self, a: PlanAction, rec: ActionRecord | None, attempts: int) -> Outcome:
+        ep = a.endpoint
+        drv = self.drivers[ep]
+        # 1. an operation already started for this action: find it again and wait for it
+        if rec is not None and rec.state not in DONE_STATES:
+            if rec.operation is not None:
+                op = Operation.from_dict(rec.operation)
+                self.emit(
+                    ApplyEvent(
+                        "action_resumed",
+                        action=a.id,
+                        kind=a.kind,
+                        vm=a.vm_name,
+                        endpoint=ep,
+                        message=f"waiting for operation {op.id} journaled earlier",
+                    )
+                )
+                try:
+                    status = self._wait(a, op)
+                except NotFound:
+                    status = None  # the platform forgot it: the postcondition below decides
+                if status is not None and status.state is OpState.SUCCEEDED:
+                    return self._succeeded(a, attempts, status)
+            elif rec.state == RUNNING:
+                for op in self.call(ep, drv.pending_operations, a.vm):
+                    self._record(
+                        a, RUNNING, "op_adopted", f"found operation {op.id} still running", operation=op.to_dict()
+                    )
+                    self._wait(a, op)
+        tries = 0
+        while True:
+            tries += 1
+            attempts += 1
+            self._attempts[a.id] = attempts
+            self._record(a, RUNNING, "action_started", attempts=attempts, operation=None)
+            done, result = self._postcondition(a)
+            if done:
+                self._set_result(a.id, result)
+                self._record(a, SKIPPED, "action_skipped", "already done", result=result or None)
+                return Outcome(a.id, SKIPPED, attempts, "already done")
+            self._precondition(a)
+            try:
+                op = self._start(a)
+            except FtbridgeError as exc:
+                if isinstance(exc, Conflict) and tries <= self.settings.retries + 1:
+                    busy = self.call(ep, drv.pending_operations, a.vm)
+                    if busy:  # something still runs on the VM (after a crash): let it end, then look again
+                        for other in busy:
+                            self._wait(a, other)
+                        continue
+                if exc.retryable and tries <= self.settings.retries:
+                    self._retry(a, tries, exc.one_line())
+                    continue
+                raise
+            self._record(a, RUNNING, "op_started", f"operation {op.id}", operation=op.to_dict())
+            status = self._wait(a, op)
+            if status.state is OpState.SUCCEEDED:
+                return self._succeeded(a, attempts, status)
+            if status.retryable and tries <= self.settings.retries:
+                self._retry(a, tries, status.message)
+                continue
+            raise StepFailed(f"{a.kind} of {a.vm_name} failed: {status.message or 'the platform gave no reason'}")
+
+    def _retry(self, a: PlanAction, tries: int, why: str) -> None:
+        delay = self._delay(tries)
+        self.emit(
+            ApplyEvent(
+                "action_retry",
+                action=a.id,
+                kind=a.kind,
+                vm=a.vm_name,
+                endpoint=a.endpoint,
+                attempt=tries,
+                message=f"{why}; retrying in {delay:.1f}s",
+            )
+        )
+        self.sleep(delay)
+
+    def _wait(self, a: PlanAction, op: Operation) -> OperationStatus:
+        """Poll until the operation ends; transient poll errors are retried, a timeout fails."""
+        drv = self.drivers[a.endpoint]
+        deadline = time.monotonic() + self.settings.operation_timeout
+        delay = min(0.01, self.settings.poll_interval)
+        errors = 0
+        while True:
+            try:
+                status = self.call(a.endpoint, drv.poll, op)
+                errors = 0
+            except FtbridgeError as exc:
+                errors += 1
+                if not exc.retryable or errors > self.settings.retries:
+                    raise
+                self.sleep(self._delay(errors))
+                continue
+            self.emit(
+                ApplyEvent(
+                    "action_progress",
+                    action=a.id,
+                    kind=a.kind,
+                    vm=a.vm_name,
+                    endpoint=a.endpoint,
+                    progress=status.progress,
+                    message=status.message,
+                )
+            )
+            if status.done:
+                return status
+            if time.monotonic() > deadline:
+                raise OperationTimeout(
+                    f"operation {op.id} ({a.kind} of {a.vm_name}) still running after "
+                    f"{self.settings.operation_timeout:.0f}s; its handle is journaled: "
+                    f"'ftbridge apply --resume' waits for it",
+                    endpoint=a.endpoint,
+                )
+            self.sleep(delay)
+            delay = min(delay * 2, self.settings.poll_interval)
+
+    def _set_result(self, action_id: str, result: dict[str, Any]) -> None:
+        if result:
+            with self._results_lock:
+                self.results[action_id] = result
+
+    def _succeeded(self, a: PlanAction, attempts: int, status: OperationStatus) -> Outcome:
+        result: dict[str, Any] = {}
+        if isinstance(a, (MoveDiskAction, MoveVMAction)):
+            self._moved(a)
+        elif isinstance(a, ProtectAction):
+            sid = status.result.get("secondary_id")
+            if not sid:
+                match = self._match(a, self._secondaries(a))
+                sid = match.id if match else None
+            if not sid:
+                raise StepFailed(f"protect of {a.vm_name} succeeded but no matching secondary is there")
+            sec = self._await_in_sync(a, [sid])
+            if sec is None:
+                raise StepFailed(
+                    f"new secondary {sid} of {a.vm_name} did not reach in_sync within "
+                    f"{self.settings.operation_timeout:.0f}s"
+                )
+            result = {"secondary_id": sid}
+        else:
+            self._secondaries(a)  # refresh the view
+        self._set_result(a.id, result)
+        self._record(a, SUCCEEDED, "action_succeeded", "done", result=result or None)
+        return Outcome(a.id, SUCCEEDED, attempts, "done")
+
+    # -- state of the VM -----------------------------------------------------------------
+    def _vm(self, a: PlanAction) -> VM:
+        vm = self.view.vm(a.endpoint, a.vm)
+        if vm is None:
+            raise StepFailed(f"VM {a.vm_name} ({a.endpoint}/{a.vm}) no longer exists")
+        return vm
+
+    def _secondaries(self, a: PlanAction) -> tuple[Secondary, ...]:
+        """Fresh secondaries of the VM (and the view updated with them)."""
+        secs = self.call(a.endpoint, self.placement(a).replication_status, a.vm)
+        vm = self.view.vm(a.endpoint, a.vm)
+        if vm is not None:
+            self.view.set_vm(replace(vm, secondaries=tuple(secs)))
+        return tuple(secs)
+
+    def _moved(self, a: MoveDiskAction | MoveVMAction) -> None:
+        vm = self._vm(a)
+        ids = {a.disk} if isinstance(a, MoveDiskAction) else set(a.disks)
+        disks = tuple(replace(d, datastore=a.to) if d.id in ids else d for d in vm.disks)
+        cfg = a.to if isinstance(a, MoveVMAction) and a.config_from is not None else vm.config_datastore
+        self.view.set_vm(replace(vm, disks=disks, config_datastore=cfg))
+
+    def _match(self, a: ProtectAction, secs: tuple[Secondary, ...]) -> Secondary | None:
+        """The secondary this protect created, if any: its placement equals the spec."""
+        spec = a.spec
+        for s in secs:
+            if s.id in a.existing or s.mechanism != spec.mechanism:
+                continue
+            if {d.disk: d.datastore for d in s.disks} != dict(spec.disks):
+                continue
+            if spec.host is not None and s.host != spec.host:
+                continue
+            if spec.config_datastore is not None and s.config_datastore != spec.config_datastore:
+                continue
+            if spec.metadata_datastore is not None and s.metadata_datastore != spec.metadata_datastore:
+                continue
+            return s
+        return None
+
+    def _await_in_sync(self, a: PlanAction, ids: list[str]) -> Secondary | None:
+        """Poll replication_status until one of ``ids`` is in_sync; None on timeout or loss."""
+        deadline = time.monotonic() + self.settings.operation_timeout
+        delay = min(0.01, self.settings.poll_interval)
+        while True:
+            secs = {s.id: s for s in self._secondaries(a)}
+            ready = [secs[i] for i in ids if i in secs and secs[i].state is SecondaryState.IN_SYNC]
+            if ready:
+                return ready[0]
+            alive = [secs[i] for i in ids if i in secs and secs[i].state is SecondaryState.SYNCING]
+            if not alive or time.monotonic() > deadline:
+                return None
+            self.sleep(delay)
+            delay = min(delay * 2, self.settings.poll_interval)
+
+    # -- the checks ----------------------------------------------------------------------
+    def _postcondition(self, a: PlanAction) -> tuple[bool, dict[str, Any]]:
+        if isinstance(a, MoveDiskAction):
+            vm = self._vm(a)
+            disk = next((d for d in vm.disks if d.id == a.disk), None)
+            return disk is not None and disk.datastore == a.to, {}
+        if isinstance(a, MoveVMAction):
+            vm = self._vm(a)
+            where = {d.id: d.datastore for d in vm.disks}
+            done = all(where.get(x) == a.to for x in a.disks) and (a.config_from is None or vm.config_datastore == a.to)
+            return done, {}
+        if isinstance(a, ProtectAction):
+            self._vm(a)
+            match = self._match(a, self._secondaries(a))
+            if match is None:
+                return False, {}
+            if match.state is SecondaryState.SYNCING:
+                match = self._await_in_sync(a, [match.id])
+            if match is None or match.state is not SecondaryState.IN_SYNC:
+                raise StepFailed(
+                    f"secondary of {a.vm_name} created by an earlier attempt is not in sync; "
+                    "check it on the platform, remove it, and resume"
+                )
+            return True, {"secondary_id": match.id}
+        assert isinstance(a, UnprotectAction)
+        self._vm(a)
+        return all(s.id != a.secondary for s in self._secondaries(a)), {}
+
+    def _precondition(self, a: PlanAction) -> None:
+        """Raise :class:`StepFailed` when the action must not run now."""
+        vm = self._vm(a)
+        if isinstance(a, (MoveDiskAction, MoveVMAction)):
+            rules = self.rules(a.endpoint)
+            blocking = [s for s in vm.secondaries if (r := rules.get(s.mechanism)) and r.blocks_primary_move]
+            if blocking:
+                raise StepFailed(
+                    f"{a.vm_name} has a {blocking[0].mechanism} secondary ({blocking[0].id}): "
+                    "its storage cannot move while it exists"
+                )
+            target = self.view.datastore(a.endpoint, a.to)
+            if target is None or not target.accessible:
+                raise StepFailed(f"target datastore {a.to} of {a.vm_name} is missing or not accessible")
+            where = {d.id: d.datastore for d in vm.disks}
+            if isinstance(a, MoveDiskAction):
+                if a.disk not in where:
+                    raise StepFailed(f"{a.vm_name} has no disk {a.disk} any more")
+                if where[a.disk] != a.source:
+                    raise StepFailed(
+                        f"disk {a.disk} of {a.vm_name} is on {where[a.disk]}, the plan expected "
+                        f"{a.source}: make a new plan"
+                    )
+            else:
+                wrong = [x for x in a.disks if where.get(x) not in (*a.source, a.to)]
+                if wrong:
+                    raise StepFailed(f"disk {wrong[0]} of {a.vm_name} is not where the plan expected: make a new plan")
+            return
+        if isinstance(a, ProtectAction):
+            where = {d.id: d.datastore for d in vm.disks}
+            if where != dict(a.primary):
+                diff = next(k for k in sorted(set(where) | set(a.primary)) if where.get(k) != a.primary.get(k))
+                raise StepFailed(
+                    f"the primary of {a.vm_name} is not where the plan placed its secondary against "
+                    f"(disk {diff} on {where.get(diff)}, plan expects {a.primary.get(diff)}): "
+                    "make a new plan"
+                )
+            if a.spec.host is not None and not self.view.host_up(a.endpoint, a.spec.host):
+                raise StepFailed(f"host {a.spec.host} for the secondary of {a.vm_name} is not up")
+            return
+        assert isinstance(a, UnprotectAction)
+        self._safe_to_remove(a, vm)
+
+    def _safe_to_remove(self, a: UnprotectAction, vm: VM) -> None:
+        """Never remove a VM's last good copy before its replacement is verified."""
+        if a.window:
+            down = [
+                x
+                for d in vm.disks
+                if (x := d.datastore) and ((ds := self.view.datastore(a.endpoint, x)) is None or not ds.accessible)
+            ]
+            if down:
+                raise StepFailed(
+                    f"refusing to turn {a.mechanism} off for {a.vm_name}: its primary storage "
+                    f"{down[0]} is not accessible"
+                )
+            return
+        required: list[str] = []
+        if a.after is not None:
+            with self._results_lock:
+                res = self.results.get(a.after) or {}
+            sid = res.get("secondary_id")
+            if not sid:
+                raise StepFailed(
+                    f"the replacement for secondary {a.secondary} of {a.vm_name} ({a.after}) "
+                    "is not known to be done: not removing it"
+                )
+            required = [str(sid)]
+        else:
+            required = list(a.keeps)
+        if required and self._await_in_sync(a, required) is None:
+            raise StepFailed(
+                f"secondary {' or '.join(required)} of {a.vm_name} is not in sync: not removing {a.secondary}"
+            )
+        secs = self._secondaries(a)
+        others = [s for s in secs if s.id != a.secondary and s.state is SecondaryState.IN_SYNC]
+        if not others:
+            raise StepFailed(f"refusing to remove secondary {a.secondary} of {a.vm_name}: no other in-sync copy")
+
+    def _start(self, a: PlanAction) -> Operation:
+        drv = self.placement(a)
+        if isinstance(a, MoveDiskAction):
+            return self.call(a.endpoint, drv.move_disk, a.vm, a.disk, a.to)
+        if isinstance(a, MoveVMAction):
+            return self.call(a.endpoint, drv.move_vm, a.vm, a.to)
+        if isinstance(a, ProtectAction):
+            spec = SecondarySpec.from_dict(a.spec.model_dump())
+            return self.call(a.endpoint, drv.protect, a.vm, spec)
+        assert isinstance(a, UnprotectAction)
+        return self.call(a.endpoint, drv.unprotect, a.vm, a.secondary)

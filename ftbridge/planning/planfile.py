@@ -1,0 +1,319 @@
+"""The plan file: versioned JSON, written byte-for-byte the same for the same input.
+
+``ftbridge/schemas/plan.schema.json`` describes it for other programs; :func:`load_plan`
+validates it with pydantic (the edge of the core) and checks what a schema cannot: the
+dependency graph, and that the content still matches its ``plan_id`` (a digest of everything
+but ``created_at``), so a damaged or hand-edited plan is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ftbridge.config import Config
+from ftbridge.errors import PlanError
+from ftbridge.inventory import Inventory
+from ftbridge.planning.actions import ACTION_KINDS, PlanResult
+
+PLAN_SCHEMA_VERSION = 1
+PLAN_KIND = "ftbridge-plan"
+
+
+# -- writing ---------------------------------------------------------------------------------
+def estate_id(inv: Inventory) -> str:
+    """What an estate *is* (endpoints, hosts, datastores), as opposed to where its VMs are now."""
+    h = hashlib.sha256()
+    for e in sorted(inv.endpoints, key=lambda e: e.name):
+        h.update(f"E{e.name}/{e.driver}\n".encode())
+    for d in sorted(inv.datastores, key=lambda d: (d.endpoint, d.id)):
+        h.update(f"D{d.endpoint}/{d.id}\n".encode())
+    for x in sorted(inv.hosts, key=lambda x: (x.endpoint, x.id)):
+        h.update(f"H{x.endpoint}/{x.id}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def config_digest(config: Config) -> str:
+    """The parts of the config a plan depends on: policies and failure-domain labels."""
+    data = {
+        "policies": [p.model_dump(mode="json") for p in config.policies],
+        "domains": [d.model_dump(mode="json") for d in config.domains],
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def default_created_at() -> float:
+    """Now, or ``$SOURCE_DATE_EPOCH`` (the reproducible-builds convention) when set."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            pass
+    return time.time()
+
+
+def content_digest(doc: dict[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k not in ("plan_id", "created_at")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def plan_document(
+    inv: Inventory, config: Config, result: PlanResult, *, created_at: float, generator: str
+) -> dict[str, Any]:
+    """The plan as the JSON object the file holds."""
+    by_kind = {k: 0 for k in ACTION_KINDS}
+    for a in result.actions:
+        by_kind[a.kind] += 1
+    by_cat: dict[str, int] = {}
+    for u in result.unfixable:
+        by_cat[u.category] = by_cat.get(u.category, 0) + 1
+    used = set(result.policies_used)
+    doc: dict[str, Any] = {
+        "schema_version": PLAN_SCHEMA_VERSION,
+        "kind": PLAN_KIND,
+        "plan_id": "",
+        "created_at": datetime.fromtimestamp(created_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generator": generator,
+        "inventory": {
+            "fingerprint": inv.fingerprint(),
+            "estate_id": estate_id(inv),
+            "vms": len(inv.vms),
+            "datastores": len(inv.datastores),
+        },
+        "endpoints": [
+            {"name": e.name, "driver": e.driver, "mechanisms": list(e.mechanisms)}
+            for e in sorted(inv.endpoints, key=lambda e: e.name)
+        ],
+        "config": {
+            "digest": config_digest(config),
+            "policies": {
+                p.name: p.model_dump(mode="json", exclude={"name"}) for p in config.policies if p.name in used
+            },
+        },
+        "summary": {
+            "actions": len(result.actions),
+            "by_kind": by_kind,
+            "bytes_moved": result.bytes_moved,
+            "findings": result.findings_total,
+            "fixable": result.findings_fixable,
+            "closed": len(result.closed),
+            "unfixable": len(result.unfixable),
+            "unfixable_by_category": dict(sorted(by_cat.items())),
+        },
+        "actions": [a.to_dict() for a in result.actions],
+        "unfixable": [u.to_dict() for u in result.unfixable],
+        "names": _names(inv, result),
+    }
+    doc["plan_id"] = content_digest(doc)
+    return doc
+
+
+def _names(inv: Inventory, result: PlanResult) -> dict[str, dict[str, str]]:
+    """Names of the datastores and hosts the plan refers to by id, for people reading it."""
+    ds: dict[str, str] = {}
+    hosts: dict[str, str] = {}
+    for a in result.actions:
+        ids = set(a.datastores)
+        spec = a.detail.get("spec")
+        if isinstance(spec, dict) and spec.get("host"):
+            h = inv.host(a.endpoint, spec["host"])
+            if h is not None:
+                hosts[f"{a.endpoint}/{h.id}"] = h.name
+        for x in ids:
+            d = inv.datastore(a.endpoint, x)
+            if d is not None:
+                ds[f"{a.endpoint}/{d.id}"] = d.name
+    for u in result.unfixable:
+        d = inv.datastore(u.endpoint, u.datastore)
+        if d is not None:
+            ds[f"{u.endpoint}/{d.id}"] = d.name
+    return {"datastores": dict(sorted(ds.items())), "hosts": dict(sorted(hosts.items()))}
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_plan(doc: dict[str, Any], path: Path) -> None:
+    """Atomically: a reader never sees half a plan."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- reading ---------------------------------------------------------------------------------
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SpecModel(_M):
+    mechanism: str
+    disks: dict[str, str]
+    config_datastore: str | None = None
+    host: str | None = None
+    metadata_datastore: str | None = None
+
+
+class _ActionBase(_M):
+    id: str = Field(pattern=r"^a[0-9]+$")
+    endpoint: str
+    vm: str
+    vm_name: str
+    bytes: int = Field(ge=0)
+    datastores: list[str]
+    depends_on: list[str]
+    closes: list[str]
+    reason: str = Field(min_length=1)
+
+
+class MoveDiskAction(_ActionBase):
+    kind: Literal["move_disk"]
+    disk: str
+    source: str = Field(alias="from")
+    to: str
+
+
+class MoveVMAction(_ActionBase):
+    kind: Literal["move_vm"]
+    disks: list[str]
+    source: list[str] = Field(alias="from")
+    to: str
+    config_from: str | None = None
+
+
+class ProtectAction(_ActionBase):
+    kind: Literal["protect"]
+    mechanism: str
+    spec: SpecModel
+    replaces: list[str]
+    existing: list[str]
+    primary: dict[str, str]
+
+
+class UnprotectAction(_ActionBase):
+    kind: Literal["unprotect"]
+    secondary: str
+    mechanism: str
+    after: str | None = None
+    keeps: list[str]
+    window: bool = False
+    restore: str | None = None
+
+
+PlanAction = Annotated[MoveDiskAction | MoveVMAction | ProtectAction | UnprotectAction, Field(discriminator="kind")]
+
+
+class EndpointRef(_M):
+    name: str
+    driver: str
+    mechanisms: list[str] = []
+
+
+class InventoryRef(_M):
+    fingerprint: str
+    estate_id: str
+    vms: int
+    datastores: int
+
+
+class UnfixableModel(_M):
+    finding: str
+    rule: str
+    endpoint: str
+    vm: str | None = None
+    vm_name: str | None = None
+    datastore: str | None = None
+    category: Literal["capacity", "limits", "placement", "unavailable", "manual"]
+    reason: str = Field(min_length=1)
+
+
+class PlanDoc(_M):
+    schema_version: Literal[1]
+    kind: Literal["ftbridge-plan"]
+    plan_id: str
+    created_at: str
+    generator: str
+    inventory: InventoryRef
+    endpoints: list[EndpointRef]
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    actions: list[PlanAction]
+    unfixable: list[UnfixableModel]
+    names: dict[str, dict[str, str]] = {}
+
+    def ds_name(self, endpoint: str, ds_id: str | None) -> str:
+        return self.names.get("datastores", {}).get(f"{endpoint}/{ds_id}", ds_id or "-")
+
+    def host_name(self, endpoint: str, host_id: str | None) -> str:
+        return self.names.get("hosts", {}).get(f"{endpoint}/{host_id}", host_id or "-")
+
+    def action(self, action_id: str) -> PlanAction:
+        for a in self.actions:
+            if a.id == action_id:
+                return a
+        raise KeyError(action_id)
+
+
+def load_plan(path: str | Path) -> PlanDoc:
+    """A plan file, checked through and through; every problem is one :class:`PlanError` line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read plan: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: not a plan file: not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{path}: not a plan file: not JSON (line {exc.lineno}: {exc.msg})") from None
+    return parse_plan(data, source=str(path))
+
+
+def parse_plan(data: Any, *, source: str = "plan") -> PlanDoc:
+    if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
+        raise PlanError(f'{source}: not an ftbridge plan (no "kind": "{PLAN_KIND}")')
+    if data.get("schema_version") != PLAN_SCHEMA_VERSION:
+        raise PlanError(
+            f"{source}: plan schema_version {data.get('schema_version')!r} is not supported "
+            f"(this ftbridge reads {PLAN_SCHEMA_VERSION})",
+            hint="make a new plan with 'ftbridge plan'",
+        )
+    actions = data.get("actions")
+    if isinstance(actions, list):
+        for n, a in enumerate(actions):
+            kind = a.get("kind") if isinstance(a, dict) else None
+            if kind not in ACTION_KINDS:
+                ident = a.get("id", f"#{n}") if isinstance(a, dict) else f"#{n}"
+                raise PlanError(f"{source}: action {ident}: unknown kind {kind!r} (known: {', '.join(ACTION_KINDS)})")
+    try:
+        doc = PlanDoc.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise PlanError(f"{source}: malformed plan: {loc}: {err['msg']}") from None
+    ids: dict[str, int] = {}
+    for n, a in enumerate(doc.actions):
+        if a.id in ids:
+            raise PlanError(f"{source}: malformed plan: action id {a.id} appears twice")
+        for dep in a.depends_on:
+            if dep not in ids:  # only earlier actions: the graph is acyclic by construction
+                raise PlanError(
+                    f"{source}: malformed plan: action {a.id} depends on {dep}, which is not an earlier action"
+                )
+        ids[a.id] = n
+    if content_digest(data) != doc.plan_id:
+        raise PlanError(
+            f"{source}: plan content does not match its plan_id (damaged or edited)",
+            hint="make a new plan with 'ftbridge plan'",
+        )
+    return doc

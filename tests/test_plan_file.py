@@ -1,0 +1,96 @@
+"""The plan file: its JSON Schema, byte-for-byte determinism, offline planning, and loading."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+
+import plankit as K  # noqa: E402
+
+from ftbridge.errors import PlanError  # noqa: E402
+from ftbridge.planning import parse_plan  # noqa: E402
+
+SCHEMA = json.loads((K.ROOT / "ftbridge" / "schemas" / "plan.schema.json").read_text())
+
+
+@pytest.fixture
+def demo_plan(tmp_path: Path) -> dict:  # type: ignore[type-arg]
+    cfg = K.copy_demo(tmp_path)
+    r = K.ftb("-c", str(cfg), "plan", "--out", str(tmp_path / "plan.json"), "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+
+def test_schema_accepts_the_plan_and_rejects_what_apply_refuses(demo_plan: dict) -> None:  # type: ignore[type-arg]
+    jsonschema.validate(demo_plan, SCHEMA)
+    kinds = {a["kind"] for a in demo_plan["actions"]}
+    assert kinds == {"move_disk", "move_vm", "protect", "unprotect"}
+    for mutate in (
+        lambda d: d["actions"][0].update(kind="teleport"),
+        lambda d: d["actions"][0].pop("reason"),
+        lambda d: d["actions"][0].update(bytes=-5),
+        lambda d: d.update(schema_version=2),
+        lambda d: d["unfixable"][0].update(category="bad luck"),
+        lambda d: d["actions"][-1].update(extra=1),
+    ):
+        bad = json.loads(json.dumps(demo_plan))
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
+        with pytest.raises(PlanError):
+            parse_plan(K.resign(bad))
+
+
+def test_every_action_says_why_and_what_it_closes(demo_plan: dict) -> None:  # type: ignore[type-arg]
+    ids = [a["id"] for a in demo_plan["actions"]]
+    for n, a in enumerate(demo_plan["actions"]):
+        assert a["reason"] and set(a["depends_on"]) <= set(ids[:n])
+    closing = [a for a in demo_plan["actions"] if a["closes"]]
+    assert len(closing) >= len(demo_plan["actions"]) // 2
+    for u in demo_plan["unfixable"]:
+        assert len(u["reason"]) > 20, u
+
+
+def test_same_inventory_gives_a_byte_identical_plan(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path)
+    inv = K.ftb("-c", str(cfg), "inventory", "-o", "json")
+    assert inv.returncode == 0, inv.stderr
+    saved = tmp_path / "inv.json"
+    saved.write_text(inv.stdout)
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    outs = []
+    for name in ("a.json", "b.json"):
+        r = K.ftb("-c", str(cfg), "plan", "--from", str(saved), "--out", str(tmp_path / name), env=env)
+        assert r.returncode == 0, r.stderr
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]
+    assert json.loads(outs[0])["created_at"] == "2023-11-14T22:13:20Z"
+    # offline (from the saved inventory) and live plans are the same plan
+    r = K.ftb("-c", str(cfg), "plan", "--out", str(tmp_path / "live.json"), env=env)
+    assert r.returncode == 0
+    assert (tmp_path / "live.json").read_bytes() == outs[0]
+
+
+def test_plan_goes_to_the_state_directory_by_default(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path)
+    r = K.ftb("-c", str(cfg), "plan")
+    assert r.returncode == 0, r.stderr
+    (path,) = (tmp_path / "state" / "plans").glob("plan-*.json")
+    doc = json.loads(path.read_text())
+    assert path.name == f"plan-{doc['plan_id']}.json"
+    assert str(path) in r.stderr and "ftbridge apply" in r.stderr
+
+
+def test_parse_plan_errors_are_one_clear_line() -> None:
+    with pytest.raises(PlanError, match="not an ftbridge plan"):
+        parse_plan([1, 2, 3])
+    with pytest.raises(PlanError, match="schema_version 7 is not supported"):
+        parse_plan({"kind": "ftbridge-plan", "schema_version": 7})
+    with pytest.raises(PlanError, match="malformed plan"):
+        parse_plan({"kind": "ftbridge-plan", "schema_version": 1, "actions": []})
