@@ -234,7 +234,7 @@ def _secondary_health(c: _Ctx) -> Iterator[Finding]:
                 f"{c.vm.name}: secondary {s.id} lags "
                 + (f"{lag:.0f}s" if lag is not None else "(stale)")
                 + f", RPO {c.policy.rpo:.0f}s",
-                "check the replication schedule and link; re-sync",
+                "make a fresh copy, or check the replication schedule and link",
                 fixable=False,
                 secondary=s,
                 lag=lag,

@@ -199,7 +199,7 @@ def ft_estate(where: Path) -> Path:
             "disks": [{"id": "d0", "size_gib": 50, "datastore": "l"}],
             "secondaries": [ft("h21", "c")],
         },
-        # FT secondary in the primary's site: a new one in s2 first, then the old one goes
+        # FT secondary in the primary's site: FT keeps one secondary, so off, then on in s2
         {
             "id": "v2",
             "name": "app-2",
@@ -222,7 +222,7 @@ def test_ft_sequencing_on_the_platform(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     kinds = {vm: [a["kind"] for a in doc["actions"] if a["vm"] == vm] for vm in ("v1", "v2")}
-    assert kinds == {"v1": ["unprotect", "move_vm", "protect"], "v2": ["protect", "unprotect"]}
+    assert kinds == {"v1": ["unprotect", "move_vm", "protect"], "v2": ["unprotect", "protect"]}
     assert doc["unfixable"] == []
     r = K.ftb("-c", str(cfg_path), "apply", str(plan_path), "--yes")
     assert r.returncode == 0, r.stderr
@@ -238,7 +238,7 @@ def test_ft_sequencing_on_the_platform(tmp_path: Path) -> None:
 
     assert at("v1:unprotect", "action_succeeded") < at("v1:move_vm", "op_started")
     assert at("v1:move_vm", "action_succeeded") < at("v1:protect", "op_started")
-    assert at("v2:protect", "action_succeeded") < at("v2:unprotect", "op_started")
+    assert at("v2:unprotect", "action_succeeded") < at("v2:protect", "op_started")
 
 
 def test_removal_refused_when_the_kept_copy_is_not_in_sync(tmp_path: Path) -> None:

@@ -153,9 +153,10 @@ def test_ft_host_limits_and_replacement_order() -> None:
     inv = K.inventory(hosts, dss, [v1, *busy], mechanisms=ft)
     pol = {"gold": {"separation": "site", "headroom": 10, "mechanisms": ["vsphere-ft"], "match": [{"tag": "gold"}]}}
     doc = plan(inv, pol)
-    new, old = by_vm(doc, "v1")
-    assert (new["kind"], old["kind"]) == ("protect", "unprotect")
-    assert old["after"] == new["id"] and new["id"] in old["depends_on"]
+    # FT allows one secondary per VM: off first, then on at the new place (break before make)
+    old, new = by_vm(doc, "v1")
+    assert (old["kind"], new["kind"]) == ("unprotect", "protect")
+    assert old["id"] in new["depends_on"]
     assert new["spec"]["host"] == "h2", "h3 is full (3 VMs, 8 vCPUs)"
     assert new["spec"]["disks"] == {"d0": "c"} and new["spec"]["metadata_datastore"] is not None
     # a 12-vCPU VM: beyond the mechanism's per-VM limit, said in the person's words

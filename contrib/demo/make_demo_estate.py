@@ -91,6 +91,7 @@ def vsphere() -> dict[str, Any]:
             **kw,
         }
 
+    # FT VMs are few and small, as on a real cluster: at most 4 FT VMs and 8 FT vCPUs per host
     vms = [
         # compliant FT pairs: primary in ams1, secondary in ams2
         vm(
@@ -98,7 +99,7 @@ def vsphere() -> dict[str, Any]:
             "ams-sql01",
             "host-11",
             [("2000", 200, A1), ("2001", 100, A1)],
-            vcpus=4,
+            vcpus=2,
             memory_gib=32,
             tags=["tier1"],
             secs=[ft("host-13", C1, ["2000", "2001"])],
@@ -108,7 +109,7 @@ def vsphere() -> dict[str, Any]:
             "ams-sql02",
             "host-12",
             [("2000", 200, A2)],
-            vcpus=4,
+            vcpus=2,
             memory_gib=32,
             tags=["tier1"],
             secs=[ft("host-14", C1, ["2000"])],
@@ -118,7 +119,7 @@ def vsphere() -> dict[str, Any]:
             "ams-dc01",
             "host-11",
             [("2000", 60, B1)],
-            vcpus=2,
+            vcpus=1,
             memory_gib=8,
             tags=["tier1"],
             secs=[ft("host-14", C2, ["2000"])],
@@ -129,21 +130,21 @@ def vsphere() -> dict[str, Any]:
             "ams-erp01",
             "host-12",
             [("2000", 300, A1)],
-            vcpus=4,
+            vcpus=2,
             memory_gib=64,
             tags=["tier1"],
             secs=[ft("host-11", B1, ["2000"])],
         ),
-        # FT secondary on the same array as the primary
+        # FT secondary on the same array as the primary (both in ams2)
         vm(
             "vm-1005",
             "ams-erp02",
             "host-13",
             [("2000", 150, C1)],
-            vcpus=2,
+            vcpus=1,
             memory_gib=16,
             tags=["tier1"],
-            secs=[ft("host-11", C2, ["2000"], meta=A2)],
+            secs=[ft("host-14", C2, ["2000"], meta=A2)],
         ),
         # FT metadata on a local datastore
         vm(
@@ -151,19 +152,19 @@ def vsphere() -> dict[str, Any]:
             "ams-mq01",
             "host-11",
             [("2000", 40, A2)],
-            vcpus=2,
+            vcpus=1,
             memory_gib=8,
             tags=["tier1"],
             secs=[ft("host-13", C1, ["2000"], meta=L1)],
         ),
         # tier1 without any secondary
-        vm("vm-1007", "ams-pay01", "host-12", [("2000", 80, A2)], vcpus=2, memory_gib=8, tags=["tier1"]),
-        vm("vm-1008", "ams-pay02", "host-11", [("2000", 80, A1)], vcpus=2, memory_gib=8, tags=["tier1"]),
+        vm("vm-1007", "ams-pay01", "host-12", [("2000", 80, A2)], vcpus=1, memory_gib=8, tags=["tier1"]),
         # tier1 primary on a host-local datastore and no secondary
-        vm("vm-1009", "ams-ldap01", "host-11", [("2000", 30, L1)], vcpus=1, memory_gib=4, tags=["tier1"]),
+        vm("vm-1009", "ams-ldap01", "host-13", [("2000", 30, L3)], vcpus=1, memory_gib=4, tags=["tier1"]),
         # 12 vCPUs: beyond FT's 8 per VM, so the missing secondary cannot be fixed
         vm("vm-1010", "ams-dwh01", "host-13", [("2000", 500, C1)], vcpus=12, memory_gib=128, tags=["tier1"]),
-        # the rest: silver, secondaries not required by FT but by copy policy are ignored
+        # a second payment VM, not tier1: no secondary required
+        vm("vm-1008", "ams-pay02", "host-14", [("2000", 80, A1)], vcpus=2, memory_gib=8, tags=["pci"]),
     ]
     for i in range(12):
         h = allh[i % 4]
@@ -197,7 +198,7 @@ def vsphere() -> dict[str, Any]:
 
 def proxmox() -> dict[str, Any]:
     nodes = ["pve-rtm-1", "pve-rtm-2", "pve-rtm-3"]
-    hosts = [{"id": n, "name": n, "cluster": "rtm"} for n in nodes]
+    hosts = [{"id": n, "name": n, "cluster": "rtm", "memory_gib": 256} for n in nodes]
     ds = [
         {"id": "ceph-rtm", "name": "ceph-rtm", "kind": "rbd", "hosts": nodes, "capacity_gib": 8192},
         {"id": "nfs-rtm-b", "name": "nfs-rtm-b", "kind": "nfs", "hosts": nodes, "capacity_gib": 4096},
@@ -338,7 +339,7 @@ def proxmox() -> dict[str, Any]:
 
 
 def ovirt() -> dict[str, Any]:
-    hosts = [{"id": f"h{i}", "name": f"ovirt-fra-0{i}", "cluster": "fra-prod"} for i in (1, 2, 3)]
+    hosts = [{"id": f"h{i}", "name": f"ovirt-fra-0{i}", "cluster": "fra-prod", "memory_gib": 384} for i in (1, 2, 3)]
     allh = [h["id"] for h in hosts]
     ds = [
         {"id": "sd-a", "name": "fra-iscsi-a", "kind": "iscsi", "hosts": allh, "capacity_gib": 6144},

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check every VM against its policy. Exit 0: compliant; 1: findings at or above --fail-on."""
         from ftbridge.audit import Severity
-        from ftbridge.audit import audit as run_audit
+        from ftbridge.services.compliance import audit_estate as run_audit
 
         inv = load_inventory(ctx, source, endpoint)
         report = run_audit(inv, run(ctx).config())

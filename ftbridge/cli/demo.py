@@ -45,9 +45,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Audit (and plan) the embedded demo estate: three sim endpoints shaped like vSphere,
         Proxmox VE and oVirt, about 60 VMs. Exits 0; the findings are the point."""
-        from ftbridge.audit import audit
         from ftbridge.cli.audit import show_report
         from ftbridge.cli.common import run
+        from ftbridge.cli.plan import demo_plan
+        from ftbridge.services.compliance import audit_estate
         from ftbridge.services.inventory import collect
         from ftbridge.services.session import Session
 
@@ -57,19 +58,10 @@ def register(app: typer.Typer) -> None:
         cfg = state.config()
         with Session(cfg) as session:
             inv = collect(session)
-        report = audit(inv, cfg)
-        plan_data = _plan(ctx, inv, cfg, where)
+        report = audit_estate(inv, cfg)
+        plan_data = demo_plan(ctx, inv, cfg, where)
         if output is Output.json:
             emit_json({"audit": report.to_dict(), "plan": plan_data})
         else:
             show_report(report)
         say(f"demo config: {where / 'ftbridge.toml'}  (try: ftbridge -c {where / 'ftbridge.toml'} inventory)")
-
-
-def _plan(ctx: typer.Context, inv: object, cfg: object, where: Path) -> object:
-    """The plan for the demo, once planning is installed (see ftbridge.cli.plan)."""
-    try:
-        from ftbridge.cli.plan import demo_plan
-    except ImportError:
-        return None
-    return demo_plan(ctx, inv, cfg, where)

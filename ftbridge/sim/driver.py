@@ -68,6 +68,7 @@ MECHANISMS: dict[str, MechanismRules] = {
         max_vcpus_per_host=8,
         max_vcpus_per_vm=8,
         max_disks=16,
+        max_secondaries_per_vm=1,
     ),
     "pve-replication": MechanismRules(
         name="pve-replication",
@@ -83,7 +84,10 @@ MECHANISMS: dict[str, MechanismRules] = {
         refreshable=True,
     ),
     "ovirt-copy": MechanismRules(
-        name="ovirt-copy", description="managed disk copies on another storage domain", refreshable=True, same_hosts=True
+        name="ovirt-copy",
+        description="managed disk copies on another storage domain",
+        refreshable=True,
+        same_hosts=True,
     ),
     "sim-copy": MechanismRules(name="sim-copy", description="a generic copy on another datastore"),
 }

@@ -142,6 +142,13 @@ def check_protect(
             if kind not in rule.primary_kinds:
                 kinds = "/".join(sorted(rule.primary_kinds))
                 raise Conflict(f"{spec.mechanism} needs the primary on {kinds}, disk {d['id']} is on {kind}")
+    if rule.max_secondaries_per_vm is not None:
+        have = sum(s["mechanism"] == spec.mechanism for s in vm["secondaries"])
+        if have >= rule.max_secondaries_per_vm:
+            raise Conflict(
+                f"{spec.mechanism}: {vm['name']} already has {have} such secondary (limit "
+                f"{rule.max_secondaries_per_vm}): remove it first"
+            )
     if rule.max_disks is not None and len(sizes) > rule.max_disks:
         raise Conflict(f"{spec.mechanism}: {len(sizes)} disks, at most {rule.max_disks}")
     if rule.max_vcpus_per_vm is not None and vm["vcpus"] > rule.max_vcpus_per_vm:
