@@ -56,7 +56,8 @@ MECHANISMS: dict[str, MechanismRules] = {
     "ovirt-copy": MechanismRules(
         name="ovirt-copy",
         description="managed disk copies on another storage domain (same data center); "
-                    "survives the loss of the primary's domain, array or site; lag = age of the copy"),
+                    "survives the loss of the primary's domain, array or site; lag = age of the copy",
+        same_hosts=True, refreshable=True),
     "ovirt-dr": MechanismRules(
         name="ovirt-dr",
         description="array-replicated storage domain paired with one at a second site (oVirt DR role mapping); "

@@ -60,7 +60,8 @@ FT_RULES = MechanismRules(
     name=MECHANISM, description="vSphere Fault Tolerance: a lockstep secondary VM on another host, "
     "its own config and disks on the datastores you choose, a tie-breaker file on a shared datastore",
     needs_other_host=True, host_must_mount=True, has_config=True, needs_metadata_datastore=True,
-    blocks_primary_move=True, max_vms_per_host=4, max_vcpus_per_host=8, max_vcpus_per_vm=8, max_disks=16)
+    blocks_primary_move=True, max_vms_per_host=4, max_vcpus_per_host=8, max_vcpus_per_vm=8, max_disks=16,
+    max_secondaries_per_vm=1)
 
 #: vCenter task descriptionIds -> operation kinds, for pending_operations()
 _TASK_KINDS = {"VirtualMachine.relocate": "move_vm", "VirtualMachine.createSecondaryEx": "protect",
