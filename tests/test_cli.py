@@ -241,3 +241,15 @@ def test_no_sdk_imported_at_start_up() -> None:
             "ftbridge_ovirt",
         }
         assert not modules & heavy, (args, modules & heavy)
+
+
+def test_audit_fixable_is_what_the_planner_can_do(demo_config: Path) -> None:
+    data = json.loads(ftb("-c", str(demo_config), "audit", "-o", "json").out)
+    by = {(f["vm_name"], f["rule"]): f for f in data["findings"]}
+    dwh = by[("ams-dwh01", "no-secondary")]  # 12 vCPUs, FT allows 8
+    assert not dwh["fixable"] and "at most 8" in dwh["fix"] and dwh["evidence"]["unfixable"] == "limits"
+    archive = by[("fra-archive01", "no-secondary")]  # 5 TiB, no room outside its array
+    assert not archive["fixable"] and archive["evidence"]["unfixable"] == "capacity"
+    assert by[("fra-crm02", "secondary-lag")]["fixable"]  # a copy: a fresh one fixes it
+    assert not by[("rtm-redis01", "secondary-lag")]["fixable"]  # pvesr: a plan cannot
+    assert data["summary"]["fixable"] == sum(f["fixable"] for f in data["findings"])
