@@ -43,6 +43,20 @@ def unfixable(doc: dict, vm: str) -> list[dict]:  # type: ignore[type-arg]
 HOSTS = [K.host("h1"), K.host("h2"), K.host("h3")]
 
 
+def test_the_capacity_checker_itself_catches_an_unsafe_plan() -> None:
+    """The checker the planner tests rely on must fail a plan that could overfill a target,
+    and credit space only where a dependency guarantees it was freed first."""
+    dss = [K.ds("a", 100, 30, array="A"), K.ds("l1", 500, 400, hosts=("h1",), array="L")]
+    vms = [K.vm(f"v{i}", "h1", [("d0", 20, "l1")]) for i in range(2)]
+    inv = K.inventory(HOSTS, dss, vms)
+    move = lambda i, deps: {"id": f"m{i}", "kind": "move_vm", "endpoint": "ep", "vm": f"v{i}",  # noqa: E731
+                            "disks": ["d0"], "to": "a", "depends_on": deps}
+    # two 20 GiB moves onto 30 GiB free, unordered: both may run at once
+    assert K.capacity_violations({"actions": [move(0, []), move(1, [])]}, inv) != []
+    # ordered, but a target is never freed by moving *onto* it: still unsafe with 10% kept
+    assert K.capacity_violations({"actions": [move(0, []), move(1, ["m0"])]}, inv, keep_pct=10) != []
+
+
 def test_headroom_is_kept_after_every_step() -> None:
     # two targets with 30 GiB free of 100: 10% headroom leaves room for one 20 GiB VM each
     dss = [K.ds("a", 100, 30, array="A"), K.ds("b", 100, 30, array="B"), K.ds("l1", 500, 400, hosts=("h1",), array="L")]
@@ -269,7 +283,7 @@ def _random_estate(rnd: random.Random, n_vms: int = 8) -> Inventory:
     return K.inventory(HOSTS, sized, vms)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10_000))
 def test_random_estates_plans_are_safe_and_close_what_they_claim(seed: int) -> None:
     inv = _random_estate(random.Random(seed))

@@ -276,6 +276,17 @@ class Journal:
             ).fetchone()
         return RunRecord(*row) if row else None
 
+    def latest_unfinished(self, path_prefix: str) -> RunRecord | None:
+        """The newest run not done whose plan file lies under ``path_prefix`` (documents written
+        per invocation, such as a test failover's, are found again this way for ``--resume``)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, plan_id, plan_path, status, pid, started_at, finished_at FROM runs "
+                "WHERE status != 'done' AND substr(plan_path, 1, ?) = ? ORDER BY id DESC LIMIT 1",
+                (len(path_prefix), path_prefix),
+            ).fetchone()
+        return RunRecord(*row) if row else None
+
     def actions(self, run_id: int) -> dict[str, ActionRecord]:
         with self._lock:
             rows = self._conn.execute(

@@ -107,10 +107,16 @@ def apply_plan(
     yes: bool = False,
     resume: bool = False,
     revalidate_plan: bool = False,
+    live_checks: bool = False,
     on_event: EventSink = ignore,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyResult:
-    """Apply (or, without ``yes``, preview) a plan file. Raises PlanError, LockBusy, ..."""
+    """Apply (or, without ``yes``, preview) a plan file. Raises PlanError, LockBusy, ...
+
+    ``live_checks``: the plan is stale by nature (a failover: the estate changed because
+    something failed), so only its estate is checked up front and every action's own
+    precondition decides, live, whether it may run.
+    """
     t0 = time.monotonic()
     doc = load_plan(plan_path)
     endpoints = _check_endpoints(doc, config, str(plan_path))
@@ -145,7 +151,11 @@ def apply_plan(
                 result.run_id = last.id
                 result.elapsed = time.monotonic() - t0
                 return result
-            _check_fresh(doc, inv, str(plan_path), revalidate_plan)
+            if live_checks:
+                if doc.inventory.estate_id and estate_id(inv) != doc.inventory.estate_id:
+                    raise PlanError(f"{plan_path}: plan was made for another estate: its hosts and datastores differ")
+            else:
+                _check_fresh(doc, inv, str(plan_path), revalidate_plan)
         if not yes:
             result.dry_run = True
             result.preview = preview(doc, inv)
@@ -266,6 +276,11 @@ def _settle_in_flight(
             continue
         drv = drivers[a.endpoint]
         ops = [Operation.from_dict(rec.operation)] if rec.operation else drv.pending_operations(a.vm)
+        if not rec.operation and ops:
+            # started but not journaled before the crash: journal it now, so the action takes the
+            # operation's own result (a test instance's id, a promoted VM's new id) once it ends
+            mine = next((op for op in ops if op.kind == a.kind), ops[0])
+            journal.record(run.id, a.id, RUNNING, "op_adopted", operation=mine.to_dict())
         for op in ops:
             emit(
                 ApplyEvent(

@@ -13,6 +13,12 @@ The order inside an attempt is what makes re-running harmless:
 4. the operation starts, its handle is journaled *before* waiting on it;
 5. success is verified (a new secondary is waited for until ``in_sync``) and journaled.
 
+Failover documents (:mod:`ftbridge.failover.run`) add four kinds that ride on the same steps:
+``fence`` (done once the primary is off), ``promote`` (done once the VM runs from the
+secondary's datastores; refused while the primary still runs on a reachable host unless the
+action says it was fenced or forced), ``test_failover`` and ``cleanup_test`` (the test
+instance's id travels from the first to the second through the journaled result).
+
 Retryable errors (``FtbridgeError.retryable``, or a failed operation marked retryable) are
 retried with exponential backoff; nothing else is.
 """
@@ -29,6 +35,7 @@ from ftbridge.apply.events import ApplyEvent, EventSink
 from ftbridge.apply.journal import DONE_STATES, FAILED, RUNNING, SKIPPED, SUCCEEDED, ActionRecord, Journal
 from ftbridge.drivers.base import (
     Driver,
+    Failover,
     MechanismRules,
     Operation,
     OperationStatus,
@@ -36,10 +43,23 @@ from ftbridge.drivers.base import (
     SecondarySpec,
     StoragePlacement,
 )
-from ftbridge.errors import Conflict, FtbridgeError, NotFound, OperationTimeout
+from ftbridge.errors import Conflict, FtbridgeError, NotFound, OperationTimeout, UnsupportedOperation
 from ftbridge.inventory import Inventory
-from ftbridge.model import VM, Datastore, HostState, Secondary, SecondaryState
-from ftbridge.planning.planfile import MoveDiskAction, MoveVMAction, PlanAction, ProtectAction, UnprotectAction
+from ftbridge.model import VM, Datastore, HostState, PowerState, Secondary, SecondaryState
+from ftbridge.planning.planfile import (
+    CleanupTestAction,
+    FenceAction,
+    MoveDiskAction,
+    MoveVMAction,
+    PlanAction,
+    PromoteAction,
+    ProtectAction,
+    TestFailoverAction,
+    UnprotectAction,
+)
+
+#: kinds whose operation's own result matters: an operation adopted after a crash counts as theirs
+_ADOPT_RESULT = frozenset({"fence", "promote", "test_failover", "cleanup_test"})
 
 T = TypeVar("T")
 
@@ -89,6 +109,11 @@ class LiveView:
         h = self._hosts.get((endpoint, host_id or ""))
         return h is not None and h.state is HostState.UP
 
+    def named(self, endpoint: str, name: str) -> list[VM]:
+        """VMs by name: a promotion may give the VM a new id (a Proxmox standby's VMID)."""
+        with self._lock:
+            return [v for (ep, _), v in self._vms.items() if ep == endpoint and v.name == name]
+
 
 class Executor:
     """Runs actions for one apply run; thread-safe (one driver call per endpoint at a time)."""
@@ -127,6 +152,12 @@ class Executor:
         drv = self.drivers[a.endpoint]
         if not isinstance(drv, StoragePlacement):
             raise StepFailed(f"driver {drv.name} of endpoint {a.endpoint} cannot place storage")
+        return drv
+
+    def failover(self, a: PlanAction) -> Failover:
+        drv = self.drivers[a.endpoint]
+        if not isinstance(drv, Failover):
+            raise StepFailed(f"driver {drv.name} of endpoint {a.endpoint} cannot fail over")
         return drv
 
     def rules(self, endpoint: str) -> dict[str, MechanismRules]:
@@ -192,7 +223,9 @@ class Executor:
                     self._record(
                         a, RUNNING, "op_adopted", f"found operation {op.id} still running", operation=op.to_dict()
                     )
-                    self._wait(a, op)
+                    adopted = self._wait(a, op)
+                    if a.kind in _ADOPT_RESULT and op.kind == a.kind and adopted.state is OpState.SUCCEEDED:
+                        return self._succeeded(a, attempts, adopted)
         tries = 0
         while True:
             tries += 1
@@ -208,6 +241,9 @@ class Executor:
             try:
                 op = self._start(a)
             except FtbridgeError as exc:
+                if isinstance(exc, NotFound) and isinstance(a, CleanupTestAction):
+                    self._record(a, SKIPPED, "action_skipped", "the test instance is gone already")
+                    return Outcome(a.id, SKIPPED, attempts, "already gone")
                 if isinstance(exc, Conflict) and tries <= self.settings.retries + 1:
                     busy = self.call(ep, drv.pending_operations, a.vm)
                     if busy:  # something still runs on the VM (after a crash): let it end, then look again
@@ -288,7 +324,19 @@ class Executor:
 
     def _succeeded(self, a: PlanAction, attempts: int, status: OperationStatus) -> Outcome:
         result: dict[str, Any] = {}
-        if isinstance(a, (MoveDiskAction, MoveVMAction)):
+        if isinstance(a, FenceAction):
+            vm = self._vm(a)
+            self.view.set_vm(replace(vm, power=PowerState.OFF))
+        elif isinstance(a, PromoteAction):
+            result = self._promoted(a, status)
+        elif isinstance(a, TestFailoverAction):
+            test_id = status.result.get("test_id")
+            if not test_id:
+                raise StepFailed(f"test failover of {a.vm_name} succeeded but the driver named no test instance")
+            result = {"test_id": str(test_id), "host": str(status.result.get("host") or a.host or "")}
+        elif isinstance(a, CleanupTestAction):
+            pass
+        elif isinstance(a, (MoveDiskAction, MoveVMAction)):
             self._moved(a)
         elif isinstance(a, ProtectAction):
             sid = status.result.get("secondary_id")
@@ -310,6 +358,59 @@ class Executor:
         self._record(a, SUCCEEDED, "action_succeeded", "done", result=result or None)
         return Outcome(a.id, SUCCEEDED, attempts, "done")
 
+    # -- failover ------------------------------------------------------------------------
+    def _promoted(self, a: PromoteAction, status: OperationStatus) -> dict[str, Any]:
+        """The driver says the VM runs from the secondary: record where (and how) in the view."""
+        new_id = str(status.result.get("vm_id") or a.vm)
+        host = status.result.get("host") or a.host
+        vm = self.view.vm(a.endpoint, a.vm) or self.view.vm(a.endpoint, new_id)
+        if vm is not None:
+            disks = tuple(replace(d, datastore=a.secondary_disks.get(d.id, d.datastore)) for d in vm.disks)
+            cfg = a.secondary_config or (next(iter(a.secondary_disks.values()), None) or vm.config_datastore)
+            secs = tuple(s for s in vm.secondaries if s.id != a.secondary)
+            now = replace(
+                vm, id=new_id, disks=disks, config_datastore=cfg, host=host, power=PowerState.ON, secondaries=secs
+            )
+            self.view.set_vm(now)
+            if new_id != a.vm:  # the old id is the stopped original: it no longer stands for the VM
+                self.view.set_vm(replace(vm, power=PowerState.OFF))
+        return {"vm_id": new_id, "host": host, "secondary": a.secondary, "forced": a.forced, "fenced": a.fenced}
+
+    def _runs_from_secondary(self, a: PromoteAction) -> VM | None:
+        """The VM (by id, or by name under a new id) running from the secondary's datastores."""
+        if not a.secondary_disks:
+            return None
+        cands = [v for v in (self.view.vm(a.endpoint, a.vm), *self.view.named(a.endpoint, a.vm_name)) if v]
+        for v in cands:
+            on_copy = all(a.secondary_disks.get(d.id) == d.datastore for d in v.disks if d.id in a.secondary_disks)
+            placed = any(d.id in a.secondary_disks for d in v.disks)
+            if v.power is PowerState.ON and placed and on_copy and all(s.id != a.secondary for s in v.secondaries):
+                return v
+        return None
+
+    def _usable_secondary(self, a: PromoteAction | TestFailoverAction) -> None:
+        """The secondary is there, trusted (in sync or merely stale) and its storage answers."""
+        try:
+            secs = self._secondaries(a)
+        except UnsupportedOperation:
+            secs = self._vm(a).secondaries
+        sec = next((s for s in secs if s.id == a.secondary), None)
+        if sec is None:
+            raise StepFailed(f"{a.vm_name} has no secondary {a.secondary} any more")
+        if sec.state not in (SecondaryState.IN_SYNC, SecondaryState.STALE):
+            raise StepFailed(f"secondary {a.secondary} of {a.vm_name} is {sec.state.value}: not usable")
+        if sec.target_endpoint is None:
+            down = [x for x in sorted(sec.datastores) if (d := self.view.datastore(a.endpoint, x)) and not d.accessible]
+            if down:
+                raise StepFailed(f"secondary {a.secondary} of {a.vm_name} is on inaccessible storage ({down[0]})")
+
+    def _primary_runs(self, vm: VM) -> bool:
+        if vm.power is not PowerState.ON or not self.view.host_up(vm.endpoint, vm.host):
+            return False
+        return all(
+            (d := self.view.datastore(vm.endpoint, x)) is not None and d.accessible for x in vm.primary_datastores
+        )
+
     # -- state of the VM -----------------------------------------------------------------
     def _vm(self, a: PlanAction) -> VM:
         vm = self.view.vm(a.endpoint, a.vm)
@@ -330,7 +431,8 @@ class Executor:
         ids = {a.disk} if isinstance(a, MoveDiskAction) else set(a.disks)
         disks = tuple(replace(d, datastore=a.to) if d.id in ids else d for d in vm.disks)
         cfg = a.to if isinstance(a, MoveVMAction) and a.config_from is not None else vm.config_datastore
-        self.view.set_vm(replace(vm, disks=disks, config_datastore=cfg))
+        host = a.host if isinstance(a, MoveVMAction) and a.host is not None else vm.host
+        self.view.set_vm(replace(vm, disks=disks, config_datastore=cfg, host=host))
 
     def _match(self, a: ProtectAction, secs: tuple[Secondary, ...]) -> Secondary | None:
         """The secondary this protect created, if any: its placement equals the spec."""
@@ -366,6 +468,21 @@ class Executor:
 
     # -- the checks ----------------------------------------------------------------------
     def _postcondition(self, a: PlanAction) -> tuple[bool, dict[str, Any]]:
+        if isinstance(a, FenceAction):
+            return self._vm(a).power is PowerState.OFF, {}
+        if isinstance(a, PromoteAction):
+            v = self._runs_from_secondary(a)
+            if v is None:
+                return False, {}
+            return True, {
+                "vm_id": v.id,
+                "host": v.host,
+                "secondary": a.secondary,
+                "forced": a.forced,
+                "fenced": a.fenced,
+            }
+        if isinstance(a, (TestFailoverAction, CleanupTestAction)):
+            return False, {}  # nothing on the platform says "tested": the journal does
         if isinstance(a, MoveDiskAction):
             vm = self._vm(a)
             disk = next((d for d in vm.disks if d.id == a.disk), None)
@@ -374,7 +491,7 @@ class Executor:
             vm = self._vm(a)
             where = {d.id: d.datastore for d in vm.disks}
             done = all(where.get(x) == a.to for x in a.disks) and (a.config_from is None or vm.config_datastore == a.to)
-            return done, {}
+            return done and (a.host is None or vm.host == a.host), {}
         if isinstance(a, ProtectAction):
             self._vm(a)
             match = self._match(a, self._secondaries(a))
@@ -395,6 +512,26 @@ class Executor:
     def _precondition(self, a: PlanAction) -> None:
         """Raise :class:`StepFailed` when the action must not run now."""
         vm = self._vm(a)
+        if isinstance(a, FenceAction):
+            return
+        if isinstance(a, PromoteAction):
+            self._usable_secondary(a)
+            if self._primary_runs(vm) and not (a.fenced or a.forced):
+                raise StepFailed(
+                    f"refusing to promote {a.vm_name}: its primary still runs on a reachable host "
+                    "(split brain); plan with --fence or --force"
+                )
+            if a.host is not None and not self.view.host_up(a.endpoint, a.host):
+                raise StepFailed(f"host {a.host} chosen for {a.vm_name} is not up")
+            return
+        if isinstance(a, TestFailoverAction):
+            self._usable_secondary(a)
+            return
+        if isinstance(a, CleanupTestAction):
+            with self._results_lock:
+                if not (self.results.get(a.after) or {}).get("test_id"):
+                    raise StepFailed(f"no test instance of {a.vm_name} is known (from {a.after})")
+            return
         if isinstance(a, (MoveDiskAction, MoveVMAction)):
             rules = self.rules(a.endpoint)
             blocking = [s for s in vm.secondaries if (r := rules.get(s.mechanism)) and r.blocks_primary_move]
@@ -472,10 +609,22 @@ class Executor:
             raise StepFailed(f"refusing to remove secondary {a.secondary} of {a.vm_name}: no other in-sync copy")
 
     def _start(self, a: PlanAction) -> Operation:
+        if isinstance(a, FenceAction):
+            return self.call(a.endpoint, self.failover(a).fence, a.vm)
+        if isinstance(a, PromoteAction):
+            return self.call(a.endpoint, self.failover(a).promote, a.vm, a.secondary, host_id=a.host, force=a.forced)
+        if isinstance(a, TestFailoverAction):
+            return self.call(a.endpoint, self.failover(a).test_failover, a.vm, a.secondary, host_id=a.host)
+        if isinstance(a, CleanupTestAction):
+            with self._results_lock:
+                test_id = str((self.results.get(a.after) or {})["test_id"])
+            return self.call(a.endpoint, self.failover(a).cleanup_test, a.vm, test_id)
         drv = self.placement(a)
         if isinstance(a, MoveDiskAction):
             return self.call(a.endpoint, drv.move_disk, a.vm, a.disk, a.to)
         if isinstance(a, MoveVMAction):
+            if a.host is not None:
+                return self.call(a.endpoint, drv.move_vm, a.vm, a.to, host_id=a.host)
             return self.call(a.endpoint, drv.move_vm, a.vm, a.to)
         if isinstance(a, ProtectAction):
             spec = SecondarySpec.from_dict(a.spec.model_dump())

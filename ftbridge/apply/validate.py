@@ -14,13 +14,30 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ftbridge.inventory import Inventory
-from ftbridge.model import VM, Secondary, SecondaryDisk, SecondaryState
+from ftbridge.model import VM, PowerState, Secondary, SecondaryDisk, SecondaryState
 from ftbridge.planning.explain import size
-from ftbridge.planning.planfile import MoveDiskAction, MoveVMAction, PlanAction, PlanDoc, ProtectAction, UnprotectAction
+from ftbridge.planning.planfile import (
+    CleanupTestAction,
+    FenceAction,
+    MoveDiskAction,
+    MoveVMAction,
+    PlanAction,
+    PlanDoc,
+    PromoteAction,
+    ProtectAction,
+    TestFailoverAction,
+    UnprotectAction,
+)
 
 
 def _done(a: PlanAction, vm: VM) -> bool:
     where = {d.id: d.datastore for d in vm.disks}
+    if isinstance(a, FenceAction):
+        return vm.power is PowerState.OFF
+    if isinstance(a, PromoteAction):
+        return bool(a.secondary_disks) and all(where.get(k) == x for k, x in a.secondary_disks.items() if k in where)
+    if isinstance(a, (TestFailoverAction, CleanupTestAction)):
+        return False
     if isinstance(a, MoveDiskAction):
         return where.get(a.disk) == a.to
     if isinstance(a, MoveVMAction):

@@ -1,16 +1,22 @@
-"""``ftbridge health`` and ``ftbridge failover plan|run|test``: bring VMs up from their secondaries."""
+"""``ftbridge health``, ``failover plan|run|test``, ``failback`` and ``reprotect``.
+
+``failover run``, ``failover test``, ``failback`` and ``reprotect`` all run through the apply
+(journal, lock, resume, limits): they show progress and summaries the way ``apply`` does.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say, table
+from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, YesOpt, emit_json, err, run, say, table
 
 if TYPE_CHECKING:
+    from ftbridge.failover.failback import AfterResult
     from ftbridge.failover.plan import FailoverPlan
+    from ftbridge.failover.run import FailoverResult
 
 app = typer.Typer(
     help="Fail over by VM or by failed domain; test failover without touching production.", no_args_is_help=True
@@ -99,6 +105,122 @@ def register(root: typer.Typer) -> None:
 
     root.add_typer(app, name="failover")
 
+    @root.command()
+    def failback(
+        ctx: typer.Context,
+        plan: Annotated[Path, typer.Argument(help="the failover plan that was run", show_default=False)],
+        yes: YesOpt = False,
+        resume: ResumeOpt = False,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        """Move each VM a failover promoted back to its original datastores and host, once they are
+        healthy (a planned migration). Exit 0 done, 1 some failed or still waiting, 2 without --yes."""
+        from ftbridge.failover.failback import run_failback
+        from ftbridge.failover.plan import FailoverPlan
+
+        cfg = run(ctx).config()
+        fplan = FailoverPlan.load(plan)
+        inv = None if resume else _inventory(cfg)
+        res = _with_sink(output, yes, lambda sink: run_failback(cfg, fplan, inv, yes=yes, resume=resume, on_event=sink))
+        _after(res, output, "failback", f"ftbridge failback {plan} --yes --resume")
+
+    @root.command()
+    def reprotect(
+        ctx: typer.Context,
+        yes: YesOpt = False,
+        resume: ResumeOpt = False,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        """Give VMs their secondaries again so the policy holds (the planner's protect actions,
+        applied). Exit 0 done, 1 some failed, 2 without --yes."""
+        from ftbridge.failover.failback import run_reprotect
+
+        cfg = run(ctx).config()
+        inv = None if resume else _inventory(cfg)
+        res = _with_sink(output, yes, lambda sink: run_reprotect(cfg, inv, yes=yes, resume=resume, on_event=sink))
+        _after(res, output, "reprotect", "ftbridge reprotect --yes --resume")
+
+
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the unfinished run (after a crash or failures)")]
+
+
+def _inventory(cfg: Any) -> Any:
+    from ftbridge.services.inventory import collect
+    from ftbridge.services.session import Session
+
+    with Session(cfg) as session:
+        return collect(session)
+
+
+def _with_sink(output: Output, yes: bool, body: Any) -> Any:
+    """Run ``body(sink)`` with apply's progress display: bars on a terminal, JSON lines with -o json."""
+    from ftbridge.cli.apply import _Bars, _JsonLines, _Quiet
+
+    if output is Output.json:
+        return body(_JsonLines())
+    if yes and err().is_terminal:
+        with _Bars() as bars:
+            return body(bars)
+    return body(_Quiet())
+
+
+def _json_line(data: dict[str, Any]) -> None:
+    from ftbridge.cli.apply import _JsonLines
+
+    _JsonLines().write(data)
+
+
+def _after(res: AfterResult, output: Output, what: str, hint: str) -> None:
+    from ftbridge.apply import ConfirmationRequired
+    from ftbridge.errors import PartialFailure
+
+    result = res.apply
+    assert result is not None
+    if result.dry_run:
+        todo = sum(1 for _, s in result.preview if s != "done")
+        if output is Output.json:
+            for a, status in result.preview:
+                _json_line({"event": "preview", "action": a.id, "kind": a.kind, "vm": a.vm_name, "status": status})
+        else:
+            table(
+                f"{what}: what --yes would do",
+                ["action", "vm", "status", "why"],
+                [[f"{a.id} {a.kind}", a.vm_name, st, a.reason] for a, st in result.preview],
+            )
+        raise ConfirmationRequired(f"dry run: {todo} actions would run; nothing was changed", hint="add --yes")
+    failures = result.failures()
+    if output is Output.json:
+        _json_line(
+            {
+                "event": "summary",
+                **result.summary(),
+                "waiting": res.waiting,
+                "failures": [
+                    {"action": a.id, "kind": a.kind, "vm": a.vm_name, "state": o.state, "message": o.message}
+                    for a, o in failures
+                ],
+            }
+        )
+    else:
+        if res.waiting:
+            table(
+                f"{what}: left for later",
+                ["vm", "endpoint", "why"],
+                [[w["vm"], w["endpoint"], w["reason"]] for w in res.waiting],
+            )
+        if failures:
+            table(
+                f"{len(failures)} actions not done",
+                ["action", "vm", "state", "why"],
+                [[f"{a.id} {a.kind}", a.vm_name, o.state, o.message] for a, o in failures],
+            )
+        done = ", ".join(f"{v} {k}" for k, v in result.counts().items()) or "nothing to do"
+        say(f"{what}: run {result.run_id}: {done} in {result.elapsed:.1f}s (journal {result.journal})")
+    if failures:
+        raise PartialFailure(f"{what}: {len(failures)} of {len(result.actions)} actions not done", hint=hint)
+    if res.waiting:
+        raise PartialFailure(f"{what}: {len(res.waiting)} VMs cannot go back yet (listed)", hint="run it again later")
+
 
 @app.command("plan")
 def plan_cmd(
@@ -127,6 +249,102 @@ def plan_cmd(
         raise typer.Exit(1)
 
 
+@app.command("run")
+def run_cmd(
+    ctx: typer.Context,
+    plan: Annotated[Path, typer.Argument(help="a failover plan written by 'failover plan --out'", show_default=False)],
+    yes: YesOpt = False,
+    resume: ResumeOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Carry a failover plan out (needs --yes): fences, then promotes in recovery-plan order, each
+    re-checked live (no split brain). Reports each VM's recovery time. Exit 0 every VM up, 1 some
+    failed, 2 without --yes, 8 bad plan, 9 locked."""
+    from ftbridge.failover.plan import FailoverPlan
+    from ftbridge.failover.run import run_failover
+
+    cfg = run(ctx).config()
+    fplan = FailoverPlan.load(plan)
+    res = _with_sink(output, yes, lambda sink: run_failover(cfg, fplan, yes=yes, resume=resume, on_event=sink))
+    _report(res, output, "failover", hint=f"fix the cause, then: ftbridge failover run {plan} --yes --resume")
+
+
+@app.command("test")
+def test_cmd(
+    ctx: typer.Context,
+    vm: VmOpt = None,
+    domain: DomainOpt = None,
+    recovery_plan: RecoveryOpt = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="finish (clean up) the test failover a crash interrupted")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Start each secondary isolated (no production network), verify it, clean it up; production is
+    not touched. Without --vm or --domain: every protected VM. Exit 0 all worked, 1 some failed."""
+    from ftbridge.failover.recovery import load_recovery_plan
+    from ftbridge.failover.run import run_test, test_plan
+
+    cfg = run(ctx).config()
+    fplan = None
+    if not resume:
+        fplan = test_plan(_inventory(cfg), cfg, vm, domain, load_recovery_plan(recovery_plan))
+    res = _with_sink(output, True, lambda sink: run_test(cfg, fplan, resume=resume, on_event=sink))
+    _report(res, output, "test failover", hint="ftbridge failover test --resume cleans up what is left")
+
+
+def _report(res: FailoverResult, output: Output, what: str, hint: str) -> None:
+    from ftbridge.apply import ConfirmationRequired
+    from ftbridge.errors import PartialFailure
+
+    result = res.apply
+    if result.dry_run:
+        todo = sum(1 for _, s in result.preview if s != "done")
+        if output is Output.json:
+            for a, status in result.preview:
+                _json_line({"event": "preview", "action": a.id, "kind": a.kind, "vm": a.vm_name, "status": status})
+        else:
+            table(
+                f"{what}: what --yes would do",
+                ["action", "vm", "status", "why"],
+                [[f"{a.id} {a.kind}", a.vm_name, st, a.reason] for a, st in result.preview],
+            )
+        raise ConfirmationRequired(f"dry run: {todo} actions would run; nothing was changed", hint="add --yes")
+    if result.already_applied and not res.vms:
+        if output is Output.json:
+            _json_line({"event": "already_applied", "plan_id": result.plan_id, "run": result.run_id})
+        say(f"{what} {result.plan_id} ran completely before (run {result.run_id}); nothing to do")
+        return
+    if output is Output.json:
+        _json_line({"event": "summary", **res.summary()})
+    else:
+        table(
+            f"{what}: {sum(v.state in ('promoted', 'ok') for v in res.vms)} of {len(res.vms)} VMs",
+            ["vm", "endpoint", "state", "seconds", "detail"],
+            [
+                [
+                    v.vm_name,
+                    v.endpoint,
+                    v.state,
+                    "-" if v.seconds is None else f"{v.seconds:.1f}",
+                    v.message if v.state == "failed" else ("FORCED" if v.detail.get("forced") else ""),
+                ]
+                for v in res.vms
+            ],
+        )
+        if res.blocked and what == "failover":
+            table(
+                f"not in this failover: {len(res.blocked)}",
+                ["vm", "endpoint", "why"],
+                [[b.vm_name, b.endpoint, b.reason] for b in res.blocked],
+            )
+        total = "" if res.total_seconds is None else f"; recovery time {res.total_seconds:.1f}s"
+        say(f"{what}: run {result.run_id}{total} (journal {result.journal})")
+    if not res.ok:
+        bad = sum(v.state not in ("promoted", "ok") for v in res.vms)
+        raise PartialFailure(f"{what}: {bad} of {len(res.vms)} VMs failed (journal run {result.run_id})", hint=hint)
+
+
 def make_failover_plan(
     ctx: typer.Context,
     vms: list[str] | None,
@@ -135,10 +353,9 @@ def make_failover_plan(
     fence: bool,
     force: bool,
 ) -> FailoverPlan:
-    from ftbridge.domains import DomainSelector, Failed
-    from ftbridge.errors import ConfigError
-    from ftbridge.failover.plan import affected_by, plan_failover
+    from ftbridge.failover.plan import plan_failover
     from ftbridge.failover.recovery import load_recovery_plan
+    from ftbridge.failover.run import select
     from ftbridge.services.inventory import collect
     from ftbridge.services.session import Session
 
@@ -146,25 +363,7 @@ def make_failover_plan(
     recovery = load_recovery_plan(recovery_plan)
     with Session(cfg) as session:
         inv = collect(session)
-    if vms:
-        chosen = []
-        for ref in vms:
-            found = inv.find_vm(ref)
-            if found is None:
-                raise ConfigError(f"--vm {ref!r}: no such VM (or the name is not unique: use ENDPOINT/NAME)")
-            chosen.append(found)
-        failed = Failed(
-            frozenset((v.endpoint, v.host) for v in chosen if v.host),
-            frozenset((v.endpoint, d) for v in chosen for d in v.primary_datastores),
-            "VMs " + ", ".join(vms),
-        )
-    else:
-        failed = (
-            Failed.from_selectors(inv, [DomainSelector.parse(d) for d in domains])
-            if domains
-            else Failed.from_inventory(inv)
-        )
-        chosen = affected_by(inv, failed)
+    chosen, failed = select(inv, vms, domains)
     return plan_failover(inv, cfg, chosen, failed, recovery=recovery, fence=fence, force=force)
 
 

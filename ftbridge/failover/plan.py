@@ -43,6 +43,9 @@ class Step:
     fence: bool = False  # power off the primary first
     forced: bool = False  # the operator forced a promotion while the primary may still run
     original: dict[str, Any] = field(default_factory=dict)  # where the VM ran, for failback
+    #: where the secondary's files are (primary disk id -> datastore): the promote's postcondition
+    secondary_disks: dict[str, str] = field(default_factory=dict)
+    secondary_config: str | None = None
 
     @property
     def key(self) -> str:
@@ -64,6 +67,7 @@ class FailoverPlan:
     steps: list[Step]
     blocked: list[Blocked]
     created_at: float = field(default_factory=time.time)
+    estate_id: str = ""  # hosts and datastores it was made for (ftbridge.planning.planfile.estate_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +76,7 @@ class FailoverPlan:
             "scope": self.scope,
             "created_at": self.created_at,
             "inventory_fingerprint": self.fingerprint,
+            "estate_id": self.estate_id,
             "steps": [asdict(s) for s in self.steps],
             "blocked": [asdict(b) for b in self.blocked],
         }
@@ -92,6 +97,7 @@ class FailoverPlan:
                 steps=[Step(**s) for s in data["steps"]],
                 blocked=[Blocked(**b) for b in data["blocked"]],
                 created_at=float(data["created_at"]),
+                estate_id=str(data.get("estate_id", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"{source}: malformed failover plan: {exc}") from exc
@@ -182,9 +188,31 @@ def plan_failover(
                     "config_datastore": vm.config_datastore,
                     "disks": {d.id: d.datastore for d in vm.disks},
                 },
+                secondary_disks={d.disk: d.datastore for d in sec.disks},
+                secondary_config=sec.config_datastore,
             )
         )
-    return FailoverPlan(scope=failed.why, fingerprint=inv.fingerprint(), steps=steps, blocked=blocked)
+    return FailoverPlan(
+        scope=failed.why,
+        fingerprint=inv.fingerprint(),
+        steps=steps,
+        blocked=blocked,
+        estate_id=estate_of(inv, {s.endpoint for s in steps}),
+    )
+
+
+def estate_of(inv: Inventory, endpoints: set[str]) -> str:
+    """The estate id of just these endpoints: the apply checks only the endpoints a document names."""
+    from ftbridge.planning.planfile import estate_id
+
+    return estate_id(
+        Inventory(
+            [e for e in inv.endpoints if e.name in endpoints],
+            [h for h in inv.hosts if h.endpoint in endpoints],
+            [d for d in inv.datastores if d.endpoint in endpoints],
+            [],
+        )
+    )
 
 
 def _primary_runs(inv: Inventory, vm: VM, failed: Failed) -> bool:

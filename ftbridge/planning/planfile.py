@@ -188,6 +188,7 @@ class MoveVMAction(_ActionBase):
     source: list[str] = Field(alias="from")
     to: str
     config_from: str | None = None
+    host: str | None = None  # failback: also run the VM on this host again (absent in planner output)
 
 
 class ProtectAction(_ActionBase):
@@ -209,7 +210,62 @@ class UnprotectAction(_ActionBase):
     restore: str | None = None
 
 
-PlanAction = Annotated[MoveDiskAction | MoveVMAction | ProtectAction | UnprotectAction, Field(discriminator="kind")]
+# -- failover kinds: written by ftbridge.failover (never by the planner), run by the same apply --
+#: Action kinds only failover documents hold; the apply accepts them beside ACTION_KINDS.
+FAILOVER_ACTION_KINDS: tuple[str, ...] = ("fence", "promote", "test_failover", "cleanup_test")
+
+
+class FenceAction(_ActionBase):
+    """Power the primary off so its secondary may be promoted without split brain."""
+
+    kind: Literal["fence"]
+
+
+class PromoteAction(_ActionBase):
+    """Run the VM from one secondary (``secondary_disks``: primary disk id -> datastore)."""
+
+    kind: Literal["promote"]
+    secondary: str
+    mechanism: str
+    host: str | None = None
+    secondary_disks: dict[str, str] = {}
+    secondary_config: str | None = None
+    fenced: bool = False  # a fence action this one depends on powers the primary off first
+    forced: bool = False  # the operator forced it while the primary may still run
+    group: str = "rest"
+    group_index: int = 0
+    order: int = 0
+    lag: float | None = None
+
+
+class TestFailoverAction(_ActionBase):
+    """Start the secondary isolated; its result names the test instance (``test_id``)."""
+
+    __test__ = False  # not a pytest class
+    kind: Literal["test_failover"]
+    secondary: str
+    mechanism: str
+    host: str | None = None
+
+
+class CleanupTestAction(_ActionBase):
+    """Remove what the test_failover action ``after`` created."""
+
+    kind: Literal["cleanup_test"]
+    after: str
+
+
+PlanAction = Annotated[
+    MoveDiskAction
+    | MoveVMAction
+    | ProtectAction
+    | UnprotectAction
+    | FenceAction
+    | PromoteAction
+    | TestFailoverAction
+    | CleanupTestAction,
+    Field(discriminator="kind"),
+]
 
 
 class EndpointRef(_M):
@@ -292,9 +348,10 @@ def parse_plan(data: Any, *, source: str = "plan") -> PlanDoc:
     if isinstance(actions, list):
         for n, a in enumerate(actions):
             kind = a.get("kind") if isinstance(a, dict) else None
-            if kind not in ACTION_KINDS:
+            if kind not in ACTION_KINDS and kind not in FAILOVER_ACTION_KINDS:
                 ident = a.get("id", f"#{n}") if isinstance(a, dict) else f"#{n}"
-                raise PlanError(f"{source}: action {ident}: unknown kind {kind!r} (known: {', '.join(ACTION_KINDS)})")
+                known = ", ".join(ACTION_KINDS + FAILOVER_ACTION_KINDS)
+                raise PlanError(f"{source}: action {ident}: unknown kind {kind!r} (known: {known})")
     try:
         doc = PlanDoc.model_validate(data)
     except ValidationError as exc:

@@ -163,10 +163,14 @@ def _effects(doc: dict[str, Any], inv: Inventory) -> tuple[dict[str, dict[tuple[
 
 
 def capacity_violations(doc: dict[str, Any], inv: Inventory, keep_pct: float = 0.0) -> list[str]:
-    """Worst case over every order the apply may choose: when an action starts, every action
-    that is not its descendant may already have taken its space, and only its ancestors are
-    sure to have freed theirs. Returns each place where a target would drop below
-    ``keep_pct`` of its capacity (0: below zero)."""
+    """Worst case over every order the apply may choose, exactly. When action ``b`` starts, any
+    set ``S`` of other actions that take space on the same datastore may be running (taken, not
+    yet freed), except ``b``'s descendants; everything ``S`` and ``b`` depend on has completed:
+    taken *and* freed. The worst ``S`` is searched exhaustively (takers per datastore are few
+    in the tests' estates). Returns each place a target would drop below ``keep_pct`` of its
+    capacity (0: below zero)."""
+    from itertools import combinations
+
     ids = [a["id"] for a in doc["actions"]]
     deps = {a["id"]: set(a["depends_on"]) for a in doc["actions"]}
     anc: dict[str, set[str]] = {}
@@ -181,15 +185,18 @@ def capacity_violations(doc: dict[str, Any], inv: Inventory, keep_pct: float = 0
     out = []
     for b in ids:
         for dsk, nbytes in takes[b].items():
-            worst = free0[dsk] - nbytes
-            for a in ids:
-                if a == b or b in anc[a]:
-                    continue  # b itself, or runs after b
-                worst -= takes[a].get(dsk, 0)
-                if a in anc[b]:
-                    worst += frees[a].get(dsk, 0)
+            others = [a for a in ids if a != b and b not in anc[a] and takes[a].get(dsk)]
+            assert len(others) <= 16, "too many takers to search exhaustively"
+            worst = None
+            for n in range(len(others) + 1):
+                for running in combinations(others, n):
+                    done = set(anc[b]).union(*(anc[a] for a in running)) - set(running)
+                    taken = sum(takes[a].get(dsk, 0) for a in done | set(running)) + nbytes
+                    freed = sum(frees[a].get(dsk, 0) for a in done)
+                    level = free0[dsk] - taken + freed
+                    worst = level if worst is None else min(worst, level)
             keep = int(cap[dsk] * keep_pct / 100)
-            if worst < keep:
+            if worst is not None and worst < keep:
                 out.append(f"{b} on {dsk[1]}: worst case {worst / GIB:.1f} GiB free, keep {keep / GIB:.1f}")
     return out
 

@@ -1,0 +1,363 @@
+"""Failover carried out by the apply machinery, on the sim demo estate: host, datastore, array
+and site failures; test failover; failback and reprotect; crashes and injected faults.
+
+The sim keeps the score: after every run each VM has at most one running instance (its record
+running on a host that is up, plus any test instance), promoted VMs run on survivors, and the
+platform never saw a VM lose its last copy (``ex_violations``)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+
+import plankit as K  # noqa: E402
+
+from ftbridge.apply.journal import CRASH_ENV  # noqa: E402
+from ftbridge.audit import audit  # noqa: E402
+from ftbridge.config import load_config  # noqa: E402
+from ftbridge.services.inventory import collect  # noqa: E402
+from ftbridge.services.session import Session  # noqa: E402
+from ftbridge.sim.driver import SimDriver  # noqa: E402
+
+
+def inject(cfg_path: Path, endpoint: str | None = None, **faults: Any) -> None:
+    cfg = load_config(cfg_path)
+    for name, ep in cfg.endpoints.items():
+        if endpoint in (None, name):
+            SimDriver(ep, endpoint=name).ex_inject(**faults)  # type: ignore[arg-type]
+
+
+def sims(cfg_path: Path) -> dict[str, SimDriver]:
+    cfg = load_config(cfg_path)
+    out = {n: SimDriver(ep, endpoint=n) for n, ep in cfg.endpoints.items()}  # type: ignore[arg-type]
+    for d in out.values():
+        d.open()
+    return out
+
+
+def raw_states(where: Path) -> dict[str, dict[str, Any]]:
+    return {(s := json.loads(p.read_text()))["estate"]: s for p in sorted(where.glob("*.simstate.json"))}
+
+
+def running(where: Path) -> dict[tuple[str, str], list[str]]:
+    """(endpoint, vm id) -> the hosts each running instance of it is on (tests included)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for ep, s in raw_states(where).items():
+        down = set(s["faults"]["hosts_down"])
+
+        def up(h: str | None) -> bool:
+            return bool(h) and h not in down and s["hosts"][h]["state"] == "up"  # noqa: B023
+
+        for vid, v in s["vms"].items():
+            hosts = [v["host"]] if v["power"] == "on" and up(v["host"]) else []
+            hosts += [t["host"] for t in s["tests"].values() if t["vm"] == vid and t["power"] == "on"]
+            out[(ep, vid)] = hosts
+    return out
+
+
+def no_violations(cfg_path: Path) -> None:
+    for d in sims(cfg_path).values():
+        assert d.ex_violations() == []
+
+
+def ftb_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict[str, Any]], str]:
+    r = K.ftb(*args, "-o", "json", env=env)
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    return r.returncode, lines, r.stderr
+
+
+SCENARIOS = {
+    # what fails, how the sim is told, how the failover is scoped
+    "host": ({"hosts_down": ["host-11"]}, []),
+    "datastore": ({"datastores_down": ["datastore-102"]}, []),
+    "array": ({}, ["--domain", "array=netapp-a", "--fence"]),
+    "site": (
+        {
+            "hosts_down": ["host-11", "host-12"],
+            "datastores_down": ["datastore-101", "datastore-102", "datastore-103", "datastore-104", "datastore-111"],
+        },
+        ["--domain", "site=ams1"],
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_failover_brings_up_every_vm_it_can_and_none_runs_twice(tmp_path: Path, scenario: str) -> None:
+    faults, scope = SCENARIOS[scenario]
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    if faults:
+        inject(cfg, "vc-ams", **faults)
+    plan = tmp_path / "fo.json"
+    r = K.ftb("-c", str(cfg), "failover", "plan", *scope, "--out", str(plan), "-o", "json")
+    assert r.returncode == 1, r.stderr  # some VMs have no secondary outside the failed domain
+    fplan = json.loads(plan.read_text())
+    assert fplan["steps"] and fplan["blocked"]
+    assert all(b["reason"] for b in fplan["blocked"])
+
+    code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(plan), "--yes")
+    assert code == 0, err
+    summary = lines[-1]
+    assert summary["event"] == "summary"
+    promoted = {v["vm_id"] for v in summary["vms"] if v["state"] == "promoted"}
+    assert promoted == {s["vm"] for s in fplan["steps"]}
+    assert all(v["seconds"] is not None and v["seconds"] >= 0 for v in summary["vms"])
+    assert summary["recovery_s"] is not None
+    assert {b["vm"] for b in summary["blocked"]} == {b["vm_name"] for b in fplan["blocked"]}
+    assert all(b["reason"] for b in summary["blocked"])
+
+    # the platform's view: nothing runs twice; promoted VMs run on survivors from their copy
+    inst = running(tmp_path)
+    assert all(len(h) <= 1 for h in inst.values()), inst
+    state = raw_states(tmp_path)["vc-ams"]
+    failed_hosts = set(faults.get("hosts_down", []))
+    if scope and "site=ams1" in scope:
+        failed_hosts |= {"host-11", "host-12"}
+    for s in fplan["steps"]:
+        v = state["vms"][s["vm"]]
+        assert inst[("vc-ams", s["vm"])] == [s["host"]] and s["host"] not in failed_hosts
+        assert {d["datastore"] for d in v["disks"]} <= set(s["secondary_disks"].values())
+        assert all(x["id"] != s["secondary"] for x in v["secondaries"])
+        assert s["fence"] == (scenario == "array")  # the array failed; its hosts still ran the primaries
+    no_violations(cfg)
+
+    # running it again changes nothing
+    again = K.ftb("-c", str(cfg), "failover", "run", str(plan), "--yes")
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+
+
+def test_split_brain_is_refused_live_unless_fenced_or_forced(tmp_path: Path) -> None:
+    """A plan made while the primary was down, run after it came back: the promote refuses."""
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    inject(cfg, "vc-ams", hosts_down=["host-11"])
+    plan = tmp_path / "fo.json"
+    K.ftb("-c", str(cfg), "failover", "plan", "--vm", "ams-sql01", "--out", str(plan))
+    inject(cfg, "vc-ams", hosts_down=[])  # the host is back: the primary runs and can be reached
+    code, lines, _ = ftb_json("-c", str(cfg), "failover", "run", str(plan), "--yes")
+    assert code == 1
+    (vm,) = lines[-1]["vms"]
+    assert vm["state"] == "failed" and "split brain" in vm["message"]
+    assert len(running(tmp_path)[("vc-ams", "vm-1001")]) == 1
+    # forced: done, and the journal records that it was forced
+    forced = tmp_path / "forced.json"
+    K.ftb("-c", str(cfg), "failover", "plan", "--vm", "ams-sql01", "--force", "--out", str(forced))
+    code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(forced), "--yes")
+    assert code == 0, err
+    assert lines[-1]["vms"][0]["forced"] is True
+    from ftbridge.apply.journal import Journal
+
+    j = Journal(tmp_path / "state" / "journal.sqlite")
+    results = [e["detail"]["result"] for e in j.events() if e["event"] == "action_succeeded"]
+    assert any(r.get("forced") is True for r in results)
+    j.close()
+
+
+def inventory_dict(cfg: Path) -> dict[str, Any]:
+    with Session(load_config(cfg)) as s:
+        d = collect(s).to_dict()
+    d.pop("collected_at", None)
+    return d
+
+
+def test_test_failover_leaves_production_unchanged_and_nothing_behind(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    before = inventory_dict(cfg)
+    code, lines, err = ftb_json("-c", str(cfg), "failover", "test")
+    assert code == 1, err  # the demo has three VMs whose only copy cannot be trusted: each says why
+    vms = lines[-1]["vms"]
+    assert len(vms) == sum(1 for v in before["vms"] if v["secondaries"])
+    bad = {v["vm"]: v["message"] for v in vms if v["state"] != "ok"}
+    assert "is broken" in bad.pop("rtm-redis02")
+    assert "lies in the failed domain (ceph-rtm)" in bad.pop("rtm-app02")  # same datastore as its primary
+    assert "lies in the failed domain" in bad.pop("fra-crm01")
+    assert bad == {}
+    assert all(v["seconds"] is not None for v in vms if v["state"] == "ok")
+    assert inventory_dict(cfg) == before
+    assert all(d.ex_tests() == {} for d in sims(cfg).values())
+    no_violations(cfg)
+    # a domain-scoped test reports the VMs whose copy lies in that domain as failed, with why
+    code, lines, _ = ftb_json("-c", str(cfg), "failover", "test", "--domain", "site=ams1")
+    assert code == 1
+    bad = {v["vm"]: v["message"] for v in lines[-1]["vms"] if v["state"] == "failed"}
+    assert "lies in the failed domain" in bad["ams-erp01"]
+    assert inventory_dict(cfg) == before
+
+
+def test_test_failover_fault_and_crash_then_resume_cleans_up(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01, extra="concurrency_per_endpoint = 1")
+    inject(cfg, "vc-ams", fail_permanent=["vm-1001:test_failover"])
+    code, lines, _ = ftb_json("-c", str(cfg), "failover", "test", "--vm", "ams-sql01", "--vm", "ams-sql02")
+    assert code == 1
+    by = {v["vm"]: v for v in lines[-1]["vms"]}
+    assert by["ams-sql01"]["state"] == "failed" and "injected permanent failure" in by["ams-sql01"]["message"]
+    assert by["ams-sql02"]["state"] == "ok"
+    inject(cfg, "vc-ams", fail_permanent=[])
+    before = inventory_dict(cfg)
+    for n in (3, 4, 5, 6, 8):
+        r = K.ftb("-c", str(cfg), "failover", "test", "--vm", "ams-dc01", env={CRASH_ENV: str(n)})
+        assert r.returncode == -signal.SIGKILL
+        r = K.ftb("-c", str(cfg), "failover", "test", "--resume")
+        assert r.returncode == 0, r.stderr
+        assert all(d.ex_tests() == {} for d in sims(cfg).values()), n
+    assert inventory_dict(cfg) == before
+    no_violations(cfg)
+
+
+# -- failback and reprotect on a small estate that starts compliant ------------------------------
+HOSTS = [{"id": f"h{i}", "name": f"{'a' if i < 3 else 'b'}-esx{i}", "cluster": "c"} for i in (1, 2, 3, 4)]
+ALL = ["h1", "h2", "h3", "h4"]
+DATASTORES = [
+    {"id": x, "name": x, "kind": "nfs", "hosts": ALL, "capacity_gib": 1000}
+    for x in ("a-ds1", "a-ds2", "b-ds1", "b-ds2")
+]
+
+
+def vm(i: int, host: str, disks: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": f"v{i}",
+        "name": f"vm{i}",
+        "host": host,
+        "disks": [{"id": d, "size_gib": 10, "datastore": x} for d, x in disks.items()],
+        "secondaries": [{"mechanism": "sim-copy", "disks": sec, "state": "in_sync", "lag_s": 0}],
+    }
+
+
+VMS = [
+    vm(1, "h1", {"d0": "a-ds1"}, {"d0": "b-ds1"}),
+    vm(2, "h2", {"d0": "a-ds2", "d1": "a-ds2"}, {"d0": "b-ds2", "d1": "b-ds1"}),
+    vm(3, "h1", {"d0": "a-ds1", "d1": "a-ds2"}, {"d0": "b-ds1", "d1": "b-ds1"}),
+    vm(4, "h3", {"d0": "b-ds1"}, {"d0": "a-ds1"}),
+]
+POLICY = '[policies.all]\nseparation = "site"\nrpo = "1h"\nmechanisms = ["sim-copy"]\nmatch = [{}]\n'
+DOMAINS = "".join(
+    f'[[domains]]\nendpoint = "lab"\n{k} = "{p}*"\nsite = "{s}"\n'
+    for k, p, s in (("host", "a-", "a"), ("host", "b-", "b"), ("datastore", "a-", "a"), ("datastore", "b-", "b"))
+)
+
+
+def test_failback_and_reprotect_leave_no_fixable_finding(tmp_path: Path) -> None:
+    cfg = K.write_estate(
+        tmp_path,
+        "lab",
+        "generic",
+        {"hosts": HOSTS, "datastores": DATASTORES, "vms": VMS},
+        policies=POLICY,
+        domains=DOMAINS,
+        op_seconds=0.01,
+    )
+
+    def fixable() -> list[str]:
+        c = load_config(cfg)
+        with Session(c) as s:
+            return [f.id for f in audit(collect(s), c).findings if f.fixable]
+
+    assert fixable() == []
+    home = {
+        k: (v["host"], sorted((d["id"], d["datastore"]) for d in v["disks"]))
+        for k, v in raw_states(tmp_path)["lab"]["vms"].items()
+    }
+    inject(cfg, hosts_down=["h1", "h2"], datastores_down=["a-ds1", "a-ds2"])  # site a is gone
+    plan = tmp_path / "fo.json"
+    r = K.ftb("-c", str(cfg), "failover", "plan", "--domain", "site=a", "--out", str(plan))
+    assert r.returncode == 0, r.stderr
+    r = K.ftb("-c", str(cfg), "failover", "run", str(plan), "--yes")
+    assert r.returncode == 0, r.stderr
+    assert fixable() != []  # running from the copies: unprotected now
+
+    # failback waits while site a is down ...
+    r = K.ftb("-c", str(cfg), "failback", str(plan), "--yes")
+    assert r.returncode == 1 and "cannot go back yet" in r.stderr
+    # ... and goes once it is back; then reprotect
+    inject(cfg, hosts_down=[], datastores_down=[])
+    r = K.ftb("-c", str(cfg), "failback", str(plan))
+    assert r.returncode == 2 and "dry run" in r.stderr
+    r = K.ftb("-c", str(cfg), "failback", str(plan), "--yes")
+    assert r.returncode == 0, r.stderr
+    r = K.ftb("-c", str(cfg), "reprotect", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert fixable() == []
+    now = raw_states(tmp_path)["lab"]["vms"]
+    for k, (host, disks) in home.items():
+        assert (now[k]["host"], sorted((d["id"], d["datastore"]) for d in now[k]["disks"])) == (host, disks)
+    assert all(len(h) == 1 for h in running(tmp_path).values())
+    no_violations(cfg)
+
+
+# -- crashes and faults --------------------------------------------------------------------------
+def test_sigkill_during_failover_then_resume_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    ref, crash = tmp_path / "ref", tmp_path / "crash"
+    cfgs = {}
+    for where in (ref, crash):
+        cfgs[where] = K.copy_demo(where, op_seconds=0.01)
+        K.ftb(
+            "-c",
+            str(cfgs[where]),
+            "failover",
+            "plan",
+            "--domain",
+            "site=ams1",
+            "--fence",
+            "--out",
+            str(where / "fo.json"),
+        )
+    assert (ref / "fo.json").read_text().split('"created_at"')[0] == (crash / "fo.json").read_text().split(
+        '"created_at"'
+    )[0]
+    r = K.ftb("-c", str(cfgs[ref]), "failover", "run", str(ref / "fo.json"), "--yes")
+    assert r.returncode == 0, r.stderr
+
+    kills = 0
+    steps = itertools.cycle([8, 3, 2, 5, 1, 4, 9, 2])
+    resume = False
+    for _ in range(60):
+        args = ["-c", str(cfgs[crash]), "failover", "run", str(crash / "fo.json"), "--yes"]
+        r = K.ftb(*args, *(["--resume"] if resume else []), env={CRASH_ENV: str(next(steps))})
+        if r.returncode == -signal.SIGKILL:
+            kills += 1
+            assert all(len(h) <= 1 for h in running(crash).values())
+            if not resume:
+                again = K.ftb(*args)
+                assert again.returncode == 8 and "--resume" in again.stderr
+            resume = True
+            continue
+        assert r.returncode == 0, r.stderr
+        break
+    else:
+        raise AssertionError("the failover never finished")
+    assert kills >= 4
+    assert K.normalized_state(crash) == K.normalized_state(ref)
+    assert running(crash) == running(ref)
+    no_violations(cfgs[crash])
+    # every VM was promoted exactly once
+    promotes = [o for o in K.sim_ops(crash) if o["kind"] == "promote" and o["state"] == "succeeded"]
+    assert sorted(o["vm"] for o in promotes) == sorted({o["vm"] for o in promotes}) and len(promotes) == 4
+
+
+def test_injected_faults_are_reported_per_vm(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01, extra="retries = 6")
+    plan = tmp_path / "fo.json"
+    K.ftb("-c", str(cfg), "failover", "plan", "--domain", "site=ams1", "--fence", "--out", str(plan))
+    inject(cfg, "vc-ams", fail_rate=0.3, seed=5, fail_permanent=["vm-1002:promote", "vm-1003:fence"])
+    code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(plan), "--yes")
+    assert code == 1 and "failed" in err
+    by = {v["vm"]: v for v in lines[-1]["vms"]}
+    assert (
+        by["ams-sql02"]["state"] == "failed" and "injected permanent failure of promote" in by["ams-sql02"]["message"]
+    )
+    assert by["ams-dc01"]["state"] == "failed" and by["ams-dc01"]["message"].startswith("fence:")
+    assert by["ams-sql01"]["state"] == by["ams-mq01"]["state"] == "promoted"
+    assert any(e["event"] == "action_retry" for e in lines), "transient failures are retried"
+    assert all(len(h) <= 1 for h in running(tmp_path).values())
+    # the faults cleared, --resume finishes the rest
+    inject(cfg, "vc-ams", fail_rate=0.0, fail_permanent=[])
+    code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(plan), "--yes", "--resume")
+    assert code == 0, err
+    assert {v["state"] for v in lines[-1]["vms"]} == {"promoted"}
+    no_violations(cfg)
