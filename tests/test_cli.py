@@ -253,3 +253,15 @@ def test_audit_fixable_is_what_the_planner_can_do(demo_config: Path) -> None:
     assert by[("fra-crm02", "secondary-lag")]["fixable"]  # a copy: a fresh one fixes it
     assert not by[("rtm-redis01", "secondary-lag")]["fixable"]  # pvesr: a plan cannot
     assert data["summary"]["fixable"] == sum(f["fixable"] for f in data["findings"])
+
+
+def test_readme_capability_matrix_is_generated() -> None:
+    """README's matrix, `drivers show` and the kit read one source: the drivers' declarations."""
+    readme = (ROOT / "README.md").read_text()
+    embedded = readme.split("<!-- capability-matrix -->\n", 1)[1].split("<!-- /capability-matrix -->", 1)[0]
+    r = ftb("drivers", "matrix")
+    assert r.code == 0
+    installed = r.out.splitlines()[0]
+    if installed != embedded.splitlines()[0]:
+        pytest.skip(f"not every first-party driver is installed here: {installed}")
+    assert r.out == embedded
