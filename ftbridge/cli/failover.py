@@ -170,24 +170,30 @@ def _json_line(data: dict[str, Any]) -> None:
     _JsonLines().write(data)
 
 
-def _after(res: AfterResult, output: Output, what: str, hint: str) -> None:
+def _refuse_dry_run(result: Any, output: Output, what: str) -> None:
+    """Without --yes: show what would run, then stop with exit 2 (nothing changed)."""
     from ftbridge.apply import ConfirmationRequired
+
+    todo = sum(1 for _, s in result.preview if s != "done")
+    if output is Output.json:
+        for a, status in result.preview:
+            _json_line({"event": "preview", "action": a.id, "kind": a.kind, "vm": a.vm_name, "status": status})
+    else:
+        table(
+            f"{what}: what --yes would do",
+            ["action", "vm", "status", "why"],
+            [[f"{a.id} {a.kind}", a.vm_name, st, a.reason] for a, st in result.preview],
+        )
+    raise ConfirmationRequired(f"dry run: {todo} actions would run; nothing was changed", hint="add --yes")
+
+
+def _after(res: AfterResult, output: Output, what: str, hint: str) -> None:
     from ftbridge.errors import PartialFailure
 
     result = res.apply
     assert result is not None
     if result.dry_run:
-        todo = sum(1 for _, s in result.preview if s != "done")
-        if output is Output.json:
-            for a, status in result.preview:
-                _json_line({"event": "preview", "action": a.id, "kind": a.kind, "vm": a.vm_name, "status": status})
-        else:
-            table(
-                f"{what}: what --yes would do",
-                ["action", "vm", "status", "why"],
-                [[f"{a.id} {a.kind}", a.vm_name, st, a.reason] for a, st in result.preview],
-            )
-        raise ConfirmationRequired(f"dry run: {todo} actions would run; nothing was changed", hint="add --yes")
+        _refuse_dry_run(result, output, what)
     failures = result.failures()
     if output is Output.json:
         _json_line(
@@ -294,22 +300,11 @@ def test_cmd(
 
 
 def _report(res: FailoverResult, output: Output, what: str, hint: str) -> None:
-    from ftbridge.apply import ConfirmationRequired
     from ftbridge.errors import PartialFailure
 
     result = res.apply
     if result.dry_run:
-        todo = sum(1 for _, s in result.preview if s != "done")
-        if output is Output.json:
-            for a, status in result.preview:
-                _json_line({"event": "preview", "action": a.id, "kind": a.kind, "vm": a.vm_name, "status": status})
-        else:
-            table(
-                f"{what}: what --yes would do",
-                ["action", "vm", "status", "why"],
-                [[f"{a.id} {a.kind}", a.vm_name, st, a.reason] for a, st in result.preview],
-            )
-        raise ConfirmationRequired(f"dry run: {todo} actions would run; nothing was changed", hint="add --yes")
+        _refuse_dry_run(result, output, what)
     if result.already_applied and not res.vms:
         if output is Output.json:
             _json_line({"event": "already_applied", "plan_id": result.plan_id, "run": result.run_id})
