@@ -130,3 +130,23 @@ def test_recovery_plan_file_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"groups\.0\.vm: unknown key"):
         load_recovery_plan(rp)
     assert RecoveryPlan().groups == ()
+
+
+def test_ha_vm_with_surviving_shared_storage_is_left_to_the_platform(small_estate: Path) -> None:
+    """Only the host died: HA restarts the VM from its intact shared storage, losing nothing;
+    promoting its copy (30 s behind) would lose data."""
+    small_estate.write_text(small_estate.read_text().replace('name = "app01"', 'name = "app01"\nha = true'))
+    cfgp = small_estate.parent / "ftbridge.toml"
+    cfgp.write_text('[endpoints.lab]\ndriver = "sim"\nestate = "estate.toml"\n')
+    cfg, inv = inventory(cfgp)
+    vm = inv.find_vm("app01")
+    host_only = Failed(frozenset({("lab", "h2")}), frozenset(), "host h2")
+    plan = plan_failover(inv, cfg, [vm], host_only, force=True)
+    assert not plan.steps and not plan.blocked
+    assert [b.vm_name for b in plan.left_to_ha] == ["app01"] and "without losing data" in plan.left_to_ha[0].reason
+    # its storage failed too: now the copy is the way back
+    both = Failed(frozenset({("lab", "h2")}), frozenset({("lab", "ds-a")}), "host and storage")
+    plan = plan_failover(inv, cfg, [vm], both, force=True)
+    assert [s.vm_name for s in plan.steps] == ["app01"] and not plan.left_to_ha
+    again = FailoverPlan.from_dict(plan_failover(inv, cfg, [vm], host_only).to_dict())
+    assert [b.vm_name for b in again.left_to_ha] == ["app01"]

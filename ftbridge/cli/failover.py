@@ -379,6 +379,12 @@ def show_failover_plan(plan: FailoverPlan) -> None:
             for s in plan.steps
         ],
     )
+    if plan.left_to_ha:
+        table(
+            f"left to the platform's HA: {len(plan.left_to_ha)}",
+            ["vm", "endpoint", "why"],
+            [[b.vm_name, b.endpoint, b.reason] for b in plan.left_to_ha],
+        )
     if plan.blocked:
         table(
             f"cannot come up: {len(plan.blocked)}",

@@ -67,6 +67,9 @@ class FailoverPlan:
     steps: list[Step]
     blocked: list[Blocked]
     created_at: float = field(default_factory=time.time)
+    #: HA VMs whose host failed but whose shared primary storage survived: the platform's HA
+    #: restarts them from that storage, losing nothing; promoting a copy would lose its lag
+    left_to_ha: list[Blocked] = field(default_factory=list)
     estate_id: str = ""  # hosts and datastores it was made for (ftbridge.planning.planfile.estate_id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +82,7 @@ class FailoverPlan:
             "estate_id": self.estate_id,
             "steps": [asdict(s) for s in self.steps],
             "blocked": [asdict(b) for b in self.blocked],
+            "left_to_ha": [asdict(b) for b in self.left_to_ha],
         }
 
     @classmethod
@@ -96,6 +100,7 @@ class FailoverPlan:
                 fingerprint=str(data["inventory_fingerprint"]),
                 steps=[Step(**s) for s in data["steps"]],
                 blocked=[Blocked(**b) for b in data["blocked"]],
+                left_to_ha=[Blocked(**b) for b in data.get("left_to_ha", [])],
                 created_at=float(data["created_at"]),
                 estate_id=str(data.get("estate_id", "")),
             )
@@ -146,8 +151,12 @@ def plan_failover(
             load[(v.endpoint, v.host)] = load.get((v.endpoint, v.host), 0) + v.memory
     steps: list[Step] = []
     blocked: list[Blocked] = []
+    left_to_ha: list[Blocked] = []
     ordered = sorted(vms, key=lambda v: (*recovery.place(v), v.endpoint, v.name))
     for vm in ordered:
+        if (why := _ha_restarts(inv, vm, failed)) is not None:
+            left_to_ha.append(Blocked(vm.endpoint, vm.id, vm.name, why))
+            continue
         reason, choice = _choose(inv, config, vm, failed, load)
         if choice is None:
             blocked.append(Blocked(vm.endpoint, vm.id, vm.name, reason))
@@ -197,6 +206,7 @@ def plan_failover(
         fingerprint=inv.fingerprint(),
         steps=steps,
         blocked=blocked,
+        left_to_ha=left_to_ha,
         estate_id=estate_of(inv, {s.endpoint for s in steps}),
     )
 
@@ -212,6 +222,31 @@ def estate_of(inv: Inventory, endpoints: set[str]) -> str:
             [d for d in inv.datastores if d.endpoint in endpoints],
             [],
         )
+    )
+
+
+def _ha_restarts(inv: Inventory, vm: VM, failed: Failed) -> str | None:
+    """Why the platform's HA will bring this VM back by itself, or None."""
+    if not vm.ha or (vm.endpoint, vm.host) not in failed.hosts:
+        return None
+    stores = [inv.datastore(vm.endpoint, i) for i in sorted(vm.primary_datastores)]
+    if not stores or any(
+        d is None or not d.shared or not d.accessible or (vm.endpoint, d.id) in failed.datastores for d in stores
+    ):
+        return None
+    survivors = [
+        h
+        for h in inv.hosts
+        if h.endpoint == vm.endpoint
+        and h.state is HostState.UP
+        and (vm.endpoint, h.id) not in failed.hosts
+        and all(h.id in d.hosts for d in stores if d)
+    ]
+    if not survivors:
+        return None
+    return (
+        f"its host failed but its shared storage did not: the platform's HA restarts it on one of "
+        f"{len(survivors)} surviving hosts without losing data"
     )
 
 
