@@ -107,9 +107,11 @@ def _where(doc: PlanDoc, a: PlanAction) -> tuple[str, str, str]:
         host = f" @ {doc.host_name(a.endpoint, a.spec.host)}" if a.spec.host else ""
         what = f"new {a.mechanism} secondary" + (f" (replaces {', '.join(a.replaces)})" if a.replaces else "")
         return what, "", ", ".join(ds(x) for x in targets) + host
-    src = ", ".join(ds(x) for x in a.datastores)
-    what = f"remove {a.mechanism} secondary {a.secondary}" + (" (FT off to move)" if a.window else "")
-    return what, src, ""
+    if a.kind == "unprotect":
+        src = ", ".join(ds(x) for x in a.datastores)
+        what = f"remove {a.mechanism} secondary {a.secondary}" + (" (FT off to move)" if a.window else "")
+        return what, src, ""
+    return a.kind.replace("_", " "), "", ""  # failover kinds: shown by `ftbridge failover`
 
 
 def show_plan(doc: PlanDoc) -> None:
