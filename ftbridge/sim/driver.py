@@ -326,16 +326,17 @@ class SimDriver(Driver, StoragePlacement, Failover):
         return Operation(id=op_id, endpoint=self.endpoint, kind=kind, vm=vm_id)
 
     def poll(self, op: Operation) -> OperationStatus:
+        rec = self._read()["ops"].get(op.id)
+        if rec is None:
+            raise NotFound(f"no operation {op.id}", endpoint=self.endpoint)
+        elapsed = time.time() - rec["started"]
+        if rec["state"] == "running" and elapsed < rec["duration"]:
+            # still running: a read, not a write (polls are the commonest call by far)
+            return OperationStatus(OpState.RUNNING, progress=elapsed / max(rec["duration"], 1e-9))
         with self._mutate() as state:
-            rec = state["ops"].get(op.id)
-            if rec is None:
-                raise NotFound(f"no operation {op.id}", endpoint=self.endpoint)
+            rec = state["ops"][op.id]
             if rec["state"] == "running":
-                elapsed = time.time() - rec["started"]
-                if elapsed >= rec["duration"]:
-                    self._finish(state, rec)
-                else:
-                    return OperationStatus(OpState.RUNNING, progress=elapsed / max(rec["duration"], 1e-9))
+                self._finish(state, rec)
             return OperationStatus(
                 OpState(rec["state"]), progress=1.0, message=rec["message"], retryable=False, result=rec["result"]
             )

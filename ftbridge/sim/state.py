@@ -119,7 +119,7 @@ class StateFile:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(state, f, separators=(",", ":"))
             f.flush()
-            os.fsync(f.fileno())
+            # no fsync: atomic rename is all a simulator needs (a crash test kills the process, not power)
         os.replace(tmp, self.path)
 
     def remove(self) -> bool:
