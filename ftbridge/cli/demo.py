@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         Proxmox VE and oVirt, about 60 VMs. Exits 0; the findings are the point."""
         from ftbridge.cli.audit import show_report
         from ftbridge.cli.common import run
-        from ftbridge.cli.plan import demo_plan
+        from ftbridge.cli.plan import demo_plan, show_plan_data
         from ftbridge.services.compliance import audit_estate
         from ftbridge.services.inventory import collect
         from ftbridge.services.session import Session
@@ -64,4 +64,5 @@ def register(app: typer.Typer) -> None:
             emit_json({"audit": report.to_dict(), "plan": plan_data})
         else:
             show_report(report)
+            show_plan_data(plan_data, "the demo plan")
         say(f"demo config: {where / 'ftbridge.toml'}  (try: ftbridge -c {where / 'ftbridge.toml'} inventory)")

@@ -154,6 +154,11 @@ def _num(action_id: str) -> int:
     return int(action_id[1:]) if action_id[1:].isdigit() else 0
 
 
+def show_plan_data(doc: dict[str, Any], source: str) -> None:
+    """A plan given as data (as ``make_plan`` returns it), shown like ``plan show``."""
+    show_plan(_parse(doc, source))
+
+
 def demo_plan(ctx: typer.Context, inv: Any, cfg: Any, where: Path) -> dict[str, Any]:
     """The demo's plan: written to ``where/plan.json``, summarised on stderr, returned as data."""
     from ftbridge.planning import make_plan, write_plan
