@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -85,9 +85,6 @@ class Inventory:
         else:
             matches = [v for v in self.vms if v.name == ref]
         return matches[0] if len(matches) == 1 else None
-
-    def vms_on(self, endpoint: str, ds_id: str) -> Iterator[VM]:
-        return (v for v in self.vms if v.endpoint == endpoint and ds_id in v.primary_datastores)
 
     def with_parts(self, endpoint: EndpointInfo, part: InventoryPart) -> Inventory:
         """A new inventory with one endpoint's objects replaced by ``part``."""

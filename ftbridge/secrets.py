@@ -46,9 +46,6 @@ class Secret(BaseModel):
             raise ValueError('give exactly one of env = "VAR" or file = "/path"')
         return self
 
-    def describe(self) -> str:
-        return f"environment variable {self.env}" if self.env else f"file {self.file}"
-
     def reveal(self, key: str = "secret") -> str:
         """The value; raises :class:`MissingSecret` naming ``key`` and where it looked."""
         if self.env is not None:

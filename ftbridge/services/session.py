@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable
 
 from ftbridge.config import Config
-from ftbridge.drivers.base import Driver, MechanismRules
+from ftbridge.drivers.base import Driver
 from ftbridge.drivers.registry import load_driver
 from ftbridge.errors import ConfigError
 
@@ -33,9 +33,6 @@ class Session:
                 )
             names = wanted
         return names
-
-    def driver_class(self, endpoint: str) -> type[Driver]:
-        return load_driver(self.config.endpoints[endpoint].driver)
 
     def driver(self, endpoint: str) -> Driver:
         """The open driver for an endpoint, opened on first use."""
@@ -66,8 +63,3 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def mechanism_rules(driver_names: dict[str, str]) -> dict[str, dict[str, MechanismRules]]:
-    """Per endpoint, the mechanisms its driver declares (loads driver classes, no SDK)."""
-    return {ep: dict(load_driver(drv).mechanisms) for ep, drv in driver_names.items()}
