@@ -146,3 +146,16 @@ def test_primary_unavailable_is_critical_and_not_plan_fixable(small_estate: Path
     _, report = run_audit(cfg(small_estate))
     f = next(f for f in report.findings if f.vm_name == "db01" and f.rule == "primary-unavailable")
     assert f.severity is Severity.CRITICAL and not f.fixable and "failover" in f.fix
+
+
+def test_fixable_settled_from_a_given_plan_equals_one_made_here(demo_config: Path) -> None:
+    from ftbridge.planning import make_plan
+    from ftbridge.services.compliance import audit_estate
+
+    cfg = load_config(demo_config)
+    with Session(cfg) as s:
+        inv = collect(s)
+    own = audit_estate(inv, cfg)
+    given = audit_estate(inv, cfg, make_plan(inv, cfg))
+    assert [(f.id, f.fixable, f.fix) for f in own.findings] == [(f.id, f.fixable, f.fix) for f in given.findings]
+    assert sum(f.fixable for f in own.findings) == 23  # the demo: 26 findings, 3 the planner cannot fix

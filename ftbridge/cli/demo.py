@@ -58,8 +58,8 @@ def register(app: typer.Typer) -> None:
         cfg = state.config()
         with Session(cfg) as session:
             inv = collect(session)
-        report = audit_estate(inv, cfg)
         plan_data = demo_plan(ctx, inv, cfg, where)
+        report = audit_estate(inv, cfg, plan_data)
         if output is Output.json:
             emit_json({"audit": report.to_dict(), "plan": plan_data})
         else:

@@ -8,32 +8,41 @@ finding left" means what it says.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from ftbridge.audit import AuditReport, Finding, audit
 from ftbridge.config import Config
 from ftbridge.inventory import Inventory
 
 
-def audit_estate(inv: Inventory, config: Config) -> AuditReport:
-    from ftbridge.planning import plan
-
+def audit_estate(inv: Inventory, config: Config, plan_doc: Mapping[str, Any] | None = None) -> AuditReport:
+    """The audit, with ``fixable`` settled by a plan: ``plan_doc`` when the caller has made one
+    already (the demo shows it), else one made here."""
     report = audit(inv, config)
     if not report.findings:
         return report
-    result = plan(inv, config, report.findings)
-    left = {u.finding: u for u in result.unfixable}
+    if plan_doc is not None:
+        closed = {c for a in plan_doc["actions"] for c in a["closes"]}
+        left = {u["finding"]: (u["category"], u["reason"]) for u in plan_doc["unfixable"]}
+    else:
+        from ftbridge.planning import plan
+
+        result = plan(inv, config, report.findings)
+        closed = result.closed
+        left = {u.finding: (u.category, u.reason) for u in result.unfixable}
 
     def settled(f: Finding) -> Finding:
-        if f.id in result.closed:
+        if f.id in closed:
             return f if f.fixable else replace(f, fixable=True, fix="ftbridge plan fixes it: " + f.fix)
         if f.fixable and f.id in left:
-            u = left[f.id]
+            category, reason = left[f.id]
             return replace(
                 f,
                 fixable=False,
-                fix=f"{f.fix}; the planner cannot: {u.reason}",
-                evidence={**f.evidence, "unfixable": u.category},
+                fix=f"{f.fix}; the planner cannot: {reason}",
+                evidence={**f.evidence, "unfixable": category},
             )
         return f
 
