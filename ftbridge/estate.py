@@ -20,10 +20,13 @@ from ftbridge.errors import ConfigError
 from ftbridge.model import (
     VM,
     Datastore,
+    Dependency,
     Disk,
     FailureDomain,
     Host,
     HostState,
+    Network,
+    Nic,
     PowerState,
     Secondary,
     SecondaryDisk,
@@ -45,6 +48,7 @@ class Estate:
     vms: tuple[VM, ...]
     #: a login the peer accepts, when the estate asks for one (sha256 of the password)
     password_sha256: str | None = None
+    networks: tuple[Network, ...] = ()
 
 
 def load_estates(path: str | Path) -> dict[str, Estate]:
@@ -128,8 +132,30 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         for hid in mounted:
             if hid not in host_ids:
                 raise _Bad(f"{where}.hosts", f"unknown host {hid!r}")
-        ds_raw.append((d, mounted, _size(d, "capacity", where), _size(d, "reserved", where, 0)))
+        ds_raw.append(
+            (d, mounted, _size(d, "capacity", where), _size(d, "reserved", where, 0), _size(d, "reserve", where, 0))
+        )
     ds_ids = {str(d["id"]) for d, *_ in ds_raw}
+
+    networks = []
+    for i, n in enumerate(body.get("networks", [])):
+        where = f"networks[{i}]"
+        if "id" not in n:
+            raise _Bad(f"{where}.id", "missing")
+        for hid in n.get("hosts", ()):
+            if str(hid) not in host_ids:
+                raise _Bad(f"{where}.hosts", f"unknown host {hid!r}")
+        networks.append(
+            Network(
+                id=str(n["id"]),
+                name=str(n.get("name", n["id"])),
+                endpoint=name,
+                kind=str(n.get("kind", "bridge")),
+                vlan=None if n.get("vlan") is None else int(n["vlan"]),
+                hosts=tuple(str(h) for h in n.get("hosts", ())),
+            )
+        )
+    net_ids = {n.id for n in networks}
 
     vms = []
     used: dict[str, int] = {k: 0 for k in ds_ids}
@@ -147,7 +173,8 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         for j, dk in enumerate(v.get("disks", [])):
             dsid = ds_ref(dk.get("datastore"), f"disks[{j}].datastore")
             size = _size(dk, "size", f"{where}.disks[{j}]")
-            used[dsid] += size
+            allocated = _size(dk, "allocated", f"{where}.disks[{j}]", -1)
+            used[dsid] += size if allocated < 0 else allocated
             disks.append(
                 Disk(
                     id=str(dk.get("id", j)),
@@ -156,6 +183,34 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
                     path=str(dk.get("path", "")),
                     movable=bool(dk.get("movable", True)),
                     kind=str(dk.get("kind", "disk")),
+                    content=str(dk.get("content", "images")),
+                    allocated=None if allocated < 0 else allocated,
+                    thin=bool(dk.get("thin", False)),
+                    shared_by=tuple(str(x) for x in dk.get("shared_by", ())),
+                )
+            )
+        nics = []
+        for j, nc in enumerate(v.get("nics", [])):
+            net = nc.get("network")
+            if net is not None and str(net) not in net_ids:
+                raise _Bad(f"{where}.nics[{j}].network", f"unknown network {net!r}")
+            nics.append(
+                Nic(
+                    id=str(nc.get("id", f"nic{j}")),
+                    network=None if net is None else str(net),
+                    mac=str(nc.get("mac", "")),
+                    model=str(nc.get("model", "")),
+                )
+            )
+        deps = []
+        for j, dep in enumerate(v.get("depends_on", [])):
+            if "kind" not in dep:
+                raise _Bad(f"{where}.depends_on[{j}].kind", "missing")
+            deps.append(
+                Dependency(
+                    kind=str(dep["kind"]),
+                    datastore=ds_ref(dep.get("datastore"), f"depends_on[{j}].datastore"),
+                    path=str(dep.get("path", "")),
                 )
             )
         sizes = {d.id: d.size for d in disks}
@@ -187,6 +242,7 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
                     metadata_datastore=ds_ref(s["metadata_datastore"], f"{swhere}.metadata_datastore")
                     if s.get("metadata_datastore")
                     else None,
+                    missing=tuple(str(x) for x in s.get("missing", ())),
                 )
             )
         host = v.get("host")
@@ -211,6 +267,11 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
                 vcpus=int(v.get("vcpus", 1)),
                 memory=_size(v, "memory", where, 0),
                 ha=bool(v.get("ha", False)),
+                depends_on=tuple(deps),
+                managed_by=None if v.get("managed_by") is None else str(v["managed_by"]),
+                cluster=None if v.get("cluster") is None else str(v["cluster"]),
+                uuid=str(v.get("uuid", "")),
+                nics=tuple(nics),
             )
         )
 
@@ -226,8 +287,11 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
             free=cap - reserved - used[str(d["id"])],
             accessible=bool(d.get("accessible", True)),
             domain=FailureDomain(datastore=str(d.get("name", d["id"]))),
+            content=None if d.get("content") is None else frozenset(str(x) for x in d["content"]),
+            thin=bool(d.get("thin", False)),
+            reserve=reserve,
         )
-        for d, mounted, cap, reserved in ds_raw
+        for d, mounted, cap, reserved, reserve in ds_raw
     )
     return Estate(
         name=name,
@@ -236,4 +300,5 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         datastores=datastores,
         vms=tuple(vms),
         password_sha256=body.get("password_sha256"),
+        networks=tuple(networks),
     )

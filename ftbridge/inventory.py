@@ -16,18 +16,25 @@ from ftbridge.errors import ConfigError
 from ftbridge.model import (
     VM,
     Datastore,
+    Dependency,
     Disk,
     EndpointInfo,
     FailureDomain,
     Host,
     HostState,
+    Location,
+    Network,
+    Nic,
+    Place,
     PowerState,
     Secondary,
     SecondaryDisk,
     SecondaryState,
 )
 
-SCHEMA_VERSION = 1
+#: 2 added networks, NICs, dependencies, content types, thin sizes, partial copies; 1 still reads
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +44,27 @@ class InventoryPart:
     hosts: tuple[Host, ...] = ()
     datastores: tuple[Datastore, ...] = ()
     vms: tuple[VM, ...] = ()
+    networks: tuple[Network, ...] = ()
 
 
 class Inventory:
     """All objects of a set of endpoints, looked up by ``(endpoint, id)``."""
 
-    __slots__ = ("endpoints", "hosts", "datastores", "vms", "collected_at", "_hosts", "_ds", "_vms")
+    __slots__ = (
+        "endpoints",
+        "hosts",
+        "datastores",
+        "vms",
+        "networks",
+        "collected_at",
+        "_hosts",
+        "_ds",
+        "_vms",
+        "_nets",
+        "_clusters",
+        "_places",
+        "_runners",
+    )
 
     def __init__(
         self,
@@ -51,15 +73,24 @@ class Inventory:
         datastores: Iterable[Datastore] = (),
         vms: Iterable[VM] = (),
         collected_at: float = 0.0,
+        networks: Iterable[Network] = (),
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.hosts = tuple(hosts)
         self.datastores = tuple(datastores)
         self.vms = tuple(vms)
+        self.networks = tuple(networks)
         self.collected_at = collected_at
         self._hosts = {(h.endpoint, h.id): h for h in self.hosts}
         self._ds = {(d.endpoint, d.id): d for d in self.datastores}
         self._vms = {(v.endpoint, v.id): v for v in self.vms}
+        self._nets = {(n.endpoint, n.id): n for n in self.networks}
+        self._clusters: dict[tuple[str, str | None], tuple[Host, ...]] = {}
+        for h in self.hosts:
+            key = (h.endpoint, h.cluster)
+            self._clusters[key] = (*self._clusters.get(key, ()), h)
+        self._places: dict[tuple[str, str, str], Place] = {}
+        self._runners: dict[tuple[str, str | None, frozenset[str]], tuple[Place, ...]] = {}
 
     # lookups ---------------------------------------------------------------------------
     def host(self, endpoint: str, host_id: str | None) -> Host | None:
@@ -70,6 +101,99 @@ class Inventory:
 
     def vm(self, endpoint: str, vm_id: str) -> VM | None:
         return self._vms.get((endpoint, vm_id))
+
+    def network(self, endpoint: str, net_id: str | None) -> Network | None:
+        return self._nets.get((endpoint, net_id)) if net_id else None
+
+    def cluster_of(self, vm: VM) -> str | None:
+        if vm.cluster is not None:
+            return vm.cluster
+        host = self.host(vm.endpoint, vm.host)
+        return host.cluster if host else None
+
+    # locations: the model's one answer to "separated?" -----------------------------------
+    def primary_location(self, vm: VM) -> Location:
+        """What the VM's primary needs: its host (plus, with HA on, every host of its cluster
+        that mounts all its storage; with no host, any such host) and every datastore it needs,
+        its own files and what it depends on. A datastore missing from the inventory is an
+        unknown place: it separates nothing."""
+        stores = tuple(self._store(vm.endpoint, i) for i in sorted(vm.needed_datastores))
+        hosts: tuple[Place, ...] = ()
+        if vm.host is not None:
+            hosts = (self._host_place(vm.endpoint, vm.host),)
+        if vm.ha or vm.host is None:
+            extra = self._runners_for(vm.endpoint, self.cluster_of(vm), vm.needed_datastores)
+            hosts = (*hosts, *(p for p in extra if p not in hosts))
+        return Location(hosts, stores)
+
+    def secondary_location(self, vm: VM, sec: Secondary) -> Location:
+        """What one secondary needs: its datastores (the FT tie-breaker and the primary's copy
+        of any disk it lacks included) and its host where the mechanism pins one, else any host
+        of its endpoint that mounts all of them."""
+        ep = sec.target_endpoint or vm.endpoint
+        ids = set(sec.datastores)
+        if sec.metadata_datastore:
+            ids.add(sec.metadata_datastore)
+        missing = set(sec.missing)
+        stores = [self._store(ep, i) for i in sorted(ids)]
+        stores += [self._store(vm.endpoint, d.datastore) for d in vm.disks if d.id in missing]
+        if sec.host is not None:
+            hosts: tuple[Place, ...] = (self._host_place(ep, sec.host),)
+        else:
+            hosts = self._runners_for(ep, None, frozenset(ids))
+        return Location(hosts, tuple(stores))
+
+    def _host_place(self, endpoint: str, host_id: str) -> Place:
+        key = ("h", endpoint, host_id)
+        place = self._places.get(key)
+        if place is None:
+            h = self.host(endpoint, host_id)
+            if h is None:
+                place = Place("host", host_id, FailureDomain())
+            else:
+                dom = h.domain if h.domain.host else h.domain.merged({"host": h.name})
+                place = Place("host", h.name, dom)
+            self._places[key] = place
+        return place
+
+    def _store(self, endpoint: str, ds_id: str) -> Place:
+        key = ("d", endpoint, ds_id)
+        place = self._places.get(key)
+        if place is None:
+            d = self.datastore(endpoint, ds_id)
+            if d is None:
+                place = Place("datastore", ds_id, FailureDomain(), shared=False)
+            else:
+                dom = d.domain
+                if not d.shared and dom.host is None and len(d.hosts) == 1:
+                    h = self.host(endpoint, d.hosts[0])
+                    dom = dom.merged({"host": h.name if h else d.hosts[0]})
+                place = Place("datastore", d.name, dom, shared=d.shared)
+            self._places[key] = place
+        return place
+
+    def _runners_for(self, endpoint: str, cluster: str | None, ds_ids: frozenset[str]) -> tuple[Place, ...]:
+        """Hosts (of ``cluster`` when given) that mount every one of ``ds_ids`` and are not
+        reported down: where a copy on that storage can be started."""
+        key = (endpoint, cluster, ds_ids)
+        found = self._runners.get(key)
+        if found is None:
+            stores = [self.datastore(endpoint, i) for i in ds_ids]
+            if any(d is None for d in stores):
+                found = ()
+            else:
+                pool = (
+                    self._clusters.get((endpoint, cluster), ())
+                    if cluster is not None
+                    else tuple(h for h in self.hosts if h.endpoint == endpoint)
+                )
+                found = tuple(
+                    self._host_place(endpoint, h.id)
+                    for h in sorted(pool, key=lambda h: h.id)
+                    if not h.state.proven_down and all(h.id in d.hosts for d in stores if d is not None)
+                )
+            self._runners[key] = found
+        return found
 
     def endpoint(self, name: str) -> EndpointInfo | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -95,6 +219,7 @@ class Inventory:
             [*filter(keep, self.datastores), *part.datastores],
             [*filter(keep, self.vms), *part.vms],
             self.collected_at,
+            [*filter(keep, self.networks), *part.networks],
         )
 
     # JSON ------------------------------------------------------------------------------
@@ -105,6 +230,7 @@ class Inventory:
             "endpoints": [asdict(e) for e in self.endpoints],
             "hosts": [_host_dict(h) for h in self.hosts],
             "datastores": [_ds_dict(d) for d in self.datastores],
+            "networks": [asdict(n) for n in self.networks],
             "vms": [_vm_dict(v) for v in self.vms],
         }
 
@@ -128,15 +254,19 @@ class Inventory:
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "inventory") -> Inventory:
-        if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-            raise ConfigError(f"{source}: not an ftbridge inventory (expected schema_version {SCHEMA_VERSION})")
+        if not isinstance(data, dict) or data.get("schema_version") not in READABLE_VERSIONS:
+            raise ConfigError(
+                f"{source}: not an ftbridge inventory (expected schema_version "
+                f"{' or '.join(map(str, READABLE_VERSIONS))})"
+            )
         try:
             return cls(
-                [EndpointInfo(**{**e, "mechanisms": tuple(e.get("mechanisms", ()))}) for e in data["endpoints"]],
+                [_endpoint_from(e) for e in data["endpoints"]],
                 [_host_from(h) for h in data["hosts"]],
                 [_ds_from(d) for d in data["datastores"]],
                 [_vm_from(v) for v in data["vms"]],
                 float(data.get("collected_at", 0.0)),
+                [_net_from(n) for n in data.get("networks", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: malformed inventory: {exc!r}") from exc
@@ -181,6 +311,10 @@ def _ds_dict(d: Datastore) -> dict[str, Any]:
         "free": d.free,
         "accessible": d.accessible,
         "domain": _dom(d.domain),
+        "content": None if d.content is None else sorted(d.content),
+        "thin": d.thin,
+        "committed": d.committed,
+        "reserve": d.reserve,
     }
 
 
@@ -199,7 +333,12 @@ def _vm_dict(v: VM) -> dict[str, Any]:
         "ha": v.ha,
         "warnings": list(v.warnings),
         "mechanisms": None if v.mechanisms is None else list(v.mechanisms),
-        "disks": [asdict(d) for d in v.disks],
+        "managed_by": v.managed_by,
+        "cluster": v.cluster,
+        "uuid": v.uuid,
+        "depends_on": [asdict(d) for d in v.depends_on],
+        "nics": [asdict(n) for n in v.nics],
+        "disks": [{**asdict(d), "shared_by": list(d.shared_by)} for d in v.disks],
         "secondaries": [
             {
                 **{
@@ -216,11 +355,38 @@ def _vm_dict(v: VM) -> dict[str, Any]:
                     )
                 },
                 "state": s.state.value,
+                "missing": list(s.missing),
                 "disks": [asdict(x) for x in s.disks],
             }
             for s in v.secondaries
         ],
     }
+
+
+def _endpoint_from(e: dict[str, Any]) -> EndpointInfo:
+    caps = e.get("capabilities")
+    return EndpointInfo(
+        name=e["name"],
+        driver=e["driver"],
+        version=e.get("version", ""),
+        mechanisms=tuple(e.get("mechanisms", ())),
+        capabilities=None if caps is None else tuple(caps),
+    )
+
+
+def _net_from(n: dict[str, Any]) -> Network:
+    return Network(
+        id=n["id"],
+        name=n["name"],
+        endpoint=n["endpoint"],
+        kind=n["kind"],
+        vlan=None if n.get("vlan") is None else int(n["vlan"]),
+        hosts=tuple(n.get("hosts", ())),
+    )
+
+
+def _disk_from(d: dict[str, Any]) -> Disk:
+    return Disk(**{**d, "shared_by": tuple(d.get("shared_by", ()))})
 
 
 def _host_from(h: dict[str, Any]) -> Host:
@@ -247,6 +413,10 @@ def _ds_from(d: dict[str, Any]) -> Datastore:
         free=int(d["free"]),
         accessible=bool(d.get("accessible", True)),
         domain=FailureDomain(**d.get("domain", {})),
+        content=None if d.get("content") is None else frozenset(d["content"]),
+        thin=bool(d.get("thin", False)),
+        committed=None if d.get("committed") is None else int(d["committed"]),
+        reserve=int(d.get("reserve", 0)),
     )
 
 
@@ -262,6 +432,7 @@ def _vm_from(v: dict[str, Any]) -> VM:
             lag=s.get("lag"),
             metadata_datastore=s.get("metadata_datastore"),
             target_endpoint=s.get("target_endpoint"),
+            missing=tuple(s.get("missing", ())),
             disks=tuple(SecondaryDisk(**x) for x in s["disks"]),
         )
         for s in v.get("secondaries", [])
@@ -280,6 +451,11 @@ def _vm_from(v: dict[str, Any]) -> VM:
         ha=bool(v.get("ha", False)),
         warnings=tuple(v.get("warnings", ())),
         mechanisms=None if v.get("mechanisms") is None else tuple(v["mechanisms"]),
-        disks=tuple(Disk(**d) for d in v["disks"]),
+        managed_by=v.get("managed_by"),
+        cluster=v.get("cluster"),
+        uuid=str(v.get("uuid", "")),
+        depends_on=tuple(Dependency(**d) for d in v.get("depends_on", ())),
+        nics=tuple(Nic(**n) for n in v.get("nics", ())),
+        disks=tuple(_disk_from(d) for d in v["disks"]),
         secondaries=secs,
     )

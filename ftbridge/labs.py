@@ -46,7 +46,12 @@ class Lab(abc.ABC):
     # faults, by estate names ---------------------------------------------------------
     @abc.abstractmethod
     def fail_host(self, name: str) -> None:
-        """The host stops answering: the platform reports it down/non-responsive."""
+        """The host fails and the platform reports it down (powered off or fenced): proven."""
+
+    def partition_host(self, name: str) -> None:
+        """The host stops answering management (the platform reports it unreachable, not
+        responding or connecting) while its VMs keep running: not proven down."""
+        raise NotImplementedError(f"{type(self).__name__} cannot partition a host")
 
     @abc.abstractmethod
     def fail_datastore(self, name: str) -> None:
@@ -54,7 +59,7 @@ class Lab(abc.ABC):
 
     @abc.abstractmethod
     def restore(self) -> None:
-        """Undo every injected fault."""
+        """Undo every injected fault (failed and partitioned hosts, datastores)."""
 
     def __enter__(self) -> Lab:
         self.start()

@@ -72,10 +72,22 @@ def _differ(a: str | None, b: str | None) -> bool:
 
 
 class HostState(str, enum.Enum):
+    """What the platform says of a host. Only ``DOWN`` proves the host runs nothing.
+
+    ``UNREACHABLE`` (management cannot reach it: not responding, disconnected, connecting, a node
+    offline without a fencing record) and ``UNKNOWN`` (not reported) prove nothing: such a host
+    may still run its VMs, so failover must fence it (or be forced) before promoting a copy.
+    """
+
     UP = "up"
     MAINTENANCE = "maintenance"
-    DOWN = "down"
+    DOWN = "down"  # reported down, powered off or fenced by the platform
+    UNREACHABLE = "unreachable"
     UNKNOWN = "unknown"
+
+    @property
+    def proven_down(self) -> bool:
+        return self is HostState.DOWN
 
 
 class PowerState(str, enum.Enum):
@@ -102,6 +114,8 @@ class EndpointInfo:
     version: str = ""
     #: the secondary mechanisms this endpoint offers, preferred first (planner picks from these)
     mechanisms: tuple[str, ...] = ()
+    #: the capabilities ``probe()`` found at this site (None: what the driver class declares)
+    capabilities: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +141,23 @@ class Datastore:
     free: int  # bytes
     accessible: bool = True
     domain: FailureDomain = field(default_factory=FailureDomain)
+    #: what it may hold (None: anything), matched against :attr:`Disk.content`; a Proxmox
+    #: storage without ``images`` takes no VM disk, one without ``rootdir`` no container volume
+    content: frozenset[str] | None = None
+    #: volumes moved here can stay thin (then a thin disk needs only its allocated bytes)
+    thin: bool = False
+    #: bytes provisioned on it (thin volumes at full size), when the platform reports it
+    committed: int | None = None
+    #: bytes the platform refuses to go below (oVirt's low-space blocker); never planned into
+    reserve: int = 0
 
     @property
     def used(self) -> int:
         return self.capacity - self.free
+
+    def holds(self, content: str) -> bool:
+        """May a volume of this content live here?"""
+        return self.content is None or content in self.content
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +168,61 @@ class Disk:
     size: int  # bytes
     datastore: str  # datastore id
     path: str = ""  # as the platform writes it: "[ds1] vm/vm.vmdk", "ceph-a:vm-100-disk-0"
-    movable: bool = True  # pass-through devices and the like are not
-    kind: str = "disk"  # disk | efidisk | tpmstate | cloudinit | ...
+    movable: bool = True  # LUNs, RDMs, pass-through devices are not
+    #: disk | efidisk | tpmstate | cloudinit | lun | rdm | passthrough | rootfs | mountpoint
+    kind: str = "disk"
+    #: what a target datastore must accept (:meth:`Datastore.holds`): "images", "rootdir"
+    content: str = "images"
+    allocated: int | None = None  # bytes really used; None: as ``size``
+    thin: bool = False
+    #: ids of the *other* VMs of this endpoint that attach this very disk (shareable disks):
+    #: protected once for all of them, never split from them
+    shared_by: tuple[str, ...] = ()
+
+    @property
+    def used(self) -> int:
+        """Bytes the disk really takes: ``allocated`` when known, else its size."""
+        return self.size if self.allocated is None else self.allocated
+
+    def space_on(self, target: Datastore) -> int:
+        """Bytes a copy of this disk takes on ``target``: thin stays thin only where it can."""
+        return self.used if self.thin and target.thin else self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """Storage a VM needs to run that is not one of its own movable files.
+
+    A linked clone's base disk or a template's disk (``base-disk``), a mounted ISO image
+    (``iso``), an HA lease (``lease``): the VM dies with that datastore, so it is part of the
+    primary's location, but plans never move it.
+    """
+
+    kind: str
+    datastore: str
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A network VMs attach to: a port group, a Linux bridge, an SDN vnet, an oVirt network."""
+
+    id: str
+    name: str
+    endpoint: str
+    kind: str  # portgroup | dvportgroup | bridge | vnet | ovirt-network | vnic-profile | ...
+    vlan: int | None = None
+    hosts: tuple[str, ...] = ()  # hosts where it is available; empty: unknown or every host
+
+
+@dataclass(frozen=True, slots=True)
+class Nic:
+    """One network interface of a VM."""
+
+    id: str  # the platform's key or slot: "4000", "net0", a vNIC id
+    network: str | None  # a Network id of the same endpoint; None: not connected or unknown
+    mac: str = ""
+    model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +247,9 @@ class Secondary:
     lag: float | None = None  # seconds behind the primary, when known
     metadata_datastore: str | None = None  # vSphere FT tie-breaker file
     target_endpoint: str | None = None  # for copies kept by another endpoint (oVirt DR)
+    #: ids of primary disks this copy does not hold (a LUN a disk copy cannot copy): a partial
+    #: copy never counts as a whole one
+    missing: tuple[str, ...] = ()
 
     @property
     def datastores(self) -> frozenset[str]:
@@ -195,14 +278,127 @@ class VM:
     #: the endpoint's mechanisms that can protect this VM (None: all of them); a container or a
     #: VM with a pass-through disk may not be copyable where a VM on shared storage is
     mechanisms: tuple[str, ...] | None = None
+    #: storage it needs that is not its own (base disks, ISO images, leases)
+    depends_on: tuple[Dependency, ...] = ()
+    #: an extension or agent runs it (vCLS, a hosted engine): plans leave it alone, saying this
+    managed_by: str | None = None
+    cluster: str | None = None  # when known; the cluster of its host otherwise
+    uuid: str = ""  # the platform's instance or BIOS uuid, when known
+    nics: tuple[Nic, ...] = ()
 
     @property
     def primary_datastores(self) -> frozenset[str]:
+        """The datastores holding its own files (config and disks): what plans may move."""
         ids = {d.datastore for d in self.disks}
         if self.config_datastore:
             ids.add(self.config_datastore)
         return frozenset(ids)
 
     @property
+    def needed_datastores(self) -> frozenset[str]:
+        """Every datastore it needs to run: its own files plus what it depends on."""
+        return self.primary_datastores | {d.datastore for d in self.depends_on}
+
+    @property
     def size(self) -> int:
         return sum(d.size for d in self.disks)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """One thing a copy needs: a host that can run it, or a datastore holding its files.
+
+    ``domain`` carries every label known for it (a host's own name at ``host`` level; a local
+    datastore's sole host there too). ``shared``: a datastore several hosts mount, which the
+    loss of one host does not take with it.
+    """
+
+    kind: str  # "host" | "datastore"
+    name: str
+    domain: FailureDomain
+    shared: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where one copy of a VM lives: compute plus storage.
+
+    A copy runs while *one* of its ``hosts`` and *every* one of its ``stores`` survive. The
+    primary's hosts are its own and, when HA is on, those HA may restart it on; a secondary's
+    is its own host where the mechanism pins one, else any host that mounts all its storage.
+    No hosts at all means nothing can run it.
+
+    This is the one place that answers "separated?": the audit, the planner, revalidation,
+    failover and migration all ask :meth:`shared_failure`.
+    """
+
+    hosts: tuple[Place, ...]
+    stores: tuple[Place, ...]
+
+    def _killers(self, level: Level) -> list[tuple[Place, ...]]:
+        """Groups of places whose loss, all in one domain at ``level``, kills this copy.
+
+        Any one store is such a group; so is the whole set of hosts. Hosts sit in sites and rooms
+        (and are hosts), not in arrays or datastores, so an array's loss never takes compute; one
+        host's loss takes only the storage local to it.
+        """
+        out: list[tuple[Place, ...]] = [(s,) for s in self.stores if level is not Level.HOST or not s.shared]
+        if not self.hosts:
+            out.append(())  # it runs nowhere: any failure finds it dead
+        elif level in (Level.SITE, Level.ROOM, Level.HOST):
+            out.append(self.hosts)
+        return out
+
+    def shared_failure(
+        self, other: Location, level: Level, names: tuple[str, str] = ("primary", "secondary")
+    ) -> str | None:
+        """None when the loss of any one domain at ``level`` leaves one of the two copies whole;
+        otherwise, in words, a loss that takes both (the evidence the audit shows).
+
+        Unknown labels prove nothing: a place whose label is unknown may lie in any domain.
+        """
+        for mine in self._killers(level):
+            for theirs in other._killers(level):
+                labels = _one_domain((*mine, *theirs), level)
+                if labels is not None:
+                    return (
+                        f"losing {_domain_words(labels, level)} takes "
+                        f"{_what(mine, names[0])} and {_what(theirs, names[1])}"
+                    )
+        return None
+
+    def separated_from(self, other: Location, level: Level) -> bool:
+        return self.shared_failure(other, level) is None
+
+
+def _levels_to(level: Level) -> tuple[Level, ...]:
+    if level is Level.HOST:
+        return (Level.HOST,)
+    return NESTED_LEVELS[: NESTED_LEVELS.index(level) + 1]
+
+
+def _one_domain(places: tuple[Place, ...], level: Level) -> dict[Level, str | None] | None:
+    """The labels of one domain at ``level`` that may hold all ``places``, or None if none can."""
+    labels: dict[Level, str | None] = {}
+    for lvl in _levels_to(level):
+        known = {v for p in places if (v := p.domain.label(lvl)) is not None}
+        if len(known) > 1:
+            return None
+        labels[lvl] = next(iter(known), None)
+    return labels
+
+
+def _domain_words(labels: dict[Level, str | None], level: Level) -> str:
+    value = labels.get(level)
+    if value is not None:
+        return f"{level.value} {value}"
+    return f"one {level.value} (its label is unknown)"
+
+
+def _what(group: tuple[Place, ...], who: str) -> str:
+    if not group:
+        return f"the {who} (no host can run it)"
+    if len(group) == 1:
+        return f"the {who}'s {group[0].kind} {group[0].name}"
+    names = ", ".join(p.name for p in group[:3]) + (", ..." if len(group) > 3 else "")
+    return f"every host that can run the {who} ({names})"

@@ -43,6 +43,7 @@ class Capability(str, enum.Enum):
     TEST_FAILOVER = "test_failover"
     REPROTECT = "reprotect"
     FENCE = "fence"
+    RESTART = "restart"
 
 
 #: Which method implements each capability (the conformance kit and the docs matrix read it).
@@ -58,6 +59,7 @@ CAPABILITY_METHODS: Mapping[Capability, tuple[str, ...]] = {
     Capability.TEST_FAILOVER: ("test_failover", "cleanup_test"),
     Capability.REPROTECT: ("reprotect",),
     Capability.FENCE: ("fence",),
+    Capability.RESTART: ("restart",),
 }
 
 
@@ -337,8 +339,24 @@ class Failover(abc.ABC):
         raise UnsupportedOperation("reprotect is not supported", endpoint=self.endpoint)
 
     def fence(self, vm_id: str) -> Operation:
-        """Power off the primary so its secondary may be promoted without split brain."""
+        """Make sure the primary does not run, so a copy may be promoted without split brain.
+
+        The operation fails (or this raises :class:`~ftbridge.errors.Conflict`) when the driver
+        cannot prove it: a host that is merely unreachable, with no power management the
+        platform accepts, is not fenced. The core then refuses the promotion unless forced.
+        """
         raise UnsupportedOperation("fence is not supported", endpoint=self.endpoint)
+
+    def restart(self, vm_id: str, *, host_id: str | None = None) -> Operation:
+        """Start the VM from its own primary files on a surviving host (``host_id``, or the
+        platform's choice when None): no data is lost, unlike promoting a copy that lags.
+
+        The core calls this only when the VM's host is proven down (or fenced by a successful
+        :meth:`fence`) and its primary storage is intact and mounted by the target host.
+        Idempotent: if the VM already runs, on any host, the operation succeeds at once. The
+        result's ``host`` names the host it runs on.
+        """
+        raise UnsupportedOperation("restart is not supported", endpoint=self.endpoint)
 
 
 def implemented(cls: type, capability: Capability) -> bool:

@@ -42,10 +42,13 @@ from ftbridge.inventory import InventoryPart
 from ftbridge.model import (
     VM,
     Datastore,
+    Dependency,
     Disk,
     FailureDomain,
     Host,
     HostState,
+    Network,
+    Nic,
     PowerState,
     Secondary,
     SecondaryDisk,
@@ -232,11 +235,25 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 free=d["free"],
                 accessible=P.ds_up(state, did),
                 domain=FailureDomain(datastore=d["name"]),
+                content=None if d.get("content") is None else frozenset(d["content"]),
+                thin=bool(d.get("thin", False)),
+                reserve=int(d.get("reserve", 0)),
             )
             for did, d in state["datastores"].items()
         )
         vms = tuple(self._vm(state, vid, v) for vid, v in state["vms"].items())
-        return InventoryPart(hosts, datastores, vms)
+        networks = tuple(
+            Network(
+                id=nid,
+                name=n["name"],
+                endpoint=ep,
+                kind=n["kind"],
+                vlan=n.get("vlan"),
+                hosts=tuple(n.get("hosts", ())),
+            )
+            for nid, n in state.get("networks", {}).items()
+        )
+        return InventoryPart(hosts, datastores, vms, networks)
 
     def _vm(self, state: P.State, vid: str, v: dict[str, Any]) -> VM:
         names = {k: d["name"] for k, d in state["datastores"].items()}
@@ -248,6 +265,10 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 path=f"[{names[d['datastore']]}] {v['name']}/{d['id']}.img",
                 movable=d["movable"],
                 kind=d["kind"],
+                content=d.get("content", "images"),
+                allocated=d.get("allocated"),
+                thin=bool(d.get("thin", False)),
+                shared_by=tuple(d.get("shared_by", ())),
             )
             for d in v["disks"]
         )
@@ -273,6 +294,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
                         )
                         for k, x in s["disks"].items()
                     ),
+                    missing=tuple(s.get("missing", ())),
                 )
             )
         power = PowerState(v["power"])
@@ -293,6 +315,11 @@ class SimDriver(Driver, StoragePlacement, Failover):
             vcpus=v["vcpus"],
             memory=v["memory"],
             ha=v["ha"],
+            cluster=v.get("cluster"),
+            uuid=v.get("uuid", ""),
+            managed_by=v.get("managed_by"),
+            depends_on=tuple(Dependency(**x) for x in v.get("depends_on", ())),
+            nics=tuple(Nic(**x) for x in v.get("nics", ())),
         )
 
     def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
@@ -569,6 +596,29 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     def _done_fence(self, state: P.State, rec: dict[str, Any]) -> None:
         state["vms"][rec["vm"]]["power"] = "off"
+
+    def restart(self, vm_id: str, *, host_id: str | None = None) -> Operation:
+        with self._mutate() as state:
+            vm = P.vm_of(state, vm_id)
+            if op := P.busy(state, vm_id):
+                raise Conflict(f"VM {vm['name']} is locked by operation {op}", endpoint=self.endpoint)
+            if vm["power"] == "on" and P.host_up(state, vm["host"]):
+                return self._start(state, "restart", vm_id, {"host": vm["host"]})
+            stores = P.needed_datastores(vm)
+            gone = [state["datastores"][d]["name"] for d in stores if not P.ds_up(state, d)]
+            if gone:
+                raise Conflict(
+                    f"VM {vm['name']}: its primary storage {', '.join(gone)} is not accessible", endpoint=self.endpoint
+                )
+            host = P.restart_host(state, stores, host_id)
+            if host is None:
+                raise Conflict(f"VM {vm['name']}: no host that is up mounts all its datastores", endpoint=self.endpoint)
+            return self._start(state, "restart", vm_id, {"host": host})
+
+    def _done_restart(self, state: P.State, rec: dict[str, Any]) -> None:
+        vm = state["vms"][rec["vm"]]
+        vm["host"], vm["power"] = rec["params"]["host"], "on"
+        rec["result"] = {"host": rec["params"]["host"]}
 
     # extras ------------------------------------------------------------------------------
     def ex_inject(self, **faults: Any) -> dict[str, Any]:

@@ -48,6 +48,23 @@ def ds_up(state: State, ds_id: str) -> bool:
     )
 
 
+def needed_datastores(vm: Mapping[str, Any]) -> list[str]:
+    """Every datastore a VM needs to run: config, disks and what it depends on."""
+    ids = {d["datastore"] for d in vm["disks"]} | {d["datastore"] for d in vm.get("depends_on", ())}
+    if vm.get("config_datastore"):
+        ids.add(vm["config_datastore"])
+    return sorted(ids)
+
+
+def restart_host(state: State, stores: list[str], wanted: str | None) -> str | None:
+    """The host to start a VM on from its own storage: ``wanted`` if it can, else the first
+    host that is up and mounts all of ``stores``."""
+    for cand in (wanted, *sorted(state["hosts"])):
+        if cand and host_up(state, cand) and all(cand in state["datastores"][d]["hosts"] for d in stores):
+            return str(cand)
+    return None
+
+
 def busy(state: State, vm_id: str) -> str | None:
     for op_id, op in state["ops"].items():
         if op["vm"] == vm_id and op["state"] == "running":

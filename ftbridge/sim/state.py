@@ -40,8 +40,14 @@ def seed_state(estate: Estate) -> dict[str, Any]:
                 "capacity": d.capacity,
                 "free": d.free,
                 "accessible": d.accessible,
+                "content": None if d.content is None else sorted(d.content),
+                "thin": d.thin,
+                "reserve": d.reserve,
             }
             for d in estate.datastores
+        },
+        "networks": {
+            n.id: {"name": n.name, "kind": n.kind, "vlan": n.vlan, "hosts": list(n.hosts)} for n in estate.networks
         },
         "vms": {
             v.id: {
@@ -53,8 +59,23 @@ def seed_state(estate: Estate) -> dict[str, Any]:
                 "tags": list(v.tags),
                 "ha": v.ha,
                 "config_datastore": v.config_datastore,
+                "cluster": v.cluster,
+                "uuid": v.uuid,
+                "managed_by": v.managed_by,
+                "depends_on": [{"kind": d.kind, "datastore": d.datastore, "path": d.path} for d in v.depends_on],
+                "nics": [{"id": n.id, "network": n.network, "mac": n.mac, "model": n.model} for n in v.nics],
                 "disks": [
-                    {"id": d.id, "size": d.size, "datastore": d.datastore, "kind": d.kind, "movable": d.movable}
+                    {
+                        "id": d.id,
+                        "size": d.size,
+                        "datastore": d.datastore,
+                        "kind": d.kind,
+                        "movable": d.movable,
+                        "content": d.content,
+                        "allocated": d.allocated,
+                        "thin": d.thin,
+                        "shared_by": list(d.shared_by),
+                    }
                     for d in v.disks
                 ],
                 "secondaries": [
@@ -67,6 +88,7 @@ def seed_state(estate: Estate) -> dict[str, Any]:
                         "config_datastore": s.config_datastore,
                         "metadata_datastore": s.metadata_datastore,
                         "disks": {x.disk: x.datastore for x in s.disks},
+                        "missing": list(s.missing),
                     }
                     for s in v.secondaries
                 ],
