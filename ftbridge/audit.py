@@ -15,7 +15,7 @@ from typing import Any
 
 from ftbridge.config import Config, Policy
 from ftbridge.inventory import Inventory
-from ftbridge.model import VM, Datastore, HostState, Level, Secondary, SecondaryState
+from ftbridge.model import VM, Datastore, HostState, Secondary, SecondaryState
 
 AUDIT_SCHEMA_VERSION = 1
 
@@ -82,10 +82,14 @@ RULES: dict[str, Rule] = {
     r.id: r
     for r in (
         Rule("primary-unavailable", Severity.CRITICAL, "the VM's host or primary storage is down: fail over"),
+        Rule("primary-unreachable", Severity.WARNING, "the VM's host cannot be reached: it may still run"),
+        Rule("managed-elsewhere", Severity.INFO, "an extension or agent manages the VM: left to it"),
         Rule("primary-not-shared", Severity.ERROR, "primary files on storage only one host mounts"),
+        Rule("primary-split", Severity.ERROR, "the VM's compute and storage sit in different domains"),
         Rule("no-secondary", Severity.ERROR, "no secondary of a mechanism the policy counts"),
         Rule("secondary-unhealthy", Severity.ERROR, "secondary broken or in an unknown state"),
-        Rule("secondary-not-separated", Severity.ERROR, "secondary shares a failure domain with the primary"),
+        Rule("secondary-not-separated", Severity.ERROR, "one failure at the policy's level takes both copies"),
+        Rule("secondary-partial", Severity.ERROR, "the secondary lacks some of the VM's disks"),
         Rule("secondary-on-primary-host", Severity.ERROR, "secondary runs on the primary's host"),
         Rule("ft-metadata-not-shared", Severity.ERROR, "FT tie-breaker metadata on non-shared storage"),
         Rule("secondary-lag", Severity.WARNING, "secondary lags its primary by more than the RPO"),
@@ -138,6 +142,7 @@ class _Ctx:
     def __init__(self, inv: Inventory, vm: VM, policy: Policy) -> None:
         self.inv, self.vm, self.policy = inv, vm, policy
         self.primary = [d for i in sorted(vm.primary_datastores) if (d := inv.datastore(vm.endpoint, i))]
+        self.needed = [d for i in sorted(vm.needed_datastores) if (d := inv.datastore(vm.endpoint, i))]
 
     def ds(self, ds_id: str | None) -> Datastore | None:
         return self.inv.datastore(self.vm.endpoint, ds_id)
@@ -169,11 +174,23 @@ class _Ctx:
     def counted(self) -> list[Secondary]:
         return [s for s in self.vm.secondaries if self.policy.counts(s.mechanism)]
 
+    def whole(self) -> list[Secondary]:
+        """Counted secondaries that hold every disk: the ones that can bring the VM up."""
+        return [s for s in self.counted() if not s.missing]
+
 
 def _primary_unavailable(c: _Ctx) -> Iterator[Finding]:
     host = c.inv.host(c.vm.endpoint, c.vm.host)
-    down = [d.name for d in c.primary if not d.accessible]
-    if down or (host is not None and host.state is HostState.DOWN):
+    down = [d.name for d in c.needed if not d.accessible]
+    if host is not None and host.state is HostState.UNREACHABLE and not down:
+        yield c.finding(
+            "primary-unreachable",
+            f"{c.vm.name}: its host {host.name} cannot be reached; the VM may still run there",
+            "check the host's management network; fence it before any failover",
+            fixable=False,
+            host=host.name,
+        )
+    if down or (host is not None and host.state.proven_down):
         yield c.finding(
             "primary-unavailable",
             f"{c.vm.name}: "
@@ -201,6 +218,18 @@ def _primary_not_shared(c: _Ctx) -> Iterator[Finding]:
             "move them to shared storage the VM's hosts mount",
             datastores=names,
             bytes=sum(d.size for d in c.vm.disks if c.ds(d.datastore) in local),
+        )
+
+
+def _primary_split(c: _Ctx) -> Iterator[Finding]:
+    why = c.inv.primary_location(c.vm).split(c.policy.level)
+    if why is not None:
+        yield c.finding(
+            "primary-split",
+            f"{c.vm.name}: {why}",
+            f"keep its storage in the {c.policy.separation} its hosts run in (or run it where its storage is)",
+            level=c.policy.separation,
+            why=why,
         )
 
 
@@ -242,29 +271,34 @@ def _secondary_health(c: _Ctx) -> Iterator[Finding]:
             )
 
 
+def _partial(c: _Ctx) -> Iterator[Finding]:
+    by_id = {d.id: d for d in c.vm.disks}
+    for s in c.counted():
+        if s.missing:
+            what = ", ".join(f"{d} ({by_id[d].kind})" if d in by_id else d for d in s.missing)
+            yield c.finding(
+                "secondary-partial",
+                f"{c.vm.name}: secondary {s.id} lacks {what}: it cannot bring the VM up whole",
+                "protect those disks another way (array replication of the LUN), or detach them",
+                fixable=False,
+                secondary=s,
+                missing=list(s.missing),
+            )
+
+
 def _separation(c: _Ctx) -> Iterator[Finding]:
     level = c.policy.level
+    primary = c.inv.primary_location(c.vm)
     for s in c.counted():
-        if s.target_endpoint is not None:
-            continue  # kept by another endpoint: labels there are compared by the DR mapping
-        shared_with: list[str] = []
-        for sid in sorted(s.datastores):
-            sd = c.ds(sid)
-            if sd is None:
-                continue
-            for pd in c.primary:
-                if not sd.domain.separated_at(pd.domain, level):
-                    label = _common_label(sd, pd, level)
-                    shared_with.append(f"{sd.name}~{pd.name} ({label})")
-        if shared_with:
+        why = None if s.missing else primary.shared_failure(c.inv.secondary_location(c.vm, s), level)
+        if why is not None:
             yield c.finding(
                 "secondary-not-separated",
-                f"{c.vm.name}: secondary {s.id} not separated from the primary at {level.value} level: "
-                + "; ".join(shared_with[:3]),
-                f"move the secondary to a datastore in another {level.value}",
+                f"{c.vm.name}: secondary {s.id} not separated from the primary at {level.value} level: {why}",
+                f"place the secondary (its storage and the host that runs it) in another {level.value}",
                 secondary=s,
                 level=level.value,
-                pairs=shared_with,
+                why=why,
             )
         if s.host is not None and s.host == c.vm.host:
             host = c.inv.host(c.vm.endpoint, s.host)
@@ -287,17 +321,6 @@ def _separation(c: _Ctx) -> Iterator[Finding]:
                 )
 
 
-def _common_label(a: Datastore, b: Datastore, level: Level) -> str:
-    """Why two datastores count as not separated: the shared label, or the unknown one."""
-    for lvl in (Level.SITE, Level.ROOM, Level.ARRAY, Level.DATASTORE):
-        if lvl is level:
-            la, lb = a.domain.label(lvl), b.domain.label(lvl)
-            if la is None or lb is None:
-                return f"{lvl.value} label unknown"
-            return f"same {lvl.value} {la}"
-    return "same"
-
-
 def _inventory_warnings(c: _Ctx) -> Iterator[Finding]:
     if c.vm.warnings:
         yield c.finding(
@@ -312,11 +335,28 @@ def _inventory_warnings(c: _Ctx) -> Iterator[Finding]:
 VM_RULES: tuple[Callable[[_Ctx], Iterable[Finding]], ...] = (
     _primary_unavailable,
     _primary_not_shared,
+    _primary_split,
     _no_secondary,
     _secondary_health,
+    _partial,
     _separation,
     _inventory_warnings,
 )
+
+
+def _managed(vm: VM, policy: Policy) -> Finding:
+    return Finding(
+        rule="managed-elsewhere",
+        severity=RULES["managed-elsewhere"].severity,
+        endpoint=vm.endpoint,
+        vm=vm.id,
+        vm_name=vm.name,
+        policy=policy.name,
+        message=f"{vm.name}: managed by {vm.managed_by}; ftbridge leaves its placement and protection to it",
+        fix=f"nothing to do: {vm.managed_by} places and restarts it",
+        fixable=False,
+        evidence={"managed_by": vm.managed_by},
+    )
 
 
 def audit(inv: Inventory, config: Config) -> AuditReport:
@@ -328,6 +368,9 @@ def audit(inv: Inventory, config: Config) -> AuditReport:
         policy = config.policy_for(vm)
         if policy is None:
             unmanaged += 1
+            continue
+        if vm.managed_by is not None:
+            findings.append(_managed(vm, policy))
             continue
         ctx = _Ctx(inv, vm, policy)
         for rule in VM_RULES:

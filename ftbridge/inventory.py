@@ -112,17 +112,21 @@ class Inventory:
         return host.cluster if host else None
 
     # locations: the model's one answer to "separated?" -----------------------------------
-    def primary_location(self, vm: VM) -> Location:
+    def primary_location(self, vm: VM, datastores: Iterable[str] | None = None) -> Location:
         """What the VM's primary needs: its host (plus, with HA on, every host of its cluster
         that mounts all its storage; with no host, any such host) and every datastore it needs,
         its own files and what it depends on. A datastore missing from the inventory is an
-        unknown place: it separates nothing."""
-        stores = tuple(self._store(vm.endpoint, i) for i in sorted(vm.needed_datastores))
+        unknown place: it separates nothing. ``datastores`` replaces the VM's own file places (a
+        planned placement); what it depends on is added either way."""
+        needed = (
+            vm.needed_datastores if datastores is None else frozenset(datastores) | {d.datastore for d in vm.depends_on}
+        )
+        stores = tuple(self.store_place(vm.endpoint, i) for i in sorted(needed))
         hosts: tuple[Place, ...] = ()
         if vm.host is not None:
-            hosts = (self._host_place(vm.endpoint, vm.host),)
+            hosts = (self.host_place(vm.endpoint, vm.host),)
         if vm.ha or vm.host is None:
-            extra = self._runners_for(vm.endpoint, self.cluster_of(vm), vm.needed_datastores)
+            extra = self._runners_for(vm.endpoint, self.cluster_of(vm), needed)
             hosts = (*hosts, *(p for p in extra if p not in hosts))
         return Location(hosts, stores)
 
@@ -135,15 +139,16 @@ class Inventory:
         if sec.metadata_datastore:
             ids.add(sec.metadata_datastore)
         missing = set(sec.missing)
-        stores = [self._store(ep, i) for i in sorted(ids)]
-        stores += [self._store(vm.endpoint, d.datastore) for d in vm.disks if d.id in missing]
+        stores = [self.store_place(ep, i) for i in sorted(ids)]
+        stores += [self.store_place(vm.endpoint, d.datastore) for d in vm.disks if d.id in missing]
         if sec.host is not None:
-            hosts: tuple[Place, ...] = (self._host_place(ep, sec.host),)
+            hosts: tuple[Place, ...] = (self.host_place(ep, sec.host),)
         else:
             hosts = self._runners_for(ep, None, frozenset(ids))
         return Location(hosts, tuple(stores))
 
-    def _host_place(self, endpoint: str, host_id: str) -> Place:
+    def host_place(self, endpoint: str, host_id: str) -> Place:
+        """A host as a place in the failure model (its own name labels it at host level)."""
         key = ("h", endpoint, host_id)
         place = self._places.get(key)
         if place is None:
@@ -156,7 +161,8 @@ class Inventory:
             self._places[key] = place
         return place
 
-    def _store(self, endpoint: str, ds_id: str) -> Place:
+    def store_place(self, endpoint: str, ds_id: str) -> Place:
+        """A datastore as a place in the failure model (unknown when not in the inventory)."""
         key = ("d", endpoint, ds_id)
         place = self._places.get(key)
         if place is None:
@@ -188,7 +194,7 @@ class Inventory:
                     else tuple(h for h in self.hosts if h.endpoint == endpoint)
                 )
                 found = tuple(
-                    self._host_place(endpoint, h.id)
+                    self.host_place(endpoint, h.id)
                     for h in sorted(pool, key=lambda h: h.id)
                     if not h.state.proven_down and all(h.id in d.hosts for d in stores if d is not None)
                 )

@@ -370,6 +370,48 @@ class Location:
     def separated_from(self, other: Location, level: Level) -> bool:
         return self.shared_failure(other, level) is None
 
+    def culprits(self, other: Location, level: Level) -> tuple[frozenset[Place], frozenset[Place]]:
+        """The places of each copy that take part in some loss that takes both: what to move.
+
+        A copy's hosts appear here only when the whole group can fall in one domain; then
+        moving storage alone cannot separate the pair.
+        """
+        mine: set[Place] = set()
+        theirs: set[Place] = set()
+        for a in self._killers(level):
+            for b in other._killers(level):
+                if _one_domain((*a, *b), level) is not None:
+                    mine.update(a)
+                    theirs.update(b)
+        return frozenset(mine), frozenset(theirs)
+
+    def split(self, level: Level) -> str | None:
+        """None unless this copy's compute and its storage lie in different domains at
+        ``level``; then, in words, two losses each of which stops it (a VM run in one site from
+        storage in another dies with either site, and no second site can hold a copy that
+        survives both). Storage spread over several domains alone is not a split: a separated
+        secondary covers it. Only known labels prove a split."""
+        killers = [k for k in self._killers(level) if k and _one_domain(k, level) is not None]
+        hosts = [k for k in killers if k[0].kind == "host"]
+        for a in hosts:
+            for b in killers:
+                if b is not a and _one_domain((*a, *b), level) is None:
+                    da, db = _one_domain(a, level), _one_domain(b, level)
+                    assert da is not None and db is not None
+                    return (
+                        f"{_what(a, 'VM')} lies in {_domain_words(da, level)} and {_what(b, 'VM')} in "
+                        f"{_domain_words(db, level)}: losing either stops it"
+                    )
+        return None
+
+    def domain_of_hosts(self, level: Level) -> FailureDomain | None:
+        """The one domain at ``level`` that holds every host of this copy, as far as labels
+        tell (None when they span several): where its storage should live."""
+        labels = _one_domain(self.hosts, level) if self.hosts else None
+        if labels is None:
+            return None
+        return FailureDomain(**{lvl.value: v for lvl, v in labels.items() if v is not None})
+
 
 def _levels_to(level: Level) -> tuple[Level, ...]:
     if level is Level.HOST:

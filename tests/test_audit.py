@@ -37,7 +37,7 @@ def test_demo_has_every_rule_on_every_endpoint_it_applies_to(demo_config: Path) 
     # evidence for a known violation: ams-erp01's FT secondary sits in the primary's site
     erp = [f for f in report.findings if f.vm_name == "ams-erp01"]
     assert [f.rule for f in erp] == ["secondary-not-separated"]
-    assert erp[0].evidence["level"] == "site" and "same site ams1" in erp[0].message
+    assert erp[0].evidence["level"] == "site" and "losing site ams1 takes" in erp[0].message
     # compliant VMs raise nothing
     assert not [f for f in report.findings if f.vm_name in ("ams-sql01", "rtm-pg01", "fra-oracle01")]
 
@@ -112,7 +112,7 @@ def test_separation_level_matters(small_estate: Path) -> None:
         state.unlink()  # the sim keeps its state; start from the edited estate
     _, report = run_audit(cfg(small_estate))
     f = next(f for f in report.findings if f.vm_name == "app01")
-    assert f.rule == "secondary-not-separated" and "same array A" in f.message
+    assert f.rule == "secondary-not-separated" and "losing array A takes" in f.message
 
 
 def test_headroom(small_estate: Path) -> None:

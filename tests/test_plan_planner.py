@@ -49,8 +49,15 @@ def test_the_capacity_checker_itself_catches_an_unsafe_plan() -> None:
     dss = [K.ds("a", 100, 30, array="A"), K.ds("l1", 500, 400, hosts=("h1",), array="L")]
     vms = [K.vm(f"v{i}", "h1", [("d0", 20, "l1")]) for i in range(2)]
     inv = K.inventory(HOSTS, dss, vms)
-    move = lambda i, deps: {"id": f"m{i}", "kind": "move_vm", "endpoint": "ep", "vm": f"v{i}",  # noqa: E731
-                            "disks": ["d0"], "to": "a", "depends_on": deps}
+    move = lambda i, deps: {
+        "id": f"m{i}",
+        "kind": "move_vm",
+        "endpoint": "ep",
+        "vm": f"v{i}",  # noqa: E731
+        "disks": ["d0"],
+        "to": "a",
+        "depends_on": deps,
+    }
     # two 20 GiB moves onto 30 GiB free, unordered: both may run at once
     assert K.capacity_violations({"actions": [move(0, []), move(1, [])]}, inv) != []
     # ordered, but a target is never freed by moving *onto* it: still unsafe with 10% kept
@@ -117,7 +124,8 @@ def test_ft_off_move_on_is_planned_as_one_sequence() -> None:
         K.ds("a", 1000, 800, site="s1", array="A", kind="vmfs"),
         K.ds("c", 1000, 800, site="s2", array="C", kind="vmfs"),
     ]
-    s = K.sec("v1-s", "vsphere-ft", {"d0": "c"}, sizes={"d0": 50}, host="h2", config="c", meta="a")
+    # the tie-breaker lives with the secondary: it cannot take over without it
+    s = K.sec("v1-s", "vsphere-ft", {"d0": "c"}, sizes={"d0": 50}, host="h2", config="c", meta="c")
     v = K.vm("v1", "h1", [("d0", 50, "l1")], tags=("gold",), vcpus=2, secs=(s,))
     inv = K.inventory(hosts, dss, [v], mechanisms=ft)
     pol = {"gold": {"separation": "site", "headroom": 10, "mechanisms": ["vsphere-ft"], "match": [{"tag": "gold"}]}}

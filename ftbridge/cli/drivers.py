@@ -110,7 +110,9 @@ def capability_matrix() -> str:
             classes.append(cls)
     head = "| capability | " + " | ".join(c.name for c in classes) + " |"
     rule = "|---|" + "---|" * len(classes)
-    rows = [f"| {cap.value} | " + " | ".join("yes" if cap in c.capabilities else "-" for c in classes) + " |"
-            for cap in Capability]
+    rows = [
+        f"| {cap.value} | " + " | ".join("yes" if cap in c.capabilities else "-" for c in classes) + " |"
+        for cap in Capability
+    ]
     mechs = "| secondary mechanisms | " + " | ".join(", ".join(c.mechanisms) or "-" for c in classes) + " |"
     return "\n".join([head, rule, *rows, mechs])

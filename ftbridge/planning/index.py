@@ -1,7 +1,7 @@
 """Finding a target datastore without scanning every datastore for every VM.
 
 Datastores are grouped in *buckets* of the same endpoint, failure domain (site, room, array),
-kind and sharing (and, in a second view, the same set of mounting hosts). Separation from a
+kind, sharing and content types (and, in a second view, the same set of mounting hosts). Separation from a
 primary, the kinds a mechanism accepts and "mounted by this host" are properties of a whole
 bucket, so a query first picks the compatible buckets (cached: thousands of VMs share a
 query shape), then looks at the top of each bucket's max-heap of room. A query costs about
@@ -19,25 +19,19 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ftbridge.model import NESTED_LEVELS, Datastore, FailureDomain, Level
+from ftbridge.model import Datastore, FailureDomain, Level
 from ftbridge.planning.ledger import SpaceLedger
 
 DomainKey = tuple[str | None, str | None, str | None]  # site, room, array
+Content = frozenset[str] | None
 
 
 def domain_key(d: FailureDomain) -> DomainKey:
     return (d.site, d.room, d.array)
 
 
-def _keys_separated(a: DomainKey, b: DomainKey, level: Level) -> bool:
-    """``FailureDomain.separated_at`` on (site, room, array) keys, for levels up to ARRAY."""
-    for pos, lvl in enumerate(NESTED_LEVELS[:3]):
-        x, y = a[pos], b[pos]
-        if x is not None and y is not None and x != y:
-            return True
-        if lvl is level:
-            break
-    return False
+def _key_domain(k: DomainKey) -> FailureDomain:
+    return FailureDomain(site=k[0], room=k[1], array=k[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +39,7 @@ class Query:
     """What a target must satisfy. ``avoid``: domains it must be separated from at ``level``."""
 
     endpoint: str
-    need: int
+    need: int  # bytes on a target that cannot keep thin volumes thin
     pct: float = 0.0
     level: Level | None = None
     avoid: tuple[FailureDomain, ...] = ()
@@ -55,6 +49,17 @@ class Query:
     exclude: frozenset[int] = frozenset()
     #: mounted by at least one of these hosts (a copy that must stay near the primary)
     near: frozenset[str] | None = None
+    #: content types the target must hold (:meth:`Datastore.holds`)
+    content: frozenset[str] = frozenset({"images"})
+    #: bytes on a target that keeps thin volumes thin (None: ``need``)
+    need_thin: int | None = None
+
+    @property
+    def least(self) -> int:
+        return self.need if self.need_thin is None or self.need_thin > self.need else self.need_thin
+
+    def need_on(self, d: Datastore) -> int:
+        return self.need_thin if self.need_thin is not None and d.thin else self.need
 
 
 class _Bucket:
@@ -76,15 +81,16 @@ class CandidateIndex:
         self.ledger = ledger
         self.version = [0] * len(datastores)
         self.room = [0] * len(datastores)  # the room each datastore is filed under
-        self._any: dict[tuple[str, DomainKey, str, bool], _Bucket] = {}
-        self._by_domain: dict[tuple[str, DomainKey], _Bucket] = {}  # for queries with no kind or sharing
-        self._by_mount: dict[tuple[str, DomainKey, str, bool, int], _Bucket] = {}
+        self._any: dict[tuple[str, DomainKey, str, bool, Content], _Bucket] = {}
+        self._by_mount: dict[tuple[str, DomainKey, str, bool, Content, int], _Bucket] = {}
         self._mount_ids: dict[tuple[str, ...], int] = {}
         self._host_mounts: dict[tuple[str, str], set[int]] = {}
         self._member_of: list[list[_Bucket]] = [[] for _ in datastores]
         self._compat: dict[tuple[object, ...], list[tuple[_Bucket, bool]]] = {}
-        self._any_by_ep: dict[str, list[tuple[tuple[str, DomainKey, str, bool], _Bucket]]] = {}
-        self._mount_by_id: dict[tuple[str, int], list[tuple[tuple[str, DomainKey, str, bool, int], _Bucket]]] = {}
+        self._any_by_ep: dict[str, list[tuple[tuple[str, DomainKey, str, bool, Content], _Bucket]]] = {}
+        self._mount_by_id: dict[
+            tuple[str, int], list[tuple[tuple[str, DomainKey, str, bool, Content, int], _Bucket]]
+        ] = {}
         for i, d in enumerate(datastores):
             if not d.accessible:
                 continue  # never a target
@@ -94,19 +100,15 @@ class CandidateIndex:
             for h in mounts:
                 self._host_mounts.setdefault((d.endpoint, h), set()).add(mid)
             for bucket in (
-                self._any.setdefault((d.endpoint, key, d.kind, d.shared), _Bucket(key)),
-                self._by_mount.setdefault((d.endpoint, key, d.kind, d.shared, mid), _Bucket(key)),
-                self._by_domain.setdefault((d.endpoint, key), _Bucket(key)),
+                self._any.setdefault((d.endpoint, key, d.kind, d.shared, d.content), _Bucket(key)),
+                self._by_mount.setdefault((d.endpoint, key, d.kind, d.shared, d.content, mid), _Bucket(key)),
             ):
                 bucket.members.append(i)
                 self._member_of[i].append(bucket)
         for k, b in self._any.items():
             self._any_by_ep.setdefault(k[0], []).append((k, b))
-        self._dom_by_ep: dict[str, list[_Bucket]] = {}
-        for kd, b in self._by_domain.items():
-            self._dom_by_ep.setdefault(kd[0], []).append(b)
         for km, b in self._by_mount.items():
-            self._mount_by_id.setdefault((km[0], km[4]), []).append((km, b))
+            self._mount_by_id.setdefault((km[0], km[5]), []).append((km, b))
         for i in range(len(datastores)):
             self.update(i)
 
@@ -135,14 +137,12 @@ class CandidateIndex:
     def _compatible(self, q: Query) -> list[tuple[_Bucket, bool]]:
         """Buckets that can hold a target for ``q``; the flag: check separation per datastore."""
         avoid_keys = frozenset(domain_key(a) for a in q.avoid)
-        ck = (q.endpoint, q.level, avoid_keys, q.kinds, q.shared, q.host, q.near)
+        ck = (q.endpoint, q.level, avoid_keys, q.kinds, q.shared, q.host, q.near, q.content)
         found = self._compat.get(ck)
         if found is not None:
             return found
         source: list[tuple[tuple[object, ...], _Bucket]] = []
-        if q.host is None and q.near is None and q.kinds is None and q.shared is None:
-            source = [((q.endpoint, b.key, None, None), b) for b in self._dom_by_ep.get(q.endpoint, [])]
-        elif q.host is not None or q.near is not None:
+        if q.host is not None or q.near is not None:
             hosts = {q.host} if q.host is not None else set(q.near or ())
             mids = {m for h in hosts for m in self._host_mounts.get((q.endpoint, h), ())}
             for mid in sorted(mids):
@@ -151,16 +151,20 @@ class CandidateIndex:
             source += self._any_by_ep.get(q.endpoint, [])
         out: list[tuple[_Bucket, bool]] = []
         for k, b in source:
-            kind, shared = k[2], k[3]
+            kind, shared, content = k[2], k[3], k[4]
+            assert content is None or isinstance(content, frozenset)
             if q.kinds is not None and kind not in q.kinds:
                 continue
             if q.shared is not None and shared != q.shared:
+                continue
+            if content is not None and not q.content <= content:
                 continue
             if q.level is None or not avoid_keys:
                 out.append((b, False))
                 continue
             coarse = q.level if q.level is not Level.DATASTORE else Level.ARRAY
-            if all(_keys_separated(b.key, a, coarse) for a in avoid_keys):
+            mine = _key_domain(b.key)
+            if all(mine.separated_at(_key_domain(a), coarse) for a in avoid_keys):
                 out.append((b, False))
             elif q.level is Level.DATASTORE:
                 out.append((b, True))  # separated only if the datastore labels differ
@@ -181,6 +185,7 @@ class CandidateIndex:
         if self.tight:
             return self._tightest(q, accept)
         best, best_room = None, -1
+        least = q.least
         heappop, heappush = heapq.heappop, heapq.heappush
         for b, check in self._compatible(q):
             heap = b.heap
@@ -190,10 +195,10 @@ class CandidateIndex:
                 if ver != self.version[i]:
                     heappop(heap)
                     continue
-                if -negroom < q.need or -negroom < best_room:
+                if -negroom < least or -negroom < best_room:
                     break  # nothing further down this heap can fit or do better
                 room = self.ledger.potential(i, q.pct)
-                if room >= q.need and self._ok(i, q, check, accept):
+                if room >= q.need_on(self.ds[i]) and self._ok(i, q, check, accept):
                     if room > best_room or (room == best_room and best is not None and i < best):
                         best, best_room = i, room
                     break
@@ -206,12 +211,12 @@ class CandidateIndex:
         best, best_room = None, 1 << 62
         for b, check in self._compatible(q):
             rooms = b.rooms
-            for k in range(bisect.bisect_left(rooms, (q.need, -1)), len(rooms)):
+            for k in range(bisect.bisect_left(rooms, (q.least, -1)), len(rooms)):
                 filed, i = rooms[k]
                 if filed > best_room:
                     break  # the rest of this bucket fits worse
                 room = self.ledger.potential(i, q.pct)
-                if room >= q.need and self._ok(i, q, check, accept):
+                if room >= q.need_on(self.ds[i]) and self._ok(i, q, check, accept):
                     if room < best_room or (room == best_room and best is not None and i < best):
                         best, best_room = i, room
                     break

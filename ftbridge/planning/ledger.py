@@ -57,8 +57,11 @@ class SpaceLedger:
         pct: list[float],
         undo: Undo,
         on_change: Callable[[int], None] | None = None,
+        reserve: list[int] | None = None,
     ) -> None:
         self.capacity = capacity
+        #: bytes the platform refuses to go below (oVirt's low-space blocker): never planned into
+        self.reserve = reserve or [0] * len(capacity)
         self.free = list(free)
         self.end_free = list(free)
         self.pct = list(pct)
@@ -72,10 +75,14 @@ class SpaceLedger:
         own = self.pct[i]
         return int(self.capacity[i] * (pct if pct > own else own) / 100)
 
+    def floor(self, i: int, pct: float = 0.0) -> int:
+        """Bytes an action must leave free: the headroom, or the platform's reserve if larger."""
+        keep = self.keep(i, pct)
+        return keep if keep > self.reserve[i] else self.reserve[i]
+
     def potential(self, i: int, pct: float = 0.0) -> int:
         """Bytes an action may take here, counting releases it could wait for."""
-        own = self.pct[i]
-        return self.free[i] + self.released[i] - int(self.capacity[i] * (pct if pct > own else own) / 100)
+        return self.free[i] + self.released[i] - self.floor(i, pct)
 
     def headroom_deficit(self, i: int) -> int:
         """Bytes missing at the end of the plan for the audit's headroom; <= 0: none."""
@@ -84,7 +91,7 @@ class SpaceLedger:
     def consume(self, i: int, nbytes: int, pct: float) -> list[str]:
         """Take ``nbytes`` (caller checked :meth:`potential`); returns the actions to wait for."""
         old = (self.free[i], self.end_free[i], self.pct[i], self.releases[i], self.released[i])
-        need = nbytes - (self.free[i] - self.keep(i, pct))
+        need = nbytes - (self.free[i] - self.floor(i, pct))
         deps: list[str] = []
         if need > 0:
             remaining: list[Release] = []

@@ -30,7 +30,7 @@ same plan.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ftbridge.audit import Finding
@@ -40,10 +40,12 @@ from ftbridge.inventory import Inventory
 from ftbridge.model import (
     VM,
     Datastore,
+    Disk,
     FailureDomain,
     Host,
     HostState,
     Level,
+    Location,
     Secondary,
     SecondaryDisk,
     SecondaryState,
@@ -63,6 +65,9 @@ HOST_CHOICES = 3
 EXACT_STATES = 50_000
 
 Rules = Mapping[str, Mapping[str, MechanismRules]]
+#: per endpoint, the operations it can carry out (None: not known here, nothing is ruled out)
+Capabilities = Mapping[str, frozenset[str] | None]
+Accept = Callable[[int], bool]
 
 
 @dataclass(frozen=True)
@@ -129,8 +134,10 @@ class Planner:
         *,
         tight: bool = False,
         smallest_first: bool = False,
+        capabilities: Capabilities | None = None,
     ) -> None:
         self.smallest_first = smallest_first
+        self.caps: Capabilities = capabilities or {}
         self.inv = inv
         self.config = config
         self.findings = list(findings)
@@ -143,7 +150,13 @@ class Planner:
         # when no policy selects by name, a VM's policy depends on its endpoint and tags only
         self._names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
         pct, self.on_ds = self._scan()
-        self.ledger = SpaceLedger([d.capacity for d in self.ds_list], [d.free for d in self.ds_list], pct, self.undo)
+        self.ledger = SpaceLedger(
+            [d.capacity for d in self.ds_list],
+            [d.free for d in self.ds_list],
+            pct,
+            self.undo,
+            reserve=[d.reserve for d in self.ds_list],
+        )
         self.index = CandidateIndex(self.ds_list, self.ledger, tight=tight)
         self.ledger.on_change = self.index.update
         self.hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
@@ -179,6 +192,8 @@ class Planner:
                 i = pos.get((vm.endpoint, ds_id))
                 if i is not None and p.headroom > pct[i]:
                     pct[i] = p.headroom
+            if vm.managed_by is not None:
+                continue  # its manager places it: never moved for headroom
             for ds_id in vm.primary_datastores:
                 i = pos.get((vm.endpoint, ds_id))
                 if i is not None:
@@ -304,6 +319,60 @@ class Planner:
         h = self.inv.host(endpoint, host_id)
         return h is not None and h.state is HostState.UP
 
+    def can(self, endpoint: str, capability: str) -> bool:
+        """May the plan ask this endpoint for ``capability``? (what its driver declares and its
+        site narrowed; unknown here: yes)"""
+        caps = self.caps.get(endpoint)
+        return caps is None or capability in caps
+
+    def _cannot(self, endpoint: str, capability: str, what: str) -> _Fail:
+        return _Fail("placement", f"endpoint {endpoint} cannot {what} (its driver or site offers no {capability})")
+
+    # -- the failure model: the inventory's locations, on the plan's placement -----------
+    def prim_loc(self, st: _VM, ids: Iterable[str] | None = None) -> Location:
+        """The primary's location with its files where the plan has put them (or at ``ids``)."""
+        return self.inv.primary_location(st.vm, st.primary() if ids is None else ids)
+
+    def _kept_separated(self, st: _VM) -> list[Location]:
+        """Locations of the secondaries a primary move must stay apart from: kept ones that are
+        separated now (a move must not make them worse)."""
+        level, now = st.policy.level, self.prim_loc(st)
+        out = []
+        for s in sorted(st.present.values(), key=lambda s: s.id):
+            if s.id in st.bad or s.missing:
+                continue
+            loc = self.inv.secondary_location(st.vm, s)
+            if now.separated_from(loc, level):
+                out.append(loc)
+        return out
+
+    def _primary_accept(self, st: _VM, sources: set[str], *, strict: bool = False) -> Accept:
+        """A primary move's target must keep the primary whole in one domain (not split across
+        two, unless it already was and ``strict`` is off) and apart from kept secondaries."""
+        level = st.policy.level
+        keep_whole = strict or self.prim_loc(st).split(level) is None
+        kept = self._kept_separated(st)
+        base = st.primary() - sources
+        seen: dict[int, bool] = {}
+
+        def accept(i: int) -> bool:
+            ok = seen.get(i)
+            if ok is None:
+                loc = self.prim_loc(st, base | {self.ds_list[i].id})
+                ok = (not keep_whole or loc.split(level) is None) and all(loc.separated_from(k, level) for k in kept)
+                seen[i] = ok
+            return ok
+
+        return accept
+
+    def _host_domain(self, st: _VM, ids: Iterable[str] | None = None) -> tuple[FailureDomain, ...]:
+        """The domain at the policy's level that holds every host of the primary, when there is
+        one: a secondary must avoid it as it avoids the primary's storage."""
+        if st.policy.level not in (Level.SITE, Level.ROOM):
+            return ()  # an array or a datastore holds no host
+        d = self.prim_loc(st, ids).domain_of_hosts(st.policy.level)
+        return (d,) if d is not None and d.as_dict() else ()
+
     # -- the run -------------------------------------------------------------------------
     def run(self) -> PlanResult:
         vm_findings: dict[tuple[str, str], list[Finding]] = {}
@@ -334,6 +403,9 @@ class Planner:
         for st in work:
             if st.of("primary-not-shared"):
                 self._fix_primary(st)
+        for st in work:
+            if st.of("primary-split"):
+                self._fix_split(st)
         for st in work:
             if st.of("secondary-not-separated"):
                 self._separate_by_move(st)
@@ -370,14 +442,9 @@ class Planner:
             self._explain(f, "unavailable", st.unavailable)
             return
         local = {x for x in st.primary() if (d := self.ds(ep, x)) is not None and not d.shared}
-        stuck = [d for d in vm.disks if st.placement[d.id] in local and not d.movable]
+        stuck = [d for d in vm.disks if st.placement[d.id] in local and not _movable(d)]
         if stuck:
-            self._explain(
-                f,
-                "placement",
-                f"disk {stuck[0].id} of {vm.name} cannot be moved (pass-through or "
-                f"similar): detach it or accept the local primary",
-            )
+            self._explain(f, "placement", f"{_why_fixed(stuck[0], vm)}: detach it or accept the local primary")
             return
         sep = self._sep_only(st)
         if sep is not None:
@@ -390,14 +457,84 @@ class Planner:
             if fail is None and not self._offending(st, sep):
                 return
             self._rollback(tx, st)
-        tx = self._begin(st)
-        blocking = sorted((s for s in st.present.values() if self.blocks_move(ep, s)), key=lambda s: s.id)
-        window = self._window_off(st, blocking, "its primary must move to shared storage")
-        fail = self._move_primary(st, local, [f.id], "move off non-shared storage")
-        if fail is None and blocking:
-            fail = self._window_on(st, blocking, window)
+        fail = self._relocate(
+            st, local, [f.id], "its primary must move to shared storage", "move off non-shared storage"
+        )
         if fail is not None:
+            self._explain(f, fail.category, fail.reason)
+
+    def _relocate(self, st: _VM, sources: set[str], closes: list[str], need: str, why: str) -> _Fail | None:
+        """Move the primary files on ``sources``, turning off (and on again at the new place)
+        secondaries that forbid primary moves. A VM split across domains lands whole in one if
+        it can; otherwise it is at least not split further. Planned whole or not at all."""
+        ep = st.vm.endpoint
+        fail: _Fail | None = None
+        for strict in (True, False) if st.of("primary-split") else (False,):
+            tx = self._begin(st)
+            blocking = sorted((s for s in st.present.values() if self.blocks_move(ep, s)), key=lambda s: s.id)
+            window = self._window_off(st, blocking, need)
+            fail = self._move_primary(st, sources, closes, why, strict=strict)
+            if fail is None and blocking:
+                fail = self._window_on(st, blocking, window)
+            if fail is None:
+                return None
             self._rollback(tx, st)
+        return fail
+
+    # -- pass 1b: a primary split across domains -----------------------------------------
+    def _fix_split(self, st: _VM) -> None:
+        """Bring the VM's storage into the domain its hosts run in (or, when they do not say, the
+        domain that holds most of its bytes): then one loss at the policy's level no longer
+        stops a VM that two losses could each stop."""
+        (f,) = st.of("primary-split")[:1]
+        vm, ep, level = st.vm, st.vm.endpoint, st.policy.level
+        if st.unavailable:
+            self._explain(f, "unavailable", st.unavailable)
+            return
+        prim = self.prim_loc(st)
+        if prim.split(level) is None:  # the move off local storage already brought it together
+            for a in self.actions:
+                if a.vm == vm.id and a.endpoint == ep and a.kind in ("move_disk", "move_vm"):
+                    a.closes.append(f.id)
+                    st.done.add(f.id)
+            return
+        home = prim.domain_of_hosts(level)
+        if home is None or home.label(level) is None:
+            weight: dict[str, int] = {}
+            for d in vm.disks:
+                x = self.ds(ep, st.placement[d.id])
+                if x is not None and x.domain.label(level) is not None:
+                    key = str(x.domain.label(level))
+                    weight[key] = weight.get(key, 0) + d.size
+            if not weight:
+                self._explain(f, "placement", f"{f.message.split(': ', 1)[-1]}; its labels do not say where it belongs")
+                return
+            top = min(weight, key=lambda k: (-weight[k], k))
+            home = FailureDomain(**{level.value: top})
+        stray = {x for x in st.primary() if (d := self.ds(ep, x)) is not None and d.domain.separated_at(home, level)}
+        deps = [
+            d for d in vm.depends_on if (x := self.ds(ep, d.datastore)) is None or x.domain.separated_at(home, level)
+        ]
+        if deps:
+            dep = deps[0]
+            self._explain(
+                f,
+                "placement",
+                f"its {dep.kind} on {self.ds_name(ep, dep.datastore)} lies outside {level.value} "
+                f"{home.label(level)} and a plan does not move it: move that file, or run {vm.name} where it is",
+            )
+            return
+        if not stray:
+            self._explain(f, "placement", f"{f.message.split(': ', 1)[-1]}; no file of its own lies elsewhere")
+            return
+        fail = self._relocate(
+            st,
+            stray,
+            [f.id],
+            f"its storage must join {level.value} {home.label(level)}",
+            f"bring {vm.name}'s storage into {level.value} {home.label(level)}, where it runs",
+        )
+        if fail is not None:
             self._explain(f, fail.category, fail.reason)
 
     def _window_off(self, st: _VM, blocking: list[Secondary], why: str) -> list[Action]:
@@ -428,8 +565,12 @@ class Planner:
             a.detail["restore"] = res.id
         return None
 
-    def _primary_query(self, st: _VM, need: int, exclude: Iterable[str]) -> tuple[Query, list[str]]:
-        """Where a primary disk may go: shared, mounted by its host, apart from kept secondaries."""
+    def _primary_query(
+        self, st: _VM, disks: Sequence[Disk], exclude: Iterable[str], *, strict: bool = False
+    ) -> tuple[Query, list[str], Accept]:
+        """Where primary disks may go: shared, mounted by its host, holding their content, in
+        the domain its hosts run in and apart from kept secondaries (the model decides those
+        two, through the accept function; the query's ``avoid`` only narrows the search)."""
         vm, ep, pol = st.vm, st.vm.endpoint, st.policy
         kept = [s for s in st.present.values() if s.id not in st.bad and s.target_endpoint is None]
         avoid_ids = {x for s in kept for x in s.datastores}
@@ -445,9 +586,10 @@ class Planner:
             if usable and all(r.primary_kinds is not None for r in usable):
                 kinds = frozenset().union(*(r.primary_kinds or frozenset() for r in usable))
         host = vm.host if vm.host is not None and self.inv.host(ep, vm.host) is not None else None
+        exclude = set(exclude)
         q = Query(
             ep,
-            need,
+            sum(d.size for d in disks),
             pol.headroom,
             pol.level if avoid else None,
             avoid,
@@ -455,12 +597,14 @@ class Planner:
             True,
             host,
             frozenset(i for x in exclude if (i := self.pos.get((ep, x))) is not None),
+            content=frozenset(d.content for d in disks) or frozenset({"images"}),
+            need_thin=sum(d.used if d.thin else d.size for d in disks),
         )
-        return q, names
+        return q, names, self._primary_accept(st, exclude, strict=strict)
 
-    def _no_target(self, q: Query, names: list[str], what: str) -> _Fail:
-        count, best, room = self.index.survey(q)
-        where = self._target_words(q, names, what)
+    def _no_target(self, q: Query, names: list[str], what: str, accept: Accept | None = None, also: str = "") -> _Fail:
+        count, best, room = self.index.survey(q, accept)
+        where = self._target_words(q, names, what) + also
         if count == 0:
             return _Fail("placement", f"no {where}")
         assert best is not None
@@ -483,33 +627,42 @@ class Planner:
             parts.append("that a host of the primary's mounts")
         return " ".join(parts)
 
-    def _move_primary(self, st: _VM, sources: set[str], closes: list[str], why: str) -> _Fail | None:
+    def _move_primary(
+        self, st: _VM, sources: set[str], closes: list[str], why: str, *, strict: bool = False
+    ) -> _Fail | None:
         """Plan moving every primary file on ``sources`` elsewhere; None when planned."""
         vm = st.vm
         if st.config in sources:
-            return self._move_vm(st, sources, closes, why)
+            return self._move_vm(st, sources, closes, why, strict=strict)
+        if not self.can(vm.endpoint, "move_disk"):
+            return self._cannot(vm.endpoint, "move_disk", "move a disk")
         disks = sorted((d for d in vm.disks if st.placement[d.id] in sources), key=lambda d: (-d.size, d.id))
-        total = sum(d.size for d in disks)
-        q, names = self._primary_query(st, total, sources)
-        target = self.index.find(q)
+        q, names, accept = self._primary_query(st, disks, sources, strict=strict)
+        target = self.index.find(q, accept)
         if target is not None:
             for d in disks:
-                self._move_disk(st, d.id, d.size, target, closes, why, q.pct)
+                self._move_disk(st, d, target, closes, why, q.pct)
             return None
         for d in disks:  # no single target for all: place disk by disk
-            qd, names = self._primary_query(st, d.size, sources)
-            t = self.index.find(qd)
+            qd, names, accept = self._primary_query(st, [d], sources, strict=strict)
+            t = self.index.find(qd, accept)
             if t is None:
-                return self._no_target(qd, names, "shared datastore")
-            self._move_disk(st, d.id, d.size, t, closes, why, qd.pct)
+                return self._no_target(qd, names, "shared datastore", accept, self._compute_words(st))
+            self._move_disk(st, d, t, closes, why, qd.pct)
         return None
 
-    def _move_disk(
-        self, st: _VM, disk: str, nbytes: int, target: int, closes: list[str], why: str, pct: float
-    ) -> Action:
+    def _compute_words(self, st: _VM) -> str:
+        if st.policy.level not in (Level.SITE, Level.ROOM):
+            return ""
+        hosts = self.prim_loc(st).hosts
+        return f" in the {st.policy.separation} of the hosts that run it ({joined(h.name for h in hosts[:3])})"
+
+    def _move_disk(self, st: _VM, d: Disk, target: int, closes: list[str], why: str, pct: float) -> Action:
         ep = st.vm.endpoint
+        disk = d.id
         src = st.placement[disk]
         dst = self.ds_list[target]
+        nbytes = d.space_on(dst)
         deps = self.ledger.consume(target, nbytes, pct)
         a = self._action(
             st,
@@ -525,39 +678,38 @@ class Planner:
         )
         i = self.pos.get((ep, src))
         if i is not None:
-            self.ledger.release(i, nbytes, a.id)
+            self.ledger.release(i, d.used, a.id)
         st.placement[disk] = dst.id
         return a
 
-    def _move_vm(self, st: _VM, sources: set[str], closes: list[str], why: str) -> _Fail | None:
+    def _move_vm(
+        self, st: _VM, sources: set[str], closes: list[str], why: str, *, strict: bool = False
+    ) -> _Fail | None:
         vm, ep = st.vm, st.vm.endpoint
-        movable = [d for d in vm.disks if d.movable]
-        stuck = [d for d in vm.disks if not d.movable and st.placement[d.id] in sources]
+        if not self.can(ep, "move_vm"):
+            return self._cannot(ep, "move_vm", f"move {vm.name}'s config file")
+        movable = [d for d in vm.disks if _movable(d)]
+        stuck = [d for d in vm.disks if not _movable(d) and st.placement[d.id] in sources]
         if stuck:
-            return _Fail("placement", f"disk {stuck[0].id} of {vm.name} cannot be moved (pass-through or similar)")
-        total = sum(d.size for d in movable)
-        q, names = self._primary_query(st, total, sources)
+            return _Fail("placement", _why_fixed(stuck[0], vm))
+        q, names, accept = self._primary_query(st, movable, sources, strict=strict)
         choice: tuple[int, int] | None = None  # (bytes, target)
         # a datastore that already holds some of the VM's disks saves their copy
         for x in sorted({st.placement[d.id] for d in movable} - sources):
             i = self.pos.get((ep, x))
             if i is None:
                 continue
-            need = sum(d.size for d in movable if st.placement[d.id] != x)
-            if (
-                self.index.find(
-                    Query(q.endpoint, need, q.pct, q.level, q.avoid, q.kinds, True, q.host),
-                    accept=i.__eq__,
-                )
-                is not None
-            ):
+            rest = [d for d in movable if st.placement[d.id] != x]
+            qx = replace(q, need=sum(d.size for d in rest), need_thin=sum(d.used if d.thin else d.size for d in rest))
+            if self.index.find(qx, accept=_only(i, accept)) is not None:
+                need = qx.need_on(self.ds_list[i])
                 if choice is None or need < choice[0]:
                     choice = (need, i)
         if choice is None:
-            t = self.index.find(q)
+            t = self.index.find(q, accept)
             if t is None:
-                return self._no_target(q, names, "shared datastore")
-            choice = (total, t)
+                return self._no_target(q, names, "shared datastore", accept, self._compute_words(st))
+            choice = (q.need_on(self.ds_list[t]), t)
         need, target = choice
         dst = self.ds_list[target]
         moving = [d for d in movable if st.placement[d.id] != dst.id]
@@ -580,7 +732,7 @@ class Planner:
         for d in moving:
             i = self.pos.get((ep, st.placement[d.id]))
             if i is not None:
-                self.ledger.release(i, d.size, a.id)
+                self.ledger.release(i, d.used, a.id)
             st.placement[d.id] = dst.id
         st.config = dst.id
         return None
@@ -609,14 +761,15 @@ class Planner:
         return s
 
     def _offending(self, st: _VM, s: Secondary) -> set[str]:
-        """Primary datastores not separated from secondary ``s`` at the policy's level."""
-        ep, level = st.vm.endpoint, st.policy.level
-        sec_domains = [d.domain for x in s.datastores if (d := self.ds(ep, x)) is not None]
-        return {
-            p
-            for p in st.primary()
-            if (d := self.ds(ep, p)) is not None and any(not d.domain.separated_at(sd, level) for sd in sec_domains)
-        }
+        """Primary datastores that share a failure with secondary ``s`` at the policy's level (the
+        model says which); empty when the primary's hosts share it too (moving storage alone
+        would not help) or the cause is not a datastore of the VM's own files."""
+        ep = st.vm.endpoint
+        mine, _ = self.prim_loc(st).culprits(self.inv.secondary_location(st.vm, s), st.policy.level)
+        if any(p.kind == "host" for p in mine):
+            return set()
+        own = {x for x in st.primary() if self.inv.store_place(ep, x) in mine}
+        return own if len(own) == len(mine) else set()
 
     def _separate_by_move(self, st: _VM) -> None:
         vm, ep = st.vm, st.vm.endpoint
@@ -631,7 +784,7 @@ class Planner:
         if not offending:
             return
         disks = [d for d in vm.disks if st.placement[d.id] in offending]
-        if any(not d.movable for d in disks):
+        if any(not _movable(d) for d in disks):
             return
         if st.config in offending and len(disks) != len(vm.disks):
             return  # the config can only move with every disk: that is never cheaper
@@ -670,10 +823,10 @@ class Planner:
                 skipped_ft += 1
                 continue
             for d in vm.disks:
-                if d.movable and d.size > 0 and st.placement[d.id] == ds.id:
-                    q, _ = self._primary_query(st, d.size, {ds.id})
-                    if self.index.find(q) is not None:
-                        cands.append((d.size, f"{vm.id}/{d.id}", st, d.id))
+                if _movable(d) and d.used > 0 and st.placement[d.id] == ds.id and self.can(ep, "move_disk"):
+                    q, _, accept = self._primary_query(st, [d], {ds.id})
+                    if self.index.find(q, accept) is not None:
+                        cands.append((d.used, f"{vm.id}/{d.id}", st, d.id))
         why = (
             f"free {ds.name}: {size(ds.capacity - self.ledger.end_free[i])} used of {size(ds.capacity)}, "
             f"its {self.ledger.pct[i]:g}% headroom needs {size(deficit)} more free"
@@ -688,13 +841,14 @@ class Planner:
             marks = {id(c[2]): self._begin(c[2]) for c in picks}
             mark, n = self.undo.mark(), len(self.actions)
             failed = None
-            for nbytes, key, st, disk in picks:
-                q, _ = self._primary_query(st, nbytes, {ds.id})
-                t = self.index.find(q)
+            for _nbytes, key, st, disk in picks:
+                dk = next(x for x in st.vm.disks if x.id == disk)
+                q, _, accept = self._primary_query(st, [dk], {ds.id})
+                t = self.index.find(q, accept)
                 if t is None:
                     failed = key
                     break
-                self._move_disk(st, disk, nbytes, t, [f.id], why, q.pct)
+                self._move_disk(st, dk, t, [f.id], why, q.pct)
             if failed is None:
                 return
             self.undo.rollback(mark)
@@ -865,6 +1019,10 @@ class Planner:
         replaces: Sequence[str] = (),
     ) -> Action | _Fail:
         vm, ep, pol = st.vm, st.vm.endpoint, st.policy
+        if not self.can(ep, "protect"):
+            return self._cannot(ep, "protect", f"create a secondary for {vm.name}")
+        if replaces and not self.can(ep, "unprotect"):
+            return self._cannot(ep, "unprotect", f"remove {vm.name}'s wrong secondary")
         mechs = self._mechanisms(st, prefer, restrict)
         if not mechs:
             offered = list(self.rules.get(ep, {}))
@@ -901,7 +1059,7 @@ class Planner:
             sspec, target, host, deps_space, deps_host = res
             spec = sspec.to_dict()
             existing = sorted(s.id for s in st.present.values() if not s.id.startswith("+"))
-            nbytes = vm.size
+            nbytes = sum(d.space_on(self.ds_list[target]) for d in vm.disks)
             why = f"replace {joined(replaces)}" if replaces else "create a secondary"
             dst = self.ds_list[target]
             where = f"on {dst.name}" + (f", host {self.host_name(ep, host)}" if host else "")
@@ -929,7 +1087,7 @@ class Planner:
                 state=SecondaryState.SYNCING,
                 config_datastore=sspec.config_datastore,
                 metadata_datastore=sspec.metadata_datastore,
-                disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.size) for d in vm.disks),
+                disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
             )
             for w in window:
                 w.detail["restore"] = a.id
@@ -986,19 +1144,33 @@ class Planner:
         if r.max_disks is not None and len(vm.disks) > r.max_disks:
             return _Fail("limits", f"{vm.name} has {len(vm.disks)} disks; {m} allows at most {r.max_disks}")
         prim_ids = st.primary()
-        avoid, names = self._domains(ep, prim_ids)
-        need = vm.size
-        base = Query(ep, need, pol.headroom, pol.level, avoid, r.secondary_kinds, None, None, frozenset())
+        avoid, names = self._domains(ep, prim_ids | {d.datastore for d in vm.depends_on})
+        avoid = (*avoid, *self._host_domain(st))
+        prim = self.prim_loc(st)
+        base = Query(
+            ep,
+            vm.size,
+            pol.headroom,
+            pol.level,
+            avoid,
+            r.secondary_kinds,
+            None,
+            None,
+            frozenset(),
+            content=frozenset(d.content for d in vm.disks) or frozenset({"images"}),
+            need_thin=sum(d.used if d.thin else d.size for d in vm.disks),
+        )
         hl = self.host_ledgers.get((ep, m))
         if r.same_hosts:
             # the copy stays within the hosts that see the primary (oVirt: its data center)
             near = frozenset(h for x in prim_ids if (pd := self.ds(ep, x)) is not None for h in pd.hosts)
             base = replace(base, near=near)
         if not (r.needs_other_host or r.host_must_mount):
-            t = self.index.find(base)
+            accept = self._secondary_accept(st, prim, m, r, None)
+            t = self.index.find(base, accept)
             if t is None:
-                return self._no_target(base, names, "datastore")
-            deps = self.ledger.consume(t, need, pol.headroom)
+                return self._no_target(base, names, "datastore", accept)
+            deps = self.ledger.consume(t, base.need_on(self.ds_list[t]), pol.headroom)
             return self._spec(m, r, vm, t, None, None), t, None, deps, []
         y = vm.host
         if hl is not None and y is not None and not hl.fits(y, vm.vcpus):
@@ -1014,9 +1186,12 @@ class Planner:
                 f"removing the old one first would leave {vm.name} without a copy: "
                 f"free FT capacity on that host, or move {vm.name} to another host",
             )
-        hosts = self._candidate_hosts(st, r, hl)
+        hosts = self._candidate_hosts(st, r, hl, prim)
         if not hosts:
-            return _Fail("placement", f"no other host that is up in {vm.name}'s cluster for a {m} secondary")
+            where = ""
+            if pol.level in (Level.SITE, Level.ROOM):
+                where = f" outside the {pol.separation} of {vm.name}'s primary"
+            return _Fail("placement", f"no other host that is up in {vm.name}'s cluster{where} for a {m} secondary")
         best: tuple[tuple[int, int], str, int] | None = None
         full: list[str] = []
         tried = 0
@@ -1028,7 +1203,7 @@ class Planner:
                 continue
             q = replace(base, host=h.id if r.host_must_mount else None)
             last_q = q
-            t = self.index.find(q)
+            t = self.index.find(q, self._secondary_accept(st, prim, m, r, h.id))
             if t is None:
                 continue
             score = (pref, -self.ledger.potential(t, pol.headroom))
@@ -1044,7 +1219,7 @@ class Planner:
                     f"no host can take {vm.name}'s {vm.vcpus}-vCPU {m} secondary: "
                     f"{joined(full)} VMs/vCPUs ({self._limits(r)})",
                 )
-            fail = self._no_target(last_q if r.host_must_mount else base, names, "datastore")
+            fail = self._no_target(last_q if r.host_must_mount else base, names, "datastore", None)
             if r.host_must_mount:
                 fail = _Fail(
                     fail.category,
@@ -1056,14 +1231,15 @@ class Planner:
         _, host, t = best
         meta: str | None = None
         if r.needs_metadata_datastore:
-            meta = self._metadata(ep, host, y)
+            meta = self._metadata(st, prim, m, r, host, t)
             if meta is None:
                 return _Fail(
                     "placement",
                     f"no shared datastore that hosts {self.host_name(ep, host)} and "
-                    f"{self.host_name(ep, y)} both mount, for {m}'s metadata",
+                    f"{self.host_name(ep, y)} both mount, for {m}'s metadata, "
+                    f"apart from the primary at {pol.separation} level",
                 )
-        deps = self.ledger.consume(t, need, pol.headroom)
+        deps = self.ledger.consume(t, base.need_on(self.ds_list[t]), pol.headroom)
         hdeps: list[str] = []
         if hl is not None:
             hdeps += hl.take(host, vm.vcpus)
@@ -1079,35 +1255,66 @@ class Planner:
             parts.append(f"{r.max_vcpus_per_host} vCPUs")
         return "limits " + " and ".join(parts) + " per host"
 
-    def _candidate_hosts(self, st: _VM, r: MechanismRules, hl: HostLedger | None) -> list[tuple[int, Host]]:
-        vm, ep = st.vm, st.vm.endpoint
-        y = self.inv.host(ep, vm.host)
-        group = (
-            self.hosts_by_group.get((ep, y.cluster), [])
-            if y is not None and y.cluster
-            else self.hosts_by_group.get((ep, "\0all"), [])
-        )
-        level = st.policy.level if st.policy.level in (Level.SITE, Level.ROOM) else None
+    def _candidate_hosts(
+        self, st: _VM, r: MechanismRules, hl: HostLedger | None, prim: Location
+    ) -> list[tuple[int, Host]]:
+        """Hosts that may run the secondary: up, not the primary's own where the mechanism
+        forbids it, and never in a domain whose loss would also take the primary (the model
+        decides); the primary's host last, the least loaded first."""
+        vm, ep, level = st.vm, st.vm.endpoint, st.policy.level
+        cluster = self.inv.cluster_of(vm)
+        group = self.hosts_by_group.get((ep, cluster), []) if cluster else self.hosts_by_group.get((ep, "\0all"), [])
         out = []
         for h in group:
             if h.state is not HostState.UP or (r.needs_other_host and h.id == vm.host):
                 continue
-            pref = 0 if (level is None or y is None or h.domain.separated_at(y.domain, level)) else 1
-            if h.id == vm.host:
-                pref = 2
+            if not prim.separated_from(Location((self.inv.host_place(ep, h.id),), ()), level):
+                continue
+            pref = 2 if h.id == vm.host else 0
             load = hl.load(h.id) if hl is not None else (0, 0)
             out.append(((pref, load[1], load[0], h.id), h))
         out.sort(key=lambda x: x[0])
         return [(k[0], h) for k, h in out]
 
-    def _metadata(self, ep: str, host: str, other: str | None) -> str | None:
-        def mounted(i: int) -> bool:
-            return other is None or other in self.ds_list[i].hosts
+    def _candidate(
+        self, st: _VM, m: str, r: MechanismRules, t: int, host: str | None, meta: str | None = None
+    ) -> Secondary:
+        """The secondary a spec would create, as the model sees it (before it exists)."""
+        d = self.ds_list[t].id
+        return Secondary(
+            id="?",
+            mechanism=m,
+            disks=tuple(SecondaryDisk(x.id, d) for x in st.vm.disks),
+            config_datastore=d if r.has_config else None,
+            host=host,
+            metadata_datastore=meta,
+        )
+
+    def _secondary_accept(self, st: _VM, prim: Location, m: str, r: MechanismRules, host: str | None) -> Accept:
+        """The model's verdict on a candidate target: no one loss at the policy's level takes
+        both the primary and the new secondary (its storage and what can run it)."""
+        level = st.policy.level
+
+        def accept(i: int) -> bool:
+            return prim.separated_from(self.inv.secondary_location(st.vm, self._candidate(st, m, r, i, host)), level)
+
+        return accept
+
+    def _metadata(self, st: _VM, prim: Location, m: str, r: MechanismRules, host: str, t: int) -> str | None:
+        """A shared datastore both hosts mount for the FT tie-breaker: the secondary cannot take
+        over without it, so it must survive what the secondary survives."""
+        ep, other, level = st.vm.endpoint, st.vm.host, st.policy.level
+
+        def ok(i: int) -> bool:
+            if other is not None and other not in self.ds_list[i].hosts:
+                return False
+            sec = self._candidate(st, m, r, t, host, self.ds_list[i].id)
+            return prim.separated_from(self.inv.secondary_location(st.vm, sec), level)
 
         for need in (0, -(1 << 62)):
-            t = self.index.find(Query(ep, need, 0.0, None, (), None, True, host), accept=mounted)
-            if t is not None:
-                return self.ds_list[t].id
+            found = self.index.find(Query(ep, need, 0.0, None, (), None, True, host, content=frozenset()), accept=ok)
+            if found is not None:
+                return self.ds_list[found].id
         return None
 
     def _spec(self, m: str, r: MechanismRules, vm: VM, t: int, host: str | None, meta: str | None) -> SecondarySpec:
@@ -1159,6 +1366,22 @@ class Planner:
         return PlanResult(
             self.actions, unfixable, len(self.findings), sum(f.fixable for f in self.findings), closed, used
         )
+
+
+def _only(i: int, accept: Accept) -> Accept:
+    return lambda k: k == i and accept(k)
+
+
+def _movable(d: Disk) -> bool:
+    """A disk a plan may move: not a LUN or pass-through, not shared with other VMs (moving it
+    moves it under them too)."""
+    return d.movable and not d.shared_by
+
+
+def _why_fixed(d: Disk, vm: VM) -> str:
+    if d.shared_by:
+        return f"disk {d.id} of {vm.name} is shared with {plural(len(d.shared_by), 'other VM')}: it is not moved"
+    return f"disk {d.id} of {vm.name} cannot be moved ({d.kind})"
 
 
 def _sources(a: Action) -> list[str]:
