@@ -98,6 +98,12 @@ class ApplySettings(_Strict):
     operation_timeout: Duration = 3600.0
 
 
+class FailoverSettings(_Strict):
+    #: how long a failover waits for the platform's own HA to restart an HA VM whose host failed
+    #: before ftbridge restarts it itself (from the same intact primary storage)
+    ha_grace: Duration = 300.0
+
+
 class StateSettings(_Strict):
     dir: ConfigPath | None = None
 
@@ -107,6 +113,7 @@ class _RawConfig(_Strict):
     domains: tuple[DomainRule, ...] = ()
     policies: dict[str, Policy] = {}
     apply: ApplySettings = ApplySettings()
+    failover: FailoverSettings = FailoverSettings()
     state: StateSettings = StateSettings()
 
 
@@ -118,6 +125,7 @@ class Config:
     policies: tuple[Policy, ...]
     apply: ApplySettings
     state_dir: Path
+    failover: FailoverSettings = FailoverSettings()
 
     def policy_for(self, vm: VM) -> Policy | None:
         """The first policy (in file order) with a selector matching the VM; None: unmanaged."""
@@ -192,7 +200,9 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
         except ValidationError as exc:
             raise ConfigError(_explain(source, exc, cls.Config, prefix=f"endpoints.{name}")) from None
     state_dir = raw.state.dir or default_state_dir()
-    return Config(source, endpoints, raw.domains, tuple(raw.policies.values()), raw.apply, state_dir)
+    return Config(
+        source, endpoints, raw.domains, tuple(raw.policies.values()), raw.apply, state_dir, failover=raw.failover
+    )
 
 
 def _explain(source: Path, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:

@@ -46,6 +46,10 @@ class Failed:
     def from_selectors(cls, inv: Inventory, selectors: list[DomainSelector]) -> Failed:
         hosts = {(h.endpoint, h.id) for h in inv.hosts if any(s.contains(h.domain) for s in selectors)}
         dss = {(d.endpoint, d.id) for d in inv.datastores if any(s.contains(d.domain) for s in selectors)}
+        # storage no surviving host mounts (a failed host's local disks) is lost with its hosts
+        dss |= {
+            (d.endpoint, d.id) for d in inv.datastores if d.hosts and all((d.endpoint, h) in hosts for h in d.hosts)
+        }
         if not hosts and not dss:
             raise ConfigError(
                 f"no host or datastore is labelled {', '.join(map(str, selectors))} (check the [[domains]] rules)"

@@ -135,9 +135,7 @@ class Inventory:
         of any disk it lacks included) and its host where the mechanism pins one, else any host
         of its endpoint that mounts all of them."""
         ep = sec.target_endpoint or vm.endpoint
-        ids = set(sec.datastores)
-        if sec.metadata_datastore:
-            ids.add(sec.metadata_datastore)
+        ids = set(sec.needed_datastores)
         missing = set(sec.missing)
         stores = [self.store_place(ep, i) for i in sorted(ids)]
         stores += [self.store_place(vm.endpoint, d.datastore) for d in vm.disks if d.id in missing]

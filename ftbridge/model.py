@@ -253,10 +253,19 @@ class Secondary:
 
     @property
     def datastores(self) -> frozenset[str]:
+        """The datastores holding this copy's own files (config and disks)."""
         ids = {d.datastore for d in self.disks}
         if self.config_datastore:
             ids.add(self.config_datastore)
         return frozenset(ids)
+
+    @property
+    def needed_datastores(self) -> frozenset[str]:
+        """Every datastore it needs to take over: its files and the FT tie-breaker's (without it
+        an FT secondary cannot go live)."""
+        if self.metadata_datastore:
+            return self.datastores | {self.metadata_datastore}
+        return self.datastores
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +311,17 @@ class VM:
     @property
     def size(self) -> int:
         return sum(d.size for d in self.disks)
+
+    def may_run(self, host: Host | None) -> bool:
+        """Could this VM's primary still be running on ``host`` (its host, as the platform
+        reports it)? Only a host reported down, or a power-off reported through a host that
+        answers (or by a platform that has no host for it), proves it does not: an unreachable
+        host may keep running what it ran, so promoting a copy then needs a fence or a force."""
+        if host is not None and host.state.proven_down:
+            return False
+        if self.power is PowerState.OFF and (host is None or host.state in (HostState.UP, HostState.MAINTENANCE)):
+            return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,15 +31,21 @@ def site_plan(cfg_path: Path, **kw):  # type: ignore[no-untyped-def]
 def test_site_failure_brings_up_every_vm_with_a_secondary_outside_it(demo_config: Path) -> None:
     inv, plan = site_plan(demo_config, fence=True)
     up = {s.vm_name: s for s in plan.steps}
-    assert set(up) == {"ams-sql01", "ams-sql02", "ams-dc01", "ams-mq01"}
+    # storage lost with the site: promoted from copies outside it; storage in ams2 but run in
+    # ams1: restarted from that intact storage, losing nothing
+    assert {n for n, s in up.items() if s.kind == "promote"} == {"ams-sql01", "ams-sql02", "ams-dc01"}
+    assert {n for n, s in up.items() if s.kind == "restart"} == {"ams-web09", "ams-web10"}
     for s in up.values():
         host = inv.host(s.endpoint, s.host)
         assert host is not None and host.domain.site == "ams2"  # a survivor
         assert s.fence  # the site is declared failed but its hosts still answer: fence first
         assert s.original["disks"]  # where it ran, for failback
+    assert all(s.lag == 0 and "losing nothing" in s.why for s in up.values() if s.kind == "restart")
     blocked = {b.vm_name: b.reason for b in plan.blocked}
     assert "lies in the failed domain" in blocked["ams-erp01"]
-    assert blocked["ams-pay01"] == "no secondary"
+    # its FT tie-breaker sat on a local disk of a host in the lost site: the copy cannot take over
+    assert "esx-ams1-01-local" in blocked["ams-mq01"]
+    assert blocked["ams-pay01"].endswith("it has no secondary")
     assert not set(up) & set(blocked)
 
 
@@ -47,6 +53,7 @@ def test_no_promotion_while_the_primary_runs_unless_fenced_or_forced(demo_config
     _, plan = site_plan(demo_config)
     assert not plan.steps
     assert all("fence it" in b.reason or "secondary" in b.reason for b in plan.blocked)
+    assert any("still runs on a reachable host" in b.reason for b in plan.blocked)
     _, forced = site_plan(demo_config, force=True)
     assert forced.steps and all(s.forced and not s.fence for s in forced.steps)
 
@@ -60,8 +67,9 @@ def test_real_outage_needs_no_fencing(demo_config: Path) -> None:
     cfg, inv = inventory(demo_config)
     failed = Failed.from_inventory(inv)
     plan = plan_failover(inv, cfg, affected_by(inv, failed), failed)
-    assert {s.vm_name for s in plan.steps} == {"ams-sql01", "ams-sql02", "ams-dc01", "ams-mq01"}
-    assert not any(s.fence or s.forced for s in plan.steps)
+    assert {s.vm_name for s in plan.steps if s.kind == "promote"} == {"ams-sql01", "ams-sql02", "ams-dc01"}
+    assert {s.vm_name for s in plan.steps if s.kind == "restart"} == {"ams-web09", "ams-web10"}
+    assert not any(s.fence or s.forced for s in plan.steps)  # the hosts are reported down: proven
 
 
 def test_recovery_plan_orders_groups(demo_config: Path, tmp_path: Path) -> None:
@@ -74,7 +82,8 @@ def test_recovery_plan_orders_groups(demo_config: Path, tmp_path: Path) -> None:
         ("dc", "ams-dc01"),
         ("db", "ams-sql02"),
         ("db", "ams-sql01"),
-        ("rest", "ams-mq01"),
+        ("rest", "ams-web09"),
+        ("rest", "ams-web10"),
     ]
 
 
@@ -132,21 +141,45 @@ def test_recovery_plan_file_errors_name_the_key(tmp_path: Path) -> None:
     assert RecoveryPlan().groups == ()
 
 
-def test_ha_vm_with_surviving_shared_storage_is_left_to_the_platform(small_estate: Path) -> None:
-    """Only the host died: HA restarts the VM from its intact shared storage, losing nothing;
-    promoting its copy (30 s behind) would lose data."""
-    small_estate.write_text(small_estate.read_text().replace('name = "app01"', 'name = "app01"\nha = true'))
+@pytest.mark.parametrize("ha", [True, False])
+def test_a_lost_host_with_intact_storage_restarts_from_the_primary(small_estate: Path, ha: bool) -> None:
+    """Only the host died: the VM restarts from its intact shared storage, losing nothing, with
+    or without a copy; promoting its copy (30 s behind) would lose data. With HA the platform
+    goes first and ftbridge checks after the grace."""
+    if ha:
+        small_estate.write_text(small_estate.read_text().replace('name = "app01"', 'name = "app01"\nha = true'))
     cfgp = small_estate.parent / "ftbridge.toml"
-    cfgp.write_text('[endpoints.lab]\ndriver = "sim"\nestate = "estate.toml"\n')
+    cfgp.write_text('[endpoints.lab]\ndriver = "sim"\nestate = "estate.toml"\n[failover]\nha_grace = "2m"\n')
     cfg, inv = inventory(cfgp)
     vm = inv.find_vm("app01")
     host_only = Failed(frozenset({("lab", "h2")}), frozenset(), "host h2")
     plan = plan_failover(inv, cfg, [vm], host_only, force=True)
-    assert not plan.steps and not plan.blocked
-    assert [b.vm_name for b in plan.left_to_ha] == ["app01"] and "without losing data" in plan.left_to_ha[0].reason
-    # its storage failed too: now the copy is the way back
+    (step,) = plan.steps
+    assert (step.kind, step.lag, step.secondary) == ("restart", 0.0, None) and not plan.blocked
+    assert step.ha_grace == (120.0 if ha else 0.0)
+    assert ("platform's HA" in step.why) is ha and "losing nothing" in step.why
+    # its storage failed too: now the copy is the way back, and it may lose its lag
     both = Failed(frozenset({("lab", "h2")}), frozenset({("lab", "ds-a")}), "host and storage")
     plan = plan_failover(inv, cfg, [vm], both, force=True)
-    assert [s.vm_name for s in plan.steps] == ["app01"] and not plan.left_to_ha
-    again = FailoverPlan.from_dict(plan_failover(inv, cfg, [vm], host_only).to_dict())
-    assert [b.vm_name for b in again.left_to_ha] == ["app01"]
+    (step,) = plan.steps
+    assert step.kind == "promote" and step.secondary is not None and "primary storage is lost" in step.why
+    again = FailoverPlan.from_dict(plan_failover(inv, cfg, [vm], host_only, force=True).to_dict())
+    assert [s.kind for s in again.steps] == ["restart"]
+
+
+def test_an_unreachable_host_is_not_a_dead_one(small_estate: Path) -> None:
+    """A host management cannot reach may still run its VMs: neither a restart nor a promotion
+    is planned for its VMs without a fence or a force, and nothing treats it as down."""
+    cfgp = small_estate.parent / "ftbridge.toml"
+    cfgp.write_text('[endpoints.lab]\ndriver = "sim"\nestate = "estate.toml"\n')
+    cfg = load_config(cfgp)
+    SimDriver(cfg.endpoints["lab"], endpoint="lab").ex_inject(hosts_unreachable=["h2"])
+    cfg, inv = inventory(cfgp)
+    assert inv.host("lab", "h2").state.value == "unreachable"
+    assert not affected_by(inv, Failed.from_inventory(inv))  # unreachable is not reported down
+    vm = inv.find_vm("app01")
+    declared = Failed.from_selectors(inv, [DomainSelector.parse("host=esx-a2")])
+    plan = plan_failover(inv, cfg, [vm], declared)
+    assert not plan.steps and "cannot be reached" in plan.blocked[0].reason
+    forced = plan_failover(inv, cfg, [vm], declared, force=True)
+    assert forced.steps and forced.steps[0].forced

@@ -77,7 +77,7 @@ def ftb_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[d
 SCENARIOS = {
     # what fails, how the sim is told, how the failover is scoped
     "host": ({"hosts_down": ["host-11"]}, []),
-    "datastore": ({"datastores_down": ["datastore-102"]}, []),
+    "datastore": ({"datastores_down": ["datastore-102"]}, ["--fence"]),
     "array": ({}, ["--domain", "array=netapp-a", "--fence"]),
     "site": (
         {
@@ -93,27 +93,34 @@ SCENARIOS = {
 def test_failover_brings_up_every_vm_it_can_and_none_runs_twice(tmp_path: Path, scenario: str) -> None:
     faults, scope = SCENARIOS[scenario]
     cfg = K.copy_demo(tmp_path, op_seconds=0.01)
-    if faults:
-        inject(cfg, "vc-ams", **faults)
+    inject(cfg, "vc-ams", **faults)  # with no faults: seeds the state to compare with
+    before = raw_states(tmp_path)["vc-ams"]
     plan = tmp_path / "fo.json"
     r = K.ftb("-c", str(cfg), "failover", "plan", *scope, "--out", str(plan), "-o", "json")
-    assert r.returncode == 1, r.stderr  # some VMs have no secondary outside the failed domain
     fplan = json.loads(plan.read_text())
-    assert fplan["steps"] and fplan["blocked"]
+    kinds = {s["kind"] for s in fplan["steps"]}
+    if scenario == "host":
+        # only a host failed: every VM on it restarts from its intact storage, none is promoted
+        assert r.returncode == 0, r.stderr
+        assert kinds == {"restart"} and not fplan["blocked"]
+        assert all(s["lag"] == 0 and s["secondary"] is None for s in fplan["steps"])
+    else:
+        assert r.returncode == 1, r.stderr  # some VMs have no secondary outside the failed domain
+        assert "promote" in kinds and fplan["blocked"]
     assert all(b["reason"] for b in fplan["blocked"])
 
     code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(plan), "--yes")
     assert code == 0, err
     summary = lines[-1]
     assert summary["event"] == "summary"
-    promoted = {v["vm_id"] for v in summary["vms"] if v["state"] == "promoted"}
-    assert promoted == {s["vm"] for s in fplan["steps"]}
+    brought = {v["vm_id"]: v["state"] for v in summary["vms"]}
+    assert brought == {s["vm"]: "restarted" if s["kind"] == "restart" else "promoted" for s in fplan["steps"]}
     assert all(v["seconds"] is not None and v["seconds"] >= 0 for v in summary["vms"])
     assert summary["recovery_s"] is not None
     assert {b["vm"] for b in summary["blocked"]} == {b["vm_name"] for b in fplan["blocked"]}
     assert all(b["reason"] for b in summary["blocked"])
 
-    # the platform's view: nothing runs twice; promoted VMs run on survivors from their copy
+    # the platform's view: nothing runs twice; VMs run on survivors, from their copy or their own disks
     inst = running(tmp_path)
     assert all(len(h) <= 1 for h in inst.values()), inst
     state = raw_states(tmp_path)["vc-ams"]
@@ -123,14 +130,21 @@ def test_failover_brings_up_every_vm_it_can_and_none_runs_twice(tmp_path: Path, 
     for s in fplan["steps"]:
         v = state["vms"][s["vm"]]
         assert inst[("vc-ams", s["vm"])] == [s["host"]] and s["host"] not in failed_hosts
-        assert {d["datastore"] for d in v["disks"]} <= set(s["secondary_disks"].values())
-        assert all(x["id"] != s["secondary"] for x in v["secondaries"])
-        assert s["fence"] == (scenario == "array")  # the array failed; its hosts still ran the primaries
+        if s["kind"] == "promote":
+            assert {d["datastore"] for d in v["disks"]} <= set(s["secondary_disks"].values())
+            assert all(x["id"] != s["secondary"] for x in v["secondaries"])
+        else:  # restarted from where it was: same disks, its copies kept
+            assert v["disks"] == before["vms"][s["vm"]]["disks"]
+            assert v["secondaries"] == before["vms"][s["vm"]]["secondaries"]
+        # declared failed while its host still ran it (array), or its storage died under a running
+        # host (datastore): fenced first; a host reported down proves it runs nothing
+        assert s["fence"] == (scenario in ("array", "datastore") and before["vms"][s["vm"]]["host"] not in failed_hosts)
     no_violations(cfg)
 
-    # running it again changes nothing
+    # running it again changes nothing: the estate shows every step done, no fence runs again
     again = K.ftb("-c", str(cfg), "failover", "run", str(plan), "--yes")
-    assert again.returncode == 0 and "nothing to do" in again.stderr
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+    assert running(tmp_path) == inst
 
 
 def test_split_brain_is_refused_live_unless_fenced_or_forced(tmp_path: Path) -> None:
@@ -177,6 +191,8 @@ def test_test_failover_leaves_production_unchanged_and_nothing_behind(tmp_path: 
     assert "is broken" in bad.pop("rtm-redis02")
     assert "lies in the failed domain (ceph-rtm)" in bad.pop("rtm-app02")  # same datastore as its primary
     assert "lies in the failed domain" in bad.pop("fra-crm01")
+    # its FT tie-breaker is on a disk only the primary's host sees: the secondary cannot take over
+    assert "does not mount esx-ams1-01-local" in bad.pop("ams-mq01")
     assert bad == {}
     assert all(v["seconds"] is not None for v in vms if v["state"] == "ok")
     assert inventory_dict(cfg) == before
@@ -335,9 +351,10 @@ def test_sigkill_during_failover_then_resume_ends_like_an_uninterrupted_run(tmp_
     assert K.normalized_state(crash) == K.normalized_state(ref)
     assert running(crash) == running(ref)
     no_violations(cfgs[crash])
-    # every VM was promoted exactly once
-    promotes = [o for o in K.sim_ops(crash) if o["kind"] == "promote" and o["state"] == "succeeded"]
-    assert sorted(o["vm"] for o in promotes) == sorted({o["vm"] for o in promotes}) and len(promotes) == 4
+    # every VM was promoted or restarted exactly once
+    for kind, n in (("promote", 3), ("restart", 2)):
+        done = [o["vm"] for o in K.sim_ops(crash) if o["kind"] == kind and o["state"] == "succeeded"]
+        assert sorted(done) == sorted(set(done)) and len(done) == n, (kind, done)
 
 
 def test_injected_faults_are_reported_per_vm(tmp_path: Path) -> None:
@@ -352,12 +369,12 @@ def test_injected_faults_are_reported_per_vm(tmp_path: Path) -> None:
         by["ams-sql02"]["state"] == "failed" and "injected permanent failure of promote" in by["ams-sql02"]["message"]
     )
     assert by["ams-dc01"]["state"] == "failed" and by["ams-dc01"]["message"].startswith("fence:")
-    assert by["ams-sql01"]["state"] == by["ams-mq01"]["state"] == "promoted"
+    assert by["ams-sql01"]["state"] == "promoted" and by["ams-web09"]["state"] == "restarted"
     assert any(e["event"] == "action_retry" for e in lines), "transient failures are retried"
     assert all(len(h) <= 1 for h in running(tmp_path).values())
     # the faults cleared, --resume finishes the rest
     inject(cfg, "vc-ams", fail_rate=0.0, fail_permanent=[])
     code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(plan), "--yes", "--resume")
     assert code == 0, err
-    assert {v["state"] for v in lines[-1]["vms"]} == {"promoted"}
+    assert {v["state"] for v in lines[-1]["vms"]} == {"promoted", "restarted"}
     no_violations(cfg)

@@ -27,7 +27,7 @@ from ftbridge.apply.journal import BLOCKED, DONE_STATES, FAILED, PENDING, RUNNIN
 from ftbridge.apply.locks import EstateLock
 from ftbridge.apply.scheduler import Limits, run_actions
 from ftbridge.apply.steps import Executor, LiveView, Outcome, Settings
-from ftbridge.apply.validate import preview, revalidate
+from ftbridge.apply.validate import effects_present, preview, revalidate
 from ftbridge.config import Config
 from ftbridge.drivers.base import Driver, Operation
 from ftbridge.errors import FtbridgeError, NotFound, PartialFailure, PlanError
@@ -146,7 +146,9 @@ def apply_plan(
             _settle_in_flight(doc, journal, unfinished, drivers, settings_for(config), on_event, sleep)
         inv = collect(session, endpoints)
         if not resuming:
-            if last is not None and last.status == "done" and not revalidate_plan:
+            # what is left to do is the estate's answer, not the journal's: a plan run to the end
+            # before is done only while the estate still shows its effects (a reset estate does not)
+            if last is not None and last.status == "done" and effects_present(doc, inv):
                 result.already_applied = True
                 result.run_id = last.id
                 result.elapsed = time.monotonic() - t0
@@ -155,7 +157,7 @@ def apply_plan(
                 if doc.inventory.estate_id and estate_id(inv) != doc.inventory.estate_id:
                     raise PlanError(f"{plan_path}: plan was made for another estate: its hosts and datastores differ")
             else:
-                _check_fresh(doc, inv, str(plan_path), revalidate_plan)
+                _check_fresh(doc, inv, str(plan_path), revalidate_plan, config)
         if not yes:
             result.dry_run = True
             result.preview = preview(doc, inv)
@@ -229,7 +231,7 @@ def _check_endpoints(doc: PlanDoc, config: Config, source: str) -> list[str]:
     return names
 
 
-def _check_fresh(doc: PlanDoc, inv: Inventory, source: str, revalidate_plan: bool) -> None:
+def _check_fresh(doc: PlanDoc, inv: Inventory, source: str, revalidate_plan: bool, config: Config) -> None:
     if estate_id(inv) != doc.inventory.estate_id and not revalidate_plan:
         raise PlanError(
             f"{source}: plan was made for another estate: its hosts and datastores differ from "
@@ -244,7 +246,7 @@ def _check_fresh(doc: PlanDoc, inv: Inventory, source: str, revalidate_plan: boo
             f"(inventory {doc.inventory.fingerprint[:12]}, now {inv.fingerprint()[:12]}); nothing was changed",
             hint="make a new plan with 'ftbridge plan', or re-check it with --revalidate",
         )
-    problems = revalidate(doc, inv)
+    problems = revalidate(doc, inv, config)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PlanError(

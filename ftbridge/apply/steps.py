@@ -13,11 +13,14 @@ The order inside an attempt is what makes re-running harmless:
 4. the operation starts, its handle is journaled *before* waiting on it;
 5. success is verified (a new secondary is waited for until ``in_sync``) and journaled.
 
-Failover documents (:mod:`ftbridge.failover.run`) add four kinds that ride on the same steps:
-``fence`` (done once the primary is off), ``promote`` (done once the VM runs from the
-secondary's datastores; refused while the primary still runs on a reachable host unless the
-action says it was fenced or forced), ``test_failover`` and ``cleanup_test`` (the test
-instance's id travels from the first to the second through the journaled result).
+Failover documents (:mod:`ftbridge.failover.run`) add five kinds that ride on the same steps:
+``fence`` (done once the primary is off), ``restart`` (done once the VM runs again from its own
+storage; with an HA grace the platform's HA gets that long first), ``promote`` (done once the
+VM runs from the secondary's datastores), ``test_failover`` and ``cleanup_test`` (the test
+instance's id travels from the first to the second through the journaled result). A restart or
+a promotion is refused while the primary may still run (its host is not reported down and no
+power-off was reported through a host that answers) unless the action was fenced or forced:
+checked on a fresh read of the estate just before it starts.
 
 Retryable errors (``FtbridgeError.retryable``, or a failed operation marked retryable) are
 retried with exponential backoff; nothing else is.
@@ -33,6 +36,7 @@ from typing import Any, TypeVar
 
 from ftbridge.apply.events import ApplyEvent, EventSink
 from ftbridge.apply.journal import DONE_STATES, FAILED, RUNNING, SKIPPED, SUCCEEDED, ActionRecord, Journal
+from ftbridge.apply.validate import fenced
 from ftbridge.drivers.base import (
     Driver,
     Failover,
@@ -44,8 +48,8 @@ from ftbridge.drivers.base import (
     StoragePlacement,
 )
 from ftbridge.errors import Conflict, FtbridgeError, NotFound, OperationTimeout, UnsupportedOperation
-from ftbridge.inventory import Inventory
-from ftbridge.model import VM, Datastore, HostState, PowerState, Secondary, SecondaryState
+from ftbridge.inventory import Inventory, InventoryPart
+from ftbridge.model import VM, Datastore, Host, HostState, PowerState, Secondary, SecondaryState
 from ftbridge.planning.planfile import (
     CleanupTestAction,
     FenceAction,
@@ -54,12 +58,13 @@ from ftbridge.planning.planfile import (
     PlanAction,
     PromoteAction,
     ProtectAction,
+    RestartAction,
     TestFailoverAction,
     UnprotectAction,
 )
 
 #: kinds whose operation's own result matters: an operation adopted after a crash counts as theirs
-_ADOPT_RESULT = frozenset({"fence", "promote", "test_failover", "cleanup_test"})
+_ADOPT_RESULT = frozenset({"fence", "restart", "promote", "test_failover", "cleanup_test"})
 
 T = TypeVar("T")
 
@@ -109,6 +114,20 @@ class LiveView:
         h = self._hosts.get((endpoint, host_id or ""))
         return h is not None and h.state is HostState.UP
 
+    def host(self, endpoint: str, host_id: str | None) -> Host | None:
+        with self._lock:
+            return self._hosts.get((endpoint, host_id or ""))
+
+    def refresh(self, endpoint: str, part: InventoryPart) -> None:
+        """One endpoint as a fresh ``inventory()`` read it (the failover's live checks)."""
+        with self._lock:
+            for v in part.vms:
+                self._vms[(v.endpoint, v.id)] = v
+            for d in part.datastores:
+                self._ds[(d.endpoint, d.id)] = d
+            for h in part.hosts:
+                self._hosts[(h.endpoint, h.id)] = h
+
     def named(self, endpoint: str, name: str) -> list[VM]:
         """VMs by name: a promotion may give the VM a new id (a Proxmox standby's VMID)."""
         with self._lock:
@@ -141,6 +160,7 @@ class Executor:
         self._ep_locks = {ep: threading.Lock() for ep in drivers}
         self._results_lock = threading.Lock()
         self._attempts: dict[str, int] = {}
+        self._fresh: dict[str, float] = {}  # endpoint -> monotonic time of its last live read
 
     # -- plumbing ------------------------------------------------------------------------
     def call(self, endpoint: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -155,10 +175,35 @@ class Executor:
         return drv
 
     def failover(self, a: PlanAction) -> Failover:
-        drv = self.drivers[a.endpoint]
+        drv = self.drivers[_runs_on(a)]
         if not isinstance(drv, Failover):
-            raise StepFailed(f"driver {drv.name} of endpoint {a.endpoint} cannot fail over")
+            raise StepFailed(f"driver {drv.name} of endpoint {_runs_on(a)} cannot fail over")
         return drv
+
+    def refresh(self, endpoint: str, *, max_age: float | None = None) -> bool:
+        """Read the endpoint again (at most once per ``max_age`` seconds, the poll interval by
+        default); False when it cannot be read now: then nothing about it is proven."""
+        age = self.settings.poll_interval if max_age is None else max_age
+        last = self._fresh.get(endpoint)
+        if last is not None and time.monotonic() - last < age:
+            return True
+        drv = self.drivers.get(endpoint)
+        if not isinstance(drv, StoragePlacement):
+            return False
+        try:
+            part = self.call(endpoint, drv.inventory)
+        except FtbridgeError:
+            return False
+        self.view.refresh(endpoint, part)
+        self._fresh[endpoint] = time.monotonic()
+        return True
+
+    def _may_run(self, vm: VM) -> bool:
+        """The model's answer on a fresh read: could the primary still be running?"""
+        if not self.refresh(vm.endpoint):
+            return True  # its endpoint does not answer: nothing is proven
+        now = self.view.vm(vm.endpoint, vm.id) or vm
+        return now.may_run(self.view.host(now.endpoint, now.host))
 
     def rules(self, endpoint: str) -> dict[str, MechanismRules]:
         return dict(type(self.drivers[endpoint]).mechanisms)
@@ -238,6 +283,27 @@ class Executor:
                 self._record(a, SKIPPED, "action_skipped", "already done", result=result or None)
                 return Outcome(a.id, SKIPPED, attempts, "already done")
             self._precondition(a)
+            if isinstance(a, RestartAction) and a.ha_grace > 0 and tries == 1:
+                by_ha = self._wait_for_ha(a)
+                if by_ha is not None:
+                    host = self.view.host(a.endpoint, by_ha.host)
+                    msg = f"restarted by the platform's HA on {host.name if host else by_ha.host}"
+                    result = {"host": by_ha.host, "by": "platform HA"}
+                    self._set_result(a.id, result)
+                    self._record(a, SUCCEEDED, "action_succeeded", msg, result=result)
+                    return Outcome(a.id, SUCCEEDED, attempts, msg)
+                self.emit(
+                    ApplyEvent(
+                        "note",
+                        action=a.id,
+                        kind=a.kind,
+                        vm=a.vm_name,
+                        endpoint=a.endpoint,
+                        message=f"the platform's HA did not restart {a.vm_name} within {a.ha_grace:.0f}s: "
+                        "ftbridge restarts it",
+                    )
+                )
+                self._precondition(a)  # the estate moved on while we waited
             try:
                 op = self._start(a)
             except FtbridgeError as exc:
@@ -324,9 +390,13 @@ class Executor:
 
     def _succeeded(self, a: PlanAction, attempts: int, status: OperationStatus) -> Outcome:
         result: dict[str, Any] = {}
+        message = "done"
         if isinstance(a, FenceAction):
             vm = self._vm(a)
             self.view.set_vm(replace(vm, power=PowerState.OFF))
+        elif isinstance(a, RestartAction):
+            result = self._restarted(a, status)
+            message = f"restarted by ftbridge on {result['host']}"
         elif isinstance(a, PromoteAction):
             result = self._promoted(a, status)
         elif isinstance(a, TestFailoverAction):
@@ -355,14 +425,50 @@ class Executor:
         else:
             self._secondaries(a)  # refresh the view
         self._set_result(a.id, result)
-        self._record(a, SUCCEEDED, "action_succeeded", "done", result=result or None)
-        return Outcome(a.id, SUCCEEDED, attempts, "done")
+        self._record(a, SUCCEEDED, "action_succeeded", message, result=result or None)
+        return Outcome(a.id, SUCCEEDED, attempts, message)
 
     # -- failover ------------------------------------------------------------------------
+    def _restarted(self, a: RestartAction, status: OperationStatus) -> dict[str, Any]:
+        host = str(status.result.get("host") or a.host or "")
+        vm = self.view.vm(a.endpoint, a.vm)
+        if vm is not None:
+            self.view.set_vm(replace(vm, host=host or vm.host, power=PowerState.ON))
+        return {"host": host, "by": "ftbridge", "fenced": a.fenced, "forced": a.forced}
+
+    def _runs_again(self, a: RestartAction) -> VM | None:
+        """The VM running from its own storage on a host that answers (HA may have done it)."""
+        vm = self.view.vm(a.endpoint, a.vm)
+        if vm is None or vm.power is not PowerState.ON:
+            return None
+        return vm if self.view.host_up(a.endpoint, vm.host) else None
+
+    def _wait_for_ha(self, a: RestartAction) -> VM | None:
+        """Give the platform's HA ``ha_grace`` seconds to restart the VM, reading the estate
+        again each poll; the VM as it runs when HA did, else None."""
+        deadline = time.monotonic() + a.ha_grace
+        delay = min(0.05, self.settings.poll_interval)
+        while True:
+            if self.refresh(a.endpoint, max_age=0.0) and (vm := self._runs_again(a)) is not None:
+                return vm
+            if time.monotonic() >= deadline:
+                return None
+            self.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, self.settings.poll_interval)
+
     def _promoted(self, a: PromoteAction, status: OperationStatus) -> dict[str, Any]:
         """The driver says the VM runs from the secondary: record where (and how) in the view."""
         new_id = str(status.result.get("vm_id") or a.vm)
         host = status.result.get("host") or a.host
+        if a.target_endpoint is not None:  # the copy runs at the other endpoint now
+            return {
+                "vm_id": new_id,
+                "host": host,
+                "endpoint": a.target_endpoint,
+                "secondary": a.secondary,
+                "forced": a.forced,
+                "fenced": a.fenced,
+            }
         vm = self.view.vm(a.endpoint, a.vm) or self.view.vm(a.endpoint, new_id)
         if vm is not None:
             disks = tuple(replace(d, datastore=a.secondary_disks.get(d.id, d.datastore)) for d in vm.disks)
@@ -378,6 +484,9 @@ class Executor:
 
     def _runs_from_secondary(self, a: PromoteAction) -> VM | None:
         """The VM (by id, or by name under a new id) running from the secondary's datastores."""
+        if a.target_endpoint is not None:  # registered and running at the other endpoint
+            self.refresh(a.target_endpoint)
+            return next((v for v in self.view.named(a.target_endpoint, a.vm_name) if v.power is PowerState.ON), None)
         if not a.secondary_disks:
             return None
         cands = [v for v in (self.view.vm(a.endpoint, a.vm), *self.view.named(a.endpoint, a.vm_name)) if v]
@@ -391,7 +500,8 @@ class Executor:
     def _usable_secondary(self, a: PromoteAction | TestFailoverAction) -> None:
         """The secondary is there, trusted (in sync or merely stale) and its storage answers."""
         try:
-            secs = self._secondaries(a)
+            # a copy another endpoint keeps is read as the inventory saw it: the source may be gone
+            secs = self._vm(a).secondaries if _runs_on(a) != a.endpoint else self._secondaries(a)
         except UnsupportedOperation:
             secs = self._vm(a).secondaries
         sec = next((s for s in secs if s.id == a.secondary), None)
@@ -400,16 +510,13 @@ class Executor:
         if sec.state not in (SecondaryState.IN_SYNC, SecondaryState.STALE):
             raise StepFailed(f"secondary {a.secondary} of {a.vm_name} is {sec.state.value}: not usable")
         if sec.target_endpoint is None:
-            down = [x for x in sorted(sec.datastores) if (d := self.view.datastore(a.endpoint, x)) and not d.accessible]
+            down = [
+                x
+                for x in sorted(sec.needed_datastores)
+                if (d := self.view.datastore(a.endpoint, x)) and not d.accessible
+            ]
             if down:
                 raise StepFailed(f"secondary {a.secondary} of {a.vm_name} is on inaccessible storage ({down[0]})")
-
-    def _primary_runs(self, vm: VM) -> bool:
-        if vm.power is not PowerState.ON or not self.view.host_up(vm.endpoint, vm.host):
-            return False
-        return all(
-            (d := self.view.datastore(vm.endpoint, x)) is not None and d.accessible for x in vm.primary_datastores
-        )
 
     # -- state of the VM -----------------------------------------------------------------
     def _vm(self, a: PlanAction) -> VM:
@@ -469,7 +576,11 @@ class Executor:
     # -- the checks ----------------------------------------------------------------------
     def _postcondition(self, a: PlanAction) -> tuple[bool, dict[str, Any]]:
         if isinstance(a, FenceAction):
-            return self._vm(a).power is PowerState.OFF, {}
+            return fenced(a, self._vm(a), self.view.host), {}
+        if isinstance(a, RestartAction):
+            self._vm(a)
+            v = self._runs_again(a)
+            return (True, {"host": v.host, "by": "earlier"}) if v is not None else (False, {})
         if isinstance(a, PromoteAction):
             v = self._runs_from_secondary(a)
             if v is None:
@@ -514,14 +625,22 @@ class Executor:
         vm = self._vm(a)
         if isinstance(a, FenceAction):
             return
+        if isinstance(a, RestartAction):
+            self._not_running(a, vm, "restart")
+            gone = [
+                x
+                for x in sorted(vm.needed_datastores)
+                if (d := self.view.datastore(a.endpoint, x)) is None or not d.accessible
+            ]
+            if gone:
+                raise StepFailed(f"refusing to restart {a.vm_name} from its primary: {gone[0]} is not accessible")
+            if a.host is not None and not self.view.host_up(a.endpoint, a.host):
+                raise StepFailed(f"host {a.host} chosen for {a.vm_name} is not up")
+            return
         if isinstance(a, PromoteAction):
             self._usable_secondary(a)
-            if self._primary_runs(vm) and not (a.fenced or a.forced):
-                raise StepFailed(
-                    f"refusing to promote {a.vm_name}: its primary still runs on a reachable host "
-                    "(split brain); plan with --fence or --force"
-                )
-            if a.host is not None and not self.view.host_up(a.endpoint, a.host):
+            self._not_running(a, vm, "promote")
+            if a.host is not None and not self.view.host_up(_runs_on(a), a.host):
                 raise StepFailed(f"host {a.host} chosen for {a.vm_name} is not up")
             return
         if isinstance(a, TestFailoverAction):
@@ -572,6 +691,22 @@ class Executor:
         assert isinstance(a, UnprotectAction)
         self._safe_to_remove(a, vm)
 
+    def _not_running(self, a: RestartAction | PromoteAction, vm: VM, what: str) -> None:
+        """No split brain: refuse unless the primary is proven not to run, fenced or forced."""
+        if a.forced:
+            return
+        if self._may_run(vm):
+            host = self.view.host(vm.endpoint, vm.host)
+            where = (
+                f"its host {host.name} cannot be reached ({host.state.value})"
+                if host is not None and host.state in (HostState.UNREACHABLE, HostState.UNKNOWN)
+                else "its endpoint cannot be read"
+                if vm.endpoint not in self._fresh
+                else "it still runs on a reachable host"
+            )
+            fence = "its fence did not prove it off" if a.fenced else "plan with --fence or --force"
+            raise StepFailed(f"refusing to {what} {a.vm_name}: {where}, so it may still run (split brain); {fence}")
+
     def _safe_to_remove(self, a: UnprotectAction, vm: VM) -> None:
         """Never remove a VM's last good copy before its replacement is verified."""
         if a.window:
@@ -611,8 +746,10 @@ class Executor:
     def _start(self, a: PlanAction) -> Operation:
         if isinstance(a, FenceAction):
             return self.call(a.endpoint, self.failover(a).fence, a.vm)
+        if isinstance(a, RestartAction):
+            return self.call(a.endpoint, self.failover(a).restart, a.vm, host_id=a.host)
         if isinstance(a, PromoteAction):
-            return self.call(a.endpoint, self.failover(a).promote, a.vm, a.secondary, host_id=a.host, force=a.forced)
+            return self.call(_runs_on(a), self.failover(a).promote, a.vm, a.secondary, host_id=a.host, force=a.forced)
         if isinstance(a, TestFailoverAction):
             return self.call(a.endpoint, self.failover(a).test_failover, a.vm, a.secondary, host_id=a.host)
         if isinstance(a, CleanupTestAction):
@@ -631,3 +768,9 @@ class Executor:
             return self.call(a.endpoint, drv.protect, a.vm, spec)
         assert isinstance(a, UnprotectAction)
         return self.call(a.endpoint, drv.unprotect, a.vm, a.secondary)
+
+
+def _runs_on(a: PlanAction) -> str:
+    """The endpoint whose driver carries the action out: a DR copy's own endpoint for its promotion."""
+    target = getattr(a, "target_endpoint", None)
+    return str(target) if target else a.endpoint

@@ -6,15 +6,20 @@ leave: every VM, disk, datastore and host the plan names must exist, be where th
 expects (or already where the action puts it), and targets must have the room. Any problem
 refuses the whole plan: a partly valid plan is a plan for another estate.
 
-:func:`preview` says, for a dry run, which actions are already done.
+:func:`preview` says, for a dry run, which actions are already done, and :func:`effects_present`
+whether a whole plan's effects show in the estate (what "nothing to do" means: the estate says
+so, not a journal entry). New secondaries are checked with the model's own separation rule
+(:meth:`ftbridge.model.Location.shared_failure`) against the live labels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
+from ftbridge.config import Config
 from ftbridge.inventory import Inventory
-from ftbridge.model import VM, PowerState, Secondary, SecondaryDisk, SecondaryState
+from ftbridge.model import VM, Disk, Host, HostState, PowerState, Secondary, SecondaryDisk, SecondaryState
 from ftbridge.planning.explain import size
 from ftbridge.planning.planfile import (
     CleanupTestAction,
@@ -25,15 +30,27 @@ from ftbridge.planning.planfile import (
     PlanDoc,
     PromoteAction,
     ProtectAction,
+    RestartAction,
     TestFailoverAction,
     UnprotectAction,
 )
 
 
-def _done(a: PlanAction, vm: VM) -> bool:
+def fenced(a: FenceAction, vm: VM, host_of: Callable[[str, str | None], Host | None]) -> bool:
+    """A fence's postcondition: the primary cannot run on the host it was fenced on (it is off
+    there, the host is down, or the VM already runs somewhere else: never fence it again)."""
+    if a.host is not None and vm.host != a.host:
+        return True
+    return not vm.may_run(host_of(vm.endpoint, vm.host))
+
+
+def _done(a: PlanAction, vm: VM, inv: Inventory) -> bool:
     where = {d.id: d.datastore for d in vm.disks}
     if isinstance(a, FenceAction):
-        return vm.power is PowerState.OFF
+        return fenced(a, vm, inv.host)
+    if isinstance(a, RestartAction):
+        host = inv.host(vm.endpoint, vm.host)
+        return vm.power is PowerState.ON and host is not None and host.state is HostState.UP
     if isinstance(a, PromoteAction):
         return bool(a.secondary_disks) and all(where.get(k) == x for k, x in a.secondary_disks.items() if k in where)
     if isinstance(a, (TestFailoverAction, CleanupTestAction)):
@@ -63,12 +80,23 @@ def preview(doc: PlanDoc, inv: Inventory) -> list[tuple[PlanAction, str]]:
     out = []
     for a in doc.actions:
         vm = inv.vm(a.endpoint, a.vm)
-        out.append((a, "done" if vm is not None and _done(a, vm) else "to run"))
+        out.append((a, "done" if vm is not None and _done(a, vm, inv) else "to run"))
     return out
 
 
-def revalidate(doc: PlanDoc, inv: Inventory) -> list[str]:
-    """Every reason the plan cannot run on this inventory; empty: it can."""
+def effects_present(doc: PlanDoc, inv: Inventory) -> bool:
+    """Does the estate show every action's effect (a disk on its target, a secondary in sync
+    where the plan put it, a removed one gone)? Failover and test kinds never count as shown."""
+    for a in doc.actions:
+        vm = inv.vm(a.endpoint, a.vm)
+        if vm is None or isinstance(a, (TestFailoverAction, CleanupTestAction)) or not _done(a, vm, inv):
+            return False
+    return True
+
+
+def revalidate(doc: PlanDoc, inv: Inventory, config: Config | None = None) -> list[str]:
+    """Every reason the plan cannot run on this inventory; empty: it can. With ``config``, a
+    new secondary must also still be separated from its primary at its policy's level."""
     problems: list[str] = []
     vms: dict[tuple[str, str], VM] = {}
     free = {(d.endpoint, d.id): d.free for d in inv.datastores}
@@ -100,11 +128,17 @@ def revalidate(doc: PlanDoc, inv: Inventory) -> list[str]:
         if vm is None:
             problems.append(f"{a.id}: VM {a.vm_name} ({a.endpoint}/{a.vm}) no longer exists")
             continue
-        if _done(a, vm):
+        if _done(a, vm, inv):
             vms[key] = vm
             continue
         where = {d.id: d.datastore for d in vm.disks}
-        sizes = {d.id: d.size for d in vm.disks}
+        disks = {d.id: d for d in vm.disks}
+
+        def on(ds_id: str, disk_id: str, a: PlanAction = a, disks: dict[str, Disk] = disks) -> int:
+            """Bytes the disk takes on that datastore (thin stays thin where it can)."""
+            d, t = disks.get(disk_id), inv.datastore(a.endpoint, ds_id)
+            return 0 if d is None else d.space_on(t) if t is not None else d.size
+
         if isinstance(a, MoveDiskAction):
             if where.get(a.disk) != a.source:
                 problems.append(
@@ -112,8 +146,8 @@ def revalidate(doc: PlanDoc, inv: Inventory) -> list[str]:
                 )
                 continue
             if ds_ok(a, a.to, "target"):
-                take(a, a.to, sizes[a.disk])
-                free[(a.endpoint, a.source)] = free.get((a.endpoint, a.source), 0) + sizes[a.disk]
+                take(a, a.to, on(a.to, a.disk))
+                free[(a.endpoint, a.source)] = free.get((a.endpoint, a.source), 0) + disks[a.disk].used
             vm = replace(vm, disks=tuple(replace(d, datastore=a.to) if d.id == a.disk else d for d in vm.disks))
         elif isinstance(a, MoveVMAction):
             wrong = [x for x in a.disks if where.get(x) not in (*a.source, a.to)]
@@ -121,7 +155,7 @@ def revalidate(doc: PlanDoc, inv: Inventory) -> list[str]:
                 problems.append(f"{a.id}: disk {wrong[0]} of {a.vm_name} is not where the plan expects")
                 continue
             if ds_ok(a, a.to, "target"):
-                take(a, a.to, sum(sizes.get(x, 0) for x in a.disks if where.get(x) != a.to))
+                take(a, a.to, sum(on(a.to, x) for x in a.disks if where.get(x) != a.to))
             vm = replace(
                 vm,
                 disks=tuple(replace(d, datastore=a.to) if d.id in a.disks else d for d in vm.disks),
@@ -146,20 +180,25 @@ def revalidate(doc: PlanDoc, inv: Inventory) -> list[str]:
                 problems.append(f"{a.id}: host {h.name if h else a.spec.host} for {a.vm_name}'s secondary is not up")
             if ok:
                 for did, x in a.spec.disks.items():
-                    take(a, x, sizes.get(did, 0))
-            vm = replace(
-                vm,
-                secondaries=(
-                    *vm.secondaries,
-                    Secondary(
-                        id="+" + a.id,
-                        mechanism=a.spec.mechanism,
-                        host=a.spec.host,
-                        state=SecondaryState.IN_SYNC,
-                        disks=tuple(SecondaryDisk(disk=k, datastore=x) for k, x in a.spec.disks.items()),
-                    ),
-                ),
+                    take(a, x, on(x, did))
+            new = Secondary(
+                id="+" + a.id,
+                mechanism=a.spec.mechanism,
+                host=a.spec.host,
+                state=SecondaryState.IN_SYNC,
+                config_datastore=a.spec.config_datastore,
+                metadata_datastore=a.spec.metadata_datastore,
+                disks=tuple(SecondaryDisk(disk=k, datastore=x) for k, x in a.spec.disks.items()),
             )
+            policy = config.policy_for(vm) if config is not None else None
+            if ok and policy is not None:
+                why = inv.primary_location(vm).shared_failure(inv.secondary_location(vm, new), policy.level)
+                if why is not None:
+                    problems.append(
+                        f"{a.id}: {a.vm_name}'s new secondary would not be separated at "
+                        f"{policy.separation} level: {why}"
+                    )
+            vm = replace(vm, secondaries=(*vm.secondaries, new))
         else:
             assert isinstance(a, UnprotectAction)
             vm = replace(vm, secondaries=tuple(s for s in vm.secondaries if s.id != a.secondary))

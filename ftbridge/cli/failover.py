@@ -365,26 +365,23 @@ def make_failover_plan(
 def show_failover_plan(plan: FailoverPlan) -> None:
     table(
         f"failover plan ({plan.scope}): {len(plan.steps)} VMs come up",
-        ["group", "vm", "endpoint", "from secondary", "on host", "may lose", "primary"],
+        ["group", "vm", "endpoint", "how", "on host", "may lose", "primary", "why"],
         [
             [
                 s.group,
                 s.vm_name,
                 s.endpoint,
-                f"{s.mechanism} {s.secondary}",
+                ("HA, then restart" if s.ha_grace else "restart")
+                if s.kind == "restart"
+                else f"promote {s.mechanism} {s.secondary}",
                 s.host_name or s.host or "(driver's choice)",
                 "-" if s.lag is None else f"{s.lag:.0f}s",
                 "fenced first" if s.fence else "FORCED" if s.forced else "down",
+                s.why,
             ]
             for s in plan.steps
         ],
     )
-    if plan.left_to_ha:
-        table(
-            f"left to the platform's HA: {len(plan.left_to_ha)}",
-            ["vm", "endpoint", "why"],
-            [[b.vm_name, b.endpoint, b.reason] for b in plan.left_to_ha],
-        )
     if plan.blocked:
         table(
             f"cannot come up: {len(plan.blocked)}",

@@ -41,11 +41,20 @@ def reset(ctx: typer.Context, endpoint: EndpointOpt = None) -> None:
 def fault(
     ctx: typer.Context,
     endpoint: Annotated[str, typer.Argument(help="a sim endpoint")],
-    host_down: Annotated[list[str] | None, typer.Option("--host-down", help="host name")] = None,
+    host_down: Annotated[
+        list[str] | None, typer.Option("--host-down", help="host name: it fails, the platform reports it down")
+    ] = None,
+    host_unreachable: Annotated[
+        list[str] | None,
+        typer.Option("--host-unreachable", help="host name: management loses it, its VMs keep running"),
+    ] = None,
     datastore_down: Annotated[list[str] | None, typer.Option("--datastore-down", help="datastore name")] = None,
     fail_rate: Annotated[float | None, typer.Option(help="share of operations failing, retryably (0..1)")] = None,
     fail_vm: Annotated[
         list[str] | None, typer.Option("--fail-vm", help="VM name whose operations fail for good")
+    ] = None,
+    fail_sync: Annotated[
+        list[str] | None, typer.Option("--fail-sync", help="VM name whose new secondaries break while syncing")
     ] = None,
     slow: Annotated[float | None, typer.Option(help="seconds added to every operation")] = None,
     seed: Annotated[int | None, typer.Option(help="seed for --fail-rate")] = None,
@@ -70,10 +79,22 @@ def fault(
 
     faults: dict[str, Any] = {}
     if clear:
-        faults.update(hosts_down=[], datastores_down=[], fail_rate=0.0, fail_permanent=[], slow=0.0)
+        faults.update(
+            hosts_down=[],
+            hosts_unreachable=[],
+            datastores_down=[],
+            fail_rate=0.0,
+            fail_permanent=[],
+            fail_sync=[],
+            slow=0.0,
+        )
     kept = {} if clear else state["faults"]
     if host_down:
         faults["hosts_down"] = sorted(ids("hosts", host_down) | set(kept.get("hosts_down", [])))
+    if host_unreachable:
+        faults["hosts_unreachable"] = sorted(ids("hosts", host_unreachable) | set(kept.get("hosts_unreachable", [])))
+    if fail_sync:
+        faults["fail_sync"] = sorted(ids("vms", fail_sync))
     if datastore_down:
         faults["datastores_down"] = sorted(ids("datastores", datastore_down) | set(kept.get("datastores_down", [])))
     if fail_vm:

@@ -1,11 +1,19 @@
 """Failover planning: for a failed domain, named VMs, or what is down, which VMs come up where.
 
-For each affected VM the planner picks the secondary that lies wholly outside the failed set
-(accessible, in sync first, then least lag) and a surviving host that mounts its datastores
-(its own host when it has one; otherwise the least loaded, with room for the VM's memory when
-hosts report memory). It refuses to plan a promotion while the primary still runs and can be
-reached (split brain) unless the plan fences it first or the operator forces it; both are
-recorded in the plan. VMs it cannot bring up are listed with the reason.
+Each affected VM takes the first of three paths that works, and the plan says which and why:
+
+1. **restart** from its intact primary: its host is lost but every datastore it needs
+   survives and a surviving host of its cluster mounts them all, with room for its memory:
+   it restarts there and loses nothing. With HA on, the platform's HA goes first; ftbridge
+   checks after ``[failover] ha_grace`` and restarts the VM itself if HA did not.
+2. **promote** a copy: its primary storage is lost; the secondary wholly outside the failed
+   set (accessible, whole, in sync first, then least lag) runs on a surviving host (its own
+   where the mechanism pins one). It may lose the copy's lag.
+3. **blocked**, with the reason.
+
+Neither a restart nor a promotion goes ahead while the primary may still run (a host the
+platform does not report down may still run it, reachable or not): the plan fences it first
+(``--fence``) or is forced (``--force``), both recorded; the run checks again, live.
 """
 
 from __future__ import annotations
@@ -22,26 +30,32 @@ from ftbridge.domains import Failed
 from ftbridge.errors import PlanError
 from ftbridge.failover.recovery import RecoveryPlan
 from ftbridge.inventory import Inventory
-from ftbridge.model import VM, HostState, PowerState, Secondary, SecondaryState
+from ftbridge.model import VM, Host, HostState, PowerState, Secondary, SecondaryState
 
-FAILOVER_SCHEMA_VERSION = 1
+FAILOVER_SCHEMA_VERSION = 2  # 2: restart steps; left_to_ha folded into them
 
 
 @dataclass(frozen=True)
 class Step:
+    """One VM brought up: restarted from its primary, or promoted from a secondary."""
+
     endpoint: str
     vm: str
     vm_name: str
-    secondary: str
-    mechanism: str
+    kind: str  # "restart" | "promote"
+    why: str  # which path, and why, in words
+    secondary: str | None
+    mechanism: str | None
     host: str | None  # target host id; None lets the driver pick (another endpoint's copy)
     host_name: str | None
-    lag: float | None  # the data this VM may lose, in seconds
+    lag: float | None  # the data this VM may lose, in seconds (0 for a restart)
     group: str
     group_index: int
     order: int
     fence: bool = False  # power off the primary first
-    forced: bool = False  # the operator forced a promotion while the primary may still run
+    forced: bool = False  # the operator forced it while the primary may still run
+    ha_grace: float = 0.0  # restart: give the platform's HA this long first
+    target_endpoint: str | None = None  # promote a copy kept by another endpoint (DR)
     original: dict[str, Any] = field(default_factory=dict)  # where the VM ran, for failback
     #: where the secondary's files are (primary disk id -> datastore): the promote's postcondition
     secondary_disks: dict[str, str] = field(default_factory=dict)
@@ -67,9 +81,6 @@ class FailoverPlan:
     steps: list[Step]
     blocked: list[Blocked]
     created_at: float = field(default_factory=time.time)
-    #: HA VMs whose host failed but whose shared primary storage survived: the platform's HA
-    #: restarts them from that storage, losing nothing; promoting a copy would lose its lag
-    left_to_ha: list[Blocked] = field(default_factory=list)
     estate_id: str = ""  # hosts and datastores it was made for (ftbridge.planning.planfile.estate_id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +93,6 @@ class FailoverPlan:
             "estate_id": self.estate_id,
             "steps": [asdict(s) for s in self.steps],
             "blocked": [asdict(b) for b in self.blocked],
-            "left_to_ha": [asdict(b) for b in self.left_to_ha],
         }
 
     @classmethod
@@ -100,7 +110,6 @@ class FailoverPlan:
                 fingerprint=str(data["inventory_fingerprint"]),
                 steps=[Step(**s) for s in data["steps"]],
                 blocked=[Blocked(**b) for b in data["blocked"]],
-                left_to_ha=[Blocked(**b) for b in data.get("left_to_ha", [])],
                 created_at=float(data["created_at"]),
                 estate_id=str(data.get("estate_id", "")),
             )
@@ -151,54 +160,55 @@ def plan_failover(
             load[(v.endpoint, v.host)] = load.get((v.endpoint, v.host), 0) + v.memory
     steps: list[Step] = []
     blocked: list[Blocked] = []
-    left_to_ha: list[Blocked] = []
-    ordered = sorted(vms, key=lambda v: (*recovery.place(v), v.endpoint, v.name))
+    # recovery groups first; within a place: VMs that were up, HA ones first (as the DR role
+    # starts them), then by name
+    ordered = sorted(
+        vms, key=lambda v: (*recovery.place(v), v.power is not PowerState.ON, not v.ha, v.endpoint, v.name)
+    )
     for vm in ordered:
-        if (why := _ha_restarts(inv, vm, failed)) is not None:
-            left_to_ha.append(Blocked(vm.endpoint, vm.id, vm.name, why))
-            continue
-        reason, choice = _choose(inv, config, vm, failed, load)
+        host = inv.host(vm.endpoint, vm.host)
+        kind, reason, choice = _path(inv, config, vm, failed, load)
         if choice is None:
             blocked.append(Blocked(vm.endpoint, vm.id, vm.name, reason))
             continue
-        sec, host = choice
-        running = _primary_runs(inv, vm, failed)
+        sec, target = choice
+        running = vm.may_run(host)
         if running and not (fence or force):
-            blocked.append(
-                Blocked(
-                    vm.endpoint,
-                    vm.id,
-                    vm.name,
-                    "its primary still runs on a reachable host: fence it (--fence) or force "
-                    "(--force) to promote without split brain",
-                )
-            )
+            blocked.append(Blocked(vm.endpoint, vm.id, vm.name, _may_run_words(host)))
             continue
-        if host is not None:
-            load[(vm.endpoint, host)] = load.get((vm.endpoint, host), 0) + vm.memory
+        if target is not None:
+            load[(vm.endpoint, target)] = load.get((vm.endpoint, target), 0) + vm.memory
         gi, gname, pos = recovery.place(vm)
         steps.append(
             Step(
                 endpoint=vm.endpoint,
                 vm=vm.id,
                 vm_name=vm.name,
-                secondary=sec.id,
-                mechanism=sec.mechanism,
-                host=host,
-                host_name=(h.name if (h := inv.host(vm.endpoint, host)) else None),
-                lag=sec.lag,
+                kind=kind,
+                why=reason,
+                secondary=sec.id if sec else None,
+                mechanism=sec.mechanism if sec else None,
+                host=target,
+                host_name=(
+                    h.name
+                    if (h := inv.host(sec.target_endpoint or vm.endpoint if sec else vm.endpoint, target))
+                    else None
+                ),
+                lag=sec.lag if sec else 0.0,
                 group=gname,
                 group_index=gi,
                 order=pos,
                 fence=running and fence,
                 forced=running and force and not fence,
+                ha_grace=config.failover.ha_grace if kind == "restart" and vm.ha else 0.0,
+                target_endpoint=sec.target_endpoint if sec else None,
                 original={
                     "host": vm.host,
                     "config_datastore": vm.config_datastore,
                     "disks": {d.id: d.datastore for d in vm.disks},
                 },
-                secondary_disks={d.disk: d.datastore for d in sec.disks},
-                secondary_config=sec.config_datastore,
+                secondary_disks={d.disk: d.datastore for d in sec.disks} if sec else {},
+                secondary_config=sec.config_datastore if sec else None,
             )
         )
     return FailoverPlan(
@@ -206,9 +216,90 @@ def plan_failover(
         fingerprint=inv.fingerprint(),
         steps=steps,
         blocked=blocked,
-        left_to_ha=left_to_ha,
-        estate_id=estate_of(inv, {s.endpoint for s in steps}),
+        estate_id=estate_of(inv, {s.endpoint for s in steps} | {s.target_endpoint for s in steps if s.target_endpoint}),
     )
+
+
+def _may_run_words(host: Host | None) -> str:
+    if host is not None and host.state in (HostState.UNREACHABLE, HostState.UNKNOWN):
+        return (
+            f"its host {host.name} cannot be reached ({host.state.value}), so the VM may still run there: "
+            "fence it (--fence; needs power management the platform accepts) or force (--force) to "
+            "go ahead without split brain"
+        )
+    return (
+        "its primary still runs on a reachable host: fence it (--fence) or force (--force) to bring it "
+        "up elsewhere without split brain"
+    )
+
+
+def _path(
+    inv: Inventory, config: Config, vm: VM, failed: Failed, load: dict[tuple[str, str], int]
+) -> tuple[str, str, tuple[Secondary | None, str | None] | None]:
+    """(kind, why, (secondary or None, target host)) for one VM; choice None: blocked, why says why."""
+    lost = _lost_storage(inv, vm, failed)
+    if not lost:
+        target, why_not = _restart_host(inv, vm, failed, load)
+        if target is not None:
+            name = h.name if (h := inv.host(vm.endpoint, target)) else target
+            if vm.ha:
+                why = (
+                    f"its host failed but its storage did not: the platform's HA restarts it, losing nothing; "
+                    f"if HA has not within {config.failover.ha_grace:.0f}s, ftbridge restarts it on {name}"
+                )
+            else:
+                why = f"its host failed but its storage did not: restart it on {name} from that storage, losing nothing"
+            return "restart", why, (None, target)
+        reason, choice = _choose(inv, vm, failed, load)
+        if choice is None:
+            return "promote", f"its storage survived but {why_not}; and no copy can take over: {reason}", None
+        return "promote", f"its storage survived but {why_not}: promote {_copy_words(choice[0])}", choice
+    reason, choice = _choose(inv, vm, failed, load)
+    if choice is None:
+        return "promote", f"its primary storage is lost ({', '.join(lost)}) and {reason}", None
+    return "promote", f"its primary storage is lost ({', '.join(lost)}): promote {_copy_words(choice[0])}", choice
+
+
+def _copy_words(s: Secondary | None) -> str:
+    if s is None:
+        return "its copy"
+    lag = "in sync" if s.lag in (None, 0.0) and s.state is SecondaryState.IN_SYNC else f"may lose {s.lag or 0:.0f}s"
+    return f"its {s.mechanism} copy {s.id} ({lag})"
+
+
+def _lost_storage(inv: Inventory, vm: VM, failed: Failed) -> list[str]:
+    """Names of the datastores the VM needs that are failed, inaccessible or unknown."""
+    out = []
+    for ds_id in sorted(vm.needed_datastores):
+        d = inv.datastore(vm.endpoint, ds_id)
+        if d is None or not d.accessible or (vm.endpoint, ds_id) in failed.datastores:
+            out.append(d.name if d else ds_id)
+    return out
+
+
+def _survivor(inv: Inventory, endpoint: str, h: Host, failed: Failed) -> bool:
+    return h.endpoint == endpoint and h.state is HostState.UP and (endpoint, h.id) not in failed.hosts
+
+
+def _restart_host(inv: Inventory, vm: VM, failed: Failed, load: dict[tuple[str, str], int]) -> tuple[str | None, str]:
+    """A surviving host of the VM's cluster that mounts all its storage and has room; or why not."""
+    stores = [inv.datastore(vm.endpoint, i) for i in sorted(vm.needed_datastores)]
+    cluster = inv.cluster_of(vm)
+    mounting = [
+        h
+        for h in sorted(inv.hosts, key=lambda h: h.id)
+        if _survivor(inv, vm.endpoint, h, failed)
+        and h.id != vm.host
+        and (cluster is None or h.cluster == cluster)
+        and all(d is not None and h.id in d.hosts for d in stores)
+    ]
+    if not mounting:
+        return None, "no surviving host of its cluster mounts it"
+    fits = [h for h in mounting if not h.memory or load.get((vm.endpoint, h.id), 0) + vm.memory <= h.memory]
+    if not fits:
+        return None, f"no surviving host that mounts it has room for its {vm.memory / 1024**3:.0f} GiB"
+    fits.sort(key=lambda h: (load.get((vm.endpoint, h.id), 0) - h.memory if h.memory else 0, h.id))
+    return fits[0].id, ""
 
 
 def estate_of(inv: Inventory, endpoints: set[str]) -> str:
@@ -225,62 +316,31 @@ def estate_of(inv: Inventory, endpoints: set[str]) -> str:
     )
 
 
-def _ha_restarts(inv: Inventory, vm: VM, failed: Failed) -> str | None:
-    """Why the platform's HA will bring this VM back by itself, or None."""
-    if not vm.ha or (vm.endpoint, vm.host) not in failed.hosts:
-        return None
-    stores = [inv.datastore(vm.endpoint, i) for i in sorted(vm.primary_datastores)]
-    if not stores or any(
-        d is None or not d.shared or not d.accessible or (vm.endpoint, d.id) in failed.datastores for d in stores
-    ):
-        return None
-    survivors = [
-        h
-        for h in inv.hosts
-        if h.endpoint == vm.endpoint
-        and h.state is HostState.UP
-        and (vm.endpoint, h.id) not in failed.hosts
-        and all(h.id in d.hosts for d in stores if d)
-    ]
-    if not survivors:
-        return None
-    return (
-        f"its host failed but its shared storage did not: the platform's HA restarts it on one of "
-        f"{len(survivors)} surviving hosts without losing data"
-    )
-
-
-def _primary_runs(inv: Inventory, vm: VM, failed: Failed) -> bool:
-    host = inv.host(vm.endpoint, vm.host)
-    if vm.power is not PowerState.ON or host is None or host.state is not HostState.UP:
-        return False
-    for ds_id in vm.primary_datastores:
-        d = inv.datastore(vm.endpoint, ds_id)
-        if d is None or not d.accessible:
-            return False
-    return True
-
-
 def _choose(
-    inv: Inventory, config: Config, vm: VM, failed: Failed, load: dict[tuple[str, str], int]
-) -> tuple[str, tuple[Secondary, str | None] | None]:
+    inv: Inventory, vm: VM, failed: Failed, load: dict[tuple[str, str], int]
+) -> tuple[str, tuple[Secondary | None, str | None] | None]:
     if not vm.secondaries:
-        return "no secondary", None
+        return "it has no secondary", None
     reasons = []
-    usable: list[tuple[Secondary, str | None]] = []
+    usable: list[tuple[Secondary | None, str | None]] = []
     for s in vm.secondaries:
         if s.state in (SecondaryState.BROKEN, SecondaryState.UNKNOWN, SecondaryState.SYNCING):
             reasons.append(f"secondary {s.id} is {s.state.value}")
             continue
+        if s.missing:
+            reasons.append(f"secondary {s.id} lacks disk {', '.join(s.missing)}: it cannot bring the VM up whole")
+            continue
         if s.target_endpoint is not None:
             usable.append((s, None))
             continue
-        inside = [i for i in sorted(s.datastores) if (vm.endpoint, i) in failed.datastores]
+        inside = [i for i in sorted(s.needed_datastores) if (vm.endpoint, i) in failed.datastores]
         if inside:
             names = [(d.name if (d := inv.datastore(vm.endpoint, i)) else i) for i in inside]
             reasons.append(f"secondary {s.id} lies in the failed domain ({', '.join(names)})")
             continue
-        gone = [i for i in sorted(s.datastores) if (d := inv.datastore(vm.endpoint, i)) is None or not d.accessible]
+        gone = [
+            i for i in sorted(s.needed_datastores) if (d := inv.datastore(vm.endpoint, i)) is None or not d.accessible
+        ]
         if gone:
             reasons.append(f"secondary {s.id} is on inaccessible storage")
             continue
@@ -291,8 +351,16 @@ def _choose(
         usable.append((s, host))
     if not usable:
         return "; ".join(reasons) or "no usable secondary", None
-    usable.sort(key=lambda c: (c[0].state is not SecondaryState.IN_SYNC, c[0].lag or 0.0, c[0].id))
+    usable.sort(key=lambda c: (c[0] is None or c[0].state is not SecondaryState.IN_SYNC, _lag(c[0]), _sid(c[0])))
     return "", usable[0]
+
+
+def _lag(s: Secondary | None) -> float:
+    return 0.0 if s is None or s.lag is None else s.lag
+
+
+def _sid(s: Secondary | None) -> str:
+    return "" if s is None else s.id
 
 
 def _host_for(
@@ -304,17 +372,30 @@ def _host_for(
             return False
         if h.memory and load.get((vm.endpoint, host_id), 0) + vm.memory > h.memory:
             return False
-        return all(host_id in d.hosts for i in s.datastores if (d := inv.datastore(vm.endpoint, i)))
+        return all(host_id in d.hosts for i in s.needed_datastores if (d := inv.datastore(vm.endpoint, i)))
 
-    if s.host and ok(s.host):
-        return s.host, ""
+    if s.host:  # the mechanism pins it to its host (an FT secondary, a standby on its node)
+        if ok(s.host):
+            return s.host, ""
+        h = inv.host(vm.endpoint, s.host)
+        if h is None or h.state is not HostState.UP or (vm.endpoint, s.host) in failed.hosts:
+            return None, f"secondary {s.id}'s host {h.name if h else s.host} is lost with it"
+        unmounted = [
+            d.name if d else i
+            for i in sorted(s.needed_datastores)
+            if (d := inv.datastore(vm.endpoint, i)) is None or s.host not in d.hosts
+        ]
+        if unmounted:
+            return None, f"secondary {s.id}'s host {h.name} does not mount {', '.join(unmounted)}"
+        need = vm.memory / 1024**3
+        return None, f"not enough memory on {h.name} for {need:.0f} GiB (secondary {s.id})"
     mounting = [
         h
         for h in inv.hosts
         if h.endpoint == vm.endpoint
         and h.state is HostState.UP
         and (vm.endpoint, h.id) not in failed.hosts
-        and all(h.id in d.hosts for i in s.datastores if (d := inv.datastore(vm.endpoint, i)))
+        and all(h.id in d.hosts for i in s.needed_datastores if (d := inv.datastore(vm.endpoint, i)))
     ]
     if not mounting:
         return None, f"no surviving host mounts the datastores of secondary {s.id}"

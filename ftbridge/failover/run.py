@@ -121,33 +121,57 @@ def failover_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
                 s.endpoint,
                 s.vm,
                 s.vm_name,
-                f"power off the primary of {s.vm_name} before promoting its secondary (no split brain)",
+                f"power off the primary of {s.vm_name} before it comes up elsewhere (no split brain)",
+                host=s.original.get("host"),
             )
             actions.append(fence)
             deps.append(fence["id"])
-        dss = set(s.secondary_disks.values()) | ({s.secondary_config} if s.secondary_config else set())
-        promote = _action(
-            len(actions) + 1,
-            "promote",
-            s.endpoint,
-            s.vm,
-            s.vm_name,
-            f"fail over ({plan.scope}): run {s.vm_name} from its {s.mechanism} secondary {s.secondary}"
-            + (" (FORCED while the primary may still run)" if s.forced else ""),
-            secondary=s.secondary,
-            mechanism=s.mechanism,
-            host=s.host,
-            secondary_disks=dict(s.secondary_disks),
-            secondary_config=s.secondary_config,
-            fenced=s.fence,
-            forced=s.forced,
-            group=s.group,
-            group_index=s.group_index,
-            order=s.order,
-            lag=s.lag,
-        )
-        promote["datastores"] = sorted(dss)
-        promote["depends_on"] = sorted(set(deps), key=lambda x: int(x[1:]))
+        if s.kind == "restart":
+            up = _action(
+                len(actions) + 1,
+                "restart",
+                s.endpoint,
+                s.vm,
+                s.vm_name,
+                f"fail over ({plan.scope}): {s.why}"
+                + (" (FORCED while the primary may still run)" if s.forced else ""),
+                host=s.host,
+                original_host=s.original.get("host"),
+                ha_grace=s.ha_grace,
+                fenced=s.fence,
+                forced=s.forced,
+                group=s.group,
+                group_index=s.group_index,
+                order=s.order,
+            )
+        else:
+            assert s.secondary is not None and s.mechanism is not None
+            up = _action(
+                len(actions) + 1,
+                "promote",
+                s.endpoint,
+                s.vm,
+                s.vm_name,
+                f"fail over ({plan.scope}): run {s.vm_name} from its {s.mechanism} secondary {s.secondary}"
+                + (" (FORCED while the primary may still run)" if s.forced else ""),
+                secondary=s.secondary,
+                mechanism=s.mechanism,
+                host=s.host,
+                target_endpoint=s.target_endpoint,
+                secondary_disks=dict(s.secondary_disks),
+                secondary_config=s.secondary_config,
+                fenced=s.fence,
+                forced=s.forced,
+                group=s.group,
+                group_index=s.group_index,
+                order=s.order,
+                lag=s.lag,
+            )
+            up["datastores"] = sorted(
+                set(s.secondary_disks.values()) | ({s.secondary_config} if s.secondary_config else set())
+            )
+        up["depends_on"] = sorted(set(deps), key=lambda x: int(x[1:]))
+        promote = up
         actions.append(promote)
         current.append(promote["id"])
     return document(
@@ -157,6 +181,7 @@ def failover_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
         estate=plan.estate_id,
         created_at=plan.created_at,
         generator=f"ftbridge {__version__} failover ({plan.scope})",
+        endpoints={s.target_endpoint for s in plan.steps if s.target_endpoint},
     )
 
 
@@ -245,7 +270,7 @@ class VMOutcome:
     endpoint: str
     vm: str
     vm_name: str
-    state: str  # promoted | failed | not-run (run) / ok | failed (test)
+    state: str  # restarted | promoted | failed | not-run (run) / ok | failed (test)
     message: str = ""
     seconds: float | None = None  # recovery time (run) or test duration (test)
     detail: dict[str, Any] = field(default_factory=dict)
@@ -271,7 +296,7 @@ class FailoverResult:
 
     @property
     def ok(self) -> bool:
-        return all(v.state in ("promoted", "ok") for v in self.vms)
+        return all(v.state in ("promoted", "restarted", "ok") for v in self.vms)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -339,23 +364,28 @@ def run_failover(
         by_vm.setdefault((a["endpoint"], a["vm"]), []).append(a)
     last_up = None
     for (ep, vm), acts in by_vm.items():
-        promote = next(a for a in acts if a["kind"] == "promote")
+        promote = next(a for a in acts if a["kind"] in ("promote", "restart"))
         o = result.outcomes.get(promote["id"])
         first = min((start[a["id"]] for a in acts if a["id"] in start), default=None)
         done_at = end.get(promote["id"])
+        restarted = promote["kind"] == "restart"
         detail = {
+            "how": promote["kind"],
             "group": promote["group"],
-            "secondary": promote["secondary"],
+            "secondary": promote.get("secondary"),
             "host": promote["host"],
             "forced": promote["forced"],
             "fenced": promote["fenced"],
-            "lag_s": promote["lag"],
+            "lag_s": 0.0 if restarted else promote["lag"],
         }
         if o is not None and o.state in DONE_STATES:
             secs = done_at - first if done_at is not None and first is not None else None
             if done_at is not None:
                 last_up = max(last_up or done_at, done_at)
-            out.vms.append(VMOutcome(ep, vm, promote["vm_name"], "promoted", o.message, secs, detail))
+            state = "restarted" if restarted else "promoted"
+            if restarted:
+                detail["by"] = "platform HA" if "HA" in o.message else "ftbridge"
+            out.vms.append(VMOutcome(ep, vm, promote["vm_name"], state, o.message, secs, detail))
         else:
             why = o.message if o else "not run"
             fence = next((a for a in acts if a["kind"] == "fence"), None)
@@ -423,6 +453,10 @@ def test_plan(
     keeps running; the test instance is isolated)."""
     chosen, failed = select(inv, vms, domains, for_test=True)
     if domains:
+        # a test proves the copies start: each VM is tested from its copy (its own storage
+        # counts as lost too), and a copy inside the domain is reported as what it is
+        theirs = frozenset((v.endpoint, d) for v in chosen for d in v.primary_datastores)
+        failed = Failed(failed.hosts, failed.datastores | theirs, failed.why)
         return plan_failover(inv, config, chosen, failed, recovery=recovery, force=True)
     # nothing failed: each VM's copy only has to lie outside its *own* primary storage
     steps, blocked = [], []

@@ -45,6 +45,7 @@ __all__ = [
     "PlanResult",
     "Planner",
     "Unfixable",
+    "capabilities_for",
     "default_created_at",
     "dumps",
     "estate_id",
@@ -96,6 +97,24 @@ def rules_for(inv: Inventory) -> tuple[RulesByEndpoint, RulesByEndpoint]:
     return offered, known
 
 
+def capabilities_for(inv: Inventory) -> dict[str, frozenset[str] | None]:
+    """Per endpoint, what the plan may ask of it: what its site said it can do (``probe()``,
+    carried in the inventory), else what its driver class declares, else (driver not installed
+    here) nothing is ruled out."""
+    from ftbridge.drivers.registry import load_driver
+
+    out: dict[str, frozenset[str] | None] = {}
+    for ep in inv.endpoints:
+        if ep.capabilities is not None:
+            out[ep.name] = frozenset(ep.capabilities)
+            continue
+        try:
+            out[ep.name] = frozenset(c.value for c in load_driver(ep.driver).capabilities)
+        except FtbridgeError:
+            out[ep.name] = None
+    return out
+
+
 def plan(
     inv: Inventory,
     config: Config,
@@ -115,11 +134,12 @@ def plan(
         findings = audit(inv, config).findings
     if rules is None:
         rules, known_rules = rules_for(inv)
+    caps = capabilities_for(inv)
     with _gc_paused():
-        balanced = Planner(inv, config, findings, rules, known_rules).run()
+        balanced = Planner(inv, config, findings, rules, known_rules, capabilities=caps).run()
         if not any(u.category == "capacity" for u in balanced.unfixable):
             return balanced
-        tight = Planner(inv, config, findings, rules, known_rules, tight=True).run()
+        tight = Planner(inv, config, findings, rules, known_rules, tight=True, capabilities=caps).run()
     fixable = {f.id for f in findings if f.fixable}
 
     def score(r: PlanResult) -> tuple[int, int]:

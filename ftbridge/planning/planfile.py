@@ -212,13 +212,35 @@ class UnprotectAction(_ActionBase):
 
 # -- failover kinds: written by ftbridge.failover (never by the planner), run by the same apply --
 #: Action kinds only failover documents hold; the apply accepts them beside ACTION_KINDS.
-FAILOVER_ACTION_KINDS: tuple[str, ...] = ("fence", "promote", "test_failover", "cleanup_test")
+FAILOVER_ACTION_KINDS: tuple[str, ...] = ("fence", "restart", "promote", "test_failover", "cleanup_test")
 
 
 class FenceAction(_ActionBase):
-    """Power the primary off so its secondary may be promoted without split brain."""
+    """Power the primary off so its secondary may be promoted without split brain.
+
+    Done once the primary cannot run any more *on ``host``* (the host it ran on when planned):
+    once the VM runs elsewhere (restarted, promoted) a fence must never run again, or it would
+    power off the VM it made way for."""
 
     kind: Literal["fence"]
+    host: str | None = None
+
+
+class RestartAction(_ActionBase):
+    """Start the VM again from its own, intact primary files on a surviving host (loses nothing).
+
+    With ``ha_grace`` the platform's HA gets that long to do it first; ftbridge then restarts
+    the VM itself if it is still down."""
+
+    kind: Literal["restart"]
+    host: str | None = None
+    original_host: str | None = None
+    ha_grace: float = Field(default=0.0, ge=0)
+    fenced: bool = False
+    forced: bool = False
+    group: str = "rest"
+    group_index: int = 0
+    order: int = 0
 
 
 class PromoteAction(_ActionBase):
@@ -228,6 +250,8 @@ class PromoteAction(_ActionBase):
     secondary: str
     mechanism: str
     host: str | None = None
+    #: the endpoint that keeps the copy and runs the promotion (a DR site), when not ``endpoint``
+    target_endpoint: str | None = None
     secondary_disks: dict[str, str] = {}
     secondary_config: str | None = None
     fenced: bool = False  # a fence action this one depends on powers the primary off first
@@ -261,6 +285,7 @@ PlanAction = Annotated[
     | ProtectAction
     | UnprotectAction
     | FenceAction
+    | RestartAction
     | PromoteAction
     | TestFailoverAction
     | CleanupTestAction,

@@ -346,9 +346,10 @@ class Planner:
                 out.append(loc)
         return out
 
-    def _primary_accept(self, st: _VM, sources: set[str], *, strict: bool = False) -> Accept:
+    def _primary_accept(self, st: _VM, sources: set[str], *, strict: bool = False, local: bool = False) -> Accept:
         """A primary move's target must keep the primary whole in one domain (not split across
-        two, unless it already was and ``strict`` is off) and apart from kept secondaries."""
+        two, unless it already was and ``strict`` is off) and apart from kept secondaries.
+        ``local``: also in the site its hosts run in (a preference: storage near its compute)."""
         level = st.policy.level
         keep_whole = strict or self.prim_loc(st).split(level) is None
         kept = self._kept_separated(st)
@@ -359,7 +360,11 @@ class Planner:
             ok = seen.get(i)
             if ok is None:
                 loc = self.prim_loc(st, base | {self.ds_list[i].id})
-                ok = (not keep_whole or loc.split(level) is None) and all(loc.separated_from(k, level) for k in kept)
+                ok = (
+                    (not keep_whole or loc.split(level) is None)
+                    and (not local or loc.split(Level.SITE) is None)
+                    and all(loc.separated_from(k, level) for k in kept)
+                )
                 seen[i] = ok
             return ok
 
@@ -511,9 +516,11 @@ class Planner:
                 return
             top = min(weight, key=lambda k: (-weight[k], k))
             home = FailureDomain(**{level.value: top})
-        stray = {x for x in st.primary() if (d := self.ds(ep, x)) is not None and d.domain.separated_at(home, level)}
+        stray = {x for x in st.primary() if (pd := self.ds(ep, x)) is not None and pd.domain.separated_at(home, level)}
         deps = [
-            d for d in vm.depends_on if (x := self.ds(ep, d.datastore)) is None or x.domain.separated_at(home, level)
+            dep
+            for dep in vm.depends_on
+            if (xd := self.ds(ep, dep.datastore)) is None or xd.domain.separated_at(home, level)
         ]
         if deps:
             dep = deps[0]
@@ -638,7 +645,10 @@ class Planner:
             return self._cannot(vm.endpoint, "move_disk", "move a disk")
         disks = sorted((d for d in vm.disks if st.placement[d.id] in sources), key=lambda d: (-d.size, d.id))
         q, names, accept = self._primary_query(st, disks, sources, strict=strict)
-        target = self.index.find(q, accept)
+        # storage near its compute first (the site of the hosts that run it), then anywhere allowed
+        target = self.index.find(q, self._primary_accept(st, sources, strict=strict, local=True))
+        if target is None:
+            target = self.index.find(q, accept)
         if target is not None:
             for d in disks:
                 self._move_disk(st, d, target, closes, why, q.pct)
@@ -706,7 +716,9 @@ class Planner:
                 if choice is None or need < choice[0]:
                     choice = (need, i)
         if choice is None:
-            t = self.index.find(q, accept)
+            t = self.index.find(q, self._primary_accept(st, sources, strict=strict, local=True))
+            if t is None:
+                t = self.index.find(q, accept)
             if t is None:
                 return self._no_target(q, names, "shared datastore", accept, self._compute_words(st))
             choice = (q.need_on(self.ds_list[t]), t)

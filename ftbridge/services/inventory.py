@@ -31,7 +31,13 @@ def collect(session: Session, endpoints: Iterable[str] | None = None) -> Invento
         t0 = time.perf_counter()
         part = drv.inventory()
         log.info("%s: inventory of %d VMs in %.2fs", name, len(part.vms), time.perf_counter() - t0)
-        ep = EndpointInfo(name=name, driver=drv.name, version=info.version, mechanisms=tuple(offered))
+        ep = EndpointInfo(
+            name=name,
+            driver=drv.name,
+            version=info.version,
+            mechanisms=tuple(offered),
+            capabilities=tuple(sorted(c.value for c in info.capabilities)),
+        )
         return ep, part
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:

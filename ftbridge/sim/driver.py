@@ -36,7 +36,14 @@ from ftbridge.drivers.base import (
     SecondarySpec,
     StoragePlacement,
 )
-from ftbridge.errors import AuthenticationError, BackendUnavailable, ConfigError, Conflict, NotFound
+from ftbridge.errors import (
+    AuthenticationError,
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    NotFound,
+    UnsupportedOperation,
+)
 from ftbridge.estate import load_estates
 from ftbridge.inventory import InventoryPart
 from ftbridge.model import (
@@ -46,7 +53,6 @@ from ftbridge.model import (
     Disk,
     FailureDomain,
     Host,
-    HostState,
     Network,
     Nic,
     PowerState,
@@ -101,12 +107,31 @@ FLAVOR_MECHANISMS = {
     "ovirt": ("ovirt-copy",),
 }
 
+#: What each flavor's site can do: what the real driver it imitates declares. Proxmox VE and
+#: oVirt keep a VM's config in the cluster (pmxcfs, the engine's database), not on a datastore,
+#: so neither has move_vm; each plugin's tests compare these with its real driver.
+FLAVOR_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    "vsphere": frozenset(Capability),
+    "proxmox": frozenset(Capability) - {Capability.MOVE_VM},
+    "ovirt": frozenset(Capability) - {Capability.MOVE_VM},
+}
+#: flavors whose VMs keep their config file on a datastore (vSphere's .vmx)
+CONFIG_ON_DATASTORE = frozenset({"vsphere", "generic"})
+
 
 class SimConfig(DriverConfig):
     estate: ConfigPath = Field(description="estate file (TOML or JSON)")
     name: str | None = Field(default=None, description="estate in the file; default: the endpoint name")
     state: ConfigPath | None = Field(default=None, description="state file; default: beside the estate")
     op_seconds: float = Field(default=0.0, ge=0, description="how long each operation takes")
+    sync_seconds: float = Field(
+        default=0.0, ge=0, description="how long a new secondary stays syncing after its operation ends"
+    )
+    ha_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="the platform's HA restarts HA VMs this long after their host fails (unset: no HA)",
+    )
     password: Secret | None = Field(default=None, description="checked against the estate's password_sha256")
 
 
@@ -145,7 +170,11 @@ class SimDriver(Driver, StoragePlacement, Failover):
                         f"(has: {', '.join(estates) or 'none'})",
                         endpoint=self.endpoint,
                     )
-                self._file.write(seed_state(estates[self.estate_name]))
+                state = seed_state(estates[self.estate_name])
+                if state["flavor"] not in CONFIG_ON_DATASTORE:
+                    for vm in state["vms"].values():
+                        vm["config_datastore"] = None  # the cluster keeps it, not a datastore
+                self._file.write(state)
             return self._reload()
 
     def open(self) -> None:
@@ -168,9 +197,13 @@ class SimDriver(Driver, StoragePlacement, Failover):
         return BackendInfo(
             product="ftbridge sim",
             version="1",
-            capabilities=self.capabilities,
+            capabilities=self.site_capabilities(state),
             details={"flavor": state["flavor"], "mechanisms": list(self.offered(state))},
         )
+
+    def site_capabilities(self, state: P.State | None = None) -> frozenset[Capability]:
+        flavor = (state or self._read())["flavor"]
+        return FLAVOR_CAPABILITIES.get(flavor, self.capabilities)
 
     def offered(self, state: P.State | None = None) -> tuple[str, ...]:
         flavor = (state or self._read())["flavor"]
@@ -189,7 +222,11 @@ class SimDriver(Driver, StoragePlacement, Failover):
         if self._file is None:
             raise BackendUnavailable("driver is not open", endpoint=self.endpoint)
         with self._file.locked():
-            return self._reload()
+            state = self._reload()
+            if self.cfg.ha_seconds is not None and P.ha_restarts(state, time.time(), self.cfg.ha_seconds):
+                self._file.write(state)  # the platform's HA acted since the last read
+                self._mtime = self._file.path.stat().st_mtime_ns
+            return state
 
     @contextmanager
     def _mutate(self) -> Iterator[P.State]:
@@ -217,7 +254,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 name=h["name"],
                 endpoint=ep,
                 cluster=h["cluster"],
-                state=HostState.DOWN if not P.host_up(state, hid) and h["state"] == "up" else HostState(h["state"]),
+                state=P.host_state(state, hid),
                 domain=FailureDomain(host=h["name"]),
                 memory=h.get("memory", 0),
             )
@@ -257,6 +294,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     def _vm(self, state: P.State, vid: str, v: dict[str, Any]) -> VM:
         names = {k: d["name"] for k, d in state["datastores"].items()}
+        now = time.time()
         disks = tuple(
             Disk(
                 id=d["id"],
@@ -278,14 +316,18 @@ class SimDriver(Driver, StoragePlacement, Failover):
             readable = all(P.ds_up(state, x) for x in s["disks"].values()) and (
                 s["host"] is None or P.host_up(state, s["host"])
             )
-            st = SecondaryState(s["state"]) if readable else SecondaryState.BROKEN
+            st = SecondaryState(P.sec_state(state, v, s, now)) if readable else SecondaryState.BROKEN
+            point_in_time = MECHANISMS[s["mechanism"]].refreshable if s["mechanism"] in MECHANISMS else False
+            synced = s.get("last_sync")
+            lag = now - synced if point_in_time and synced is not None and st is SecondaryState.IN_SYNC else s["lag"]
             secs.append(
                 Secondary(
                     id=s["id"],
                     mechanism=s["mechanism"],
                     host=s["host"],
                     state=st,
-                    lag=s["lag"],
+                    last_sync=synced,
+                    lag=lag,
                     config_datastore=s["config_datastore"],
                     metadata_datastore=s["metadata_datastore"],
                     disks=tuple(
@@ -299,8 +341,8 @@ class SimDriver(Driver, StoragePlacement, Failover):
             )
         power = PowerState(v["power"])
         if v["host"] and not P.host_up(state, v["host"]):
-            power = PowerState.UNKNOWN
-        cfg = v["config_datastore"]
+            power = PowerState.UNKNOWN  # the platform cannot tell what a lost host runs
+        cfg = v["config_datastore"] if state["flavor"] in CONFIG_ON_DATASTORE else None
         return VM(
             id=vid,
             name=v["name"],
@@ -403,6 +445,11 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     def move_vm(self, vm_id: str, datastore_id: str, *, host_id: str | None = None) -> Operation:
         with self._mutate() as state:
+            if Capability.MOVE_VM not in self.site_capabilities(state):
+                raise UnsupportedOperation(
+                    f"a {state['flavor']} site keeps VM configs in the cluster: move the disks one by one",
+                    endpoint=self.endpoint,
+                )
             vm = P.vm_of(state, vm_id)
             if host_id is not None and not P.host_up(state, host_id):
                 raise Conflict(f"host {host_id} is not up", endpoint=self.endpoint)
@@ -459,9 +506,14 @@ class SimDriver(Driver, StoragePlacement, Failover):
             return op
 
     def _done_protect(self, state: P.State, rec: dict[str, Any]) -> None:
+        """The copy exists now; it is in sync once its initial sync ends (``sync_seconds``), or
+        broken if the VM is set to fail while syncing (fault ``fail_sync``)."""
+        now = time.time()
         for s in state["vms"][rec["vm"]]["secondaries"]:
             if s["id"] == rec["params"]["secondary_id"]:
-                s["state"], s["lag"] = "in_sync", 0.0
+                s["state"], s["lag"] = "syncing", None
+                s["sync_until"] = now + self.cfg.sync_seconds
+                s["last_sync"] = now + self.cfg.sync_seconds
 
     _done_reprotect = _done_protect
 
@@ -489,16 +541,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
     def health(self) -> HealthReport:
         state = self._read()
         return HealthReport(
-            hosts={
-                h: (
-                    HostState.UP
-                    if P.host_up(state, h)
-                    else HostState.DOWN
-                    if h in state["faults"]["hosts_down"]
-                    else HostState(x["state"])
-                )
-                for h, x in state["hosts"].items()
-            },
+            hosts={h: P.host_state(state, h) for h in state["hosts"]},
             datastores={d: P.ds_up(state, d) for d in state["datastores"]},
             quorum=None,
         )
@@ -533,14 +576,10 @@ class SimDriver(Driver, StoragePlacement, Failover):
             if op := P.busy(state, vm_id):
                 raise Conflict(f"VM {vm['name']} is locked by operation {op}", endpoint=self.endpoint)
             sec = self._secondary(state, vm_id, secondary_id)
-            running = (
-                vm["power"] == "on"
-                and P.host_up(state, vm["host"])
-                and all(P.ds_up(state, d["datastore"]) for d in vm["disks"])
-            )
-            if running and not force:
+            if P.may_run(state, vm) and not force:
                 raise Conflict(
-                    f"VM {vm['name']} still runs on a reachable host: refusing to promote (fence it or force)",
+                    f"VM {vm['name']} may still run on host {P.host_name(state, vm['host'])}: refusing to promote "
+                    "(fence it or force)",
                     endpoint=self.endpoint,
                 )
             host = self._run_host(state, sec, host_id)
@@ -590,8 +629,16 @@ class SimDriver(Driver, StoragePlacement, Failover):
         state["tests"].pop(rec["params"]["test_id"], None)
 
     def fence(self, vm_id: str) -> Operation:
+        """Power the VM off through its host; a host that does not answer cannot do that, and
+        the sim has no power management to fence it otherwise."""
         with self._mutate() as state:
-            P.vm_of(state, vm_id)
+            vm = P.vm_of(state, vm_id)
+            if vm["host"] in state["faults"].get("hosts_unreachable", ()):
+                raise Conflict(
+                    f"cannot fence {vm['name']}: its host {P.host_name(state, vm['host'])} is not responding "
+                    "and has no power management",
+                    endpoint=self.endpoint,
+                )
             return self._start(state, "fence", vm_id, {})
 
     def _done_fence(self, state: P.State, rec: dict[str, Any]) -> None:
@@ -604,6 +651,11 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 raise Conflict(f"VM {vm['name']} is locked by operation {op}", endpoint=self.endpoint)
             if vm["power"] == "on" and P.host_up(state, vm["host"]):
                 return self._start(state, "restart", vm_id, {"host": vm["host"]})
+            if P.may_run(state, vm):
+                raise Conflict(
+                    f"VM {vm['name']} may still run on host {P.host_name(state, vm['host'])}: fence it first",
+                    endpoint=self.endpoint,
+                )
             stores = P.needed_datastores(vm)
             gone = [state["datastores"][d]["name"] for d in stores if not P.ds_up(state, d)]
             if gone:
@@ -622,15 +674,27 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     # extras ------------------------------------------------------------------------------
     def ex_inject(self, **faults: Any) -> dict[str, Any]:
-        """Set faults: hosts_down, datastores_down (lists of ids), fail_rate (0..1, retryable),
-        fail_permanent (VM ids or "vm:kind"), slow (seconds added per operation), seed,
+        """Set faults: hosts_down (failed: the platform reports them down), hosts_unreachable
+        (partitioned: they keep running their VMs), datastores_down (lists of ids), fail_rate
+        (0..1, retryable), fail_permanent (VM ids or "vm:kind"), fail_sync (VM ids whose new
+        secondaries break while syncing), slow (seconds added per operation), seed,
         refuse_connections. Works on a closed driver; returns the faults now in force."""
         self._attach()
         with self._mutate() as state:
+            for key in ("hosts_down_at", "hosts_unreachable", "fail_sync"):
+                state["faults"].setdefault(key, {} if key == "hosts_down_at" else [])
             for key, value in faults.items():
-                if key not in state["faults"]:
-                    raise ConfigError(f"unknown fault {key!r} (known: {', '.join(state['faults'])})")
+                if key not in state["faults"] or key == "hosts_down_at":
+                    known = ", ".join(k for k in state["faults"] if k != "hosts_down_at")
+                    raise ConfigError(f"unknown fault {key!r} (known: {known})")
                 state["faults"][key] = value
+            now = time.time()
+            at = state["faults"]["hosts_down_at"]
+            for h in state["faults"]["hosts_down"]:
+                at.setdefault(h, now)  # when it failed: the platform's HA counts from there
+            for h in list(at):
+                if h not in state["faults"]["hosts_down"]:
+                    del at[h]
             return dict(state["faults"])
 
     def ex_violations(self) -> list[str]:

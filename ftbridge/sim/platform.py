@@ -9,11 +9,13 @@ invariant that no step leaves a VM without a verified copy.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from ftbridge.drivers.base import MechanismRules, SecondarySpec
 from ftbridge.errors import Conflict, InvariantViolation, NotFound
+from ftbridge.model import HostState
 
 State = dict[str, Any]
 
@@ -36,8 +38,73 @@ def host_up(state: State, host_id: str | None) -> bool:
     return (
         host_id in state["hosts"]
         and host_id not in state["faults"]["hosts_down"]
+        and host_id not in state["faults"].get("hosts_unreachable", ())
         and state["hosts"][host_id]["state"] == "up"
     )
+
+
+def host_state(state: State, host_id: str) -> HostState:
+    """What the platform reports: down (failed: proven), unreachable (partitioned: its VMs may
+    still run), or the host's own state."""
+    if host_id in state["faults"]["hosts_down"]:
+        return HostState.DOWN
+    if host_id in state["faults"].get("hosts_unreachable", ()):
+        return HostState.UNREACHABLE
+    return HostState(state["hosts"][host_id]["state"])
+
+
+def host_name(state: State, host_id: str | None) -> str:
+    return str(state["hosts"][host_id]["name"]) if host_id in state["hosts"] else str(host_id)
+
+
+def may_run(state: State, vm: Mapping[str, Any]) -> bool:
+    """Could the VM's primary still run? Its host failed (down) or a power-off it reported proves
+    it does not; a partitioned host keeps running what it ran."""
+    host = vm.get("host")
+    if host is None:
+        return bool(vm["power"] != "off")
+    if host_state(state, host) is HostState.DOWN:
+        return False
+    return not (vm["power"] == "off" and host_up(state, host))
+
+
+def sec_state(state: State, vm: Mapping[str, Any], s: Mapping[str, Any], now: float) -> str:
+    """A secondary's state now: a syncing copy turns in_sync when its sync ends, or broken when
+    the VM is set to fail while syncing (fault ``fail_sync``)."""
+    if s["state"] != "syncing" or "sync_until" not in s:
+        return str(s["state"])
+    vm_id = next((k for k, v in state["vms"].items() if v is vm), None)
+    if vm_id is not None and vm_id in state["faults"].get("fail_sync", ()):
+        return "broken"
+    return "in_sync" if now >= s["sync_until"] else "syncing"
+
+
+def ha_restarts(state: State, now: float, after: float) -> bool:
+    """The platform's HA: VMs with HA on whose host failed at least ``after`` seconds ago start
+    on a host that is up and mounts all their storage. True when it moved any."""
+    moved = False
+    failed_at = state["faults"].get("hosts_down_at", {})
+    for vm in state["vms"].values():
+        host = vm.get("host")
+        if not vm.get("ha") or host not in state["faults"]["hosts_down"]:
+            continue
+        if now - float(failed_at.get(host, now)) < after:
+            continue
+        stores = needed_datastores(vm)
+        if not all(ds_up(state, d) for d in stores):
+            continue
+        cluster = state["hosts"][host].get("cluster")
+        for cand in sorted(state["hosts"]):
+            if (
+                cand != host
+                and host_up(state, cand)
+                and state["hosts"][cand].get("cluster") == cluster
+                and all(cand in state["datastores"][d]["hosts"] for d in stores)
+            ):
+                vm["host"], vm["power"] = cand, "on"
+                moved = True
+                break
+    return moved
 
 
 def ds_up(state: State, ds_id: str) -> bool:
@@ -220,11 +287,13 @@ def copies(state: State, vm: Mapping[str, Any]) -> tuple[bool, int, int]:
     """(primary readable, in-sync secondaries readable, secondaries syncing)."""
     primary = all(ds_up(state, d["datastore"]) for d in vm["disks"])
     good = syncing = 0
+    now = time.time()
     for s in vm["secondaries"]:
         readable = all(ds_up(state, x) for x in s["disks"].values())
-        if s["state"] == "in_sync" and readable:
+        st = sec_state(state, vm, s, now)
+        if st == "in_sync" and readable:
             good += 1
-        elif s["state"] == "syncing":
+        elif st == "syncing":
             syncing += 1
     return primary, good, syncing
 
@@ -236,7 +305,9 @@ def check_unprotect(state: State, vm_id: str, sec_id: str) -> None:
     if sec is None:
         raise NotFound(f"VM {vm['name']} has no secondary {sec_id!r}")
     primary, good, syncing = copies(state, vm)
-    verified = sec["state"] == "in_sync" and all(ds_up(state, x) for x in sec["disks"].values())
+    verified = sec_state(state, vm, sec, time.time()) == "in_sync" and all(
+        ds_up(state, x) for x in sec["disks"].values()
+    )
     if verified and good == 1 and syncing:
         violate(state, f"{vm['name']}: removing its only verified secondary while its replacement is still syncing")
     if verified and good == 1 and not primary:

@@ -99,7 +99,10 @@ def seed_state(estate: Estate) -> dict[str, Any]:
         "tests": {},
         "faults": {
             "hosts_down": [],
+            "hosts_down_at": {},
+            "hosts_unreachable": [],
             "datastores_down": [],
+            "fail_sync": [],
             "fail_rate": 0.0,
             "fail_permanent": [],
             "slow": 0.0,
