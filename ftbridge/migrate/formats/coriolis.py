@@ -64,7 +64,7 @@ def read(text: str, *, source: str = "coriolis") -> Mapping:
         vms += instances
         for where, sm in _storage_sources(part, pre):
             found = True
-            d, b, k = _storage(sm, f"{source}: {where}", instances)
+            d, b, k = _storage(sm, f"{source}: {where}", instances, "destination_environment" in where)
             if d is not None:
                 if default is not None and d != default:
                     raise _err(f"{source}: {where}.default: {d!r} contradicts the default {default!r} read before")
@@ -128,10 +128,12 @@ def _merge(into: dict[Any, Any], key: Any, rule: Any, source: str) -> None:
     into[key] = rule
 
 
-def _storage(sm: Any, where: str, instances: list[str]) -> tuple[str | None, list[Rule], list[ItemRule]]:
+def _storage(
+    sm: Any, where: str, instances: list[str], flat_ok: bool
+) -> tuple[str | None, list[Rule], list[ItemRule]]:
     if not isinstance(sm, dict):
         raise _err(f"{where}: expected an object")
-    if sm and not any(k in STORAGE_KEYS for k in sm):
+    if flat_ok and sm and not any(k in STORAGE_KEYS for k in sm):
         # the flat legacy form {backend: destination} of destination_environment
         rules = []
         for src, dst in sm.items():
