@@ -104,9 +104,7 @@ def test_each_format_round_trips_what_it_can_say(fmt: str) -> None:
 @pytest.mark.parametrize(
     "name",
     sorted(
-        p.name
-        for p in ((REAL / "forklift" / "examples").glob("*.yaml") if REAL else [])
-        if "powerstore" not in p.name
+        p.name for p in ((REAL / "forklift" / "examples").glob("*.yaml") if REAL else []) if "powerstore" not in p.name
     ),
 )
 def test_real_forklift_examples_round_trip(name: str) -> None:
@@ -170,7 +168,11 @@ def test_negative_real_examples_fail_with_one_line_naming_the_entry() -> None:
         ("pve", "target-storage: ceph,nfs\n", r"default target ID can only be provided once"),
         ("pve", "target-bridge: vmbr0:a,vmbr0:b\n", r"duplicate mapping for source 'vmbr0'"),
         ("pve", "qm remote-migrate 100 x --target-bridge 1\n", r"--target-storage is required"),
-        ("ovirt-dr", "dr_import_storages:\n- dr_domain_type: nfs\n  dr_primary_name: a\n", r"dr_secondary_name: missing"),
+        (
+            "ovirt-dr",
+            "dr_import_storages:\n- dr_domain_type: nfs\n  dr_primary_name: a\n",
+            r"dr_secondary_name: missing",
+        ),
         ("ovirt-dr", "dr_sites_primary_password: x\n", r"not a key the disaster_recovery role reads"),
         (
             "ovirt-dr",
@@ -245,7 +247,11 @@ def test_forklift_export_validates_against_the_crds() -> None:
     ctx = ExportContext(
         source="vc-ams",
         target="pve-rtm",
-        vms=(ExportVM("vm-1", "ams-sql01", storages=(("ams1-netapp-a-01", "ceph-rtm"),), networks=(("VM Network", "vmbr0"),)),),
+        vms=(
+            ExportVM(
+                "vm-1", "ams-sql01", storages=(("ams1-netapp-a-01", "ceph-rtm"),), networks=(("VM Network", "vmbr0"),)
+            ),
+        ),
     )
     docs = list(yaml.safe_load_all(write_mapping(SAMPLE, "forklift", ctx)))
     kinds = {"StorageMap": "storagemaps", "NetworkMap": "networkmaps", "Plan": "plans"}

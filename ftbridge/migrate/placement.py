@@ -108,7 +108,7 @@ class Placer:
         fail = self._disks(vm, source, pct, out) or self._nics(vm, source, out) or self._host(vm, source, out)
         if fail is not None:
             self.ledger.undo.rollback(mark)
-            out.reason, out.category = fail
+            out.category, out.reason = fail
             out.disks, out.nics, out.host = [], [], None
             return out
         for dp in out.disks:
