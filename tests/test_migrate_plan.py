@@ -234,3 +234,24 @@ def test_cli_plan_gaps_export_and_a_bad_mapping(tmp_path: Path) -> None:
         f'error: {bad}: storage.datastores."ams1-netapp-a-01": local-lvm@pve-rtm-1 on pve-rtm is not shared '
         "(one host mounts it): a primary must be on shared storage"
     ]
+
+
+def test_plan_file_follows_its_schema_and_refuses_edits(demo: tuple[Path, Config, Inventory], tmp_path: Path) -> None:
+    import jsonschema
+
+    from ftbridge.errors import PlanError
+    from ftbridge.migrate.planfile import load_migration, write_migration
+
+    _, cfg, inv = demo
+    _, doc = make_migration(inv, "vc-ams", inv, "ovirt-fra", cfg, created_at=0)
+    schema = json.loads(
+        (Path(__file__).resolve().parents[1] / "ftbridge/schemas/migration-plan.schema.json").read_text()
+    )
+    jsonschema.validate(doc, schema)
+    path = tmp_path / "m.json"
+    write_migration(doc, path)
+    assert load_migration(path)["plan_id"] == doc["plan_id"]
+    edited = dict(doc, summary={**doc["summary"], "planned": 1})
+    path.write_text(json.dumps(edited))
+    with pytest.raises(PlanError, match="does not match its plan_id"):
+        load_migration(path)

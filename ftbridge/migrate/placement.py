@@ -99,6 +99,7 @@ class Placer:
             self.net_by_name.setdefault(n.name, n)
             self.net_by_name.setdefault(n.id, n)
         self.placed_bytes = [0] * len(self.ds_list)
+        self.mounts = [frozenset(d.hosts) for d in self.ds_list]
 
     # -- one VM ------------------------------------------------------------------------------
     def place(self, vm: VM, source: Inventory, policy: Policy | None) -> Placed:
@@ -275,7 +276,7 @@ class Placer:
         for h in self.hosts:
             if h.state is not HostState.UP:
                 continue
-            if not all(h.id in self.ds_list[self.pos[x]].hosts for x in need):
+            if not all(h.id in self.mounts[self.pos[x]] for x in need):
                 continue
             if not all(n is None or not n.hosts or h.id in n.hosts for n in nets):
                 continue

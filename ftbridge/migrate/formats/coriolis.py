@@ -128,9 +128,7 @@ def _merge(into: dict[Any, Any], key: Any, rule: Any, source: str) -> None:
     into[key] = rule
 
 
-def _storage(
-    sm: Any, where: str, instances: list[str], flat_ok: bool
-) -> tuple[str | None, list[Rule], list[ItemRule]]:
+def _storage(sm: Any, where: str, instances: list[str], flat_ok: bool) -> tuple[str | None, list[Rule], list[ItemRule]]:
     if not isinstance(sm, dict):
         raise _err(f"{where}: expected an object")
     if flat_ok and sm and not any(k in STORAGE_KEYS for k in sm):
