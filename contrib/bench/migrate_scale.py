@@ -151,13 +151,14 @@ def main() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     s = doc["summary"]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"VMs {args.vms:,}: build {t1 - t0:.2f} s, migration plan {t2 - t1:.2f} s, "
-        f"peak {peak / 2**20:.0f} MiB (tracemalloc), max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+        f"peak {peak / 2**20:.0f} MiB (tracemalloc), max RSS {rss:.0f} MiB"
     )
     print(
-        f"  planned {s['planned']:,}, infeasible {s['infeasible']:,}, waves {s['waves']}, protected {s['protected']:,}, "
-        f"separated {s['separated']:,}, gaps {s['gaps']}"
+        f"  planned {s['planned']:,}, infeasible {s['infeasible']:,}, waves {s['waves']}, "
+        f"protected {s['protected']:,}, separated {s['separated']:,}, gaps {s['gaps']}"
     )
 
 
