@@ -163,6 +163,7 @@ def _land(tmp: Path, doc: dict[str, Any], deviate: str | None = None) -> Path:
                 "uuid": v["uuid"],
             }
         )
+        target["vms"][-1]["nics"] = [{"id": f"net{i}", "network": x["to"]} for i, x in enumerate(v["nics"])]
         src = next(x for x in data["estates"]["vc-ams"]["vms"] if x["name"] == v["name"])
         target["vms"][-1]["tags"] = src.get("tags", [])
     landed = tmp / "landed.json"
