@@ -256,3 +256,11 @@ def test_plan_file_follows_its_schema_and_refuses_edits(demo: tuple[Path, Config
     path.write_text(json.dumps(edited))
     with pytest.raises(PlanError, match="does not match its plan_id"):
         load_migration(path)
+
+
+def test_planner_itself_never_lands_a_primary_on_local_storage(demo: tuple[Path, Config, Inventory]) -> None:
+    """Even without the mapping check (the Python API), a mapped local target makes VMs infeasible."""
+    _, cfg, inv = demo
+    _, doc = make_migration(inv, "vc-ams", inv, "pve-rtm", cfg, Mapping(storage_default="local-zfs@pve-rtm-1"))
+    assert doc["summary"]["planned"] == 0
+    assert all("local-zfs@pve-rtm-1 is not shared storage" in v["reason"] for v in doc["vms"])
