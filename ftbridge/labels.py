@@ -46,4 +46,4 @@ def apply_labels(inv: Inventory, rules: Iterable[DomainRule]) -> Inventory:
                 labels[level] = values.pop()
         labels.update(matching(d.endpoint, "datastore", d.name))  # explicit rules win
         datastores.append(replace(d, domain=d.domain.merged(labels)) if labels else d)
-    return Inventory(inv.endpoints, hosts, datastores, inv.vms, inv.collected_at)
+    return Inventory(inv.endpoints, hosts, datastores, inv.vms, inv.collected_at, networks=inv.networks)

@@ -193,7 +193,15 @@ def vsphere() -> dict[str, Any]:
             tags=["dev"],
         )
     )
-    return {"flavor": "vsphere", "hosts": hosts, "datastores": ds, "vms": vms}
+    networks = [
+        {"id": "network-10", "name": "VM Network", "kind": "portgroup", "vlan": 10},
+        {"id": "dvportgroup-100", "name": "dvpg-prod", "kind": "dvportgroup", "vlan": 100},
+        {"id": "dvportgroup-200", "name": "dvpg-db", "kind": "dvportgroup", "vlan": 200},
+    ]
+    for n, v in enumerate(vms):
+        net = "dvportgroup-200" if v["name"].startswith(("ams-sql", "ams-dwh")) else "dvportgroup-100"
+        v["nics"] = [{"id": "4000", "network": net, "mac": f"00:50:56:00:10:{n:02x}", "model": "vmxnet3"}]
+    return {"flavor": "vsphere", "hosts": hosts, "datastores": ds, "networks": networks, "vms": vms}
 
 
 def proxmox() -> dict[str, Any]:
@@ -335,7 +343,14 @@ def proxmox() -> dict[str, Any]:
                 else None,
             )
         )
-    return {"flavor": "proxmox", "hosts": hosts, "datastores": ds, "vms": vms}
+    networks = [
+        {"id": "vmbr0", "name": "vmbr0", "kind": "bridge"},
+        {"id": "vnprod", "name": "vnprod", "kind": "vnet", "vlan": 100},
+        {"id": "vndb", "name": "vndb", "kind": "vnet", "vlan": 200},
+    ]
+    for n, v in enumerate(vms):
+        v["nics"] = [{"id": "net0", "network": "vmbr0", "mac": f"bc:24:11:00:20:{n:02x}", "model": "virtio"}]
+    return {"flavor": "proxmox", "hosts": hosts, "datastores": ds, "networks": networks, "vms": vms}
 
 
 def ovirt() -> dict[str, Any]:
@@ -422,7 +437,16 @@ def ovirt() -> dict[str, Any]:
                 secs=[copy("sd-c" if d != "sd-c" else "sd-a", [f"d-b{i}-0"], lag=2400)] if i % 3 else None,
             )
         )
-    return {"flavor": "ovirt", "hosts": hosts, "datastores": ds, "vms": vms}
+    networks = [
+        {"id": "net-mgmt", "name": "ovirtmgmt", "kind": "ovirt-network"},
+        {"id": "net-prod", "name": "prod", "kind": "ovirt-network", "vlan": 100},
+        {"id": "net-db", "name": "db", "kind": "ovirt-network", "vlan": 200},
+    ]
+    for n, v in enumerate(vms):
+        v["nics"] = [
+            {"id": f"nic-{v['id']}", "network": "net-prod", "mac": f"56:6f:00:00:30:{n:02x}", "model": "virtio"}
+        ]
+    return {"flavor": "ovirt", "hosts": hosts, "datastores": ds, "networks": networks, "vms": vms}
 
 
 def emit(estates: dict[str, dict[str, Any]]) -> str:
@@ -433,8 +457,8 @@ def emit(estates: dict[str, dict[str, Any]]) -> str:
     ]
     for name, body in estates.items():
         out += [f"[estates.{name}]", f"flavor = {val(body['flavor'])}", ""]
-        for section in ("hosts", "datastores", "vms"):
-            for item in body[section]:
+        for section in ("hosts", "datastores", "networks", "vms"):
+            for item in body.get(section, []):
                 out.append(f"[[estates.{name}.{section}]]")
                 out += [f"{k} = {val(v)}" for k, v in item.items()]
                 out.append("")

@@ -8,7 +8,7 @@ apt_install gcc libxml2-dev golang-go golang-github-vmware-govmomi-dev
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || apt_install python3-dev
 make_venv
-"$VENV/bin/pip" install -q -e "$ROOT[testing]" \
+"$VENV/bin/pip" install -q -e "$ROOT[testing,rvtools]" \
   -e "$ROOT/plugins/proxmox" -e "$ROOT/plugins/ovirt" -e "$ROOT/plugins/vsphere"
 bash "$ROOT/contrib/vcsim/build.sh" >&2
 cd "$ROOT"

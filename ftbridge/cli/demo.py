@@ -66,3 +66,7 @@ def register(app: typer.Typer) -> None:
             show_report(report)
             show_plan_data(plan_data, "the demo plan")
         say(f"demo config: {where / 'ftbridge.toml'}  (try: ftbridge -c {where / 'ftbridge.toml'} inventory)")
+        say(
+            f"migration story: ftbridge -c {where / 'ftbridge.toml'} migrate plan --source vc-ams --target pve-rtm, "
+            "then 'migrate gaps' (what FT becomes on Proxmox) and 'migrate export --format pve'"
+        )

@@ -107,12 +107,13 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _register() -> None:
-    from ftbridge.cli import audit, demo, drivers, endpoints, failover, inventory, lab, sim
+    from ftbridge.cli import audit, demo, drivers, endpoints, failover, inventory, lab, migrate, sim
 
     app.add_typer(drivers.app, name="drivers")
     app.add_typer(endpoints.app, name="endpoints")
     app.add_typer(lab.app, name="lab")
     app.add_typer(sim.app, name="sim")
+    app.add_typer(migrate.app, name="migrate")
     inventory.register(app)
     audit.register(app)
     demo.register(app)

@@ -108,6 +108,13 @@ class MechanismRules:
     #: how many secondaries of this mechanism one VM may have (vSphere FT: 1, so replacing one
     #: means off, then on at the new place, in the window the plan opens for that)
     max_secondaries_per_vm: int | None = None
+    #: seconds of writes a failover to this copy may lose at best: 0 for a lockstep or
+    #: synchronous copy, the shortest schedule for a scheduled replication; None: not declared
+    #: (a ``refreshable`` copy is as old as its last refresh, which the policy's RPO bounds)
+    rpo: float | None = None
+    #: seconds until the VM runs again from this copy once its primary is lost: 0 for a
+    #: lockstep takeover, a restart's duration otherwise; None: not declared
+    rto: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

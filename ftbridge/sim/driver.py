@@ -78,6 +78,8 @@ MECHANISMS: dict[str, MechanismRules] = {
         max_vcpus_per_vm=8,
         max_disks=16,
         max_secondaries_per_vm=1,
+        rpo=0.0,  # lockstep: the secondary has every write the primary acknowledged
+        rto=0.0,  # a takeover, not a restart
     ),
     "pve-replication": MechanismRules(
         name="pve-replication",
@@ -86,17 +88,21 @@ MECHANISMS: dict[str, MechanismRules] = {
         secondary_kinds=frozenset({"zfspool"}),
         needs_other_host=True,
         host_must_mount=True,
+        rpo=60.0,  # pvesr's shortest schedule is one minute
+        rto=120.0,  # the sim's figure for a restart from a replica
     ),
     "pve-standby": MechanismRules(
         name="pve-standby",
         description="standby copy on a separate storage, refreshed on a schedule",
         refreshable=True,
+        rto=300.0,  # the sim's figure for starting a standby clone
     ),
     "ovirt-copy": MechanismRules(
         name="ovirt-copy",
         description="managed disk copies on another storage domain",
         refreshable=True,
         same_hosts=True,
+        rto=300.0,  # the sim's figure for starting from a copied disk
     ),
     "sim-copy": MechanismRules(name="sim-copy", description="a generic copy on another datastore"),
 }
