@@ -186,9 +186,10 @@ def _status_error(cls: type[FtbridgeError], message: str, *, status: int, endpoi
 def translate(exc: BaseException, *, cfg: ProxmoxConfig, endpoint: str, action: str) -> FtbridgeError:
     """The ftbridge error for anything proxmoxer or requests raised during ``action``.
 
-    By type first (TLS, timeout, connection), then by HTTP status. PVE answers most refusals
-    with a bare 500 whose reason phrase is the message, so a few phrases refine a 500:
-    ``does not exist`` is :class:`NotFound`, a held lock is a retryable :class:`Conflict`.
+    By type first (TLS, timeout, connection), then by HTTP status. PVE answers its refusals
+    with a bare 500 whose reason phrase is the message: a :class:`Conflict` (exit 7), except
+    ``does not exist`` (:class:`NotFound`), a held lock (a retryable :class:`Conflict`) and a
+    lost quorum or a timeout (:class:`BackendUnavailable`). Other 5xx are unavailability.
     """
     if isinstance(exc, FtbridgeError):
         return exc
@@ -255,12 +256,15 @@ def _from_status(status: int, reason: str, errors: Any, *, endpoint: str, action
         return _status_error(BackendUnavailable, message, status=status, endpoint=endpoint,
                              hint="a cluster node is down or unreachable from the node ftbridge talks to")
     if status == 500:
+        # PVE answers a refusal ("die" in the API code) with 500 and its words in the status
+        # line; a few words mean something else than "refused now"
         if "does not exist" in low or "no such" in low:
             return _status_error(NotFound, message, status=status, endpoint=endpoint)
         if "locked" in low or "can't lock file" in low:
             return _status_error(Conflict, message, status=status, endpoint=endpoint, retryable=True)
-        if "already exists" in low:
-            return _status_error(Conflict, message, status=status, endpoint=endpoint)
+        if "no quorum" in low or "got timeout" in low or "connection refused" in low:
+            return _status_error(BackendUnavailable, message, status=status, endpoint=endpoint)
+        return _status_error(Conflict, message, status=status, endpoint=endpoint)
     if status >= 500:
         return _status_error(BackendUnavailable, message, status=status, endpoint=endpoint)
     return _status_error(BackendError, message, status=status, endpoint=endpoint)

@@ -41,7 +41,7 @@ from ftbridge.errors import (
     NotFound,
     UnsupportedOperation,
 )
-from ftbridge.model import HostState, Secondary
+from ftbridge.model import Secondary
 from ftbridge_proxmox.client import PveClient
 from ftbridge_proxmox.collect import (
     PLACED_KINDS,
@@ -49,10 +49,14 @@ from ftbridge_proxmox.collect import (
     View,
     build_datastores,
     build_hosts,
+    build_networks,
     build_vm,
     classify,
+    host_state,
+    node_fenced,
     parse_affinity,
     split_datastore,
+    target_refusal,
 )
 from ftbridge_proxmox.config import ProxmoxConfig
 from ftbridge_proxmox.diskline import DriveLine, parse_config
@@ -62,9 +66,11 @@ from ftbridge_proxmox.mechanisms import (
     ha_preference_name,
     parse_job_id,
     parse_standby_id,
+    replication_plan,
     standby_description,
     standby_id,
     standby_name,
+    standby_refusal,
     standby_source,
     test_name,
     test_source,
@@ -72,6 +78,8 @@ from ftbridge_proxmox.mechanisms import (
 from ftbridge_proxmox.tasks import TASK_KINDS, parse_upid, task_status
 
 log = logging.getLogger(__name__)
+#: the comment of an HA resource ftbridge adds only to restart a guest (removed afterwards)
+RESTART_COMMENT = "ftbridge: restart from a fenced node"
 
 
 class ProxmoxDriver(Driver, StoragePlacement, Failover):
@@ -82,7 +90,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
     capabilities = frozenset({
         Capability.INVENTORY, Capability.MOVE_DISK, Capability.PROTECT, Capability.UNPROTECT,
         Capability.REPLICATION_STATUS, Capability.HEALTH, Capability.PROMOTE, Capability.TEST_FAILOVER,
-        Capability.REPROTECT, Capability.FENCE,
+        Capability.REPROTECT, Capability.FENCE, Capability.RESTART,
     })
     mechanisms = MECHANISMS
     default_concurrency = 4
@@ -164,7 +172,33 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
                 view.affinity = parse_affinity(view.ha, [], c.get("cluster/ha/rules") or [])
             else:
                 view.affinity = parse_affinity(view.ha, c.get("cluster/ha/groups") or [], [])
+        self._read_ha_manager(view)
         return view
+
+    def _read_ha_manager(self, view: View) -> None:
+        """The HA manager's status: it alone proves an offline node fenced (DOWN, not
+        UNREACHABLE), and it says which nodes are in maintenance."""
+        try:
+            view.ha_manager = dict(self._c.get("cluster/ha/status/manager_status") or {})
+        except (NotFound, UnsupportedOperation) as exc:
+            log.debug("%s: no HA manager status: %s", self.endpoint, exc)
+
+    def _read_networks(self, view: View) -> None:
+        """Bridges and OVS bridges of each node that answers, with the SDN vnets applied there
+        (``type=any_bridge``), and the vnets' VLAN tags (``/cluster/sdn/vnets``)."""
+        for node in sorted(view.node_status):
+            if not view.online(node):
+                continue
+            try:
+                items = self._c.get(f"nodes/{node}/network", type="any_bridge") or []
+            except BackendUnavailable as exc:
+                log.debug("%s: networks of node %s unreadable: %s", self.endpoint, node, exc)
+                continue
+            view.bridges[node] = {str(i["iface"]): dict(i) for i in items if i.get("iface")}
+        try:
+            view.vnets = {str(v["vnet"]): dict(v) for v in self._c.get("cluster/sdn/vnets") or []}
+        except (NotFound, UnsupportedOperation) as exc:
+            log.debug("%s: no SDN vnets: %s", self.endpoint, exc)
 
     def _read_configs(self, view: View, vmids: list[int]) -> dict[int, Guest]:
         """Each guest's config, read concurrently; an unreadable one becomes a warning."""
@@ -173,8 +207,8 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             node, kind = str(r["node"]), "lxc" if r.get("type") == "lxc" else "qemu"
             if not view.online(node):
                 return Guest(vmid, r, None, f"config unreadable: node {node} is {view.node_status.get(node)}")
-            try:
-                return Guest(vmid, r, dict(self._c.get(f"nodes/{node}/{kind}/{vmid}/config") or {}))
+            try:  # the current config: pending changes do not run yet (PVE/AbstractConfig.pm)
+                return Guest(vmid, r, dict(self._c.get(f"nodes/{node}/{kind}/{vmid}/config", current=True) or {}))
             except AuthenticationError:
                 raise
             except NotFound:
@@ -189,16 +223,16 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
 
     def inventory(self) -> InventoryPart:
         view = self._view()
+        self._read_networks(view)
         vms, standbys, tests = classify(view)
         wanted = vms + [s for src in vms for s in standbys.get(src, [])]
         guests = self._read_configs(view, wanted)
-        out = []
-        passthrough: set[str] = set()
-        for vmid in vms:
-            vm, pt = build_vm(view, guests[vmid], [guests[s] for s in standbys.get(vmid, [])], tests.get(vmid, []))
-            out.append(vm)
-            passthrough |= pt
-        return InventoryPart(build_hosts(view), build_datastores(view, passthrough), tuple(out))
+        built = [build_vm(view, guests[v], [guests[s] for s in standbys.get(v, [])], tests.get(v, [])) for v in vms]
+        datastores = build_datastores(view, {n for b in built for n in b.passthrough_nodes},
+                                      any(b.shared_passthrough for b in built),
+                                      {x for b in built for x in b.unconfigured})
+        networks = build_networks(view, [n for b in built for n in b.nics])
+        return InventoryPart(build_hosts(view), datastores, tuple(b.vm for b in built), networks)
 
     def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
         vmid = _vmid(vm_id, self.endpoint)
@@ -207,8 +241,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             raise NotFound(f"no VM with VMID {vmid}", endpoint=self.endpoint)
         _, standbys, _ = classify(view)
         guests = self._read_configs(view, [vmid, *standbys.get(vmid, [])])
-        vm, _ = build_vm(view, guests[vmid], [guests[s] for s in standbys.get(vmid, [])], [])
-        return vm.secondaries
+        return build_vm(view, guests[vmid], [guests[s] for s in standbys.get(vmid, [])], []).vm.secondaries
 
     # helpers ---------------------------------------------------------------------------------------
     def _guests(self) -> dict[int, dict[str, Any]]:
@@ -228,7 +261,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
 
     def _drives(self, g: Mapping[str, Any]) -> tuple[DriveLine, ...]:
         kind = "lxc" if g.get("type") == "lxc" else "qemu"
-        conf = self._c.get(f"nodes/{g['node']}/{kind}/{g['vmid']}/config") or {}
+        conf = self._c.get(f"nodes/{g['node']}/{kind}/{g['vmid']}/config", current=True) or {}
         return parse_config(conf).drives
 
     def _storage_on(self, node: str, sid: str) -> dict[str, Any]:
@@ -261,11 +294,19 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if drive.storage == sid:
             return self._op(f"noop-move-{vmid}-{disk_id}", "move_disk", vm_id, mode="done",
                             message=f"{disk_id} is already on {sid}")
+        lxc = g.get("type") == "lxc"
+        if lxc and g.get("status") == "running":  # pve-container PVE/API2/LXC.pm move_volume
+            raise Conflict(f"cannot move volumes of a running container (CT {vmid}): stop it first",
+                           endpoint=self.endpoint)
+        storages = {str(x["storage"]): dict(x) for x in self._c.get("storage") or []}
+        refusal = target_refusal(sid, storages.get(sid), node=node, content=drive.content)
+        if refusal:
+            raise Conflict(f"{disk_id} of VM {vmid} cannot go to {datastore_id}: {refusal}", endpoint=self.endpoint)
         st = self._storage_on(node, sid)
         if int(st.get("avail", 0) or 0) < (drive.size or 0):
             raise Conflict(f"storage '{sid}' on node {node} has {int(st.get('avail', 0)) >> 30} GiB free; "
                            f"{disk_id} needs {(drive.size or 0) >> 30} GiB", endpoint=self.endpoint)
-        if g.get("type") == "lxc":
+        if lxc:
             upid = self._c.post(f"nodes/{node}/lxc/{vmid}/move_volume", volume=disk_id, storage=sid, delete=True,
                                 bwlimit=self.cfg.bwlimit)
         else:
@@ -285,7 +326,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             raise Conflict(f"mechanism {spec.mechanism!r} is not offered by the proxmox driver "
                            f"(offered: {', '.join(self.mechanisms)})", endpoint=self.endpoint)
         g = self._locate(vm_id)
-        drives = [d for d in self._drives(g) if d.kind in PLACED_KINDS]
+        drives = list(self._drives(g))
         if spec.mechanism == REPLICATION:
             return self._protect_replication(kind, vm_id, g, drives, spec)
         return self._protect_standby(kind, vm_id, g, drives, spec)
@@ -294,36 +335,43 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
                              spec: SecondarySpec) -> Operation:
         node, vmid = str(g["node"]), int(g["vmid"])
         ep = self.endpoint
-        if any(d.storage is None for d in drives):
-            raise Conflict(f"VM {vmid} has pass-through devices: pvesr cannot replicate them", endpoint=ep)
         storages = {str(s["storage"]): dict(s) for s in self._c.get("storage") or []}
-        replicated = [d for d in drives if d.replicate]
-        for d in replicated:
-            stype = storages.get(d.storage or "", {}).get("type")
-            if stype != "zfspool":
-                raise Conflict(f"pvesr replicates zfspool storage only: {d.key} is on {d.storage} ({stype})",
-                               endpoint=ep)
-        at_nodes = {split_datastore(ds)[1] for ds in spec.disks.values()}
+        copied, refusal = replication_plan(vmid, drives, storages)
+        if refusal:
+            raise Conflict(f"pvesr cannot replicate VM {vmid}: {refusal}", endpoint=ep)
+        at_nodes = {split_datastore(ds)[1] for ds in spec.disks.values()} - {None}
         target = spec.host or (next(iter(at_nodes)) if len(at_nodes) == 1 else None)
         if not target:
             raise Conflict("pve-replication needs the target node (spec.host, or STORAGE@NODE datastores)",
                            endpoint=ep)
         if target == node:
             raise Conflict(f"pve-replication needs another node than the VM's own ({node})", endpoint=ep)
-        keys = {d.key for d in replicated}
-        if not keys <= set(spec.disks) <= {d.key for d in drives}:
-            raise Conflict(f"the spec must place the replicated disks of VM {vmid}: {sorted(keys)} "
+        # the copy holds each copied volume on the same storage id on the target node, and each
+        # shared volume where it is (pvesr skips it: the target reaches the same volume)
+        placed = {d.key: d for d in drives if d.kind in PLACED_KINDS}
+        want = {k: f"{placed[k].storage}@{target}" for k in copied if k in placed}
+        want |= {k: d.storage for k, d in placed.items()
+                 if d.storage is not None and int(storages.get(d.storage, {}).get("shared", 0) or 0)}
+        for key, ds in sorted(spec.disks.items()):
+            if key not in placed:
+                raise Conflict(f"VM {vmid} has no disk {key!r} to replicate", endpoint=ep)
+            if key not in want:
+                raise Conflict(f"pvesr does not copy {key} of VM {vmid} ({placed[key].volume}: replicate=0 or "
+                               "not a volume): leave it out of the spec; the copy lacks it", endpoint=ep)
+            if ds != want[key]:
+                raise Conflict(f"pvesr copies {key} to the same storage on the target node: {want[key]}, "
+                               f"not {ds}", endpoint=ep)
+        missing = {k for k in copied if k in placed} - set(spec.disks)
+        if missing:
+            raise Conflict(f"the spec must place the replicated disks of VM {vmid}: {sorted(missing)} "
                            f"(got {sorted(spec.disks)})", endpoint=ep)
-        for d in replicated:
-            want = f"{d.storage}@{target}"
-            if spec.disks[d.key] != want:
-                raise Conflict(f"pvesr copies {d.key} to the same storage on the target node: {want}, "
-                               f"not {spec.disks[d.key]}", endpoint=ep)
-            allowed = storages[d.storage or ""].get("nodes")
-            if allowed and target not in str(allowed).split(","):
-                raise Conflict(f"storage '{d.storage}' is not configured on node {target}", endpoint=ep)
         if not self._nodes().get(target, False):
             raise Conflict(f"target node {target} is not online", endpoint=ep)
+        for sid in sorted({str(d.storage) for d in drives if d.key in copied}):
+            allowed = storages[sid].get("nodes")
+            if allowed and target not in str(allowed).split(","):
+                raise Conflict(f"storage '{sid}' is not available on node '{target}'", endpoint=ep)
+            self._storage_on(target, sid)  # the replica is received there
         jobs = [j for j in self._c.get("cluster/replication") or [] if int(j.get("guest", 0)) == vmid]
         if any(j.get("target") == target for j in jobs):
             raise Conflict(f"VM {vmid} already has a replication job to {target} (PVE allows one per target)",
@@ -340,10 +388,10 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
                          spec: SecondarySpec) -> Operation:
         node, vmid = str(g["node"]), int(g["vmid"])
         ep = self.endpoint
-        if g.get("type") != "qemu":
-            raise Conflict("pve-standby copies QEMU VMs only (protect containers with pve-replication)", endpoint=ep)
-        if any(d.storage is None for d in drives):
-            raise Conflict(f"VM {vmid} has pass-through devices: a clone cannot copy them", endpoint=ep)
+        refusal = standby_refusal(lxc=g.get("type") == "lxc", running=g.get("status") == "running", drives=drives)
+        if refusal:
+            raise Conflict(f"no standby clone of VM {vmid}: {refusal}", endpoint=ep)
+        drives = [d for d in drives if d.kind in PLACED_KINDS]
         keys = {d.key for d in drives}
         if set(spec.disks) != keys:
             raise Conflict(f"the spec must place every disk of VM {vmid}: {sorted(keys)} (got {sorted(spec.disks)})",
@@ -370,6 +418,13 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             clone_node = others[0] if others else node
         if clone_node != node and not all_shared:
             raise Conflict(f"a clone to another node ({clone_node}) needs the VM on shared storage", endpoint=ep)
+        for where in dict.fromkeys((node, clone_node)):  # clone_vm checks both nodes
+            refusal = target_refusal(sid, storages[sid], node=where, content="images")
+            if refusal:
+                raise Conflict(f"no standby clone of VM {vmid} on {sid}: {refusal}", endpoint=ep)
+        if clone_node != node and not int(storages[sid].get("shared", 0) or 0):
+            raise Conflict(f"no standby clone of VM {vmid} on {sid}: can't clone to non-shared storage '{sid}'",
+                           endpoint=ep)
         st = self._storage_on(clone_node, sid)
         need = sum(d.size or 0 for d in drives)
         if int(st.get("avail", 0) or 0) < need:
@@ -398,13 +453,16 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             self._set_ha_preference(int(g["vmid"]), sid, str(g["node"]), replica_nodes, res)
 
     def _set_ha_preference(self, vmid: int, sid: str, node: str, replicas: list[str],
-                           res: Mapping[str, Any]) -> None:
-        """Non-strict node preference: the VM's node first, then its replica nodes.
+                           res: Mapping[str, Any], *, only: bool = False) -> None:
+        """Non-strict node preference: ``node`` first, then the replica nodes (none: removed;
+        ``only``: ``node`` alone).
 
         HA picks among all nodes otherwise, and a node without a replica cannot start a VM on
         local storage. An administrator's own group or rule is left alone.
         """
         name = ha_preference_name(vmid)
+        if only:
+            replicas = [node]
         nodes = ",".join([f"{node}:2"] + [f"{t}:1" for t in sorted(set(replicas)) if t != node])
         if self._major >= 9:
             rules = [r for r in self._c.get("cluster/ha/rules", type="node-affinity") or []
@@ -458,33 +516,42 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         return self._op(secondary_id, "unprotect", vm_id, mode="repl-remove")
 
     # failover -------------------------------------------------------------------------------------
-    def health(self) -> HealthReport:
+    def _node_view(self) -> View:
+        """Nodes, quorum, storages' state and the HA manager: what host states are made of."""
         c = self._c
-        quorum: bool | None = None
-        hosts: dict[str, HostState] = {}
+        view = View(endpoint=self.endpoint, now=time.time())
         for item in c.get("cluster/status") or []:
             if item.get("type") == "cluster":
-                quorum = bool(int(item.get("quorate", 0) or 0))
+                view.cluster_name = item.get("name")
+                view.quorate = bool(int(item.get("quorate", 0) or 0))
             elif item.get("type") == "node":
-                hosts[str(item["name"])] = HostState.UP if int(item.get("online", 0) or 0) else HostState.DOWN
-        view = View(endpoint=self.endpoint, now=time.time(),
-                    node_status={n: "online" if s is HostState.UP else "offline" for n, s in hosts.items()})
+                view.node_status[str(item["name"])] = "online" if int(item.get("online", 0) or 0) else "offline"
         view.storage_cfg = {str(s["storage"]): dict(s) for s in c.get("storage") or []}
         view.read_resources(c.get("cluster/resources", type="storage") or [])
+        self._read_ha_manager(view)
+        return view
+
+    def health(self) -> HealthReport:
+        view = self._node_view()
+        hosts = {n: host_state(view, n) for n in sorted(view.node_status)}
         datastores = {d.id: d.accessible for d in build_datastores(view)}
         notes = []
-        for item in c.get("cluster/ha/status/current") or []:
+        for item in self._c.get("cluster/ha/status/current") or []:
             if item.get("type") in ("quorum", "master"):
                 notes.append(f"ha {item['type']}: {item.get('status')}")
             elif item.get("type") == "service" and item.get("state") not in ("started", "stopped", "disabled",
                                                                               "ignored"):
                 notes.append(f"ha service {item.get('sid')} on {item.get('node')}: {item.get('state')}")
-        return HealthReport(hosts=hosts, datastores=datastores, quorum=quorum, notes=tuple(notes))
+        return HealthReport(hosts=hosts, datastores=datastores, quorum=view.quorate, notes=tuple(notes))
 
     def _primary_alive(self, g: Mapping[str, Any], nodes: Mapping[str, bool]) -> bool:
-        """Does the primary still run: node up, guest running, every disk's storage active there?"""
+        """May the primary still run? Node up, guest running and every disk's storage active
+        there; or its node offline without PVE reporting it fenced (it may run unseen)."""
         node = str(g["node"])
-        if not nodes.get(node) or g.get("status") != "running":
+        if not nodes.get(node):
+            view = self._node_view()
+            return view.node_status.get(node) == "offline" and not node_fenced(view, node)
+        if g.get("status") != "running":
             return False
         sids = {d.storage for d in self._drives(g) if d.storage and d.kind in PLACED_KINDS}
         active = {str(s["storage"]) for s in self._c.get(f"nodes/{node}/storage") or []
@@ -523,7 +590,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if not nodes.get(target):
             raise Conflict(f"replica node {target} is not online", endpoint=ep)
         if not force and self._primary_alive(g, nodes):
-            raise Conflict(f"VM {vmid} still runs on {node}: refusing to promote (fence it first, or force)",
+            raise Conflict(f"VM {vmid} may still run on {node}: refusing to promote (fence it first, or force)",
                            endpoint=ep)
         if nodes.get(node):
             kind = "lxc" if g.get("type") == "lxc" else "qemu"
@@ -563,7 +630,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if not nodes.get(cnode):
             raise Conflict(f"standby {clone}'s node {cnode} is offline", endpoint=ep)
         if not force and self._primary_alive(g, nodes):
-            raise Conflict(f"VM {vmid} still runs on {g['node']}: refusing to promote (fence it first, or force)",
+            raise Conflict(f"VM {vmid} may still run on {g['node']}: refusing to promote (fence it first, or force)",
                            endpoint=ep)
         sid = f"{'ct' if g.get('type') == 'lxc' else 'vm'}:{vmid}"
         try:
@@ -623,12 +690,31 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         return op
 
     def fence(self, vm_id: str) -> Operation:
-        """Stop the primary. A VM on an offline node is not running; HA-managed ones are disabled."""
+        """Make sure the primary does not run, and only succeed once PVE proves it.
+
+        Node online: stop the guest (an HA-managed one by requesting ``disabled``, so HA does not
+        start it again) and succeed once PVE reports it stopped. Node offline: only PVE's HA
+        stack can prove a node runs nothing, by fencing it (pve-ha-manager: the node's
+        watchdog resets it once it loses its agent lock). So: done when PVE reports the node
+        fenced; waiting while the node's HA LRM held its lock (the lock lifetime ends within
+        120 s, and then HA has fenced it); failed when it held none (no HA service ran there,
+        so no watchdog is armed, and PVE has no power fencing): power the node off yourself,
+        then force.
+        """
         g = self._locate(vm_id)
         vmid, node = int(g["vmid"]), str(g["node"])
-        if not self._nodes().get(node):
-            return self._op(f"fence-{vmid}", "fence", vm_id, mode="done",
-                            message=f"node {node} is offline; PVE's watchdog fences nodes that lose quorum")
+        view = self._node_view()
+        if not view.online(node):
+            if node_fenced(view, node):
+                return self._op(f"fence-{vmid}", "fence", vm_id, mode="done",
+                                message=f"PVE's HA manager fenced node {node}: VM {vmid} does not run")
+            lrm = ((view.ha_manager or {}).get("lrm_status") or {}).get(node) or {}
+            if lrm.get("state") == "active" and lrm.get("mode", "active") == "active":
+                return self._op(f"fence-{vmid}", "fence", vm_id, mode="await-fence", node=node, vmid=str(vmid))
+            return self._op(f"fence-{vmid}", "fence", vm_id, mode="refused",
+                            message=f"node {node} is unreachable and PVE cannot fence it: its HA LRM holds no "
+                                    "lock (no HA service ran there), so no watchdog resets it, and PVE has no power "
+                                    f"fencing; make sure node {node} is off, then force the promotion")
         sid = f"{'ct' if g.get('type') == 'lxc' else 'vm'}:{vmid}"
         try:
             self._c.get(f"cluster/ha/resources/{sid}")
@@ -641,6 +727,72 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         kind = "lxc" if g.get("type") == "lxc" else "qemu"
         upid = self._c.post(f"nodes/{node}/{kind}/{vmid}/status/stop")
         return self._op(str(upid), "fence", vm_id, mode="task", node=node)
+
+    def restart(self, vm_id: str, *, host_id: str | None = None) -> Operation:
+        """Start the VM from its own primary files on a surviving node (``host_id``, or PVE's choice).
+
+        Its node online: start it there; to another node, an offline migration first (PVE moves
+        a stopped guest whose volumes the target reaches). Its node offline: PVE keeps the
+        guest's config in that node's directory of pmxcfs, and only its HA manager moves it,
+        after fencing the node (there is no API call that moves a config). So restart puts the
+        guest under PVE HA, state ``started``, preferring ``host_id``, and waits for HA to
+        recover it; an HA resource added only for this is removed once the guest runs. The
+        guest's volumes cannot be checked first: the API reads a config only through its own
+        node (``load_config`` reads ``nodes/<node>/...``, proxied there); HA fails the recovery
+        (the operation fails) when no node can start it.
+
+        Refuses (Conflict) when PVE does not report the node fenced: HA would take the free
+        lock of a node whose LRM was idle and start a second instance while the first may still
+        run there. To another node while its own answers: refuses a volume not on shared storage
+        active there (a node-local disk, a pinned pass-through device). Idempotent: a running
+        guest succeeds at once; the result names ``host``.
+        """
+        g = self._locate(vm_id)
+        vmid, node = int(g["vmid"]), str(g["node"])
+        ep = self.endpoint
+        view = self._node_view()
+        if host_id is not None and not view.online(host_id):
+            raise Conflict(f"node {host_id} is not online: VM {vmid} cannot restart there", endpoint=ep)
+        if view.online(node) and g.get("status") == "running":
+            return self._op(f"restart-{vmid}", "restart", vm_id, mode="done", host=node,
+                            message=f"VM {vmid} already runs on {node}")
+        kind = "lxc" if g.get("type") == "lxc" else "qemu"
+        if view.online(node) and host_id in (None, node):
+            upid = self._c.post(f"nodes/{node}/{kind}/{vmid}/status/start")
+            return self._op(str(upid), "restart", vm_id, mode="place", node=node, target=node, vmid=str(vmid),
+                            host=node, want="running")
+        target = host_id
+        if view.online(node):
+            assert target is not None
+            for d in self._drives(g):
+                if d.kind not in PLACED_KINDS:
+                    continue
+                if d.storage is None and not d.shared:
+                    raise Conflict(f"VM {vmid} cannot start on {target}: {d.key} is a device or path of node {node}",
+                                   endpoint=ep)
+                if d.storage is not None and (not view.shared(d.storage) or not view.available(d.storage, target)):
+                    raise Conflict(f"VM {vmid} cannot start on {target}: {d.key} ({d.volume}) is on storage "
+                                   f"'{d.storage}', which is not active there", endpoint=ep)
+            upid = self._c.post(f"nodes/{node}/{kind}/{vmid}/migrate", target=target)
+            return self._op(str(upid), "restart", vm_id, mode="restart-move", node=node, target=target,
+                            vmid=str(vmid), kind=kind)
+        if not node_fenced(view, node):
+            raise Conflict(f"node {node} of VM {vmid} is unreachable but PVE does not report it fenced: its guests "
+                           "may still run there, and PVE HA would start a second instance; fence it first",
+                           endpoint=ep)
+        sid = f"{'ct' if kind == 'lxc' else 'vm'}:{vmid}"
+        added = "0"
+        try:
+            res = dict(self._c.get(f"cluster/ha/resources/{sid}") or {})
+            if res.get("state") not in ("started", "enabled"):
+                self._c.put(f"cluster/ha/resources/{sid}", state="started")
+        except NotFound:
+            self._c.post("cluster/ha/resources", sid=sid, state="started", comment=RESTART_COMMENT)
+            res, added = {}, "1"
+        if target:
+            self._set_ha_preference(vmid, sid, target, [], res, only=True)
+        return self._op(f"restart-{sid}", "restart", vm_id, mode="ha-restart", vmid=str(vmid), sid=sid,
+                        dead=node, target=target or "", added=added)
 
     # handles ------------------------------------------------------------------------------------------
     def poll(self, op: Operation) -> OperationStatus:
@@ -668,6 +820,14 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             return OperationStatus(OpState.RUNNING, 0.5, "HA is stopping it")
         if mode == "test":
             return self._poll_test(op, data, result)
+        if mode == "refused":
+            return OperationStatus(OpState.FAILED, 1.0, data.get("message", "refused"))
+        if mode == "await-fence":
+            return self._poll_fence(data)
+        if mode == "ha-restart":
+            return self._poll_ha_restart(data)
+        if mode == "restart-move":
+            return self._poll_restart_move(op, data)
         if mode == "cleanup":
             return self._cleanup_step(op)
         raise NotFound(f"{op.id!r} is not a handle of the proxmox driver", endpoint=self.endpoint)
@@ -707,6 +867,56 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             return OperationStatus(OpState.SUCCEEDED, 1.0, f"HA recovered it on {g.get('node')}",
                                    result={**result, "host": str(g.get("node"))})
         return OperationStatus(OpState.RUNNING, 0.7, f"waiting for VM {data['vmid']} to run on {data['target']}")
+
+    def _poll_fence(self, data: dict[str, str]) -> OperationStatus:
+        """Waiting for PVE's HA to report an offline node fenced."""
+        node = data["node"]
+        view = self._node_view()
+        if view.online(node):
+            return OperationStatus(OpState.FAILED, 1.0, f"node {node} is back before PVE fenced it: VM "
+                                   f"{data['vmid']} may run there; fence again", retryable=True)
+        if node_fenced(view, node):
+            return OperationStatus(OpState.SUCCEEDED, 1.0, f"PVE's HA manager fenced node {node}")
+        return OperationStatus(OpState.RUNNING, 0.5, f"waiting for PVE's HA manager to fence node {node} (its "
+                               "watchdog resets it; the agent lock expires within 120 s)")
+
+    def _poll_ha_restart(self, data: dict[str, str]) -> OperationStatus:
+        """PVE's HA recovers the guest off the fenced node; then ftbridge's own HA resource goes."""
+        vmid, sid = int(data["vmid"]), data["sid"]
+        g = self._guests().get(vmid)
+        if g is None:
+            return OperationStatus(OpState.FAILED, 1.0, f"VM {vmid} vanished")
+        if g.get("hastate") == "error":
+            return OperationStatus(OpState.FAILED, 1.0, f"PVE HA could not start VM {vmid} on any node (error state)")
+        if g.get("node") == data["dead"] or g.get("status") != "running":
+            return OperationStatus(OpState.RUNNING, 0.5, f"waiting for PVE HA to recover VM {vmid}")
+        if data.get("added") == "1":
+            try:
+                res = dict(self._c.get(f"cluster/ha/resources/{sid}") or {})
+                if res.get("comment") == RESTART_COMMENT:
+                    self._set_ha_preference(vmid, sid, str(g["node"]), [], res)
+                    self._c.delete(f"cluster/ha/resources/{sid}")
+            except NotFound:
+                pass
+        return OperationStatus(OpState.SUCCEEDED, 1.0, f"VM {vmid} runs on {g['node']}",
+                               result={"host": str(g["node"])})
+
+    def _poll_restart_move(self, op: Operation, data: dict[str, str]) -> OperationStatus:
+        """An offline migration to the chosen node, then a start there."""
+        vmid, target = int(data["vmid"]), data["target"]
+        g = self._guests().get(vmid)
+        if g is None:
+            return OperationStatus(OpState.FAILED, 1.0, f"VM {vmid} vanished")
+        if g.get("node") != target:
+            st = task_status(self._task(op.id, data.get("node")), running_progress=0.3)
+            if st.state is OpState.FAILED:
+                return st
+            return OperationStatus(OpState.RUNNING, 0.3, f"moving VM {vmid} to {target}")
+        if g.get("status") == "running":
+            return OperationStatus(OpState.SUCCEEDED, 1.0, f"VM {vmid} runs on {target}", result={"host": target})
+        if not self._c.get(f"nodes/{target}/tasks", vmid=vmid, source="active"):
+            self._c.post(f"nodes/{target}/{data['kind']}/{vmid}/status/start")
+        return OperationStatus(OpState.RUNNING, 0.7, f"starting VM {vmid} on {target}")
 
     def _poll_test(self, op: Operation, data: dict[str, str], result: dict[str, str]) -> OperationStatus:
         """Clone done, then every NIC link down, then start: each step checked on the platform."""

@@ -187,6 +187,13 @@ def endpoints(major: int) -> list[Endpoint]:
             "comment": COMMENT, "nofailback": BOOL, "restricted": BOOL, "type": opt("string", enum=("group",))}),
         Endpoint("DELETE", "/cluster/ha/groups/{group}", {"group": req("string", fmt="pve-configid")}),
         Endpoint("GET", "/cluster/ha/status/current"),
+        Endpoint("GET", "/cluster/ha/status/manager_status"),
+        # networks
+        Endpoint("GET", "/nodes/{node}/network", {"node": NODE, "type": opt("string", enum=tuple(
+            ["bridge", "bond", "eth", "alias", "vlan"] + (["fabric"] if v9 else [])
+            + ["OVSBridge", "OVSBond", "OVSPort", "OVSIntPort", "vnet", "any_bridge", "any_local_bridge"]
+            + (["include_sdn"] if v9 else [])))}),
+        Endpoint("GET", "/cluster/sdn/vnets", {"pending": BOOL, "running": BOOL}),
     ]
     if v9:
         eps += [

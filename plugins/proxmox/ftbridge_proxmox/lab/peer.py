@@ -124,14 +124,27 @@ class ProxmoxLab(Lab):
         return out
 
     # faults, by estate names -------------------------------------------------------------------
+    def _node(self, name: str) -> str:
+        node = self.cluster.host_alias.get(name, name)
+        if node not in self.cluster.nodes:
+            raise KeyError(f"no host {name!r} in this lab (nodes: {', '.join(self.cluster.nodes)})")
+        return node
+
     def fail_host(self, name: str) -> None:
+        """The node crashes: its guests die. PVE sees it offline; it is reported fenced once its
+        HA LRM's lock has expired, if it held one (see the plugin README's state map)."""
         with self.cluster.lock:
-            node = self.cluster.host_alias.get(name, name)
-            if node not in self.cluster.nodes:
-                raise KeyError(f"no host {name!r} in this lab (nodes: {', '.join(self.cluster.nodes)})")
-            self.cluster.fail_node(node)
+            self.cluster.fail_node(self._node(name))
+
+    def partition_host(self, name: str) -> None:
+        """The node drops out of the cluster and the API, but its guests keep running; if its HA
+        LRM held the agent lock, its watchdog resets it after the fence delay, as on PVE."""
+        with self.cluster.lock:
+            self.cluster.partition_node(self._node(name))
 
     def fail_datastore(self, name: str) -> None:
+        """The datastore goes offline; ``STORAGE@NODE`` of a shared storage: not mounted on that
+        node only (an NFS export missing on one node)."""
         with self.cluster.lock:
             sid, loc = self.cluster.ds_alias.get(name, (name.partition("@")[0], name.partition("@")[2]))
             if sid not in self.cluster.storages:
@@ -171,6 +184,38 @@ class ProxmoxLab(Lab):
         """Put a raw line into a guest config (to show the driver a line it does not know)."""
         with self.cluster.lock:
             self.cluster.guests[vmid].extra[key] = value
+
+    def set_pending(self, vmid: int, key: str, value: str | None) -> None:
+        """A change that waits for the guest's next start: ``value`` None is a pending removal
+        (a disk that cannot be hot-unplugged stays attached until then)."""
+        with self.cluster.lock:
+            g = self.cluster.guests[vmid]
+            if value is None:
+                g.pending_delete.append(key)
+            else:
+                g.pending[key] = value
+
+    def set_drive_options(self, vmid: int, slot: str, options: str) -> None:
+        """Replace a drive's options (``replicate=0``, ``shared=1``, ``backup=0`` ...)."""
+        with self.cluster.lock:
+            self.cluster.guests[vmid].drives[slot].opts = options
+
+    def set_storage(self, storage: str, *, disabled: bool | None = None, content: str | None = None,
+                    nodes: list[str] | None = None) -> None:
+        """Change a storage's config as ``pvesm set`` would: disable it, its content, its nodes."""
+        with self.cluster.lock:
+            st = self.cluster.storages[storage]
+            if disabled is not None:
+                st.disabled = disabled
+            if content is not None:
+                st.content = content
+            if nodes is not None:
+                st.nodes = [self._node(n) for n in nodes]
+
+    @property
+    def split_brain(self) -> list[tuple[int, str, str]]:
+        """Guests HA started elsewhere while they still ran: (vmid, running on, started on)."""
+        return list(self.cluster.split_brain)
 
     @property
     def records(self) -> list[dict[str, Any]]:

@@ -17,13 +17,14 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ftbridge.estate import Estate
-from ftbridge.model import HostState, PowerState
+from ftbridge.model import HostState, Nic, PowerState
 from ftbridge_proxmox.mechanisms import standby_description, standby_name
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,17 @@ GIB = 1024**3
 STORAGE_TYPES = {"rbd", "nfs", "zfspool", "lvm", "lvmthin", "dir", "iscsi", "iscsidirect", "cephfs", "cifs",
                  "glusterfs", "zfs", "btrfs", "pbs", "esxi"}
 FILE_BASED = {"dir", "nfs", "cifs", "cephfs", "glusterfs", "btrfs"}
+#: what a storage holds when its config names no content: each pve-storage plugin's default
+#: (``plugindata`` content, second element, in ``PVE/Storage/*Plugin.pm``)
+DEFAULT_CONTENT = {"rbd": "images", "lvm": "images", "iscsi": "images", "iscsidirect": "images", "zfs": "images",
+                   "cephfs": "backup", "pbs": "backup", "esxi": "import", "dir": "images,rootdir",
+                   "nfs": "images", "cifs": "images", "glusterfs": "images", "zfspool": "images,rootdir",
+                   "lvmthin": "images,rootdir", "btrfs": "images,rootdir"}
+#: storage types pve-storage treats as shared whatever the config says (``@SHARED_STORAGE``)
+SHARED_TYPES = {"iscsi", "nfs", "cifs", "rbd", "cephfs", "iscsidirect", "zfs", "drbd", "pbs"}
+#: pmxcfs lock lifetime: the HA manager gets a dead node's agent lock this long after its last
+#: refresh (pve-ha-manager ``PVE/HA/Env/PVE2.pm``); the lab compresses it into ``fence_delay``
+LOCK_LIFETIME = 120
 QEMU_SLOT = re.compile(r"^(?:scsi\d+|virtio\d+|sata\d+|ide\d+|efidisk0|tpmstate0|unused\d+)$")
 LXC_SLOT = re.compile(r"^(?:rootfs|mp\d+|unused\d+)$")
 NODE_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?$")
@@ -60,10 +72,14 @@ def format_size(size: int) -> str:
 class Node:
     name: str
     nodeid: int
-    online: bool = True
+    online: bool = True  # reachable by the cluster (quorate partition, pmxcfs, API proxying)
     down_since: float | None = None
     pstart: int = 0
     memory: int = 256 * GIB
+    #: running at all: a partitioned node (online False) still runs its guests
+    alive: bool = True
+    #: its HA LRM held the agent lock (and the watchdog) when it went away: it has HA services
+    armed: bool = False
 
 
 @dataclass
@@ -73,6 +89,8 @@ class Storage:
     shared: bool
     nodes: list[str] | None  # None: every node
     content: str = "images,rootdir"
+    disabled: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # type-specific keys shown by /storage (sparse ...)
     capacity: dict[str, int] = field(default_factory=dict)  # location ("" for shared) -> bytes
     reserved: dict[str, int] = field(default_factory=dict)
 
@@ -131,8 +149,15 @@ class Guest:
     lock: str | None = None  # config lock shown to clients: clone, migrate, ...
     busy: str | None = None  # UPID of the task holding the guest's lock file
     template: bool = False
+    smbios_uuid: str = ""
+    #: changes that wait for the next start (PVE's ``[pending]`` section): key -> value, and keys
+    #: whose removal waits (a disk that cannot be hot-unplugged stays attached until then)
+    pending: dict[str, str] = field(default_factory=dict)
+    pending_delete: list[str] = field(default_factory=list)
 
-    def config(self) -> dict[str, Any]:
+    def config(self, *, current: bool = True) -> dict[str, Any]:
+        """The config as PVE's ``load_current_config`` returns it: with the pending changes
+        applied, unless ``current`` (pve-guest-common ``PVE/AbstractConfig.pm``)."""
         conf: dict[str, Any] = {}
         if self.type == "qemu":
             conf.update(name=self.name, cores=self.cores, sockets=1, memory=str(self.memory), ostype="l26",
@@ -150,11 +175,19 @@ class Guest:
             conf["lock"] = self.lock
         if self.template:
             conf["template"] = 1
+        if self.smbios_uuid and self.type == "qemu":
+            conf["smbios1"] = f"uuid={self.smbios_uuid}"
         conf.update(self.nets)
         for slot, drive in self.drives.items():
             conf[slot] = drive.render()
         conf.update(self.extra)
-        conf["digest"] = hashlib.sha1(repr(sorted(conf.items())).encode()).hexdigest()
+        digest = hashlib.sha1(repr(sorted(conf.items()) + sorted(self.pending.items()) + self.pending_delete)
+                              .encode()).hexdigest()
+        if not current:
+            conf.update(self.pending)
+            for key in self.pending_delete:
+                conf.pop(key, None)
+        conf["digest"] = digest
         return conf
 
     @property
@@ -264,6 +297,13 @@ class Cluster:
         self.ds_alias: dict[str, tuple[str, str]] = {}
         self.vmid_of: dict[str, int] = {}
         self._building: Guest | None = None  # a guest being seeded, whose volumes count as taken
+        #: networks: node -> iface -> its /nodes/{node}/network entry; SDN vnets (with their nodes)
+        self.bridges: dict[str, dict[str, dict[str, Any]]] = {}
+        self.vnets: dict[str, dict[str, Any]] = {}
+        self.net_alias: dict[str, tuple[str, int | None]] = {}  # estate network id -> (bridge, tag)
+        #: guests HA started on another node while their first instance still ran (a partitioned
+        #: node that PVE "fenced" without a watchdog): what a split brain looks like in the lab
+        self.split_brain: list[tuple[int, str, str]] = []  # (vmid, still running on, started on)
 
     # seeding ---------------------------------------------------------------------------------
     def seed(self, estate: Estate) -> None:
@@ -272,7 +312,9 @@ class Cluster:
         for i, h in enumerate(estate.hosts, start=1):
             name = next((n for n in (h.name, h.id) if NODE_NAME.match(n)), re.sub(r"[^a-zA-Z0-9-]", "-", h.id))
             new = Node(name, nodeid=i, pstart=0x100000 + i * 0x1111, memory=h.memory or 256 * GIB)
-            if h.state is HostState.DOWN:
+            if h.state is HostState.DOWN:  # reported down: PVE knows it only as fenced by its HA stack
+                new.online, new.alive, new.armed, new.down_since = False, False, True, now - 3600
+            elif h.state.value == "unreachable":  # cut off from the cluster, its guests still running
                 new.online, new.down_since = False, now - 3600
             self.nodes[name] = new
             self.host_alias[h.id] = self.host_alias[h.name] = name
@@ -287,21 +329,28 @@ class Cluster:
         for ds in estate.datastores:
             kind = ds.kind if ds.kind in STORAGE_TYPES else "dir"
             sid, _, at = ds.id.partition("@")
+            content = ds.content
+            text = ",".join(sorted(content)) or "none" if content is not None else DEFAULT_CONTENT.get(kind, "images")
             if at:
                 node = self.host_alias.get(at, at)
-                st = self.storages.setdefault(sid, Storage(sid, kind, False, []))
+                st = self.storages.setdefault(sid, Storage(sid, kind, False, [], text))
                 assert st.nodes is not None
                 st.nodes.append(node)
                 locs = [node]
-            elif ds.shared:
+            elif ds.shared or kind in SHARED_TYPES:
                 hosts = [self.host_alias[h] for h in ds.hosts]
                 st = self.storages.setdefault(sid, Storage(
-                    sid, kind, True, None if set(hosts) >= set(self.nodes) or not hosts else hosts))
+                    sid, kind, True, None if set(hosts) >= set(self.nodes) or not hosts else hosts, text))
                 locs = [""]
             else:
                 hosts = [self.host_alias[h] for h in ds.hosts] or list(self.nodes)
-                st = self.storages.setdefault(sid, Storage(sid, kind, False, hosts))
+                st = self.storages.setdefault(sid, Storage(sid, kind, False, hosts, text))
                 locs = hosts
+            thin = ds.thin  # as pve-storage allocates: zfs sparse, file preallocation
+            if thin and kind in ("zfspool", "zfs"):
+                st.options["sparse"] = 1
+            elif not thin and kind in FILE_BASED:
+                st.options["preallocation"] = "full"
             for loc in locs:
                 st.capacity[loc] = ds.capacity
                 st.reserved[loc] = max(0, ds.capacity - ds.free - used[ds.id])
@@ -309,6 +358,7 @@ class Cluster:
                     self.offline.add((sid, loc))
             self.ds_alias[ds.id] = self.ds_alias[ds.name] = (sid, locs[0] if len(locs) == 1 else "")
 
+        self._seed_networks(estate)
         taken = {int(v.id) for v in estate.vms if v.id.isdigit() and 100 <= int(v.id) <= 999_999_999}
         nxt = 100
         for v in estate.vms:
@@ -328,8 +378,25 @@ class Cluster:
                       status="running" if v.power is PowerState.ON else "stopped", cores=max(1, v.vcpus),
                       memory=max(16, v.memory // 1024**2) if v.memory else 2048,
                       tags=[t for t in v.tags if t != LXC_TAG])
-            g.nets["net0"] = (f"virtio={_mac(vmid)},bridge=vmbr0,firewall=1" if gtype == "qemu"
-                              else f"name=eth0,bridge=vmbr0,hwaddr={_mac(vmid)},ip=dhcp,type=veth")
+            g.smbios_uuid = str(v.uuid or uuid.uuid5(uuid.NAMESPACE_URL, f"ftlab:{self.name}:{vmid}"))
+            nics: list[Nic | None] = list(v.nics) or [None]
+            for i, nic in enumerate(nics):
+                if nic is None:
+                    bridge, tag = "vmbr0", None
+                elif nic.network is None:  # no bridge: QEMU user networking, or an unconnected veth
+                    bridge, tag = None, None
+                else:
+                    bridge, tag = self.net_alias.get(nic.network, (nic.network, None))
+                mac = (nic.mac if nic and nic.mac else _mac(vmid if i == 0 else vmid * 64 + i)).upper()
+                if gtype == "qemu":
+                    parts = [f"{nic.model if nic and nic.model else 'virtio'}={mac}"]
+                    parts += [f"bridge={bridge}"] if bridge else []
+                    parts += [f"tag={tag}"] if tag else []
+                    parts += ["firewall=1"] if bridge else []
+                else:
+                    parts = [f"name=eth{i}", *([f"bridge={bridge}"] if bridge else []), f"hwaddr={mac}", "ip=dhcp",
+                             *([f"tag={tag}"] if tag else []), "type=veth"]
+                g.nets[f"net{i}"] = ",".join(parts)
             self._building = g
             for d in v.disks:
                 self._seed_drive(g, d.id, d.kind, d.datastore, d.size, d.movable, d.path)
@@ -348,6 +415,31 @@ class Cluster:
         for g, s in standbys:
             self._seed_standby(g, s, now, max(taken) + 1 if taken else 100)
             taken.add(max(self.guests))
+
+    def _seed_networks(self, estate: Estate) -> None:
+        """Bridges on each node and SDN vnets, from the estate's networks (vmbr0 everywhere if none)."""
+        for node in self.nodes:
+            self.bridges[node] = {}
+        nets = list(estate.networks)
+        if not nets:
+            for node in self.nodes:
+                self.bridges[node]["vmbr0"] = _bridge_item("vmbr0", 0, vlan_aware=False)
+            return
+        for n in nets:
+            nodes = [self.host_alias.get(h, h) for h in n.hosts] or list(self.nodes)
+            if n.kind == "vnet":
+                self.vnets[n.name] = {"vnet": n.name, "type": "vnet", "zone": "ftzone",
+                                      **({"tag": n.vlan} if n.vlan else {}), "nodes": nodes}
+                self.net_alias[n.id] = (n.name, None)
+                continue
+            bridge = n.name.split("/")[0]
+            for node in nodes:
+                if node in self.bridges:
+                    old = self.bridges[node].get(bridge)
+                    aware = bool(n.vlan) or bool(old and old.get("bridge_vlan_aware"))
+                    self.bridges[node][bridge] = _bridge_item(bridge, len(self.bridges[node]), vlan_aware=aware,
+                                                              ovs=n.kind == "ovs-bridge")
+            self.net_alias[n.id] = (bridge, n.vlan)
 
     def _seed_drive(self, g: Guest, slot: str, kind: str, ds_id: str, size: int, movable: bool, path: str) -> None:
         valid = QEMU_SLOT if g.type == "qemu" else LXC_SLOT
@@ -387,8 +479,11 @@ class Cluster:
         lag = float(s.lag) if s.lag is not None else 60.0
         job.last_sync = job.last_try = int(now - lag)
         job.next_sync = now + 900 - min(lag, 899)
-        job.replicated = {d.slot: (d.storage, d.size) for d in g.drives.values()
-                          if d.is_volume and "replicate=0" not in d.opts and d.storage is not None}
+        try:
+            job.replicated = {slot: (d.storage or "", d.size) for slot, d in self.replicable(g).items()}
+        except ApiError as exc:
+            log.warning("estate VM %s: %s; its replication job is seeded broken", g.name, exc.message)
+            job.replicated = {}
         if s.state.value == "stale":
             job.fail_count, job.error = 1, "command 'zfs send' failed: exit code 1"
         elif s.state.value == "broken":
@@ -468,11 +563,12 @@ class Cluster:
         return used
 
     def online(self, sid: str, node: str) -> bool:
-        """Is storage ``sid`` active on ``node`` (node up, storage enabled there, not failed)?"""
+        """Is storage ``sid`` active on ``node`` (node up, storage enabled there, not failed, and
+        for a shared storage mounted there: an NFS export can be missing on one node)?"""
         st = self.storages.get(sid)
-        if st is None or not st.on(node) or not self.nodes[node].online:
+        if st is None or st.disabled or not st.on(node) or not self.nodes[node].online:
             return False
-        return (sid, "") not in self.offline and (sid, st.loc(node)) not in self.offline
+        return not {(sid, ""), (sid, st.loc(node)), (sid, node)} & self.offline
 
     def avail(self, sid: str, node: str, usage: dict[tuple[str, str], int] | None = None) -> int:
         st = self.storages[sid]
@@ -480,12 +576,19 @@ class Cluster:
         used = (usage if usage is not None else self.usage()).get((sid, loc), 0)
         return max(0, st.capacity.get(loc, 0) - used)
 
-    def require_storage(self, sid: str, node: str, need: int = 0) -> Storage:
+    def check_enabled(self, sid: str, node: str) -> Storage:
+        """pve-storage ``storage_check_enabled``: exists, not disabled, configured for the node."""
         st = self.storages.get(sid)
         if st is None:
             raise ApiError(500, f"storage '{sid}' does not exist")
+        if st.disabled:
+            raise ApiError(500, f"storage '{sid}' is disabled")
         if not st.on(node):
             raise ApiError(500, f"storage '{sid}' is not available on node '{node}'")
+        return st
+
+    def require_storage(self, sid: str, node: str, need: int = 0) -> Storage:
+        st = self.check_enabled(sid, node)
         if not self.online(sid, node):
             raise ApiError(500, f"storage '{sid}' is not online")
         if need and self.avail(sid, node) < need:
@@ -579,6 +682,7 @@ class Cluster:
     # time --------------------------------------------------------------------------------------
     def tick(self) -> None:
         now = time.time()
+        self._tick_watchdogs(now)
         self._tick_tasks(now)
         self._tick_replication(now)
         self._tick_ha(now)
@@ -590,7 +694,35 @@ class Cluster:
         return 60.0 * int(m.group(1)) if m else 900.0
 
     def replicable(self, g: Guest) -> dict[str, Drive]:
-        return {s: d for s, d in g.drives.items() if d.is_volume and "replicate=0" not in d.opts}
+        """The volumes pvesr copies; raises :class:`ApiError` in PVE's words when it cannot.
+
+        As qemu-server's and pve-container's ``get_replicatable_volumes``: CD-ROMs (and so
+        cloud-init drives) are skipped; a device or host path is refused unless marked
+        ``replicate=0``; volumes on shared storage and ``replicate=0`` volumes are skipped;
+        detached (``unused``) volumes are copied; every other volume needs the ``replicate``
+        feature, which only ``zfspool`` has (pve-storage ``ZFSPoolPlugin.pm``).
+        """
+        out: dict[str, Drive] = {}
+        for slot, d in g.drives.items():
+            if d.kind in ("cdrom", "cloudinit"):
+                continue
+            replicate = "replicate=0" not in d.opts
+            if d.storage is None:
+                if not replicate:
+                    continue
+                if g.type == "qemu":
+                    raise ApiError(500, f"unable to replicate local file/device '{d.path}'")
+                kind = "device" if (d.path or "").startswith("/dev/") else "bind"
+                raise ApiError(500, f"unable to replicate mountpoint type '{kind}'")
+            st = self.storages.get(d.storage)
+            if st is None:
+                raise ApiError(500, f"storage '{d.storage}' does not exist")
+            if st.shared or (not replicate and d.kind != "unused"):
+                continue
+            if st.type != "zfspool":
+                raise ApiError(500, f"missing replicate feature on volume '{d.storage}:{d.volname}'")
+            out[slot] = d
+        return out
 
     def _tick_replication(self, now: float) -> None:
         for job in list(self.jobs.values()):
@@ -630,11 +762,13 @@ class Cluster:
     def _sync_problem(self, g: Guest, job: Job) -> str | None:
         if not self.nodes[job.target].online:
             return f"ssh: connect to host {job.target} port 22: No route to host"
-        for d in self.replicable(g).values():
+        try:
+            volumes = self.replicable(g)
+        except ApiError as exc:
+            return exc.message
+        for d in volumes.values():
             assert d.storage is not None
-            st = self.storages.get(d.storage)
-            if st is None or st.type != "zfspool":
-                return f"missing replicate feature on volume '{d.storage}:{d.volname}'"
+            st = self.storages[d.storage]
             if not st.on(job.target):
                 return f"storage '{d.storage}' is not available on node '{job.target}'"
             if not self.online(d.storage, job.target) or not self.online(d.storage, g.node):
@@ -675,8 +809,8 @@ class Cluster:
     def reachable(self, g: Guest, node: str) -> bool:
         """Could ``g`` start on ``node``: every volume shared there, or replicated there?"""
         for slot, d in g.drives.items():
-            if d.kind == "passthrough":
-                return False
+            if d.kind in ("passthrough", "bind") and "shared=1" not in d.opts:
+                return False  # pinned to its node unless marked available on all nodes
             if not d.is_volume or d.storage is None or d.kind in ("cloudinit", "unused"):
                 continue  # cloud-init drives are regenerated on the target; unused volumes stay behind
             st = self.storages.get(d.storage)
@@ -720,13 +854,15 @@ class Cluster:
                 if state == "disabled":
                     svc["state"] = "disabled"
                     continue
-                if not self.quorate or now - (node.down_since or now) < self.fence_delay:
-                    svc["state"] = "fence"
+                if not self.fenced(node.name, now):
+                    svc["state"] = "fence"  # the CRM waits for the node's agent lock (Manager.pm)
                     continue
                 chosen = self._choose(g, sid)
                 if chosen is None:
                     svc["state"] = "recovery"
                     continue
+                if node.alive and g.status == "running":
+                    self.split_brain.append((g.vmid, g.node, chosen))
                 self.relocate(g, chosen)
                 g.status = "running" if state == "started" else "stopped"
                 svc["state"] = state
@@ -745,28 +881,94 @@ class Cluster:
         g = self.guests.get(int(num)) if num.isdigit() else None
         return g if g is not None and (g.type == "lxc") == (kind == "ct") else None
 
-    # faults ----------------------------------------------------------------------------------
+    # nodes: failure, partition, fencing --------------------------------------------------------
+    def lrm_active(self, node: str) -> bool:
+        """Does the node's HA LRM hold its agent lock, and so its watchdog? While HA services
+        that should run are assigned to it (pve-ha-manager ``PVE/HA/LRM.pm``)."""
+        for sid, res in self.ha_resources.items():
+            g = self._guest_of(sid)
+            if g is not None and g.node == node and res["state"] in ("started", "enabled"):
+                return True
+        return False
+
+    def fenced(self, name: str, now: float) -> bool:
+        """Has the HA manager got the node's agent lock, so that HA may recover its services?
+
+        PVE's CRM takes the lock of a node that stopped refreshing it once the pmxcfs lock
+        lifetime (120 s) has passed; the node's watchdog (60 s) has reset it by then if its LRM
+        held the lock. A node whose LRM held no lock gives it up at once, whether or not it still
+        runs (``PVE/HA/NodeStatus.pm`` ``fence_node``). The lab compresses the wait into
+        ``fence_delay``.
+        """
+        node = self.nodes[name]
+        return (not node.online and self.quorate and node.down_since is not None
+                and now - node.down_since >= self.fence_delay)
+
+    def _tick_watchdogs(self, now: float) -> None:
+        """A node cut off from the cluster whose LRM held the lock resets itself (watchdog-mux)."""
+        for node in self.nodes.values():
+            if not node.online and node.alive and node.armed and node.down_since is not None \
+                    and now - node.down_since >= self.fence_delay:
+                self._power_off(node)
+
+    def _power_off(self, node: Node) -> None:
+        node.alive = False
+        for guest in self.guests.values():
+            if guest.node == node.name:
+                guest.status = "stopped"
+
+    def lrm_timestamp(self, node: Node, now: float) -> float:
+        """When the node's LRM last wrote its status, on PVE's clock: the lab back-dates a lost
+        node's last write so that PVE's 120 s lock lifetime ends when the lab's fence delay does."""
+        if node.online or node.down_since is None:
+            return now
+        return node.down_since - LOCK_LIFETIME + self.fence_delay
+
     def fail_node(self, name: str) -> None:
+        """The node crashes: its guests die; it answers nothing."""
         node = self.nodes[name]
         if node.online:
+            node.armed = self.lrm_active(name)
+            node.online, node.down_since = False, time.time()
+        self._power_off(node)
+
+    def partition_node(self, name: str) -> None:
+        """The node is cut off from the cluster and the API; its guests keep running."""
+        node = self.nodes[name]
+        if node.online:
+            node.armed = self.lrm_active(name)
             node.online, node.down_since = False, time.time()
 
     def restore(self) -> None:
         now = time.time()
         for node in self.nodes.values():
             if not node.online:
-                node.online, node.down_since = True, None
+                rebooted = not node.alive
+                node.online, node.alive, node.armed, node.down_since = True, True, False, None
                 for guest in self.guests.values():
-                    if guest.node == node.name:
+                    if guest.node == node.name and rebooted:
                         guest.status = "stopped"  # the node rebooted; HA restarts what it manages
                 for t in self.tasks.values():
-                    if t.node == node.name and t.status == "running":
+                    if t.node == node.name and t.status == "running" and rebooted:
                         t.status, t.end, t.exitstatus, t.reserve = "stopped", now, "unexpected status", {}
                         held = self.guests.get(t.vmid) if t.vmid is not None else None
                         if held is not None and held.busy == t.upid:
                             held.busy = None
         self.offline.clear()
         self.task_faults.clear()
+
+
+def _bridge_item(name: str, n: int, *, vlan_aware: bool, ovs: bool = False) -> dict[str, Any]:
+    """A bridge as ``GET /nodes/{node}/network`` lists it."""
+    item: dict[str, Any] = {"iface": name, "type": "OVSBridge" if ovs else "bridge", "active": 1, "autostart": 1,
+                            "method": "manual", "families": ["inet"], "priority": 10 + n}
+    if ovs:
+        item["ovs_ports"] = f"bond{n}"
+    else:
+        item["bridge_ports"] = f"eno{n + 1}"
+        if vlan_aware:
+            item.update(bridge_vlan_aware=1, bridge_vids="2-4094")
+    return item
 
 
 def _ha_defaults(state: str) -> dict[str, Any]:
