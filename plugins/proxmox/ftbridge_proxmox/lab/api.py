@@ -355,7 +355,7 @@ def _move(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str, slot: str) -> str
     else:
         if d is None:
             raise ApiError(500, f"disk '{slot}' does not exist")
-        if d.kind == "cdrom" or d.kind == "cloudinit":
+        if d.kind == "cdrom":  # a cloud-init drive moves (drive_is_cdrom($drive, 1) excludes it)
             raise ApiError(500, "you can't move a cdrom")
         if d.storage is None:
             raise ApiError(500, f"unable to parse volume ID '{d.path}'")
