@@ -784,13 +784,14 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         added = "0"
         try:
             res = dict(self._c.get(f"cluster/ha/resources/{sid}") or {})
-            if res.get("state") not in ("started", "enabled"):
-                self._c.put(f"cluster/ha/resources/{sid}", state="started")
         except NotFound:
-            self._c.post("cluster/ha/resources", sid=sid, state="started", comment=RESTART_COMMENT)
-            res, added = {}, "1"
+            # added disabled, so HA recovers it only once the preferred node is set
+            self._c.post("cluster/ha/resources", sid=sid, state="disabled", comment=RESTART_COMMENT)
+            res, added = {"state": "disabled"}, "1"
         if target:
             self._set_ha_preference(vmid, sid, target, [], res, only=True)
+        if res.get("state") not in ("started", "enabled"):
+            self._c.put(f"cluster/ha/resources/{sid}", state="started")
         return self._op(f"restart-{sid}", "restart", vm_id, mode="ha-restart", vmid=str(vmid), sid=sid,
                         dead=node, target=target or "", added=added)
 

@@ -31,7 +31,7 @@ from typing import Any
 from ftbridge.estate import Estate
 from ftbridge.labs import Lab
 from ftbridge_proxmox.lab.server import ApiCore, LabHTTPServer
-from ftbridge_proxmox.lab.state import Cluster, Guest
+from ftbridge_proxmox.lab.state import Cluster, Drive, Guest
 from ftbridge_proxmox.lab.tls import TlsFiles, make_tls
 
 
@@ -194,6 +194,13 @@ class ProxmoxLab(Lab):
                 g.pending_delete.append(key)
             else:
                 g.pending[key] = value
+
+    def attach_device(self, vmid: int, slot: str, path: str, options: str = "") -> None:
+        """Pass a host device (``/dev/...``) or, for a container, a host path through."""
+        with self.cluster.lock:
+            g = self.cluster.guests[vmid]
+            kind = "bind" if g.type == "lxc" and not path.startswith("/dev/") else "passthrough"
+            g.drives[slot] = Drive(slot, kind, path=path, opts=options)
 
     def set_drive_options(self, vmid: int, slot: str, options: str) -> None:
         """Replace a drive's options (``replicate=0``, ``shared=1``, ``backup=0`` ...)."""
