@@ -916,7 +916,10 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if g.get("status") == "running":
             return OperationStatus(OpState.SUCCEEDED, 1.0, f"VM {vmid} runs on {target}", result={"host": target})
         if not self._c.get(f"nodes/{target}/tasks", vmid=vmid, source="active"):
-            self._c.post(f"nodes/{target}/{data['kind']}/{vmid}/status/start")
+            try:
+                self._c.post(f"nodes/{target}/{data['kind']}/{vmid}/status/start")
+            except Conflict as exc:  # it started meanwhile ("already running"): the next poll sees it
+                log.debug("%s: start of VM %s: %s", self.endpoint, vmid, exc)
         return OperationStatus(OpState.RUNNING, 0.7, f"starting VM {vmid} on {target}")
 
     def _poll_test(self, op: Operation, data: dict[str, str], result: dict[str, str]) -> OperationStatus:
@@ -961,8 +964,12 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         return OperationStatus(OpState.RUNNING, 0.7, "removing the test instance")
 
     def pending_operations(self, vm_id: str) -> list[Operation]:
+        """The guest's running tasks on its node. A node that is offline answers nothing (the API
+        proxies task lists to it): nothing that ran there can be found, or waited for."""
         g = self._locate(vm_id)
         node = str(g["node"])
+        if not self._nodes().get(node):
+            return []
         out = []
         for t in self._c.get(f"nodes/{node}/tasks", vmid=int(g["vmid"]), source="active") or []:
             kind = TASK_KINDS.get(str(t.get("type")), str(t.get("type")))

@@ -101,8 +101,9 @@ def test_truth_cluster_inventory_audit_plan_apply_audit(lab_factory: LabFactory,
     """A storage missing on one node, content-restricted storages, a running container, a container
     with a ZFS root and a Ceph mount point, pending config: no planned action is refused, and the
     second audit has no fixable finding."""
-    from ftbridge.estate import load_estates
     from pve_helpers import DATA
+
+    from ftbridge.estate import load_estates
 
     lab = lab_factory(estate=load_estates(DATA / "pve_truth_estate.toml")["truth"], task_seconds=0.05)
     lab.fail_datastore("nfs-b@pve3")  # the NFS export is missing on pve3

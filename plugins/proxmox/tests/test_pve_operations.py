@@ -22,14 +22,6 @@ def vm_of(drv: ProxmoxDriver, vm_id: str) -> Any:
     return next(v for v in drv.inventory().vms if v.id == vm_id)
 
 
-def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
-    """Poll until ``check`` holds (every call is a request, which lets the lab's time move)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.02)
-
-
 def done(drv: ProxmoxDriver, op: Operation, timeout: float = 30) -> Any:
     status = drv.wait(op, timeout=timeout, interval=0.05)
     assert status.state is OpState.SUCCEEDED, status.message
@@ -165,14 +157,14 @@ def test_a_standby_whose_vm_is_gone_is_shown_not_hidden(lab: ProxmoxLab, pve: Pr
 def test_failover_of_a_replicated_vm_after_its_node_dies(lab: ProxmoxLab, pve: ProxmoxDriver) -> None:
     with pytest.raises(Conflict, match="may still run on pve1"):
         pve.promote("100", "100-0")
-    lab.cluster.fence_delay = 3600  # PVE's HA has not fenced pve1 yet: it may still run db01
-    lab.fail_host("pve1")
+    lab.cluster.fence_delay = 3600  # pve1 drops out; PVE's HA has not fenced it yet: db01 may still run
+    lab.partition_host("pve1")
     assert pve.health().hosts["pve1"].value == "unreachable"
     assert vm_of(pve, "100").power.value == "unknown"
     with pytest.raises(Conflict, match="may still run on pve1"):
         pve.promote("100", "100-0")
-    lab.cluster.fence_delay = 0  # pve1's LRM held the lock (app01 is HA): HA fences it
-    eventually(lambda: pve.health().hosts["pve1"].value == "down")
+    lab.elapse_fence_delay()  # pve1's LRM held the lock (app01 is HA): its watchdog fires, HA fences it
+    assert pve.health().hosts["pve1"].value == "down"
     before = vm_of(pve, "100")
     assert before.power.value == "off"  # a fenced node runs nothing
     assert next(s for s in before.secondaries if s.id == "100-0").state.value == "stale"
@@ -278,7 +270,7 @@ def test_fence_on_an_offline_node_succeeds_only_when_pve_fenced_it(lab: ProxmoxL
     lab.partition_host("pve1")
     op = pve.fence("100")
     assert pve.poll(op).state is OpState.RUNNING  # waiting for PVE's HA manager
-    lab.cluster.fence_delay = 0
+    lab.elapse_fence_delay()
     assert "fenced node pve1" in done(pve, op).message
     assert lab.guest(100).status == "stopped" and not lab.cluster.nodes["pve1"].alive
     assert lab.split_brain == []

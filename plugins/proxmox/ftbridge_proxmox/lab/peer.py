@@ -131,16 +131,23 @@ class ProxmoxLab(Lab):
         return node
 
     def fail_host(self, name: str) -> None:
-        """The node crashes: its guests die. PVE sees it offline; it is reported fenced once its
-        HA LRM's lock has expired, if it held one (see the plugin README's state map)."""
+        """The node fails as PVE proves it: dead with its guests, and fenced by PVE's HA stack
+        (reported DOWN at once); HA recovers its services after ``fence_delay``."""
         with self.cluster.lock:
             self.cluster.fail_node(self._node(name))
 
     def partition_host(self, name: str) -> None:
-        """The node drops out of the cluster and the API, but its guests keep running; if its HA
-        LRM held the agent lock, its watchdog resets it after the fence delay, as on PVE."""
+        """The node drops out of the cluster and the API, but its guests keep running (reported
+        UNREACHABLE). If its HA LRM held the agent lock, its watchdog resets it and PVE's HA
+        fences it after ``fence_delay``, as on PVE; if not, nothing ever proves it down."""
         with self.cluster.lock:
             self.cluster.partition_node(self._node(name))
+
+    def elapse_fence_delay(self) -> None:
+        """Time passes for PVE's HA stack: lost nodes have been gone ``fence_delay``, so those
+        whose LRM held the agent lock are fenced now (a synchronisation point for tests)."""
+        with self.cluster.lock:
+            self.cluster.elapse_fence_delay()
 
     def fail_datastore(self, name: str) -> None:
         """The datastore goes offline; ``STORAGE@NODE`` of a shared storage: not mounted on that

@@ -80,6 +80,8 @@ class Node:
     alive: bool = True
     #: its HA LRM held the agent lock (and the watchdog) when it went away: it has HA services
     armed: bool = False
+    #: when PVE's CRM got (or gets) the node's agent lock: from then on PVE reports it fenced
+    fenced_at: float | None = None
 
 
 @dataclass
@@ -314,6 +316,7 @@ class Cluster:
             new = Node(name, nodeid=i, pstart=0x100000 + i * 0x1111, memory=h.memory or 256 * GIB)
             if h.state is HostState.DOWN:  # reported down: PVE knows it only as fenced by its HA stack
                 new.online, new.alive, new.armed, new.down_since = False, False, True, now - 3600
+                new.fenced_at = new.down_since
             elif h.state.value == "unreachable":  # cut off from the cluster, its guests still running
                 new.online, new.down_since = False, now - 3600
             self.nodes[name] = new
@@ -854,8 +857,13 @@ class Cluster:
                 if state == "disabled":
                     svc["state"] = "disabled"
                     continue
+                if not self.quorate or now - (node.down_since or now) < self.fence_delay:
+                    svc["state"] = "fence"  # the CRM waits (Manager.pm: node_is_offline_delayed)
+                    continue
+                if node.fenced_at is None and not node.armed:
+                    node.fenced_at = now  # an LRM that held no lock: the CRM takes it at once
                 if not self.fenced(node.name, now):
-                    svc["state"] = "fence"  # the CRM waits for the node's agent lock (Manager.pm)
+                    svc["state"] = "fence"  # the CRM waits for the node's agent lock
                     continue
                 chosen = self._choose(g, sid)
                 if chosen is None:
@@ -892,7 +900,7 @@ class Cluster:
         return False
 
     def fenced(self, name: str, now: float) -> bool:
-        """Has the HA manager got the node's agent lock, so that HA may recover its services?
+        """Does PVE's CRM hold the node's agent lock, so that HA may recover its services?
 
         PVE's CRM takes the lock of a node that stopped refreshing it once the pmxcfs lock
         lifetime (120 s) has passed; the node's watchdog (60 s) has reset it by then if its LRM
@@ -901,14 +909,13 @@ class Cluster:
         ``fence_delay``.
         """
         node = self.nodes[name]
-        return (not node.online and self.quorate and node.down_since is not None
-                and now - node.down_since >= self.fence_delay)
+        return not node.online and self.quorate and node.fenced_at is not None and now >= node.fenced_at
 
     def _tick_watchdogs(self, now: float) -> None:
         """A node cut off from the cluster whose LRM held the lock resets itself (watchdog-mux)."""
         for node in self.nodes.values():
-            if not node.online and node.alive and node.armed and node.down_since is not None \
-                    and now - node.down_since >= self.fence_delay:
+            if not node.online and node.alive and node.armed and node.fenced_at is not None \
+                    and now >= node.fenced_at:
                 self._power_off(node)
 
     def _power_off(self, node: Node) -> None:
@@ -919,32 +926,51 @@ class Cluster:
 
     def lrm_timestamp(self, node: Node, now: float) -> float:
         """When the node's LRM last wrote its status, on PVE's clock: the lab back-dates a lost
-        node's last write so that PVE's 120 s lock lifetime ends when the lab's fence delay does."""
+        node's last write so that PVE's 120 s lock lifetime ends when the lab fences it."""
         if node.online or node.down_since is None:
             return now
-        return node.down_since - LOCK_LIFETIME + self.fence_delay
+        if node.armed and node.fenced_at is not None:
+            return node.fenced_at - LOCK_LIFETIME - 1  # (whole seconds on the wire)
+        return node.down_since
 
     def fail_node(self, name: str) -> None:
-        """The node crashes: its guests die; it answers nothing."""
+        """The node fails as PVE proves it: dead, its guests with it, and fenced by PVE's HA stack
+        at once (its LRM's lock taken by the CRM). HA recovers its services after ``fence_delay``."""
         node = self.nodes[name]
+        now = time.time()
         if node.online:
-            node.armed = self.lrm_active(name)
-            node.online, node.down_since = False, time.time()
+            node.online, node.down_since = False, now
+        node.armed, node.fenced_at = True, now
         self._power_off(node)
 
+    def elapse_fence_delay(self) -> None:
+        """Let the HA stack's time pass: every lost node has now been gone ``fence_delay`` (a
+        partitioned node's watchdog fired and its lock expired, if it held one)."""
+        now = time.time()
+        for node in self.nodes.values():
+            if node.online or node.down_since is None:
+                continue
+            node.down_since = min(node.down_since, now - self.fence_delay)
+            if node.armed:
+                node.fenced_at = min(node.fenced_at if node.fenced_at is not None else now, now)
+
     def partition_node(self, name: str) -> None:
-        """The node is cut off from the cluster and the API; its guests keep running."""
+        """The node is cut off from the cluster and the API; its guests keep running. If its LRM
+        held the lock (it has HA services), its watchdog resets it and the CRM takes the lock
+        after ``fence_delay``; if not, nothing proves it down, ever."""
         node = self.nodes[name]
         if node.online:
+            now = time.time()
             node.armed = self.lrm_active(name)
-            node.online, node.down_since = False, time.time()
+            node.online, node.down_since = False, now
+            node.fenced_at = now + self.fence_delay if node.armed else None
 
     def restore(self) -> None:
         now = time.time()
         for node in self.nodes.values():
             if not node.online:
                 rebooted = not node.alive
-                node.online, node.alive, node.armed, node.down_since = True, True, False, None
+                node.online, node.alive, node.armed, node.down_since, node.fenced_at = True, True, False, None, None
                 for guest in self.guests.values():
                     if guest.node == node.name and rebooted:
                         guest.status = "stopped"  # the node rebooted; HA restarts what it manages
