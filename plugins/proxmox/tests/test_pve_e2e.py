@@ -93,10 +93,6 @@ TRUTH_DOMAINS = {"ceph-vm": "ceph", "ceph-ct": "ceph", "cephfs": "ceph", "nfs-b"
                  **{f"{s}@pve{i}": f"pve{i}-local" for i in (1, 2, 3) for s in ("local-zfs", "local")}}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the core planner does not yet match Datastore.content with Disk.content: it moves "
-                          "ct02's container root to ceph-vm, which holds VM images only, and PVE refuses "
-                          "(core change requested in the issue-11 report)")
 def test_truth_cluster_inventory_audit_plan_apply_audit(lab_factory: LabFactory, tmp_path: Path) -> None:
     """A storage missing on one node, content-restricted storages, a running container, a container
     with a ZFS root and a Ceph mount point, pending config: no planned action is refused, and the
