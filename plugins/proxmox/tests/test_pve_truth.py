@@ -358,7 +358,21 @@ def test_restart_to_another_node_moves_the_config_first(tlab: ProxmoxLab, drv: P
         drv.restart("203", host_id="pve1")  # ct02's root is on pve2's local ZFS
 
 
-def test_restart_after_pve_fenced_the_node_goes_through_ha(tlab: ProxmoxLab, drv: ProxmoxDriver) -> None:
+@pytest.mark.parametrize("version", ["9.1.3", "8.4.1"])  # the preferred node: an HA rule, or an HA group
+def test_restart_after_pve_fenced_the_node_goes_through_ha(lab_factory: LabFactory, truth_estate: Estate,
+                                                           monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    tlab = lab_factory(estate=truth_estate, version=version)
+    for key, value in tlab.secrets().items():
+        monkeypatch.setenv(key, value)
+    drv = make_driver(tlab)
+    drv.open()
+    try:
+        _restart_after_fencing(tlab, drv)
+    finally:
+        drv.close()
+
+
+def _restart_after_fencing(tlab: ProxmoxLab, drv: ProxmoxDriver) -> None:
     tlab.cluster.fence_delay = 3600
     tlab.partition_host("pve2")  # app01 runs under HA there: pve2's LRM holds the lock and the watchdog
     with pytest.raises(Conflict, match="does not report it fenced"):
@@ -370,6 +384,7 @@ def test_restart_after_pve_fenced_the_node_goes_through_ha(tlab: ProxmoxLab, drv
     assert status.result == {"host": "pve3"}
     assert (tlab.guest(207).node, tlab.guest(207).status) == ("pve3", "running")
     assert "vm:207" not in tlab.cluster.ha_resources  # the HA resource was only for the restart
+    assert "ftbridge_207" not in tlab.cluster.ha_rules and "ftbridge_207" not in tlab.cluster.ha_groups
     assert tlab.split_brain == []
 
 
