@@ -174,8 +174,12 @@ def node_fenced(view: View, node: str) -> bool:
     lrm = (ms.get("lrm_status") or {}).get(node) or {}
     crm_now = float(status.get("timestamp") or view.now)
     stamp = float(lrm.get("timestamp") or 0)
-    return (lrm.get("state") == "active" and lrm.get("mode", "active") == "active" and stamp > 0
-            and crm_now - stamp > AGENT_LOCK_LIFETIME)
+    return (
+        lrm.get("state") == "active"
+        and lrm.get("mode", "active") == "active"
+        and stamp > 0
+        and crm_now - stamp > AGENT_LOCK_LIFETIME
+    )
 
 
 def host_state(view: View, node: str) -> HostState:
@@ -195,14 +199,27 @@ def host_state(view: View, node: str) -> HostState:
 
 
 def build_hosts(view: View) -> tuple[Host, ...]:
-    return tuple(Host(id=n, name=n, endpoint=view.endpoint, cluster=view.cluster_name, state=host_state(view, n),
-                      domain=FailureDomain(host=n), memory=view.node_memory.get(n, 0))
-                 for n in sorted(view.node_status))
+    return tuple(
+        Host(
+            id=n,
+            name=n,
+            endpoint=view.endpoint,
+            cluster=view.cluster_name,
+            state=host_state(view, n),
+            domain=FailureDomain(host=n),
+            memory=view.node_memory.get(n, 0),
+        )
+        for n in sorted(view.node_status)
+    )
 
 
 # datastores ---------------------------------------------------------------------------------------
-def build_datastores(view: View, passthrough_nodes: Iterable[str] = (), shared_passthrough: bool = False,
-                     unconfigured: Iterable[str] = ()) -> tuple[Datastore, ...]:
+def build_datastores(
+    view: View,
+    passthrough_nodes: Iterable[str] = (),
+    shared_passthrough: bool = False,
+    unconfigured: Iterable[str] = (),
+) -> tuple[Datastore, ...]:
     """Every storage, as datastores; ``unconfigured`` are ``STORAGE@NODE`` ids guests reference
     on nodes the storage is not configured for (listed inaccessible, mounted by no node)."""
     out: list[Datastore] = []
@@ -216,34 +233,96 @@ def build_datastores(view: View, passthrough_nodes: Iterable[str] = (), shared_p
         if view.shared(sid):
             active = [n for n in view.storage_nodes(sid) if view.available(sid, n)]
             cap, used = _space(view.storage_state[(sid, active[0])] if active else {})
-            out.append(Datastore(id=sid, name=sid, endpoint=view.endpoint, kind=kind, shared=True,
-                                 hosts=tuple(active), capacity=cap, free=cap - used, accessible=bool(active),
-                                 domain=FailureDomain(datastore=sid), content=content, thin=thin))
+            out.append(
+                Datastore(
+                    id=sid,
+                    name=sid,
+                    endpoint=view.endpoint,
+                    kind=kind,
+                    shared=True,
+                    hosts=tuple(active),
+                    capacity=cap,
+                    free=cap - used,
+                    accessible=bool(active),
+                    domain=FailureDomain(datastore=sid),
+                    content=content,
+                    thin=thin,
+                )
+            )
             continue
         for n in view.storage_nodes(sid):
             ok = view.available(sid, n)
             cap, used = _space(view.storage_state.get((sid, n), {}) if ok else {})
             ds = f"{sid}@{n}"
-            out.append(Datastore(id=ds, name=ds, endpoint=view.endpoint, kind=kind, shared=False,
-                                 hosts=(n,) if ok else (), capacity=cap, free=cap - used, accessible=ok,
-                                 domain=FailureDomain(datastore=ds, host=n), content=content, thin=thin))
+            out.append(
+                Datastore(
+                    id=ds,
+                    name=ds,
+                    endpoint=view.endpoint,
+                    kind=kind,
+                    shared=False,
+                    hosts=(n,) if ok else (),
+                    capacity=cap,
+                    free=cap - used,
+                    accessible=ok,
+                    domain=FailureDomain(datastore=ds, host=n),
+                    content=content,
+                    thin=thin,
+                )
+            )
     for ds in sorted(set(unconfigured)):
         sid, node = split_datastore(ds)
         cfg = view.storage_cfg.get(sid, {})
-        out.append(Datastore(id=ds, name=ds, endpoint=view.endpoint, kind=str(cfg.get("type", "unknown")),
-                             shared=False, hosts=(), capacity=0, free=0, accessible=False,
-                             domain=FailureDomain(datastore=ds, host=node), content=storage_content(cfg),
-                             thin=storage_thin(cfg)))
+        out.append(
+            Datastore(
+                id=ds,
+                name=ds,
+                endpoint=view.endpoint,
+                kind=str(cfg.get("type", "unknown")),
+                shared=False,
+                hosts=(),
+                capacity=0,
+                free=0,
+                accessible=False,
+                domain=FailureDomain(datastore=ds, host=node),
+                content=storage_content(cfg),
+                thin=storage_thin(cfg),
+            )
+        )
     for n in sorted(set(passthrough_nodes)):
         ds = f"{PASSTHROUGH}@{n}"
-        out.append(Datastore(id=ds, name=ds, endpoint=view.endpoint, kind=PASSTHROUGH, shared=False,
-                             hosts=(n,) if view.online(n) else (), capacity=0, free=0, accessible=view.online(n),
-                             domain=FailureDomain(datastore=ds, host=n), content=frozenset()))
+        out.append(
+            Datastore(
+                id=ds,
+                name=ds,
+                endpoint=view.endpoint,
+                kind=PASSTHROUGH,
+                shared=False,
+                hosts=(n,) if view.online(n) else (),
+                capacity=0,
+                free=0,
+                accessible=view.online(n),
+                domain=FailureDomain(datastore=ds, host=n),
+                content=frozenset(),
+            )
+        )
     if shared_passthrough:
         up = tuple(n for n in sorted(view.node_status) if view.online(n))
-        out.append(Datastore(id=PASSTHROUGH, name=PASSTHROUGH, endpoint=view.endpoint, kind=PASSTHROUGH,
-                             shared=True, hosts=up, capacity=0, free=0, accessible=bool(up),
-                             domain=FailureDomain(datastore=PASSTHROUGH), content=frozenset()))
+        out.append(
+            Datastore(
+                id=PASSTHROUGH,
+                name=PASSTHROUGH,
+                endpoint=view.endpoint,
+                kind=PASSTHROUGH,
+                shared=True,
+                hosts=up,
+                capacity=0,
+                free=0,
+                accessible=bool(up),
+                domain=FailureDomain(datastore=PASSTHROUGH),
+                content=frozenset(),
+            )
+        )
     return tuple(out)
 
 
@@ -299,7 +378,8 @@ def build_networks(view: View, nics: Iterable[NicLine]) -> tuple[Network, ...]:
         for iface, item in view.bridges[node].items():
             where.setdefault(iface, []).append(node)
             kinds[iface] = {"bridge": "bridge", "OVSBridge": "ovs-bridge", "vnet": "vnet"}.get(
-                str(item.get("type")), str(item.get("type")))
+                str(item.get("type")), str(item.get("type"))
+            )
     for name in view.vnets:
         kinds[name] = "vnet"
         where.setdefault(name, [])
@@ -307,9 +387,14 @@ def build_networks(view: View, nics: Iterable[NicLine]) -> tuple[Network, ...]:
     for name in sorted(kinds):
         vnet = view.vnets.get(name, {})
         tag = vnet.get("tag")
-        out[name] = Network(id=name, name=str(vnet.get("alias") or name), endpoint=view.endpoint, kind=kinds[name],
-                            vlan=int(tag) if tag is not None and kinds[name] == "vnet" else None,
-                            hosts=tuple(where.get(name, ())))
+        out[name] = Network(
+            id=name,
+            name=str(vnet.get("alias") or name),
+            endpoint=view.endpoint,
+            kind=kinds[name],
+            vlan=int(tag) if tag is not None and kinds[name] == "vnet" else None,
+            hosts=tuple(where.get(name, ())),
+        )
     for nic in nics:
         if nic.bridge is None:
             continue
@@ -318,8 +403,9 @@ def build_networks(view: View, nics: Iterable[NicLine]) -> tuple[Network, ...]:
             base = out[nic.bridge] = Network(id=nic.bridge, name=nic.bridge, endpoint=view.endpoint, kind="bridge")
         nid = network_id(nic.bridge, nic.tag)
         if nid not in out:
-            out[nid] = Network(id=nid, name=base.name, endpoint=view.endpoint, kind=base.kind, vlan=nic.tag,
-                               hosts=base.hosts)
+            out[nid] = Network(
+                id=nid, name=base.name, endpoint=view.endpoint, kind=base.kind, vlan=nic.tag, hosts=base.hosts
+            )
     return tuple(out[k] for k in sorted(out))
 
 
@@ -424,8 +510,10 @@ def build_vm(view: View, g: Guest, standbys: list[Guest], tests: list[int]) -> B
             elif d.storage and d.storage in view.storage_cfg:
                 deps.append(Dependency("iso", view.ds_id(d.storage, node), d.volume))
                 if not view.shared(d.storage):
-                    warns.append(f"{d.key}: CD-ROM image {d.volume} is on node-local storage: it blocks migration "
-                                 "and HA recovery")
+                    warns.append(
+                        f"{d.key}: CD-ROM image {d.volume} is on node-local storage: it blocks migration "
+                        "and HA recovery"
+                    )
             continue
         if d.kind not in PLACED_KINDS:
             continue  # unused volumes and cloud-init drives are not part of the running guest's placement
@@ -436,20 +524,35 @@ def build_vm(view: View, g: Guest, standbys: list[Guest], tests: list[int]) -> B
                 pinned_nodes.add(node)
             else:
                 shared_pt = True
-            disks.append(Disk(id=d.key, size=d.size or 0, datastore=f"{PASSTHROUGH}@{node}" if pinned else PASSTHROUGH,
-                              path=d.volume, movable=False, kind=PASSTHROUGH, content=d.content))
+            disks.append(
+                Disk(
+                    id=d.key,
+                    size=d.size or 0,
+                    datastore=f"{PASSTHROUGH}@{node}" if pinned else PASSTHROUGH,
+                    path=d.volume,
+                    movable=False,
+                    kind=PASSTHROUGH,
+                    content=d.content,
+                )
+            )
             continue
         if d.storage not in view.storage_cfg:
-            warns.append(f"{d.key}: volume {d.volume} is on storage '{d.storage}', which /storage does not list; "
-                         "its placement is not audited")
+            warns.append(
+                f"{d.key}: volume {d.volume} is on storage '{d.storage}', which /storage does not list; "
+                "its placement is not audited"
+            )
             continue
         ds = view.ds_id(d.storage, node)
         if view.disabled(d.storage):
-            warns.append(f"{d.key}: volume {d.volume} is on storage '{d.storage}', which is disabled: the guest "
-                         "cannot start or move until it is enabled")
+            warns.append(
+                f"{d.key}: volume {d.volume} is on storage '{d.storage}', which is disabled: the guest "
+                "cannot start or move until it is enabled"
+            )
         elif not view.configured_on(d.storage, node):
-            warns.append(f"{d.key}: volume {d.volume} is on storage '{d.storage}', which is not configured for "
-                         f"node {node} (storage 'nodes' excludes it): the guest cannot start there")
+            warns.append(
+                f"{d.key}: volume {d.volume} is on storage '{d.storage}', which is not configured for "
+                f"node {node} (storage 'nodes' excludes it): the guest cannot start there"
+            )
             if not view.shared(d.storage):
                 unconfigured.add(ds)
         if d.vtype != "images":  # an ISO attached as a disk: it is needed to run, not the guest's own
@@ -461,14 +564,31 @@ def build_vm(view: View, g: Guest, standbys: list[Guest], tests: list[int]) -> B
             deps.append(Dependency("base-disk", ds, d.base))
         # pve-container API2/LXC.pm move_volume: "cannot move volumes of a running container"
         movable = d.movable and not (g.lxc and g.running)
-        disks.append(Disk(id=d.key, size=d.size or 0, datastore=ds, path=d.volume, movable=movable, kind=d.kind,
-                          content=d.content, thin=storage_thin(view.storage_cfg[d.storage])))
+        disks.append(
+            Disk(
+                id=d.key,
+                size=d.size or 0,
+                datastore=ds,
+                path=d.volume,
+                movable=movable,
+                kind=d.kind,
+                content=d.content,
+                thin=storage_thin(view.storage_cfg[d.storage]),
+            )
+        )
     for t in tests:
         warns.append(f"test-failover instance {t} ({view.guests[t].get('name')}) still exists: run cleanup")
     by_key = {d.key: d for d in drives}
     disk_ids = {d.id for d in disks}
-    secondaries = [s for s in (replication_secondary(view, g, job, by_key, disk_ids)
-                               for job in view.jobs if int(job.get("guest", 0)) == g.vmid) if s is not None]
+    secondaries = [
+        s
+        for s in (
+            replication_secondary(view, g, job, by_key, disk_ids)
+            for job in view.jobs
+            if int(job.get("guest", 0)) == g.vmid
+        )
+        if s is not None
+    ]
     secondaries += [standby_secondary(view, s, disk_ids) for s in standbys]
     sid = f"{'ct' if g.lxc else 'vm'}:{g.vmid}"
     ha = view.ha.get(sid)
@@ -480,15 +600,28 @@ def build_vm(view: View, g: Guest, standbys: list[Guest], tests: list[int]) -> B
     if g.config is not None:
         mechanisms = guest_mechanisms(g.vmid, lxc=g.lxc, running=g.running, drives=drives, storages=view.storage_cfg)
     vm = VM(
-        id=str(g.vmid), name=g.name, endpoint=ep, host=node or None, power=_power(view, g), disks=tuple(disks),
-        config_datastore=None, config_path=f"/etc/pve/nodes/{node}/{gtype}/{g.vmid}.conf",
-        secondaries=tuple(secondaries), tags=tags, vcpus=max(1, int(float(g.res.get("maxcpu", 1) or 1))),
+        id=str(g.vmid),
+        name=g.name,
+        endpoint=ep,
+        host=node or None,
+        power=_power(view, g),
+        disks=tuple(disks),
+        config_datastore=None,
+        config_path=f"/etc/pve/nodes/{node}/{gtype}/{g.vmid}.conf",
+        secondaries=tuple(secondaries),
+        tags=tags,
+        vcpus=max(1, int(float(g.res.get("maxcpu", 1) or 1))),
         memory=int(g.res.get("maxmem", 0) or 0),
         ha=ha is not None and ha.get("state", "started") not in ("disabled", "ignored"),
-        warnings=tuple(warns), mechanisms=mechanisms, depends_on=tuple(deps),
+        warnings=tuple(warns),
+        mechanisms=mechanisms,
+        depends_on=tuple(deps),
         uuid=_smbios_uuid((g.config or {}).get("smbios1")),
-        nics=tuple(Nic(id=n.key, network=network_id(n.bridge, n.tag) if n.bridge else None, mac=n.mac, model=n.model)
-                   for n in nic_lines))
+        nics=tuple(
+            Nic(id=n.key, network=network_id(n.bridge, n.tag) if n.bridge else None, mac=n.mac, model=n.model)
+            for n in nic_lines
+        ),
+    )
     return Built(vm, pinned_nodes, shared_pt, unconfigured, nic_lines)
 
 
@@ -506,11 +639,13 @@ def _power(view: View, g: Guest) -> PowerState:
         # a fenced node runs nothing; any other offline node may still run its guests
         return PowerState.OFF if host_state(view, g.node) is HostState.DOWN else PowerState.UNKNOWN
     return {"running": PowerState.ON, "stopped": PowerState.OFF, "paused": PowerState.SUSPENDED}.get(
-        str(g.res.get("status")), PowerState.UNKNOWN)
+        str(g.res.get("status")), PowerState.UNKNOWN
+    )
 
 
-def replication_secondary(view: View, g: Guest, job: Mapping[str, Any], drives: Mapping[str, DriveLine],
-                          disk_ids: set[str]) -> Secondary | None:
+def replication_secondary(
+    view: View, g: Guest, job: Mapping[str, Any], drives: Mapping[str, DriveLine], disk_ids: set[str]
+) -> Secondary | None:
     """A pvesr job as a Secondary; None for a job being removed.
 
     What the copy holds is what pvesr replicates (:func:`~ftbridge_proxmox.mechanisms.replicated_drives`):
@@ -553,18 +688,27 @@ def replication_secondary(view: View, g: Guest, job: Mapping[str, Any], drives: 
         state = SecondaryState.STALE
     else:
         state = SecondaryState.IN_SYNC
-    return Secondary(id=jid, mechanism=REPLICATION, disks=tuple(disks), host=target, state=state,
-                     last_sync=float(last_sync) if last_sync else None,
-                     lag=max(0.0, view.now - last_sync) if last_sync else None, missing=tuple(missing))
+    return Secondary(
+        id=jid,
+        mechanism=REPLICATION,
+        disks=tuple(disks),
+        host=target,
+        state=state,
+        last_sync=float(last_sync) if last_sync else None,
+        lag=max(0.0, view.now - last_sync) if last_sync else None,
+        missing=tuple(missing),
+    )
 
 
 def standby_secondary(view: View, clone: Guest, disk_ids: set[str]) -> Secondary:
     """A standby clone as a Secondary: its disks, its node, the age of the copy."""
     drives, _ = clone.drives()
     node = clone.node
-    disks = [SecondaryDisk(disk=d.key, datastore=view.ds_id(d.storage, node), path=d.volume, size=d.size or 0)
-             for d in drives if d.storage and d.kind in PLACED_KINDS and d.key in disk_ids
-             and d.storage in view.storage_cfg]
+    disks = [
+        SecondaryDisk(disk=d.key, datastore=view.ds_id(d.storage, node), path=d.volume, size=d.size or 0)
+        for d in drives
+        if d.storage and d.kind in PLACED_KINDS and d.key in disk_ids and d.storage in view.storage_cfg
+    ]
     synced = synced_at(str((clone.config or {}).get("description", "")))
     if clone.res.get("lock") == "clone" or (clone.config or {}).get("lock") == "clone":
         state = SecondaryState.SYNCING
@@ -575,10 +719,16 @@ def standby_secondary(view: View, clone: Guest, disk_ids: set[str]) -> Secondary
     else:
         state = SecondaryState.IN_SYNC
     held = {x.disk for x in disks}
-    return Secondary(id=standby_id(clone.vmid), mechanism=STANDBY, disks=tuple(disks), host=node or None,
-                     state=state, last_sync=float(synced) if synced else None,
-                     lag=max(0.0, view.now - synced) if synced else None,
-                     missing=tuple(sorted(disk_ids - held)) if clone.config is not None else ())
+    return Secondary(
+        id=standby_id(clone.vmid),
+        mechanism=STANDBY,
+        disks=tuple(disks),
+        host=node or None,
+        state=state,
+        last_sync=float(synced) if synced else None,
+        lag=max(0.0, view.now - synced) if synced else None,
+        missing=tuple(sorted(disk_ids - held)) if clone.config is not None else (),
+    )
 
 
 def _ha_warnings(view: View, sid: str, ha: Mapping[str, Any] | None, secondaries: list[Secondary]) -> list[str]:
@@ -588,13 +738,16 @@ def _ha_warnings(view: View, sid: str, ha: Mapping[str, Any] | None, secondaries
     prefs, strict = view.affinity.get(sid, ({}, False))
     targets = {s.host for s in secondaries if s.mechanism == REPLICATION and s.host}
     if strict and targets and not targets & set(prefs):
-        return [f"HA keeps {sid} on {', '.join(sorted(prefs))} (strict/restricted) but its replicas are on "
-                f"{', '.join(sorted(targets))}: HA cannot recover it from them"]
+        return [
+            f"HA keeps {sid} on {', '.join(sorted(prefs))} (strict/restricted) but its replicas are on "
+            f"{', '.join(sorted(targets))}: HA cannot recover it from them"
+        ]
     return []
 
 
-def parse_affinity(ha: Mapping[str, Mapping[str, Any]], groups: Iterable[Mapping[str, Any]],
-                   rules: Iterable[Mapping[str, Any]]) -> dict[str, tuple[dict[str, int], bool]]:
+def parse_affinity(
+    ha: Mapping[str, Mapping[str, Any]], groups: Iterable[Mapping[str, Any]], rules: Iterable[Mapping[str, Any]]
+) -> dict[str, tuple[dict[str, int], bool]]:
     """Node preferences per HA resource, from PVE 8 groups or PVE 9 node-affinity rules."""
     out: dict[str, tuple[dict[str, int], bool]] = {}
     by_group = {str(g.get("group")): g for g in groups}

@@ -45,8 +45,10 @@ class ProxmoxConfig(DriverConfig):
     @classmethod
     def _user(cls, v: str) -> str:
         if not _USER.match(v) or not 3 <= len(v) <= 64:
-            raise ValueError("expected user@realm, 3 to 64 characters, e.g. ftbridge@pve or "
-                             "example.user@google.com@myrealm1 (the token id goes in token_name)")
+            raise ValueError(
+                "expected user@realm, 3 to 64 characters, e.g. ftbridge@pve or "
+                "example.user@google.com@myrealm1 (the token id goes in token_name)"
+            )
         return v
 
     @field_validator("token_name")

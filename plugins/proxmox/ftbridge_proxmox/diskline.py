@@ -37,8 +37,9 @@ from typing import Any
 #: QEMU drive slots and LXC volumes, and which kind of drive each family holds
 _DRIVE_KEY = re.compile(r"^(?P<family>scsi|virtio|sata|ide|efidisk|tpmstate|unused|mp)(?P<index>\d+)$|^rootfs$")
 #: families of numbered keys that are not drives (read, understood, ignored)
-_OTHER_FAMILIES = frozenset({"net", "numa", "serial", "usb", "hostpci", "ipconfig", "parallel", "virtiofs",
-                             "dev", "audio", "smbios", "rng"})
+_OTHER_FAMILIES = frozenset(
+    {"net", "numa", "serial", "usb", "hostpci", "ipconfig", "parallel", "virtiofs", "dev", "audio", "smbios", "rng"}
+)
 _NUMBERED = re.compile(r"^(?P<family>[a-z_]+?)(?P<index>\d+)$")
 #: ``STORAGE:VOLNAME`` (pve-storage ``parse_volume_id``)
 _VOLID = re.compile(r"^(?P<storage>[a-z][a-z0-9\-_.]*[a-z0-9]):(?P<volname>.+)$", re.IGNORECASE)
@@ -265,8 +266,15 @@ def parse_drive(key: str, value: str, *, arch: str = "x86_64") -> DriveLine:
     line = DriveLine(key, kind, volume, storage, size, opts)
     if media is None and line.vtype == "iso":
         # PVE parses it but refuses to start the guest with it (PVE/QemuServer.pm)
-        return DriveLine(key, kind, volume, storage, size, opts,
-                         problem=f"{key}: explicit media parameter is required for iso images")
+        return DriveLine(
+            key,
+            kind,
+            volume,
+            storage,
+            size,
+            opts,
+            problem=f"{key}: explicit media parameter is required for iso images",
+        )
     return line
 
 
@@ -293,8 +301,10 @@ def parse_config(config: Mapping[str, Any]) -> ParsedConfig:
             continue
         m = _NUMBERED.match(key)
         if m and m.group("family") not in _OTHER_FAMILIES:
-            warnings.append(f"unknown config line '{key}: {value}' (not a drive ftbridge knows; "
-                            "if it holds a disk, its placement is not audited)")
+            warnings.append(
+                f"unknown config line '{key}: {value}' (not a drive ftbridge knows; "
+                "if it holds a disk, its placement is not audited)"
+            )
     return ParsedConfig(tuple(drives), tuple(warnings))
 
 

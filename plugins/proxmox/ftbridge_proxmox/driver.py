@@ -87,11 +87,21 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
 
     name = "proxmox"
     Config = ProxmoxConfig
-    capabilities = frozenset({
-        Capability.INVENTORY, Capability.MOVE_DISK, Capability.PROTECT, Capability.UNPROTECT,
-        Capability.REPLICATION_STATUS, Capability.HEALTH, Capability.PROMOTE, Capability.TEST_FAILOVER,
-        Capability.REPROTECT, Capability.FENCE, Capability.RESTART,
-    })
+    capabilities = frozenset(
+        {
+            Capability.INVENTORY,
+            Capability.MOVE_DISK,
+            Capability.PROTECT,
+            Capability.UNPROTECT,
+            Capability.REPLICATION_STATUS,
+            Capability.HEALTH,
+            Capability.PROMOTE,
+            Capability.TEST_FAILOVER,
+            Capability.REPROTECT,
+            Capability.FENCE,
+            Capability.RESTART,
+        }
+    )
     mechanisms = MECHANISMS
     default_concurrency = 4
 
@@ -119,11 +129,18 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
 
     def probe(self) -> BackendInfo:
         version = self._version or self._c.get("version")
-        return BackendInfo(product="Proxmox VE", version=str(version.get("version", "")),
-                           capabilities=self.capabilities,
-                           details={"release": version.get("release", ""), "repoid": version.get("repoid", ""),
-                                    "flavor": "proxmox", "mechanisms": list(self.mechanisms),
-                                    "ha_placement": "rules" if self._major >= 9 else "groups"})
+        return BackendInfo(
+            product="Proxmox VE",
+            version=str(version.get("version", "")),
+            capabilities=self.capabilities,
+            details={
+                "release": version.get("release", ""),
+                "repoid": version.get("repoid", ""),
+                "flavor": "proxmox",
+                "mechanisms": list(self.mechanisms),
+                "ha_placement": "rules" if self._major >= 9 else "groups",
+            },
+        )
 
     @property
     def _c(self) -> PveClient:
@@ -154,10 +171,12 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
                 view.quorate = bool(int(item.get("quorate", 0) or 0))
         view.read_resources(c.get("cluster/resources") or [])
         view.storage_cfg = {str(s["storage"]): dict(s) for s in c.get("storage") or []}
-        view.jobs = [dict(j) for j in c.get("cluster/replication") or []
-                     if guest is None or int(j.get("guest", 0)) == guest]
-        sources = sorted({str(view.guests[int(j["guest"])]["node"]) for j in view.jobs
-                          if int(j.get("guest", 0)) in view.guests})
+        view.jobs = [
+            dict(j) for j in c.get("cluster/replication") or [] if guest is None or int(j.get("guest", 0)) == guest
+        ]
+        sources = sorted(
+            {str(view.guests[int(j["guest"])]["node"]) for j in view.jobs if int(j.get("guest", 0)) in view.guests}
+        )
         for node in sources:
             if view.online(node):
                 try:
@@ -202,6 +221,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
 
     def _read_configs(self, view: View, vmids: list[int]) -> dict[int, Guest]:
         """Each guest's config, read concurrently; an unreadable one becomes a warning."""
+
         def read(vmid: int) -> Guest:
             r = view.guests[vmid]
             node, kind = str(r["node"]), "lxc" if r.get("type") == "lxc" else "qemu"
@@ -228,9 +248,12 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         wanted = vms + [s for src in vms for s in standbys.get(src, [])]
         guests = self._read_configs(view, wanted)
         built = [build_vm(view, guests[v], [guests[s] for s in standbys.get(v, [])], tests.get(v, [])) for v in vms]
-        datastores = build_datastores(view, {n for b in built for n in b.passthrough_nodes},
-                                      any(b.shared_passthrough for b in built),
-                                      {x for b in built for x in b.unconfigured})
+        datastores = build_datastores(
+            view,
+            {n for b in built for n in b.passthrough_nodes},
+            any(b.shared_passthrough for b in built),
+            {x for b in built for x in b.unconfigured},
+        )
         networks = build_networks(view, [n for b in built for n in b.nics])
         return InventoryPart(build_hosts(view), datastores, tuple(b.vm for b in built), networks)
 
@@ -245,8 +268,11 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
 
     # helpers ---------------------------------------------------------------------------------------
     def _guests(self) -> dict[int, dict[str, Any]]:
-        return {int(r["vmid"]): dict(r) for r in self._c.get("cluster/resources", type="vm") or []
-                if r.get("type") in ("qemu", "lxc")}
+        return {
+            int(r["vmid"]): dict(r)
+            for r in self._c.get("cluster/resources", type="vm") or []
+            if r.get("type") in ("qemu", "lxc")
+        }
 
     def _locate(self, vm_id: str) -> dict[str, Any]:
         vmid = _vmid(vm_id, self.endpoint)
@@ -256,8 +282,9 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         return g
 
     def _nodes(self) -> dict[str, bool]:
-        return {str(r["node"]): r.get("status") == "online"
-                for r in self._c.get("cluster/resources", type="node") or []}
+        return {
+            str(r["node"]): r.get("status") == "online" for r in self._c.get("cluster/resources", type="node") or []
+        }
 
     def _drives(self, g: Mapping[str, Any]) -> tuple[DriveLine, ...]:
         kind = "lxc" if g.get("type") == "lxc" else "qemu"
@@ -283,35 +310,50 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         node, vmid = str(g["node"]), int(g["vmid"])
         sid, at = split_datastore(datastore_id)
         if at is not None and at != node:
-            raise Conflict(f"datastore {datastore_id} is local to node {at}, but VM {vmid} runs on {node}: "
-                           "move_disk cannot change nodes", endpoint=self.endpoint)
+            raise Conflict(
+                f"datastore {datastore_id} is local to node {at}, but VM {vmid} runs on {node}: "
+                "move_disk cannot change nodes",
+                endpoint=self.endpoint,
+            )
         drive = next((d for d in self._drives(g) if d.key == disk_id), None)
         if drive is None:
             raise NotFound(f"VM {vmid} has no disk {disk_id!r}", endpoint=self.endpoint)
         if not drive.movable:
-            raise Conflict(f"disk {disk_id} of VM {vmid} ({drive.volume}) cannot be moved: {drive.kind}",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"disk {disk_id} of VM {vmid} ({drive.volume}) cannot be moved: {drive.kind}", endpoint=self.endpoint
+            )
         if drive.storage == sid:
-            return self._op(f"noop-move-{vmid}-{disk_id}", "move_disk", vm_id, mode="done",
-                            message=f"{disk_id} is already on {sid}")
+            return self._op(
+                f"noop-move-{vmid}-{disk_id}", "move_disk", vm_id, mode="done", message=f"{disk_id} is already on {sid}"
+            )
         lxc = g.get("type") == "lxc"
         if lxc and g.get("status") == "running":  # pve-container PVE/API2/LXC.pm move_volume
-            raise Conflict(f"cannot move volumes of a running container (CT {vmid}): stop it first",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"cannot move volumes of a running container (CT {vmid}): stop it first", endpoint=self.endpoint
+            )
         storages = {str(x["storage"]): dict(x) for x in self._c.get("storage") or []}
         refusal = target_refusal(sid, storages.get(sid), node=node, content=drive.content)
         if refusal:
             raise Conflict(f"{disk_id} of VM {vmid} cannot go to {datastore_id}: {refusal}", endpoint=self.endpoint)
         st = self._storage_on(node, sid)
         if int(st.get("avail", 0) or 0) < (drive.size or 0):
-            raise Conflict(f"storage '{sid}' on node {node} has {int(st.get('avail', 0)) >> 30} GiB free; "
-                           f"{disk_id} needs {(drive.size or 0) >> 30} GiB", endpoint=self.endpoint)
+            raise Conflict(
+                f"storage '{sid}' on node {node} has {int(st.get('avail', 0)) >> 30} GiB free; "
+                f"{disk_id} needs {(drive.size or 0) >> 30} GiB",
+                endpoint=self.endpoint,
+            )
         if lxc:
-            upid = self._c.post(f"nodes/{node}/lxc/{vmid}/move_volume", volume=disk_id, storage=sid, delete=True,
-                                bwlimit=self.cfg.bwlimit)
+            upid = self._c.post(
+                f"nodes/{node}/lxc/{vmid}/move_volume",
+                volume=disk_id,
+                storage=sid,
+                delete=True,
+                bwlimit=self.cfg.bwlimit,
+            )
         else:
-            upid = self._c.post(f"nodes/{node}/qemu/{vmid}/move_disk", disk=disk_id, storage=sid, delete=True,
-                                bwlimit=self.cfg.bwlimit)
+            upid = self._c.post(
+                f"nodes/{node}/qemu/{vmid}/move_disk", disk=disk_id, storage=sid, delete=True, bwlimit=self.cfg.bwlimit
+            )
         return self._op(str(upid), "move_disk", vm_id, mode="task", node=node)
 
     def protect(self, vm_id: str, spec: SecondarySpec) -> Operation:
@@ -323,16 +365,20 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
 
     def _protect(self, kind: str, vm_id: str, spec: SecondarySpec) -> Operation:
         if spec.mechanism not in self.mechanisms:
-            raise Conflict(f"mechanism {spec.mechanism!r} is not offered by the proxmox driver "
-                           f"(offered: {', '.join(self.mechanisms)})", endpoint=self.endpoint)
+            raise Conflict(
+                f"mechanism {spec.mechanism!r} is not offered by the proxmox driver "
+                f"(offered: {', '.join(self.mechanisms)})",
+                endpoint=self.endpoint,
+            )
         g = self._locate(vm_id)
         drives = list(self._drives(g))
         if spec.mechanism == REPLICATION:
             return self._protect_replication(kind, vm_id, g, drives, spec)
         return self._protect_standby(kind, vm_id, g, drives, spec)
 
-    def _protect_replication(self, kind: str, vm_id: str, g: dict[str, Any], drives: list[DriveLine],
-                             spec: SecondarySpec) -> Operation:
+    def _protect_replication(
+        self, kind: str, vm_id: str, g: dict[str, Any], drives: list[DriveLine], spec: SecondarySpec
+    ) -> Operation:
         node, vmid = str(g["node"]), int(g["vmid"])
         ep = self.endpoint
         storages = {str(s["storage"]): dict(s) for s in self._c.get("storage") or []}
@@ -342,29 +388,37 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         at_nodes = {split_datastore(ds)[1] for ds in spec.disks.values()} - {None}
         target = spec.host or (next(iter(at_nodes)) if len(at_nodes) == 1 else None)
         if not target:
-            raise Conflict("pve-replication needs the target node (spec.host, or STORAGE@NODE datastores)",
-                           endpoint=ep)
+            raise Conflict("pve-replication needs the target node (spec.host, or STORAGE@NODE datastores)", endpoint=ep)
         if target == node:
             raise Conflict(f"pve-replication needs another node than the VM's own ({node})", endpoint=ep)
         # the copy holds each copied volume on the same storage id on the target node, and each
         # shared volume where it is (pvesr skips it: the target reaches the same volume)
         placed = {d.key: d for d in drives if d.kind in PLACED_KINDS}
         want = {k: f"{placed[k].storage}@{target}" for k in copied if k in placed}
-        want |= {k: d.storage for k, d in placed.items()
-                 if d.storage is not None and int(storages.get(d.storage, {}).get("shared", 0) or 0)}
+        want |= {
+            k: d.storage
+            for k, d in placed.items()
+            if d.storage is not None and int(storages.get(d.storage, {}).get("shared", 0) or 0)
+        }
         for key, ds in sorted(spec.disks.items()):
             if key not in placed:
                 raise Conflict(f"VM {vmid} has no disk {key!r} to replicate", endpoint=ep)
             if key not in want:
-                raise Conflict(f"pvesr does not copy {key} of VM {vmid} ({placed[key].volume}: replicate=0 or "
-                               "not a volume): leave it out of the spec; the copy lacks it", endpoint=ep)
+                raise Conflict(
+                    f"pvesr does not copy {key} of VM {vmid} ({placed[key].volume}: replicate=0 or "
+                    "not a volume): leave it out of the spec; the copy lacks it",
+                    endpoint=ep,
+                )
             if ds != want[key]:
-                raise Conflict(f"pvesr copies {key} to the same storage on the target node: {want[key]}, "
-                               f"not {ds}", endpoint=ep)
+                raise Conflict(
+                    f"pvesr copies {key} to the same storage on the target node: {want[key]}, not {ds}", endpoint=ep
+                )
         missing = {k for k in copied if k in placed} - set(spec.disks)
         if missing:
-            raise Conflict(f"the spec must place the replicated disks of VM {vmid}: {sorted(missing)} "
-                           f"(got {sorted(spec.disks)})", endpoint=ep)
+            raise Conflict(
+                f"the spec must place the replicated disks of VM {vmid}: {sorted(missing)} (got {sorted(spec.disks)})",
+                endpoint=ep,
+            )
         if not self._nodes().get(target, False):
             raise Conflict(f"target node {target} is not online", endpoint=ep)
         for sid in sorted({str(d.storage) for d in drives if d.key in copied}):
@@ -374,18 +428,26 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             self._storage_on(target, sid)  # the replica is received there
         jobs = [j for j in self._c.get("cluster/replication") or [] if int(j.get("guest", 0)) == vmid]
         if any(j.get("target") == target for j in jobs):
-            raise Conflict(f"VM {vmid} already has a replication job to {target} (PVE allows one per target)",
-                           endpoint=ep)
+            raise Conflict(
+                f"VM {vmid} already has a replication job to {target} (PVE allows one per target)", endpoint=ep
+            )
         used = {int(j.get("jobnum", -1)) for j in jobs}
         job_id = f"{vmid}-{next(n for n in range(10**6) if n not in used)}"
-        self._c.post("cluster/replication", id=job_id, type="local", target=target,
-                     schedule=self.cfg.replication_schedule, comment=f"ftbridge: replica of a primary on {node}")
+        self._c.post(
+            "cluster/replication",
+            id=job_id,
+            type="local",
+            target=target,
+            schedule=self.cfg.replication_schedule,
+            comment=f"ftbridge: replica of a primary on {node}",
+        )
         self._c.post(f"nodes/{node}/replication/{job_id}/schedule_now")
         self._ensure_ha(g, [str(j["target"]) for j in jobs] + [target])
         return self._op(job_id, kind, vm_id, mode="repl-sync", node=node, secondary_id=job_id)
 
-    def _protect_standby(self, kind: str, vm_id: str, g: dict[str, Any], drives: list[DriveLine],
-                         spec: SecondarySpec) -> Operation:
+    def _protect_standby(
+        self, kind: str, vm_id: str, g: dict[str, Any], drives: list[DriveLine], spec: SecondarySpec
+    ) -> Operation:
         node, vmid = str(g["node"]), int(g["vmid"])
         ep = self.endpoint
         refusal = standby_refusal(lxc=g.get("type") == "lxc", running=g.get("status") == "running", drives=drives)
@@ -394,12 +456,16 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         drives = [d for d in drives if d.kind in PLACED_KINDS]
         keys = {d.key for d in drives}
         if set(spec.disks) != keys:
-            raise Conflict(f"the spec must place every disk of VM {vmid}: {sorted(keys)} (got {sorted(spec.disks)})",
-                           endpoint=ep)
+            raise Conflict(
+                f"the spec must place every disk of VM {vmid}: {sorted(keys)} (got {sorted(spec.disks)})", endpoint=ep
+            )
         targets = set(spec.disks.values())
         if len(targets) != 1:
-            raise Conflict("a PVE clone writes every disk to one storage: give one datastore for all disks "
-                           f"(got {sorted(targets)})", endpoint=ep)
+            raise Conflict(
+                "a PVE clone writes every disk to one storage: give one datastore for all disks "
+                f"(got {sorted(targets)})",
+                endpoint=ep,
+            )
         sid, at = split_datastore(targets.pop())
         storages = {str(s["storage"]): dict(s) for s in self._c.get("storage") or []}
         if sid not in storages:
@@ -423,18 +489,28 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             if refusal:
                 raise Conflict(f"no standby clone of VM {vmid} on {sid}: {refusal}", endpoint=ep)
         if clone_node != node and not int(storages[sid].get("shared", 0) or 0):
-            raise Conflict(f"no standby clone of VM {vmid} on {sid}: can't clone to non-shared storage '{sid}'",
-                           endpoint=ep)
+            raise Conflict(
+                f"no standby clone of VM {vmid} on {sid}: can't clone to non-shared storage '{sid}'", endpoint=ep
+            )
         st = self._storage_on(clone_node, sid)
         need = sum(d.size or 0 for d in drives)
         if int(st.get("avail", 0) or 0) < need:
-            raise Conflict(f"storage '{sid}' on node {clone_node} has {int(st.get('avail', 0)) >> 30} GiB free; "
-                           f"the copy needs {need >> 30} GiB", endpoint=ep)
+            raise Conflict(
+                f"storage '{sid}' on node {clone_node} has {int(st.get('avail', 0)) >> 30} GiB free; "
+                f"the copy needs {need >> 30} GiB",
+                endpoint=ep,
+            )
         newid = int(self._c.get("cluster/nextid"))
-        upid = self._c.post(f"nodes/{node}/qemu/{vmid}/clone", newid=newid, name=standby_name(vmid), full=True,
-                            storage=sid, target=clone_node if clone_node != node else None,
-                            description=standby_description(vmid, str(g.get("name", vmid)), int(time.time())),
-                            bwlimit=self.cfg.bwlimit)
+        upid = self._c.post(
+            f"nodes/{node}/qemu/{vmid}/clone",
+            newid=newid,
+            name=standby_name(vmid),
+            full=True,
+            storage=sid,
+            target=clone_node if clone_node != node else None,
+            description=standby_description(vmid, str(g.get("name", vmid)), int(time.time())),
+            bwlimit=self.cfg.bwlimit,
+        )
         self._ensure_ha(g, None)
         return self._op(str(upid), kind, vm_id, mode="task", node=node, secondary_id=standby_id(newid))
 
@@ -446,14 +522,19 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         try:
             res = dict(self._c.get(f"cluster/ha/resources/{sid}") or {})
         except NotFound:
-            self._c.post("cluster/ha/resources", sid=sid, comment="ftbridge: protected VM",
-                         state="started" if g.get("status") == "running" else "stopped")
+            self._c.post(
+                "cluster/ha/resources",
+                sid=sid,
+                comment="ftbridge: protected VM",
+                state="started" if g.get("status") == "running" else "stopped",
+            )
             res = {}
         if replica_nodes is not None:
             self._set_ha_preference(int(g["vmid"]), sid, str(g["node"]), replica_nodes, res)
 
-    def _set_ha_preference(self, vmid: int, sid: str, node: str, replicas: list[str],
-                           res: Mapping[str, Any], *, only: bool = False) -> None:
+    def _set_ha_preference(
+        self, vmid: int, sid: str, node: str, replicas: list[str], res: Mapping[str, Any], *, only: bool = False
+    ) -> None:
         """Non-strict node preference: ``node`` first, then the replica nodes (none: removed;
         ``only``: ``node`` alone).
 
@@ -465,15 +546,25 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             replicas = [node]
         nodes = ",".join([f"{node}:2"] + [f"{t}:1" for t in sorted(set(replicas)) if t != node])
         if self._major >= 9:
-            rules = [r for r in self._c.get("cluster/ha/rules", type="node-affinity") or []
-                     if sid in str(r.get("resources", "")).split(",")]
+            rules = [
+                r
+                for r in self._c.get("cluster/ha/rules", type="node-affinity") or []
+                if sid in str(r.get("resources", "")).split(",")
+            ]
             if any(r.get("rule") != name for r in rules):
                 return
             if rules:
                 self._c.delete(f"cluster/ha/rules/{name}")
             if replicas:
-                self._c.post("cluster/ha/rules", rule=name, type="node-affinity", resources=sid, nodes=nodes,
-                             strict=False, comment="ftbridge: prefer the replica nodes")
+                self._c.post(
+                    "cluster/ha/rules",
+                    rule=name,
+                    type="node-affinity",
+                    resources=sid,
+                    nodes=nodes,
+                    strict=False,
+                    comment="ftbridge: prefer the replica nodes",
+                )
             return
         group = res.get("group")
         if group and group != name:
@@ -482,8 +573,14 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             self._c.put(f"cluster/ha/resources/{sid}", delete="group")
             self._c.delete(f"cluster/ha/groups/{name}")
         if replicas:
-            self._c.post("cluster/ha/groups", group=name, nodes=nodes, restricted=False, nofailback=True,
-                         comment="ftbridge: prefer the replica nodes")
+            self._c.post(
+                "cluster/ha/groups",
+                group=name,
+                nodes=nodes,
+                restricted=False,
+                nofailback=True,
+                comment="ftbridge: prefer the replica nodes",
+            )
             self._c.put(f"cluster/ha/resources/{sid}", group=name)
 
     def unprotect(self, vm_id: str, secondary_id: str) -> Operation:
@@ -505,8 +602,11 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         self._c.delete(f"cluster/replication/{secondary_id}", keep=keep or None)
         g = self._guests().get(vmid)
         if g is not None and self.cfg.ha_on_protect:
-            rest = [str(j["target"]) for j in self._c.get("cluster/replication") or []
-                    if int(j.get("guest", 0)) == vmid and not j.get("remove_job")]
+            rest = [
+                str(j["target"])
+                for j in self._c.get("cluster/replication") or []
+                if int(j.get("guest", 0)) == vmid and not j.get("remove_job")
+            ]
             sid = f"{'ct' if g.get('type') == 'lxc' else 'vm'}:{vmid}"
             try:
                 res = dict(self._c.get(f"cluster/ha/resources/{sid}") or {})
@@ -539,8 +639,12 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         for item in self._c.get("cluster/ha/status/current") or []:
             if item.get("type") in ("quorum", "master"):
                 notes.append(f"ha {item['type']}: {item.get('status')}")
-            elif item.get("type") == "service" and item.get("state") not in ("started", "stopped", "disabled",
-                                                                              "ignored"):
+            elif item.get("type") == "service" and item.get("state") not in (
+                "started",
+                "stopped",
+                "disabled",
+                "ignored",
+            ):
                 notes.append(f"ha service {item.get('sid')} on {item.get('node')}: {item.get('state')}")
         return HealthReport(hosts=hosts, datastores=datastores, quorum=view.quorate, notes=tuple(notes))
 
@@ -554,12 +658,10 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if g.get("status") != "running":
             return False
         sids = {d.storage for d in self._drives(g) if d.storage and d.kind in PLACED_KINDS}
-        active = {str(s["storage"]) for s in self._c.get(f"nodes/{node}/storage") or []
-                  if int(s.get("active", 0) or 0)}
+        active = {str(s["storage"]) for s in self._c.get(f"nodes/{node}/storage") or [] if int(s.get("active", 0) or 0)}
         return sids <= active
 
-    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None,
-                force: bool = False) -> Operation:
+    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None, force: bool = False) -> Operation:
         """Run the VM from its secondary; refuses while the primary runs unless ``force``.
 
         pve-replication: the guest's config moves to the replica node: by migration when its
@@ -583,25 +685,45 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         primary = _recorded_primary(conf.get("comment"))
         if primary and node != primary and target == primary and nodes.get(node) and g.get("status") == "running":
             # pvesr reversed the job: the VM already runs from its replica (PVE HA recovered it)
-            return self._op(f"promote-{vmid}", "promote", vm_id, mode="done", host=node,
-                            message=f"VM {vmid} already runs on {node} from its replica")
+            return self._op(
+                f"promote-{vmid}",
+                "promote",
+                vm_id,
+                mode="done",
+                host=node,
+                message=f"VM {vmid} already runs on {node} from its replica",
+            )
         if host_id and host_id != target:
             raise Conflict(f"the replica of {secondary_id} lives on {target}, not {host_id}", endpoint=ep)
         if not nodes.get(target):
             raise Conflict(f"replica node {target} is not online", endpoint=ep)
         if not force and self._primary_alive(g, nodes):
-            raise Conflict(f"VM {vmid} may still run on {node}: refusing to promote (fence it first, or force)",
-                           endpoint=ep)
+            raise Conflict(
+                f"VM {vmid} may still run on {node}: refusing to promote (fence it first, or force)", endpoint=ep
+            )
         if nodes.get(node):
             kind = "lxc" if g.get("type") == "lxc" else "qemu"
             running = g.get("status") == "running"
             if kind == "qemu":
-                upid = self._c.post(f"nodes/{node}/qemu/{vmid}/migrate", target=target, online=running or None,
-                                    **{"with-local-disks": True})
+                upid = self._c.post(
+                    f"nodes/{node}/qemu/{vmid}/migrate",
+                    target=target,
+                    online=running or None,
+                    **{"with-local-disks": True},
+                )
             else:
                 upid = self._c.post(f"nodes/{node}/lxc/{vmid}/migrate", target=target, restart=running or None)
-            return self._op(str(upid), "promote", vm_id, mode="place", node=node, target=target, vmid=str(vmid),
-                            host=target, want="running" if running else "any")
+            return self._op(
+                str(upid),
+                "promote",
+                vm_id,
+                mode="place",
+                node=node,
+                target=target,
+                vmid=str(vmid),
+                host=target,
+                want="running" if running else "any",
+            )
         # the node is gone: HA fences it and recovers the guest, preferring the replica node
         sid = f"{'ct' if g.get('type') == 'lxc' else 'vm'}:{vmid}"
         try:
@@ -613,11 +735,13 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             res = {}
         jobs = [str(j["target"]) for j in self._c.get("cluster/replication") or [] if int(j.get("guest", 0)) == vmid]
         self._set_ha_preference(vmid, sid, target, [t for t in jobs if t != target] + [node], res)
-        return self._op(f"ha-{sid}", "promote", vm_id, mode="place", target=target, vmid=str(vmid), host=target,
-                        want="running")
+        return self._op(
+            f"ha-{sid}", "promote", vm_id, mode="place", target=target, vmid=str(vmid), host=target, want="running"
+        )
 
-    def _promote_standby(self, vm_id: str, g: Mapping[str, Any], clone: int, nodes: Mapping[str, bool],
-                         host_id: str | None, force: bool) -> Operation:
+    def _promote_standby(
+        self, vm_id: str, g: Mapping[str, Any], clone: int, nodes: Mapping[str, bool], host_id: str | None, force: bool
+    ) -> Operation:
         vmid = int(g["vmid"])
         ep = self.endpoint
         c = self._guests().get(clone)
@@ -625,24 +749,38 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             raise NotFound(f"VM {vmid} has no standby {standby_id(clone)}", endpoint=ep)
         cnode = str(c["node"])
         if host_id and host_id != cnode:
-            raise Conflict(f"standby {clone} is defined on {cnode}; start it there (or migrate it first)",
-                           endpoint=ep)
+            raise Conflict(f"standby {clone} is defined on {cnode}; start it there (or migrate it first)", endpoint=ep)
         if not nodes.get(cnode):
             raise Conflict(f"standby {clone}'s node {cnode} is offline", endpoint=ep)
         if not force and self._primary_alive(g, nodes):
-            raise Conflict(f"VM {vmid} may still run on {g['node']}: refusing to promote (fence it first, or force)",
-                           endpoint=ep)
+            raise Conflict(
+                f"VM {vmid} may still run on {g['node']}: refusing to promote (fence it first, or force)", endpoint=ep
+            )
         sid = f"{'ct' if g.get('type') == 'lxc' else 'vm'}:{vmid}"
         try:
             self._c.get(f"cluster/ha/resources/{sid}")
             self._c.put(f"cluster/ha/resources/{sid}", state="disabled")  # HA must not start it as well
         except NotFound:
             pass
-        self._c.put(f"nodes/{cnode}/qemu/{clone}/config", name=str(g.get("name") or f"vm{vmid}"), onboot=True,
-                    description=f"ftbridge: promoted from the standby copy of VM {vmid} at {int(time.time())}\n")
+        self._c.put(
+            f"nodes/{cnode}/qemu/{clone}/config",
+            name=str(g.get("name") or f"vm{vmid}"),
+            onboot=True,
+            description=f"ftbridge: promoted from the standby copy of VM {vmid} at {int(time.time())}\n",
+        )
         upid = self._c.post(f"nodes/{cnode}/qemu/{clone}/status/start")
-        return self._op(str(upid), "promote", vm_id, mode="place", node=cnode, target=cnode, vmid=str(clone),
-                        vm_id=str(clone), host=cnode, want="running")
+        return self._op(
+            str(upid),
+            "promote",
+            vm_id,
+            mode="place",
+            node=cnode,
+            target=cnode,
+            vmid=str(clone),
+            vm_id=str(clone),
+            host=cnode,
+            want="running",
+        )
 
     def test_failover(self, vm_id: str, secondary_id: str, *, host_id: str | None = None) -> Operation:
         """Start a copy of the standby with every NIC link down, under a temporary VMID.
@@ -658,7 +796,8 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
                 raise UnsupportedOperation(
                     "test failover of a pvesr replica is not possible through the PVE API (it needs a ZFS "
                     "clone of the replica on the target node); protect the VM with pve-standby to test it",
-                    endpoint=self.endpoint)
+                    endpoint=self.endpoint,
+                )
             raise NotFound(f"VM {vmid} has no secondary {secondary_id!r}", endpoint=self.endpoint)
         c = self._guests().get(clone)
         if c is None or standby_source(c.get("name")) != vmid:
@@ -667,25 +806,38 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if not self._nodes().get(cnode):
             raise Conflict(f"standby {clone}'s node {cnode} is offline", endpoint=self.endpoint)
         newid = int(self._c.get("cluster/nextid"))
-        upid = self._c.post(f"nodes/{cnode}/qemu/{clone}/clone", newid=newid, name=test_name(vmid), full=True,
-                            target=host_id if host_id and host_id != cnode else None,
-                            description=f"ftbridge test failover of VM {vmid} from standby {clone}; "
-                                        "removed by cleanup_test\n")
-        return self._op(str(upid), "test_failover", vm_id, mode="test", node=host_id or cnode,
-                        task_node=cnode, test_vmid=str(newid), test_id=str(newid))
+        upid = self._c.post(
+            f"nodes/{cnode}/qemu/{clone}/clone",
+            newid=newid,
+            name=test_name(vmid),
+            full=True,
+            target=host_id if host_id and host_id != cnode else None,
+            description=f"ftbridge test failover of VM {vmid} from standby {clone}; removed by cleanup_test\n",
+        )
+        return self._op(
+            str(upid),
+            "test_failover",
+            vm_id,
+            mode="test",
+            node=host_id or cnode,
+            task_node=cnode,
+            test_vmid=str(newid),
+            test_id=str(newid),
+        )
 
     def cleanup_test(self, vm_id: str, test_id: str) -> Operation:
         vmid = _vmid(vm_id, self.endpoint)
         if not test_id.isdigit():
             raise NotFound(f"no test instance {test_id!r}", endpoint=self.endpoint)
         t = self._guests().get(int(test_id))
-        op = self._op(f"cleanup-{test_id}", "cleanup_test", vm_id, mode="cleanup", test_vmid=test_id,
-                      source=str(vmid))
+        op = self._op(f"cleanup-{test_id}", "cleanup_test", vm_id, mode="cleanup", test_vmid=test_id, source=str(vmid))
         if t is None:
             return op
         if test_source(t.get("name")) != vmid:
-            raise Conflict(f"refusing to remove VM {test_id} ({t.get('name')}): not a test instance of VM {vmid}",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"refusing to remove VM {test_id} ({t.get('name')}): not a test instance of VM {vmid}",
+                endpoint=self.endpoint,
+            )
         self._cleanup_step(op)
         return op
 
@@ -706,15 +858,25 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         view = self._node_view()
         if not view.online(node):
             if node_fenced(view, node):
-                return self._op(f"fence-{vmid}", "fence", vm_id, mode="done",
-                                message=f"PVE's HA manager fenced node {node}: VM {vmid} does not run")
+                return self._op(
+                    f"fence-{vmid}",
+                    "fence",
+                    vm_id,
+                    mode="done",
+                    message=f"PVE's HA manager fenced node {node}: VM {vmid} does not run",
+                )
             lrm = ((view.ha_manager or {}).get("lrm_status") or {}).get(node) or {}
             if lrm.get("state") == "active" and lrm.get("mode", "active") == "active":
                 return self._op(f"fence-{vmid}", "fence", vm_id, mode="await-fence", node=node, vmid=str(vmid))
-            return self._op(f"fence-{vmid}", "fence", vm_id, mode="refused",
-                            message=f"node {node} is unreachable and PVE cannot fence it: its HA LRM holds no "
-                                    "lock (no HA service ran there), so no watchdog resets it, and PVE has no power "
-                                    f"fencing; make sure node {node} is off, then force the promotion")
+            return self._op(
+                f"fence-{vmid}",
+                "fence",
+                vm_id,
+                mode="refused",
+                message=f"node {node} is unreachable and PVE cannot fence it: its HA LRM holds no "
+                "lock (no HA service ran there), so no watchdog resets it, and PVE has no power "
+                f"fencing; make sure node {node} is off, then force the promotion",
+            )
         sid = f"{'ct' if g.get('type') == 'lxc' else 'vm'}:{vmid}"
         try:
             self._c.get(f"cluster/ha/resources/{sid}")
@@ -754,13 +916,23 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if host_id is not None and not view.online(host_id):
             raise Conflict(f"node {host_id} is not online: VM {vmid} cannot restart there", endpoint=ep)
         if view.online(node) and g.get("status") == "running":
-            return self._op(f"restart-{vmid}", "restart", vm_id, mode="done", host=node,
-                            message=f"VM {vmid} already runs on {node}")
+            return self._op(
+                f"restart-{vmid}", "restart", vm_id, mode="done", host=node, message=f"VM {vmid} already runs on {node}"
+            )
         kind = "lxc" if g.get("type") == "lxc" else "qemu"
         if view.online(node) and host_id in (None, node):
             upid = self._c.post(f"nodes/{node}/{kind}/{vmid}/status/start")
-            return self._op(str(upid), "restart", vm_id, mode="place", node=node, target=node, vmid=str(vmid),
-                            host=node, want="running")
+            return self._op(
+                str(upid),
+                "restart",
+                vm_id,
+                mode="place",
+                node=node,
+                target=node,
+                vmid=str(vmid),
+                host=node,
+                want="running",
+            )
         target = host_id
         if view.online(node):
             assert target is not None
@@ -768,18 +940,25 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
                 if d.kind not in PLACED_KINDS:
                     continue
                 if d.storage is None and not d.shared:
-                    raise Conflict(f"VM {vmid} cannot start on {target}: {d.key} is a device or path of node {node}",
-                                   endpoint=ep)
+                    raise Conflict(
+                        f"VM {vmid} cannot start on {target}: {d.key} is a device or path of node {node}", endpoint=ep
+                    )
                 if d.storage is not None and (not view.shared(d.storage) or not view.available(d.storage, target)):
-                    raise Conflict(f"VM {vmid} cannot start on {target}: {d.key} ({d.volume}) is on storage "
-                                   f"'{d.storage}', which is not active there", endpoint=ep)
+                    raise Conflict(
+                        f"VM {vmid} cannot start on {target}: {d.key} ({d.volume}) is on storage "
+                        f"'{d.storage}', which is not active there",
+                        endpoint=ep,
+                    )
             upid = self._c.post(f"nodes/{node}/{kind}/{vmid}/migrate", target=target)
-            return self._op(str(upid), "restart", vm_id, mode="restart-move", node=node, target=target,
-                            vmid=str(vmid), kind=kind)
+            return self._op(
+                str(upid), "restart", vm_id, mode="restart-move", node=node, target=target, vmid=str(vmid), kind=kind
+            )
         if not node_fenced(view, node):
-            raise Conflict(f"node {node} of VM {vmid} is unreachable but PVE does not report it fenced: its guests "
-                           "may still run there, and PVE HA would start a second instance; fence it first",
-                           endpoint=ep)
+            raise Conflict(
+                f"node {node} of VM {vmid} is unreachable but PVE does not report it fenced: its guests "
+                "may still run there, and PVE HA would start a second instance; fence it first",
+                endpoint=ep,
+            )
         sid = f"{'ct' if kind == 'lxc' else 'vm'}:{vmid}"
         added = "0"
         try:
@@ -792,8 +971,17 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             self._set_ha_preference(vmid, sid, target, [], res, only=True)
         if res.get("state") not in ("started", "enabled"):
             self._c.put(f"cluster/ha/resources/{sid}", state="started")
-        return self._op(f"restart-{sid}", "restart", vm_id, mode="ha-restart", vmid=str(vmid), sid=sid,
-                        dead=node, target=target or "", added=added)
+        return self._op(
+            f"restart-{sid}",
+            "restart",
+            vm_id,
+            mode="ha-restart",
+            vmid=str(vmid),
+            sid=sid,
+            dead=node,
+            target=target or "",
+            added=added,
+        )
 
     # handles ------------------------------------------------------------------------------------------
     def poll(self, op: Operation) -> OperationStatus:
@@ -845,8 +1033,9 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         except NotFound:
             return OperationStatus(OpState.FAILED, 1.0, f"replication job {op.id} is gone")
         if int(st.get("fail_count", 0) or 0):
-            return OperationStatus(OpState.FAILED, 1.0, f"first sync of {op.id} failed: {st.get('error', '?')}",
-                                   retryable=True)
+            return OperationStatus(
+                OpState.FAILED, 1.0, f"first sync of {op.id} failed: {st.get('error', '?')}", retryable=True
+            )
         if int(st.get("last_sync", 0) or 0):
             return OperationStatus(OpState.SUCCEEDED, 1.0, result=result)
         return OperationStatus(OpState.RUNNING, 0.6 if st.get("pid") else 0.2, "waiting for the first sync")
@@ -865,8 +1054,12 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         if g.get("node") == data["target"] and (want == "any" or g.get("status") == want):
             return OperationStatus(OpState.SUCCEEDED, 1.0, result=result)
         if g.get("node") != data["target"] and g.get("status") == "running" and not parse_upid(op.id):
-            return OperationStatus(OpState.SUCCEEDED, 1.0, f"HA recovered it on {g.get('node')}",
-                                   result={**result, "host": str(g.get("node"))})
+            return OperationStatus(
+                OpState.SUCCEEDED,
+                1.0,
+                f"HA recovered it on {g.get('node')}",
+                result={**result, "host": str(g.get("node"))},
+            )
         return OperationStatus(OpState.RUNNING, 0.7, f"waiting for VM {data['vmid']} to run on {data['target']}")
 
     def _poll_fence(self, data: dict[str, str]) -> OperationStatus:
@@ -874,12 +1067,20 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
         node = data["node"]
         view = self._node_view()
         if view.online(node):
-            return OperationStatus(OpState.FAILED, 1.0, f"node {node} is back before PVE fenced it: VM "
-                                   f"{data['vmid']} may run there; fence again", retryable=True)
+            return OperationStatus(
+                OpState.FAILED,
+                1.0,
+                f"node {node} is back before PVE fenced it: VM {data['vmid']} may run there; fence again",
+                retryable=True,
+            )
         if node_fenced(view, node):
             return OperationStatus(OpState.SUCCEEDED, 1.0, f"PVE's HA manager fenced node {node}")
-        return OperationStatus(OpState.RUNNING, 0.5, f"waiting for PVE's HA manager to fence node {node} (its "
-                               "watchdog resets it; the agent lock expires within 120 s)")
+        return OperationStatus(
+            OpState.RUNNING,
+            0.5,
+            f"waiting for PVE's HA manager to fence node {node} (its "
+            "watchdog resets it; the agent lock expires within 120 s)",
+        )
 
     def _poll_ha_restart(self, data: dict[str, str]) -> OperationStatus:
         """PVE's HA recovers the guest off the fenced node; then ftbridge's own HA resource goes."""
@@ -899,8 +1100,9 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
                     self._c.delete(f"cluster/ha/resources/{sid}")
             except NotFound:
                 pass
-        return OperationStatus(OpState.SUCCEEDED, 1.0, f"VM {vmid} runs on {g['node']}",
-                               result={"host": str(g["node"])})
+        return OperationStatus(
+            OpState.SUCCEEDED, 1.0, f"VM {vmid} runs on {g['node']}", result={"host": str(g["node"])}
+        )
 
     def _poll_restart_move(self, op: Operation, data: dict[str, str]) -> OperationStatus:
         """An offline migration to the chosen node, then a start there."""
@@ -941,8 +1143,9 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
             return OperationStatus(OpState.RUNNING, 0.8, "starting the test instance")
         done = self._c.get(f"nodes/{node}/tasks", vmid=tid, typefilter="qmstart", limit=1) or []
         if done and done[0].get("status") not in ("OK", None):
-            return OperationStatus(OpState.FAILED, 1.0, f"test instance {tid} failed to start: {done[0]['status']}",
-                                   result=result)
+            return OperationStatus(
+                OpState.FAILED, 1.0, f"test instance {tid} failed to start: {done[0]['status']}", result=result
+            )
         self._c.post(f"nodes/{node}/qemu/{tid}/status/start")
         return OperationStatus(OpState.RUNNING, 0.7, "starting the test instance")
 

@@ -35,14 +35,18 @@ MECHANISMS: dict[str, MechanismRules] = {
     REPLICATION: MechanismRules(
         name=REPLICATION,
         description="PVE storage replication (pvesr): ZFS snapshots of every disk sent to the same "
-                    "zfspool storage on another node on a schedule; RPO = schedule interval",
-        primary_kinds=frozenset({"zfspool"}), secondary_kinds=frozenset({"zfspool"}),
-        needs_other_host=True, host_must_mount=True),
+        "zfspool storage on another node on a schedule; RPO = schedule interval",
+        primary_kinds=frozenset({"zfspool"}),
+        secondary_kinds=frozenset({"zfspool"}),
+        needs_other_host=True,
+        host_must_mount=True,
+    ),
     STANDBY: MechanismRules(
         name=STANDBY,
         description="a stopped full clone (ftbridge-standby-<vmid>) on a storage in another failure "
-                    "domain, refreshed by re-cloning; RPO = age of the copy",
-        refreshable=True),
+        "domain, refreshed by re-cloning; RPO = age of the copy",
+        refreshable=True,
+    ),
 }
 
 _STANDBY_NAME = re.compile(r"^ftbridge-standby-(\d{3,9})$")
@@ -108,8 +112,9 @@ def _shared(cfg: Mapping[str, Any]) -> bool:
     return bool(int(cfg.get("shared", 0) or 0))
 
 
-def replication_plan(vmid: int, drives: Iterable[DriveLine],
-                     storages: Mapping[str, Mapping[str, Any]]) -> tuple[set[str], str | None]:
+def replication_plan(
+    vmid: int, drives: Iterable[DriveLine], storages: Mapping[str, Mapping[str, Any]]
+) -> tuple[set[str], str | None]:
     """(the drive keys pvesr copies, why it refuses the guest or None).
 
     As qemu-server ``PVE/QemuConfig.pm`` and pve-container ``PVE/LXC/Config.pm``
@@ -171,8 +176,9 @@ def standby_refusal(*, lxc: bool, running: bool, drives: Iterable[DriveLine]) ->
     return None
 
 
-def guest_mechanisms(vmid: int, *, lxc: bool, running: bool, drives: Iterable[DriveLine],
-                     storages: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+def guest_mechanisms(
+    vmid: int, *, lxc: bool, running: bool, drives: Iterable[DriveLine], storages: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, ...]:
     """The mechanisms ``protect`` accepts for this guest now, in the driver's order."""
     drives = list(drives)
     out = []

@@ -140,16 +140,24 @@ def test_a_dead_node_makes_warnings_not_a_failure(lab: ProxmoxLab, pve: ProxmoxD
     assert next(v for v in pve.inventory().vms if v.id == "104").power.value == "off"
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"host": "h", "user": "root@pam", "token_name": "tk", "token": "literal-secret"}, "never written in the config"),
-    ({"host": "h", "user": "root", "password": {"env": "X"}}, "user@realm"),
-    ({"host": "h", "url": "https://h", "user": "a@pve", "password": {"env": "X"}}, "exactly one of host or url"),
-    ({"host": "h", "user": "a@pve", "password": {"env": "X"}, "token_name": "tk", "token": {"env": "Y"}},
-     "exactly one credential"),
-    ({"host": "h", "user": "a@pve", "token_name": "a@pve!t", "token": {"env": "Y"}}, "token id only"),
-    ({"url": "http://h:8006", "user": "a@pve", "password": {"env": "X"}}, "https"),
-    ({"host": "h", "user": "a@pve", "password": {"env": "X"}, "verify": False}, "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (
+            {"host": "h", "user": "root@pam", "token_name": "tk", "token": "literal-secret"},
+            "never written in the config",
+        ),
+        ({"host": "h", "user": "root", "password": {"env": "X"}}, "user@realm"),
+        ({"host": "h", "url": "https://h", "user": "a@pve", "password": {"env": "X"}}, "exactly one of host or url"),
+        (
+            {"host": "h", "user": "a@pve", "password": {"env": "X"}, "token_name": "tk", "token": {"env": "Y"}},
+            "exactly one credential",
+        ),
+        ({"host": "h", "user": "a@pve", "token_name": "a@pve!t", "token": {"env": "Y"}}, "token id only"),
+        ({"url": "http://h:8006", "user": "a@pve", "password": {"env": "X"}}, "https"),
+        ({"host": "h", "user": "a@pve", "password": {"env": "X"}, "verify": False}, "Extra inputs"),
+    ],
+)
 def test_config_errors_are_specific(table: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ProxmoxConfig.model_validate({"driver": "proxmox", **table})

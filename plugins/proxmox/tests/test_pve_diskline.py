@@ -25,9 +25,21 @@ def test_scsi_disk_with_iothread_and_size() -> None:
     assert d.options["iothread"] == "1"
 
 
-@pytest.mark.parametrize("text, size", [
-    ("528K", 528 * KIB), ("512M", 512 * MIB), ("32G", 32 * GIB), ("2T", 2 * TIB), ("1.5T", int(1.5 * TIB)),
-    ("4096", 4096), ("32GiB", 32 * GIB), ("64KiB", 64 * KIB), ("100MiB", 100 * MIB), ("3TiB", 3 * TIB)])
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("528K", 528 * KIB),
+        ("512M", 512 * MIB),
+        ("32G", 32 * GIB),
+        ("2T", 2 * TIB),
+        ("1.5T", int(1.5 * TIB)),
+        ("4096", 4096),
+        ("32GiB", 32 * GIB),
+        ("64KiB", 64 * KIB),
+        ("100MiB", 100 * MIB),
+        ("3TiB", 3 * TIB),
+    ],
+)
 def test_sizes_in_every_unit_pve_accepts(text: str, size: int) -> None:
     # pve-common PVE/JSONSchema.pm parse_size: K/M/G/T or KiB/MiB/GiB/TiB, powers of 1024
     assert parse_size(text) == size
@@ -146,30 +158,56 @@ def test_linked_clone_volumes_name_their_base_and_owner() -> None:
     assert parse_drive("scsi0", "local:100/vm-100-disk-0.qcow2").base is None
 
 
-@pytest.mark.parametrize("key, value", [("scsi0", "ceph-a:vm-1-disk-0,size=lots"), ("scsi0", ",size=1G"),
-                                        ("virtio0", "not a volume,size=1G"), ("ide0", "local:x,media=floppy")])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("scsi0", "ceph-a:vm-1-disk-0,size=lots"),
+        ("scsi0", ",size=1G"),
+        ("virtio0", "not a volume,size=1G"),
+        ("ide0", "local:x,media=floppy"),
+    ],
+)
 def test_unreadable_lines_raise(key: str, value: str) -> None:
     with pytest.raises(DiskLineError, match=key):
         parse_drive(key, value)
 
 
 REAL_CONFIG = {
-    "boot": "order=scsi0;ide2;net0", "cores": 4, "memory": "8192", "name": "db01", "net0":
-    "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1", "numa0": "cpus=0-3,memory=8192", "ostype": "l26",
-    "scsi0": "ceph-a:vm-100-disk-0,iothread=1,size=32G", "scsi1": "local-zfs:vm-100-disk-1,backup=0,size=100G",
-    "ide2": "none,media=cdrom", "ide0": "local-lvm:vm-100-cloudinit,media=cdrom",
-    "efidisk0": "ceph-a:vm-100-disk-2,efitype=4m,size=528K", "tpmstate0": "ceph-a:vm-100-disk-3,size=4M,version=v2.0",
-    "unused0": "local-zfs:vm-100-disk-9", "sata2": "/dev/disk/by-id/nvme-Samsung_SSD_980_S64DNX0R,size=1T",
-    "smbios1": "uuid=7a3c2b3e-4b1e-4c9a-9f0e-1d2c3b4a5e6f", "vmgenid": "1e7d2c3b-aaaa-4bbb-8ccc-0123456789ab",
-    "digest": "0123456789abcdef0123456789abcdef01234567", "nvme0": "ceph-a:vm-100-disk-7,size=64G",
+    "boot": "order=scsi0;ide2;net0",
+    "cores": 4,
+    "memory": "8192",
+    "name": "db01",
+    "net0": "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1",
+    "numa0": "cpus=0-3,memory=8192",
+    "ostype": "l26",
+    "scsi0": "ceph-a:vm-100-disk-0,iothread=1,size=32G",
+    "scsi1": "local-zfs:vm-100-disk-1,backup=0,size=100G",
+    "ide2": "none,media=cdrom",
+    "ide0": "local-lvm:vm-100-cloudinit,media=cdrom",
+    "efidisk0": "ceph-a:vm-100-disk-2,efitype=4m,size=528K",
+    "tpmstate0": "ceph-a:vm-100-disk-3,size=4M,version=v2.0",
+    "unused0": "local-zfs:vm-100-disk-9",
+    "sata2": "/dev/disk/by-id/nvme-Samsung_SSD_980_S64DNX0R,size=1T",
+    "smbios1": "uuid=7a3c2b3e-4b1e-4c9a-9f0e-1d2c3b4a5e6f",
+    "vmgenid": "1e7d2c3b-aaaa-4bbb-8ccc-0123456789ab",
+    "digest": "0123456789abcdef0123456789abcdef01234567",
+    "nvme0": "ceph-a:vm-100-disk-7,size=64G",
 }
 
 
 def test_a_real_config_every_drive_classified_and_the_unknown_line_reported() -> None:
     parsed = parse_config(REAL_CONFIG)
     kinds = {d.key: d.kind for d in parsed.drives}
-    assert kinds == {"efidisk0": "efidisk", "ide0": "cloudinit", "ide2": "cdrom", "sata2": "passthrough",
-                     "scsi0": "disk", "scsi1": "disk", "tpmstate0": "tpmstate", "unused0": "unused"}
+    assert kinds == {
+        "efidisk0": "efidisk",
+        "ide0": "cloudinit",
+        "ide2": "cdrom",
+        "sata2": "passthrough",
+        "scsi0": "disk",
+        "scsi1": "disk",
+        "tpmstate0": "tpmstate",
+        "unused0": "unused",
+    }
     assert len(parsed.warnings) == 1
     assert "nvme0" in parsed.warnings[0] and "ceph-a:vm-100-disk-7" in parsed.warnings[0]
 
@@ -185,13 +223,24 @@ LINES = REAL / "pve-disk-lines.txt"
 #: configs among the sources whose guest is aarch64 (qemu-server src/test/cfg2cmd/aarch64:
 #: simple-arm.conf sets arch: aarch64; simple-arm-host.conf runs on an aarch64 host without an
 #: arch line, so the guest is aarch64 too; simple-x86-on-arm-host.conf sets arch: x86_64)
-AARCH64_SOURCES = {"qemu-server:src/test/cfg2cmd/aarch64/simple-arm.conf",
-                   "qemu-server:src/test/cfg2cmd/aarch64/simple-arm-host.conf"}
+AARCH64_SOURCES = {
+    "qemu-server:src/test/cfg2cmd/aarch64/simple-arm.conf",
+    "qemu-server:src/test/cfg2cmd/aarch64/simple-arm-host.conf",
+}
 #: lines PVE itself would not take as they are (the test config says so: EXPECT_ERROR)
 KNOWN_PROBLEMS = {"ide3: cifs-store:iso/three.iso,size=112M": "explicit media parameter is required for iso images"}
 #: the tally of every line, reviewed by hand against the file (and what PVE's rules give)
-TALLY = {"disk": 472, "cdrom": 289, "rootfs": 166, "mountpoint": 56, "efidisk": 36, "unused": 29,
-         "cloudinit": 21, "passthrough": 17, "tpmstate": 4}
+TALLY = {
+    "disk": 472,
+    "cdrom": 289,
+    "rootfs": 166,
+    "mountpoint": 56,
+    "efidisk": 36,
+    "unused": 29,
+    "cloudinit": 21,
+    "passthrough": 17,
+    "tpmstate": 4,
+}
 _UNIT = {"": 1, "K": KIB, "M": MIB, "G": GIB, "T": TIB}
 
 
@@ -224,8 +273,11 @@ def _expected_kind(key: str, value: str) -> str:
     return "passthrough" if first.startswith("/") else "disk"
 
 
-@pytest.mark.skipif(not LINES.is_file(), reason=f"{LINES} is absent: the real PVE disk lines live in the project's "
-                                                "shared folder (set FTBRIDGE_SHARED), not in the repository")
+@pytest.mark.skipif(
+    not LINES.is_file(),
+    reason=f"{LINES} is absent: the real PVE disk lines live in the project's "
+    "shared folder (set FTBRIDGE_SHARED), not in the repository",
+)
 def test_every_real_disk_line_is_classified_and_sized() -> None:
     lines = _real_lines(LINES)
     assert len(lines) == 1090, "the file changed: review the tally"
@@ -251,6 +303,9 @@ def test_every_real_disk_line_is_classified_and_sized() -> None:
         else:
             assert d.size is None, where
         # move_disk moves a cloud-init drive too (drive_is_cdrom($drive, 1) leaves it out)
-        assert d.movable == (d.kind in ("disk", "efidisk", "tpmstate", "cloudinit", "unused", "rootfs", "mountpoint")
-                             and d.storage is not None and "iso/" not in value), where
+        assert d.movable == (
+            d.kind in ("disk", "efidisk", "tpmstate", "cloudinit", "unused", "rootfs", "mountpoint")
+            and d.storage is not None
+            and "iso/" not in value
+        ), where
     assert dict(tally) == TALLY

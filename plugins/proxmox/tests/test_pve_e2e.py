@@ -20,8 +20,14 @@ from pve_helpers import LabFactory  # noqa: E402
 pytestmark = [pytest.mark.lab]
 
 # every storage in its own array (node-local ZFS is its node's "array"); one site
-DOMAINS = {"ceph-a": "ceph-a", "nfs-b": "nfs-b", "local-zfs@pve1": "pve1-local", "local-zfs@pve2": "pve2-local",
-           "local-zfs@pve3": "pve3-local", "small-lvm@pve2": "pve2-local"}
+DOMAINS = {
+    "ceph-a": "ceph-a",
+    "nfs-b": "nfs-b",
+    "local-zfs@pve1": "pve1-local",
+    "local-zfs@pve2": "pve2-local",
+    "local-zfs@pve3": "pve3-local",
+    "small-lvm@pve2": "pve2-local",
+}
 
 
 def _toml(v: Any) -> str:
@@ -37,14 +43,31 @@ def _toml(v: Any) -> str:
 def write_config(lab: ProxmoxLab, tmp: Path, domains: dict[str, str] = DOMAINS) -> Path:
     lines = ["[endpoints.pve]", *(f"{k} = {_toml(v)}" for k, v in lab.endpoint_config().items()), ""]
     for ds, array in domains.items():
-        lines += ["[[domains]]", 'endpoint = "pve"', f"datastore = {_toml(ds)}", 'site = "ams"',
-                  f"array = {_toml(array)}", ""]
+        lines += [
+            "[[domains]]",
+            'endpoint = "pve"',
+            f"datastore = {_toml(ds)}",
+            'site = "ams"',
+            f"array = {_toml(array)}",
+            "",
+        ]
     lines += [
         # VMs on node-local ZFS are protected by pvesr, which needs them there
-        "[policies.replicated]", 'separation = "array"', 'rpo = "1h"', "require_shared_primary = false",
-        'mechanisms = ["pve-replication"]', 'match = [{ tag = "zfs" }]', "",
-        "[policies.tier1]", 'separation = "array"', 'rpo = "2h"', 'match = [{ tag = "tier1" }]', "",
-        "[state]", f"dir = {_toml(str(tmp / 'state'))}", "",
+        "[policies.replicated]",
+        'separation = "array"',
+        'rpo = "1h"',
+        "require_shared_primary = false",
+        'mechanisms = ["pve-replication"]',
+        'match = [{ tag = "zfs" }]',
+        "",
+        "[policies.tier1]",
+        'separation = "array"',
+        'rpo = "2h"',
+        'match = [{ tag = "tier1" }]',
+        "",
+        "[state]",
+        f"dir = {_toml(str(tmp / 'state'))}",
+        "",
     ]
     cfg = tmp / "ftbridge.toml"
     cfg.write_text("\n".join(lines), encoding="utf-8")
@@ -59,8 +82,14 @@ def test_inventory_audit_plan_apply_audit(lab_factory: LabFactory, tmp_path: Pat
         assert key in env
 
     def run(*args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run([sys.executable, "-m", "ftbridge", "--config", str(cfg), *args], capture_output=True,
-                           text=True, env=env, timeout=300, cwd=tmp_path)
+        p = subprocess.run(
+            [sys.executable, "-m", "ftbridge", "--config", str(cfg), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=tmp_path,
+        )
         assert p.returncode in ok, f"ftbridge {' '.join(args)} exited {p.returncode}: {p.stderr}"
         assert "Traceback" not in p.stderr
         assert lab.token not in p.stdout + p.stderr
@@ -89,8 +118,14 @@ def test_inventory_audit_plan_apply_audit(lab_factory: LabFactory, tmp_path: Pat
 
 
 # issue 11: a cluster shaped like real ones, through the CLI -----------------------------------------
-TRUTH_DOMAINS = {"ceph-vm": "ceph", "ceph-ct": "ceph", "cephfs": "ceph", "nfs-b": "netapp", "san-lun": "san",
-                 **{f"{s}@pve{i}": f"pve{i}-local" for i in (1, 2, 3) for s in ("local-zfs", "local")}}
+TRUTH_DOMAINS = {
+    "ceph-vm": "ceph",
+    "ceph-ct": "ceph",
+    "cephfs": "ceph",
+    "nfs-b": "netapp",
+    "san-lun": "san",
+    **{f"{s}@pve{i}": f"pve{i}-local" for i in (1, 2, 3) for s in ("local-zfs", "local")},
+}
 
 
 def test_truth_cluster_inventory_audit_plan_apply_audit(lab_factory: LabFactory, tmp_path: Path) -> None:
@@ -109,8 +144,14 @@ def test_truth_cluster_inventory_audit_plan_apply_audit(lab_factory: LabFactory,
     env = {**os.environ, **lab.secrets(), "NO_COLOR": "1"}
 
     def run(*args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run([sys.executable, "-m", "ftbridge", "--config", str(cfg), *args], capture_output=True,
-                           text=True, env=env, timeout=300, cwd=tmp_path)
+        p = subprocess.run(
+            [sys.executable, "-m", "ftbridge", "--config", str(cfg), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=tmp_path,
+        )
         assert p.returncode in ok, f"ftbridge {' '.join(args)} exited {p.returncode}: {p.stderr}"
         assert "Traceback" not in p.stderr and lab.token not in p.stdout + p.stderr
         return p

@@ -98,8 +98,9 @@ def test_replication_refusals_are_clear(pve: ProxmoxDriver) -> None:
     with pytest.raises(Conflict, match="same storage on the target node: local-zfs@pve3"):
         pve.protect("105", SecondarySpec("pve-replication", {"scsi0": "other@pve3"}, host="pve3"))
     with pytest.raises(Conflict, match="one per target"):
-        pve.protect("100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve2", "scsi1": "local-zfs@pve2"},
-                                         host="pve2"))
+        pve.protect(
+            "100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve2", "scsi1": "local-zfs@pve2"}, host="pve2")
+        )
     with pytest.raises(Conflict, match="not offered"):
         pve.protect("105", SecondarySpec("vsphere-ft", {"scsi0": "ceph-a"}))
     with pytest.raises(Conflict, match="unable to parse volume ID '/dev/disk/by-id/.*pass-through device"):
@@ -178,8 +179,12 @@ def test_failover_of_a_replicated_vm_after_its_node_dies(lab: ProxmoxLab, pve: P
     job = next(s for s in vm.secondaries if s.id == "100-0")  # pvesr reversed the job
     assert job.host == "pve1" and job.state.value == "broken"
     # the survivors still run; and a new secondary on the third node restores protection
-    done(pve, pve.reprotect("100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3",
-                                                                     "scsi1": "local-zfs@pve3"}, host="pve3")))
+    done(
+        pve,
+        pve.reprotect(
+            "100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3", "scsi1": "local-zfs@pve3"}, host="pve3")
+        ),
+    )
     assert {s.host: s.state.value for s in vm_of(pve, "100").secondaries}["pve3"] == "in_sync"
 
 
@@ -215,12 +220,23 @@ def test_failover_to_a_standby_when_the_primary_storage_fails(lab: ProxmoxLab, p
 
 
 def test_test_failover_leaves_production_unchanged_and_cleanup_leaves_nothing(
-        lab: ProxmoxLab, pve: ProxmoxDriver) -> None:
+    lab: ProxmoxLab, pve: ProxmoxDriver
+) -> None:
     def snapshot() -> tuple[Any, Any, Any]:
         inv = pve.inventory()
-        vms = json.dumps([[v.id, v.host, v.power.value, [(d.id, d.datastore, d.size) for d in v.disks],
-                           [(s.id, s.host, s.state.value, [(x.disk, x.datastore) for x in s.disks])
-                            for s in v.secondaries], v.ha] for v in inv.vms])
+        vms = json.dumps(
+            [
+                [
+                    v.id,
+                    v.host,
+                    v.power.value,
+                    [(d.id, d.datastore, d.size) for d in v.disks],
+                    [(s.id, s.host, s.state.value, [(x.disk, x.datastore) for x in s.disks]) for s in v.secondaries],
+                    v.ha,
+                ]
+                for v in inv.vms
+            ]
+        )
         return vms, {d.id: d.free for d in inv.datastores}, sorted(lab.cluster.guests)
 
     before = snapshot()

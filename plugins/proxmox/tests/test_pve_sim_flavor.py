@@ -29,6 +29,8 @@ def test_the_sim_flavor_offers_the_drivers_mechanisms_with_the_same_rules() -> N
 def test_the_sim_flavor_declares_the_drivers_capabilities() -> None:
     flavors = getattr(sim, "FLAVOR_CAPABILITIES", None)
     if flavors is None:
-        pytest.skip("the sim declares no per-flavor capabilities yet (ftbridge.sim.driver.FLAVOR_CAPABILITIES, "
-                    "issue 10): its proxmox-shaped endpoints still offer every capability, move_vm included")
+        pytest.skip(
+            "the sim declares no per-flavor capabilities yet (ftbridge.sim.driver.FLAVOR_CAPABILITIES, "
+            "issue 10): its proxmox-shaped endpoints still offer every capability, move_vm included"
+        )
     assert frozenset(flavors["proxmox"]) == ProxmoxDriver.capabilities

@@ -104,8 +104,11 @@ def test_1_a_storage_missing_on_a_node_is_not_mounted_there(tlab: ProxmoxLab, dr
     raw = Raw(tlab)
     upid = raw.call("POST", "/nodes/pve3/qemu/205/move_disk", disk="scsi1", storage="nfs-b").json()["data"]
     assert raw.task_end("pve3", upid) == "storage 'nfs-b' is not online"
-    status = {r["node"]: r["status"] for r in raw.call("GET", "/cluster/resources", type="storage").json()["data"]
-              if r["storage"] == "nfs-b"}
+    status = {
+        r["node"]: r["status"]
+        for r in raw.call("GET", "/cluster/resources", type="storage").json()["data"]
+        if r["storage"] == "nfs-b"
+    }
     assert status == {"pve1": "available", "pve2": "available", "pve3": "unknown"}
 
 
@@ -161,10 +164,18 @@ EXPECTED_MECHANISMS = {
 def test_4_each_guest_lists_exactly_the_mechanisms_protect_accepts(drv: ProxmoxDriver) -> None:
     found = vms(drv)
     assert {name: vm.mechanisms for name, vm in found.items()} == EXPECTED_MECHANISMS
-    specs = {"pve-replication": lambda vm: SecondarySpec(
-        "pve-replication", {d.id: d.datastore.replace(f"@{vm.host}", "@pve2") for d in vm.disks
-                            if d.datastore.endswith(f"@{vm.host}")}, host="pve2"),
-             "pve-standby": lambda vm: SecondarySpec("pve-standby", {d.id: "nfs-b" for d in vm.disks})}
+    specs = {
+        "pve-replication": lambda vm: SecondarySpec(
+            "pve-replication",
+            {
+                d.id: d.datastore.replace(f"@{vm.host}", "@pve2")
+                for d in vm.disks
+                if d.datastore.endswith(f"@{vm.host}")
+            },
+            host="pve2",
+        ),
+        "pve-standby": lambda vm: SecondarySpec("pve-standby", {d.id: "nfs-b" for d in vm.disks}),
+    }
     for vm in found.values():
         for mechanism, spec in specs.items():
             if mechanism in (vm.mechanisms or ()):
@@ -188,15 +199,17 @@ def test_5_a_replica_lists_shared_volumes_on_their_own_storage(tlab: ProxmoxLab,
 
 def test_6_mixed_and_replicate_0_guests_are_replicated(tlab: ProxmoxLab, drv: ProxmoxDriver) -> None:
     # a container with its root on ZFS and a mount point on Ceph: the Ceph volume stays where it is
-    op = drv.protect("202", SecondarySpec("pve-replication", {"rootfs": "local-zfs@pve2", "mp0": "ceph-ct"},
-                                          host="pve2"))
+    op = drv.protect(
+        "202", SecondarySpec("pve-replication", {"rootfs": "local-zfs@pve2", "mp0": "ceph-ct"}, host="pve2")
+    )
     done(drv, op)
     # a VM with a pass-through disk marked replicate=0 and a ZFS disk marked replicate=0
     tlab.attach_device(204, "scsi2", "/dev/disk/by-id/nvme-SAMSUNG_MZQL2960_S64F", "backup=0,replicate=0")
     tlab.set_drive_options(204, "scsi1", "replicate=0")
     with pytest.raises(Conflict, match="pvesr does not copy scsi1"):
-        drv.protect("204", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3", "scsi1": "local-zfs@pve3"},
-                                         host="pve3"))
+        drv.protect(
+            "204", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3", "scsi1": "local-zfs@pve3"}, host="pve3")
+        )
     done(drv, drv.protect("204", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3"}, host="pve3")))
     db01 = vms(drv)["db01"]
     new = next(s for s in db01.secondaries if s.host == "pve3")
@@ -223,7 +236,8 @@ def test_7_pending_changes_do_not_count_until_they_run(tlab: ProxmoxLab, drv: Pr
 
 # 8: volumes on a disabled storage, or one not configured for the node, are said --------------------
 def test_8_disabled_and_unconfigured_storages_are_warnings_and_findings(
-        tlab: ProxmoxLab, drv: ProxmoxDriver, tmp_path: Path) -> None:
+    tlab: ProxmoxLab, drv: ProxmoxDriver, tmp_path: Path
+) -> None:
     tlab.set_storage("nfs-b", disabled=True)
     tlab.set_storage("ceph-ct", nodes=["pve1", "pve2"])
     part = drv.inventory()
@@ -236,15 +250,19 @@ def test_8_disabled_and_unconfigured_storages_are_warnings_and_findings(
     for vm in part.vms:  # no disk points at a datastore the inventory lacks
         assert {d.datastore for d in vm.disks} <= set(ds), vm.name
     cfg = tmp_path / "ftbridge.toml"
-    cfg.write_text('[endpoints.pve]\ndriver = "sim"\nestate = "x.toml"\n[policies.all]\nrequire_secondary = false\n'
-                   'require_shared_primary = false\n', encoding="utf-8")
+    cfg.write_text(
+        '[endpoints.pve]\ndriver = "sim"\nestate = "x.toml"\n[policies.all]\nrequire_secondary = false\n'
+        "require_shared_primary = false\n",
+        encoding="utf-8",
+    )
     inv = Inventory().with_parts(EndpointInfo("pve", "proxmox", mechanisms=tuple(drv.mechanisms)), part)
     findings = {(f.vm_name, f.rule) for f in audit(inv, load_config(cfg)).findings}
     assert {("app01", "inventory-warning"), ("ct01", "inventory-warning")} <= findings
     # the lab: a disabled storage is not among the cluster's resources, and PVE refuses it
     raw = Raw(tlab)
-    assert not [r for r in raw.call("GET", "/cluster/resources", type="storage").json()["data"]
-                if r["storage"] == "nfs-b"]
+    assert not [
+        r for r in raw.call("GET", "/cluster/resources", type="storage").json()["data"] if r["storage"] == "nfs-b"
+    ]
     r = raw.call("POST", "/nodes/pve1/qemu/200/move_disk", disk="scsi0", storage="nfs-b")
     assert (r.status_code, r.reason) == (500, "storage 'nfs-b' is disabled")
     r = raw.call("POST", "/nodes/pve3/qemu/205/move_disk", disk="scsi1", storage="ceph-ct")
@@ -275,23 +293,27 @@ def test_10_a_disk_named_like_cloud_init_is_a_disk(tlab: ProxmoxLab, drv: Proxmo
 
 
 # 11: user ids ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("user", ["example.user@google.com@myrealm1", "ftbridge@pve", "root@pam", "a.b-c@ad.example",
-                                  "o'brien@corp", "svc!x@pve"])
+@pytest.mark.parametrize(
+    "user",
+    ["example.user@google.com@myrealm1", "ftbridge@pve", "root@pam", "a.b-c@ad.example", "o'brien@corp", "svc!x@pve"],
+)
 def test_11_user_ids_pve_documents_are_accepted(user: str) -> None:
     # pve-access-control PVE/Auth/Plugin.pm: user part [^\s:/]+, realm after the last '@'
     cfg = ProxmoxConfig.model_validate({"driver": "proxmox", "host": "h", "user": user, "password": {"env": "P"}})
     assert cfg.user == user
 
 
-@pytest.mark.parametrize("user", ["root", "a:b@pve", "a/b@pve", "a b@pve", "x@p", "ab@1realm", "@pve", "us@pve!tok",
-                                  "u" * 60 + "@pve.x"])
+@pytest.mark.parametrize(
+    "user", ["root", "a:b@pve", "a/b@pve", "a b@pve", "x@p", "ab@1realm", "@pve", "us@pve!tok", "u" * 60 + "@pve.x"]
+)
 def test_11_user_ids_pve_refuses_are_refused(user: str) -> None:
     with pytest.raises(ValidationError, match="user@realm"):
         ProxmoxConfig.model_validate({"driver": "proxmox", "host": "h", "user": user, "password": {"env": "P"}})
 
 
-def test_11_a_user_whose_name_holds_an_at_sign_logs_in(lab_factory: LabFactory, truth_estate: Estate,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_11_a_user_whose_name_holds_an_at_sign_logs_in(
+    lab_factory: LabFactory, truth_estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lab = lab_factory(estate=truth_estate, user="example.user@google.com@myrealm1")
     for key, value in lab.secrets().items():
         monkeypatch.setenv(key, value)
@@ -359,8 +381,9 @@ def test_restart_to_another_node_moves_the_config_first(tlab: ProxmoxLab, drv: P
 
 
 @pytest.mark.parametrize("version", ["9.1.3", "8.4.1"])  # the preferred node: an HA rule, or an HA group
-def test_restart_after_pve_fenced_the_node_goes_through_ha(lab_factory: LabFactory, truth_estate: Estate,
-                                                           monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+def test_restart_after_pve_fenced_the_node_goes_through_ha(
+    lab_factory: LabFactory, truth_estate: Estate, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
     tlab = lab_factory(estate=truth_estate, version=version)
     for key, value in tlab.secrets().items():
         monkeypatch.setenv(key, value)
@@ -419,14 +442,17 @@ def test_inventory_cost_stays_flat(tlab: ProxmoxLab, drv: ProxmoxDriver) -> None
 def test_lab_speaks_for_every_rule_only_in_pves_status_codes(tlab: ProxmoxLab) -> None:
     raw = Raw(tlab)
     r = raw.call("POST", "/cluster/replication", id="206-0", target="pve1", type="local")
-    assert (r.status_code, r.reason) == (500, "unable to replicate local file/device "
-                                              "'/dev/disk/by-id/ata-ST4000NM0035-1V4107_ZC1A2B3C'")
+    assert (r.status_code, r.reason) == (
+        500,
+        "unable to replicate local file/device '/dev/disk/by-id/ata-ST4000NM0035-1V4107_ZC1A2B3C'",
+    )
     r = raw.call("POST", "/nodes/pve1/qemu/200/clone", newid=300, full=1, storage="nfs-b")
     assert (r.status_code, r.reason) == (500, "cannot clone TPM state while VM is running")
     r = raw.call("POST", "/nodes/pve2/qemu/206/clone", newid=300, full=1, storage="nfs-b")
-    assert (r.status_code, r.reason) == (500, "unable to parse volume ID "
-                                              "'/dev/disk/by-id/ata-ST4000NM0035-1V4107_ZC1A2B3C'")
+    assert (r.status_code, r.reason) == (
+        500,
+        "unable to parse volume ID '/dev/disk/by-id/ata-ST4000NM0035-1V4107_ZC1A2B3C'",
+    )
     r = raw.call("POST", "/nodes/pve2/qemu/207/clone", newid=300, full=1, storage="cephfs")
     assert (r.status_code, r.json()["errors"]) == (400, {"storage": "storage 'cephfs' does not support vm images"})
     assert raw.call("GET", "/nodes/pve1/qemu/200/config", current=1, snapshot="s1").status_code == 400
-

@@ -34,6 +34,7 @@ def route(method: str, path: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         ROUTES[(method, path)] = fn
         return fn
+
     return register
 
 
@@ -64,11 +65,29 @@ def nodes(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
 
 @route("GET", "/cluster/status")
 def cluster_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
-    out: list[dict[str, Any]] = [{"type": "cluster", "id": "cluster", "name": c.name, "nodes": len(c.nodes),
-                                  "quorate": int(c.quorate), "version": 7}]
+    out: list[dict[str, Any]] = [
+        {
+            "type": "cluster",
+            "id": "cluster",
+            "name": c.name,
+            "nodes": len(c.nodes),
+            "quorate": int(c.quorate),
+            "version": 7,
+        }
+    ]
     for i, n in enumerate(c.nodes.values()):
-        out.append({"type": "node", "id": f"node/{n.name}", "name": n.name, "nodeid": n.nodeid,
-                    "online": int(n.online), "local": int(i == 0), "ip": f"10.10.0.{n.nodeid}", "level": ""})
+        out.append(
+            {
+                "type": "node",
+                "id": f"node/{n.name}",
+                "name": n.name,
+                "nodeid": n.nodeid,
+                "online": int(n.online),
+                "local": int(i == 0),
+                "ip": f"10.10.0.{n.nodeid}",
+                "level": "",
+            }
+        )
     return out
 
 
@@ -78,8 +97,12 @@ def resources(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     out: list[dict[str, Any]] = []
     if kind in (None, "node"):
         for node in c.nodes.values():
-            item: dict[str, Any] = {"id": f"node/{node.name}", "type": "node", "node": node.name,
-                                    "status": "online" if node.online else "offline"}
+            item: dict[str, Any] = {
+                "id": f"node/{node.name}",
+                "type": "node",
+                "node": node.name,
+                "status": "online" if node.online else "offline",
+            }
             if node.online:
                 item.update(level="", maxcpu=32, maxmem=node.memory, mem=node.memory // 4, cpu=0.04, uptime=864000)
             out.append(item)
@@ -89,9 +112,15 @@ def resources(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
             for n in c.nodes:
                 if not st.on(n) or st.disabled:  # storage_check_enabled(..., $node, 1) (API2/Cluster.pm)
                     continue
-                item = {"id": f"storage/{n}/{sid}", "type": "storage", "storage": sid, "node": n,
-                        "plugintype": st.type, "content": st.content,
-                        "status": "available" if c.online(sid, n) else "unknown"}
+                item = {
+                    "id": f"storage/{n}/{sid}",
+                    "type": "storage",
+                    "storage": sid,
+                    "node": n,
+                    "plugintype": st.type,
+                    "content": st.content,
+                    "status": "available" if c.online(sid, n) else "unknown",
+                }
                 if c.major >= 9:
                     item["shared"] = int(st.shared)
                 if c.online(sid, n):
@@ -101,13 +130,22 @@ def resources(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     if kind in (None, "vm"):
         for g in c.guests.values():
             online = c.nodes[g.node].online
-            item = {"id": f"{g.type}/{g.vmid}", "type": g.type, "vmid": g.vmid, "node": g.node, "name": g.name,
-                    "status": g.status if online else "unknown", "template": int(g.template),
-                    "maxcpu": g.cores, "maxmem": g.memory * MIB,
-                    "maxdisk": next((d.size for d in g.drives.values() if d.kind in ("disk", "rootfs")), 0),
-                    "disk": 0, "cpu": 0.01 if g.status == "running" else 0,
-                    "mem": g.memory * MIB // 2 if g.status == "running" else 0,
-                    "uptime": 3600 if g.status == "running" else 0}
+            item = {
+                "id": f"{g.type}/{g.vmid}",
+                "type": g.type,
+                "vmid": g.vmid,
+                "node": g.node,
+                "name": g.name,
+                "status": g.status if online else "unknown",
+                "template": int(g.template),
+                "maxcpu": g.cores,
+                "maxmem": g.memory * MIB,
+                "maxdisk": next((d.size for d in g.drives.values() if d.kind in ("disk", "rootfs")), 0),
+                "disk": 0,
+                "cpu": 0.01 if g.status == "running" else 0,
+                "mem": g.memory * MIB // 2 if g.status == "running" else 0,
+                "uptime": 3600 if g.status == "running" else 0,
+            }
             if g.tags:
                 item["tags"] = ";".join(g.tags)
             if g.lock:
@@ -145,9 +183,11 @@ def storage_index(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
             item["disable"] = 1
         item.update(st.options)
         extra: dict[str, dict[str, Any]] = {
-            "zfspool": {"pool": "rpool/data", "sparse": 1}, "rbd": {"pool": sid, "krbd": 0},
+            "zfspool": {"pool": "rpool/data", "sparse": 1},
+            "rbd": {"pool": sid, "krbd": 0},
             "nfs": {"server": "10.20.0.5", "export": f"/export/{sid}", "path": f"/mnt/pve/{sid}"},
-            "dir": {"path": f"/srv/{sid}"}}
+            "dir": {"path": f"/srv/{sid}"},
+        }
         item.update(extra.get(st.type, {}))
         item["digest"] = _digest(item)
         out.append(item)
@@ -169,14 +209,23 @@ def node_storage(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
             continue
         if _b(p, "enabled") and st.disabled:
             continue
-        item: dict[str, Any] = {"storage": sid, "type": st.type, "content": st.content,
-                                "shared": int(st.shared), "enabled": int(not st.disabled),
-                                "active": int(c.online(sid, node))}
+        item: dict[str, Any] = {
+            "storage": sid,
+            "type": st.type,
+            "content": st.content,
+            "shared": int(st.shared),
+            "enabled": int(not st.disabled),
+            "active": int(c.online(sid, node)),
+        }
         if c.online(sid, node):
             loc = st.loc(node)
             total, used = st.capacity.get(loc, 0), usage.get((sid, loc), 0)
-            item.update(total=total, used=used, avail=max(0, total - used),
-                        used_fraction=round(used / total, 6) if total else 0.0)
+            item.update(
+                total=total,
+                used=used,
+                avail=max(0, total - used),
+                used_fraction=round(used / total, 6) if total else 0.0,
+            )
         out.append(item)
     return out
 
@@ -253,8 +302,15 @@ def _status(c: Cluster, g: Guest) -> dict[str, Any]:
     ha: dict[str, Any] = {"managed": int(sid in c.ha_resources)}
     if sid in c.ha_resources:
         ha.update(state=c.ha_resources[sid]["state"])
-    out: dict[str, Any] = {"status": g.status, "vmid": g.vmid, "name": g.name, "cpus": g.cores,
-                           "maxmem": g.memory * MIB, "uptime": 3600 if g.status == "running" else 0, "ha": ha}
+    out: dict[str, Any] = {
+        "status": g.status,
+        "vmid": g.vmid,
+        "name": g.name,
+        "cpus": g.cores,
+        "maxmem": g.memory * MIB,
+        "uptime": 3600 if g.status == "running" else 0,
+        "ha": ha,
+    }
     if g.type == "qemu":
         out["qmpstatus"] = g.status
     if g.lock:
@@ -291,6 +347,7 @@ def _start(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
             if d.is_volume and d.storage and not c.online(d.storage, g.node):
                 raise ApiError(500, f"storage '{d.storage}' is not online")
         g.status = "running"
+
     return c.start_task(g.node, "qmstart" if gtype == "qemu" else "vzstart", g, ctx.user, on_done=done)
 
 
@@ -305,6 +362,7 @@ def _stop(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
 
     def done() -> None:
         g.status = "stopped"
+
     return c.start_task(g.node, "qmstop" if gtype == "qemu" else "vzstop", g, ctx.user, on_done=done)
 
 
@@ -337,8 +395,9 @@ def _move(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str, slot: str) -> str
     the task allocates the volume (``PVE/LXC.pm`` ``alloc_disk``: ``rootdir``, or a zfspool).
     """
     if "storage" not in p:
-        raise ApiError(400, "Parameter verification failed.",
-                       {"storage": "move to another VM is not implemented by the lab"})
+        raise ApiError(
+            400, "Parameter verification failed.", {"storage": "move to another VM is not implemented by the lab"}
+        )
     c.check_quorum()
     g = _guest(c, p, gtype)
     c.check_unlocked(g)
@@ -348,8 +407,7 @@ def _move(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str, slot: str) -> str
         if g.status == "running":
             raise ApiError(500, "cannot move volumes of a running container")
         if slot.startswith("unused"):
-            raise ApiError(500, f"cannot move volume '{slot}', only configured volumes can be moved to "
-                                "another storage")
+            raise ApiError(500, f"cannot move volume '{slot}', only configured volumes can be moved to another storage")
         if d is None:
             raise ApiError(500, f"unable to parse value of '{slot}' - got undefined value")
     else:
@@ -363,8 +421,9 @@ def _move(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str, slot: str) -> str
             raise ApiError(500, "you can't move to the same storage with same format")
         st = c.check_enabled(target, g.node)
         if "images" not in st.content.split(","):
-            raise ApiError(400, "Parameter verification failed.",
-                           {"storage": f"storage '{target}' does not support vm images"})
+            raise ApiError(
+                400, "Parameter verification failed.", {"storage": f"storage '{target}' does not support vm images"}
+            )
     size = d.size
     delete = _b(p, "delete")
 
@@ -388,8 +447,11 @@ def _move(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str, slot: str) -> str
     tst = c.storages.get(target)
     if tst is not None and tst.on(g.node) and c.online(target, g.node):
         if c.avail(target, g.node) < size:
-            raise ApiError(500, f"not enough free space on storage '{target}' on node '{g.node}' "
-                                f"(need {format_size(size)}, have {format_size(c.avail(target, g.node))})")
+            raise ApiError(
+                500,
+                f"not enough free space on storage '{target}' on node '{g.node}' "
+                f"(need {format_size(size)}, have {format_size(c.avail(target, g.node))})",
+            )
         reserve = {(target, tst.loc(g.node)): size}
     return c.start_task(g.node, ttype, g, ctx.user, on_done=done, reserve=reserve)
 
@@ -416,8 +478,11 @@ def qemu_clone(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     if "storage" in p:
         st = c.check_enabled(p["storage"], g.node)
         if "images" not in st.content.split(","):
-            raise ApiError(400, "Parameter verification failed.",
-                           {"storage": f"storage '{p['storage']}' does not support vm images"})
+            raise ApiError(
+                400,
+                "Parameter verification failed.",
+                {"storage": f"storage '{p['storage']}' does not support vm images"},
+            )
         if target != g.node:
             c.check_enabled(p["storage"], target)
             if not st.shared:
@@ -452,11 +517,21 @@ def qemu_clone(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     for (sid, loc), size in need.items():
         avail = c.storages[sid].capacity.get(loc, 0) - usage.get((sid, loc), 0)
         if avail < size:
-            raise ApiError(500, f"not enough free space on storage '{sid}' (need {size >> 20} MiB, "
-                                f"have {max(0, avail) >> 20} MiB)")
-    clone = Guest(newid, "qemu", target, p.get("name", f"Copy-of-VM-{g.name}"), cores=g.cores, memory=g.memory,
-                  description=p.get("description", ""), nets=dict(g.nets), lock="clone",
-                  smbios_uuid=str(uuid.uuid4()))  # clone_vm gives the copy a uuid of its own
+            raise ApiError(
+                500, f"not enough free space on storage '{sid}' (need {size >> 20} MiB, have {max(0, avail) >> 20} MiB)"
+            )
+    clone = Guest(
+        newid,
+        "qemu",
+        target,
+        p.get("name", f"Copy-of-VM-{g.name}"),
+        cores=g.cores,
+        memory=g.memory,
+        description=p.get("description", ""),
+        nets=dict(g.nets),
+        lock="clone",
+        smbios_uuid=str(uuid.uuid4()),
+    )  # clone_vm gives the copy a uuid of its own
     c.guests[newid] = clone  # the config exists (locked) while the copy runs
     for s, d in drives.items():
         if d.is_volume and d.storage:
@@ -468,6 +543,7 @@ def qemu_clone(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
 
     def failed() -> None:
         c.guests.pop(newid, None)
+
     return c.start_task(g.node, "qmclone", g, ctx.user, on_done=done, on_fail=failed)
 
 
@@ -480,8 +556,9 @@ def _migrate(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
         raise ApiError(500, "target is local node.")
     sid = c.ha_sid(g)
     if c.ha_managed(g):  # PVE queues a CRM request; the HA stack migrates later
-        c.ha_commands.append((time.time() + c.task_seconds, sid, "migrate" if g.status == "running" else "relocate",
-                              target))
+        c.ha_commands.append(
+            (time.time() + c.task_seconds, sid, "migrate" if g.status == "running" else "relocate", target)
+        )
         return c.start_task(g.node, "hamigrate", g, ctx.user, on_done=None, duration=0.0, hold=False)
     c.check_unlocked(g)
     if g.status == "running" and gtype == "qemu" and not _b(p, "online"):
@@ -500,8 +577,7 @@ def _migrate(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
         replicated = any(j.guest == g.vmid and j.target == target and slot in j.replicated for j in c.jobs.values())
         if not st.shared and not replicated:
             if gtype == "qemu" and not _b(p, "with-local-disks"):
-                raise ApiError(500, f"can't migrate local disk '{d.storage}:{d.volname}': "
-                                    "use --with-local-disks")
+                raise ApiError(500, f"can't migrate local disk '{d.storage}:{d.volname}': use --with-local-disks")
             reserve[(d.storage, target)] = reserve.get((d.storage, target), 0) + d.size
     if reserve:
         usage = c.usage()
@@ -516,8 +592,16 @@ def _migrate(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
 
     def failed() -> None:
         g.lock = None
-    return c.start_task(g.node, "qmigrate" if gtype == "qemu" else "vzmigrate", g, ctx.user, on_done=done,
-                        on_fail=failed, reserve=reserve)
+
+    return c.start_task(
+        g.node,
+        "qmigrate" if gtype == "qemu" else "vzmigrate",
+        g,
+        ctx.user,
+        on_done=done,
+        on_fail=failed,
+        reserve=reserve,
+    )
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/migrate")
@@ -548,6 +632,7 @@ def qemu_destroy(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         c.ha_service.pop(sid, None)
         for jid in [j.id for j in c.jobs.values() if j.guest == g.vmid]:
             del c.jobs[jid]
+
     return c.start_task(g.node, "qmdestroy", g, ctx.user, on_done=done)
 
 
@@ -578,7 +663,7 @@ def tasks(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
             item["endtime"] = int(t.end or t.start)
         out.append(item)
     start = int(p.get("start", "0"))
-    return out[start:start + int(p.get("limit", "50"))]
+    return out[start : start + int(p.get("limit", "50"))]
 
 
 @route("GET", "/nodes/{node}/tasks/{upid}/status")
@@ -589,8 +674,9 @@ def task_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         raise ApiError(500, f"unable to parse worker upid '{upid}'")
     t = c.tasks.get(upid)
     if t is None or t.node != node:
-        raise ApiError(500, f"unable to open file '/var/log/pve/tasks/{upid[-10:-9] or '0'}/{upid}' - "
-                            "No such file or directory")
+        raise ApiError(
+            500, f"unable to open file '/var/log/pve/tasks/{upid[-10:-9] or '0'}/{upid}' - No such file or directory"
+        )
     return t.info()
 
 
@@ -629,9 +715,18 @@ def replication_create(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         raise ApiError(500, f"replication job '{jid}' already exists")
     if any(j.guest == g.vmid and j.target == target for j in c.jobs.values()):
         raise ApiError(500, f"replication job for guest '{g.vmid}' to target '{target}' already exists")
-    job = Job(jid, g.vmid, int(num), target, g.node, schedule=p.get("schedule"),
-              rate=float(p["rate"]) if "rate" in p else None, comment=p.get("comment"),
-              disable=_b(p, "disable"), remove_job=p.get("remove_job"))
+    job = Job(
+        jid,
+        g.vmid,
+        int(num),
+        target,
+        g.node,
+        schedule=p.get("schedule"),
+        rate=float(p["rate"]) if "rate" in p else None,
+        comment=p.get("comment"),
+        disable=_b(p, "disable"),
+        remove_job=p.get("remove_job"),
+    )
     job.next_sync = time.time() + c.first_sync_delay
     c.jobs[jid] = job
     return None
@@ -803,9 +898,12 @@ def ha_group_create(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     for item in re.split(r"[,; ]", p["nodes"]):
         if item and item.split(":")[0] not in c.nodes:
             raise ApiError(500, f"unknown node '{item.split(':')[0]}'")
-    c.ha_groups[name] = {"nodes": p["nodes"], "restricted": int(_b(p, "restricted")),
-                         "nofailback": int(_b(p, "nofailback")),
-                         **({"comment": p["comment"]} if "comment" in p else {})}
+    c.ha_groups[name] = {
+        "nodes": p["nodes"],
+        "restricted": int(_b(p, "restricted")),
+        "nofailback": int(_b(p, "nofailback")),
+        **({"comment": p["comment"]} if "comment" in p else {}),
+    }
     return None
 
 
@@ -847,11 +945,14 @@ def ha_rule_create(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     rule: dict[str, Any] = {"type": p["type"], "resources": ",".join(resources)}
     if p["type"] == "node-affinity":
         if "nodes" not in p:
-            raise ApiError(400, "Parameter verification failed.",
-                           {"nodes": "property is missing and it is not optional"})
+            raise ApiError(
+                400, "Parameter verification failed.", {"nodes": "property is missing and it is not optional"}
+            )
         for sid in resources:
-            other = next((n for n, r in c.ha_rules.items() if r["type"] == "node-affinity"
-                          and sid in r["resources"].split(",")), None)
+            other = next(
+                (n for n, r in c.ha_rules.items() if r["type"] == "node-affinity" and sid in r["resources"].split(",")),
+                None,
+            )
             if other:
                 raise ApiError(500, f"resource '{sid}' is already used in node affinity rule '{other}'")
         rule.update(nodes=p["nodes"], strict=int(_b(p, "strict")))
@@ -878,8 +979,12 @@ def _lrm(c: Cluster, name: str, now: float) -> dict[str, Any]:
     """A node's LRM status file as the HA stack keeps it (``read_lrm_status``)."""
     node = c.nodes[name]
     active = c.lrm_active(name) if node.online else node.armed
-    return {"state": "active" if active else "wait_for_agent_lock", "mode": "active",
-            "timestamp": int(c.lrm_timestamp(node, now)), "results": {}}
+    return {
+        "state": "active" if active else "wait_for_agent_lock",
+        "mode": "active",
+        "timestamp": int(c.lrm_timestamp(node, now)),
+        "results": {},
+    }
 
 
 def _master(c: Cluster) -> str:
@@ -894,14 +999,31 @@ def ha_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     now = time.time()
     master = _master(c)
     out: list[dict[str, Any]] = [
-        {"id": "quorum", "type": "quorum", "node": master,
-         "status": "OK" if c.quorate else f"No quorum on node '{master}'!", "quorate": int(c.quorate)},
-        {"id": "master", "type": "master", "node": master, "status": f"{master} (active, {time.ctime(now)})",
-         "timestamp": int(now)},
+        {
+            "id": "quorum",
+            "type": "quorum",
+            "node": master,
+            "status": "OK" if c.quorate else f"No quorum on node '{master}'!",
+            "quorate": int(c.quorate),
+        },
+        {
+            "id": "master",
+            "type": "master",
+            "node": master,
+            "status": f"{master} (active, {time.ctime(now)})",
+            "timestamp": int(now),
+        },
     ]
     if c.major >= 9:
-        out.append({"id": "fencing", "type": "fencing", "node": master, "status": "armed (CRM watchdog active)",
-                    "armed-state": "armed"})
+        out.append(
+            {
+                "id": "fencing",
+                "type": "fencing",
+                "node": master,
+                "status": "armed (CRM watchdog active)",
+                "armed-state": "armed",
+            }
+        )
     for n in c.nodes.values():
         lrm = _lrm(c, n.name, now)
         if now - lrm["timestamp"] > 30:
@@ -909,17 +1031,34 @@ def ha_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         else:
             state = "active" if lrm["state"] == "active" else "idle"
         watchdog = "watchdog active" if state == "active" else "watchdog standby"
-        out.append({"id": f"lrm:{n.name}", "type": "lrm", "node": n.name,
-                    "status": f"{n.name} ({state}, {watchdog}, {time.ctime(lrm['timestamp'])})",
-                    "timestamp": lrm["timestamp"]})
+        out.append(
+            {
+                "id": f"lrm:{n.name}",
+                "type": "lrm",
+                "node": n.name,
+                "status": f"{n.name} ({state}, {watchdog}, {time.ctime(lrm['timestamp'])})",
+                "timestamp": lrm["timestamp"],
+            }
+        )
     for sid, res in c.ha_resources.items():
         g = c._guest_of(sid)
         if g is None:
             continue
         svc = c.ha_service.get(sid, {}).get("state", res["state"])
-        out.append({"id": f"service:{sid}", "type": "service", "sid": sid, "node": g.node, "state": svc,
-                    "crm_state": svc, "request_state": res["state"], "max_restart": res.get("max_restart", 1),
-                    "max_relocate": res.get("max_relocate", 1), "status": f"{sid} ({g.node}, {svc})"})
+        out.append(
+            {
+                "id": f"service:{sid}",
+                "type": "service",
+                "sid": sid,
+                "node": g.node,
+                "state": svc,
+                "crm_state": svc,
+                "request_state": res["state"],
+                "max_restart": res.get("max_restart", 1),
+                "max_relocate": res.get("max_relocate", 1),
+                "status": f"{sid} ({g.node}, {svc})",
+            }
+        )
     return out
 
 
@@ -933,13 +1072,20 @@ def ha_manager_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         if g is not None:
             services[sid] = {"node": g.node, "state": c.ha_service.get(sid, {}).get("state", res["state"])}
     fencing = {svc["node"] for svc in services.values() if svc["state"] == "fence"}
-    node_status = {n.name: "online" if n.online else "fence" if n.name in fencing else "unknown"
-                   for n in c.nodes.values()}
+    node_status = {
+        n.name: "online" if n.online else "fence" if n.name in fencing else "unknown" for n in c.nodes.values()
+    }
     master = _master(c)
-    return {"manager_status": {"master_node": master, "timestamp": int(now), "node_status": node_status,
-                               "service_status": services},
-            "quorum": {"node": master, "quorate": int(c.quorate)},
-            "lrm_status": {n: _lrm(c, n, now) for n in c.nodes}}
+    return {
+        "manager_status": {
+            "master_node": master,
+            "timestamp": int(now),
+            "node_status": node_status,
+            "service_status": services,
+        },
+        "quorum": {"node": master, "quorate": int(c.quorate)},
+        "lrm_status": {n: _lrm(c, n, now) for n in c.nodes},
+    }
 
 
 # networks ----------------------------------------------------------------------------------------

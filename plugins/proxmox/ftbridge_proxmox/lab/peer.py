@@ -42,30 +42,51 @@ class ProxmoxLab(Lab):
     TOKEN_ENV = "FTBRIDGE_LAB_PVE_TOKEN"
     PASSWORD_ENV = "FTBRIDGE_LAB_PVE_PASSWORD"
 
-    def __init__(self, estate: Estate, *, port: int = 0, version: str = "9.1.3", task_seconds: float = 0.05,
-                 sync_seconds: float = 0.05, fence_delay: float = 0.2, latency: float = 0.0, record: bool = True,
-                 user: str = "root@pam", token_id: str = "ftbridge", token: str | None = None,
-                 password: str | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        estate: Estate,
+        *,
+        port: int = 0,
+        version: str = "9.1.3",
+        task_seconds: float = 0.05,
+        sync_seconds: float = 0.05,
+        fence_delay: float = 0.2,
+        latency: float = 0.0,
+        record: bool = True,
+        user: str = "root@pam",
+        token_id: str = "ftbridge",
+        token: str | None = None,
+        password: str | None = None,
+        workdir: Path | None = None,
+    ) -> None:
         if version.split(".")[0] not in ("8", "9"):
             raise ValueError(f"the lab speaks PVE 8 and 9, not {version}")
         self.estate = estate
-        self.cluster = Cluster(version=version, name=estate.name[:15] or "ftlab", task_seconds=task_seconds,
-                               sync_seconds=sync_seconds, fence_delay=fence_delay)
+        self.cluster = Cluster(
+            version=version,
+            name=estate.name[:15] or "ftlab",
+            task_seconds=task_seconds,
+            sync_seconds=sync_seconds,
+            fence_delay=fence_delay,
+        )
         self.cluster.seed(estate)
         self.user = user
         self.token_id = token_id
         self.token = token or str(uuid.uuid4())
-        self.password = password if password is not None else (
-            None if estate.password_sha256 else pysecrets.token_urlsafe(18))
+        self.password = (
+            password if password is not None else (None if estate.password_sha256 else pysecrets.token_urlsafe(18))
+        )
         if self.password is not None:
             pw = self.password
             check = lambda given: hmac.compare_digest(given.encode(), pw.encode())  # noqa: E731
         else:
             digest = estate.password_sha256 or ""
             check = lambda given: hmac.compare_digest(  # noqa: E731
-                hashlib.sha256(given.encode()).hexdigest(), digest)
-        self.core = ApiCore(self.cluster, users={user: check}, tokens={f"{user}!{token_id}": self.token},
-                            latency=latency, record=record)
+                hashlib.sha256(given.encode()).hexdigest(), digest
+            )
+        self.core = ApiCore(
+            self.cluster, users={user: check}, tokens={f"{user}!{token_id}": self.token}, latency=latency, record=record
+        )
         self._port = port
         self._workdir = workdir
         self._own_workdir = workdir is None
@@ -81,8 +102,9 @@ class ProxmoxLab(Lab):
             self._workdir = Path(tempfile.mkdtemp(prefix="ftbridge-pve-lab-"))
         self.tls = make_tls(self._workdir)
         self._server = LabHTTPServer(("127.0.0.1", self._port), self.core, self.tls.server_context())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="pve-lab", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="pve-lab", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -114,8 +136,15 @@ class ProxmoxLab(Lab):
         return self.tls.ca_file
 
     def endpoint_config(self) -> dict[str, Any]:
-        return {"driver": "proxmox", "host": "127.0.0.1", "port": self.port, "user": self.user,
-                "token_name": self.token_id, "token": {"env": self.TOKEN_ENV}, "ca_file": str(self.ca_file)}
+        return {
+            "driver": "proxmox",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "token_name": self.token_id,
+            "token": {"env": self.TOKEN_ENV},
+            "ca_file": str(self.ca_file),
+        }
 
     def secrets(self) -> Mapping[str, str]:
         out = {self.TOKEN_ENV: self.token}
@@ -171,8 +200,9 @@ class ProxmoxLab(Lab):
     def guest(self, vmid: int) -> Guest:
         return self.cluster.guests[vmid]
 
-    def inject(self, *, error_rate: float | None = None, error_status: int | None = None,
-               slow: float | None = None) -> None:
+    def inject(
+        self, *, error_rate: float | None = None, error_status: int | None = None, slow: float | None = None
+    ) -> None:
         """API faults: a share of calls answered with ``error_status`` (5xx), seconds added per call."""
         if error_rate is not None:
             self.core.faults["error_rate"] = error_rate
@@ -181,8 +211,14 @@ class ProxmoxLab(Lab):
         if slow is not None:
             self.core.faults["slow"] = slow
 
-    def fail_tasks(self, *, type: str | None = None, vmid: int | None = None,  # noqa: A002
-                   message: str = "command failed: exit code 1 (injected)", count: int = 1) -> None:
+    def fail_tasks(
+        self,
+        *,
+        type: str | None = None,
+        vmid: int | None = None,  # noqa: A002
+        message: str = "command failed: exit code 1 (injected)",
+        count: int = 1,
+    ) -> None:
         """The next ``count`` tasks of this type (and guest) end with ``message`` as exitstatus."""
         with self.cluster.lock:
             self.cluster.task_faults.append({"type": type, "vmid": vmid, "message": message, "count": count})
@@ -214,8 +250,9 @@ class ProxmoxLab(Lab):
         with self.cluster.lock:
             self.cluster.guests[vmid].drives[slot].opts = options
 
-    def set_storage(self, storage: str, *, disabled: bool | None = None, content: str | None = None,
-                    nodes: list[str] | None = None) -> None:
+    def set_storage(
+        self, storage: str, *, disabled: bool | None = None, content: str | None = None, nodes: list[str] | None = None
+    ) -> None:
         """Change a storage's config as ``pvesm set`` would: disable it, its content, its nodes."""
         with self.cluster.lock:
             st = self.cluster.storages[storage]

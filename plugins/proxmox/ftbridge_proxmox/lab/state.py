@@ -31,15 +31,43 @@ log = logging.getLogger(__name__)
 
 GIB = 1024**3
 #: estate datastore kinds as PVE storage types (unknown kinds become plain directories)
-STORAGE_TYPES = {"rbd", "nfs", "zfspool", "lvm", "lvmthin", "dir", "iscsi", "iscsidirect", "cephfs", "cifs",
-                 "glusterfs", "zfs", "btrfs", "pbs", "esxi"}
+STORAGE_TYPES = {
+    "rbd",
+    "nfs",
+    "zfspool",
+    "lvm",
+    "lvmthin",
+    "dir",
+    "iscsi",
+    "iscsidirect",
+    "cephfs",
+    "cifs",
+    "glusterfs",
+    "zfs",
+    "btrfs",
+    "pbs",
+    "esxi",
+}
 FILE_BASED = {"dir", "nfs", "cifs", "cephfs", "glusterfs", "btrfs"}
 #: what a storage holds when its config names no content: each pve-storage plugin's default
 #: (``plugindata`` content, second element, in ``PVE/Storage/*Plugin.pm``)
-DEFAULT_CONTENT = {"rbd": "images", "lvm": "images", "iscsi": "images", "iscsidirect": "images", "zfs": "images",
-                   "cephfs": "backup", "pbs": "backup", "esxi": "import", "dir": "images,rootdir",
-                   "nfs": "images", "cifs": "images", "glusterfs": "images", "zfspool": "images,rootdir",
-                   "lvmthin": "images,rootdir", "btrfs": "images,rootdir"}
+DEFAULT_CONTENT = {
+    "rbd": "images",
+    "lvm": "images",
+    "iscsi": "images",
+    "iscsidirect": "images",
+    "zfs": "images",
+    "cephfs": "backup",
+    "pbs": "backup",
+    "esxi": "import",
+    "dir": "images,rootdir",
+    "nfs": "images",
+    "cifs": "images",
+    "glusterfs": "images",
+    "zfspool": "images,rootdir",
+    "lvmthin": "images,rootdir",
+    "btrfs": "images,rootdir",
+}
 #: storage types pve-storage treats as shared whatever the config says (``@SHARED_STORAGE``)
 SHARED_TYPES = {"iscsi", "nfs", "cifs", "rbd", "cephfs", "iscsidirect", "zfs", "drbd", "pbs"}
 #: pmxcfs lock lifetime: the HA manager gets a dead node's agent lock this long after its last
@@ -162,9 +190,16 @@ class Guest:
         applied, unless ``current`` (pve-guest-common ``PVE/AbstractConfig.pm``)."""
         conf: dict[str, Any] = {}
         if self.type == "qemu":
-            conf.update(name=self.name, cores=self.cores, sockets=1, memory=str(self.memory), ostype="l26",
-                        scsihw="virtio-scsi-single", boot="order=" + ";".join(
-                            s for s in self.drives if s.startswith(("scsi", "virtio", "sata"))) or "order=net0")
+            conf.update(
+                name=self.name,
+                cores=self.cores,
+                sockets=1,
+                memory=str(self.memory),
+                ostype="l26",
+                scsihw="virtio-scsi-single",
+                boot="order=" + ";".join(s for s in self.drives if s.startswith(("scsi", "virtio", "sata")))
+                or "order=net0",
+            )
         else:
             conf.update(hostname=self.name, cores=self.cores, memory=self.memory, ostype="debian", arch="amd64")
         if self.tags:
@@ -183,8 +218,9 @@ class Guest:
         for slot, drive in self.drives.items():
             conf[slot] = drive.render()
         conf.update(self.extra)
-        digest = hashlib.sha1(repr(sorted(conf.items()) + sorted(self.pending.items()) + self.pending_delete)
-                              .encode()).hexdigest()
+        digest = hashlib.sha1(
+            repr(sorted(conf.items()) + sorted(self.pending.items()) + self.pending_delete).encode()
+        ).hexdigest()
         if not current:
             conf.update(self.pending)
             for key in self.pending_delete:
@@ -221,8 +257,14 @@ class Job:
     replicated: dict[str, tuple[str, int]] = field(default_factory=dict)  # slot -> (storage, size)
 
     def config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "type": "local", "guest": self.guest, "jobnum": self.jobnum,
-                               "target": self.target, "source": self.source}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "type": "local",
+            "guest": self.guest,
+            "jobnum": self.jobnum,
+            "target": self.target,
+            "source": self.source,
+        }
         for key in ("schedule", "rate", "comment", "remove_job"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -231,8 +273,14 @@ class Job:
         return out
 
     def state(self) -> dict[str, Any]:
-        out = {**self.config(), "last_sync": self.last_sync, "last_try": self.last_try,
-               "next_sync": int(self.next_sync), "fail_count": self.fail_count, "duration": round(self.duration, 3)}
+        out = {
+            **self.config(),
+            "last_sync": self.last_sync,
+            "last_try": self.last_try,
+            "next_sync": int(self.next_sync),
+            "fail_count": self.fail_count,
+            "duration": round(self.duration, 3),
+        }
         if self.error:
             out["error"] = self.error
         if self.running_since is not None:
@@ -260,9 +308,17 @@ class Task:
     pid: int = 0
 
     def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"upid": self.upid, "node": self.node, "pid": self.pid,
-                               "pstart": int(self.upid.split(":")[3], 16), "starttime": int(self.start),
-                               "type": self.type, "id": self.id, "user": self.user, "status": self.status}
+        out: dict[str, Any] = {
+            "upid": self.upid,
+            "node": self.node,
+            "pid": self.pid,
+            "pstart": int(self.upid.split(":")[3], 16),
+            "starttime": int(self.start),
+            "type": self.type,
+            "id": self.id,
+            "user": self.user,
+            "status": self.status,
+        }
         if self.status == "stopped":
             out["exitstatus"] = self.exitstatus
         return out
@@ -271,8 +327,16 @@ class Task:
 class Cluster:
     """One PVE cluster's state and rules. Every public method runs under :attr:`lock`."""
 
-    def __init__(self, *, version: str = "9.1.3", name: str = "ftlab", task_seconds: float = 0.05,
-                 sync_seconds: float = 0.05, fence_delay: float = 0.2, first_sync_delay: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        version: str = "9.1.3",
+        name: str = "ftlab",
+        task_seconds: float = 0.05,
+        sync_seconds: float = 0.05,
+        fence_delay: float = 0.2,
+        first_sync_delay: float | None = None,
+    ) -> None:
         self.version = version
         self.major = int(version.split(".")[0])
         self.name = name
@@ -342,8 +406,9 @@ class Cluster:
                 locs = [node]
             elif ds.shared or kind in SHARED_TYPES:
                 hosts = [self.host_alias[h] for h in ds.hosts]
-                st = self.storages.setdefault(sid, Storage(
-                    sid, kind, True, None if set(hosts) >= set(self.nodes) or not hosts else hosts, text))
+                st = self.storages.setdefault(
+                    sid, Storage(sid, kind, True, None if set(hosts) >= set(self.nodes) or not hosts else hosts, text)
+                )
                 locs = [""]
             else:
                 hosts = [self.host_alias[h] for h in ds.hosts] or list(self.nodes)
@@ -377,10 +442,16 @@ class Cluster:
             vmid = self.vmid_of[v.id]
             gtype = "lxc" if LXC_TAG in v.tags else "qemu"
             node = self.host_alias.get(v.host or "", next(iter(self.nodes)))
-            g = Guest(vmid, gtype, node, _dns(v.name) or f"vm{vmid}",
-                      status="running" if v.power is PowerState.ON else "stopped", cores=max(1, v.vcpus),
-                      memory=max(16, v.memory // 1024**2) if v.memory else 2048,
-                      tags=[t for t in v.tags if t != LXC_TAG])
+            g = Guest(
+                vmid,
+                gtype,
+                node,
+                _dns(v.name) or f"vm{vmid}",
+                status="running" if v.power is PowerState.ON else "stopped",
+                cores=max(1, v.vcpus),
+                memory=max(16, v.memory // 1024**2) if v.memory else 2048,
+                tags=[t for t in v.tags if t != LXC_TAG],
+            )
             g.smbios_uuid = str(v.uuid or uuid.uuid5(uuid.NAMESPACE_URL, f"ftlab:{self.name}:{vmid}"))
             nics: list[Nic | None] = list(v.nics) or [None]
             for i, nic in enumerate(nics):
@@ -397,8 +468,14 @@ class Cluster:
                     parts += [f"tag={tag}"] if tag else []
                     parts += ["firewall=1"] if bridge else []
                 else:
-                    parts = [f"name=eth{i}", *([f"bridge={bridge}"] if bridge else []), f"hwaddr={mac}", "ip=dhcp",
-                             *([f"tag={tag}"] if tag else []), "type=veth"]
+                    parts = [
+                        f"name=eth{i}",
+                        *([f"bridge={bridge}"] if bridge else []),
+                        f"hwaddr={mac}",
+                        "ip=dhcp",
+                        *([f"tag={tag}"] if tag else []),
+                        "type=veth",
+                    ]
                 g.nets[f"net{i}"] = ",".join(parts)
             self._building = g
             for d in v.disks:
@@ -407,7 +484,8 @@ class Cluster:
             self.guests[vmid] = g
             if v.ha:
                 self.ha_resources[f"{'ct' if gtype == 'lxc' else 'vm'}:{vmid}"] = _ha_defaults(
-                    "started" if g.status == "running" else "stopped")
+                    "started" if g.status == "running" else "stopped"
+                )
             for n, s in enumerate(v.secondaries):
                 if s.mechanism == "pve-replication":
                     self._seed_job(g, n, s, now)
@@ -431,8 +509,13 @@ class Cluster:
         for n in nets:
             nodes = [self.host_alias.get(h, h) for h in n.hosts] or list(self.nodes)
             if n.kind == "vnet":
-                self.vnets[n.name] = {"vnet": n.name, "type": "vnet", "zone": "ftzone",
-                                      **({"tag": n.vlan} if n.vlan else {}), "nodes": nodes}
+                self.vnets[n.name] = {
+                    "vnet": n.name,
+                    "type": "vnet",
+                    "zone": "ftzone",
+                    **({"tag": n.vlan} if n.vlan else {}),
+                    "nodes": nodes,
+                }
                 self.net_alias[n.id] = (n.name, None)
                 continue
             bridge = n.name.split("/")[0]
@@ -440,8 +523,9 @@ class Cluster:
                 if node in self.bridges:
                     old = self.bridges[node].get(bridge)
                     aware = bool(n.vlan) or bool(old and old.get("bridge_vlan_aware"))
-                    self.bridges[node][bridge] = _bridge_item(bridge, len(self.bridges[node]), vlan_aware=aware,
-                                                              ovs=n.kind == "ovs-bridge")
+                    self.bridges[node][bridge] = _bridge_item(
+                        bridge, len(self.bridges[node]), vlan_aware=aware, ovs=n.kind == "ovs-bridge"
+                    )
             self.net_alias[n.id] = (bridge, n.vlan)
 
     def _seed_drive(self, g: Guest, slot: str, kind: str, ds_id: str, size: int, movable: bool, path: str) -> None:
@@ -459,15 +543,35 @@ class Cluster:
                 prefix = "mp" if g.type == "lxc" else "scsi"
                 slot = next(f"{prefix}{i}" for i in range(256) if f"{prefix}{i}" not in g.drives)
         if not movable and path.startswith("/"):
-            g.drives[slot] = Drive(slot, "bind" if g.type == "lxc" and not path.startswith("/dev/")
-                                   else "passthrough", size=size, path=path)
+            g.drives[slot] = Drive(
+                slot,
+                "bind" if g.type == "lxc" and not path.startswith("/dev/") else "passthrough",
+                size=size,
+                path=path,
+            )
             return
         sid, _ = self.ds_alias[ds_id]
         if kind not in ("efidisk", "tpmstate", "cloudinit", "unused"):
-            kind = "rootfs" if slot == "rootfs" else "mp" if g.type == "lxc" and slot.startswith("mp") else \
-                "unused" if slot.startswith("unused") else "disk"
-        opts = "mp=/srv/" + slot if kind == "mp" else "iothread=1" if kind == "disk" and slot.startswith("scsi") \
-            else "efitype=4m,pre-enrolled-keys=1" if kind == "efidisk" else "version=v2.0" if kind == "tpmstate" else ""
+            kind = (
+                "rootfs"
+                if slot == "rootfs"
+                else "mp"
+                if g.type == "lxc" and slot.startswith("mp")
+                else "unused"
+                if slot.startswith("unused")
+                else "disk"
+            )
+        opts = (
+            "mp=/srv/" + slot
+            if kind == "mp"
+            else "iothread=1"
+            if kind == "disk" and slot.startswith("scsi")
+            else "efitype=4m,pre-enrolled-keys=1"
+            if kind == "efidisk"
+            else "version=v2.0"
+            if kind == "tpmstate"
+            else ""
+        )
         g.drives[slot] = Drive(slot, kind, sid, self.new_volname(g.vmid, sid, kind, g.type), size, opts)
 
     def _seed_job(self, g: Guest, n: int, s: Any, now: float) -> None:
@@ -509,8 +613,15 @@ class Cluster:
             st = self.storages[sid]
             node = loc or next((n for n in self.nodes if n != g.node and st.on(n)), g.node)
         lag = float(s.lag) if s.lag is not None else 3600.0
-        clone = Guest(vmid, "qemu", node, standby_name(g.vmid), cores=g.cores, memory=g.memory,
-                      description=standby_description(g.vmid, g.name, int(now - lag)))
+        clone = Guest(
+            vmid,
+            "qemu",
+            node,
+            standby_name(g.vmid),
+            cores=g.cores,
+            memory=g.memory,
+            description=standby_description(g.vmid, g.name, int(now - lag)),
+        )
         clone.nets = {k: v for k, v in g.nets.items()}
         self._building = clone
         for slot, d in g.drives.items():
@@ -595,8 +706,11 @@ class Cluster:
         if not self.online(sid, node):
             raise ApiError(500, f"storage '{sid}' is not online")
         if need and self.avail(sid, node) < need:
-            raise ApiError(500, f"not enough free space on storage '{sid}' on node '{node}' "
-                                f"(need {format_size(need)}, have {format_size(self.avail(sid, node))})")
+            raise ApiError(
+                500,
+                f"not enough free space on storage '{sid}' on node '{node}' "
+                f"(need {format_size(need)}, have {format_size(self.avail(sid, node))})",
+            )
         return st
 
     # nodes and guests ----------------------------------------------------------------------
@@ -608,8 +722,10 @@ class Cluster:
         """A node a call is proxied to: unknown names fail like PVE, offline nodes with 595."""
         node = self.nodes.get(name)
         if node is None:
-            raise ApiError(500, f"hostname lookup '{name}' failed - failed to get address info for: "
-                                f"{name}: Name or service not known")
+            raise ApiError(
+                500,
+                f"hostname lookup '{name}' failed - failed to get address info for: {name}: Name or service not known",
+            )
         if not node.online:
             raise ApiError(595, "No route to host")
         return node
@@ -640,9 +756,20 @@ class Cluster:
         return res is not None and res["state"] != "ignored"
 
     # tasks -----------------------------------------------------------------------------------
-    def start_task(self, node: str, ttype: str, g: Guest | None, user: str, *, on_done: Callable[[], None] | None,
-                   on_fail: Callable[[], None] | None = None, reserve: dict[tuple[str, str], int] | None = None,
-                   duration: float | None = None, hold: bool = True, tid: str | None = None) -> str:
+    def start_task(
+        self,
+        node: str,
+        ttype: str,
+        g: Guest | None,
+        user: str,
+        *,
+        on_done: Callable[[], None] | None,
+        on_fail: Callable[[], None] | None = None,
+        reserve: dict[tuple[str, str], int] | None = None,
+        duration: float | None = None,
+        hold: bool = True,
+        tid: str | None = None,
+    ) -> str:
         now = time.time()
         upid, pid = self.new_upid(node, ttype, tid if tid is not None else (str(g.vmid) if g else ""), user, now)
         fail = None
@@ -651,9 +778,21 @@ class Cluster:
                 f["count"] -= 1
                 fail = f["message"]
                 break
-        task = Task(upid, node, ttype, tid if tid is not None else (str(g.vmid) if g else ""), user, now,
-                    self.task_seconds if duration is None else duration, g.vmid if g else None, on_done, on_fail,
-                    fail, dict(reserve or {}), pid=pid)
+        task = Task(
+            upid,
+            node,
+            ttype,
+            tid if tid is not None else (str(g.vmid) if g else ""),
+            user,
+            now,
+            self.task_seconds if duration is None else duration,
+            g.vmid if g else None,
+            on_done,
+            on_fail,
+            fail,
+            dict(reserve or {}),
+            pid=pid,
+        )
         self.tasks[upid] = task
         if g is not None and hold:
             g.busy = upid
@@ -819,8 +958,11 @@ class Cluster:
             st = self.storages.get(d.storage)
             if st is None or not self.online(d.storage, node):
                 return False
-            if not st.shared and not any(j.guest == g.vmid and j.target == node and slot in j.replicated
-                                         for j in self.jobs.values() if not j.remove_job):
+            if not st.shared and not any(
+                j.guest == g.vmid and j.target == node and slot in j.replicated
+                for j in self.jobs.values()
+                if not j.remove_job
+            ):
                 return False
         return True
 
@@ -838,8 +980,12 @@ class Cluster:
                 continue
             self.ha_commands.remove((at, sid, cmd, target))
             g = self._guest_of(sid)
-            if g is not None and self.nodes[g.node].online and self.nodes.get(target, Node("", 0)).online \
-                    and self.reachable(g, target):
+            if (
+                g is not None
+                and self.nodes[g.node].online
+                and self.nodes.get(target, Node("", 0)).online
+                and self.reachable(g, target)
+            ):
                 was = g.status
                 self.relocate(g, target)
                 g.status = "running" if cmd == "migrate" else was
@@ -877,8 +1023,11 @@ class Cluster:
                 continue
             if g.busy or g.lock:
                 continue
-            if state == "started" and g.status == "stopped" and all(
-                    self.online(d.storage, g.node) for d in g.drives.values() if d.is_volume and d.storage):
+            if (
+                state == "started"
+                and g.status == "stopped"
+                and all(self.online(d.storage, g.node) for d in g.drives.values() if d.is_volume and d.storage)
+            ):
                 g.status = "running"
             elif state in ("stopped", "disabled") and g.status == "running":
                 g.status = "stopped"
@@ -914,8 +1063,7 @@ class Cluster:
     def _tick_watchdogs(self, now: float) -> None:
         """A node cut off from the cluster whose LRM held the lock resets itself (watchdog-mux)."""
         for node in self.nodes.values():
-            if not node.online and node.alive and node.armed and node.fenced_at is not None \
-                    and now >= node.fenced_at:
+            if not node.online and node.alive and node.armed and node.fenced_at is not None and now >= node.fenced_at:
                 self._power_off(node)
 
     def _power_off(self, node: Node) -> None:
@@ -986,8 +1134,15 @@ class Cluster:
 
 def _bridge_item(name: str, n: int, *, vlan_aware: bool, ovs: bool = False) -> dict[str, Any]:
     """A bridge as ``GET /nodes/{node}/network`` lists it."""
-    item: dict[str, Any] = {"iface": name, "type": "OVSBridge" if ovs else "bridge", "active": 1, "autostart": 1,
-                            "method": "manual", "families": ["inet"], "priority": 10 + n}
+    item: dict[str, Any] = {
+        "iface": name,
+        "type": "OVSBridge" if ovs else "bridge",
+        "active": 1,
+        "autostart": 1,
+        "method": "manual",
+        "families": ["inet"],
+        "priority": 10 + n,
+    }
     if ovs:
         item["ovs_ports"] = f"bond{n}"
     else:
