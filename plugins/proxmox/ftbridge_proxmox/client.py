@@ -70,18 +70,27 @@ class PveClient:
         host, port = cfg.server
         if cfg.ca_file is not None:
             if not cfg.ca_file.is_file():
-                raise ConfigError(f"endpoints.{self.endpoint}.ca_file: {cfg.ca_file} does not exist",
-                                  endpoint=self.endpoint)
+                raise ConfigError(
+                    f"endpoints.{self.endpoint}.ca_file: {cfg.ca_file} does not exist", endpoint=self.endpoint
+                )
             verify: bool | str = str(cfg.ca_file)
         else:
             verify = cfg.verify_tls
             if not verify:
-                log.warning("%s: TLS verification is off (verify_tls = false): the API server is not "
-                            "authenticated", self.endpoint)
+                log.warning(
+                    "%s: TLS verification is off (verify_tls = false): the API server is not authenticated",
+                    self.endpoint,
+                )
             else:  # what requests would pick from the environment on every call, picked once
                 verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        kwargs: dict[str, Any] = {"port": port, "verify_ssl": verify, "timeout": cfg.timeout,
-                                  "user": cfg.user, "service": "PVE", "backend": "https"}
+        kwargs: dict[str, Any] = {
+            "port": port,
+            "verify_ssl": verify,
+            "timeout": cfg.timeout,
+            "user": cfg.user,
+            "service": "PVE",
+            "backend": "https",
+        }
         if cfg.token is not None:
             kwargs["token_name"] = cfg.token_name
             kwargs["token_value"] = cfg.token.reveal(f"endpoints.{self.endpoint}.token")
@@ -95,8 +104,12 @@ class PveClient:
             raise translate(exc, cfg=cfg, endpoint=self.endpoint, action="log in") from exc
         # proxmoxer's session keeps 10 connections; inventory reads run `concurrency` at once
         session = api._store["session"]
-        session.mount("https://", adapters.HTTPAdapter(  # type: ignore[attr-defined]
-            pool_connections=1, pool_maxsize=max(10, cfg.concurrency), max_retries=0))
+        session.mount(
+            "https://",
+            adapters.HTTPAdapter(  # type: ignore[attr-defined]
+                pool_connections=1, pool_maxsize=max(10, cfg.concurrency), max_retries=0
+            ),
+        )
         # requests re-reads proxy and CA settings from os.environ on every call (a third of its
         # CPU per request here); read them once instead
         session.proxies.update(utils.get_environ_proxies(cfg.base_url))  # type: ignore[attr-defined]
@@ -176,8 +189,15 @@ def _chain(exc: BaseException, depth: int = 0) -> list[BaseException]:
     return found
 
 
-def _status_error(cls: type[FtbridgeError], message: str, *, status: int, endpoint: str,
-                  hint: str | None = None, retryable: bool | None = None) -> FtbridgeError:
+def _status_error(
+    cls: type[FtbridgeError],
+    message: str,
+    *,
+    status: int,
+    endpoint: str,
+    hint: str | None = None,
+    retryable: bool | None = None,
+) -> FtbridgeError:
     err = cls(message, endpoint=endpoint, hint=hint, retryable=retryable)
     err.status = status  # type: ignore[attr-defined]
     return err
@@ -186,9 +206,10 @@ def _status_error(cls: type[FtbridgeError], message: str, *, status: int, endpoi
 def translate(exc: BaseException, *, cfg: ProxmoxConfig, endpoint: str, action: str) -> FtbridgeError:
     """The ftbridge error for anything proxmoxer or requests raised during ``action``.
 
-    By type first (TLS, timeout, connection), then by HTTP status. PVE answers most refusals
-    with a bare 500 whose reason phrase is the message, so a few phrases refine a 500:
-    ``does not exist`` is :class:`NotFound`, a held lock is a retryable :class:`Conflict`.
+    By type first (TLS, timeout, connection), then by HTTP status. PVE answers its refusals
+    with a bare 500 whose reason phrase is the message: a :class:`Conflict` (exit 7), except
+    ``does not exist`` (:class:`NotFound`), a held lock (a retryable :class:`Conflict`) and a
+    lost quorum or a timeout (:class:`BackendUnavailable`). Other 5xx are unavailability.
     """
     if isinstance(exc, FtbridgeError):
         return exc
@@ -196,24 +217,34 @@ def translate(exc: BaseException, *, cfg: ProxmoxConfig, endpoint: str, action: 
     rexc = require_sdk("requests.exceptions", package="requests", driver="proxmox")
     where = cfg.base_url
     if isinstance(exc, proxmoxer.ResourceException):  # type: ignore[attr-defined]
-        return _from_status(int(exc.status_code), str(exc.content or exc.status_message or ""),
-                            exc.errors, endpoint=endpoint, action=action)
+        return _from_status(
+            int(exc.status_code),
+            str(exc.content or exc.status_message or ""),
+            exc.errors,
+            endpoint=endpoint,
+            action=action,
+        )
     if isinstance(exc, proxmoxer.AuthenticationError):  # type: ignore[attr-defined]
         # proxmoxer reports the login status only inside its message ("... code: 401")
         m = re.search(r"code: (\d{3})", str(exc))
         code = int(m.group(1)) if m else 401
         if code >= 500:
-            return _status_error(BackendUnavailable, f"login to {where} failed: HTTP {code}",
-                                 status=code, endpoint=endpoint)
-        return _status_error(AuthenticationError, f"login rejected for user {cfg.user} at {where} (HTTP {code})",
-                             status=code, endpoint=endpoint,
-                             hint="check user, and password or token_name + token")
+            return _status_error(
+                BackendUnavailable, f"login to {where} failed: HTTP {code}", status=code, endpoint=endpoint
+            )
+        return _status_error(
+            AuthenticationError,
+            f"login rejected for user {cfg.user} at {where} (HTTP {code})",
+            status=code,
+            endpoint=endpoint,
+            hint="check user, and password or token_name + token",
+        )
     if isinstance(exc, rexc.SSLError):  # type: ignore[attr-defined]
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(exc)):
-            return AuthenticationError(f"TLS certificate of {where} is not trusted", endpoint=endpoint,
-                                       hint=_CA_HINT)
-        return BackendUnavailable(f"TLS handshake with {where} failed", endpoint=endpoint,
-                                  hint="is this the PVE API port (8006)?")
+            return AuthenticationError(f"TLS certificate of {where} is not trusted", endpoint=endpoint, hint=_CA_HINT)
+        return BackendUnavailable(
+            f"TLS handshake with {where} failed", endpoint=endpoint, hint="is this the PVE API port (8006)?"
+        )
     if isinstance(exc, rexc.Timeout):  # type: ignore[attr-defined]
         return OperationTimeout(f"{where} did not answer {action} within {cfg.timeout:g}s", endpoint=endpoint)
     if isinstance(exc, rexc.ConnectionError):  # type: ignore[attr-defined]
@@ -224,8 +255,9 @@ def translate(exc: BaseException, *, cfg: ProxmoxConfig, endpoint: str, action: 
             reason = "host name not found"
         else:
             reason = "connection failed"
-        return BackendUnavailable(f"cannot reach {where}: {reason}", endpoint=endpoint,
-                                  hint="check host, port and that pveproxy runs")
+        return BackendUnavailable(
+            f"cannot reach {where}: {reason}", endpoint=endpoint, hint="check host, port and that pveproxy runs"
+        )
     if isinstance(exc, rexc.RequestException):  # type: ignore[attr-defined]
         return BackendUnavailable(f"{action} at {where} failed: {type(exc).__name__}", endpoint=endpoint)
     if isinstance(exc, NotImplementedError):  # proxmoxer's config_failure
@@ -240,27 +272,45 @@ def _from_status(status: int, reason: str, errors: Any, *, endpoint: str, action
     message = f"{action}: {detail or 'HTTP ' + str(status)}"
     low = reason.lower()
     if status == 401:
-        return _status_error(AuthenticationError, message, status=status, endpoint=endpoint,
-                             hint="check user, and password or token_name + token")
+        return _status_error(
+            AuthenticationError,
+            message,
+            status=status,
+            endpoint=endpoint,
+            hint="check user, and password or token_name + token",
+        )
     if status == 403:
-        return _status_error(AuthenticationError, message, status=status, endpoint=endpoint,
-                             hint="the user or token lacks a privilege (a token with privilege "
-                                  "separation needs ACLs of its own)")
+        return _status_error(
+            AuthenticationError,
+            message,
+            status=status,
+            endpoint=endpoint,
+            hint="the user or token lacks a privilege (a token with privilege separation needs ACLs of its own)",
+        )
     if status == 404:
         return _status_error(NotFound, message, status=status, endpoint=endpoint)
     if status == 501:
-        return _status_error(UnsupportedOperation, message, status=status, endpoint=endpoint,
-                             hint="this PVE version lacks the API call")
+        return _status_error(
+            UnsupportedOperation, message, status=status, endpoint=endpoint, hint="this PVE version lacks the API call"
+        )
     if status in NODE_UNREACHABLE:
-        return _status_error(BackendUnavailable, message, status=status, endpoint=endpoint,
-                             hint="a cluster node is down or unreachable from the node ftbridge talks to")
+        return _status_error(
+            BackendUnavailable,
+            message,
+            status=status,
+            endpoint=endpoint,
+            hint="a cluster node is down or unreachable from the node ftbridge talks to",
+        )
     if status == 500:
+        # PVE answers a refusal ("die" in the API code) with 500 and its words in the status
+        # line; a few words mean something else than "refused now"
         if "does not exist" in low or "no such" in low:
             return _status_error(NotFound, message, status=status, endpoint=endpoint)
         if "locked" in low or "can't lock file" in low:
             return _status_error(Conflict, message, status=status, endpoint=endpoint, retryable=True)
-        if "already exists" in low:
-            return _status_error(Conflict, message, status=status, endpoint=endpoint)
+        if "no quorum" in low or "got timeout" in low or "connection refused" in low:
+            return _status_error(BackendUnavailable, message, status=status, endpoint=endpoint)
+        return _status_error(Conflict, message, status=status, endpoint=endpoint)
     if status >= 500:
         return _status_error(BackendUnavailable, message, status=status, endpoint=endpoint)
     return _status_error(BackendError, message, status=status, endpoint=endpoint)

@@ -15,7 +15,9 @@ from pydantic import Field, field_validator, model_validator
 from ftbridge.configtypes import ConfigPath, Duration, Secret
 from ftbridge.drivers import DriverConfig
 
-_USER = re.compile(r"^[^\s@:!]+@[A-Za-z][A-Za-z0-9.\-_]*$")
+#: pve-access-control ``PVE/Auth/Plugin.pm``: ``user_regex`` ``[^\s:/]+`` (greedy, so the realm is
+#: what follows the last '@'), ``realm_regex``; ``verify_username``: 3 to 64 characters
+_USER = re.compile(r"^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+$")
 _TOKEN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]+$")
 _SCHEDULE = re.compile(r"^[\w\s\-*/:,.~\[\]]{1,128}$")
 
@@ -42,8 +44,11 @@ class ProxmoxConfig(DriverConfig):
     @field_validator("user")
     @classmethod
     def _user(cls, v: str) -> str:
-        if not _USER.match(v):
-            raise ValueError("expected user@realm, e.g. ftbridge@pve (the token id goes in token_name)")
+        if not _USER.match(v) or not 3 <= len(v) <= 64:
+            raise ValueError(
+                "expected user@realm, 3 to 64 characters, e.g. ftbridge@pve or "
+                "example.user@google.com@myrealm1 (the token id goes in token_name)"
+            )
         return v
 
     @field_validator("token_name")

@@ -9,13 +9,27 @@ from typing import Any
 
 from ftbridge.drivers import OperationStatus, OpState
 
-_UPID = re.compile(r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9\-]*):(?P<pid>[0-9A-Fa-f]{8}):(?P<pstart>[0-9A-Fa-f]{8,9}):"
-                   r"(?P<start>[0-9A-Fa-f]{8}):(?P<type>[^:]+):(?P<id>[^:]*):(?P<user>[^:]+):")
+_UPID = re.compile(
+    r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9\-]*):(?P<pid>[0-9A-Fa-f]{8}):(?P<pstart>[0-9A-Fa-f]{8,9}):"
+    r"(?P<start>[0-9A-Fa-f]{8}):(?P<type>[^:]+):(?P<id>[^:]*):(?P<user>[^:]+):"
+)
 
 #: task types as operation kinds, for operations found without a journaled handle
-TASK_KINDS = {"qmmove": "move_disk", "move_volume": "move_disk", "qmclone": "protect", "qmigrate": "promote",
-              "vzmigrate": "promote", "hamigrate": "promote", "qmstart": "start", "vzstart": "start",
-              "hastart": "start", "qmstop": "fence", "vzstop": "fence", "hastop": "fence", "qmdestroy": "unprotect"}
+TASK_KINDS = {
+    "qmmove": "move_disk",
+    "move_volume": "move_disk",
+    "qmclone": "protect",
+    "qmigrate": "promote",
+    "vzmigrate": "promote",
+    "hamigrate": "promote",
+    "qmstart": "start",
+    "vzstart": "start",
+    "hastart": "start",
+    "qmstop": "fence",
+    "vzstop": "fence",
+    "hastop": "fence",
+    "qmdestroy": "unprotect",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +48,20 @@ def parse_upid(text: str) -> Upid | None:
     return Upid(m.group("node"), m.group("type"), m.group("id"), m.group("user"), int(m.group("start"), 16))
 
 
-def task_status(status: Mapping[str, Any], *, running_progress: float = 0.5,
-                result: Mapping[str, str] | None = None) -> OperationStatus:
+def task_status(
+    status: Mapping[str, Any], *, running_progress: float = 0.5, result: Mapping[str, str] | None = None
+) -> OperationStatus:
     """RUNNING while ``status == running``; then ``exitstatus`` decides (``OK``, ``WARNINGS: n``)."""
     if status.get("status") != "stopped":
         return OperationStatus(OpState.RUNNING, progress=running_progress)
     exit_text = str(status.get("exitstatus") or "")
     if exit_text == "OK" or exit_text.startswith("WARNINGS"):
-        return OperationStatus(OpState.SUCCEEDED, progress=1.0, message="" if exit_text == "OK" else exit_text,
-                               result=dict(result or {}))
-    return OperationStatus(OpState.FAILED, progress=1.0, message=exit_text or "task failed without a status",
-                           retryable=exit_text == "unexpected status")
+        return OperationStatus(
+            OpState.SUCCEEDED, progress=1.0, message="" if exit_text == "OK" else exit_text, result=dict(result or {})
+        )
+    return OperationStatus(
+        OpState.FAILED,
+        progress=1.0,
+        message=exit_text or "task failed without a status",
+        retryable=exit_text == "unexpected status",
+    )

@@ -25,8 +25,9 @@ def lab_factory(estate: Estate) -> Iterator[LabFactory]:
     labs: list[ProxmoxLab] = []
 
     def make(**options: Any) -> ProxmoxLab:
-        lab = ProxmoxLab(options.pop("estate", estate), **{"task_seconds": 0.05, "sync_seconds": 0.05,
-                                                            "fence_delay": 0.2, **options})
+        lab = ProxmoxLab(
+            options.pop("estate", estate), **{"task_seconds": 0.05, "sync_seconds": 0.05, "fence_delay": 0.2, **options}
+        )
         lab.start()
         labs.append(lab)
         return lab

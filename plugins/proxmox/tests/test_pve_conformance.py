@@ -25,8 +25,9 @@ class TestConformance(DriverConformance):
 
     @pytest.fixture
     def protect_case(self) -> ProtectCase:
-        return ProtectCase(vm="105", spec=SecondarySpec(mechanism="pve-replication", disks={"scsi0": "local-zfs@pve3"},
-                                                        host="pve3"))
+        return ProtectCase(
+            vm="105", spec=SecondarySpec(mechanism="pve-replication", disks={"scsi0": "local-zfs@pve3"}, host="pve3")
+        )
 
 
 class TestConformancePve8(TestConformance):

@@ -27,7 +27,8 @@ PROBE = "ftbridge-lab-probe"  # requests test_pve_lab.py sends on purpose, many 
 
 pytestmark = pytest.mark.skipif(
     not all((REFERENCE / f).is_file() for f in SCHEMAS.values()),
-    reason=f"the official PVE API schema files are not in {REFERENCE} (they are not part of the project)")
+    reason=f"the official PVE API schema files are not in {REFERENCE} (they are not part of the project)",
+)
 
 # Fields real servers return beyond what the schema lists, documented in ../shared/reference/README.md
 # or observed on real clusters; each with the reason it may be there.
@@ -185,8 +186,10 @@ def _workload(estate: Any) -> None:
             drv.inventory()
             drv.health()
             drv.wait(drv.move_disk("102", "scsi0", "nfs-b"), timeout=30)
-            for spec, vm in ((SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3"}, host="pve3"), "105"),
-                             (SecondarySpec("pve-standby", {"scsi0": "nfs-b"}), "102")):
+            for spec, vm in (
+                (SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3"}, host="pve3"), "105"),
+                (SecondarySpec("pve-standby", {"scsi0": "nfs-b"}), "102"),
+            ):
                 drv.wait(drv.protect(vm, spec), timeout=30)
             drv.close()
         finally:

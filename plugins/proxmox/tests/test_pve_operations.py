@@ -77,25 +77,33 @@ def test_move_disk_refusals_are_clear(pve: ProxmoxDriver) -> None:
     assert done(pve, pve.move_disk("102", "scsi0", "ceph-a")).message == "scsi0 is already on ceph-a"
 
 
-def test_container_volume_moves(pve: ProxmoxDriver) -> None:
+def test_container_volume_moves_only_while_stopped(lab: ProxmoxLab, pve: ProxmoxDriver) -> None:
+    ct = vm_of(pve, "103")
+    assert ct.power.value == "on" and not any(d.movable for d in ct.disks)  # PVE would refuse
+    with pytest.raises(Conflict, match="cannot move volumes of a running container"):
+        pve.move_disk("103", "mp0", "ceph-a")
+    done(pve, pve.fence("103"))  # stopped
+    assert all(d.movable for d in vm_of(pve, "103").disks)
     done(pve, pve.move_disk("103", "mp0", "ceph-a"))
-    assert {d.id: d.datastore for d in vm_of(pve, "103").disks}["mp0"] == "ceph-a"
+    disk = {d.id: d for d in vm_of(pve, "103").disks}["mp0"]
+    assert (disk.datastore, disk.content, disk.kind) == ("ceph-a", "rootdir", "mountpoint")
 
 
 def test_replication_refusals_are_clear(pve: ProxmoxDriver) -> None:
     spec = SecondarySpec("pve-replication", {"scsi0": "ceph-a@pve3"}, host="pve3")
-    with pytest.raises(Conflict, match="zfspool storage only: scsi0 is on ceph-a"):
+    with pytest.raises(Conflict, match="No replicatable volumes found"):  # its only disk is shared
         pve.protect("102", spec)
     with pytest.raises(Conflict, match="another node than the VM's own"):
         pve.protect("105", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve2"}, host="pve2"))
     with pytest.raises(Conflict, match="same storage on the target node: local-zfs@pve3"):
         pve.protect("105", SecondarySpec("pve-replication", {"scsi0": "other@pve3"}, host="pve3"))
     with pytest.raises(Conflict, match="one per target"):
-        pve.protect("100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve2", "scsi1": "local-zfs@pve2"},
-                                         host="pve2"))
+        pve.protect(
+            "100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve2", "scsi1": "local-zfs@pve2"}, host="pve2")
+        )
     with pytest.raises(Conflict, match="not offered"):
         pve.protect("105", SecondarySpec("vsphere-ft", {"scsi0": "ceph-a"}))
-    with pytest.raises(Conflict, match="pass-through devices: a clone cannot copy them"):
+    with pytest.raises(Conflict, match="unable to parse volume ID '/dev/disk/by-id/.*pass-through device"):
         pve.protect("104", SecondarySpec("pve-standby", {"scsi0": "nfs-b"}))
     with pytest.raises(Conflict, match="every disk to one storage"):
         pve.protect("100", SecondarySpec("pve-standby", {"scsi0": "nfs-b", "scsi1": "ceph-a"}))
@@ -148,12 +156,18 @@ def test_a_standby_whose_vm_is_gone_is_shown_not_hidden(lab: ProxmoxLab, pve: Pr
 # failover ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("lab_version", ["9.1.3", "8.4.1"])
 def test_failover_of_a_replicated_vm_after_its_node_dies(lab: ProxmoxLab, pve: ProxmoxDriver) -> None:
-    with pytest.raises(Conflict, match="still runs on pve1"):
+    with pytest.raises(Conflict, match="may still run on pve1"):
         pve.promote("100", "100-0")
-    lab.fail_host("pve1")
+    lab.cluster.fence_delay = 3600  # pve1 drops out; PVE's HA has not fenced it yet: db01 may still run
+    lab.partition_host("pve1")
+    assert pve.health().hosts["pve1"].value == "unreachable"
+    assert vm_of(pve, "100").power.value == "unknown"
+    with pytest.raises(Conflict, match="may still run on pve1"):
+        pve.promote("100", "100-0")
+    lab.elapse_fence_delay()  # pve1's LRM held the lock (app01 is HA): its watchdog fires, HA fences it
     assert pve.health().hosts["pve1"].value == "down"
     before = vm_of(pve, "100")
-    assert before.power.value == "unknown"
+    assert before.power.value == "off"  # a fenced node runs nothing
     assert next(s for s in before.secondaries if s.id == "100-0").state.value == "stale"
     status = done(pve, pve.promote("100", "100-0"))
     assert status.result["host"] == "pve2"
@@ -165,8 +179,12 @@ def test_failover_of_a_replicated_vm_after_its_node_dies(lab: ProxmoxLab, pve: P
     job = next(s for s in vm.secondaries if s.id == "100-0")  # pvesr reversed the job
     assert job.host == "pve1" and job.state.value == "broken"
     # the survivors still run; and a new secondary on the third node restores protection
-    done(pve, pve.reprotect("100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3",
-                                                                     "scsi1": "local-zfs@pve3"}, host="pve3")))
+    done(
+        pve,
+        pve.reprotect(
+            "100", SecondarySpec("pve-replication", {"scsi0": "local-zfs@pve3", "scsi1": "local-zfs@pve3"}, host="pve3")
+        ),
+    )
     assert {s.host: s.state.value for s in vm_of(pve, "100").secondaries}["pve3"] == "in_sync"
 
 
@@ -202,12 +220,23 @@ def test_failover_to_a_standby_when_the_primary_storage_fails(lab: ProxmoxLab, p
 
 
 def test_test_failover_leaves_production_unchanged_and_cleanup_leaves_nothing(
-        lab: ProxmoxLab, pve: ProxmoxDriver) -> None:
+    lab: ProxmoxLab, pve: ProxmoxDriver
+) -> None:
     def snapshot() -> tuple[Any, Any, Any]:
         inv = pve.inventory()
-        vms = json.dumps([[v.id, v.host, v.power.value, [(d.id, d.datastore, d.size) for d in v.disks],
-                           [(s.id, s.host, s.state.value, [(x.disk, x.datastore) for x in s.disks])
-                            for s in v.secondaries], v.ha] for v in inv.vms])
+        vms = json.dumps(
+            [
+                [
+                    v.id,
+                    v.host,
+                    v.power.value,
+                    [(d.id, d.datastore, d.size) for d in v.disks],
+                    [(s.id, s.host, s.state.value, [(x.disk, x.datastore) for x in s.disks]) for s in v.secondaries],
+                    v.ha,
+                ]
+                for v in inv.vms
+            ]
+        )
         return vms, {d.id: d.free for d in inv.datastores}, sorted(lab.cluster.guests)
 
     before = snapshot()
@@ -240,5 +269,24 @@ def test_fence_stops_the_primary(lab: ProxmoxLab, pve: ProxmoxDriver) -> None:
     assert lab.guest(102).status == "stopped"
     done(pve, pve.fence("101"))  # HA-managed: disabled, and HA stops it
     assert lab.guest(101).status == "stopped" and lab.cluster.ha_resources["vm:101"]["state"] == "disabled"
-    lab.fail_host("pve3")
-    assert "offline" in done(pve, pve.fence("104")).message
+
+
+def test_fence_on_an_offline_node_succeeds_only_when_pve_fenced_it(lab: ProxmoxLab, pve: ProxmoxDriver) -> None:
+    # pve3 runs no HA service: its LRM holds no lock, no watchdog will reset it, and PVE has no
+    # power fencing: nothing can prove legacy01 (104) is not running there
+    lab.partition_host("pve3")
+    status = pve.wait(pve.fence("104"), timeout=30, interval=0.05)
+    assert status.state is OpState.FAILED and not status.retryable
+    assert "PVE cannot fence it" in status.message and "force" in status.message
+    assert pve.health().hosts["pve3"].value == "unreachable"
+    lab.restore()  # (with two of three nodes gone the cluster has no quorum, and HA fences nothing)
+    # pve1 runs app01 under HA: its LRM holds the agent lock, so its watchdog resets it once it
+    # is cut off, and PVE's HA manager then takes the lock: fenced, and so is db01 with it
+    lab.cluster.fence_delay = 3600
+    lab.partition_host("pve1")
+    op = pve.fence("100")
+    assert pve.poll(op).state is OpState.RUNNING  # waiting for PVE's HA manager
+    lab.elapse_fence_delay()
+    assert "fenced node pve1" in done(pve, op).message
+    assert lab.guest(100).status == "stopped" and not lab.cluster.nodes["pve1"].alive
+    assert lab.split_brain == []

@@ -24,17 +24,32 @@ def test_registered_as_proxmox() -> None:
 
 
 def test_loading_the_driver_imports_no_sdk() -> None:
-    code = ("import sys, ftbridge_proxmox.driver, ftbridge_proxmox.lab; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('proxmoxer', 'requests', 'urllib3')))")
+    code = (
+        "import sys, ftbridge_proxmox.driver, ftbridge_proxmox.lab; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('proxmoxer', 'requests', 'urllib3')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_lab_command_line(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
-    proc = subprocess.Popen([sys.executable, "-m", "ftbridge_proxmox.lab", "--estate", str(DATA / "pve_estate.toml"),
-                             "--token-file", str(token_file), "--task-seconds", "0.05"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ftbridge_proxmox.lab",
+            "--estate",
+            str(DATA / "pve_estate.toml"),
+            "--token-file",
+            str(token_file),
+            "--task-seconds",
+            "0.05",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         info = json.loads(proc.stdout.readline())
@@ -57,6 +72,11 @@ def test_lab_command_line_reports_a_bad_estate(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[estates.x]\nhosts = 3\n")
     env = {**os.environ}
-    res = subprocess.run([sys.executable, "-m", "ftbridge_proxmox.lab", "--estate", str(tmp_path / "nope.toml")],
-                         capture_output=True, text=True, env=env, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "ftbridge_proxmox.lab", "--estate", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert res.returncode == 3 and "cannot read estate file" in res.stderr and "Traceback" not in res.stderr

@@ -25,8 +25,9 @@ def _chain(exc: BaseException) -> list[str]:
     return out
 
 
-def test_canary_never_leaks(lab_factory: LabFactory, caplog: pytest.LogCaptureFixture,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_canary_never_leaks(
+    lab_factory: LabFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("proxmoxer", "proxmoxer.core", "proxmoxer.backends.https", "urllib3", "ftbridge_proxmox"):
         caplog.set_level(logging.DEBUG, logger=name)
@@ -54,8 +55,7 @@ def test_canary_never_leaks(lab_factory: LabFactory, caplog: pytest.LogCaptureFi
         drv.close()
 
     other = lab_factory()  # here the canary is a wrong token, then a wrong password
-    for creds in ({"token": {"env": "CANARY"}},
-                  {"token": None, "token_name": None, "password": {"env": "CANARY"}}):
+    for creds in ({"token": {"env": "CANARY"}}, {"token": None, "token_name": None, "password": {"env": "CANARY"}}):
         bad = make_driver(other, **creds)
         with pytest.raises(FtbridgeError) as info:
             bad.open()

@@ -45,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     token_file = args.token_file
     if token_file is not None and token_file.exists():
         token = token_file.read_text().strip() or None
-    lab = ProxmoxLab(estates[name], port=args.port, version=args.version, task_seconds=args.task_seconds,
-                     latency=args.latency, fence_delay=args.fence_delay, token=token, record=args.record)
+    lab = ProxmoxLab(
+        estates[name],
+        port=args.port,
+        version=args.version,
+        task_seconds=args.task_seconds,
+        latency=args.latency,
+        fence_delay=args.fence_delay,
+        token=token,
+        record=args.record,
+    )
     if token_file is not None and token is None:
         token_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -58,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         endpoint["token"] = {"file": str(token_file.resolve())}
     print(json.dumps({"endpoint": endpoint, "url": lab.url, "estate": name}), flush=True)
     if token_file is None:
-        print(f"lab: the API token is in no file; pass --token-file to use it from a config "
-              f"(environment variable {lab.TOKEN_ENV} for in-process use)", file=sys.stderr)
+        print(
+            f"lab: the API token is in no file; pass --token-file to use it from a config "
+            f"(environment variable {lab.TOKEN_ENV} for in-process use)",
+            file=sys.stderr,
+        )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

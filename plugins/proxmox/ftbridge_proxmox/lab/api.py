@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftbridge_proxmox.lab.state import ApiError, Cluster, Drive, Guest, Job, _ha_defaults
+from ftbridge_proxmox.lab.state import ApiError, Cluster, Drive, Guest, Job, _ha_defaults, format_size
 
 MIB = 1024**2
 
@@ -33,6 +34,7 @@ def route(method: str, path: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         ROUTES[(method, path)] = fn
         return fn
+
     return register
 
 
@@ -63,11 +65,29 @@ def nodes(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
 
 @route("GET", "/cluster/status")
 def cluster_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
-    out: list[dict[str, Any]] = [{"type": "cluster", "id": "cluster", "name": c.name, "nodes": len(c.nodes),
-                                  "quorate": int(c.quorate), "version": 7}]
+    out: list[dict[str, Any]] = [
+        {
+            "type": "cluster",
+            "id": "cluster",
+            "name": c.name,
+            "nodes": len(c.nodes),
+            "quorate": int(c.quorate),
+            "version": 7,
+        }
+    ]
     for i, n in enumerate(c.nodes.values()):
-        out.append({"type": "node", "id": f"node/{n.name}", "name": n.name, "nodeid": n.nodeid,
-                    "online": int(n.online), "local": int(i == 0), "ip": f"10.10.0.{n.nodeid}", "level": ""})
+        out.append(
+            {
+                "type": "node",
+                "id": f"node/{n.name}",
+                "name": n.name,
+                "nodeid": n.nodeid,
+                "online": int(n.online),
+                "local": int(i == 0),
+                "ip": f"10.10.0.{n.nodeid}",
+                "level": "",
+            }
+        )
     return out
 
 
@@ -77,8 +97,12 @@ def resources(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     out: list[dict[str, Any]] = []
     if kind in (None, "node"):
         for node in c.nodes.values():
-            item: dict[str, Any] = {"id": f"node/{node.name}", "type": "node", "node": node.name,
-                                    "status": "online" if node.online else "offline"}
+            item: dict[str, Any] = {
+                "id": f"node/{node.name}",
+                "type": "node",
+                "node": node.name,
+                "status": "online" if node.online else "offline",
+            }
             if node.online:
                 item.update(level="", maxcpu=32, maxmem=node.memory, mem=node.memory // 4, cpu=0.04, uptime=864000)
             out.append(item)
@@ -86,11 +110,17 @@ def resources(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         usage = c.usage()
         for sid, st in c.storages.items():
             for n in c.nodes:
-                if not st.on(n):
+                if not st.on(n) or st.disabled:  # storage_check_enabled(..., $node, 1) (API2/Cluster.pm)
                     continue
-                item = {"id": f"storage/{n}/{sid}", "type": "storage", "storage": sid, "node": n,
-                        "plugintype": st.type, "content": st.content,
-                        "status": "available" if c.online(sid, n) else "unknown"}
+                item = {
+                    "id": f"storage/{n}/{sid}",
+                    "type": "storage",
+                    "storage": sid,
+                    "node": n,
+                    "plugintype": st.type,
+                    "content": st.content,
+                    "status": "available" if c.online(sid, n) else "unknown",
+                }
                 if c.major >= 9:
                     item["shared"] = int(st.shared)
                 if c.online(sid, n):
@@ -100,13 +130,22 @@ def resources(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     if kind in (None, "vm"):
         for g in c.guests.values():
             online = c.nodes[g.node].online
-            item = {"id": f"{g.type}/{g.vmid}", "type": g.type, "vmid": g.vmid, "node": g.node, "name": g.name,
-                    "status": g.status if online else "unknown", "template": int(g.template),
-                    "maxcpu": g.cores, "maxmem": g.memory * MIB,
-                    "maxdisk": next((d.size for d in g.drives.values() if d.kind in ("disk", "rootfs")), 0),
-                    "disk": 0, "cpu": 0.01 if g.status == "running" else 0,
-                    "mem": g.memory * MIB // 2 if g.status == "running" else 0,
-                    "uptime": 3600 if g.status == "running" else 0}
+            item = {
+                "id": f"{g.type}/{g.vmid}",
+                "type": g.type,
+                "vmid": g.vmid,
+                "node": g.node,
+                "name": g.name,
+                "status": g.status if online else "unknown",
+                "template": int(g.template),
+                "maxcpu": g.cores,
+                "maxmem": g.memory * MIB,
+                "maxdisk": next((d.size for d in g.drives.values() if d.kind in ("disk", "rootfs")), 0),
+                "disk": 0,
+                "cpu": 0.01 if g.status == "running" else 0,
+                "mem": g.memory * MIB // 2 if g.status == "running" else 0,
+                "uptime": 3600 if g.status == "running" else 0,
+            }
             if g.tags:
                 item["tags"] = ";".join(g.tags)
             if g.lock:
@@ -140,10 +179,15 @@ def storage_index(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         item: dict[str, Any] = {"storage": sid, "type": st.type, "content": st.content, "shared": int(st.shared)}
         if st.nodes is not None:
             item["nodes"] = ",".join(st.nodes)
+        if st.disabled:
+            item["disable"] = 1
+        item.update(st.options)
         extra: dict[str, dict[str, Any]] = {
-            "zfspool": {"pool": "rpool/data", "sparse": 1}, "rbd": {"pool": sid, "krbd": 0},
+            "zfspool": {"pool": "rpool/data", "sparse": 1},
+            "rbd": {"pool": sid, "krbd": 0},
             "nfs": {"server": "10.20.0.5", "export": f"/export/{sid}", "path": f"/mnt/pve/{sid}"},
-            "dir": {"path": f"/srv/{sid}"}}
+            "dir": {"path": f"/srv/{sid}"},
+        }
         item.update(extra.get(st.type, {}))
         item["digest"] = _digest(item)
         out.append(item)
@@ -163,13 +207,25 @@ def node_storage(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
             continue
         if "target" in p and not st.on(p["target"]):
             continue
-        item: dict[str, Any] = {"storage": sid, "type": st.type, "content": st.content,
-                                "shared": int(st.shared), "enabled": 1, "active": int(c.online(sid, node))}
+        if _b(p, "enabled") and st.disabled:
+            continue
+        item: dict[str, Any] = {
+            "storage": sid,
+            "type": st.type,
+            "content": st.content,
+            "shared": int(st.shared),
+            "enabled": int(not st.disabled),
+            "active": int(c.online(sid, node)),
+        }
         if c.online(sid, node):
             loc = st.loc(node)
             total, used = st.capacity.get(loc, 0), usage.get((sid, loc), 0)
-            item.update(total=total, used=used, avail=max(0, total - used),
-                        used_fraction=round(used / total, 6) if total else 0.0)
+            item.update(
+                total=total,
+                used=used,
+                avail=max(0, total - used),
+                used_fraction=round(used / total, 6) if total else 0.0,
+            )
         out.append(item)
     return out
 
@@ -180,14 +236,24 @@ def _guest(c: Cluster, p: dict[str, str], gtype: str) -> Guest:
     return c.guest(node, int(p["vmid"]), gtype)
 
 
+def _config(c: Cluster, p: dict[str, str], gtype: str) -> Any:
+    """With pending changes applied unless ``current=1`` (qemu-server ``vm_config``)."""
+    if "snapshot" in p and _b(p, "current"):
+        msg = "cannot use 'snapshot' parameter with 'current'"
+        raise ApiError(400, "Parameter verification failed.", {"snapshot": msg, "current": msg})
+    if "snapshot" in p:
+        raise ApiError(500, f"snapshot '{p['snapshot']}' does not exist")
+    return _guest(c, p, gtype).config(current=_b(p, "current"))
+
+
 @route("GET", "/nodes/{node}/qemu/{vmid}/config")
 def qemu_config(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
-    return _guest(c, p, "qemu").config()
+    return _config(c, p, "qemu")
 
 
 @route("GET", "/nodes/{node}/lxc/{vmid}/config")
 def lxc_config(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
-    return _guest(c, p, "lxc").config()
+    return _config(c, p, "lxc")
 
 
 @route("PUT", "/nodes/{node}/qemu/{vmid}/config")
@@ -236,8 +302,15 @@ def _status(c: Cluster, g: Guest) -> dict[str, Any]:
     ha: dict[str, Any] = {"managed": int(sid in c.ha_resources)}
     if sid in c.ha_resources:
         ha.update(state=c.ha_resources[sid]["state"])
-    out: dict[str, Any] = {"status": g.status, "vmid": g.vmid, "name": g.name, "cpus": g.cores,
-                           "maxmem": g.memory * MIB, "uptime": 3600 if g.status == "running" else 0, "ha": ha}
+    out: dict[str, Any] = {
+        "status": g.status,
+        "vmid": g.vmid,
+        "name": g.name,
+        "cpus": g.cores,
+        "maxmem": g.memory * MIB,
+        "uptime": 3600 if g.status == "running" else 0,
+        "ha": ha,
+    }
     if g.type == "qemu":
         out["qmpstatus"] = g.status
     if g.lock:
@@ -274,6 +347,7 @@ def _start(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
             if d.is_volume and d.storage and not c.online(d.storage, g.node):
                 raise ApiError(500, f"storage '{d.storage}' is not online")
         g.status = "running"
+
     return c.start_task(g.node, "qmstart" if gtype == "qemu" else "vzstart", g, ctx.user, on_done=done)
 
 
@@ -288,6 +362,7 @@ def _stop(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
 
     def done() -> None:
         g.status = "stopped"
+
     return c.start_task(g.node, "qmstop" if gtype == "qemu" else "vzstop", g, ctx.user, on_done=done)
 
 
@@ -312,38 +387,73 @@ def lxc_stop(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
 
 
 def _move(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str, slot: str) -> str:
+    """qemu-server ``move_vm_disk`` and pve-container ``move_volume`` to another storage.
+
+    QEMU: the checks run before the task (``load_and_check_move``): lock, the disk, no CD-ROM,
+    not the same storage, the storage enabled on this node, and holding ``images`` (a
+    parameter error). Containers: never while running; the target's content is checked when
+    the task allocates the volume (``PVE/LXC.pm`` ``alloc_disk``: ``rootdir``, or a zfspool).
+    """
+    if "storage" not in p:
+        raise ApiError(
+            400, "Parameter verification failed.", {"storage": "move to another VM is not implemented by the lab"}
+        )
     c.check_quorum()
     g = _guest(c, p, gtype)
     c.check_unlocked(g)
-    d = g.drives.get(slot)
-    if d is None:
-        raise ApiError(500, f"disk '{slot}' does not exist")
-    if d.kind == "cdrom":
-        raise ApiError(500, "you can't move a cdrom drive")
-    if not d.is_volume or d.storage is None:
-        raise ApiError(500, f"you can't move '{slot}': it is not a volume on a storage")
-    if "storage" not in p:
-        raise ApiError(400, "Parameter verification failed.",
-                       {"storage": "move to another VM is not implemented by the lab"})
     target = p["storage"]
-    if target == d.storage:
-        raise ApiError(500, "you can't move to the same storage with same format")
-    st = c.require_storage(target, g.node, d.size)
-    if any(j.guest == g.vmid and not j.remove_job for j in c.jobs.values()) and st.type != "zfspool" \
-            and "replicate=0" not in d.opts:
-        raise ApiError(500, f"missing replicate feature on volume '{target}:vm-{g.vmid}-disk-N' "
-                            "(the guest has replication jobs)")
+    d = g.drives.get(slot)
+    if gtype == "lxc":
+        if g.status == "running":
+            raise ApiError(500, "cannot move volumes of a running container")
+        if slot.startswith("unused"):
+            raise ApiError(500, f"cannot move volume '{slot}', only configured volumes can be moved to another storage")
+        if d is None:
+            raise ApiError(500, f"unable to parse value of '{slot}' - got undefined value")
+    else:
+        if d is None:
+            raise ApiError(500, f"disk '{slot}' does not exist")
+        if d.kind == "cdrom":  # a cloud-init drive moves (drive_is_cdrom($drive, 1) excludes it)
+            raise ApiError(500, "you can't move a cdrom")
+        if d.storage is None:
+            raise ApiError(500, f"unable to parse volume ID '{d.path}'")
+        if target == d.storage:
+            raise ApiError(500, "you can't move to the same storage with same format")
+        st = c.check_enabled(target, g.node)
+        if "images" not in st.content.split(","):
+            raise ApiError(
+                400, "Parameter verification failed.", {"storage": f"storage '{target}' does not support vm images"}
+            )
+    size = d.size
     delete = _b(p, "delete")
 
     def done() -> None:
+        assert d is not None
+        if d.storage is None:
+            raise ApiError(500, f"cannot copy volumes of type {'device' if d.kind == 'passthrough' else 'bind'}")
+        st = c.check_enabled(target, g.node)
+        if gtype == "lxc" and "rootdir" not in st.content.split(",") and st.type != "zfspool":
+            raise ApiError(500, f"content type 'rootdir' is not available or configured on storage '{target}'")
+        c.require_storage(target, g.node, 0)
         old = Drive(d.slot, "unused", d.storage, d.volname, d.size)
         d.storage, d.volname = target, c.new_volname(g.vmid, target, d.kind, g.type)
         if not delete:
             free = next(f"unused{i}" for i in range(256) if f"unused{i}" not in g.drives)
             old.slot = free
             g.drives[free] = old
+
     ttype = "qmmove" if gtype == "qemu" else "move_volume"
-    return c.start_task(g.node, ttype, g, ctx.user, on_done=done, reserve={(target, st.loc(g.node)): d.size})
+    reserve: dict[tuple[str, str], int] = {}
+    tst = c.storages.get(target)
+    if tst is not None and tst.on(g.node) and c.online(target, g.node):
+        if c.avail(target, g.node) < size:
+            raise ApiError(
+                500,
+                f"not enough free space on storage '{target}' on node '{g.node}' "
+                f"(need {format_size(size)}, have {format_size(c.avail(target, g.node))})",
+            )
+        reserve = {(target, tst.loc(g.node)): size}
+    return c.start_task(g.node, ttype, g, ctx.user, on_done=done, reserve=reserve)
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/move_disk")
@@ -358,22 +468,40 @@ def lxc_move_volume(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/clone")
 def qemu_clone(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
-    c.check_quorum()
+    """qemu-server ``clone_vm``, with its checks in its order (``load_and_check``)."""
     g = _guest(c, p, "qemu")
+    target = p.get("target", g.node)
+    if target == g.node:
+        target = g.node
+    else:
+        c.node(target)
+    if "storage" in p:
+        st = c.check_enabled(p["storage"], g.node)
+        if "images" not in st.content.split(","):
+            raise ApiError(
+                400,
+                "Parameter verification failed.",
+                {"storage": f"storage '{p['storage']}' does not support vm images"},
+            )
+        if target != g.node:
+            c.check_enabled(p["storage"], target)
+            if not st.shared:
+                raise ApiError(500, f"can't clone to non-shared storage '{p['storage']}'")
+    c.check_quorum()
     c.check_unlocked(g)
     newid = int(p["newid"])
-    if newid in c.guests:
-        raise ApiError(500, f"unable to create VM {newid}: config file already exists")
     if p.get("full") == "0" and not g.template:
         raise ApiError(500, "linked clone is only possible from a template (use full=1)")
-    target = p.get("target", g.node)
-    c.node(target)
     copied = {s: d for s, d in g.drives.items() if d.kind not in ("unused",)}
-    if any(d.kind == "passthrough" for d in copied.values()):
-        raise ApiError(500, "cannot clone a VM with pass-through disks")
-    if target != g.node and any(d.is_volume and d.storage and not c.storages[d.storage].shared
-                                for d in copied.values()):
-        raise ApiError(500, "Can't clone to other node - VM uses local storage")
+    for d in copied.values():
+        if d.kind in ("passthrough", "bind"):
+            raise ApiError(500, f"unable to parse volume ID '{d.path}'")
+    if target != g.node and any(d.storage and not c.storages[d.storage].shared for d in copied.values()):
+        raise ApiError(500, f"can't clone VM to node '{target}' (VM uses local storage)")
+    if newid in c.guests:
+        raise ApiError(500, f"unable to create VM {newid}: config file already exists")
+    if g.status == "running" and "tpmstate0" in copied:
+        raise ApiError(500, "cannot clone TPM state while VM is running")
     need: dict[tuple[str, str], int] = {}
     drives: dict[str, Drive] = {}
     for s, d in copied.items():
@@ -389,10 +517,21 @@ def qemu_clone(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     for (sid, loc), size in need.items():
         avail = c.storages[sid].capacity.get(loc, 0) - usage.get((sid, loc), 0)
         if avail < size:
-            raise ApiError(500, f"not enough free space on storage '{sid}' (need {size >> 20} MiB, "
-                                f"have {max(0, avail) >> 20} MiB)")
-    clone = Guest(newid, "qemu", target, p.get("name", f"Copy-of-VM-{g.name}"), cores=g.cores, memory=g.memory,
-                  description=p.get("description", ""), nets=dict(g.nets), lock="clone")
+            raise ApiError(
+                500, f"not enough free space on storage '{sid}' (need {size >> 20} MiB, have {max(0, avail) >> 20} MiB)"
+            )
+    clone = Guest(
+        newid,
+        "qemu",
+        target,
+        p.get("name", f"Copy-of-VM-{g.name}"),
+        cores=g.cores,
+        memory=g.memory,
+        description=p.get("description", ""),
+        nets=dict(g.nets),
+        lock="clone",
+        smbios_uuid=str(uuid.uuid4()),
+    )  # clone_vm gives the copy a uuid of its own
     c.guests[newid] = clone  # the config exists (locked) while the copy runs
     for s, d in drives.items():
         if d.is_volume and d.storage:
@@ -404,6 +543,7 @@ def qemu_clone(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
 
     def failed() -> None:
         c.guests.pop(newid, None)
+
     return c.start_task(g.node, "qmclone", g, ctx.user, on_done=done, on_fail=failed)
 
 
@@ -416,8 +556,9 @@ def _migrate(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
         raise ApiError(500, "target is local node.")
     sid = c.ha_sid(g)
     if c.ha_managed(g):  # PVE queues a CRM request; the HA stack migrates later
-        c.ha_commands.append((time.time() + c.task_seconds, sid, "migrate" if g.status == "running" else "relocate",
-                              target))
+        c.ha_commands.append(
+            (time.time() + c.task_seconds, sid, "migrate" if g.status == "running" else "relocate", target)
+        )
         return c.start_task(g.node, "hamigrate", g, ctx.user, on_done=None, duration=0.0, hold=False)
     c.check_unlocked(g)
     if g.status == "running" and gtype == "qemu" and not _b(p, "online"):
@@ -436,8 +577,7 @@ def _migrate(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
         replicated = any(j.guest == g.vmid and j.target == target and slot in j.replicated for j in c.jobs.values())
         if not st.shared and not replicated:
             if gtype == "qemu" and not _b(p, "with-local-disks"):
-                raise ApiError(500, f"can't migrate local disk '{d.storage}:{d.volname}': "
-                                    "use --with-local-disks")
+                raise ApiError(500, f"can't migrate local disk '{d.storage}:{d.volname}': use --with-local-disks")
             reserve[(d.storage, target)] = reserve.get((d.storage, target), 0) + d.size
     if reserve:
         usage = c.usage()
@@ -452,8 +592,16 @@ def _migrate(c: Cluster, p: dict[str, str], ctx: Ctx, gtype: str) -> str:
 
     def failed() -> None:
         g.lock = None
-    return c.start_task(g.node, "qmigrate" if gtype == "qemu" else "vzmigrate", g, ctx.user, on_done=done,
-                        on_fail=failed, reserve=reserve)
+
+    return c.start_task(
+        g.node,
+        "qmigrate" if gtype == "qemu" else "vzmigrate",
+        g,
+        ctx.user,
+        on_done=done,
+        on_fail=failed,
+        reserve=reserve,
+    )
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/migrate")
@@ -484,6 +632,7 @@ def qemu_destroy(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         c.ha_service.pop(sid, None)
         for jid in [j.id for j in c.jobs.values() if j.guest == g.vmid]:
             del c.jobs[jid]
+
     return c.start_task(g.node, "qmdestroy", g, ctx.user, on_done=done)
 
 
@@ -514,7 +663,7 @@ def tasks(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
             item["endtime"] = int(t.end or t.start)
         out.append(item)
     start = int(p.get("start", "0"))
-    return out[start:start + int(p.get("limit", "50"))]
+    return out[start : start + int(p.get("limit", "50"))]
 
 
 @route("GET", "/nodes/{node}/tasks/{upid}/status")
@@ -525,8 +674,9 @@ def task_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
         raise ApiError(500, f"unable to parse worker upid '{upid}'")
     t = c.tasks.get(upid)
     if t is None or t.node != node:
-        raise ApiError(500, f"unable to open file '/var/log/pve/tasks/{upid[-10:-9] or '0'}/{upid}' - "
-                            "No such file or directory")
+        raise ApiError(
+            500, f"unable to open file '/var/log/pve/tasks/{upid[-10:-9] or '0'}/{upid}' - No such file or directory"
+        )
     return t.info()
 
 
@@ -549,24 +699,34 @@ def replication_create(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     jid = p["id"]
     guest_id, _, num = jid.partition("-")
     g = c.guests.get(int(guest_id))
+    # pve-manager PVE/API2/ReplicationConfig.pm create, then ReplicationConfig.pm's checks
     if g is None:
-        raise ApiError(500, f"guest '{guest_id}' does not exist")
-    if jid in c.jobs:
-        raise ApiError(500, f"replication job '{jid}' already exists")
+        raise ApiError(500, f"Guest '{guest_id}' does not exist.")
     target = p["target"]
     if target not in c.nodes:
-        raise ApiError(500, f"unknown node '{target}'")
+        raise ApiError(500, f"Target '{target}' does not exist.")
+    if "source" in p and p["source"] != g.node:
+        raise ApiError(500, f"Source '{p['source']}' does not match current node of guest '{g.vmid}' ({g.node})")
     if target == g.node:
-        raise ApiError(500, "source and target node are the same")
+        raise ApiError(500, "Source and target must not be identical")
+    if not c.replicable(g):
+        raise ApiError(500, "No replicatable volumes found")
+    if jid in c.jobs:
+        raise ApiError(500, f"replication job '{jid}' already exists")
     if any(j.guest == g.vmid and j.target == target for j in c.jobs.values()):
         raise ApiError(500, f"replication job for guest '{g.vmid}' to target '{target}' already exists")
-    for d in c.replicable(g).values():
-        st = c.storages.get(d.storage or "")
-        if st is None or st.type != "zfspool":
-            raise ApiError(500, f"missing replicate feature on volume '{d.storage}:{d.volname}'")
-    job = Job(jid, g.vmid, int(num), target, g.node, schedule=p.get("schedule"),
-              rate=float(p["rate"]) if "rate" in p else None, comment=p.get("comment"),
-              disable=_b(p, "disable"), remove_job=p.get("remove_job"))
+    job = Job(
+        jid,
+        g.vmid,
+        int(num),
+        target,
+        g.node,
+        schedule=p.get("schedule"),
+        rate=float(p["rate"]) if "rate" in p else None,
+        comment=p.get("comment"),
+        disable=_b(p, "disable"),
+        remove_job=p.get("remove_job"),
+    )
     job.next_sync = time.time() + c.first_sync_delay
     c.jobs[jid] = job
     return None
@@ -738,9 +898,12 @@ def ha_group_create(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     for item in re.split(r"[,; ]", p["nodes"]):
         if item and item.split(":")[0] not in c.nodes:
             raise ApiError(500, f"unknown node '{item.split(':')[0]}'")
-    c.ha_groups[name] = {"nodes": p["nodes"], "restricted": int(_b(p, "restricted")),
-                         "nofailback": int(_b(p, "nofailback")),
-                         **({"comment": p["comment"]} if "comment" in p else {})}
+    c.ha_groups[name] = {
+        "nodes": p["nodes"],
+        "restricted": int(_b(p, "restricted")),
+        "nofailback": int(_b(p, "nofailback")),
+        **({"comment": p["comment"]} if "comment" in p else {}),
+    }
     return None
 
 
@@ -782,11 +945,14 @@ def ha_rule_create(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     rule: dict[str, Any] = {"type": p["type"], "resources": ",".join(resources)}
     if p["type"] == "node-affinity":
         if "nodes" not in p:
-            raise ApiError(400, "Parameter verification failed.",
-                           {"nodes": "property is missing and it is not optional"})
+            raise ApiError(
+                400, "Parameter verification failed.", {"nodes": "property is missing and it is not optional"}
+            )
         for sid in resources:
-            other = next((n for n, r in c.ha_rules.items() if r["type"] == "node-affinity"
-                          and sid in r["resources"].split(",")), None)
+            other = next(
+                (n for n, r in c.ha_rules.items() if r["type"] == "node-affinity" and sid in r["resources"].split(",")),
+                None,
+            )
             if other:
                 raise ApiError(500, f"resource '{sid}' is already used in node affinity rule '{other}'")
         rule.update(nodes=p["nodes"], strict=int(_b(p, "strict")))
@@ -809,27 +975,137 @@ def ha_rule_delete(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
     return None
 
 
+def _lrm(c: Cluster, name: str, now: float) -> dict[str, Any]:
+    """A node's LRM status file as the HA stack keeps it (``read_lrm_status``)."""
+    node = c.nodes[name]
+    active = c.lrm_active(name) if node.online else node.armed
+    return {
+        "state": "active" if active else "wait_for_agent_lock",
+        "mode": "active",
+        "timestamp": int(c.lrm_timestamp(node, now)),
+        "results": {},
+    }
+
+
+def _master(c: Cluster) -> str:
+    online = [n for n in c.nodes.values() if n.online]
+    return online[0].name if online else next(iter(c.nodes))
+
+
 @route("GET", "/cluster/ha/status/current")
 def ha_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
-    now = int(time.time())
-    online = [n for n in c.nodes.values() if n.online]
-    master = online[0].name if online else next(iter(c.nodes))
+    """pve-ha-manager ``PVE/API2/HA/Status.pm`` ``status``: quorum, master, fencing (PVE 9),
+    each node's LRM, each service."""
+    now = time.time()
+    master = _master(c)
     out: list[dict[str, Any]] = [
-        {"id": "quorum", "type": "quorum", "node": master, "status": "OK" if c.quorate else "No quorum on node",
-         "quorate": int(c.quorate)},
-        {"id": "master", "type": "master", "node": master, "status": f"{master} (active, {time.ctime(now)})",
-         "timestamp": now},
+        {
+            "id": "quorum",
+            "type": "quorum",
+            "node": master,
+            "status": "OK" if c.quorate else f"No quorum on node '{master}'!",
+            "quorate": int(c.quorate),
+        },
+        {
+            "id": "master",
+            "type": "master",
+            "node": master,
+            "status": f"{master} (active, {time.ctime(now)})",
+            "timestamp": int(now),
+        },
     ]
+    if c.major >= 9:
+        out.append(
+            {
+                "id": "fencing",
+                "type": "fencing",
+                "node": master,
+                "status": "armed (CRM watchdog active)",
+                "armed-state": "armed",
+            }
+        )
     for n in c.nodes.values():
-        state = "active" if n.online else "old timestamp - dead?"
-        out.append({"id": f"lrm:{n.name}", "type": "lrm", "node": n.name, "status": f"{n.name} ({state})",
-                    "timestamp": now})
+        lrm = _lrm(c, n.name, now)
+        if now - lrm["timestamp"] > 30:
+            state = "old timestamp - dead?"
+        else:
+            state = "active" if lrm["state"] == "active" else "idle"
+        watchdog = "watchdog active" if state == "active" else "watchdog standby"
+        out.append(
+            {
+                "id": f"lrm:{n.name}",
+                "type": "lrm",
+                "node": n.name,
+                "status": f"{n.name} ({state}, {watchdog}, {time.ctime(lrm['timestamp'])})",
+                "timestamp": lrm["timestamp"],
+            }
+        )
     for sid, res in c.ha_resources.items():
         g = c._guest_of(sid)
         if g is None:
             continue
         svc = c.ha_service.get(sid, {}).get("state", res["state"])
-        out.append({"id": f"service:{sid}", "type": "service", "sid": sid, "node": g.node, "state": svc,
-                    "crm_state": svc, "request_state": res["state"], "max_restart": res.get("max_restart", 1),
-                    "max_relocate": res.get("max_relocate", 1), "status": f"{sid} ({g.node}, {svc})"})
+        out.append(
+            {
+                "id": f"service:{sid}",
+                "type": "service",
+                "sid": sid,
+                "node": g.node,
+                "state": svc,
+                "crm_state": svc,
+                "request_state": res["state"],
+                "max_restart": res.get("max_restart", 1),
+                "max_relocate": res.get("max_relocate", 1),
+                "status": f"{sid} ({g.node}, {svc})",
+            }
+        )
     return out
+
+
+@route("GET", "/cluster/ha/status/manager_status")
+def ha_manager_status(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
+    """The CRM's full status with every node's LRM status (``manager_status``)."""
+    now = time.time()
+    services: dict[str, Any] = {}
+    for sid, res in c.ha_resources.items():
+        g = c._guest_of(sid)
+        if g is not None:
+            services[sid] = {"node": g.node, "state": c.ha_service.get(sid, {}).get("state", res["state"])}
+    fencing = {svc["node"] for svc in services.values() if svc["state"] == "fence"}
+    node_status = {
+        n.name: "online" if n.online else "fence" if n.name in fencing else "unknown" for n in c.nodes.values()
+    }
+    master = _master(c)
+    return {
+        "manager_status": {
+            "master_node": master,
+            "timestamp": int(now),
+            "node_status": node_status,
+            "service_status": services,
+        },
+        "quorum": {"node": master, "quorate": int(c.quorate)},
+        "lrm_status": {n: _lrm(c, n, now) for n in c.nodes},
+    }
+
+
+# networks ----------------------------------------------------------------------------------------
+@route("GET", "/nodes/{node}/network")
+def node_network(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
+    """Bridges (and, with ``any_bridge``, the SDN vnets applied on the node: pve-manager
+    ``PVE/API2/Network.pm`` ``index``)."""
+    node = c.node(p["node"]).name
+    kind = p.get("type")
+    out = []
+    for item in c.bridges.get(node, {}).values():
+        if kind in (None, item["type"]) or kind in ("any_bridge", "any_local_bridge"):
+            out.append(dict(item))
+    if kind in ("any_bridge", "vnet", "include_sdn"):
+        for name, vnet in c.vnets.items():
+            if node in vnet["nodes"]:
+                out.append({"iface": name, "type": "vnet", "active": 1})
+    return out
+
+
+@route("GET", "/cluster/sdn/vnets")
+def sdn_vnets(c: Cluster, p: dict[str, str], ctx: Ctx) -> Any:
+    return [{k: v for k, v in vnet.items() if k != "nodes"} | {"digest": _digest(vnet)} for vnet in c.vnets.values()]

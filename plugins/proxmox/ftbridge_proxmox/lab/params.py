@@ -65,8 +65,12 @@ MIGRATION_TYPES = ("secure", "insecure")
 DISK_FORMATS = ("raw", "qcow2", "vmdk")
 
 QEMU_DISK_SLOTS = tuple(
-    [f"ide{i}" for i in range(4)] + [f"scsi{i}" for i in range(31)] + [f"virtio{i}" for i in range(16)]
-    + [f"sata{i}" for i in range(6)] + ["efidisk0", "tpmstate0"] + [f"unused{i}" for i in range(256)]
+    [f"ide{i}" for i in range(4)]
+    + [f"scsi{i}" for i in range(31)]
+    + [f"virtio{i}" for i in range(16)]
+    + [f"sata{i}" for i in range(6)]
+    + ["efidisk0", "tpmstate0"]
+    + [f"unused{i}" for i in range(256)]
 )
 LXC_VOLUMES = tuple(["rootfs"] + [f"mp{i}" for i in range(256)] + [f"unused{i}" for i in range(256)])
 
@@ -74,94 +78,244 @@ LXC_VOLUMES = tuple(["rootfs"] + [f"mp{i}" for i in range(256)] + [f"unused{i}" 
 def endpoints(major: int) -> list[Endpoint]:
     """The lab's API for a PVE major version (8 or 9)."""
     v9 = major >= 9
-    storage_types = ["btrfs", "cephfs", "cifs", "dir", "esxi", "iscsi", "iscsidirect", "lvm", "lvmthin",
-                     "nfs", "pbs", "rbd", "zfs", "zfspool"]
+    storage_types = [
+        "btrfs",
+        "cephfs",
+        "cifs",
+        "dir",
+        "esxi",
+        "iscsi",
+        "iscsidirect",
+        "lvm",
+        "lvmthin",
+        "nfs",
+        "pbs",
+        "rbd",
+        "zfs",
+        "zfspool",
+    ]
     if not v9:
         storage_types.insert(5, "glusterfs")
     qm = "/nodes/{node}/qemu/{vmid}"
     ct = "/nodes/{node}/lxc/{vmid}"
     guest = {"node": NODE, "vmid": VMID}
     eps = [
-        Endpoint("POST", "/access/ticket", {
-            "username": req("string", max_length=64), "password": req("string"), "otp": opt("string"),
-            "realm": opt("string", fmt="pve-realm", max_length=32), "path": opt("string", max_length=64),
-            "privs": opt("string", fmt="pve-priv-list", max_length=64), "tfa-challenge": opt("string"),
-            "new-format": BOOL}),
+        Endpoint(
+            "POST",
+            "/access/ticket",
+            {
+                "username": req("string", max_length=64),
+                "password": req("string"),
+                "otp": opt("string"),
+                "realm": opt("string", fmt="pve-realm", max_length=32),
+                "path": opt("string", max_length=64),
+                "privs": opt("string", fmt="pve-priv-list", max_length=64),
+                "tfa-challenge": opt("string"),
+                "new-format": BOOL,
+            },
+        ),
         Endpoint("GET", "/version"),
         Endpoint("GET", "/nodes"),
         Endpoint("GET", "/cluster/status"),
         Endpoint("GET", "/cluster/resources", {"type": opt("string", enum=("vm", "storage", "node", "sdn"))}),
         Endpoint("GET", "/cluster/nextid", {"vmid": VMID_OPT}),
         Endpoint("GET", "/storage", {"type": opt("string", enum=tuple(storage_types))}),
-        Endpoint("GET", "/nodes/{node}/storage", {
-            "node": NODE, "content": opt("string", fmt="pve-storage-content-list"), "enabled": BOOL,
-            "format": BOOL, "storage": STORAGE_OPT, "target": NODE_OPT}),
+        Endpoint(
+            "GET",
+            "/nodes/{node}/storage",
+            {
+                "node": NODE,
+                "content": opt("string", fmt="pve-storage-content-list"),
+                "enabled": BOOL,
+                "format": BOOL,
+                "storage": STORAGE_OPT,
+                "target": NODE_OPT,
+            },
+        ),
         # QEMU guests
-        Endpoint("GET", f"{qm}/config", {**guest, "current": BOOL,
-                                          "snapshot": opt("string", fmt="pve-configid", max_length=40)}),
-        Endpoint("PUT", f"{qm}/config", {
-            **guest, "name": opt("string", fmt="dns-name"), "description": opt("string", max_length=8192),
-            "tags": opt("string", fmt="pve-tag-list"), "onboot": BOOL, "protection": BOOL,
-            "delete": opt("string", fmt="pve-configid-list"), "digest": DIGEST40, "skiplock": BOOL,
-            "cores": opt("integer", minimum=1), "sockets": opt("integer", minimum=1),
-            "net[n]": opt("string", fmt="qm-net"), "force": BOOL, "revert": opt("string", fmt="pve-configid-list")},
-            partial=True),
+        Endpoint(
+            "GET",
+            f"{qm}/config",
+            {**guest, "current": BOOL, "snapshot": opt("string", fmt="pve-configid", max_length=40)},
+        ),
+        Endpoint(
+            "PUT",
+            f"{qm}/config",
+            {
+                **guest,
+                "name": opt("string", fmt="dns-name"),
+                "description": opt("string", max_length=8192),
+                "tags": opt("string", fmt="pve-tag-list"),
+                "onboot": BOOL,
+                "protection": BOOL,
+                "delete": opt("string", fmt="pve-configid-list"),
+                "digest": DIGEST40,
+                "skiplock": BOOL,
+                "cores": opt("integer", minimum=1),
+                "sockets": opt("integer", minimum=1),
+                "net[n]": opt("string", fmt="qm-net"),
+                "force": BOOL,
+                "revert": opt("string", fmt="pve-configid-list"),
+            },
+            partial=True,
+        ),
         Endpoint("GET", f"{qm}/status/current", dict(guest)),
-        Endpoint("POST", f"{qm}/status/start", {
-            **guest, "skiplock": BOOL, "timeout": opt("integer", minimum=0), "machine": opt("string"),
-            "migratedfrom": NODE_OPT, "migration_type": opt("string", enum=MIGRATION_TYPES),
-            "migration_network": opt("string", fmt="CIDR"), "stateuri": opt("string", max_length=128),
-            "targetstorage": opt("string", fmt="storage-pair-list"), "force-cpu": opt("string"),
-            **({"with-conntrack-state": BOOL,
-                "nets-host-mtu": opt("string", pattern=r"net\d+=\d+(,net\d+=\d+)*")} if v9 else {})}),
-        Endpoint("POST", f"{qm}/status/stop", {
-            **guest, "skiplock": BOOL, "keepActive": BOOL, "migratedfrom": NODE_OPT,
-            "overrule-shutdown": BOOL, "timeout": opt("integer", minimum=0)}),
-        Endpoint("POST", f"{qm}/move_disk", {
-            **guest, "disk": req("string", enum=QEMU_DISK_SLOTS), "storage": STORAGE_OPT, "delete": BOOL,
-            "bwlimit": opt("integer", minimum=0), "digest": DIGEST40, "format": opt("string", enum=DISK_FORMATS),
-            "target-digest": DIGEST40, "target-disk": opt("string", enum=QEMU_DISK_SLOTS),
-            "target-vmid": VMID_OPT}),
-        Endpoint("POST", f"{qm}/clone", {
-            **guest, "newid": VMID, "name": opt("string", fmt="dns-name"), "description": opt("string"),
-            "full": BOOL, "storage": STORAGE_OPT, "target": NODE_OPT, "format": opt("string", enum=DISK_FORMATS),
-            "pool": opt("string", fmt="pve-poolid"), "snapname": opt("string", fmt="pve-configid", max_length=40),
-            "bwlimit": opt("integer", minimum=0)}),
-        Endpoint("POST", f"{qm}/migrate", {
-            **guest, "target": req("string", fmt="pve-node"), "online": BOOL, "force": BOOL,
-            "with-local-disks": BOOL, "bwlimit": opt("integer", minimum=0),
-            "migration_type": opt("string", enum=MIGRATION_TYPES), "migration_network": opt("string", fmt="CIDR"),
-            "targetstorage": opt("string", fmt="storage-pair-list"),
-            **({"with-conntrack-state": BOOL} if v9 else {})}),
+        Endpoint(
+            "POST",
+            f"{qm}/status/start",
+            {
+                **guest,
+                "skiplock": BOOL,
+                "timeout": opt("integer", minimum=0),
+                "machine": opt("string"),
+                "migratedfrom": NODE_OPT,
+                "migration_type": opt("string", enum=MIGRATION_TYPES),
+                "migration_network": opt("string", fmt="CIDR"),
+                "stateuri": opt("string", max_length=128),
+                "targetstorage": opt("string", fmt="storage-pair-list"),
+                "force-cpu": opt("string"),
+                **(
+                    {"with-conntrack-state": BOOL, "nets-host-mtu": opt("string", pattern=r"net\d+=\d+(,net\d+=\d+)*")}
+                    if v9
+                    else {}
+                ),
+            },
+        ),
+        Endpoint(
+            "POST",
+            f"{qm}/status/stop",
+            {
+                **guest,
+                "skiplock": BOOL,
+                "keepActive": BOOL,
+                "migratedfrom": NODE_OPT,
+                "overrule-shutdown": BOOL,
+                "timeout": opt("integer", minimum=0),
+            },
+        ),
+        Endpoint(
+            "POST",
+            f"{qm}/move_disk",
+            {
+                **guest,
+                "disk": req("string", enum=QEMU_DISK_SLOTS),
+                "storage": STORAGE_OPT,
+                "delete": BOOL,
+                "bwlimit": opt("integer", minimum=0),
+                "digest": DIGEST40,
+                "format": opt("string", enum=DISK_FORMATS),
+                "target-digest": DIGEST40,
+                "target-disk": opt("string", enum=QEMU_DISK_SLOTS),
+                "target-vmid": VMID_OPT,
+            },
+        ),
+        Endpoint(
+            "POST",
+            f"{qm}/clone",
+            {
+                **guest,
+                "newid": VMID,
+                "name": opt("string", fmt="dns-name"),
+                "description": opt("string"),
+                "full": BOOL,
+                "storage": STORAGE_OPT,
+                "target": NODE_OPT,
+                "format": opt("string", enum=DISK_FORMATS),
+                "pool": opt("string", fmt="pve-poolid"),
+                "snapname": opt("string", fmt="pve-configid", max_length=40),
+                "bwlimit": opt("integer", minimum=0),
+            },
+        ),
+        Endpoint(
+            "POST",
+            f"{qm}/migrate",
+            {
+                **guest,
+                "target": req("string", fmt="pve-node"),
+                "online": BOOL,
+                "force": BOOL,
+                "with-local-disks": BOOL,
+                "bwlimit": opt("integer", minimum=0),
+                "migration_type": opt("string", enum=MIGRATION_TYPES),
+                "migration_network": opt("string", fmt="CIDR"),
+                "targetstorage": opt("string", fmt="storage-pair-list"),
+                **({"with-conntrack-state": BOOL} if v9 else {}),
+            },
+        ),
         Endpoint("DELETE", qm, {**guest, "purge": BOOL, "destroy-unreferenced-disks": BOOL, "skiplock": BOOL}),
         # LXC guests
-        Endpoint("GET", f"{ct}/config", {**guest, "current": BOOL,
-                                          "snapshot": opt("string", fmt="pve-configid", max_length=40)}),
+        Endpoint(
+            "GET",
+            f"{ct}/config",
+            {**guest, "current": BOOL, "snapshot": opt("string", fmt="pve-configid", max_length=40)},
+        ),
         Endpoint("GET", f"{ct}/status/current", dict(guest)),
         Endpoint("POST", f"{ct}/status/start", {**guest, "skiplock": BOOL, "debug": BOOL}),
         Endpoint("POST", f"{ct}/status/stop", {**guest, "skiplock": BOOL, "overrule-shutdown": BOOL}),
-        Endpoint("POST", f"{ct}/move_volume", {
-            **guest, "volume": req("string", enum=LXC_VOLUMES), "storage": STORAGE_OPT, "delete": BOOL,
-            "bwlimit": opt("number", minimum=0), "digest": DIGEST40, "target-digest": DIGEST40,
-            "target-vmid": VMID_OPT, "target-volume": opt("string", enum=LXC_VOLUMES)}),
-        Endpoint("POST", f"{ct}/migrate", {
-            **guest, "target": req("string", fmt="pve-node"), "online": BOOL, "restart": BOOL,
-            "timeout": opt("integer"), "bwlimit": opt("number", minimum=0),
-            "target-storage": opt("string", fmt="storage-pair-list")}),
+        Endpoint(
+            "POST",
+            f"{ct}/move_volume",
+            {
+                **guest,
+                "volume": req("string", enum=LXC_VOLUMES),
+                "storage": STORAGE_OPT,
+                "delete": BOOL,
+                "bwlimit": opt("number", minimum=0),
+                "digest": DIGEST40,
+                "target-digest": DIGEST40,
+                "target-vmid": VMID_OPT,
+                "target-volume": opt("string", enum=LXC_VOLUMES),
+            },
+        ),
+        Endpoint(
+            "POST",
+            f"{ct}/migrate",
+            {
+                **guest,
+                "target": req("string", fmt="pve-node"),
+                "online": BOOL,
+                "restart": BOOL,
+                "timeout": opt("integer"),
+                "bwlimit": opt("number", minimum=0),
+                "target-storage": opt("string", fmt="storage-pair-list"),
+            },
+        ),
         # tasks
-        Endpoint("GET", "/nodes/{node}/tasks", {
-            "node": NODE, "errors": BOOL, "limit": opt("integer", minimum=0), "start": opt("integer", minimum=0),
-            "source": opt("string", enum=("archive", "active", "all")), "typefilter": opt("string"),
-            "userfilter": opt("string"), "vmid": VMID_OPT, "since": opt("integer"), "until": opt("integer"),
-            "statusfilter": opt("string", fmt="pve-task-status-type-list")}),
+        Endpoint(
+            "GET",
+            "/nodes/{node}/tasks",
+            {
+                "node": NODE,
+                "errors": BOOL,
+                "limit": opt("integer", minimum=0),
+                "start": opt("integer", minimum=0),
+                "source": opt("string", enum=("archive", "active", "all")),
+                "typefilter": opt("string"),
+                "userfilter": opt("string"),
+                "vmid": VMID_OPT,
+                "since": opt("integer"),
+                "until": opt("integer"),
+                "statusfilter": opt("string", fmt="pve-task-status-type-list"),
+            },
+        ),
         Endpoint("GET", "/nodes/{node}/tasks/{upid}/status", {"node": NODE, "upid": req("string")}),
         # storage replication (pvesr)
         Endpoint("GET", "/cluster/replication"),
-        Endpoint("POST", "/cluster/replication", {
-            "id": JOB_ID, "target": req("string", fmt="pve-node"), "type": req("string", enum=("local",)),
-            "comment": COMMENT, "disable": BOOL, "rate": opt("number", minimum=1),
-            "remove_job": opt("string", enum=("local", "full")),
-            "schedule": opt("string", fmt="pve-calendar-event", max_length=128), "source": NODE_OPT}),
+        Endpoint(
+            "POST",
+            "/cluster/replication",
+            {
+                "id": JOB_ID,
+                "target": req("string", fmt="pve-node"),
+                "type": req("string", enum=("local",)),
+                "comment": COMMENT,
+                "disable": BOOL,
+                "rate": opt("number", minimum=1),
+                "remove_job": opt("string", enum=("local", "full")),
+                "schedule": opt("string", fmt="pve-calendar-event", max_length=128),
+                "source": NODE_OPT,
+            },
+        ),
         Endpoint("GET", "/cluster/replication/{id}", {"id": JOB_ID}),
         Endpoint("DELETE", "/cluster/replication/{id}", {"id": JOB_ID, "force": BOOL, "keep": BOOL}),
         Endpoint("GET", "/nodes/{node}/replication", {"node": NODE, "guest": VMID_OPT}),
@@ -169,36 +323,93 @@ def endpoints(major: int) -> list[Endpoint]:
         Endpoint("POST", "/nodes/{node}/replication/{id}/schedule_now", {"node": NODE, "id": JOB_ID}),
         # HA
         Endpoint("GET", "/cluster/ha/resources", {"type": opt("string", enum=("ct", "vm"))}),
-        Endpoint("POST", "/cluster/ha/resources", {
-            "sid": SID, "comment": COMMENT, "group": opt("string", fmt="pve-configid"),
-            "max_relocate": opt("integer", minimum=0), "max_restart": opt("integer", minimum=0),
-            "state": opt("string", enum=HA_STATES), "type": opt("string", enum=("ct", "vm")),
-            **({"failback": BOOL} if v9 else {})}),
+        Endpoint(
+            "POST",
+            "/cluster/ha/resources",
+            {
+                "sid": SID,
+                "comment": COMMENT,
+                "group": opt("string", fmt="pve-configid"),
+                "max_relocate": opt("integer", minimum=0),
+                "max_restart": opt("integer", minimum=0),
+                "state": opt("string", enum=HA_STATES),
+                "type": opt("string", enum=("ct", "vm")),
+                **({"failback": BOOL} if v9 else {}),
+            },
+        ),
         Endpoint("GET", "/cluster/ha/resources/{sid}", {"sid": SID}),
-        Endpoint("PUT", "/cluster/ha/resources/{sid}", {
-            "sid": SID, "comment": COMMENT, "delete": opt("string", fmt="pve-configid-list", max_length=4096),
-            "digest": opt("string", max_length=64), "group": opt("string", fmt="pve-configid"),
-            "max_relocate": opt("integer", minimum=0), "max_restart": opt("integer", minimum=0),
-            "state": opt("string", enum=HA_STATES), **({"failback": BOOL} if v9 else {})}),
+        Endpoint(
+            "PUT",
+            "/cluster/ha/resources/{sid}",
+            {
+                "sid": SID,
+                "comment": COMMENT,
+                "delete": opt("string", fmt="pve-configid-list", max_length=4096),
+                "digest": opt("string", max_length=64),
+                "group": opt("string", fmt="pve-configid"),
+                "max_relocate": opt("integer", minimum=0),
+                "max_restart": opt("integer", minimum=0),
+                "state": opt("string", enum=HA_STATES),
+                **({"failback": BOOL} if v9 else {}),
+            },
+        ),
         Endpoint("DELETE", "/cluster/ha/resources/{sid}", {"sid": SID, **({"purge": BOOL} if v9 else {})}),
         Endpoint("GET", "/cluster/ha/groups"),
-        Endpoint("POST", "/cluster/ha/groups", {
-            "group": req("string", fmt="pve-configid"), "nodes": req("string", fmt="pve-ha-node-list"),
-            "comment": COMMENT, "nofailback": BOOL, "restricted": BOOL, "type": opt("string", enum=("group",))}),
+        Endpoint(
+            "POST",
+            "/cluster/ha/groups",
+            {
+                "group": req("string", fmt="pve-configid"),
+                "nodes": req("string", fmt="pve-ha-node-list"),
+                "comment": COMMENT,
+                "nofailback": BOOL,
+                "restricted": BOOL,
+                "type": opt("string", enum=("group",)),
+            },
+        ),
         Endpoint("DELETE", "/cluster/ha/groups/{group}", {"group": req("string", fmt="pve-configid")}),
         Endpoint("GET", "/cluster/ha/status/current"),
+        Endpoint("GET", "/cluster/ha/status/manager_status"),
+        # networks
+        Endpoint(
+            "GET",
+            "/nodes/{node}/network",
+            {
+                "node": NODE,
+                "type": opt(
+                    "string",
+                    enum=tuple(
+                        ["bridge", "bond", "eth", "alias", "vlan"]
+                        + (["fabric"] if v9 else [])
+                        + ["OVSBridge", "OVSBond", "OVSPort", "OVSIntPort", "vnet", "any_bridge", "any_local_bridge"]
+                        + (["include_sdn"] if v9 else [])
+                    ),
+                ),
+            },
+        ),
+        Endpoint("GET", "/cluster/sdn/vnets", {"pending": BOOL, "running": BOOL}),
     ]
     if v9:
         eps += [
-            Endpoint("GET", "/cluster/ha/rules", {
-                "resource": opt("string"), "type": opt("string", enum=("node-affinity", "resource-affinity"))}),
-            Endpoint("POST", "/cluster/ha/rules", {
-                "rule": req("string", fmt="pve-configid"),
-                "type": req("string", enum=("node-affinity", "resource-affinity")),
-                "resources": req("string", fmt="pve-ha-resource-id-list"),
-                "nodes": opt("string", fmt="pve-ha-node-list"),
-                "strict": BOOL, "affinity": opt("string", enum=("positive", "negative")), "comment": COMMENT,
-                "disable": BOOL}),
+            Endpoint(
+                "GET",
+                "/cluster/ha/rules",
+                {"resource": opt("string"), "type": opt("string", enum=("node-affinity", "resource-affinity"))},
+            ),
+            Endpoint(
+                "POST",
+                "/cluster/ha/rules",
+                {
+                    "rule": req("string", fmt="pve-configid"),
+                    "type": req("string", enum=("node-affinity", "resource-affinity")),
+                    "resources": req("string", fmt="pve-ha-resource-id-list"),
+                    "nodes": opt("string", fmt="pve-ha-node-list"),
+                    "strict": BOOL,
+                    "affinity": opt("string", enum=("positive", "negative")),
+                    "comment": COMMENT,
+                    "disable": BOOL,
+                },
+            ),
             Endpoint("DELETE", "/cluster/ha/rules/{rule}", {"rule": req("string", fmt="pve-configid")}),
         ]
     return eps
@@ -229,11 +440,34 @@ _LISTS: dict[str, tuple[str, str]] = {  # name: (item regex, separators)
     "storage-pair-list": (r"[a-z][a-z0-9\-_.]*[a-z0-9](?::[a-z][a-z0-9\-_.]*[a-z0-9])?|1", r"[,; ]"),
     "pve-priv-list": (r"[A-Za-z.]+", r"[,; ]"),
 }
-_NET_MODELS = ("e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551", "i82557b",
-               "i82559er", "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3")
-_NET_KEYS = {"bridge": "string", "firewall": "boolean", "link_down": "boolean", "macaddr": "string",
-             "model": "string", "mtu": "integer", "queues": "integer", "rate": "number", "tag": "integer",
-             "trunks": "string"}
+_NET_MODELS = (
+    "e1000",
+    "e1000-82540em",
+    "e1000-82544gc",
+    "e1000-82545em",
+    "e1000e",
+    "i82551",
+    "i82557b",
+    "i82559er",
+    "ne2k_isa",
+    "ne2k_pci",
+    "pcnet",
+    "rtl8139",
+    "virtio",
+    "vmxnet3",
+)
+_NET_KEYS = {
+    "bridge": "string",
+    "firewall": "boolean",
+    "link_down": "boolean",
+    "macaddr": "string",
+    "model": "string",
+    "mtu": "integer",
+    "queues": "integer",
+    "rate": "number",
+    "tag": "integer",
+    "trunks": "string",
+}
 
 
 def _check_net(value: str) -> str | None:

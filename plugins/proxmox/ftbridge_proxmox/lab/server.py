@@ -37,8 +37,15 @@ TICKET_LIFETIME = 7200
 class ApiCore:
     """Everything between a parsed HTTP request and the cluster: auth, checks, dispatch, faults."""
 
-    def __init__(self, cluster: Cluster, *, users: dict[str, Callable[[str], bool]], tokens: dict[str, str],
-                 latency: float = 0.0, record: bool = True) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        users: dict[str, Callable[[str], bool]],
+        tokens: dict[str, str],
+        latency: float = 0.0,
+        record: bool = True,
+    ) -> None:
         self.cluster = cluster
         self.users = users  # user@realm -> password check
         self.tokens = tokens  # user@realm!tokenid -> secret
@@ -66,7 +73,7 @@ class ApiCore:
         delay = self.latency + float(self.faults["slow"])
         if delay > 0:
             time.sleep(delay)  # outside every lock: concurrent calls overlap as on a real server
-        segments = [unquote(s) for s in url.path[len("/api2/json"):].split("/") if s]
+        segments = [unquote(s) for s in url.path[len("/api2/json") :].split("/") if s]
         api_path = "/" + "/".join(segments)
         template = self._template_of(method, api_path)
         params: dict[str, str] = {}
@@ -88,9 +95,17 @@ class ApiCore:
         with self._meta_lock:
             self.counts[(method, template)] += 1
             if self.record:
-                self.records.append({"version": self.cluster.version, "method": method, "path": template,
-                                     "params": params, "status": status, "data": data,
-                                     "client": h.headers.get("User-Agent", "")})
+                self.records.append(
+                    {
+                        "version": self.cluster.version,
+                        "method": method,
+                        "path": template,
+                        "params": params,
+                        "status": status,
+                        "data": data,
+                        "client": h.headers.get("User-Agent", ""),
+                    }
+                )
 
     @staticmethod
     def _body(ctype: str, body: bytes) -> dict[str, str]:
@@ -104,8 +119,9 @@ class ApiCore:
             return {k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in obj.items()}
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
-    def _process(self, method: str, api_path: str, params: dict[str, str],
-                 h: BaseHTTPRequestHandler) -> tuple[Any, str]:
+    def _process(
+        self, method: str, api_path: str, params: dict[str, str], h: BaseHTTPRequestHandler
+    ) -> tuple[Any, str]:
         if method == "POST" and api_path == "/access/ticket":
             ep, _ = self._route(method, api_path)
             self._verify(ep, params)
@@ -141,8 +157,11 @@ class ApiCore:
         if errors:
             raise ApiError(400, "Parameter verification failed.", errors)
         if unimplemented:
-            raise ApiError(501, f"parameter(s) {', '.join(sorted(unimplemented))} of {ep.method} {ep.path} "
-                                "are valid in PVE but not implemented by the lab")
+            raise ApiError(
+                501,
+                f"parameter(s) {', '.join(sorted(unimplemented))} of {ep.method} {ep.path} "
+                "are valid in PVE but not implemented by the lab",
+            )
 
     # authentication ----------------------------------------------------------------------------
     def _sign(self, text: str) -> str:
@@ -163,7 +182,7 @@ class ApiCore:
     def _authenticate(self, method: str, h: BaseHTTPRequestHandler) -> str:
         auth = h.headers.get("Authorization", "")
         if auth.startswith("PVEAPIToken="):
-            ident, _, secret = auth[len("PVEAPIToken="):].partition("=")
+            ident, _, secret = auth[len("PVEAPIToken=") :].partition("=")
             expected = self.tokens.get(ident)
             if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
                 raise ApiError(401, "invalid token value!")
@@ -175,8 +194,10 @@ class ApiCore:
         if len(parts) != 5 or parts[0] != "PVE":
             raise ApiError(401, "invalid PVE ticket")
         _, user, stamp, _, sig = parts
-        if not hmac.compare_digest(sig, self._sign(f"ticket:{user}:{stamp}")) or \
-                time.time() - int(stamp, 16) > TICKET_LIFETIME:
+        if (
+            not hmac.compare_digest(sig, self._sign(f"ticket:{user}:{stamp}"))
+            or time.time() - int(stamp, 16) > TICKET_LIFETIME
+        ):
             raise ApiError(401, "invalid PVE ticket")
         if method != "GET":
             token = h.headers.get("CSRFPreventionToken", "")

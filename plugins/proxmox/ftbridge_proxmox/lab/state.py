@@ -17,22 +17,62 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ftbridge.estate import Estate
-from ftbridge.model import HostState, PowerState
+from ftbridge.model import HostState, Nic, PowerState
 from ftbridge_proxmox.mechanisms import standby_description, standby_name
 
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
 #: estate datastore kinds as PVE storage types (unknown kinds become plain directories)
-STORAGE_TYPES = {"rbd", "nfs", "zfspool", "lvm", "lvmthin", "dir", "iscsi", "iscsidirect", "cephfs", "cifs",
-                 "glusterfs", "zfs", "btrfs", "pbs", "esxi"}
+STORAGE_TYPES = {
+    "rbd",
+    "nfs",
+    "zfspool",
+    "lvm",
+    "lvmthin",
+    "dir",
+    "iscsi",
+    "iscsidirect",
+    "cephfs",
+    "cifs",
+    "glusterfs",
+    "zfs",
+    "btrfs",
+    "pbs",
+    "esxi",
+}
 FILE_BASED = {"dir", "nfs", "cifs", "cephfs", "glusterfs", "btrfs"}
+#: what a storage holds when its config names no content: each pve-storage plugin's default
+#: (``plugindata`` content, second element, in ``PVE/Storage/*Plugin.pm``)
+DEFAULT_CONTENT = {
+    "rbd": "images",
+    "lvm": "images",
+    "iscsi": "images",
+    "iscsidirect": "images",
+    "zfs": "images",
+    "cephfs": "backup",
+    "pbs": "backup",
+    "esxi": "import",
+    "dir": "images,rootdir",
+    "nfs": "images",
+    "cifs": "images",
+    "glusterfs": "images",
+    "zfspool": "images,rootdir",
+    "lvmthin": "images,rootdir",
+    "btrfs": "images,rootdir",
+}
+#: storage types pve-storage treats as shared whatever the config says (``@SHARED_STORAGE``)
+SHARED_TYPES = {"iscsi", "nfs", "cifs", "rbd", "cephfs", "iscsidirect", "zfs", "drbd", "pbs"}
+#: pmxcfs lock lifetime: the HA manager gets a dead node's agent lock this long after its last
+#: refresh (pve-ha-manager ``PVE/HA/Env/PVE2.pm``); the lab compresses it into ``fence_delay``
+LOCK_LIFETIME = 120
 QEMU_SLOT = re.compile(r"^(?:scsi\d+|virtio\d+|sata\d+|ide\d+|efidisk0|tpmstate0|unused\d+)$")
 LXC_SLOT = re.compile(r"^(?:rootfs|mp\d+|unused\d+)$")
 NODE_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?$")
@@ -60,10 +100,16 @@ def format_size(size: int) -> str:
 class Node:
     name: str
     nodeid: int
-    online: bool = True
+    online: bool = True  # reachable by the cluster (quorate partition, pmxcfs, API proxying)
     down_since: float | None = None
     pstart: int = 0
     memory: int = 256 * GIB
+    #: running at all: a partitioned node (online False) still runs its guests
+    alive: bool = True
+    #: its HA LRM held the agent lock (and the watchdog) when it went away: it has HA services
+    armed: bool = False
+    #: when PVE's CRM got (or gets) the node's agent lock: from then on PVE reports it fenced
+    fenced_at: float | None = None
 
 
 @dataclass
@@ -73,6 +119,8 @@ class Storage:
     shared: bool
     nodes: list[str] | None  # None: every node
     content: str = "images,rootdir"
+    disabled: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # type-specific keys shown by /storage (sparse ...)
     capacity: dict[str, int] = field(default_factory=dict)  # location ("" for shared) -> bytes
     reserved: dict[str, int] = field(default_factory=dict)
 
@@ -131,13 +179,27 @@ class Guest:
     lock: str | None = None  # config lock shown to clients: clone, migrate, ...
     busy: str | None = None  # UPID of the task holding the guest's lock file
     template: bool = False
+    smbios_uuid: str = ""
+    #: changes that wait for the next start (PVE's ``[pending]`` section): key -> value, and keys
+    #: whose removal waits (a disk that cannot be hot-unplugged stays attached until then)
+    pending: dict[str, str] = field(default_factory=dict)
+    pending_delete: list[str] = field(default_factory=list)
 
-    def config(self) -> dict[str, Any]:
+    def config(self, *, current: bool = True) -> dict[str, Any]:
+        """The config as PVE's ``load_current_config`` returns it: with the pending changes
+        applied, unless ``current`` (pve-guest-common ``PVE/AbstractConfig.pm``)."""
         conf: dict[str, Any] = {}
         if self.type == "qemu":
-            conf.update(name=self.name, cores=self.cores, sockets=1, memory=str(self.memory), ostype="l26",
-                        scsihw="virtio-scsi-single", boot="order=" + ";".join(
-                            s for s in self.drives if s.startswith(("scsi", "virtio", "sata"))) or "order=net0")
+            conf.update(
+                name=self.name,
+                cores=self.cores,
+                sockets=1,
+                memory=str(self.memory),
+                ostype="l26",
+                scsihw="virtio-scsi-single",
+                boot="order=" + ";".join(s for s in self.drives if s.startswith(("scsi", "virtio", "sata")))
+                or "order=net0",
+            )
         else:
             conf.update(hostname=self.name, cores=self.cores, memory=self.memory, ostype="debian", arch="amd64")
         if self.tags:
@@ -150,11 +212,20 @@ class Guest:
             conf["lock"] = self.lock
         if self.template:
             conf["template"] = 1
+        if self.smbios_uuid and self.type == "qemu":
+            conf["smbios1"] = f"uuid={self.smbios_uuid}"
         conf.update(self.nets)
         for slot, drive in self.drives.items():
             conf[slot] = drive.render()
         conf.update(self.extra)
-        conf["digest"] = hashlib.sha1(repr(sorted(conf.items())).encode()).hexdigest()
+        digest = hashlib.sha1(
+            repr(sorted(conf.items()) + sorted(self.pending.items()) + self.pending_delete).encode()
+        ).hexdigest()
+        if not current:
+            conf.update(self.pending)
+            for key in self.pending_delete:
+                conf.pop(key, None)
+        conf["digest"] = digest
         return conf
 
     @property
@@ -186,8 +257,14 @@ class Job:
     replicated: dict[str, tuple[str, int]] = field(default_factory=dict)  # slot -> (storage, size)
 
     def config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "type": "local", "guest": self.guest, "jobnum": self.jobnum,
-                               "target": self.target, "source": self.source}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "type": "local",
+            "guest": self.guest,
+            "jobnum": self.jobnum,
+            "target": self.target,
+            "source": self.source,
+        }
         for key in ("schedule", "rate", "comment", "remove_job"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -196,8 +273,14 @@ class Job:
         return out
 
     def state(self) -> dict[str, Any]:
-        out = {**self.config(), "last_sync": self.last_sync, "last_try": self.last_try,
-               "next_sync": int(self.next_sync), "fail_count": self.fail_count, "duration": round(self.duration, 3)}
+        out = {
+            **self.config(),
+            "last_sync": self.last_sync,
+            "last_try": self.last_try,
+            "next_sync": int(self.next_sync),
+            "fail_count": self.fail_count,
+            "duration": round(self.duration, 3),
+        }
         if self.error:
             out["error"] = self.error
         if self.running_since is not None:
@@ -225,9 +308,17 @@ class Task:
     pid: int = 0
 
     def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"upid": self.upid, "node": self.node, "pid": self.pid,
-                               "pstart": int(self.upid.split(":")[3], 16), "starttime": int(self.start),
-                               "type": self.type, "id": self.id, "user": self.user, "status": self.status}
+        out: dict[str, Any] = {
+            "upid": self.upid,
+            "node": self.node,
+            "pid": self.pid,
+            "pstart": int(self.upid.split(":")[3], 16),
+            "starttime": int(self.start),
+            "type": self.type,
+            "id": self.id,
+            "user": self.user,
+            "status": self.status,
+        }
         if self.status == "stopped":
             out["exitstatus"] = self.exitstatus
         return out
@@ -236,8 +327,16 @@ class Task:
 class Cluster:
     """One PVE cluster's state and rules. Every public method runs under :attr:`lock`."""
 
-    def __init__(self, *, version: str = "9.1.3", name: str = "ftlab", task_seconds: float = 0.05,
-                 sync_seconds: float = 0.05, fence_delay: float = 0.2, first_sync_delay: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        version: str = "9.1.3",
+        name: str = "ftlab",
+        task_seconds: float = 0.05,
+        sync_seconds: float = 0.05,
+        fence_delay: float = 0.2,
+        first_sync_delay: float | None = None,
+    ) -> None:
         self.version = version
         self.major = int(version.split(".")[0])
         self.name = name
@@ -264,6 +363,13 @@ class Cluster:
         self.ds_alias: dict[str, tuple[str, str]] = {}
         self.vmid_of: dict[str, int] = {}
         self._building: Guest | None = None  # a guest being seeded, whose volumes count as taken
+        #: networks: node -> iface -> its /nodes/{node}/network entry; SDN vnets (with their nodes)
+        self.bridges: dict[str, dict[str, dict[str, Any]]] = {}
+        self.vnets: dict[str, dict[str, Any]] = {}
+        self.net_alias: dict[str, tuple[str, int | None]] = {}  # estate network id -> (bridge, tag)
+        #: guests HA started on another node while their first instance still ran (a partitioned
+        #: node that PVE "fenced" without a watchdog): what a split brain looks like in the lab
+        self.split_brain: list[tuple[int, str, str]] = []  # (vmid, still running on, started on)
 
     # seeding ---------------------------------------------------------------------------------
     def seed(self, estate: Estate) -> None:
@@ -272,7 +378,10 @@ class Cluster:
         for i, h in enumerate(estate.hosts, start=1):
             name = next((n for n in (h.name, h.id) if NODE_NAME.match(n)), re.sub(r"[^a-zA-Z0-9-]", "-", h.id))
             new = Node(name, nodeid=i, pstart=0x100000 + i * 0x1111, memory=h.memory or 256 * GIB)
-            if h.state is HostState.DOWN:
+            if h.state is HostState.DOWN:  # reported down: PVE knows it only as fenced by its HA stack
+                new.online, new.alive, new.armed, new.down_since = False, False, True, now - 3600
+                new.fenced_at = new.down_since
+            elif h.state.value == "unreachable":  # cut off from the cluster, its guests still running
                 new.online, new.down_since = False, now - 3600
             self.nodes[name] = new
             self.host_alias[h.id] = self.host_alias[h.name] = name
@@ -287,21 +396,29 @@ class Cluster:
         for ds in estate.datastores:
             kind = ds.kind if ds.kind in STORAGE_TYPES else "dir"
             sid, _, at = ds.id.partition("@")
+            content = ds.content
+            text = ",".join(sorted(content)) or "none" if content is not None else DEFAULT_CONTENT.get(kind, "images")
             if at:
                 node = self.host_alias.get(at, at)
-                st = self.storages.setdefault(sid, Storage(sid, kind, False, []))
+                st = self.storages.setdefault(sid, Storage(sid, kind, False, [], text))
                 assert st.nodes is not None
                 st.nodes.append(node)
                 locs = [node]
-            elif ds.shared:
+            elif ds.shared or kind in SHARED_TYPES:
                 hosts = [self.host_alias[h] for h in ds.hosts]
-                st = self.storages.setdefault(sid, Storage(
-                    sid, kind, True, None if set(hosts) >= set(self.nodes) or not hosts else hosts))
+                st = self.storages.setdefault(
+                    sid, Storage(sid, kind, True, None if set(hosts) >= set(self.nodes) or not hosts else hosts, text)
+                )
                 locs = [""]
             else:
                 hosts = [self.host_alias[h] for h in ds.hosts] or list(self.nodes)
-                st = self.storages.setdefault(sid, Storage(sid, kind, False, hosts))
+                st = self.storages.setdefault(sid, Storage(sid, kind, False, hosts, text))
                 locs = hosts
+            thin = ds.thin  # as pve-storage allocates: zfs sparse, file preallocation
+            if thin and kind in ("zfspool", "zfs"):
+                st.options["sparse"] = 1
+            elif not thin and kind in FILE_BASED:
+                st.options["preallocation"] = "full"
             for loc in locs:
                 st.capacity[loc] = ds.capacity
                 st.reserved[loc] = max(0, ds.capacity - ds.free - used[ds.id])
@@ -309,6 +426,7 @@ class Cluster:
                     self.offline.add((sid, loc))
             self.ds_alias[ds.id] = self.ds_alias[ds.name] = (sid, locs[0] if len(locs) == 1 else "")
 
+        self._seed_networks(estate)
         taken = {int(v.id) for v in estate.vms if v.id.isdigit() and 100 <= int(v.id) <= 999_999_999}
         nxt = 100
         for v in estate.vms:
@@ -324,12 +442,41 @@ class Cluster:
             vmid = self.vmid_of[v.id]
             gtype = "lxc" if LXC_TAG in v.tags else "qemu"
             node = self.host_alias.get(v.host or "", next(iter(self.nodes)))
-            g = Guest(vmid, gtype, node, _dns(v.name) or f"vm{vmid}",
-                      status="running" if v.power is PowerState.ON else "stopped", cores=max(1, v.vcpus),
-                      memory=max(16, v.memory // 1024**2) if v.memory else 2048,
-                      tags=[t for t in v.tags if t != LXC_TAG])
-            g.nets["net0"] = (f"virtio={_mac(vmid)},bridge=vmbr0,firewall=1" if gtype == "qemu"
-                              else f"name=eth0,bridge=vmbr0,hwaddr={_mac(vmid)},ip=dhcp,type=veth")
+            g = Guest(
+                vmid,
+                gtype,
+                node,
+                _dns(v.name) or f"vm{vmid}",
+                status="running" if v.power is PowerState.ON else "stopped",
+                cores=max(1, v.vcpus),
+                memory=max(16, v.memory // 1024**2) if v.memory else 2048,
+                tags=[t for t in v.tags if t != LXC_TAG],
+            )
+            g.smbios_uuid = str(v.uuid or uuid.uuid5(uuid.NAMESPACE_URL, f"ftlab:{self.name}:{vmid}"))
+            nics: list[Nic | None] = list(v.nics) or [None]
+            for i, nic in enumerate(nics):
+                if nic is None:
+                    bridge, tag = "vmbr0", None
+                elif nic.network is None:  # no bridge: QEMU user networking, or an unconnected veth
+                    bridge, tag = None, None
+                else:
+                    bridge, tag = self.net_alias.get(nic.network, (nic.network, None))
+                mac = (nic.mac if nic and nic.mac else _mac(vmid if i == 0 else vmid * 64 + i)).upper()
+                if gtype == "qemu":
+                    parts = [f"{nic.model if nic and nic.model else 'virtio'}={mac}"]
+                    parts += [f"bridge={bridge}"] if bridge else []
+                    parts += [f"tag={tag}"] if tag else []
+                    parts += ["firewall=1"] if bridge else []
+                else:
+                    parts = [
+                        f"name=eth{i}",
+                        *([f"bridge={bridge}"] if bridge else []),
+                        f"hwaddr={mac}",
+                        "ip=dhcp",
+                        *([f"tag={tag}"] if tag else []),
+                        "type=veth",
+                    ]
+                g.nets[f"net{i}"] = ",".join(parts)
             self._building = g
             for d in v.disks:
                 self._seed_drive(g, d.id, d.kind, d.datastore, d.size, d.movable, d.path)
@@ -337,7 +484,8 @@ class Cluster:
             self.guests[vmid] = g
             if v.ha:
                 self.ha_resources[f"{'ct' if gtype == 'lxc' else 'vm'}:{vmid}"] = _ha_defaults(
-                    "started" if g.status == "running" else "stopped")
+                    "started" if g.status == "running" else "stopped"
+                )
             for n, s in enumerate(v.secondaries):
                 if s.mechanism == "pve-replication":
                     self._seed_job(g, n, s, now)
@@ -348,6 +496,37 @@ class Cluster:
         for g, s in standbys:
             self._seed_standby(g, s, now, max(taken) + 1 if taken else 100)
             taken.add(max(self.guests))
+
+    def _seed_networks(self, estate: Estate) -> None:
+        """Bridges on each node and SDN vnets, from the estate's networks (vmbr0 everywhere if none)."""
+        for node in self.nodes:
+            self.bridges[node] = {}
+        nets = list(estate.networks)
+        if not nets:
+            for node in self.nodes:
+                self.bridges[node]["vmbr0"] = _bridge_item("vmbr0", 0, vlan_aware=False)
+            return
+        for n in nets:
+            nodes = [self.host_alias.get(h, h) for h in n.hosts] or list(self.nodes)
+            if n.kind == "vnet":
+                self.vnets[n.name] = {
+                    "vnet": n.name,
+                    "type": "vnet",
+                    "zone": "ftzone",
+                    **({"tag": n.vlan} if n.vlan else {}),
+                    "nodes": nodes,
+                }
+                self.net_alias[n.id] = (n.name, None)
+                continue
+            bridge = n.name.split("/")[0]
+            for node in nodes:
+                if node in self.bridges:
+                    old = self.bridges[node].get(bridge)
+                    aware = bool(n.vlan) or bool(old and old.get("bridge_vlan_aware"))
+                    self.bridges[node][bridge] = _bridge_item(
+                        bridge, len(self.bridges[node]), vlan_aware=aware, ovs=n.kind == "ovs-bridge"
+                    )
+            self.net_alias[n.id] = (bridge, n.vlan)
 
     def _seed_drive(self, g: Guest, slot: str, kind: str, ds_id: str, size: int, movable: bool, path: str) -> None:
         valid = QEMU_SLOT if g.type == "qemu" else LXC_SLOT
@@ -364,15 +543,35 @@ class Cluster:
                 prefix = "mp" if g.type == "lxc" else "scsi"
                 slot = next(f"{prefix}{i}" for i in range(256) if f"{prefix}{i}" not in g.drives)
         if not movable and path.startswith("/"):
-            g.drives[slot] = Drive(slot, "bind" if g.type == "lxc" and not path.startswith("/dev/")
-                                   else "passthrough", size=size, path=path)
+            g.drives[slot] = Drive(
+                slot,
+                "bind" if g.type == "lxc" and not path.startswith("/dev/") else "passthrough",
+                size=size,
+                path=path,
+            )
             return
         sid, _ = self.ds_alias[ds_id]
         if kind not in ("efidisk", "tpmstate", "cloudinit", "unused"):
-            kind = "rootfs" if slot == "rootfs" else "mp" if g.type == "lxc" and slot.startswith("mp") else \
-                "unused" if slot.startswith("unused") else "disk"
-        opts = "mp=/srv/" + slot if kind == "mp" else "iothread=1" if kind == "disk" and slot.startswith("scsi") \
-            else "efitype=4m,pre-enrolled-keys=1" if kind == "efidisk" else "version=v2.0" if kind == "tpmstate" else ""
+            kind = (
+                "rootfs"
+                if slot == "rootfs"
+                else "mp"
+                if g.type == "lxc" and slot.startswith("mp")
+                else "unused"
+                if slot.startswith("unused")
+                else "disk"
+            )
+        opts = (
+            "mp=/srv/" + slot
+            if kind == "mp"
+            else "iothread=1"
+            if kind == "disk" and slot.startswith("scsi")
+            else "efitype=4m,pre-enrolled-keys=1"
+            if kind == "efidisk"
+            else "version=v2.0"
+            if kind == "tpmstate"
+            else ""
+        )
         g.drives[slot] = Drive(slot, kind, sid, self.new_volname(g.vmid, sid, kind, g.type), size, opts)
 
     def _seed_job(self, g: Guest, n: int, s: Any, now: float) -> None:
@@ -387,8 +586,11 @@ class Cluster:
         lag = float(s.lag) if s.lag is not None else 60.0
         job.last_sync = job.last_try = int(now - lag)
         job.next_sync = now + 900 - min(lag, 899)
-        job.replicated = {d.slot: (d.storage, d.size) for d in g.drives.values()
-                          if d.is_volume and "replicate=0" not in d.opts and d.storage is not None}
+        try:
+            job.replicated = {slot: (d.storage or "", d.size) for slot, d in self.replicable(g).items()}
+        except ApiError as exc:
+            log.warning("estate VM %s: %s; its replication job is seeded broken", g.name, exc.message)
+            job.replicated = {}
         if s.state.value == "stale":
             job.fail_count, job.error = 1, "command 'zfs send' failed: exit code 1"
         elif s.state.value == "broken":
@@ -411,8 +613,15 @@ class Cluster:
             st = self.storages[sid]
             node = loc or next((n for n in self.nodes if n != g.node and st.on(n)), g.node)
         lag = float(s.lag) if s.lag is not None else 3600.0
-        clone = Guest(vmid, "qemu", node, standby_name(g.vmid), cores=g.cores, memory=g.memory,
-                      description=standby_description(g.vmid, g.name, int(now - lag)))
+        clone = Guest(
+            vmid,
+            "qemu",
+            node,
+            standby_name(g.vmid),
+            cores=g.cores,
+            memory=g.memory,
+            description=standby_description(g.vmid, g.name, int(now - lag)),
+        )
         clone.nets = {k: v for k, v in g.nets.items()}
         self._building = clone
         for slot, d in g.drives.items():
@@ -468,11 +677,12 @@ class Cluster:
         return used
 
     def online(self, sid: str, node: str) -> bool:
-        """Is storage ``sid`` active on ``node`` (node up, storage enabled there, not failed)?"""
+        """Is storage ``sid`` active on ``node`` (node up, storage enabled there, not failed, and
+        for a shared storage mounted there: an NFS export can be missing on one node)?"""
         st = self.storages.get(sid)
-        if st is None or not st.on(node) or not self.nodes[node].online:
+        if st is None or st.disabled or not st.on(node) or not self.nodes[node].online:
             return False
-        return (sid, "") not in self.offline and (sid, st.loc(node)) not in self.offline
+        return not {(sid, ""), (sid, st.loc(node)), (sid, node)} & self.offline
 
     def avail(self, sid: str, node: str, usage: dict[tuple[str, str], int] | None = None) -> int:
         st = self.storages[sid]
@@ -480,17 +690,27 @@ class Cluster:
         used = (usage if usage is not None else self.usage()).get((sid, loc), 0)
         return max(0, st.capacity.get(loc, 0) - used)
 
-    def require_storage(self, sid: str, node: str, need: int = 0) -> Storage:
+    def check_enabled(self, sid: str, node: str) -> Storage:
+        """pve-storage ``storage_check_enabled``: exists, not disabled, configured for the node."""
         st = self.storages.get(sid)
         if st is None:
             raise ApiError(500, f"storage '{sid}' does not exist")
+        if st.disabled:
+            raise ApiError(500, f"storage '{sid}' is disabled")
         if not st.on(node):
             raise ApiError(500, f"storage '{sid}' is not available on node '{node}'")
+        return st
+
+    def require_storage(self, sid: str, node: str, need: int = 0) -> Storage:
+        st = self.check_enabled(sid, node)
         if not self.online(sid, node):
             raise ApiError(500, f"storage '{sid}' is not online")
         if need and self.avail(sid, node) < need:
-            raise ApiError(500, f"not enough free space on storage '{sid}' on node '{node}' "
-                                f"(need {format_size(need)}, have {format_size(self.avail(sid, node))})")
+            raise ApiError(
+                500,
+                f"not enough free space on storage '{sid}' on node '{node}' "
+                f"(need {format_size(need)}, have {format_size(self.avail(sid, node))})",
+            )
         return st
 
     # nodes and guests ----------------------------------------------------------------------
@@ -502,8 +722,10 @@ class Cluster:
         """A node a call is proxied to: unknown names fail like PVE, offline nodes with 595."""
         node = self.nodes.get(name)
         if node is None:
-            raise ApiError(500, f"hostname lookup '{name}' failed - failed to get address info for: "
-                                f"{name}: Name or service not known")
+            raise ApiError(
+                500,
+                f"hostname lookup '{name}' failed - failed to get address info for: {name}: Name or service not known",
+            )
         if not node.online:
             raise ApiError(595, "No route to host")
         return node
@@ -534,9 +756,20 @@ class Cluster:
         return res is not None and res["state"] != "ignored"
 
     # tasks -----------------------------------------------------------------------------------
-    def start_task(self, node: str, ttype: str, g: Guest | None, user: str, *, on_done: Callable[[], None] | None,
-                   on_fail: Callable[[], None] | None = None, reserve: dict[tuple[str, str], int] | None = None,
-                   duration: float | None = None, hold: bool = True, tid: str | None = None) -> str:
+    def start_task(
+        self,
+        node: str,
+        ttype: str,
+        g: Guest | None,
+        user: str,
+        *,
+        on_done: Callable[[], None] | None,
+        on_fail: Callable[[], None] | None = None,
+        reserve: dict[tuple[str, str], int] | None = None,
+        duration: float | None = None,
+        hold: bool = True,
+        tid: str | None = None,
+    ) -> str:
         now = time.time()
         upid, pid = self.new_upid(node, ttype, tid if tid is not None else (str(g.vmid) if g else ""), user, now)
         fail = None
@@ -545,9 +778,21 @@ class Cluster:
                 f["count"] -= 1
                 fail = f["message"]
                 break
-        task = Task(upid, node, ttype, tid if tid is not None else (str(g.vmid) if g else ""), user, now,
-                    self.task_seconds if duration is None else duration, g.vmid if g else None, on_done, on_fail,
-                    fail, dict(reserve or {}), pid=pid)
+        task = Task(
+            upid,
+            node,
+            ttype,
+            tid if tid is not None else (str(g.vmid) if g else ""),
+            user,
+            now,
+            self.task_seconds if duration is None else duration,
+            g.vmid if g else None,
+            on_done,
+            on_fail,
+            fail,
+            dict(reserve or {}),
+            pid=pid,
+        )
         self.tasks[upid] = task
         if g is not None and hold:
             g.busy = upid
@@ -579,6 +824,7 @@ class Cluster:
     # time --------------------------------------------------------------------------------------
     def tick(self) -> None:
         now = time.time()
+        self._tick_watchdogs(now)
         self._tick_tasks(now)
         self._tick_replication(now)
         self._tick_ha(now)
@@ -590,7 +836,35 @@ class Cluster:
         return 60.0 * int(m.group(1)) if m else 900.0
 
     def replicable(self, g: Guest) -> dict[str, Drive]:
-        return {s: d for s, d in g.drives.items() if d.is_volume and "replicate=0" not in d.opts}
+        """The volumes pvesr copies; raises :class:`ApiError` in PVE's words when it cannot.
+
+        As qemu-server's and pve-container's ``get_replicatable_volumes``: CD-ROMs (and so
+        cloud-init drives) are skipped; a device or host path is refused unless marked
+        ``replicate=0``; volumes on shared storage and ``replicate=0`` volumes are skipped;
+        detached (``unused``) volumes are copied; every other volume needs the ``replicate``
+        feature, which only ``zfspool`` has (pve-storage ``ZFSPoolPlugin.pm``).
+        """
+        out: dict[str, Drive] = {}
+        for slot, d in g.drives.items():
+            if d.kind in ("cdrom", "cloudinit"):
+                continue
+            replicate = "replicate=0" not in d.opts
+            if d.storage is None:
+                if not replicate:
+                    continue
+                if g.type == "qemu":
+                    raise ApiError(500, f"unable to replicate local file/device '{d.path}'")
+                kind = "device" if (d.path or "").startswith("/dev/") else "bind"
+                raise ApiError(500, f"unable to replicate mountpoint type '{kind}'")
+            st = self.storages.get(d.storage)
+            if st is None:
+                raise ApiError(500, f"storage '{d.storage}' does not exist")
+            if st.shared or (not replicate and d.kind != "unused"):
+                continue
+            if st.type != "zfspool":
+                raise ApiError(500, f"missing replicate feature on volume '{d.storage}:{d.volname}'")
+            out[slot] = d
+        return out
 
     def _tick_replication(self, now: float) -> None:
         for job in list(self.jobs.values()):
@@ -630,11 +904,13 @@ class Cluster:
     def _sync_problem(self, g: Guest, job: Job) -> str | None:
         if not self.nodes[job.target].online:
             return f"ssh: connect to host {job.target} port 22: No route to host"
-        for d in self.replicable(g).values():
+        try:
+            volumes = self.replicable(g)
+        except ApiError as exc:
+            return exc.message
+        for d in volumes.values():
             assert d.storage is not None
-            st = self.storages.get(d.storage)
-            if st is None or st.type != "zfspool":
-                return f"missing replicate feature on volume '{d.storage}:{d.volname}'"
+            st = self.storages[d.storage]
             if not st.on(job.target):
                 return f"storage '{d.storage}' is not available on node '{job.target}'"
             if not self.online(d.storage, job.target) or not self.online(d.storage, g.node):
@@ -675,15 +951,18 @@ class Cluster:
     def reachable(self, g: Guest, node: str) -> bool:
         """Could ``g`` start on ``node``: every volume shared there, or replicated there?"""
         for slot, d in g.drives.items():
-            if d.kind == "passthrough":
-                return False
+            if d.kind in ("passthrough", "bind") and "shared=1" not in d.opts:
+                return False  # pinned to its node unless marked available on all nodes
             if not d.is_volume or d.storage is None or d.kind in ("cloudinit", "unused"):
                 continue  # cloud-init drives are regenerated on the target; unused volumes stay behind
             st = self.storages.get(d.storage)
             if st is None or not self.online(d.storage, node):
                 return False
-            if not st.shared and not any(j.guest == g.vmid and j.target == node and slot in j.replicated
-                                         for j in self.jobs.values() if not j.remove_job):
+            if not st.shared and not any(
+                j.guest == g.vmid and j.target == node and slot in j.replicated
+                for j in self.jobs.values()
+                if not j.remove_job
+            ):
                 return False
         return True
 
@@ -701,8 +980,12 @@ class Cluster:
                 continue
             self.ha_commands.remove((at, sid, cmd, target))
             g = self._guest_of(sid)
-            if g is not None and self.nodes[g.node].online and self.nodes.get(target, Node("", 0)).online \
-                    and self.reachable(g, target):
+            if (
+                g is not None
+                and self.nodes[g.node].online
+                and self.nodes.get(target, Node("", 0)).online
+                and self.reachable(g, target)
+            ):
                 was = g.status
                 self.relocate(g, target)
                 g.status = "running" if cmd == "migrate" else was
@@ -721,20 +1004,30 @@ class Cluster:
                     svc["state"] = "disabled"
                     continue
                 if not self.quorate or now - (node.down_since or now) < self.fence_delay:
-                    svc["state"] = "fence"
+                    svc["state"] = "fence"  # the CRM waits (Manager.pm: node_is_offline_delayed)
+                    continue
+                if node.fenced_at is None and not node.armed:
+                    node.fenced_at = now  # an LRM that held no lock: the CRM takes it at once
+                if not self.fenced(node.name, now):
+                    svc["state"] = "fence"  # the CRM waits for the node's agent lock
                     continue
                 chosen = self._choose(g, sid)
                 if chosen is None:
                     svc["state"] = "recovery"
                     continue
+                if node.alive and g.status == "running":
+                    self.split_brain.append((g.vmid, g.node, chosen))
                 self.relocate(g, chosen)
                 g.status = "running" if state == "started" else "stopped"
                 svc["state"] = state
                 continue
             if g.busy or g.lock:
                 continue
-            if state == "started" and g.status == "stopped" and all(
-                    self.online(d.storage, g.node) for d in g.drives.values() if d.is_volume and d.storage):
+            if (
+                state == "started"
+                and g.status == "stopped"
+                and all(self.online(d.storage, g.node) for d in g.drives.values() if d.is_volume and d.storage)
+            ):
                 g.status = "running"
             elif state in ("stopped", "disabled") and g.status == "running":
                 g.status = "stopped"
@@ -745,28 +1038,118 @@ class Cluster:
         g = self.guests.get(int(num)) if num.isdigit() else None
         return g if g is not None and (g.type == "lxc") == (kind == "ct") else None
 
-    # faults ----------------------------------------------------------------------------------
+    # nodes: failure, partition, fencing --------------------------------------------------------
+    def lrm_active(self, node: str) -> bool:
+        """Does the node's HA LRM hold its agent lock, and so its watchdog? While HA services
+        that should run are assigned to it (pve-ha-manager ``PVE/HA/LRM.pm``)."""
+        for sid, res in self.ha_resources.items():
+            g = self._guest_of(sid)
+            if g is not None and g.node == node and res["state"] in ("started", "enabled"):
+                return True
+        return False
+
+    def fenced(self, name: str, now: float) -> bool:
+        """Does PVE's CRM hold the node's agent lock, so that HA may recover its services?
+
+        PVE's CRM takes the lock of a node that stopped refreshing it once the pmxcfs lock
+        lifetime (120 s) has passed; the node's watchdog (60 s) has reset it by then if its LRM
+        held the lock. A node whose LRM held no lock gives it up at once, whether or not it still
+        runs (``PVE/HA/NodeStatus.pm`` ``fence_node``). The lab compresses the wait into
+        ``fence_delay``.
+        """
+        node = self.nodes[name]
+        return not node.online and self.quorate and node.fenced_at is not None and now >= node.fenced_at
+
+    def _tick_watchdogs(self, now: float) -> None:
+        """A node cut off from the cluster whose LRM held the lock resets itself (watchdog-mux)."""
+        for node in self.nodes.values():
+            if not node.online and node.alive and node.armed and node.fenced_at is not None and now >= node.fenced_at:
+                self._power_off(node)
+
+    def _power_off(self, node: Node) -> None:
+        node.alive = False
+        for guest in self.guests.values():
+            if guest.node == node.name:
+                guest.status = "stopped"
+
+    def lrm_timestamp(self, node: Node, now: float) -> float:
+        """When the node's LRM last wrote its status, on PVE's clock: the lab back-dates a lost
+        node's last write so that PVE's 120 s lock lifetime ends when the lab fences it."""
+        if node.online or node.down_since is None:
+            return now
+        if node.armed and node.fenced_at is not None:
+            return node.fenced_at - LOCK_LIFETIME - 1  # (whole seconds on the wire)
+        return node.down_since
+
     def fail_node(self, name: str) -> None:
+        """The node fails as PVE proves it: dead, its guests with it, and fenced by PVE's HA stack
+        at once (its LRM's lock taken by the CRM). HA recovers its services after ``fence_delay``."""
+        node = self.nodes[name]
+        now = time.time()
+        if node.online:
+            node.online, node.down_since = False, now
+        node.armed, node.fenced_at = True, now
+        self._power_off(node)
+
+    def elapse_fence_delay(self) -> None:
+        """Let the HA stack's time pass: every lost node has now been gone ``fence_delay`` (a
+        partitioned node's watchdog fired and its lock expired, if it held one)."""
+        now = time.time()
+        for node in self.nodes.values():
+            if node.online or node.down_since is None:
+                continue
+            node.down_since = min(node.down_since, now - self.fence_delay)
+            if node.armed:
+                node.fenced_at = min(node.fenced_at if node.fenced_at is not None else now, now)
+
+    def partition_node(self, name: str) -> None:
+        """The node is cut off from the cluster and the API; its guests keep running. If its LRM
+        held the lock (it has HA services), its watchdog resets it and the CRM takes the lock
+        after ``fence_delay``; if not, nothing proves it down, ever."""
         node = self.nodes[name]
         if node.online:
-            node.online, node.down_since = False, time.time()
+            now = time.time()
+            node.armed = self.lrm_active(name)
+            node.online, node.down_since = False, now
+            node.fenced_at = now + self.fence_delay if node.armed else None
 
     def restore(self) -> None:
         now = time.time()
         for node in self.nodes.values():
             if not node.online:
-                node.online, node.down_since = True, None
+                rebooted = not node.alive
+                node.online, node.alive, node.armed, node.down_since, node.fenced_at = True, True, False, None, None
                 for guest in self.guests.values():
-                    if guest.node == node.name:
+                    if guest.node == node.name and rebooted:
                         guest.status = "stopped"  # the node rebooted; HA restarts what it manages
                 for t in self.tasks.values():
-                    if t.node == node.name and t.status == "running":
+                    if t.node == node.name and t.status == "running" and rebooted:
                         t.status, t.end, t.exitstatus, t.reserve = "stopped", now, "unexpected status", {}
                         held = self.guests.get(t.vmid) if t.vmid is not None else None
                         if held is not None and held.busy == t.upid:
                             held.busy = None
         self.offline.clear()
         self.task_faults.clear()
+
+
+def _bridge_item(name: str, n: int, *, vlan_aware: bool, ovs: bool = False) -> dict[str, Any]:
+    """A bridge as ``GET /nodes/{node}/network`` lists it."""
+    item: dict[str, Any] = {
+        "iface": name,
+        "type": "OVSBridge" if ovs else "bridge",
+        "active": 1,
+        "autostart": 1,
+        "method": "manual",
+        "families": ["inet"],
+        "priority": 10 + n,
+    }
+    if ovs:
+        item["ovs_ports"] = f"bond{n}"
+    else:
+        item["bridge_ports"] = f"eno{n + 1}"
+        if vlan_aware:
+            item.update(bridge_vlan_aware=1, bridge_vids="2-4094")
+    return item
 
 
 def _ha_defaults(state: str) -> dict[str, Any]:
