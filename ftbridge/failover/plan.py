@@ -238,6 +238,17 @@ def _path(
 ) -> tuple[str, str, tuple[Secondary | None, str | None] | None]:
     """(kind, why, (secondary or None, target host)) for one VM; choice None: blocked, why says why."""
     lost = _lost_storage(inv, vm, failed)
+    if not vm.needed_datastores:
+        # nothing known of its storage (a config its lost host alone could serve): unknown is
+        # not intact, so it is not restarted from it
+        reason, choice = _choose(inv, vm, failed, load)
+        if choice is None:
+            return "promote", f"its storage is unknown (its config could not be read) and {reason}", None
+        return (
+            "promote",
+            f"its storage is unknown (its config could not be read): promote {_copy_words(choice[0])}",
+            choice,
+        )
     if not lost:
         target, why_not = _restart_host(inv, vm, failed, load)
         if target is not None:

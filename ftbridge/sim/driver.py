@@ -88,14 +88,14 @@ MECHANISMS: dict[str, MechanismRules] = {
         secondary_kinds=frozenset({"zfspool"}),
         needs_other_host=True,
         host_must_mount=True,
-        rpo=60.0,  # pvesr's shortest schedule is one minute
-        rto=120.0,  # the sim's figure for a restart from a replica
+        rpo=60.0,  # as the Proxmox driver declares: pvesr's shortest schedule is one minute
+        rto=120.0,  # as the Proxmox driver declares: PVE HA's 120 s lock before recovery
     ),
     "pve-standby": MechanismRules(
         name="pve-standby",
         description="standby copy on a separate storage, refreshed on a schedule",
         refreshable=True,
-        rto=300.0,  # the sim's figure for starting a standby clone
+        rto=300.0,  # as the Proxmox driver declares: ftbridge's estimate for starting a clone
     ),
     "ovirt-copy": MechanismRules(
         name="ovirt-copy",

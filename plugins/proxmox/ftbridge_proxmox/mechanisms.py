@@ -40,12 +40,21 @@ MECHANISMS: dict[str, MechanismRules] = {
         secondary_kinds=frozenset({"zfspool"}),
         needs_other_host=True,
         host_must_mount=True,
+        # pvesr schedules are calendar events of minute granularity (pve-common
+        # PVE/CalendarEvent.pm), so one minute is the best RPO a job can hold
+        rpo=60.0,
+        # pve-ha-manager recovers a dead node's guests only once its LRM lock (120 s) has
+        # expired and the node counts as fenced (src/PVE/HA/Manager.pm, NodeStatus.pm)
+        rto=120.0,
     ),
     STANDBY: MechanismRules(
         name=STANDBY,
         description="a stopped full clone (ftbridge-standby-<vmid>) on a storage in another failure "
         "domain, refreshed by re-cloning; RPO = age of the copy",
         refreshable=True,
+        # not a platform figure: ftbridge's estimate for 'failover run' renaming and starting a
+        # stopped clone; the RPO is the age of the copy, set by the policy's refresh
+        rto=300.0,
     ),
 }
 
