@@ -108,6 +108,11 @@ class SimConfig(DriverConfig):
     state: ConfigPath | None = Field(default=None, description="state file; default: beside the estate")
     op_seconds: float = Field(default=0.0, ge=0, description="how long each operation takes")
     password: Secret | None = Field(default=None, description="checked against the estate's password_sha256")
+    copies_age: bool = Field(
+        default=False,
+        description="point-in-time copies (refreshable mechanisms) age in real time: their lag is the time "
+        "since they were taken, as on the real platforms (default: the lag stays as the estate gives it)",
+    )
 
 
 class SimDriver(Driver, StoragePlacement, Failover):
@@ -145,7 +150,9 @@ class SimDriver(Driver, StoragePlacement, Failover):
                         f"(has: {', '.join(estates) or 'none'})",
                         endpoint=self.endpoint,
                     )
-                self._file.write(seed_state(estates[self.estate_name]))
+                seeded = seed_state(estates[self.estate_name])
+                seeded["seeded_at"] = time.time()  # copies_age: a seeded copy's lag grows from here
+                self._file.write(seeded)
             return self._reload()
 
     def open(self) -> None:
@@ -279,13 +286,18 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 s["host"] is None or P.host_up(state, s["host"])
             )
             st = SecondaryState(s["state"]) if readable else SecondaryState.BROKEN
+            lag = s["lag"]
+            if self.cfg.copies_age and st is SecondaryState.IN_SYNC and (r := MECHANISMS.get(s["mechanism"])):
+                taken = s.get("synced_at") or state.get("seeded_at")
+                if r.refreshable and taken is not None:
+                    lag = (lag or 0.0) + max(0.0, time.time() - float(taken))
             secs.append(
                 Secondary(
                     id=s["id"],
                     mechanism=s["mechanism"],
                     host=s["host"],
                     state=st,
-                    lag=s["lag"],
+                    lag=lag,
                     config_datastore=s["config_datastore"],
                     metadata_datastore=s["metadata_datastore"],
                     disks=tuple(
@@ -461,7 +473,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
     def _done_protect(self, state: P.State, rec: dict[str, Any]) -> None:
         for s in state["vms"][rec["vm"]]["secondaries"]:
             if s["id"] == rec["params"]["secondary_id"]:
-                s["state"], s["lag"] = "in_sync", 0.0
+                s["state"], s["lag"], s["synced_at"] = "in_sync", 0.0, time.time()
 
     _done_reprotect = _done_protect
 
