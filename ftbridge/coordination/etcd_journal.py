@@ -117,6 +117,7 @@ class EtcdJournalStore(JournalStore):
     def start_run(
         self, plan_id: str, plan_path: str, fingerprint: str, actions: list[tuple[str, str, str, str]]
     ) -> int:
+        self.check_fence()  # before any read: a controller past its deadline does not even ask
         now = time.time()
         while True:
             counter = self._get(self._k("next-run"))
@@ -153,6 +154,7 @@ class EtcdJournalStore(JournalStore):
                 return run_id
 
     def resume_run(self, run_id: int) -> None:
+        self.check_fence()
         run = self._run(run_id)
         run.update(status="running", pid=os.getpid(), updated_at=time.time(), finished_at=None)
         now = time.time()
@@ -173,6 +175,7 @@ class EtcdJournalStore(JournalStore):
         )
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        self.check_fence()
         run = self._run(run_id)
         now = time.time()
         run.update(status=status, updated_at=now, finished_at=now, summary=summary)
@@ -186,6 +189,7 @@ class EtcdJournalStore(JournalStore):
     def record(
         self, run_id: int, action_id: str, event: str, update: dict[str, Any], detail: dict[str, Any] | None
     ) -> None:
+        self.check_fence()
         key = self._k("actions", self._rid(run_id), action_id)
         with self._lock:
             row = self._rows.get((run_id, action_id))
