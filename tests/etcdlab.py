@@ -119,6 +119,7 @@ class Controller:
 
     def __init__(self, config: Path, *, extra: tuple[str, ...] = ()) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")}
+        self.dump = config.with_suffix(".events.jsonl")  # for a person reading a failed test
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ftbridge", "-c", str(config), "watch", "-o", "json", *extra],
             stdout=subprocess.PIPE,
@@ -170,6 +171,8 @@ class Controller:
             return [e for e in self.events if e["event"] == name]
 
     def stop(self) -> None:
+        with self._cond:
+            self.dump.write_text("".join(json.dumps(e) + "\n" for e in self.events))
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()

@@ -157,7 +157,14 @@ def test_journal_store_round_trip_and_history(cluster: EtcdCluster, tmp_path: Pa
         assert [r.id for r in j.runs(unfinished=True)] == [run]
         assert [(r.action_id, r.kind) for r in j.run_actions(run)] == [("a1", "protect"), ("a2", "unprotect")]
         names = [e["event"] for e in j.events(run)]
-        assert names == ["run_started", "op_started", "action_succeeded", "action_failed", "run_finished", "run_resumed"]
+        assert names == [
+            "run_started",
+            "op_started",
+            "action_succeeded",
+            "action_failed",
+            "run_finished",
+            "run_resumed",
+        ]
         run2 = j.start_run("plan-y", "/q.json", "fp", [])
         assert run2 > run and [r.id for r in j.runs()] == [run2, run]
     finally:

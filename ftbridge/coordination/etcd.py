@@ -64,6 +64,7 @@ class EtcdCoordinator(Coordinator):
         self.client = client_for(cfg)
         self._renewer = client_for(cfg)  # its own connection: a slow write never delays a renewal
         self._lease = 0
+        self._granted = 0.0  # monotonic time the lease was granted
         self._deadline = 0.0  # monotonic; meaningful while leading
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -87,8 +88,11 @@ class EtcdCoordinator(Coordinator):
             except StaleLeader:
                 return None
         sent = time.monotonic()
-        if not self._lease:
+        if not self._lease or sent - self._granted > self.ttl / 2:
+            # a follower does not renew its lease: take a fresh one rather than campaign with one
+            # that may have expired (the old one simply lapses)
             self._lease = self.client.lease_grant(self.ttl)
+            self._granted = sent
         value = json.dumps(
             {"holder": self.name, "since": time.time(), "lease_ttl": self.ttl, "pid": os.getpid()}, sort_keys=True
         )

@@ -141,6 +141,9 @@ class Controller:
         ok = True
         try:
             lead = self._elect()
+            if lead is not None and self._leads():
+                self.coordinator.check()
+                self._resume_left_runs()  # first: what we observe next shows their effect
             seen = self._observe()
             verdict = self._assess(seen)
             if lead is not None and self._leads():
@@ -281,7 +284,6 @@ class Controller:
     # -- acting (leader only) --------------------------------------------------------------
     def _act(self, seen: Observed, verdict: Verdict) -> None:
         self.coordinator.check()
-        self._resume_left_runs()
         if verdict.failed is not None:
             self._failover(seen.inv, verdict)
         self._refresh(seen.inv, verdict)
@@ -317,6 +319,9 @@ class Controller:
             if packed is None:
                 continue  # not a controller's run (a person's apply): theirs to resume
             doc, live = unpack(packed)
+            if live and not self.coordinator.may_touch_failed_domains():
+                self._settling()
+                continue  # a failover: the old leader's lease and the settle delay first
             self._event("run_resuming", run=run.id, plan_id=run.plan_id, left_by_pid=run.pid)
             result = self._apply(doc, live_checks=live, resume=True)
             self._event("run_resumed", run=result.run_id, plan_id=run.plan_id, outcome=result.counts())
@@ -336,9 +341,7 @@ class Controller:
         if self.store.get_meta(key) is not None:
             return  # planned already, by this controller or an earlier leader: its run resumes above
         if not self.coordinator.may_touch_failed_domains():
-            if not self._settling_said:
-                self._settling_said = True
-                self._event("settling", message="new leader: waiting out the old lease and the settle delay")
+            self._settling()
             return
         vms = affected_by(inv, failed)
         plan = plan_failover(inv, self.config, vms, failed)
@@ -370,6 +373,11 @@ class Controller:
         ok = not result.failures()
         self.metrics["ftbridge_failovers"].labels("ok" if ok else "failed").inc()
         self._event("failover_finished", scope=failed.why, run=result.run_id, ok=ok, outcome=result.counts())
+
+    def _settling(self) -> None:
+        if not self._settling_said:
+            self._settling_said = True
+            self._event("settling", message="new leader: waiting out the old lease and the settle delay")
 
     def _auto_part(self, inv: Inventory, plan: FailoverPlan) -> FailoverPlan | None:
         """The steps of VMs whose policy says auto_failover."""
