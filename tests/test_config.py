@@ -42,7 +42,10 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
         ("[[domains]]\nsite = 'a'\n", "domains.0: give exactly one of datastore, host or cluster"),
         ("[[domains]]\ndatastore = 'x*'\n", "domains.0: give at least one label"),
         ("[apply]\nretries = -1\n", "apply.retries:"),
-        ("[surprise]\n", "surprise: unknown key (expected one of: apply, coordination, domains, endpoints, policies, state, watch)"),
+        (
+            "[surprise]\n",
+            "surprise: unknown key (expected one of: apply, coordination, domains, endpoints, policies, state, watch)",
+        ),
         (BASE + "password = 'hunter2'\n", "secrets are never written in the config"),
         (BASE + "password = { env = 'A', file = 'b' }\n", "give exactly one of env"),
     ],
