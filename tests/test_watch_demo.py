@@ -45,7 +45,8 @@ def test_demo_copies_stay_within_their_rpo_over_many_cycles(tmp_path: Path) -> N
         address = ctl.wait_for(lambda e: e["event"] == "metrics_listening")["address"]
         first = ctl.wait_for(lambda e: e["event"] == "refresh_finished")
         assert first["outcome"].get("failed", 0) == 0, first
-        mark = ctl.events.index(first)
+        # the metrics of the cycle that ran the first refresh show the seeded lags: start after it
+        mark = ctl.events.index(ctl.wait_for(lambda e: e["event"] == "cycle_finished", after=ctl.events.index(first)))
         checked = refreshed = 0
         for _ in range(24):  # 24 cycles of 0.5 s: the 6 s RPO passes twice, and more
             done = ctl.wait_for(lambda e: e["event"] == "cycle_finished", after=mark + 1)
