@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ftbridge.configtypes import ConfigPath, Duration
+from ftbridge.configtypes import ConfigPath, Duration, Secret
 from ftbridge.drivers.base import DriverConfig
 from ftbridge.errors import ConfigError, FtbridgeError
 from ftbridge.model import VM, Level
@@ -81,6 +81,11 @@ class Policy(_Strict):
     #: secondary mechanisms that count as a copy; empty means any the driver offers
     mechanisms: tuple[str, ...] = ()
     match: tuple[Selector, ...] = (Selector(),)
+    #: ``ftbridge watch`` re-creates broken or missing secondaries of these VMs by itself
+    auto_reprotect: bool = False
+    #: ``ftbridge watch`` runs the failover of these VMs by itself once a failure is confirmed
+    #: (refused unless the coordination can keep quorum outside any one site)
+    auto_failover: bool = False
 
     @property
     def level(self) -> Level:
@@ -108,6 +113,56 @@ class StateSettings(_Strict):
     dir: ConfigPath | None = None
 
 
+class EtcdMember(_Strict):
+    """One etcd member: its client URL and the site (failure domain) it runs in."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="client URL, e.g. https://etcd-ams1:2379")
+    site: str | None = Field(default=None, description="the site label of the member; unknown proves nothing")
+
+
+class CoordinationSettings(_Strict):
+    """Who may act: one controller at a time (see ftbridge.coordination)."""
+
+    backend: Literal["local", "etcd"] = "local"
+    #: this controller's name in status and events (default: host name and pid)
+    name: str | None = None
+    members: tuple[EtcdMember, ...] = ()
+    prefix: str = Field(default="/ftbridge/", pattern=r"^/.*/$", description="key prefix in etcd")
+    lease_ttl: Duration = Field(default=10.0, ge=2.0, le=300.0)
+    #: a new leader waits the old lease plus this before it touches a failed domain
+    settle: Duration = Field(default=5.0, ge=0.0)
+    request_timeout: Duration = Field(default=2.0, gt=0.0)
+    ca_file: ConfigPath | None = None
+    cert_file: ConfigPath | None = None
+    key_file: ConfigPath | None = None
+    user: str | None = None
+    password: Secret | None = None
+
+    @model_validator(mode="after")
+    def _etcd_needs_members(self) -> CoordinationSettings:
+        if self.backend == "etcd" and not self.members:
+            raise ValueError("backend 'etcd' needs members = [{ url = ..., site = ... }, ...]")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give cert_file and key_file together")
+        if self.password is not None and self.user is None:
+            raise ValueError("password needs user")
+        return self
+
+
+class WatchSettings(_Strict):
+    """``ftbridge watch``: how often it looks, and how careful it is before it calls a failure."""
+
+    interval: Duration = Field(default=30.0, gt=0.0, description="seconds between cycles")
+    #: refresh a point-in-time copy once its age reaches this share of the policy's RPO
+    refresh_at: float = Field(default=0.5, gt=0.0, lt=1.0)
+    #: cycles in a row every signal must agree before a host, datastore or site counts as failed
+    confirm_cycles: int = Field(default=3, ge=1)
+    #: the storm guard holds when more than this share of what is watched looks dead at once
+    storm_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
+    #: at most this many actions per refresh plan (the rest waits for the next cycle)
+    max_actions: int = Field(default=50, ge=1)
+
+
 class _RawConfig(_Strict):
     endpoints: dict[str, dict[str, Any]] = {}
     domains: tuple[DomainRule, ...] = ()
@@ -115,6 +170,8 @@ class _RawConfig(_Strict):
     apply: ApplySettings = ApplySettings()
     failover: FailoverSettings = FailoverSettings()
     state: StateSettings = StateSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
+    watch: WatchSettings = WatchSettings()
 
 
 @dataclass(frozen=True)
@@ -125,6 +182,8 @@ class Config:
     policies: tuple[Policy, ...]
     apply: ApplySettings
     state_dir: Path
+    coordination: CoordinationSettings = CoordinationSettings()
+    watch: WatchSettings = WatchSettings()
     failover: FailoverSettings = FailoverSettings()
 
     def policy_for(self, vm: VM) -> Policy | None:
@@ -201,7 +260,15 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
             raise ConfigError(_explain(source, exc, cls.Config, prefix=f"endpoints.{name}")) from None
     state_dir = raw.state.dir or default_state_dir()
     return Config(
-        source, endpoints, raw.domains, tuple(raw.policies.values()), raw.apply, state_dir, failover=raw.failover
+        source,
+        endpoints,
+        raw.domains,
+        tuple(raw.policies.values()),
+        raw.apply,
+        state_dir,
+        raw.coordination,
+        raw.watch,
+        raw.failover,
     )
 
 

@@ -44,7 +44,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
         ("[apply]\nretries = -1\n", "apply.retries:"),
         (
             "[surprise]\n",
-            "surprise: unknown key (expected one of: apply, domains, endpoints, failover, policies, state)",
+            "surprise: unknown key (expected one of: apply, coordination, domains, endpoints, failover, policies, "
+            "state, watch)",
         ),
         (BASE + "password = 'hunter2'\n", "secrets are never written in the config"),
         (BASE + "password = { env = 'A', file = 'b' }\n", "give exactly one of env"),

@@ -1,8 +1,20 @@
-"""The apply journal: every state change of every action, in SQLite (WAL), committed at once.
+"""The apply journal: every state change of every action, committed at once, in a store.
 
 One row per (run, action) holds the action's current state, its attempt count and the
 platform's handle on the operation in flight (written *before* the apply waits on it, so a
-crashed apply finds the operation again); an append-only ``events`` table keeps the history.
+crashed apply finds the operation again); an append-only list of events keeps the history.
+
+:class:`JournalStore` is the port (an ABC beside its adapters, as everywhere in ftbridge);
+:class:`SqliteJournalStore` is the default (one SQLite file per state directory, WAL) and
+:class:`ftbridge.coordination.etcd_journal.EtcdJournalStore` the store several controllers share.
+:class:`Journal` is what the apply, failover and everything else call: its public methods stay
+as they were, whatever the store.
+
+**Fencing.** A store may carry a :class:`Fence`: the token of the leadership under which this
+process writes (an epoch for the local backend, the etcd leader key's creation revision for
+etcd) and a local check (the leader's renew deadline). Every write first runs the check, then
+commits only if the store's current token still equals ours, in the same transaction as the
+write, so a deposed leader's writes are refused (:class:`StaleLeader`), never interleaved.
 
 Fault injection (tests only): with ``FTBRIDGE_CRASH_AFTER_JOURNAL_WRITES=N`` in the
 environment, the process sends itself SIGKILL right after its N-th committed journal write.
@@ -12,6 +24,7 @@ how the crash test proves that ``--resume`` carries on correctly from any of the
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import signal
@@ -21,7 +34,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from ftbridge.errors import LockBusy
 
 JOURNAL_SCHEMA = 1
 CRASH_ENV = "FTBRIDGE_CRASH_AFTER_JOURNAL_WRITES"
@@ -36,6 +51,167 @@ PENDING, RUNNING, SUCCEEDED, SKIPPED, FAILED, BLOCKED = (
     "blocked",
 )
 DONE_STATES = frozenset({SUCCEEDED, SKIPPED})
+
+T = TypeVar("T")
+
+
+class StaleLeader(LockBusy):
+    """This process no longer leads: its leadership's deadline passed or another leader's token
+    replaced its own. Nothing was written; the process must stop acting (exit 9)."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The leadership a store's writes are made under.
+
+    ``token``: compared, inside each write's transaction, with the store's current one.
+    ``check``: called before each write; raises :class:`StaleLeader` once this process may no
+    longer act (its lease could not be renewed before the deadline)."""
+
+    token: int
+    check: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    plan_id: str
+    plan_path: str | None
+    status: str  # running | done | failed
+    pid: int | None
+    started_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    action_id: str
+    state: str
+    attempts: int
+    operation: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """One action of a run as listed by :meth:`JournalStore.run_actions` (for history views)."""
+
+    action_id: str
+    position: int
+    kind: str
+    endpoint: str
+    vm: str
+    state: str
+    attempts: int
+    error: str | None
+    updated_at: float
+
+
+def action_update(
+    state: str,
+    *,
+    attempts: int | None,
+    operation: dict[str, Any] | None | bool,
+    result: dict[str, Any] | None,
+    error: str | None,
+) -> dict[str, Any]:
+    """The columns one state change sets (shared by the stores: one rule, one place).
+
+    ``operation``: a handle to store, None to clear it, False to leave it."""
+    out: dict[str, Any] = {"state": state, "updated_at": time.time()}
+    if attempts is not None:
+        out["attempts"] = attempts
+    if operation is not False:
+        out["operation"] = operation if isinstance(operation, dict) else None
+    if result is not None:
+        out["result"] = result
+    if error is not None or state in DONE_STATES:
+        out["error"] = error
+    return out
+
+
+def event_detail(
+    error: str | None, operation: dict[str, Any] | None | bool, result: dict[str, Any] | None, detail: dict[str, Any]
+) -> dict[str, Any] | None:
+    info = dict(detail)
+    if error:
+        info["error"] = error
+    if isinstance(operation, dict):
+        info["operation"] = operation
+    if result:
+        info["result"] = result
+    return info or None
+
+
+class JournalStore(abc.ABC):
+    """Where the journal lives. Each write method is one transaction (fenced when a fence is set);
+    reads never create anything."""
+
+    #: set by the owner of the store (the watch controller) once it leads; None: unfenced
+    fence: Fence | None = None
+    #: shown in messages and status: a path or a URL and prefix
+    location: str = ""
+
+    # -- writes ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def start_run(
+        self, plan_id: str, plan_path: str, fingerprint: str, actions: list[tuple[str, str, str, str]]
+    ) -> int: ...
+
+    @abc.abstractmethod
+    def resume_run(self, run_id: int) -> None: ...
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def record(
+        self, run_id: int, action_id: str, event: str, update: dict[str, Any], detail: dict[str, Any] | None
+    ) -> None:
+        """Apply ``update`` (from :func:`action_update`) to the action and append the event."""
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str | None) -> None:
+        """A small named value (None deletes it); fenced like every write."""
+
+    # -- reads ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def runs(self, *, limit: int | None = None, unfinished: bool = False) -> list[RunRecord]:
+        """Runs, newest first."""
+
+    @abc.abstractmethod
+    def latest_run(self, plan_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    def actions(self, run_id: int) -> dict[str, ActionRecord]: ...
+
+    @abc.abstractmethod
+    def run_actions(self, run_id: int) -> list[ActionRow]:
+        """Every action of a run in plan order, with what it is and where it stands."""
+
+    @abc.abstractmethod
+    def events(self, run_id: int | None = None) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def latest_unfinished(self, path_prefix: str) -> RunRecord | None:
+        for r in self.runs(unfinished=True):
+            if r.plan_path is not None and r.plan_path.startswith(path_prefix):
+                return r
+        return None
+
+    def check_fence(self) -> int | None:
+        """Run the fence's local check; the token to compare, or None when unfenced."""
+        if self.fence is None:
+            return None
+        self.fence.check()
+        return self.fence.token
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,85 +254,72 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    plan_id: str
-    plan_path: str | None
-    status: str  # running | done | failed
-    pid: int | None
-    started_at: float
-    finished_at: float | None
+#: the meta key holding the local backend's epoch (the SQLite store's fencing token)
+EPOCH_KEY = "epoch"
+_RUN_COLS = "id, plan_id, plan_path, status, pid, started_at, finished_at"
 
 
-@dataclass(frozen=True)
-class ActionRecord:
-    action_id: str
-    state: str
-    attempts: int
-    operation: dict[str, Any] | None
-    result: dict[str, Any] | None
-    error: str | None
+class SqliteJournalStore(JournalStore):
+    """One SQLite file per state directory (WAL, synchronous=FULL), shared by every run of every plan.
 
-
-class Journal:
-    """One SQLite file per state directory, shared by every run of every plan."""
+    The fencing token is the ``epoch`` in the meta table: each write reads it inside its
+    ``BEGIN IMMEDIATE`` transaction and rolls back when it is not the fence's."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
         self._lock = threading.Lock()
-        self._writes = 0
-        try:
-            self._crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
-        except ValueError:
-            self._crash_after = 0
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
             self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(JOURNAL_SCHEMA),))
 
-    @classmethod
-    def existing(cls, path: Path) -> Journal | None:
-        """The journal if the file exists; reading it must not create one."""
-        return cls(path) if path.exists() else None
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
-    # -- writing -------------------------------------------------------------------------
-    def _commit(
-        self,
-        statements: Iterable[tuple[str, tuple[Any, ...]]] = (),
-        body: Callable[[sqlite3.Cursor], Any] | None = None,
-    ) -> Any:
-        """One transaction; counts as one journal write (see the crash hook)."""
+    def _commit(self, body: Callable[[sqlite3.Cursor], T]) -> T:
+        token = self.check_fence()
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                for sql, args in statements:
-                    cur.execute(sql, args)
-                out = body(cur) if body is not None else None
+                if token is not None:
+                    row = cur.execute("SELECT value FROM meta WHERE key = ?", (EPOCH_KEY,)).fetchone()
+                    if row is None or int(row[0]) != token:
+                        raise StaleLeader(
+                            f"journal write refused: epoch {token} is no longer current in {self.path} "
+                            f"(now {row[0] if row else 'none'}): another controller leads"
+                        )
+                out = body(cur)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            self._writes += 1
-            if self._crash_after and self._writes >= self._crash_after:
-                os.kill(os.getpid(), signal.SIGKILL)  # fault injection: see the module docstring
         return out
 
+    def bump_epoch(self) -> int:
+        """A new epoch (unfenced: the local coordinator calls it while it holds the lock file)."""
+
+        def body(cur: sqlite3.Cursor) -> int:
+            row = cur.execute("SELECT value FROM meta WHERE key = ?", (EPOCH_KEY,)).fetchone()
+            epoch = (int(row[0]) if row else 0) + 1
+            cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (EPOCH_KEY, str(epoch)))
+            return epoch
+
+        fence, self.fence = self.fence, None
+        try:
+            return self._commit(body)
+        finally:
+            self.fence = fence
+
     def start_run(
-        self, plan_id: str, plan_path: str, fingerprint: str, actions: Iterable[tuple[str, str, str, str]]
+        self, plan_id: str, plan_path: str, fingerprint: str, actions: list[tuple[str, str, str, str]]
     ) -> int:
-        """A new run with every action pending; returns its id. One write."""
         now = time.time()
-        rows = list(actions)
 
         def body(cur: sqlite3.Cursor) -> int:
             cur.execute(
@@ -168,7 +331,7 @@ class Journal:
             cur.executemany(
                 "INSERT INTO actions (run_id, action_id, position, kind, endpoint, vm, state, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                [(run_id, aid, n, kind, ep, vm, now) for n, (aid, kind, ep, vm) in enumerate(rows)],
+                [(run_id, aid, n, kind, ep, vm, now) for n, (aid, kind, ep, vm) in enumerate(actions)],
             )
             cur.execute(
                 "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'run_started', ?)",
@@ -176,113 +339,106 @@ class Journal:
             )
             return run_id
 
-        return int(self._commit(body=body))
+        return self._commit(body)
 
     def resume_run(self, run_id: int) -> None:
-        """Take over a run: it is ours now (failed and blocked actions get another chance)."""
         now = time.time()
-        self._commit(
-            [
-                (
-                    "UPDATE runs SET status = 'running', pid = ?, updated_at = ?, finished_at = NULL WHERE id = ?",
-                    (os.getpid(), now, run_id),
-                ),
-                (
-                    "UPDATE actions SET state = 'pending', updated_at = ? "
-                    "WHERE run_id = ? AND state IN ('failed', 'blocked')",
-                    (now, run_id),
-                ),
-                (
-                    "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'run_resumed', ?)",
-                    (run_id, now, json.dumps({"pid": os.getpid()})),
-                ),
-            ]
-        )
+
+        def body(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "UPDATE runs SET status = 'running', pid = ?, updated_at = ?, finished_at = NULL WHERE id = ?",
+                (os.getpid(), now, run_id),
+            )
+            cur.execute(
+                "UPDATE actions SET state = 'pending', updated_at = ? "
+                "WHERE run_id = ? AND state IN ('failed', 'blocked')",
+                (now, run_id),
+            )
+            cur.execute(
+                "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'run_resumed', ?)",
+                (run_id, now, json.dumps({"pid": os.getpid()})),
+            )
+
+        self._commit(body)
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
         now = time.time()
-        self._commit(
-            [
-                (
-                    "UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, summary = ? WHERE id = ?",
-                    (status, now, now, json.dumps(summary, sort_keys=True), run_id),
-                ),
-                (
-                    "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'run_finished', ?)",
-                    (run_id, now, json.dumps({"status": status, **summary}, sort_keys=True)),
-                ),
-            ]
-        )
+
+        def body(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, summary = ? WHERE id = ?",
+                (status, now, now, json.dumps(summary, sort_keys=True), run_id),
+            )
+            cur.execute(
+                "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'run_finished', ?)",
+                (run_id, now, json.dumps({"status": status, **summary}, sort_keys=True)),
+            )
+
+        self._commit(body)
 
     def record(
-        self,
-        run_id: int,
-        action_id: str,
-        state: str,
-        event: str,
-        *,
-        attempts: int | None = None,
-        operation: dict[str, Any] | None | bool = False,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-        detail: dict[str, Any] | None = None,
+        self, run_id: int, action_id: str, event: str, update: dict[str, Any], detail: dict[str, Any] | None
     ) -> None:
-        """One state change of one action (row and event in one transaction).
+        cols = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in update.items()}
 
-        ``operation``: a handle to store, None to clear it, False (default) to leave it.
-        """
-        now = time.time()
-        sets = ["state = ?", "updated_at = ?"]
-        args: list[Any] = [state, now]
-        if attempts is not None:
-            sets.append("attempts = ?")
-            args.append(attempts)
-        if operation is not False:
-            sets.append("operation = ?")
-            args.append(json.dumps(operation, sort_keys=True) if isinstance(operation, dict) else None)
-        if result is not None:
-            sets.append("result = ?")
-            args.append(json.dumps(result, sort_keys=True))
-        if error is not None or state in DONE_STATES:
-            sets.append("error = ?")
-            args.append(error)
-        info = dict(detail or {})
-        if error:
-            info["error"] = error
-        if isinstance(operation, dict):
-            info["operation"] = operation
-        if result:
-            info["result"] = result
-        self._commit(
-            [
+        def body(cur: sqlite3.Cursor) -> None:
+            sets = ", ".join(f"{k} = ?" for k in cols)
+            cur.execute(
+                f"UPDATE actions SET {sets} WHERE run_id = ? AND action_id = ?", (*cols.values(), run_id, action_id)
+            )
+            cur.execute(
+                "INSERT INTO events (run_id, action_id, at, event, state, detail) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    f"UPDATE actions SET {', '.join(sets)} WHERE run_id = ? AND action_id = ?",
-                    (*args, run_id, action_id),
+                    run_id,
+                    action_id,
+                    update["updated_at"],
+                    event,
+                    update["state"],
+                    json.dumps(detail, sort_keys=True) if detail else None,
                 ),
-                (
-                    "INSERT INTO events (run_id, action_id, at, event, state, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, action_id, now, event, state, json.dumps(info, sort_keys=True) if info else None),
-                ),
-            ]
-        )
+            )
 
-    # -- reading -------------------------------------------------------------------------
+        self._commit(body)
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        if key == EPOCH_KEY:
+            raise ValueError("the epoch is the coordinator's: use bump_epoch()")
+
+        def body(cur: sqlite3.Cursor) -> None:
+            if value is None:
+                cur.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+        self._commit(body)
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def runs(self, *, limit: int | None = None, unfinished: bool = False) -> list[RunRecord]:
+        sql = f"SELECT {_RUN_COLS} FROM runs" + (" WHERE status != 'done'" if unfinished else "") + " ORDER BY id DESC"
+        args: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (limit,)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [RunRecord(*r) for r in rows]
+
     def latest_run(self, plan_id: str) -> RunRecord | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT id, plan_id, plan_path, status, pid, started_at, finished_at FROM runs WHERE plan_id = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (plan_id,),
+                f"SELECT {_RUN_COLS} FROM runs WHERE plan_id = ? ORDER BY id DESC LIMIT 1", (plan_id,)
             ).fetchone()
         return RunRecord(*row) if row else None
 
     def latest_unfinished(self, path_prefix: str) -> RunRecord | None:
-        """The newest run not done whose plan file lies under ``path_prefix`` (documents written
-        per invocation, such as a test failover's, are found again this way for ``--resume``)."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT id, plan_id, plan_path, status, pid, started_at, finished_at FROM runs "
-                "WHERE status != 'done' AND substr(plan_path, 1, ?) = ? ORDER BY id DESC LIMIT 1",
+                f"SELECT {_RUN_COLS} FROM runs WHERE status != 'done' AND substr(plan_path, 1, ?) = ? "
+                "ORDER BY id DESC LIMIT 1",
                 (len(path_prefix), path_prefix),
             ).fetchone()
         return RunRecord(*row) if row else None
@@ -300,6 +456,15 @@ class Journal:
             )
             for r in rows
         }
+
+    def run_actions(self, run_id: int) -> list[ActionRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT action_id, position, kind, endpoint, vm, state, attempts, error, updated_at FROM actions "
+                "WHERE run_id = ? ORDER BY position",
+                (run_id,),
+            ).fetchall()
+        return [ActionRow(*r) for r in rows]
 
     def events(self, run_id: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT seq, run_id, action_id, at, event, state, detail FROM events"
@@ -321,3 +486,98 @@ class Journal:
             }
             for r in rows
         ]
+
+
+class Journal:
+    """The journal every service uses: by default one SQLite file per state directory, shared by
+    every run of every plan; ``Journal(store=...)`` for another store (etcd, for controllers)."""
+
+    def __init__(self, path: Path | None = None, *, store: JournalStore | None = None) -> None:
+        if store is None:
+            if path is None:
+                raise ValueError("Journal needs a path or a store")
+            store = SqliteJournalStore(path)
+        self.store = store
+        self.path = path if path is not None else Path(store.location)
+        self._writes = 0
+        self._count_lock = threading.Lock()
+        try:
+            self._crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+        except ValueError:
+            self._crash_after = 0
+
+    @classmethod
+    def existing(cls, path: Path) -> Journal | None:
+        """The journal if the file exists; reading it must not create one."""
+        return cls(path) if path.exists() else None
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- writing -------------------------------------------------------------------------
+    def _commit(self, write: Callable[[], T]) -> T:
+        """One store transaction; counts as one journal write (see the crash hook)."""
+        out = write()
+        with self._count_lock:
+            self._writes += 1
+            crash = bool(self._crash_after and self._writes >= self._crash_after)
+        if crash:
+            os.kill(os.getpid(), signal.SIGKILL)  # fault injection: see the module docstring
+        return out
+
+    def start_run(
+        self, plan_id: str, plan_path: str, fingerprint: str, actions: Iterable[tuple[str, str, str, str]]
+    ) -> int:
+        """A new run with every action pending; returns its id. One write."""
+        rows = list(actions)
+        return self._commit(lambda: self.store.start_run(plan_id, plan_path, fingerprint, rows))
+
+    def resume_run(self, run_id: int) -> None:
+        """Take over a run: it is ours now (failed and blocked actions get another chance)."""
+        self._commit(lambda: self.store.resume_run(run_id))
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        self._commit(lambda: self.store.finish_run(run_id, status, summary))
+
+    def record(
+        self,
+        run_id: int,
+        action_id: str,
+        state: str,
+        event: str,
+        *,
+        attempts: int | None = None,
+        operation: dict[str, Any] | None | bool = False,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """One state change of one action (row and event in one transaction).
+
+        ``operation``: a handle to store, None to clear it, False (default) to leave it.
+        """
+        update = action_update(state, attempts=attempts, operation=operation, result=result, error=error)
+        info = event_detail(error, operation, result, detail or {})
+        self._commit(lambda: self.store.record(run_id, action_id, event, update, info))
+
+    # -- reading -------------------------------------------------------------------------
+    def latest_run(self, plan_id: str) -> RunRecord | None:
+        return self.store.latest_run(plan_id)
+
+    def latest_unfinished(self, path_prefix: str) -> RunRecord | None:
+        """The newest run not done whose plan file lies under ``path_prefix`` (documents written
+        per invocation, such as a test failover's, are found again this way for ``--resume``)."""
+        return self.store.latest_unfinished(path_prefix)
+
+    def runs(self, *, limit: int | None = None, unfinished: bool = False) -> list[RunRecord]:
+        """Runs, newest first (``unfinished``: only those not done)."""
+        return self.store.runs(limit=limit, unfinished=unfinished)
+
+    def actions(self, run_id: int) -> dict[str, ActionRecord]:
+        return self.store.actions(run_id)
+
+    def run_actions(self, run_id: int) -> list[ActionRow]:
+        return self.store.run_actions(run_id)
+
+    def events(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        return self.store.events(run_id)

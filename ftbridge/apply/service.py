@@ -110,25 +110,31 @@ def apply_plan(
     live_checks: bool = False,
     on_event: EventSink = ignore,
     sleep: Callable[[float], None] = time.sleep,
+    journal: Journal | None = None,
 ) -> ApplyResult:
     """Apply (or, without ``yes``, preview) a plan file. Raises PlanError, LockBusy, ...
 
     ``live_checks``: the plan is stale by nature (a failover: the estate changed because
     something failed), so only its estate is checked up front and every action's own
     precondition decides, live, whether it may run.
+
+    ``journal``: the journal to use (the caller's, e.g. a watch controller's fenced etcd store;
+    the caller closes it); default: the SQLite journal in the state directory.
     """
     t0 = time.monotonic()
     doc = load_plan(plan_path)
     endpoints = _check_endpoints(doc, config, str(plan_path))
     state_dir = Path(config.state_dir)
-    jpath = state_dir / "journal.sqlite"
+    given = journal
+    jpath = journal.path if journal is not None else state_dir / "journal.sqlite"
     result = ApplyResult(doc.plan_id, str(plan_path), jpath, list(doc.actions))
     with ExitStack() as stack:
         if yes:  # before reading the journal: a run in progress shows up as LockBusy
             stack.enter_context(EstateLock(state_dir / "locks", endpoints, holder=f"ftbridge apply {plan_path}"))
-        journal = Journal.existing(jpath)
-        if journal is not None:
-            stack.callback(journal.close)
+        if given is None:
+            journal = Journal.existing(jpath)
+            if journal is not None:
+                stack.callback(journal.close)
         last = journal.latest_run(doc.plan_id) if journal else None
         unfinished = last if last is not None and last.status != "done" else None
         if unfinished is not None and not resume:

@@ -118,10 +118,11 @@ def _register() -> None:
     audit.register(app)
     demo.register(app)
     failover.register(app)
-    from ftbridge.cli import apply, plan
+    from ftbridge.cli import apply, plan, watch
 
     plan.register(app)
     apply.register(app)
+    watch.register(app)
 
 
 _register()

@@ -139,6 +139,11 @@ class SimConfig(DriverConfig):
         description="the platform's HA restarts HA VMs this long after their host fails (unset: no HA)",
     )
     password: Secret | None = Field(default=None, description="checked against the estate's password_sha256")
+    copies_age: bool = Field(
+        default=False,
+        description="point-in-time copies (refreshable mechanisms) age in real time: their lag is the time "
+        "since they were taken, as on the real platforms (default: the lag stays as the estate gives it)",
+    )
 
 
 class SimDriver(Driver, StoragePlacement, Failover):
@@ -177,6 +182,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
                         endpoint=self.endpoint,
                     )
                 state = seed_state(estates[self.estate_name])
+                state["seeded_at"] = time.time()  # copies_age: a seeded copy's lag grows from here
                 if state["flavor"] not in CONFIG_ON_DATASTORE:
                     for vm in state["vms"].values():
                         vm["config_datastore"] = None  # the cluster keeps it, not a datastore
@@ -323,9 +329,16 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 s["host"] is None or P.host_up(state, s["host"])
             )
             st = SecondaryState(P.sec_state(state, v, s, now)) if readable else SecondaryState.BROKEN
-            point_in_time = MECHANISMS[s["mechanism"]].refreshable if s["mechanism"] in MECHANISMS else False
             synced = s.get("last_sync")
-            lag = now - synced if point_in_time and synced is not None and st is SecondaryState.IN_SYNC else s["lag"]
+            lag = s["lag"]
+            rules = MECHANISMS.get(s["mechanism"])
+            if st is SecondaryState.IN_SYNC and rules is not None and rules.refreshable:
+                # a point-in-time copy is as old as its last sync: one this sim made ages from
+                # then; a seeded one from when the estate was seeded, with copies_age set
+                if synced is not None:
+                    lag = max(0.0, now - float(synced))
+                elif self.cfg.copies_age and state.get("seeded_at") is not None:
+                    lag = (lag or 0.0) + max(0.0, now - float(state["seeded_at"]))
             secs.append(
                 Secondary(
                     id=s["id"],
