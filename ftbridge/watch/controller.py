@@ -338,8 +338,22 @@ class Controller:
         failed = verdict.failed
         assert failed is not None
         key = INCIDENT_META + verdict.incident
-        if self.store.get_meta(key) is not None:
-            return  # planned already, by this controller or an earlier leader: its run resumes above
+        known = self.store.get_meta(key)
+        if known is not None:
+            # planned already, by this controller or an earlier leader: a run it started resumes
+            # above; one it meant to start but died before journaling starts now, exactly once
+            # (the apply's own journal refuses a second run of the same plan)
+            meta = json.loads(known)
+            pid = meta.get("plan_id")
+            if meta.get("auto") and pid and self.journal.latest_run(pid) is None:
+                if not self.coordinator.may_touch_failed_domains():
+                    self._settling()
+                    return
+                packed = self.store.get_meta(PLAN_META + pid)
+                if packed is not None:
+                    left, _ = unpack(packed)
+                    self._run_failover(left, str(meta.get("scope", "")))
+            return
         if not self.coordinator.may_touch_failed_domains():
             self._settling()
             return
@@ -350,8 +364,21 @@ class Controller:
         plan.save(path)
         auto = self._auto_part(inv, plan)
         run = bool(auto and auto.steps) and not verdict.storm
+        doc = failover_document(auto, self.config) if run and auto is not None else None
+        if doc is not None:  # the document first: a successor finds it even if we die right after
+            self.store.set_meta(PLAN_META + doc["plan_id"], pack(doc, True))
         self.store.set_meta(
-            key, json.dumps({"plan": str(path), "scope": failed.why, "at": time.time(), "auto": run}, sort_keys=True)
+            key,
+            json.dumps(
+                {
+                    "plan": str(path),
+                    "scope": failed.why,
+                    "at": time.time(),
+                    "auto": run,
+                    "plan_id": doc["plan_id"] if doc is not None else None,
+                },
+                sort_keys=True,
+            ),
         )
         self.metrics["ftbridge_failover_plans"].inc()
         self._event(
@@ -366,14 +393,16 @@ class Controller:
             auto=len(auto.steps) if auto else 0,
             storm_guard=verdict.storm,
         )
-        if not run or auto is None:
-            return
-        result = self._start(failover_document(auto, self.config), live_checks=True)
+        if doc is not None:
+            self._run_failover(doc, failed.why)
+
+    def _run_failover(self, doc: dict[str, Any], scope: str) -> None:
+        result = self._start(doc, live_checks=True)
         if result is None:
             return
         ok = not result.failures()
         self.metrics["ftbridge_failovers"].labels("ok" if ok else "failed").inc()
-        self._event("failover_finished", scope=failed.why, run=result.run_id, ok=ok, outcome=result.counts())
+        self._event("failover_finished", scope=scope, run=result.run_id, ok=ok, outcome=result.counts())
 
     def _settling(self) -> None:
         if not self._settling_said:
