@@ -29,6 +29,8 @@ class StorageMapping(BaseModel):
     ``primary_name`` is the domain at this engine; ``secondary_name`` its replica at the
     second site. With array replication the replica keeps the domain's UUID, so
     ``secondary_id`` defaults to the primary's id when the driver reports the secondary.
+    The ``secondary_*`` connection keys say where the second site's hosts find the replica (the
+    DR role's ``dr_secondary_*`` keys); the export needs them for the domain's storage type.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,6 +40,25 @@ class StorageMapping(BaseModel):
     primary_dc: str | None = None
     secondary_dc: str | None = None
     secondary_id: str | None = None
+    secondary_address: str | None = Field(default=None, description="NFS/Gluster/POSIX server, iSCSI portal")
+    secondary_path: str | None = Field(default=None, description="NFS/Gluster/POSIX export")
+    secondary_vfs_type: str | None = Field(default=None, description="POSIX file system type")
+    secondary_port: int | None = Field(default=None, ge=1, le=65535, description="iSCSI port")
+    secondary_target: tuple[str, ...] = Field(default=(), description="iSCSI target IQNs")
+    secondary_username: str | None = Field(default=None, description="iSCSI CHAP user")
+    secondary_password_var: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="the role's vault variable holding the CHAP password (never the password)")
+    secondary_master: bool | None = Field(default=None, description="master at the second site (default: as here)")
+
+
+class NamePair(BaseModel):
+    """``{primary_name, secondary_name}``, as the DR role's name mappings are written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    primary_name: str
+    secondary_name: str
 
 
 class OvirtConfig(DriverConfig):
@@ -59,6 +80,16 @@ class OvirtConfig(DriverConfig):
         default=None, description="the oVirt DR role's mapping file (YAML): its dr_import_storages pair domains")
     dr_secondary_endpoint: str | None = Field(
         default=None, description="the endpoint (or site name) that holds the replicas")
+    dr_site: Literal["primary", "secondary"] = Field(
+        default="primary", description="which side of dr_mapping_file this engine is: 'secondary' makes it the "
+                                       "DR target that imports the replicas on failover")
+    dr_cluster_mappings: tuple[NamePair, ...] = Field(
+        default=(), description="ovirt-dr: [{ primary_name, secondary_name }] clusters (default: same name)")
+    dr_vault: dict[str, Secret] = Field(
+        default_factory=dict, description="ovirt-dr target: the mapping file's vault variables ftbridge needs "
+                                          "(iSCSI CHAP passwords), as { var = { env = \"VAR\" } }")
+    filter: bool = Field(
+        default=False, description="send 'Filter: true': required for a user without the engine's admin roles")
 
     @field_validator("url")
     @classmethod
@@ -77,6 +108,8 @@ class OvirtConfig(DriverConfig):
     def _tls(self) -> OvirtConfig:
         if self.insecure and self.ca_file is not None:
             raise ValueError("give ca_file or insecure = true, not both")
+        if self.dr_site == "secondary" and self.dr_mapping_file is None:
+            raise ValueError("dr_site = 'secondary' needs dr_mapping_file (what to import on failover)")
         return self
 
     @property
