@@ -47,9 +47,7 @@ from ftbridge.drivers import (
 from ftbridge.errors import BackendUnavailable, ConfigError, Conflict, FtbridgeError, NotFound, UnsupportedOperation
 from ftbridge.inventory import InventoryPart
 from ftbridge.model import HostState, Secondary
-from ftbridge_ovirt import assemble as A
-from ftbridge_ovirt import naming as N
-from ftbridge_ovirt import snapcopy
+from ftbridge_ovirt import assemble as A, naming as N, snapcopy
 from ftbridge_ovirt.client import Engine, value
 from ftbridge_ovirt.config import OvirtConfig, StorageMapping
 
@@ -60,13 +58,16 @@ MECHANISMS: dict[str, MechanismRules] = {
     "ovirt-copy": MechanismRules(
         name="ovirt-copy",
         description="point-in-time copies of a VM's disks on another storage domain of its data center "
-                    "(a live snapshot cloned onto the target for a running VM); survives the loss of the "
-                    "primary's domain, array or site; lag = age of the copy, refreshed by a new one",
-        same_hosts=True, refreshable=True),
+        "(a live snapshot cloned onto the target for a running VM); survives the loss of the "
+        "primary's domain, array or site; lag = age of the copy, refreshed by a new one",
+        same_hosts=True,
+        refreshable=True,
+    ),
     "ovirt-dr": MechanismRules(
         name="ovirt-dr",
         description="array-replicated storage domain paired with one at a second site (oVirt DR role mapping); "
-                    "survives the loss of the site; made by the array, not by ftbridge"),
+        "survives the loss of the site; made by the array, not by ftbridge",
+    ),
 }
 
 _FAILED = frozenset({"failed", "aborted"})
@@ -79,11 +80,21 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     name = "ovirt"
     Config = OvirtConfig
-    capabilities = frozenset({
-        Capability.INVENTORY, Capability.MOVE_DISK, Capability.PROTECT, Capability.UNPROTECT,
-        Capability.REPLICATION_STATUS, Capability.HEALTH, Capability.PROMOTE, Capability.TEST_FAILOVER,
-        Capability.REPROTECT, Capability.FENCE, Capability.RESTART,
-    })
+    capabilities = frozenset(
+        {
+            Capability.INVENTORY,
+            Capability.MOVE_DISK,
+            Capability.PROTECT,
+            Capability.UNPROTECT,
+            Capability.REPLICATION_STATUS,
+            Capability.HEALTH,
+            Capability.PROMOTE,
+            Capability.TEST_FAILOVER,
+            Capability.REPROTECT,
+            Capability.FENCE,
+            Capability.RESTART,
+        }
+    )
     mechanisms = MECHANISMS
     default_concurrency = 4
 
@@ -118,9 +129,12 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         ver = pi.version if pi is not None else None
         version = (ver.full_version or f"{ver.major}.{ver.minor}") if ver is not None else "unknown"
         offered = ["ovirt-copy", *(["ovirt-dr"] if self._pairs else [])]
-        return BackendInfo(product=(pi.name if pi is not None else None) or "oVirt Engine", version=version,
-                           capabilities=self.capabilities,
-                           details={"vendor": pi.vendor if pi is not None else None, "mechanisms": offered})
+        return BackendInfo(
+            product=(pi.name if pi is not None else None) or "oVirt Engine",
+            version=version,
+            capabilities=self.capabilities,
+            details={"vendor": pi.vendor if pi is not None else None, "mechanisms": offered},
+        )
 
     def _load_dr(self) -> None:
         pairs = list(self.cfg.dr_storage_mappings)
@@ -131,14 +145,18 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             self._mapping = drmap.load(self.cfg.dr_mapping_file)
             if self.cfg.dr_site == "primary":
                 pairs += self._mapping.storage_mappings()
-                self._luns = {str(x["primary_logical_unit_id"]): str(x["secondary_logical_unit_id"])
-                              for x in self._mapping.luns or ()}
+                self._luns = {
+                    str(x["primary_logical_unit_id"]): str(x["secondary_logical_unit_id"])
+                    for x in self._mapping.luns or ()
+                }
         if self.cfg.dr_site == "secondary":
             pairs = []
         if pairs and not self.cfg.dr_secondary_endpoint:
-            raise ConfigError(f"endpoints.{self.endpoint}.dr_secondary_endpoint: required when storage domains "
-                              "are paired for ovirt-dr (the endpoint or site that holds the replicas)",
-                              endpoint=self.endpoint)
+            raise ConfigError(
+                f"endpoints.{self.endpoint}.dr_secondary_endpoint: required when storage domains "
+                "are paired for ovirt-dr (the endpoint or site that holds the replicas)",
+                endpoint=self.endpoint,
+            )
         self._pairs = {p.primary_name: p for p in pairs}
 
     @property
@@ -149,13 +167,24 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     # inventory ----------------------------------------------------------------------------
     def _scope(self) -> A.Scope:
-        return A.scope(self.e.data_centers(), self.e.clusters(), self.e.hosts(),
-                       self.cfg.data_center, self.cfg.cluster, filtered=self.cfg.filter)
+        return A.scope(
+            self.e.data_centers(),
+            self.e.clusters(),
+            self.e.hosts(),
+            self.cfg.data_center,
+            self.cfg.cluster,
+            filtered=self.cfg.filter,
+        )
 
     def _templates(self, sc: A.Scope, vms: list[Any]) -> dict[str, Any]:
         """Templates, read only when a VM in scope uses one (a thin clone depends on its template's disk)."""
-        if not any(v.template is not None and v.template.id != A.BLANK_TEMPLATE
-                   and v.cluster is not None and v.cluster.id in sc.clusters for v in vms):
+        if not any(
+            v.template is not None
+            and v.template.id != A.BLANK_TEMPLATE
+            and v.cluster is not None
+            and v.cluster.id in sc.clusters
+            for v in vms
+        ):
             return {}
         return {t.id: t for t in self.e.templates()}
 
@@ -165,15 +194,24 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         sc = self._scope()
         vms = self.e.vms()
         copies = self.e.disks(N.copy_search())
-        return A.inventory(sc, vms, copies, self.endpoint, self._pairs, self.cfg.dr_secondary_endpoint,
-                           templates=self._templates(sc, vms), luns=self._luns)
+        return A.inventory(
+            sc,
+            vms,
+            copies,
+            self.endpoint,
+            self._pairs,
+            self.cfg.dr_secondary_endpoint,
+            templates=self._templates(sc, vms),
+            luns=self._luns,
+        )
 
     def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
         sc = self._scope()
         vm = self._vm(vm_id)
         sets = A.group_copies(self.e.disks(N.copy_search(vm_id))).get(vm_id, {})
-        return A.vm(vm, sc, self.endpoint, sets, self._pairs, self.cfg.dr_secondary_endpoint, time.time(),
-                    luns=self._luns).secondaries
+        return A.vm(
+            vm, sc, self.endpoint, sets, self._pairs, self.cfg.dr_secondary_endpoint, time.time(), luns=self._luns
+        ).secondaries
 
     # operations ---------------------------------------------------------------------------
     def _op(self, kind: str, vm: str, corr: str, **data: str) -> Operation:
@@ -187,8 +225,10 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     def _not_hosted_engine(self, vm: Any, doing: str) -> None:
         if value(vm.origin) in A.HOSTED_ENGINE_ORIGINS:
-            raise Conflict(f"{vm.name} is the hosted engine, run by ovirt-ha-agent: the engine does not let "
-                           f"anything {doing} it", endpoint=self.endpoint)
+            raise Conflict(
+                f"{vm.name} is the hosted engine, run by ovirt-ha-agent: the engine does not let anything {doing} it",
+                endpoint=self.endpoint,
+            )
 
     def move_disk(self, vm_id: str, disk_id: str, datastore_id: str) -> Operation:
         vm = self._vm(vm_id)
@@ -208,27 +248,39 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     def _protect(self, kind: str, vm_id: str, spec: SecondarySpec) -> Operation:
         if spec.mechanism == "ovirt-dr":
-            raise UnsupportedOperation("ovirt-dr secondaries come from array replication: pair the domains on the "
-                                       "array and in dr_storage_mappings", endpoint=self.endpoint)
+            raise UnsupportedOperation(
+                "ovirt-dr secondaries come from array replication: pair the domains on the "
+                "array and in dr_storage_mappings",
+                endpoint=self.endpoint,
+            )
         if spec.mechanism != "ovirt-copy":
-            raise UnsupportedOperation(f"mechanism {spec.mechanism!r} is not an oVirt mechanism "
-                                       f"(offered: {', '.join(MECHANISMS)})", endpoint=self.endpoint)
+            raise UnsupportedOperation(
+                f"mechanism {spec.mechanism!r} is not an oVirt mechanism (offered: {', '.join(MECHANISMS)})",
+                endpoint=self.endpoint,
+            )
         vm = self._vm(vm_id)
         self._not_hosted_engine(vm, "copy")
         disks = {d.id: d for _, d in A.copyable(vm)}
         in_place = {d.id for _, d in A.image_disks(vm) if d.shareable} | {d.id for _, d in A.lun_disks(vm)}
         wanted = {k: v for k, v in spec.disks.items() if k not in in_place}
         if not disks:
-            raise Conflict(f"{vm.name} has no disk a copy can hold (shareable disks stay in place, direct LUNs "
-                           "are not copied)", endpoint=self.endpoint)
+            raise Conflict(
+                f"{vm.name} has no disk a copy can hold (shareable disks stay in place, direct LUNs are not copied)",
+                endpoint=self.endpoint,
+            )
         if set(wanted) != set(disks):
-            raise Conflict(f"ovirt-copy must place every copyable disk of {vm.name}: {sorted(disks)} "
-                           f"(spec names {sorted(spec.disks)})", endpoint=self.endpoint)
+            raise Conflict(
+                f"ovirt-copy must place every copyable disk of {vm.name}: {sorted(disks)} "
+                f"(spec names {sorted(spec.disks)})",
+                endpoint=self.endpoint,
+            )
         running = value(vm.status) != "down"
         if running and any(value(d.storage_type) == "managed_block_storage" for d in disks.values()):
-            raise Conflict(f"{vm.name} runs with a disk on managed block storage: the engine copies no such disk "
-                           "of a running VM (no snapshot clone: ManagedBlockStorageDomainValidator)",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"{vm.name} runs with a disk on managed block storage: the engine copies no such disk "
+                "of a running VM (no snapshot clone: ManagedBlockStorageDomainValidator)",
+                endpoint=self.endpoint,
+            )
         self._check_room(wanted, disks, running=running)
         set_id = N.new_set()
         corr = N.correlation_id(kind)
@@ -238,8 +290,9 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             snapcopy.start(self.e, job)
             if spec.metadata_datastore:
                 self.e.set_lease(vm_id, spec.metadata_datastore, corr)
-            return self._op(kind, vm_id, corr, secondary_id=set_id, disks=layout, path="snapshot",
-                            cluster=vm.cluster.id)
+            return self._op(
+                kind, vm_id, corr, secondary_id=set_id, disks=layout, path="snapshot", cluster=vm.cluster.id
+            )
         started: list[str] = []
         try:
             for disk_id, sd_id in sorted(wanted.items()):
@@ -250,8 +303,10 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 self.e.set_lease(vm_id, spec.metadata_datastore, corr)
         except FtbridgeError as exc:
             if started:
-                exc.message += (f" ({len(started)} copies of set {set_id} already started: poll "
-                                f"{corr} and unprotect {set_id} to remove them)")
+                exc.message += (
+                    f" ({len(started)} copies of set {set_id} already started: poll "
+                    f"{corr} and unprotect {set_id} to remove them)"
+                )
             raise
         return self._op(kind, vm_id, corr, secondary_id=set_id, disks=layout, path="copy")
 
@@ -266,8 +321,10 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 raise NotFound(f"storage domain {sd_id} is not a data domain in scope", endpoint=self.endpoint)
             kind = value(sd.storage.type) if sd.storage is not None else ""
             if running and kind == "managed_block_storage":
-                raise Conflict(f"storage domain {sd.name} is managed block storage: the engine clones no snapshot "
-                               "onto it", endpoint=self.endpoint)
+                raise Conflict(
+                    f"storage domain {sd.name} is managed block storage: the engine clones no snapshot onto it",
+                    endpoint=self.endpoint,
+                )
             need[sd_id] = need.get(sd_id, 0) + A.clone_size(disks[disk_id], kind or "")
         for sd_id, size in need.items():
             sd = sc.domains[sd_id]
@@ -278,8 +335,11 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             avail = int(sd.available or 0)
             blocker = int(sd.critical_space_action_blocker or 0)
             if avail < size or avail // A.GIB < blocker:
-                raise Conflict(f"storage domain {sd.name} has {avail >> 30} GiB free, {size >> 30} GiB needed "
-                               f"and {blocker} GiB kept free (critical space blocker)", endpoint=self.endpoint)
+                raise Conflict(
+                    f"storage domain {sd.name} has {avail >> 30} GiB free, {size >> 30} GiB needed "
+                    f"and {blocker} GiB kept free (critical space blocker)",
+                    endpoint=self.endpoint,
+                )
 
     def _copies(self, vm_id: str, set_id: str) -> list[tuple[Any, Any]]:
         sets = A.group_copies(self.e.disks(N.copy_search(vm_id, set_id))).get(vm_id, {})
@@ -287,14 +347,16 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     def unprotect(self, vm_id: str, secondary_id: str) -> Operation:
         if secondary_id.startswith("dr:"):
-            raise UnsupportedOperation("ovirt-dr replication is configured on the array, not removed by ftbridge",
-                                       endpoint=self.endpoint)
+            raise UnsupportedOperation(
+                "ovirt-dr replication is configured on the array, not removed by ftbridge", endpoint=self.endpoint
+            )
         copies = self._copies(vm_id, secondary_id)
         if not copies:
             raise NotFound(f"VM {vm_id} has no ovirt-copy secondary {secondary_id}", endpoint=self.endpoint)
         if any(value(d.status) == "locked" or d.vms for _, d in copies):
-            raise Conflict(f"copy set {secondary_id} is still being written; remove it once its copy ends",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"copy set {secondary_id} is still being written; remove it once its copy ends", endpoint=self.endpoint
+            )
         corr = N.correlation_id("unprotect")
         for _, d in copies:
             self.e.remove_disk(d.id, corr)
@@ -327,10 +389,12 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         state, progress, msg = self._jobs_state(op)
         if state is None:
             if effect is not None and self._effect_seen(effect):
-                return OperationStatus(OpState.SUCCEEDED, 1.0, "the engine cleared its jobs; the effect is there",
-                                       result=self._result(op))
-            raise NotFound(f"no engine job has correlation id {op.id} (unknown, or cleared by the engine)",
-                           endpoint=self.endpoint)
+                return OperationStatus(
+                    OpState.SUCCEEDED, 1.0, "the engine cleared its jobs; the effect is there", result=self._result(op)
+                )
+            raise NotFound(
+                f"no engine job has correlation id {op.id} (unknown, or cleared by the engine)", endpoint=self.endpoint
+            )
         if state is OpState.FAILED:
             return OperationStatus(state, 1.0, msg, retryable=True, result=self._result(op))
         if state is OpState.SUCCEEDED and effect is not None and not self._effect_seen(effect):
@@ -348,8 +412,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
     def _poll_move_disk(self, op: Operation) -> OperationStatus:
         def effect() -> bool:
             d = self.e.disk(op.data["disk"])
-            return bool(d.storage_domains) and d.storage_domains[0].id == op.data["target"] \
-                and value(d.status) == "ok"
+            return bool(d.storage_domains) and d.storage_domains[0].id == op.data["target"] and value(d.status) == "ok"
 
         return self._poll_jobs(op, effect)
 
@@ -359,8 +422,9 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         if op.data.get("path") == "snapshot":
             state, _, msg = self._jobs_state(op)
             job = snapcopy.CopyJob(vm=op.vm, set_id=set_id, cluster=op.data["cluster"], disks=want, corr=op.id)
-            return snapcopy.advance(self.e, job, lambda: self._copies(op.vm, set_id),
-                                    failed=msg if state is OpState.FAILED else "")
+            return snapcopy.advance(
+                self.e, job, lambda: self._copies(op.vm, set_id), failed=msg if state is OpState.FAILED else ""
+            )
 
         def effect() -> bool:
             copies = self._copies(op.vm, set_id)
@@ -391,14 +455,24 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         sc = self._scope()
         notes = []
         for dc in sc.dcs.values():
-            spm = [h.name for h in sc.hosts.values()
-                   if sc.clusters[h.cluster.id].data_center.id == dc.id and h.spm is not None
-                   and value(h.spm.status) == "spm"]
-            notes.append(f"data center {dc.name}: SPM {spm[0]}" if spm else
-                         f"data center {dc.name}: no SPM host, storage operations will fail")
-        return HealthReport(hosts={h.id: A.host_state(h) for h in sc.hosts.values()},
-                            datastores={k: value(sd.status) == "active" for k, sd in sc.domains.items()},
-                            quorum=None, notes=tuple(notes))
+            spm = [
+                h.name
+                for h in sc.hosts.values()
+                if sc.clusters[h.cluster.id].data_center.id == dc.id
+                and h.spm is not None
+                and value(h.spm.status) == "spm"
+            ]
+            notes.append(
+                f"data center {dc.name}: SPM {spm[0]}"
+                if spm
+                else f"data center {dc.name}: no SPM host, storage operations will fail"
+            )
+        return HealthReport(
+            hosts={h.id: A.host_state(h) for h in sc.hosts.values()},
+            datastores={k: value(sd.status) == "active" for k, sd in sc.domains.items()},
+            quorum=None,
+            notes=tuple(notes),
+        )
 
     def _usable_copies(self, vm: Any, set_id: str, sc: A.Scope) -> dict[str, Any]:
         """copyable disk id -> copy disk, refusing copies that cannot stand in for the VM."""
@@ -408,8 +482,10 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         by_disk = {p.disk: d for p, d in copies}
         primary = {d.id for _, d in A.copyable(vm)}
         if set(by_disk) != primary:
-            raise Conflict(f"copy set {set_id} does not cover every copyable disk of {vm.name} (stale); reprotect "
-                           "first", endpoint=self.endpoint)
+            raise Conflict(
+                f"copy set {set_id} does not cover every copyable disk of {vm.name} (stale); reprotect first",
+                endpoint=self.endpoint,
+            )
         for d in by_disk.values():
             sd = sc.domains.get(d.storage_domains[0].id) if d.storage_domains else None
             if value(d.status) != "ok" or d.vms:
@@ -427,8 +503,11 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 raise Conflict(f"host {h.name} is not up", endpoint=self.endpoint)
             return h
         dc = sc.clusters[vm.cluster.id].data_center.id
-        up = [h for h in sc.hosts.values() if A.host_state(h) is HostState.UP
-              and sc.clusters[h.cluster.id].data_center.id == dc]
+        up = [
+            h
+            for h in sc.hosts.values()
+            if A.host_state(h) is HostState.UP and sc.clusters[h.cluster.id].data_center.id == dc
+        ]
         same = [h for h in up if h.cluster.id == vm.cluster.id]
         if not (same or up):
             raise Conflict(f"no host of {vm.name}'s data center is up", endpoint=self.endpoint)
@@ -438,9 +517,10 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         status = value(vm.status) or "unknown"
         host = sc.hosts.get(vm.host.id) if vm.host is not None else None
         host_up = host is not None and A.host_state(host) is HostState.UP
-        disks_up = all(d.storage_domains[0].id in sc.domains
-                       and value(sc.domains[d.storage_domains[0].id].status) == "active"
-                       for _, d in A.image_disks(vm))
+        disks_up = all(
+            d.storage_domains[0].id in sc.domains and value(sc.domains[d.storage_domains[0].id].status) == "active"
+            for _, d in A.image_disks(vm)
+        )
         return status in A.MAY_RUN and host_up and disks_up
 
     def _bring_down(self, vm: Any, sc: A.Scope, corr: str, *, force: bool = False) -> None:
@@ -460,12 +540,13 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             self.e.fence(host.id, "manual", corr)
         else:
             where = f"host {host.name} is {hstatus}" if host is not None else "the engine does not say where it runs"
-            raise Conflict(f"VM {vm.name} is {status} and {where}: nothing proves it is not running. Fence the "
-                           "host (power management), or power it off and confirm it in the engine, or force",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"VM {vm.name} is {status} and {where}: nothing proves it is not running. Fence the "
+                "host (power management), or power it off and confirm it in the engine, or force",
+                endpoint=self.endpoint,
+            )
 
-    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None,
-                force: bool = False) -> Operation:
+    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None, force: bool = False) -> Operation:
         """ovirt-copy: detach the copied disks, attach the copies (shareable disks and LUNs stay
         attached as they are), keep the lease readable, start the VM. ovirt-dr: on the second
         site's endpoint, bring the replica over (:mod:`.drsite`)."""
@@ -474,21 +555,31 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 return self._dr_bring_up(vm_id, secondary_id, host_id, test=False)
             raise UnsupportedOperation(
                 "an ovirt-dr secondary is brought up at the second site's engine: the core promotes it on "
-                f"endpoint {self.cfg.dr_secondary_endpoint or '(dr_secondary_endpoint)'}", endpoint=self.endpoint)
+                f"endpoint {self.cfg.dr_secondary_endpoint or '(dr_secondary_endpoint)'}",
+                endpoint=self.endpoint,
+            )
         vm = self._vm(vm_id)
         self._not_hosted_engine(vm, "promote")
         sc = self._scope()
         copies = self._usable_copies(vm, secondary_id, sc)
         if self._still_runs(vm, sc) and not force:
-            raise Conflict(f"VM {vm.name} still runs on a reachable host with its storage: refusing to promote "
-                           "(fence it first, or force)", endpoint=self.endpoint)
+            raise Conflict(
+                f"VM {vm.name} still runs on a reachable host with its storage: refusing to promote "
+                "(fence it first, or force)",
+                endpoint=self.endpoint,
+            )
         host = self._run_host(vm, sc, host_id)
         corr = N.correlation_id("promote")
         self._bring_down(vm, sc, corr, force=force)
         for att, disk in A.copyable(vm):
             self.e.detach_disk(vm_id, disk.id, corr)
-            self.e.attach_disk(vm_id, copies[disk.id].id, interface=value(att.interface) or self.cfg.copy_interface,
-                               bootable=bool(att.bootable), corr=corr)
+            self.e.attach_disk(
+                vm_id,
+                copies[disk.id].id,
+                interface=value(att.interface) or self.cfg.copy_interface,
+                bootable=bool(att.bootable),
+                corr=corr,
+            )
             self.e.update_disk_alias(copies[disk.id].id, disk.alias or f"{vm.name}_{disk.id[:8]}", corr)
         lease = vm.lease.storage_domain.id if (vm.lease is not None and vm.lease.storage_domain is not None) else None
         if lease is not None and (lease not in sc.domains or value(sc.domains[lease].status) != "active"):
@@ -518,15 +609,19 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         corr = N.correlation_id("restart")
         status = value(vm.status) or "unknown"
         if status in _RUNNING_NOW:
-            return self._op("restart", vm_id, corr, host=vm.host.id if vm.host is not None else "", vm_id=vm_id,
-                            running="1")
+            return self._op(
+                "restart", vm_id, corr, host=vm.host.id if vm.host is not None else "", vm_id=vm_id, running="1"
+            )
         sc = self._scope()
         if status in ("unknown", "not_responding"):
             host = sc.hosts.get(vm.host.id) if vm.host is not None else None
             if host is None or A.host_state(host) is not HostState.DOWN:
                 where = f"host {host.name} is {value(host.status)}" if host is not None else "its host is unknown"
-                raise Conflict(f"VM {vm.name} is {status} and {where}: the engine starts it elsewhere only once the "
-                               "host is fenced or confirmed rebooted", endpoint=self.endpoint)
+                raise Conflict(
+                    f"VM {vm.name} is {status} and {where}: the engine starts it elsewhere only once the "
+                    "host is fenced or confirmed rebooted",
+                    endpoint=self.endpoint,
+                )
             self.e.fence(host.id, "manual", corr)
         elif status not in ("down", "suspended"):
             raise Conflict(f"VM {vm.name} is {status}: nothing to restart", endpoint=self.endpoint)
@@ -556,25 +651,42 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         if secondary_id.startswith("dr:"):
             if self.cfg.dr_site == "secondary":
                 return self._dr_bring_up(vm_id, secondary_id, host_id, test=True)
-            raise UnsupportedOperation("an ovirt-dr secondary is tested at the second site's engine: the core runs "
-                                       f"it on endpoint {self.cfg.dr_secondary_endpoint}", endpoint=self.endpoint)
+            raise UnsupportedOperation(
+                "an ovirt-dr secondary is tested at the second site's engine: the core runs "
+                f"it on endpoint {self.cfg.dr_secondary_endpoint}",
+                endpoint=self.endpoint,
+            )
         vm = self._vm(vm_id)
         self._not_hosted_engine(vm, "test")
         sc = self._scope()
         copies = self._usable_copies(vm, secondary_id, sc)
         host = self._run_host(vm, sc, host_id)
         corr = N.correlation_id("test-failover")
-        twin = self.e.add_vm(name=N.test_vm_name(vm.name), cluster_id=host.cluster.id,
-                             description=N.test_description(vm_id, secondary_id), corr=corr,
-                             memory=vm.memory, stateless=True)
+        twin = self.e.add_vm(
+            name=N.test_vm_name(vm.name),
+            cluster_id=host.cluster.id,
+            description=N.test_description(vm_id, secondary_id),
+            corr=corr,
+            memory=vm.memory,
+            stateless=True,
+        )
         try:
             for att, disk in A.copyable(vm):
-                self.e.attach_disk(twin.id, copies[disk.id].id,
-                                   interface=value(att.interface) or self.cfg.copy_interface,
-                                   bootable=bool(att.bootable), corr=corr)
+                self.e.attach_disk(
+                    twin.id,
+                    copies[disk.id].id,
+                    interface=value(att.interface) or self.cfg.copy_interface,
+                    bootable=bool(att.bootable),
+                    corr=corr,
+                )
             for nic in vm.nics or self.e.nics(vm_id):
-                self.e.add_nic(twin.id, name=nic.name, profile_id=nic.vnic_profile.id if nic.vnic_profile else None,
-                               plugged=False, corr=corr)
+                self.e.add_nic(
+                    twin.id,
+                    name=nic.name,
+                    profile_id=nic.vnic_profile.id if nic.vnic_profile else None,
+                    plugged=False,
+                    corr=corr,
+                )
             self.e.start_vm(twin.id, corr, host_id=host.id)
         except FtbridgeError:
             try:
@@ -603,8 +715,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         if owner is not None and owner[0] == vm_id:
             dr = "0"
         elif not (dr == "1" and test_id == vm_id):
-            raise Conflict(f"VM {twin.name} is not a test failover of {vm_id}: not removing it",
-                           endpoint=self.endpoint)
+            raise Conflict(f"VM {twin.name} is not a test failover of {vm_id}: not removing it", endpoint=self.endpoint)
         self._cleanup_step(twin, corr)
         return self._op("cleanup_test", vm_id, corr, test_id=test_id, dr=dr)
 
@@ -616,8 +727,11 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 self.e.stop_vm(twin.id, corr, reason="ftbridge test failover cleanup")
             except Conflict:
                 return False
-            return False if value(self.e.vm(twin.id, follow=None).status) != "down" else \
-                self._remove_twin(twin, corr, detach_only)
+            return (
+                False
+                if value(self.e.vm(twin.id, follow=None).status) != "down"
+                else self._remove_twin(twin, corr, detach_only)
+            )
         return self._remove_twin(twin, corr, detach_only)
 
     def _remove_twin(self, twin: Any, corr: str, detach_only: bool) -> bool:
@@ -653,10 +767,12 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         host = sc.hosts.get(vm.host.id) if vm.host is not None else None
         if host is not None and value(host.status) in ("non_responsive", "connecting"):
             if not (host.power_management is not None and host.power_management.enabled):
-                raise Conflict(f"host {host.name} of VM {vm.name} is {value(host.status)} and has no power "
-                               "management: nothing proves the VM is not running. Power the host off and confirm "
-                               "it in the engine ('Confirm Host has been rebooted'), or force the promotion",
-                               endpoint=self.endpoint)
+                raise Conflict(
+                    f"host {host.name} of VM {vm.name} is {value(host.status)} and has no power "
+                    "management: nothing proves the VM is not running. Power the host off and confirm "
+                    "it in the engine ('Confirm Host has been rebooted'), or force the promotion",
+                    endpoint=self.endpoint,
+                )
             self.e.fence(host.id, "stop", corr)
             return self._op("fence", vm_id, corr, host=host.id)
         self._bring_down(vm, sc, corr)
@@ -672,11 +788,16 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         from ftbridge_ovirt.drsite import DrSite, secret_lookup
 
         if self._mapping is None:
-            raise ConfigError(f"endpoints.{self.endpoint}.dr_mapping_file: needed to fail ovirt-dr over here",
-                              endpoint=self.endpoint)
-        return DrSite(self.e, self._mapping, endpoint=self.endpoint,
-                      extra_clusters={p.primary_name: p.secondary_name for p in self.cfg.dr_cluster_mappings},
-                      secret=secret_lookup(self.cfg.dr_vault, self.endpoint))
+            raise ConfigError(
+                f"endpoints.{self.endpoint}.dr_mapping_file: needed to fail ovirt-dr over here", endpoint=self.endpoint
+            )
+        return DrSite(
+            self.e,
+            self._mapping,
+            endpoint=self.endpoint,
+            extra_clusters={p.primary_name: p.secondary_name for p in self.cfg.dr_cluster_mappings},
+            secret=secret_lookup(self.cfg.dr_vault, self.endpoint),
+        )
 
     def _dr_bring_up(self, vm_id: str, secondary_id: str, host_id: str | None, *, test: bool) -> Operation:
         kind = "test_failover" if test else "promote"
@@ -700,8 +821,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         status = value(vm.status)
         result = {**self._result(op), "host": vm.host.id if vm.host is not None else ""}
         if op.data.get("start") != "1":
-            return OperationStatus(OpState.SUCCEEDED, 1.0, "registered; it was down, so it stays down",
-                                   result=result)
+            return OperationStatus(OpState.SUCCEEDED, 1.0, "registered; it was down, so it stays down", result=result)
         if status == "up":
             return OperationStatus(OpState.SUCCEEDED, 1.0, result=result)
         state, _, msg = self._jobs_state(op)
@@ -733,9 +853,20 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         profiles = clusters = None
         if secondary is not None:
             ssc = secondary._scope()
-            profiles = {(n.name, p.name): (p.id, ssc.dcs[n.data_center.id].name if n.data_center else "")
-                        for n in ssc.networks.values() for p in (n.vnic_profiles or ())}
+            profiles = {
+                (n.name, p.name): (p.id, ssc.dcs[n.data_center.id].name if n.data_center else "")
+                for n in ssc.networks.values()
+                for p in (n.vnic_profiles or ())
+            }
             clusters = [c.name for c in ssc.clusters.values()]
-        return drexport.build(self.cfg, self.endpoint, sc, vms, self._pairs, self._mapping,
-                              secondary=secondary.cfg if secondary is not None else None,
-                              secondary_profiles=profiles, secondary_clusters=clusters)
+        return drexport.build(
+            self.cfg,
+            self.endpoint,
+            sc,
+            vms,
+            self._pairs,
+            self._mapping,
+            secondary=secondary.cfg if secondary is not None else None,
+            secondary_profiles=profiles,
+            secondary_clusters=clusters,
+        )

@@ -44,10 +44,16 @@ from ftbridge_ovirt.config import StorageMapping
 SIDES = ("primary", "secondary")
 SITE_KEYS = tuple(f"dr_sites_{side}_{what}" for side in SIDES for what in ("url", "username", "ca_file"))
 SITE_PASSWORDS = tuple(f"dr_sites_{side}_password" for side in SIDES)
-NAME_LISTS = ("dr_cluster_mappings", "dr_affinity_group_mappings", "dr_affinity_label_mappings",
-              "dr_domain_mappings", "dr_role_mappings")
-TOP_KEYS = frozenset({*SITE_KEYS, *SITE_PASSWORDS, "dr_import_storages", *NAME_LISTS, "dr_network_mappings",
-                      "dr_lun_mappings"})
+NAME_LISTS = (
+    "dr_cluster_mappings",
+    "dr_affinity_group_mappings",
+    "dr_affinity_label_mappings",
+    "dr_domain_mappings",
+    "dr_role_mappings",
+)
+TOP_KEYS = frozenset(
+    {*SITE_KEYS, *SITE_PASSWORDS, "dr_import_storages", *NAME_LISTS, "dr_network_mappings", "dr_lun_mappings"}
+)
 
 #: per domain type, the ``dr_<side>_*`` keys add_<type>_domain.yml reads without a default
 SIDE_KEYS: Mapping[str, tuple[str, ...]] = {
@@ -60,40 +66,94 @@ SIDE_KEYS: Mapping[str, tuple[str, ...]] = {
 #: per domain type, the side-less keys it reads without a default
 SHARED_KEYS: Mapping[str, tuple[str, ...]] = {
     "nfs": ("dr_storage_domain_type", "dr_critical_space_action_blocker", "dr_wipe_after_delete", "dr_backup"),
-    "glusterfs": ("dr_storage_domain_type", "dr_critical_space_action_blocker", "dr_warning_low_space",
-                  "dr_wipe_after_delete", "dr_backup"),
-    "posixfs": ("dr_storage_domain_type", "dr_critical_space_action_blocker", "dr_warning_low_space",
-                "dr_wipe_after_delete", "dr_backup"),
-    "iscsi": ("dr_domain_id", "dr_critical_space_action_blocker", "dr_warning_low_space", "dr_wipe_after_delete",
-              "dr_discard_after_delete", "dr_backup"),
-    "fcp": ("dr_domain_id", "dr_critical_space_action_blocker", "dr_warning_low_space", "dr_wipe_after_delete",
-            "dr_discard_after_delete", "dr_backup"),
+    "glusterfs": (
+        "dr_storage_domain_type",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_backup",
+    ),
+    "posixfs": (
+        "dr_storage_domain_type",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_backup",
+    ),
+    "iscsi": (
+        "dr_domain_id",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_discard_after_delete",
+        "dr_backup",
+    ),
+    "fcp": (
+        "dr_domain_id",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_discard_after_delete",
+        "dr_backup",
+    ),
 }
 #: storage types the API knows that the role has no add_<type>_domain.yml for: it skips them
 NOT_IMPORTED = frozenset({"localfs", "managed_block_storage", "cinder", "glance"})
 SIDE_OPTIONAL = ("port", "username", "password", "target", "vfs_type", "path", "address")
-STORAGE_KEYS = frozenset({
-    "dr_domain_type", "dr_domain_id", "dr_storage_domain_type", "dr_wipe_after_delete", "dr_backup",
-    "dr_critical_space_action_blocker", "dr_warning_low_space", "dr_discard_after_delete",
-    *(f"dr_{side}_{what}" for side in SIDES for what in (*SIDE_KEYS["posixfs"], *SIDE_OPTIONAL)),
-})
+STORAGE_KEYS = frozenset(
+    {
+        "dr_domain_type",
+        "dr_domain_id",
+        "dr_storage_domain_type",
+        "dr_wipe_after_delete",
+        "dr_backup",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_discard_after_delete",
+        *(f"dr_{side}_{what}" for side in SIDES for what in (*SIDE_KEYS["posixfs"], *SIDE_OPTIONAL)),
+    }
+)
 BOOL_KEYS = frozenset({"master_domain", "dr_wipe_after_delete", "dr_backup", "dr_discard_after_delete"})
 INT_KEYS = frozenset({"dr_critical_space_action_blocker", "dr_warning_low_space", "port"})
 #: what a domain can be for (the API's StorageDomainType); the validator refuses export domains
 DOMAIN_FUNCTIONS = frozenset({"data", "iso", "export", "image", "volume", "managed_block_storage"})
 HOSTED_STORAGE = "hosted_storage"  # validator.py and generate_mapping.py match it by this name
 
-NETWORK_KEYS = frozenset(f"{side}_{what}" for side in SIDES
-                         for what in ("network_name", "profile_name", "profile_id", "network_dc"))
+NETWORK_KEYS = frozenset(
+    f"{side}_{what}" for side in SIDES for what in ("network_name", "profile_name", "profile_id", "network_dc")
+)
 #: validator.py exits on a network entry whose side lacks these; the role's map needs the target id
-NETWORK_REQUIRED = ("primary_network_name", "primary_profile_name", "secondary_network_name",
-                    "secondary_profile_name", "secondary_profile_id")
-LUN_SIDE = ("logical_unit_id", "storage_type", "logical_unit_address", "logical_unit_port",
-            "logical_unit_portal", "logical_unit_username", "logical_unit_password", "logical_unit_target",
-            # the oVirt site's appendix spells these per side; the generator writes them side-less
-            "logical_unit_alias", "logical_unit_description", "wipe_after_delete", "shareable")
-LUN_KEYS = frozenset({"logical_unit_alias", "logical_unit_description", "wipe_after_delete", "shareable",
-                      *(f"{side}_{k}" for side in SIDES for k in LUN_SIDE)})
+NETWORK_REQUIRED = (
+    "primary_network_name",
+    "primary_profile_name",
+    "secondary_network_name",
+    "secondary_profile_name",
+    "secondary_profile_id",
+)
+LUN_SIDE = (
+    "logical_unit_id",
+    "storage_type",
+    "logical_unit_address",
+    "logical_unit_port",
+    "logical_unit_portal",
+    "logical_unit_username",
+    "logical_unit_password",
+    "logical_unit_target",
+    # the oVirt site's appendix spells these per side; the generator writes them side-less
+    "logical_unit_alias",
+    "logical_unit_description",
+    "wipe_after_delete",
+    "shareable",
+)
+LUN_KEYS = frozenset(
+    {
+        "logical_unit_alias",
+        "logical_unit_description",
+        "wipe_after_delete",
+        "shareable",
+        *(f"{side}_{k}" for side in SIDES for k in LUN_SIDE),
+    }
+)
 LUN_TYPES = frozenset({"iscsi", "fcp"})
 
 _VAULT_REF = re.compile(r"^\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}$")
@@ -139,24 +199,33 @@ class DrMapping:
         for s in self.storages:
             if s["dr_domain_type"] in NOT_IMPORTED or str(s.get("dr_storage_domain_type", "data")) != "data":
                 continue
-            out.append(StorageMapping(
-                primary_name=str(s["dr_primary_name"]), secondary_name=str(s["dr_secondary_name"]),
-                primary_dc=_opt(s.get("dr_primary_dc_name")), secondary_dc=_opt(s.get("dr_secondary_dc_name")),
-                secondary_id=_opt(s.get("dr_domain_id"))))
+            out.append(
+                StorageMapping(
+                    primary_name=str(s["dr_primary_name"]),
+                    secondary_name=str(s["dr_secondary_name"]),
+                    primary_dc=_opt(s.get("dr_primary_dc_name")),
+                    secondary_dc=_opt(s.get("dr_secondary_dc_name")),
+                    secondary_id=_opt(s.get("dr_domain_id")),
+                )
+            )
         return tuple(out)
 
     def storage(self, *, secondary_name: str | None = None, primary_name: str | None = None) -> Mapping[str, Any]:
         """The entry pairing this domain (KeyError when none does)."""
         for s in self.storages:
-            if (secondary_name is not None and s.get("dr_secondary_name") == secondary_name) or \
-                    (primary_name is not None and s.get("dr_primary_name") == primary_name):
+            if (secondary_name is not None and s.get("dr_secondary_name") == secondary_name) or (
+                primary_name is not None and s.get("dr_primary_name") == primary_name
+            ):
                 return s
         raise KeyError(secondary_name or primary_name)
 
     def name_map(self, section: str, *, source: str = "primary", target: str = "secondary") -> dict[str, str]:
         """``{source name: target name}`` of a name list, the generator's empty stubs left out."""
-        return {str(x[f"{source}_name"]): str(x[f"{target}_name"]) for x in self.names.get(section, ())
-                if x.get(f"{source}_name") not in (None, "")}
+        return {
+            str(x[f"{source}_name"]): str(x[f"{target}_name"])
+            for x in self.names.get(section, ())
+            if x.get(f"{source}_name") not in (None, "")
+        }
 
     def to_data(self) -> dict[str, Any]:
         """The file's structure, in the role's section order."""
@@ -246,11 +315,14 @@ class _Reader:
         self.duplicates("dr_import_storages", storages, ("dr_primary_name", "dr_secondary_name"), refuse=True)
         imported = [s for s in storages if s["dr_domain_type"] not in NOT_IMPORTED]
         if not imported:
-            self.warnings.append("dr_import_storages: no storage domain the role imports: a failover "
-                                 "would bring nothing up")
+            self.warnings.append(
+                "dr_import_storages: no storage domain the role imports: a failover would bring nothing up"
+            )
         elif not any(as_bool(s.get("dr_secondary_master_domain")) for s in imported):
-            self.warnings.append("dr_import_storages: no entry has dr_secondary_master_domain true: the role "
-                                 "attaches them in file order and the first becomes master")
+            self.warnings.append(
+                "dr_import_storages: no entry has dr_secondary_master_domain true: the role "
+                "attaches them in file order and the first becomes master"
+            )
         names = {}
         for key in NAME_LISTS:
             if key in data:
@@ -263,16 +335,20 @@ class _Reader:
         luns = None
         if "dr_lun_mappings" in data:
             luns = tuple(self.lun(i, x) for i, x in enumerate(_list(data, "dr_lun_mappings")))
-        return DrMapping(sites=sites, storages=storages, names=names, networks=networks, luns=luns,
-                         warnings=tuple(self.warnings))
+        return DrMapping(
+            sites=sites, storages=storages, names=names, networks=networks, luns=luns, warnings=tuple(self.warnings)
+        )
 
     # values --------------------------------------------------------------------------------
     @staticmethod
     def secret(key: str, value: Any) -> str:
         if value is None or value == "" or is_vault_ref(value):
             return "" if value is None else str(value)
-        raise _Bad(key, "a password written in the file: keep it in the role's vault file (ansible-vault "
-                        "encrypt ovirt_passwords.yml) and reference it here as \"{{ variable }}\"")
+        raise _Bad(
+            key,
+            "a password written in the file: keep it in the role's vault file (ansible-vault "
+            'encrypt ovirt_passwords.yml) and reference it here as "{{ variable }}"',
+        )
 
     @staticmethod
     def text(key: str, value: Any) -> str:
@@ -293,8 +369,9 @@ class _Reader:
                 raise _Bad(full, f"expected true or false, got {value!r}")
             return value
         if short in INT_KEYS:
-            if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str)
-                                                                           and value.strip().isdigit())):
+            if isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+            ):
                 raise _Bad(full, f"expected a whole number, got {value!r}")
             if short == "port" and not 0 < int(value) < 65536:
                 raise _Bad(full, f"{value} is not a TCP port")
@@ -312,49 +389,75 @@ class _Reader:
         if not isinstance(s, dict):
             raise _Bad(where, "expected a mapping of dr_* keys")
         if "dr_master_domain" in s:
-            raise _Bad(f"{where}.dr_master_domain", "the role reads dr_primary_master_domain and "
-                                                    "dr_secondary_master_domain (dr_master_domain went in 2018)")
+            raise _Bad(
+                f"{where}.dr_master_domain",
+                "the role reads dr_primary_master_domain and "
+                "dr_secondary_master_domain (dr_master_domain went in 2018)",
+            )
         for key in s:
             if key not in STORAGE_KEYS:
-                raise _Bad(f"{where}.{key}", "unknown key (the role reads dr_domain_type, dr_domain_id, "
-                                             "dr_storage_domain_type, dr_primary_*/dr_secondary_* name, "
-                                             "master_domain, dc_name, path, address, port, target, ...)")
+                raise _Bad(
+                    f"{where}.{key}",
+                    "unknown key (the role reads dr_domain_type, dr_domain_id, "
+                    "dr_storage_domain_type, dr_primary_*/dr_secondary_* name, "
+                    "master_domain, dc_name, path, address, port, target, ...)",
+                )
         kind = self.text(f"{where}.dr_domain_type", s.get("dr_domain_type"))
         for side in SIDES:
             for short in ("name", "dc_name"):  # every entry: ftbridge pairs by them, the cleanup reads them
                 self.text(f"{where}.dr_{side}_{short}", s.get(f"dr_{side}_{short}"))
         function = str(s.get("dr_storage_domain_type", "data"))
         if function not in DOMAIN_FUNCTIONS:
-            raise _Bad(f"{where}.dr_storage_domain_type", f"{function!r} is not one of "
-                                                          f"{', '.join(sorted(DOMAIN_FUNCTIONS))}")
+            raise _Bad(
+                f"{where}.dr_storage_domain_type", f"{function!r} is not one of {', '.join(sorted(DOMAIN_FUNCTIONS))}"
+            )
         if function == "export":
-            raise _Bad(f"{where}.dr_storage_domain_type", "export domains are not part of a recovery "
-                                                          "(the role's validator refuses them)")
+            raise _Bad(
+                f"{where}.dr_storage_domain_type",
+                "export domains are not part of a recovery (the role's validator refuses them)",
+            )
         for side in SIDES:
             if s.get(f"dr_{side}_name") == HOSTED_STORAGE:
-                raise _Bad(f"{where}.dr_{side}_name", "the hosted engine's domain is not part of a recovery "
-                                                      "(the role's validator refuses it)")
+                raise _Bad(
+                    f"{where}.dr_{side}_name",
+                    "the hosted engine's domain is not part of a recovery (the role's validator refuses it)",
+                )
         if kind in NOT_IMPORTED:
-            self.warnings.append(f"{where}: the role has no task that imports a {kind} domain: it skips "
-                                 f"{s.get('dr_primary_name')}, and ftbridge does not pair it")
+            self.warnings.append(
+                f"{where}: the role has no task that imports a {kind} domain: it skips "
+                f"{s.get('dr_primary_name')}, and ftbridge does not pair it"
+            )
         elif kind not in SIDE_KEYS:
-            raise _Bad(f"{where}.dr_domain_type", f"{kind!r} is not one of "
-                                                  f"{', '.join(sorted({*SIDE_KEYS, *NOT_IMPORTED}))}")
+            raise _Bad(
+                f"{where}.dr_domain_type", f"{kind!r} is not one of {', '.join(sorted({*SIDE_KEYS, *NOT_IMPORTED}))}"
+            )
         else:
             for key in SHARED_KEYS[kind]:
                 if key not in s:
-                    raise _Bad(f"{where}.{key}", f"missing: the role's add_{kind}_domain.yml reads it "
-                                                 "without a default, so this domain would not be imported")
+                    raise _Bad(
+                        f"{where}.{key}",
+                        f"missing: the role's add_{kind}_domain.yml reads it "
+                        "without a default, so this domain would not be imported",
+                    )
             for short in SIDE_KEYS[kind]:  # the failover side must be whole; failback's is a warning
                 if f"dr_secondary_{short}" not in s:
-                    raise _Bad(f"{where}.dr_secondary_{short}", f"missing: the role's {_task(short, kind)} "
-                                                                "reads it to recover to the secondary site")
+                    raise _Bad(
+                        f"{where}.dr_secondary_{short}",
+                        f"missing: the role's {_task(short, kind)} reads it to recover to the secondary site",
+                    )
                 if f"dr_primary_{short}" not in s:
-                    self.warnings.append(f"{where}.dr_primary_{short}: missing: a failback would not "
-                                         f"re-import {s.get('dr_primary_name')} at the primary site")
+                    self.warnings.append(
+                        f"{where}.dr_primary_{short}: missing: a failback would not "
+                        f"re-import {s.get('dr_primary_name')} at the primary site"
+                    )
         for key, v in s.items():
-            short = key[len("dr_primary_"):] if key.startswith("dr_primary_") else \
-                key[len("dr_secondary_"):] if key.startswith("dr_secondary_") else key
+            short = (
+                key[len("dr_primary_") :]
+                if key.startswith("dr_primary_")
+                else key[len("dr_secondary_") :]
+                if key.startswith("dr_secondary_")
+                else key
+            )
             self.value(where, key, short, v)
         return dict(s)
 
@@ -380,13 +483,17 @@ class _Reader:
             raise _Bad(where, "expected a mapping")
         for key in x:
             if key not in NETWORK_KEYS:
-                raise _Bad(f"{where}.{key}", "unknown key (expected primary_/secondary_ network_name, "
-                                             "profile_name, profile_id, network_dc)")
+                raise _Bad(
+                    f"{where}.{key}",
+                    "unknown key (expected primary_/secondary_ network_name, profile_name, profile_id, network_dc)",
+                )
         for key in NETWORK_REQUIRED:
             self.text(f"{where}.{key}", x.get(key))
         if "primary_profile_id" not in x:
-            self.warnings.append(f"{where}.primary_profile_id: missing: a failback would leave the NICs of "
-                                 f"profile {x.get('secondary_profile_name')} unmapped")
+            self.warnings.append(
+                f"{where}.primary_profile_id: missing: a failback would leave the NICs of "
+                f"profile {x.get('secondary_profile_name')} unmapped"
+            )
         return dict(x)
 
     def lun(self, i: int, x: Any) -> dict[str, Any]:
@@ -395,9 +502,12 @@ class _Reader:
             raise _Bad(where, "expected a mapping")
         for key in x:
             if key not in LUN_KEYS:
-                raise _Bad(f"{where}.{key}", "unknown key (expected primary_*/secondary_* logical_unit_id, "
-                                             "storage_type, logical_unit_address, _port, _portal, _target, "
-                                             "_username, _password)")
+                raise _Bad(
+                    f"{where}.{key}",
+                    "unknown key (expected primary_*/secondary_* logical_unit_id, "
+                    "storage_type, logical_unit_address, _port, _portal, _target, "
+                    "_username, _password)",
+                )
         for side in SIDES:
             self.text(f"{where}.{side}_logical_unit_id", x.get(f"{side}_logical_unit_id"))
             kind = x.get(f"{side}_storage_type")
@@ -412,8 +522,9 @@ class _Reader:
         return dict(x)
 
     # the validator's duplicate rules ----------------------------------------------------------
-    def duplicates(self, section: str, items: Iterable[Mapping[str, Any]], keys: tuple[str, str],
-                   *, refuse: bool) -> None:
+    def duplicates(
+        self, section: str, items: Iterable[Mapping[str, Any]], keys: tuple[str, str], *, refuse: bool
+    ) -> None:
         for key in keys:
             seen: set[Any] = set()
             for i, x in enumerate(items):
@@ -423,19 +534,25 @@ class _Reader:
                 if v in seen:
                     if refuse:
                         raise _Bad(f"{section}[{i}].{key}", f"{v!r} is paired twice")
-                    self.warnings.append(f"{section}[{i}].{key}: {v!r} appears twice "
-                                         "(ovirt-dr validate refuses duplicates)")
+                    self.warnings.append(
+                        f"{section}[{i}].{key}: {v!r} appears twice (ovirt-dr validate refuses duplicates)"
+                    )
                 seen.add(v)
 
     def network_duplicates(self, networks: Iterable[Mapping[str, Any]]) -> None:
         for side in SIDES:
             seen: set[tuple[str, str, str]] = set()
             for i, x in enumerate(networks):
-                k = (str(x[f"{side}_profile_name"]), str(x[f"{side}_network_name"]), str(x.get(f"{side}_network_dc", "")))
+                k = (
+                    str(x[f"{side}_profile_name"]),
+                    str(x[f"{side}_network_name"]),
+                    str(x.get(f"{side}_network_dc", "")),
+                )
                 if k in seen:
                     self.warnings.append(
                         f"dr_network_mappings[{i}]: profile {k[0]} of network {k[1]} appears twice on the {side} "
-                        f"side: give {side}_network_dc (ovirt-dr validate refuses it as it is)")
+                        f"side: give {side}_network_dc (ovirt-dr validate refuses it as it is)"
+                    )
                 seen.add(k)
 
 
@@ -455,20 +572,25 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
 def dumps(mapping: DrMapping) -> str:
     """The mapping as the role's YAML (section order kept, keys as read)."""
     yaml = _yaml()
-    head = ("# oVirt disaster-recovery mapping (ovirt.ovirt.disaster_recovery), written by ftbridge.\n"
-            "# Passwords are references to the role's vault file, never values.\n")
-    return head + str(yaml.safe_dump(mapping.to_data(), sort_keys=False, default_flow_style=False,
-                                     allow_unicode=True))
+    head = (
+        "# oVirt disaster-recovery mapping (ovirt.ovirt.disaster_recovery), written by ftbridge.\n"
+        "# Passwords are references to the role's vault file, never values.\n"
+    )
+    return head + str(yaml.safe_dump(mapping.to_data(), sort_keys=False, default_flow_style=False, allow_unicode=True))
 
 
 def save(mapping: DrMapping, path: str | Path) -> None:
     Path(path).write_text(dumps(mapping), encoding="utf-8")
 
 
-def build(storages: Iterable[Mapping[str, Any]], *, sites: Mapping[str, Any],
-          names: Mapping[str, Iterable[tuple[str, str]]] | None = None,
-          networks: Iterable[Mapping[str, Any]] | None = None,
-          luns: Iterable[Mapping[str, Any]] | None = None) -> DrMapping:
+def build(
+    storages: Iterable[Mapping[str, Any]],
+    *,
+    sites: Mapping[str, Any],
+    names: Mapping[str, Iterable[tuple[str, str]]] | None = None,
+    networks: Iterable[Mapping[str, Any]] | None = None,
+    luns: Iterable[Mapping[str, Any]] | None = None,
+) -> DrMapping:
     """A mapping from ftbridge's view, checked like a file (so what it writes, it reads), and
     written so ``ovirt-dr validate`` passes it too: no duplicate, every section present."""
     data: dict[str, Any] = dict(sites)

@@ -37,9 +37,15 @@ UP = frozenset({"up", "powering_up", "wait_for_launch", "reboot_in_progress", "m
 class DrSite:
     """One secondary-site engine and the mapping file that says what to bring over."""
 
-    def __init__(self, e: Engine, mapping: drmap.DrMapping, *, endpoint: str,
-                 extra_clusters: Mapping[str, str] | None = None,
-                 secret: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        e: Engine,
+        mapping: drmap.DrMapping,
+        *,
+        endpoint: str,
+        extra_clusters: Mapping[str, str] | None = None,
+        secret: Callable[[str], str] | None = None,
+    ) -> None:
         self.e = e
         self.mapping = mapping
         self.endpoint = endpoint
@@ -49,8 +55,11 @@ class DrSite:
     # 1. domains ----------------------------------------------------------------------------------
     def entries(self) -> list[Mapping[str, Any]]:
         """The storage entries the role imports, master first (recover_engine.yml's order)."""
-        keep = [s for s in self.mapping.storages if s["dr_domain_type"] in drmap.SIDE_KEYS
-                and str(s.get("dr_storage_domain_type", "data")) == "data"]
+        keep = [
+            s
+            for s in self.mapping.storages
+            if s["dr_domain_type"] in drmap.SIDE_KEYS and str(s.get("dr_storage_domain_type", "data")) == "data"
+        ]
         return sorted(keep, key=lambda s: not drmap.as_bool(s.get("dr_secondary_master_domain")))
 
     def domains(self, corr: str) -> dict[str, Mapping[str, Any]]:
@@ -62,8 +71,11 @@ class DrSite:
             name = str(entry["dr_secondary_name"])
             dc = dcs.get(str(entry["dr_secondary_dc_name"]))
             if dc is None:
-                raise NotFound(f"data center {entry['dr_secondary_dc_name']!r} (dr_secondary_dc_name of {name}) "
-                               "does not exist at this engine", endpoint=self.endpoint)
+                raise NotFound(
+                    f"data center {entry['dr_secondary_dc_name']!r} (dr_secondary_dc_name of {name}) "
+                    "does not exist at this engine",
+                    endpoint=self.endpoint,
+                )
             sd = known.get(name) or next((x for x in known.values() if x.id == entry.get("dr_domain_id")), None)
             if sd is None:
                 sd = self._import(entry, dc, corr)
@@ -71,8 +83,10 @@ class DrSite:
             if sd.id not in attached:
                 self.e.attach_domain(dc.id, sd.id, corr)
             elif value(attached[sd.id].status) != "active":
-                raise Conflict(f"replica domain {name} is {value(attached[sd.id].status)} in data center {dc.name}",
-                               endpoint=self.endpoint)
+                raise Conflict(
+                    f"replica domain {name} is {value(attached[sd.id].status)} in data center {dc.name}",
+                    endpoint=self.endpoint,
+                )
             out[sd.id] = entry
         return out
 
@@ -85,38 +99,62 @@ class DrSite:
                 password = entry.get("dr_secondary_password") or ""
                 if drmap.is_vault_ref(password):
                     password = self.secret(str(password).strip()[2:-2].strip())
-                self.e.iscsi_login(host, address=str(entry["dr_secondary_address"]),
-                                   port=int(entry.get("dr_secondary_port") or 3260), target=str(target),
-                                   username=entry.get("dr_secondary_username"), password=password, corr=corr)
+                self.e.iscsi_login(
+                    host,
+                    address=str(entry["dr_secondary_address"]),
+                    port=int(entry.get("dr_secondary_port") or 3260),
+                    target=str(target),
+                    username=entry.get("dr_secondary_username"),
+                    password=password,
+                    corr=corr,
+                )
         file_kind = kind in ("nfs", "glusterfs", "posixfs")
         return self.e.import_domain(
-            name=str(entry["dr_secondary_name"]), storage_type=kind, host_id=host,
+            name=str(entry["dr_secondary_name"]),
+            storage_type=kind,
+            host_id=host,
             sd_id=None if file_kind else str(entry["dr_domain_id"]),
             address=str(entry["dr_secondary_address"]) if file_kind else None,
             path=str(entry["dr_secondary_path"]) if file_kind else None,
-            vfs_type=str(entry["dr_secondary_vfs_type"]) if kind == "posixfs" else None, corr=corr)
+            vfs_type=str(entry["dr_secondary_vfs_type"]) if kind == "posixfs" else None,
+            corr=corr,
+        )
 
     def _up_host(self, dc_id: str) -> str:
         clusters = {c.id for c in self.e.clusters() if c.data_center is not None and c.data_center.id == dc_id}
-        up = sorted((h for h in self.e.hosts() if h.cluster is not None and h.cluster.id in clusters
-                     and value(h.status) == "up"), key=lambda h: h.name)
+        up = sorted(
+            (
+                h
+                for h in self.e.hosts()
+                if h.cluster is not None and h.cluster.id in clusters and value(h.status) == "up"
+            ),
+            key=lambda h: h.name,
+        )
         if not up:
-            raise Conflict("no host of the secondary data center is up to import the replicas with",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                "no host of the secondary data center is up to import the replicas with", endpoint=self.endpoint
+            )
         return str(up[0].id)
 
     # 2., 3. registration --------------------------------------------------------------------------
     def registration(self) -> Any:
         names = {section: self.mapping.name_map(section) for section in drmap.NAME_LISTS}
         names["dr_cluster_mappings"] = {**self.extra_clusters, **names["dr_cluster_mappings"]}
-        profiles = {(str(n["primary_network_name"]), str(n["primary_profile_name"])): str(n["secondary_profile_id"])
-                    for n in self.mapping.networks or ()}
-        luns = {str(x["primary_logical_unit_id"]): {
-            "id": str(x["secondary_logical_unit_id"]), "storage_type": str(x["secondary_storage_type"]),
-            "address": x.get("secondary_logical_unit_address"), "target": x.get("secondary_logical_unit_target"),
-            "port": int(x["secondary_logical_unit_port"]) if x.get("secondary_logical_unit_port") else None,
-            "portal": str(x["secondary_logical_unit_portal"]) if x.get("secondary_logical_unit_portal") else None}
-            for x in self.mapping.luns or ()}
+        profiles = {
+            (str(n["primary_network_name"]), str(n["primary_profile_name"])): str(n["secondary_profile_id"])
+            for n in self.mapping.networks or ()
+        }
+        luns = {
+            str(x["primary_logical_unit_id"]): {
+                "id": str(x["secondary_logical_unit_id"]),
+                "storage_type": str(x["secondary_storage_type"]),
+                "address": x.get("secondary_logical_unit_address"),
+                "target": x.get("secondary_logical_unit_target"),
+                "port": int(x["secondary_logical_unit_port"]) if x.get("secondary_logical_unit_port") else None,
+                "portal": str(x["secondary_logical_unit_portal"]) if x.get("secondary_logical_unit_portal") else None,
+            }
+            for x in self.mapping.luns or ()
+        }
         return self.e.registration(names=names, profiles=profiles, luns=luns)
 
     def templates(self, domains: Mapping[str, Any], corr: str) -> None:
@@ -142,8 +180,11 @@ class DrSite:
                 if vm.id == vm_id:
                     self.e.register_vm(sd_id, vm_id, corr, registration=reg)
                     return value(vm.status) == "up"
-        raise NotFound(f"no replica at this engine holds VM {vm_id} (is its domain in the mapping file's "
-                       "dr_import_storages, and replicated?)", endpoint=self.endpoint)
+        raise NotFound(
+            f"no replica at this engine holds VM {vm_id} (is its domain in the mapping file's "
+            "dr_import_storages, and replicated?)",
+            endpoint=self.endpoint,
+        )
 
     def bring_over(self, vm_id: str, corr: str) -> tuple[Any, bool | None]:
         """Steps 1-3; returns the registered VM and whether it was up (None: unknown)."""
@@ -164,8 +205,12 @@ class DrSite:
             for sd in sorted(dc.storage_domains or (), key=lambda x: bool(x.master)):
                 if sd.name not in names:
                     continue
-                in_use = any(d.storage_domains and d.storage_domains[0].id == sd.id
-                             for v in vms for a in (v.disk_attachments or ()) if (d := a.disk) is not None)
+                in_use = any(
+                    d.storage_domains and d.storage_domains[0].id == sd.id
+                    for v in vms
+                    for a in (v.disk_attachments or ())
+                    if (d := a.disk) is not None
+                )
                 if in_use:
                     continue
                 done = False
@@ -178,9 +223,14 @@ class DrSite:
 
 def secret_lookup(vault: Mapping[str, Any], endpoint: str) -> Callable[[str], str]:
     """A resolver for the mapping file's vault variables from the endpoint's ``dr_vault``."""
+
     def find(var: str) -> str:
         if var not in vault:
-            raise ConfigError(f"endpoints.{endpoint}.dr_vault.{var}: the mapping file refers to this vault "
-                              "variable; give it as { env = \"VAR\" } or { file = \"/path\" }", endpoint=endpoint)
+            raise ConfigError(
+                f"endpoints.{endpoint}.dr_vault.{var}: the mapping file refers to this vault "
+                'variable; give it as { env = "VAR" } or { file = "/path" }',
+                endpoint=endpoint,
+            )
         return str(vault[var].reveal(f"endpoints.{endpoint}.dr_vault.{var}"))
+
     return find

@@ -22,6 +22,7 @@ moment while the snapshot is taken, and a merge of the writes made while the cop
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +59,9 @@ def _clone(e: Engine, job: CopyJob) -> Any:
     return next((v for v in e.vms(search=f"name={name}") if v.name == name), None)
 
 
-def advance(e: Engine, job: CopyJob, copies: Callable[[], list[tuple[Any, Any]]], *,
-            failed: str = "") -> OperationStatus:
+def advance(
+    e: Engine, job: CopyJob, copies: Callable[[], list[tuple[Any, Any]]], *, failed: str = ""
+) -> OperationStatus:
     """Look at where the copy stands, take the next step, and say so.
 
     ``copies`` lists the set's copy disks; ``failed`` is the message of an engine job of this
@@ -71,8 +73,7 @@ def advance(e: Engine, job: CopyJob, copies: Callable[[], list[tuple[Any, Any]]]
     snap = _snapshot(e, job)
     clone = _clone(e, job)
     have = copies()
-    whole = {p.disk for p, _ in have} == set(job.disks) and all(
-        value(d.status) == "ok" and not d.vms for _, d in have)
+    whole = {p.disk for p, _ in have} == set(job.disks) and all(value(d.status) == "ok" and not d.vms for _, d in have)
     if clone is not None:
         status = value(clone.status)
         if status == "down":
@@ -83,18 +84,33 @@ def advance(e: Engine, job: CopyJob, copies: Callable[[], list[tuple[Any, Any]]]
         if whole:
             return OperationStatus(OpState.SUCCEEDED, 1.0, result={"secondary_id": job.set_id})
         if not have:
-            return OperationStatus(OpState.FAILED, 1.0, f"the snapshot of copy set {job.set_id} is gone and no "
-                                                        "copy was made", retryable=True)
-        return OperationStatus(OpState.FAILED, 1.0, f"copy set {job.set_id} is incomplete and its snapshot is "
-                                                    "gone: unprotect it and protect again", retryable=True)
+            return OperationStatus(
+                OpState.FAILED,
+                1.0,
+                f"the snapshot of copy set {job.set_id} is gone and no copy was made",
+                retryable=True,
+            )
+        return OperationStatus(
+            OpState.FAILED,
+            1.0,
+            f"copy set {job.set_id} is incomplete and its snapshot is gone: unprotect it and protect again",
+            retryable=True,
+        )
     if value(snap.snapshot_status) != "ok":
-        return OperationStatus(OpState.RUNNING, 0.95 if whole else 0.1,
-                               "merging the snapshot" if whole else "taking the live snapshot")
+        return OperationStatus(
+            OpState.RUNNING, 0.95 if whole else 0.1, "merging the snapshot" if whole else "taking the live snapshot"
+        )
     if not have:
         aliases = {d: (sd, str(N.CopyAlias(vm=job.vm, disk=d, set=job.set_id))) for d, sd in job.disks.items()}
         try:
-            e.clone_vm(name=N.clone_vm_name(job.set_id), description=N.clone_description(job.vm, job.set_id),
-                       cluster_id=job.cluster, snapshot_id=snap.id, disks=aliases, corr=job.corr)
+            e.clone_vm(
+                name=N.clone_vm_name(job.set_id),
+                description=N.clone_description(job.vm, job.set_id),
+                cluster_id=job.cluster,
+                snapshot_id=snap.id,
+                disks=aliases,
+                corr=job.corr,
+            )
         except Conflict as exc:
             if _clone(e, job) is None:  # refused (room, a domain down), not raced by another poller
                 abandon(e, job, copies)
@@ -116,7 +132,7 @@ def abandon(e: Engine, job: CopyJob, copies: Callable[[], list[tuple[Any, Any]]]
         _tolerate(lambda: e.remove_snapshot(job.vm, snap.id, job.corr))
     for _, d in copies():
         if value(d.status) != "locked" and not d.vms:
-            _tolerate(lambda d=d: e.remove_disk(d.id, job.corr))
+            _tolerate(functools.partial(e.remove_disk, d.id, job.corr))
 
 
 def _tolerate(step: Callable[[], object]) -> None:

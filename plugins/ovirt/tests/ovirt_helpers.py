@@ -38,8 +38,10 @@ def ftbridge_exe() -> str:
     """The installed ``ftbridge`` beside this interpreter (a venv's bin), else on PATH."""
     exe = shutil.which("ftbridge", path=str(Path(sys.executable).parent)) or shutil.which("ftbridge")
     if exe is None:
-        pytest.fail("the ftbridge executable is not installed beside the interpreter nor on PATH "
-                    "(pip install -e . plugins/ovirt)")
+        pytest.fail(
+            "the ftbridge executable is not installed beside the interpreter nor on PATH "
+            "(pip install -e . plugins/ovirt)"
+        )
     return exe
 
 
@@ -61,18 +63,37 @@ def endpoint_lines(name: str, cfg: dict[str, Any]) -> list[str]:
     return [f"[endpoints.{name}]", *(f"{k} = {_toml(v)}" for k, v in cfg.items()), ""]
 
 
-def write_config(lab: OvirtLab, tmp: Path, *, extra_endpoints: dict[str, dict[str, Any]] | None = None,
-                 endpoint: dict[str, Any] | None = None) -> Path:
+def write_config(
+    lab: OvirtLab,
+    tmp: Path,
+    *,
+    extra_endpoints: dict[str, dict[str, Any]] | None = None,
+    endpoint: dict[str, Any] | None = None,
+) -> Path:
     ep = {**lab.endpoint_config(), **(endpoint or {})}
     lines = endpoint_lines("ovirt", ep)
     for name, other in (extra_endpoints or {}).items():
         lines += endpoint_lines(name, other)
-    for kind, pattern, site in (("datastore", "ams-*", "ams"), ("datastore", "rtm-*", "rtm"),
-                                ("datastore", "hosted_storage", "ams"), ("datastore", "lun-*", "ams"),
-                                ("cluster", "ams", "ams"), ("cluster", "rtm", "rtm")):
+    for kind, pattern, site in (
+        ("datastore", "ams-*", "ams"),
+        ("datastore", "rtm-*", "rtm"),
+        ("datastore", "hosted_storage", "ams"),
+        ("datastore", "lun-*", "ams"),
+        ("cluster", "ams", "ams"),
+        ("cluster", "rtm", "rtm"),
+    ):
         lines += ["[[domains]]", 'endpoint = "ovirt"', f"{kind} = {_toml(pattern)}", f"site = {_toml(site)}", ""]
-    lines += ["[policies.tier1]", 'separation = "site"', 'mechanisms = ["ovirt-copy"]', "rpo = \"1h\"",
-              'match = [{ endpoint = "ovirt" }]', "", "[state]", f"dir = {_toml(str(tmp / 'state'))}", ""]
+    lines += [
+        "[policies.tier1]",
+        'separation = "site"',
+        'mechanisms = ["ovirt-copy"]',
+        'rpo = "1h"',
+        'match = [{ endpoint = "ovirt" }]',
+        "",
+        "[state]",
+        f"dir = {_toml(str(tmp / 'state'))}",
+        "",
+    ]
     cfg = tmp / "ftbridge.toml"
     cfg.write_text("\n".join(lines), encoding="utf-8")
     return cfg

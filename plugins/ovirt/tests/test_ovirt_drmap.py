@@ -30,23 +30,75 @@ SAMPLE = Path(__file__).parent / "data" / "dr_mapping.yml"
 #: per domain type, the keys the role's add_<type>_domain.yml (and recover_engine.yml's
 #: dr_<side>_master_domain condition) read without a default, "{side}" for either direction
 ROLE_READS: dict[str, tuple[str, ...]] = {
-    "nfs": ("dr_{side}_name", "dr_{side}_master_domain", "dr_{side}_dc_name", "dr_{side}_path", "dr_{side}_address",
-            "dr_storage_domain_type", "dr_critical_space_action_blocker", "dr_wipe_after_delete", "dr_backup"),
-    "glusterfs": ("dr_{side}_name", "dr_{side}_master_domain", "dr_{side}_dc_name", "dr_{side}_path",
-                  "dr_{side}_address", "dr_storage_domain_type", "dr_critical_space_action_blocker",
-                  "dr_warning_low_space", "dr_wipe_after_delete", "dr_backup"),
-    "posixfs": ("dr_{side}_name", "dr_{side}_master_domain", "dr_{side}_dc_name", "dr_{side}_path",
-                "dr_{side}_address", "dr_{side}_vfs_type", "dr_storage_domain_type",
-                "dr_critical_space_action_blocker", "dr_warning_low_space", "dr_wipe_after_delete", "dr_backup"),
-    "iscsi": ("dr_{side}_name", "dr_{side}_master_domain", "dr_{side}_dc_name", "dr_{side}_address",
-              "dr_{side}_target", "dr_domain_id", "dr_critical_space_action_blocker", "dr_warning_low_space",
-              "dr_wipe_after_delete", "dr_discard_after_delete", "dr_backup"),
-    "fcp": ("dr_{side}_name", "dr_{side}_master_domain", "dr_{side}_dc_name", "dr_domain_id",
-            "dr_critical_space_action_blocker", "dr_warning_low_space", "dr_wipe_after_delete",
-            "dr_discard_after_delete", "dr_backup"),
+    "nfs": (
+        "dr_{side}_name",
+        "dr_{side}_master_domain",
+        "dr_{side}_dc_name",
+        "dr_{side}_path",
+        "dr_{side}_address",
+        "dr_storage_domain_type",
+        "dr_critical_space_action_blocker",
+        "dr_wipe_after_delete",
+        "dr_backup",
+    ),
+    "glusterfs": (
+        "dr_{side}_name",
+        "dr_{side}_master_domain",
+        "dr_{side}_dc_name",
+        "dr_{side}_path",
+        "dr_{side}_address",
+        "dr_storage_domain_type",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_backup",
+    ),
+    "posixfs": (
+        "dr_{side}_name",
+        "dr_{side}_master_domain",
+        "dr_{side}_dc_name",
+        "dr_{side}_path",
+        "dr_{side}_address",
+        "dr_{side}_vfs_type",
+        "dr_storage_domain_type",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_backup",
+    ),
+    "iscsi": (
+        "dr_{side}_name",
+        "dr_{side}_master_domain",
+        "dr_{side}_dc_name",
+        "dr_{side}_address",
+        "dr_{side}_target",
+        "dr_domain_id",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_discard_after_delete",
+        "dr_backup",
+    ),
+    "fcp": (
+        "dr_{side}_name",
+        "dr_{side}_master_domain",
+        "dr_{side}_dc_name",
+        "dr_domain_id",
+        "dr_critical_space_action_blocker",
+        "dr_warning_low_space",
+        "dr_wipe_after_delete",
+        "dr_discard_after_delete",
+        "dr_backup",
+    ),
 }
-LISTS = ("dr_cluster_mappings", "dr_import_storages", "dr_role_mappings", "dr_affinity_group_mappings",
-         "dr_affinity_label_mappings", "dr_network_mappings")
+LISTS = (
+    "dr_cluster_mappings",
+    "dr_import_storages",
+    "dr_role_mappings",
+    "dr_affinity_group_mappings",
+    "dr_affinity_label_mappings",
+    "dr_network_mappings",
+)
 
 
 def role_keys(kind: str, side: str) -> set[str]:
@@ -63,11 +115,13 @@ def validator_errors(data: dict[str, Any]) -> list[str]:
     for key in LISTS:  # _validate_lists_in_mapping_file
         if data.get(key) is not None and not isinstance(data[key], list):
             errors.append(f"{key} is not a list")
-    dup_keys = [("dr_cluster_mappings", "primary_name", "secondary_name"),
-                ("dr_import_storages", "dr_primary_name", "dr_secondary_name"),
-                ("dr_role_mappings", "primary_name", "secondary_name"),
-                ("dr_affinity_group_mappings", "primary_name", "secondary_name"),
-                ("dr_affinity_label_mappings", "primary_name", "secondary_name")]
+    dup_keys = [
+        ("dr_cluster_mappings", "primary_name", "secondary_name"),
+        ("dr_import_storages", "dr_primary_name", "dr_secondary_name"),
+        ("dr_role_mappings", "primary_name", "secondary_name"),
+        ("dr_affinity_group_mappings", "primary_name", "secondary_name"),
+        ("dr_affinity_label_mappings", "primary_name", "secondary_name"),
+    ]
     for key, a, b in dup_keys:  # _validate_duplicate_keys / _get_dups
         for k in (a, b):
             seen = [x[k] for x in data.get(key) or ()]
@@ -91,6 +145,7 @@ def validator_errors(data: dict[str, Any]) -> list[str]:
 
 
 # the real files -------------------------------------------------------------------------------
+FCP_LOW_SPACE = "dr_import_storages[0].dr_warning_low_space: missing"  # add_fcp_domain.yml reads it
 #: file -> None (the role runs it, ftbridge reads it) or the key ftbridge names refusing it
 EXPECTED: dict[str, str | None] = {
     "generated-by-role-from-replay-estate_edge-filled.yml": None,
@@ -103,12 +158,9 @@ EXPECTED: dict[str, str | None] = {
     "role-example-standalone-2018-01.yml": "dr_import_storages[0].dr_master_domain:",
     "xrm-controller/60b04b9-ovirt_tests_disaster_recovery_vars_with_iscsi.yml": "dr_sites_secondary_url: missing",
     "xrm-controller/905e7a5-ovirt_tests_store_test1_disaster_recovery_vars.yml": "dr_sites_primary_ca_file: missing",
-    "xrm-controller/0a06be9-ovirt_tests_disaster_recovery_vars_with_fcp.yml":
-        "dr_import_storages[0].dr_warning_low_space: missing",
-    "xrm-controller/130a81a-ovirt_tests_disaster_recovery_vars_with_fcp.yml":
-        "dr_import_storages[0].dr_warning_low_space: missing",
-    "xrm-controller/285bed9-ovirt_tests_disaster_recovery_vars_with_fcp.yml":
-        "dr_import_storages[0].dr_warning_low_space: missing",
+    "xrm-controller/0a06be9-ovirt_tests_disaster_recovery_vars_with_fcp.yml": FCP_LOW_SPACE,
+    "xrm-controller/130a81a-ovirt_tests_disaster_recovery_vars_with_fcp.yml": FCP_LOW_SPACE,
+    "xrm-controller/285bed9-ovirt_tests_disaster_recovery_vars_with_fcp.yml": FCP_LOW_SPACE,
 }
 
 
@@ -155,7 +207,10 @@ def test_the_generators_filled_output_is_read_with_what_the_role_skips_said() ->
     path = real_dr_dir() / "generated-by-role-from-replay-estate_edge-filled.yml"
     mapping = drmap.load(path)
     assert [(p.primary_name, p.secondary_name) for p in mapping.storage_mappings()] == [
-        ("data-nfs-a", "data-nfs-a"), ("data-iscsi-b", "data-iscsi-b"), ("data-fc-c", "data-fc-c")]
+        ("data-nfs-a", "data-nfs-a"),
+        ("data-iscsi-b", "data-iscsi-b"),
+        ("data-fc-c", "data-fc-c"),
+    ]
     assert mapping.names["dr_role_mappings"] == ({"primary_name": None, "secondary_name": None},)  # the stub
     assert mapping.name_map("dr_role_mappings") == {}
     assert any("localfs" in w and "edge01-local" in w for w in mapping.warnings)
@@ -167,11 +222,17 @@ def _entry(kind: str) -> dict[str, Any]:
     e: dict[str, Any] = {"dr_domain_type": kind}
     for side in ("primary", "secondary"):
         for key in role_keys(kind, side):
-            short = key[len(f"dr_{side}_"):] if key.startswith(f"dr_{side}_") else key
-            e[key] = {"master_domain": side == "primary", "target": [f"iqn.2024-01.x:{side}"],
-                      "dr_critical_space_action_blocker": 5, "dr_warning_low_space": 10,
-                      "dr_wipe_after_delete": False, "dr_backup": False, "dr_discard_after_delete": False,
-                      "dr_storage_domain_type": "data"}.get(short, f"{side}-{short}")
+            short = key[len(f"dr_{side}_") :] if key.startswith(f"dr_{side}_") else key
+            e[key] = {
+                "master_domain": side == "primary",
+                "target": [f"iqn.2024-01.x:{side}"],
+                "dr_critical_space_action_blocker": 5,
+                "dr_warning_low_space": 10,
+                "dr_wipe_after_delete": False,
+                "dr_backup": False,
+                "dr_discard_after_delete": False,
+                "dr_storage_domain_type": "data",
+            }.get(short, f"{side}-{short}")
     e["dr_secondary_master_domain"] = True
     return e
 
@@ -198,33 +259,55 @@ def test_each_key_the_role_reads_is_required(kind: str) -> None:
             drmap.parse(_doc(broken), source="x.yml")
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda d: d.update(dr_import_storage=d.pop("dr_import_storages")), "dr_import_storage"),
-    (lambda d: d["dr_import_storages"][0].pop("dr_secondary_name"), "dr_import_storages[0].dr_secondary_name"),
-    (lambda d: d["dr_import_storages"][1].update(dr_primary_nmae="x"), "dr_import_storages[1].dr_primary_nmae"),
-    (lambda d: d["dr_import_storages"][0].update(dr_domain_type="ceph"), "dr_import_storages[0].dr_domain_type"),
-    (lambda d: d["dr_import_storages"][0].update(dr_master_domain=True), "dr_import_storages[0].dr_master_domain"),
-    (lambda d: d["dr_import_storages"][0].update(dr_secondary_master_domain="maybe"),
-     "dr_import_storages[0].dr_secondary_master_domain"),
-    (lambda d: d["dr_import_storages"][1].update(dr_secondary_port=70000), "dr_import_storages[1].dr_secondary_port"),
-    (lambda d: d["dr_import_storages"][1].update(dr_secondary_target=[]), "dr_import_storages[1].dr_secondary_target"),
-    (lambda d: d["dr_import_storages"][0].update(dr_storage_domain_type="export"),
-     "dr_import_storages[0].dr_storage_domain_type"),
-    (lambda d: d["dr_import_storages"][0].update(dr_secondary_name="hosted_storage"),
-     "dr_import_storages[0].dr_secondary_name"),
-    (lambda d: d["dr_import_storages"][1].update(dr_primary_name="ams-nfs1"), "dr_import_storages[1].dr_primary_name"),
-    (lambda d: d["dr_cluster_mappings"][0].update(Secondary_name="x"), "dr_cluster_mappings[0].Secondary_name"),
-    (lambda d: d["dr_cluster_mappings"][0].update(secondary_name=None), "dr_cluster_mappings[0].secondary_name"),
-    (lambda d: d.update(dr_cluster_mappings={"primary_name": "a"}), "dr_cluster_mappings"),
-    (lambda d: d["dr_network_mappings"][0].update(primary_vlan=3), "dr_network_mappings[0].primary_vlan"),
-    (lambda d: d["dr_network_mappings"][0].pop("secondary_profile_id"), "dr_network_mappings[0].secondary_profile_id"),
-    (lambda d: d["dr_lun_mappings"][0].update(secondary_storage_type="STORAGE TYPE COULD NOT BE FETCHED!"),
-     "dr_lun_mappings[0].secondary_storage_type"),
-    (lambda d: d.update(dr_sites_primary_url=["x"]), "dr_sites_primary_url"),
-    (lambda d: d.pop("dr_sites_secondary_ca_file"), "dr_sites_secondary_ca_file"),
-])
-def test_malformed_file_names_the_wrong_key(tmp_path: Path, edit: Callable[[dict[str, Any]], object],
-                                           key: str) -> None:
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: d.update(dr_import_storage=d.pop("dr_import_storages")), "dr_import_storage"),
+        (lambda d: d["dr_import_storages"][0].pop("dr_secondary_name"), "dr_import_storages[0].dr_secondary_name"),
+        (lambda d: d["dr_import_storages"][1].update(dr_primary_nmae="x"), "dr_import_storages[1].dr_primary_nmae"),
+        (lambda d: d["dr_import_storages"][0].update(dr_domain_type="ceph"), "dr_import_storages[0].dr_domain_type"),
+        (lambda d: d["dr_import_storages"][0].update(dr_master_domain=True), "dr_import_storages[0].dr_master_domain"),
+        (
+            lambda d: d["dr_import_storages"][0].update(dr_secondary_master_domain="maybe"),
+            "dr_import_storages[0].dr_secondary_master_domain",
+        ),
+        (
+            lambda d: d["dr_import_storages"][1].update(dr_secondary_port=70000),
+            "dr_import_storages[1].dr_secondary_port",
+        ),
+        (
+            lambda d: d["dr_import_storages"][1].update(dr_secondary_target=[]),
+            "dr_import_storages[1].dr_secondary_target",
+        ),
+        (
+            lambda d: d["dr_import_storages"][0].update(dr_storage_domain_type="export"),
+            "dr_import_storages[0].dr_storage_domain_type",
+        ),
+        (
+            lambda d: d["dr_import_storages"][0].update(dr_secondary_name="hosted_storage"),
+            "dr_import_storages[0].dr_secondary_name",
+        ),
+        (
+            lambda d: d["dr_import_storages"][1].update(dr_primary_name="ams-nfs1"),
+            "dr_import_storages[1].dr_primary_name",
+        ),
+        (lambda d: d["dr_cluster_mappings"][0].update(Secondary_name="x"), "dr_cluster_mappings[0].Secondary_name"),
+        (lambda d: d["dr_cluster_mappings"][0].update(secondary_name=None), "dr_cluster_mappings[0].secondary_name"),
+        (lambda d: d.update(dr_cluster_mappings={"primary_name": "a"}), "dr_cluster_mappings"),
+        (lambda d: d["dr_network_mappings"][0].update(primary_vlan=3), "dr_network_mappings[0].primary_vlan"),
+        (
+            lambda d: d["dr_network_mappings"][0].pop("secondary_profile_id"),
+            "dr_network_mappings[0].secondary_profile_id",
+        ),
+        (
+            lambda d: d["dr_lun_mappings"][0].update(secondary_storage_type="STORAGE TYPE COULD NOT BE FETCHED!"),
+            "dr_lun_mappings[0].secondary_storage_type",
+        ),
+        (lambda d: d.update(dr_sites_primary_url=["x"]), "dr_sites_primary_url"),
+        (lambda d: d.pop("dr_sites_secondary_ca_file"), "dr_sites_secondary_ca_file"),
+    ],
+)
+def test_malformed_file_names_the_wrong_key(tmp_path: Path, edit: Callable[[dict[str, Any]], object], key: str) -> None:
     data = yaml.safe_load(SAMPLE.read_text())
     edit(data)
     bad = tmp_path / "bad.yml"
@@ -234,14 +317,18 @@ def test_malformed_file_names_the_wrong_key(tmp_path: Path, edit: Callable[[dict
     assert f"{bad}: {key}:" in str(info.value)
 
 
-@pytest.mark.parametrize("key, where", [
-    ("dr_sites_secondary_password", lambda d: d),
-    ("dr_secondary_password", lambda d: d["dr_import_storages"][1]),
-    ("secondary_logical_unit_password", lambda d: d["dr_lun_mappings"][0]),
-    ("primary_logical_unit_password", lambda d: d["dr_lun_mappings"][0]),
-])
-def test_passwords_are_vault_references_never_values(key: str, where: Callable[[dict[str, Any]], dict[str, Any]],
-                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "key, where",
+    [
+        ("dr_sites_secondary_password", lambda d: d),
+        ("dr_secondary_password", lambda d: d["dr_import_storages"][1]),
+        ("secondary_logical_unit_password", lambda d: d["dr_lun_mappings"][0]),
+        ("primary_logical_unit_password", lambda d: d["dr_lun_mappings"][0]),
+    ],
+)
+def test_passwords_are_vault_references_never_values(
+    key: str, where: Callable[[dict[str, Any]], dict[str, Any]], tmp_path: Path
+) -> None:
     data = yaml.safe_load(SAMPLE.read_text())
     where(data)[key] = "hunter2"
     bad = tmp_path / "bad.yml"
@@ -266,7 +353,9 @@ def test_round_trip_of_the_sample(tmp_path: Path) -> None:
     assert drmap.dumps(second) == out.read_text()
     pairs = first.storage_mappings()
     assert [(p.primary_name, p.secondary_name) for p in pairs] == [
-        ("ams-nfs1", "ams-nfs1-replica"), ("ams-iscsi1", "ams-iscsi1-replica")]
+        ("ams-nfs1", "ams-nfs1-replica"),
+        ("ams-iscsi1", "ams-iscsi1-replica"),
+    ]
     assert pairs[1].secondary_id == "2b64fa80-1cc5-5c05-8374-995b708bf497" and pairs[0].secondary_dc == "rtm-dc"
     assert validator_errors(yaml.safe_load(out.read_text())) == []
 
@@ -282,20 +371,38 @@ def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
 
 # the export of a lab estate, per storage type ---------------------------------------------------
 KINDS = ("nfs", "iscsi", "fcp", "glusterfs", "posixfs")
-EXPORT_ESTATE = {"estates": {"primary": {
-    "flavor": "ovirt",
-    "hosts": [{"id": "h1", "name": "p-host1", "cluster": "prod"}, {"id": "h2", "name": "p-host2", "cluster": "prod"}],
-    "datastores": [{"id": f"sd-{k}", "name": f"p-{k}", "kind": k, "hosts": ["h1", "h2"], "capacity_gib": 500}
-                   for k in KINDS],
-    "networks": [{"id": "prod", "name": "prod", "kind": "ovirt-network", "vlan": 10}],
-    "vms": [{"id": f"vm-{k}", "name": f"vm-{k}", "host": "h1", "nics": [{"id": "nic1", "network": "prod"}],
-             "disks": [{"id": "d0", "size_gib": 10, "datastore": f"sd-{k}"}]} for k in KINDS],
-}, "secondary": {
-    "flavor": "ovirt",
-    "hosts": [{"id": "s1", "name": "s-host1", "cluster": "recovery"}],
-    "datastores": [{"id": "sd-s", "name": "s-nfs", "kind": "nfs", "hosts": ["s1"], "capacity_gib": 100}],
-    "networks": [{"id": "prod", "name": "prod", "kind": "ovirt-network", "vlan": 110}],
-}}}
+EXPORT_ESTATE = {
+    "estates": {
+        "primary": {
+            "flavor": "ovirt",
+            "hosts": [
+                {"id": "h1", "name": "p-host1", "cluster": "prod"},
+                {"id": "h2", "name": "p-host2", "cluster": "prod"},
+            ],
+            "datastores": [
+                {"id": f"sd-{k}", "name": f"p-{k}", "kind": k, "hosts": ["h1", "h2"], "capacity_gib": 500}
+                for k in KINDS
+            ],
+            "networks": [{"id": "prod", "name": "prod", "kind": "ovirt-network", "vlan": 10}],
+            "vms": [
+                {
+                    "id": f"vm-{k}",
+                    "name": f"vm-{k}",
+                    "host": "h1",
+                    "nics": [{"id": "nic1", "network": "prod"}],
+                    "disks": [{"id": "d0", "size_gib": 10, "datastore": f"sd-{k}"}],
+                }
+                for k in KINDS
+            ],
+        },
+        "secondary": {
+            "flavor": "ovirt",
+            "hosts": [{"id": "s1", "name": "s-host1", "cluster": "recovery"}],
+            "datastores": [{"id": "sd-s", "name": "s-nfs", "kind": "nfs", "hosts": ["s1"], "capacity_gib": 100}],
+            "networks": [{"id": "prod", "name": "prod", "kind": "ovirt-network", "vlan": 110}],
+        },
+    }
+}
 
 
 @pytest.fixture
@@ -314,8 +421,9 @@ def two_labs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OvirtLab, OvirtL
 
 
 @pytest.mark.lab
-def test_export_of_a_lab_estate_passes_the_roles_rules_per_storage_type(two_labs: tuple[OvirtLab, OvirtLab],
-                                                                        tmp_path: Path) -> None:
+def test_export_of_a_lab_estate_passes_the_roles_rules_per_storage_type(
+    two_labs: tuple[OvirtLab, OvirtLab], tmp_path: Path
+) -> None:
     primary, secondary = two_labs
     pairs = []
     for k in KINDS:
@@ -323,12 +431,22 @@ def test_export_of_a_lab_estate_passes_the_roles_rules_per_storage_type(two_labs
         if k in ("nfs", "glusterfs", "posixfs"):
             pair |= {"secondary_address": f"replica.{k}.example", "secondary_path": f"/exports/{k}"}
         if k == "iscsi":
-            pair |= {"secondary_address": "198.51.100.7", "secondary_target": ["iqn.2024-01.x:replica"],
-                     "secondary_username": "chap", "secondary_password_var": "vault_dr_chap"}
+            pair |= {
+                "secondary_address": "198.51.100.7",
+                "secondary_target": ["iqn.2024-01.x:replica"],
+                "secondary_username": "chap",
+                "secondary_password_var": "vault_dr_chap",
+            }
         pairs.append(pair)
-    drv = OvirtDriver(make_config(primary, dr_storage_mappings=pairs, dr_secondary_endpoint="secondary",
-                                  dr_cluster_mappings=[{"primary_name": "prod", "secondary_name": "recovery"}]),
-                      endpoint="primary")
+    drv = OvirtDriver(
+        make_config(
+            primary,
+            dr_storage_mappings=pairs,
+            dr_secondary_endpoint="secondary",
+            dr_cluster_mappings=[{"primary_name": "prod", "secondary_name": "recovery"}],
+        ),
+        endpoint="primary",
+    )
     sdrv = OvirtDriver(make_config(secondary), endpoint="secondary")
     drv.open()
     sdrv.open()
@@ -364,9 +482,14 @@ def test_export_of_a_lab_estate_passes_the_roles_rules_per_storage_type(two_labs
 @pytest.mark.lab
 def test_export_names_the_config_key_it_lacks(two_labs: tuple[OvirtLab, OvirtLab]) -> None:
     primary, _ = two_labs
-    drv = OvirtDriver(make_config(primary, dr_storage_mappings=[
-        {"primary_name": "p-nfs", "secondary_name": "s-nfs", "secondary_dc": "secondary"}],
-        dr_secondary_endpoint="secondary"), endpoint="primary")
+    drv = OvirtDriver(
+        make_config(
+            primary,
+            dr_storage_mappings=[{"primary_name": "p-nfs", "secondary_name": "s-nfs", "secondary_dc": "secondary"}],
+            dr_secondary_endpoint="secondary",
+        ),
+        endpoint="primary",
+    )
     drv.open()
     try:
         with pytest.raises(ConfigError, match=r"endpoints\.primary\.dr_storage_mappings\[0\]\.secondary_path"):

@@ -3,7 +3,7 @@ and ovirt-dr brought up at the second site the way the DR role does it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +114,9 @@ def test_forcing_over_a_partition_is_the_operators_word(lab: OvirtLab, driver: O
     assert lab.split_brains() == [vm]  # what the refusal above prevents
 
 
-def test_fence_stops_what_the_engine_reaches_and_confirms_what_it_reports_down(lab: OvirtLab,
-                                                                               driver: OvirtDriver) -> None:
+def test_fence_stops_what_the_engine_reaches_and_confirms_what_it_reports_down(
+    lab: OvirtLab, driver: OvirtDriver
+) -> None:
     assert driver.wait(driver.fence(lab.id("vm", "vm3")), timeout=30).state is OpState.SUCCEEDED
     assert lab.snapshot("vms", "web01").status == "down"
     assert driver.wait(driver.fence(lab.id("vm", "vm3")), timeout=30).state is OpState.SUCCEEDED  # nothing to do
@@ -191,7 +192,11 @@ def test_shareable_disks_are_never_split(lab: OvirtLab, driver: OvirtDriver) -> 
 
 
 def test_ha_vm_is_restarted_by_the_engine_once_its_host_is_down(estate: Estate) -> None:
-    lab = OvirtLab(estate, op_seconds=0.05, ha_restart=True, )
+    lab = OvirtLab(
+        estate,
+        op_seconds=0.05,
+        ha_restart=True,
+    )
     lab.start()
     try:
         lab.partition_host("ams-host1")
@@ -231,16 +236,33 @@ def _dr_setup(lab: OvirtLab, site2: OvirtLab, tmp_path: Path) -> tuple[OvirtDriv
         lab.engine.vms[lab.id("vm", "vm3")].attachments.append(Attachment(disk=extra.id))
     quorum = next(x for x in lab.engine.luns)
     replica_lun = "36001405" + "f" * 24
-    site2.receive_replicas(lab, {"ams-nfs1": "ams-nfs1-replica", "ams-iscsi1": "ams-iscsi1-replica"},
-                           luns={quorum: replica_lun})
-    pairs = [{"primary_name": "ams-nfs1", "secondary_name": "ams-nfs1-replica", "secondary_dc": "rtm-dr",
-              "secondary_address": f"replica.sd-a1.storage.lab", "secondary_path": "/exports/ams-nfs1"},
-             {"primary_name": "ams-iscsi1", "secondary_name": "ams-iscsi1-replica", "secondary_dc": "rtm-dr",
-              "secondary_address": "replica.sd-a2.storage.lab",
-              "secondary_target": ["iqn.2024-01.lab.ftbridge:ams-iscsi1-replica"]}]
-    clusters = [{"primary_name": "ams", "secondary_name": "recovery"}, {"primary_name": "rtm", "secondary_name": "recovery"}]
-    primary = OvirtDriver(make_config(lab, dr_storage_mappings=pairs, dr_secondary_endpoint="rtm-dr",
-                                      dr_cluster_mappings=clusters), endpoint="lab")
+    site2.receive_replicas(
+        lab, {"ams-nfs1": "ams-nfs1-replica", "ams-iscsi1": "ams-iscsi1-replica"}, luns={quorum: replica_lun}
+    )
+    pairs = [
+        {
+            "primary_name": "ams-nfs1",
+            "secondary_name": "ams-nfs1-replica",
+            "secondary_dc": "rtm-dr",
+            "secondary_address": "replica.sd-a1.storage.lab",
+            "secondary_path": "/exports/ams-nfs1",
+        },
+        {
+            "primary_name": "ams-iscsi1",
+            "secondary_name": "ams-iscsi1-replica",
+            "secondary_dc": "rtm-dr",
+            "secondary_address": "replica.sd-a2.storage.lab",
+            "secondary_target": ["iqn.2024-01.lab.ftbridge:ams-iscsi1-replica"],
+        },
+    ]
+    clusters = [
+        {"primary_name": "ams", "secondary_name": "recovery"},
+        {"primary_name": "rtm", "secondary_name": "recovery"},
+    ]
+    primary = OvirtDriver(
+        make_config(lab, dr_storage_mappings=pairs, dr_secondary_endpoint="rtm-dr", dr_cluster_mappings=clusters),
+        endpoint="lab",
+    )
     plain2 = OvirtDriver(make_config(site2), endpoint="rtm-dr")
     primary.open()
     plain2.open()
@@ -251,11 +273,19 @@ def _dr_setup(lab: OvirtLab, site2: OvirtLab, tmp_path: Path) -> tuple[OvirtDriv
         primary.close()
         plain2.close()
     doc = yaml.safe_load(data)
-    doc["dr_lun_mappings"] = [{  # the array's replica of the quorum LUN, as the user writes it
-        "logical_unit_alias": "quorum", "primary_logical_unit_id": quorum, "primary_storage_type": "iscsi",
-        "primary_logical_unit_address": "lun-q.san.lab", "primary_logical_unit_target": "iqn.x:q",
-        "secondary_logical_unit_id": replica_lun, "secondary_storage_type": "iscsi",
-        "secondary_logical_unit_address": "replica.lun-q.san.lab", "secondary_logical_unit_target": "iqn.x:q-replica"}]
+    doc["dr_lun_mappings"] = [
+        {  # the array's replica of the quorum LUN, as the user writes it
+            "logical_unit_alias": "quorum",
+            "primary_logical_unit_id": quorum,
+            "primary_storage_type": "iscsi",
+            "primary_logical_unit_address": "lun-q.san.lab",
+            "primary_logical_unit_target": "iqn.x:q",
+            "secondary_logical_unit_id": replica_lun,
+            "secondary_storage_type": "iscsi",
+            "secondary_logical_unit_address": "replica.lun-q.san.lab",
+            "secondary_logical_unit_target": "iqn.x:q-replica",
+        }
+    ]
     path = tmp_path / "disaster_recovery_vars.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     drmap.load(path)
@@ -270,12 +300,15 @@ def _dr_id(source: OvirtDriver, vm_id: str) -> str:
     return sec.id
 
 
-def test_dr_failover_brings_the_replicas_up_the_way_the_role_does(lab: OvirtLab, site2: OvirtLab,
-                                                                   tmp_path: Path) -> None:
+def test_dr_failover_brings_the_replicas_up_the_way_the_role_does(
+    lab: OvirtLab, site2: OvirtLab, tmp_path: Path
+) -> None:
     source, target, before = _dr_setup(lab, site2, tmp_path)
     source.open()
     try:
-        ids = {n: _dr_id(source, before[n].id) for n in ("web01", "db01", "clnode1", "clnode2", "batch01", "rhel-thin01")}
+        ids = {
+            n: _dr_id(source, before[n].id) for n in ("web01", "db01", "clnode1", "clnode2", "batch01", "rhel-thin01")
+        }
         with pytest.raises(UnsupportedOperation, match="rtm-dr"):
             source.promote(before["web01"].id, ids["web01"])
     finally:
@@ -296,8 +329,11 @@ def test_dr_failover_brings_the_replicas_up_the_way_the_role_does(lab: OvirtLab,
     finally:
         target.close()
     eng = site2.engine
-    attached = [j.description for j in sorted(eng.jobs.values(), key=lambda j: j.start)
-                if j.description.startswith("Attaching Storage Domain")]
+    attached = [
+        j.description
+        for j in sorted(eng.jobs.values(), key=lambda j: j.start)
+        if j.description.startswith("Attaching Storage Domain")
+    ]
     assert [a.split()[3] for a in attached] == ["ams-nfs1-replica", "ams-iscsi1-replica"]  # the file's master first
     for name in ("db01", "clnode1", "clnode2", "web01", "rhel-thin01"):
         assert vms[name].id == before[name].id and vms[name].power is PowerState.ON, name
@@ -328,7 +364,7 @@ def test_dr_test_failover_and_its_cleanup(lab: OvirtLab, site2: OvirtLab, tmp_pa
             status = target.wait(target.test_failover(before[name].id, ids[name]), timeout=30)
             assert status.state is OpState.SUCCEEDED, status.message
             tests[name] = status.result["test_id"]
-        for name, test_id in tests.items():
+        for test_id in tests.values():
             vm = site2.engine.vms[test_id]
             assert vm.status == "up" and vm.stateless and not any(n.plugged for n in vm.nics)
         shared = lab.id("disk", "shared/shared0/cl1,cl2")
@@ -336,8 +372,9 @@ def test_dr_test_failover_and_its_cleanup(lab: OvirtLab, site2: OvirtLab, tmp_pa
         assert lab.snapshot("vms", "clnode1").status == "up"  # production untouched
         for name, test_id in tests.items():
             assert target.wait(target.cleanup_test(before[name].id, test_id), timeout=30).state is OpState.SUCCEEDED
-        assert not site2.engine.vms and not [d for d in site2.engine.domains.values() if d.imported and d.dc
-                                             and d.name.endswith("-replica")]
+        assert not site2.engine.vms and not [
+            d for d in site2.engine.domains.values() if d.imported and d.dc and d.name.endswith("-replica")
+        ]
         # the array's copy is as it was: a real failover still finds everything
         status = target.wait(target.promote(before["clnode1"].id, ids["clnode1"]), timeout=30)
         assert status.state is OpState.SUCCEEDED

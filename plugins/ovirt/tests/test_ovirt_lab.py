@@ -137,13 +137,18 @@ def test_lab_entry_point_and_demo_estate() -> None:
 
 def test_runs_on_its_own(tmp_path: Path) -> None:
     estate = Path(__file__).parent / "data" / "ovirt_estate.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "ftbridge_ovirt.lab", "--estate", str(estate), "--name", "lab"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftbridge_ovirt.lab", "--estate", str(estate), "--name", "lab"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     try:
         first = proc.stdout.readline()  # type: ignore[union-attr]
         assert first.strip() == "[endpoints.ovirt]"
         lines = [proc.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
-        assert any(line.startswith("url = \"https://127.0.0.1:") for line in lines)
+        assert any(line.startswith('url = "https://127.0.0.1:') for line in lines)
         assert any("password = { file = " in line for line in lines)
     finally:
         proc.send_signal(signal.SIGINT)

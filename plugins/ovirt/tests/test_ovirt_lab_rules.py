@@ -32,7 +32,8 @@ def _refused(call: object, code: int = 409) -> str:
 
 def _disk(s: object, alias: str) -> object:
     return s.disks_service().disk_service(  # type: ignore[attr-defined]
-        s.disks_service().list(search=f"alias={alias}")[0].id)  # type: ignore[attr-defined]
+        s.disks_service().list(search=f"alias={alias}")[0].id
+    )  # type: ignore[attr-defined]
 
 
 def _sd(lab: OvirtLab, key: str) -> object:
@@ -96,8 +97,11 @@ def test_managed_block_storage_has_no_live_move_and_no_snapshot_clone(lab: Ovirt
     vs = s.vms_service().vm_service(lab.id("vm", "ceph1"))
     snap = vs.snapshots_service().add(types.Snapshot(description="s1"))
     lab.finish_jobs()
-    msg = _refused(lambda: s.vms_service().add(types.Vm(name="c", cluster=types.Cluster(name="ams"),
-                                                        snapshots=[types.Snapshot(id=snap.id)])))
+    msg = _refused(
+        lambda: s.vms_service().add(
+            types.Vm(name="c", cluster=types.Cluster(name="ams"), snapshots=[types.Snapshot(id=snap.id)])
+        )
+    )
     assert "Cannot add VM.  Managed Block Storage does not support this operation." in msg
 
 
@@ -129,11 +133,21 @@ def test_room_by_the_engines_count_and_its_blocker(lab: OvirtLab, conn: object) 
     assert "Cannot copy Virtual Disk. Low disk space on Storage Domain ams-small." in msg
 
 
-@pytest.mark.parametrize("status, ok", [("up", False), ("non_responsive", True), ("connecting", True),
-                                        ("non_operational", True), ("maintenance", True), ("down", True),
-                                        ("preparing_for_maintenance", False)])
-def test_manual_fence_is_accepted_where_the_engine_accepts_it(lab: OvirtLab, conn: object, status: str,
-                                                              ok: bool) -> None:
+@pytest.mark.parametrize(
+    "status, ok",
+    [
+        ("up", False),
+        ("non_responsive", True),
+        ("connecting", True),
+        ("non_operational", True),
+        ("maintenance", True),
+        ("down", True),
+        ("preparing_for_maintenance", False),
+    ],
+)
+def test_manual_fence_is_accepted_where_the_engine_accepts_it(
+    lab: OvirtLab, conn: object, status: str, ok: bool
+) -> None:
     """FenceVdsManualyCommand.isLegalStatus."""
     with lab.engine.lock:
         lab.engine.hosts[lab.id("host", "h4")].status = status
@@ -157,19 +171,26 @@ def test_power_management_fencing_needs_power_management(lab: OvirtLab, conn: ob
 
 def test_a_non_admin_query_must_be_filtered(lab: OvirtLab) -> None:
     """BaseBackendResource.isFiltered, QueriesCommandBase.validatePermissions."""
-    from ftbridge.estate import load_estates
     from ovirt_helpers import ESTATE_FILE
+
+    from ftbridge.estate import load_estates
 
     reader = OvirtLab(load_estates(ESTATE_FILE)["lab"], admin=False)
     reader.start()
     try:
-        plain = sdk.Connection(url=reader.url(), username=reader.user, password=reader.password,
-                               ca_file=str(reader.ca_file))
+        plain = sdk.Connection(
+            url=reader.url(), username=reader.user, password=reader.password, ca_file=str(reader.ca_file)
+        )
         msg = _refused(lambda: plain.system_service().vms_service().list(), code=400)
         assert "Query execution failed due to insufficient permissions." in msg
         plain.close()
-        filtered = sdk.Connection(url=reader.url(), username=reader.user, password=reader.password,
-                                  ca_file=str(reader.ca_file), headers={"Filter": "true"})
+        filtered = sdk.Connection(
+            url=reader.url(),
+            username=reader.user,
+            password=reader.password,
+            ca_file=str(reader.ca_file),
+            headers={"Filter": "true"},
+        )
         vms = filtered.system_service().vms_service().list()
         assert vms and all(v.host is None for v in vms)  # removeRestrictedInfo
         filtered.close()
@@ -179,8 +200,9 @@ def test_a_non_admin_query_must_be_filtered(lab: OvirtLab) -> None:
 
 def test_registration_keeps_a_shareable_disk_shared(lab: OvirtLab) -> None:
     """ImportValidator.validateDiskImagesNotExistOrShareable: an existing shareable disk is attached."""
-    from ftbridge.estate import load_estates
     from ovirt_helpers import ESTATE_FILE
+
+    from ftbridge.estate import load_estates
 
     site2 = OvirtLab(load_estates(ESTATE_FILE)["rtm-dr"], op_seconds=0.0)
     site2.start()
@@ -189,10 +211,17 @@ def test_registration_keeps_a_shareable_disk_shared(lab: OvirtLab) -> None:
         c = sdk.Connection(url=site2.url(), username=site2.user, password=site2.password, ca_file=str(site2.ca_file))
         s = c.system_service()
         host = s.hosts_service().list()[0]
-        sd = s.storage_domains_service().add(types.StorageDomain(
-            name="replica", type=types.StorageDomainType.DATA, import_=True, host=types.Host(id=host.id),
-            storage=types.HostStorage(type=types.StorageType.NFS, address="replica.sd-a1.storage.lab",
-                                      path="/exports/ams-nfs1")))
+        sd = s.storage_domains_service().add(
+            types.StorageDomain(
+                name="replica",
+                type=types.StorageDomainType.DATA,
+                import_=True,
+                host=types.Host(id=host.id),
+                storage=types.HostStorage(
+                    type=types.StorageType.NFS, address="replica.sd-a1.storage.lab", path="/exports/ams-nfs1"
+                ),
+            )
+        )
         dc = s.data_centers_service().list()[0]
         s.data_centers_service().data_center_service(dc.id).storage_domains_service().add(types.StorageDomain(id=sd.id))
         vms = s.storage_domains_service().storage_domain_service(sd.id).vms_service()

@@ -25,8 +25,9 @@ def _leftovers(lab: OvirtLab, vm: str) -> tuple[list[str], list[str], list[str]]
     return snaps, clones, copies
 
 
-def test_handle_is_a_correlation_id_a_fresh_driver_resumes(lab: OvirtLab,
-                                                           make_driver: Callable[..., OvirtDriver]) -> None:
+def test_handle_is_a_correlation_id_a_fresh_driver_resumes(
+    lab: OvirtLab, make_driver: Callable[..., OvirtDriver]
+) -> None:
     lab.set_faults(slow_jobs=0.6)
     first = make_driver()
     first.open()
@@ -63,11 +64,15 @@ def test_a_running_vm_is_copied_from_a_live_snapshot(lab: OvirtLab, driver: Ovir
     """The engine copies no disk of a running VM: ftbridge snapshots it, clones the snapshot's
     disks onto the target, keeps them, and drops the transient VM and the snapshot."""
     vm = lab.id("vm", "vm1")  # db01 runs
-    spec = SecondarySpec("ovirt-copy", {lab.id("disk", "vm1/d0"): lab.id("sd", "sd-r1"),
-                                        lab.id("disk", "vm1/d1"): lab.id("sd", "sd-r1")},
-                         metadata_datastore=lab.id("sd", "sd-a2"))
+    spec = SecondarySpec(
+        "ovirt-copy",
+        {lab.id("disk", "vm1/d0"): lab.id("sd", "sd-r1"), lab.id("disk", "vm1/d1"): lab.id("sd", "sd-r1")},
+        metadata_datastore=lab.id("sd", "sd-a2"),
+    )
     op = driver.protect(vm, spec)
-    assert [s.description for s in lab.snapshot("vms", "db01").snapshots] == [f"ftbridge-copy {op.data['secondary_id']}"]
+    assert [s.description for s in lab.snapshot("vms", "db01").snapshots] == [
+        f"ftbridge-copy {op.data['secondary_id']}"
+    ]
     status = driver.wait(op, timeout=30)
     assert status.state is OpState.SUCCEEDED, status.message
     sid = status.result["secondary_id"]
@@ -75,7 +80,9 @@ def test_a_running_vm_is_copied_from_a_live_snapshot(lab: OvirtLab, driver: Ovir
     (sec,) = [s for s in driver.replication_status(vm) if s.id == sid]
     assert sec.mechanism == "ovirt-copy" and sec.state is SecondaryState.IN_SYNC and sec.missing == ()
     assert {d.datastore for d in sec.disks} == {lab.id("sd", "sd-r1")}
-    assert sec.lag is not None and sec.lag < 60 and sec.metadata_datastore == lab.id("sd", "sd-a2")
+    assert sec.lag is not None and sec.lag < 60
+    assert sec.metadata_datastore is None  # the lease is the VM's: a promote moves it where the copy is
+    assert lab.snapshot("vms", "db01").lease == lab.id("sd", "sd-a2")
     snaps, clones, copies = _leftovers(lab, vm)
     assert snaps == [] and clones == [] and len(copies) == 2
     assert all(not lab.engine.vms_of_disk(d.id) for d in lab.disks() if d.alias in copies)  # floating
@@ -99,14 +106,17 @@ def test_a_stopped_vm_is_copied_directly(lab: OvirtLab, driver: OvirtDriver) -> 
 def test_failed_copies_leave_no_half_secondary(lab: OvirtLab, driver: OvirtDriver) -> None:
     stopped = lab.id("vm", "vm4")
     lab.fail_next("copy")
-    status = driver.wait(driver.protect(stopped, SecondarySpec("ovirt-copy", {
-        lab.id("disk", "vm4/d0"): lab.id("sd", "sd-r1")})), timeout=30)
+    status = driver.wait(
+        driver.protect(stopped, SecondarySpec("ovirt-copy", {lab.id("disk", "vm4/d0"): lab.id("sd", "sd-r1")})),
+        timeout=30,
+    )
     assert status.state is OpState.FAILED
     assert _leftovers(lab, stopped)[2] == []
     running = lab.id("vm", "vm1")
     lab.fail_next("clone")  # the engine fails to clone the snapshot
-    spec = SecondarySpec("ovirt-copy", {lab.id("disk", "vm1/d0"): lab.id("sd", "sd-r1"),
-                                        lab.id("disk", "vm1/d1"): lab.id("sd", "sd-r1")})
+    spec = SecondarySpec(
+        "ovirt-copy", {lab.id("disk", "vm1/d0"): lab.id("sd", "sd-r1"), lab.id("disk", "vm1/d1"): lab.id("sd", "sd-r1")}
+    )
     status = driver.wait(driver.protect(running, spec), timeout=30)
     assert status.state is OpState.FAILED and status.retryable
     lab.finish_jobs()  # the snapshot's removal the failure started
@@ -124,10 +134,13 @@ def test_protect_refuses_what_the_engine_would(lab: OvirtLab, driver: OvirtDrive
     with pytest.raises(Conflict, match="GiB free"):  # 40 GiB + the thin disk's 30 GiB data * 1.1 on 30 GiB
         driver.protect(vm, SecondarySpec("ovirt-copy", {k: lab.id("sd", "sd-small") for k in spec}))
     with pytest.raises(Conflict, match="hosted engine"):
-        driver.protect(lab.id("vm", "he"), SecondarySpec("ovirt-copy", {lab.id("disk", "he/d0"): lab.id("sd", "sd-r1")}))
+        driver.protect(
+            lab.id("vm", "he"), SecondarySpec("ovirt-copy", {lab.id("disk", "he/d0"): lab.id("sd", "sd-r1")})
+        )
     with pytest.raises(Conflict, match="managed block storage"):
-        driver.protect(lab.id("vm", "ceph1"), SecondarySpec("ovirt-copy", {
-            lab.id("disk", "ceph1/d0"): lab.id("sd", "sd-r1")}))
+        driver.protect(
+            lab.id("vm", "ceph1"), SecondarySpec("ovirt-copy", {lab.id("disk", "ceph1/d0"): lab.id("sd", "sd-r1")})
+        )
     assert [v.name for v in lab.vms() if v.snapshots] == []  # nothing was started
 
 
@@ -143,16 +156,18 @@ def test_room_is_counted_as_the_engine_counts_it(lab: OvirtLab, driver: OvirtDri
 def test_copies_keep_shareable_disks_in_place_and_say_what_they_lack(lab: OvirtLab, driver: OvirtDriver) -> None:
     vm = lab.id("vm", "cl1")
     boot, shared = lab.id("disk", "cl1/boot"), lab.id("disk", "shared/shared0/cl1,cl2")
-    status = driver.wait(driver.protect(vm, SecondarySpec("ovirt-copy", {boot: lab.id("sd", "sd-r1"),
-                                                                         shared: lab.id("sd", "sd-r1")})),
-                         timeout=30)
+    status = driver.wait(
+        driver.protect(vm, SecondarySpec("ovirt-copy", {boot: lab.id("sd", "sd-r1"), shared: lab.id("sd", "sd-r1")})),
+        timeout=30,
+    )
     assert status.state is OpState.SUCCEEDED, status.message
     (sec,) = driver.replication_status(vm)
     quorum = next(d.id for d in lab.engine.disks.values() if d.lun is not None)
-    assert sec.missing == (quorum,)  # the LUN: no copy holds it
-    assert {d.disk: d.datastore for d in sec.disks} == {boot: lab.id("sd", "sd-r1"), shared: lab.id("sd", "sd-a1")}
-    assert [d.alias for d in lab.disks() if d.alias.startswith("ftbridge-copy.")
-            and d.alias.split(".")[2] == shared] == []  # never copied
+    assert sec.missing == tuple(sorted((quorum, shared)))  # no copy holds the LUN nor the shareable disk
+    assert {d.disk: d.datastore for d in sec.disks} == {boot: lab.id("sd", "sd-r1")}
+    assert [
+        d.alias for d in lab.disks() if d.alias.startswith("ftbridge-copy.") and d.alias.split(".")[2] == shared
+    ] == []  # never copied
     assert {v.name for v in lab.engine.vms_of_disk(shared)} == {"clnode1", "clnode2"}
 
 

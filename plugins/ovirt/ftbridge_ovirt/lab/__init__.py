@@ -33,10 +33,22 @@ class OvirtLab(Lab):
     driver = "ovirt"
     flavor = "ovirt"  # `ftbridge lab run ovirt` picks the estate of this flavor
 
-    def __init__(self, estate: Estate, *, port: int = 0, http_port: int = 0, scheme: str = "https",
-                 op_seconds: float = 0.2, user: str = "admin@internal", password: str | None = None,
-                 ha_restart: bool = True, seed: int = 0, power_management: bool = False, admin: bool = True,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        estate: Estate,
+        *,
+        port: int = 0,
+        http_port: int = 0,
+        scheme: str = "https",
+        op_seconds: float = 0.2,
+        user: str = "admin@internal",
+        password: str | None = None,
+        ha_restart: bool = True,
+        seed: int = 0,
+        power_management: bool = False,
+        admin: bool = True,
+        **options: Any,
+    ) -> None:
         if options:
             raise TypeError(f"unknown lab options: {', '.join(sorted(options))}")
         if scheme not in ("http", "https"):
@@ -66,11 +78,19 @@ class OvirtLab(Lab):
         self._dir = Path(tempfile.mkdtemp(prefix="ftbridge-ovirt-lab-"))
         self.ca_file, ctx = make_tls(self._dir)
         for scheme, tls in (("https", ctx), ("http", None)):
-            srv = LabHTTPServer(("127.0.0.1", self._ports[scheme]), self.engine, user=self.user,
-                                password=self.password, stats=self.stats, tls=tls, admin=self.admin)
+            srv = LabHTTPServer(
+                ("127.0.0.1", self._ports[scheme]),
+                self.engine,
+                user=self.user,
+                password=self.password,
+                stats=self.stats,
+                tls=tls,
+                admin=self.admin,
+            )
             self._servers[scheme] = srv
-            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                 name=f"ovirt-lab-{scheme}", daemon=True)
+            t = threading.Thread(
+                target=srv.serve_forever, kwargs={"poll_interval": 0.1}, name=f"ovirt-lab-{scheme}", daemon=True
+            )
             t.start()
             self._threads.append(t)
 
@@ -96,8 +116,12 @@ class OvirtLab(Lab):
 
     def endpoint_config(self, scheme: str | None = None) -> dict[str, Any]:
         scheme = scheme or self.scheme
-        cfg: dict[str, Any] = {"driver": "ovirt", "url": self.url(scheme), "user": self.user,
-                               "password": {"env": self.env_var}}
+        cfg: dict[str, Any] = {
+            "driver": "ovirt",
+            "url": self.url(scheme),
+            "user": self.user,
+            "password": {"env": self.env_var},
+        }
         if scheme == "https":
             cfg["ca_file"] = str(self.ca_file)
         return cfg
@@ -136,9 +160,15 @@ class OvirtLab(Lab):
         with self.engine.lock:
             self.engine.restore()
 
-    def set_faults(self, *, error_rate: float | None = None, slow: float | None = None,
-                   slow_jobs: float | None = None, fail_kinds: set[str] | None = None,
-                   op_seconds: float | None = None) -> None:
+    def set_faults(
+        self,
+        *,
+        error_rate: float | None = None,
+        slow: float | None = None,
+        slow_jobs: float | None = None,
+        fail_kinds: set[str] | None = None,
+        op_seconds: float | None = None,
+    ) -> None:
         """5xx rate (0..1), seconds added to each API call, seconds added to each job, job kinds
         that fail (move, copy, start), the base job duration."""
         with self.engine.lock:
@@ -168,8 +198,9 @@ class OvirtLab(Lab):
             self.engine.faults["fail_next"][kind] += times
 
     # disaster recovery ------------------------------------------------------------------------
-    def receive_replicas(self, primary: OvirtLab, pairs: Mapping[str, str],
-                         luns: Mapping[str, str] | None = None) -> dict[str, str]:
+    def receive_replicas(
+        self, primary: OvirtLab, pairs: Mapping[str, str], luns: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """Make this lab the second site of ``primary``, as array replication would: each domain of
         ``primary`` named in ``pairs`` (primary name -> replica name) becomes visible here with the
         same UUID, on the secondary array's address (``replica.<address>``, targets ``<iqn>-replica``),
@@ -187,9 +218,16 @@ class OvirtLab(Lab):
             for tpl in src.templates.values():
                 disks = [src.disks[a.disk] for a in tpl.attachments if a.disk in src.disks]
                 for sd in {d.domain for d in disks if d.domain in doms}:
-                    carried[sd or ""].append(OvfEntity(kind="template", id=tpl.id, name=tpl.name,
-                                                       obj=copy.deepcopy(tpl), disks=copy.deepcopy(disks),
-                                                       cluster_name=src.clusters[tpl.cluster].name))
+                    carried[sd or ""].append(
+                        OvfEntity(
+                            kind="template",
+                            id=tpl.id,
+                            name=tpl.name,
+                            obj=copy.deepcopy(tpl),
+                            disks=copy.deepcopy(disks),
+                            cluster_name=src.clusters[tpl.cluster].name,
+                        )
+                    )
             replicas = {sd: copy.deepcopy(d) for sd, d in doms.items()}
             lun_copies = [copy.deepcopy(src.luns[k]) for k in (luns or {}) if k in src.luns]
         with self.engine.lock:
@@ -211,9 +249,15 @@ class OvirtLab(Lab):
             nic.ovf_profile = prof.name if prof else ""
             nic.ovf_network = src.networks[prof.network].name if prof else ""
         twin.status, twin.host, twin.before_fault = "down", None, None
-        return OvfEntity(kind="vm", id=vm.id, name=vm.name, obj=twin, disks=copy.deepcopy(disks),
-                         status=vm.status if vm.status in ("up", "down") else "up",
-                         cluster_name=src.clusters[vm.cluster].name)
+        return OvfEntity(
+            kind="vm",
+            id=vm.id,
+            name=vm.name,
+            obj=twin,
+            disks=copy.deepcopy(disks),
+            status=vm.status if vm.status in ("up", "down") else "up",
+            cluster_name=src.clusters[vm.cluster].name,
+        )
 
     # reading the lab (tests) ---------------------------------------------------------------
     def id(self, kind: str, estate_key: str) -> str:

@@ -41,15 +41,27 @@ class DrCommands(HostCommands):
         self.luns[lun.id] = lun
 
     # import, attach, detach, remove -------------------------------------------------------------
-    def import_domain(self, name: str | None, storage_type: str, *, sd_id: str | None, address: str | None,
-                      path: str | None, host_id: str | None, corr: str | None) -> Domain:
+    def import_domain(
+        self,
+        name: str | None,
+        storage_type: str,
+        *,
+        sd_id: str | None,
+        address: str | None,
+        path: str | None,
+        host_id: str | None,
+        corr: str | None,
+    ) -> Domain:
         if not host_id or host_id not in self.hosts:
             raise Fault(400, "Incomplete parameters", "StorageDomain [host.id|name] required for add")
         if self.hosts[host_id].status != "up":
             raise conflict("Cannot import Storage. There are no available running Hosts in the Host Cluster.")
         if storage_type in FILE_TYPES:
-            found = [d for d in self.domains.values() if d.storage_type == storage_type and d.address == address
-                     and d.path == path]
+            found = [
+                d
+                for d in self.domains.values()
+                if d.storage_type == storage_type and d.address == address and d.path == path
+            ]
         else:
             found = [d for d in self.domains.values() if d.id == sd_id and d.storage_type == storage_type]
         if not found:
@@ -73,18 +85,22 @@ class DrCommands(HostCommands):
         if self.elect_spm(dc.id) is None:
             raise conflict("Cannot attach Storage. There are no available running Hosts in the Host Cluster.")
         dom.dc, dom.status = dc.id, "active"  # attaching activates it
-        dom.master = not any(d.master and d.dc == dc.id and d.status == "active" for d in self.domains.values()
-                             if d is not dom)
-        self.start_job("attach_sd", corr, f"Attaching Storage Domain {dom.name} to Data Center {dc.name}",
-                       instant=True)
+        dom.master = not any(
+            d.master and d.dc == dc.id and d.status == "active" for d in self.domains.values() if d is not dom
+        )
+        self.start_job("attach_sd", corr, f"Attaching Storage Domain {dom.name} to Data Center {dc.name}", instant=True)
         return dom
 
     def deactivate_domain(self, dc_id: str, sd_id: str, corr: str | None) -> Domain:
         dom: Domain = self.get("domains", sd_id, "storage domain")
         if dom.dc != dc_id:
             raise Fault(404, "Not Found", f"storage domain {sd_id} not found in data center {dc_id}")
-        running = sorted(vm.name for vm in self.vms.values() if vm.status != "down" and any(
-            self.disks.get(a.disk) is not None and self.disks[a.disk].domain == sd_id for a in vm.attachments))
+        running = sorted(
+            vm.name
+            for vm in self.vms.values()
+            if vm.status != "down"
+            and any(self.disks.get(a.disk) is not None and self.disks[a.disk].domain == sd_id for a in vm.attachments)
+        )
         if running:
             raise conflict(f"Cannot deactivate Storage. The following VMs are running on it: {', '.join(running)}.")
         dom.status, dom.master = "maintenance", False
@@ -96,8 +112,7 @@ class DrCommands(HostCommands):
         if dom.dc != dc_id:
             raise Fault(404, "Not Found", f"storage domain {sd_id} not found in data center {dc_id}")
         if dom.status != "maintenance":
-            raise conflict("Cannot detach Storage. The relevant Storage Domain's status is "
-                           f"{dom.status}.")
+            raise conflict(f"Cannot detach Storage. The relevant Storage Domain's status is {dom.status}.")
         self._forget_entities(sd_id)
         dom.dc, dom.status = None, "unattached"
         self.start_job("detach_sd", corr, f"Detaching Storage Domain {dom.name}", instant=True)
@@ -105,8 +120,7 @@ class DrCommands(HostCommands):
     def remove_domain(self, sd_id: str, destroy: bool, corr: str | None) -> None:
         dom: Domain = self.get("domains", sd_id, "storage domain")
         if dom.dc is not None and not destroy:
-            raise conflict("Cannot remove Storage. The relevant Storage Domain's status is "
-                           f"{dom.status}.")
+            raise conflict(f"Cannot remove Storage. The relevant Storage Domain's status is {dom.status}.")
         self._forget_entities(sd_id)
         dom.dc, dom.imported, dom.status, dom.master = None, False, "unattached", False
         self.start_job("remove_sd", corr, f"Removing Storage Domain {dom.name}", instant=True)
@@ -136,18 +150,22 @@ class DrCommands(HostCommands):
     def _entity(self, sd_id: str, kind: str, entity_id: str) -> OvfEntity:
         dom: Domain = self.get("domains", sd_id, "storage domain")
         if dom.dc is None or dom.status != "active":
-            raise conflict(f"Cannot import {'VM' if kind == 'vm' else 'Template'}. The relevant Storage Domain is "
-                           "inaccessible. -Please handle Storage Domain issues and retry the operation.")
+            raise conflict(
+                f"Cannot import {'VM' if kind == 'vm' else 'Template'}. The relevant Storage Domain is "
+                "inaccessible. -Please handle Storage Domain issues and retry the operation."
+            )
         entry = next((e for e in self.unregistered(sd_id, kind) if e.id == entity_id), None)
         if entry is None:
             raise Fault(404, "Not Found", f"unregistered {kind} {entity_id} not found on {dom.name}")
         return entry
 
-    def _cluster(self, entry: OvfEntity, dom: Domain, cluster_id: str | None, cluster_name: str | None,
-                 mapping: Registration) -> str:
+    def _cluster(
+        self, entry: OvfEntity, dom: Domain, cluster_id: str | None, cluster_name: str | None, mapping: Registration
+    ) -> str:
         name = cluster_name or mapping.clusters.get(entry.cluster_name) or entry.cluster_name
         cluster = self.clusters.get(cluster_id or "") or next(
-            (c for c in self.clusters.values() if c.name == name), None)
+            (c for c in self.clusters.values() if c.name == name), None
+        )
         if cluster is None or cluster.dc != dom.dc:
             raise conflict("Cannot import VM. The target cluster must be in the storage domain's data center.")
         return cluster.id
@@ -167,8 +185,10 @@ class DrCommands(HostCommands):
             dom = self.domains.get(d.domain or "")
             if dom is None or dom.dc is None or dom.status != "active":
                 if not partial:
-                    raise conflict(f"Cannot import {what}. The relevant Storage Domain is inaccessible. -Please "
-                                   "handle Storage Domain issues and retry the operation.")
+                    raise conflict(
+                        f"Cannot import {what}. The relevant Storage Domain is inaccessible. -Please "
+                        "handle Storage Domain issues and retry the operation."
+                    )
                 continue
             existing = self.disks.get(d.id)
             if existing is not None:
@@ -176,14 +196,23 @@ class DrCommands(HostCommands):
                     out.append((existing, True))
                     continue
                 if not partial:
-                    raise conflict(f"Cannot import {what}. The following disks already exist: {d.alias}. Please "
-                                   "import as a clone.")
+                    raise conflict(
+                        f"Cannot import {what}. The following disks already exist: {d.alias}. Please import as a clone."
+                    )
                 continue
             out.append((copy.deepcopy(d), False))
         return out
 
-    def register_template(self, sd_id: str, tid: str, cluster_id: str | None, cluster_name: str | None,
-                          mapping: Registration, partial: bool, corr: str | None) -> Template:
+    def register_template(
+        self,
+        sd_id: str,
+        tid: str,
+        cluster_id: str | None,
+        cluster_name: str | None,
+        mapping: Registration,
+        partial: bool,
+        corr: str | None,
+    ) -> Template:
         entry = self._entity(sd_id, "template", tid)
         dom = self.domains[sd_id]
         tpl = copy.deepcopy(entry.obj)
@@ -194,12 +223,19 @@ class DrCommands(HostCommands):
             self.disks[d.id] = d
         tpl.attachments = [a for a in tpl.attachments if a.disk in {d.id for d, _ in kept}]
         self.templates[tpl.id] = tpl
-        self.start_job("register", corr, f"Importing Template {tpl.name} from Storage Domain {dom.name}",
-                       instant=True)
+        self.start_job("register", corr, f"Importing Template {tpl.name} from Storage Domain {dom.name}", instant=True)
         return tpl
 
-    def register_vm(self, sd_id: str, vm_id: str, cluster_id: str | None, cluster_name: str | None,
-                    mapping: Registration, partial: bool, corr: str | None) -> Vm:
+    def register_vm(
+        self,
+        sd_id: str,
+        vm_id: str,
+        cluster_id: str | None,
+        cluster_name: str | None,
+        mapping: Registration,
+        partial: bool,
+        corr: str | None,
+    ) -> Vm:
         entry = self._entity(sd_id, "vm", vm_id)
         dom = self.domains[sd_id]
         vm = copy.deepcopy(entry.obj)
@@ -208,15 +244,19 @@ class DrCommands(HostCommands):
         if vm.template != "00000000-0000-0000-0000-000000000000" and vm.template not in self.templates:
             raise conflict("Cannot import VM. The relevant Template doesn't exist.")
         if any(v.name == vm.name for v in self.vms.values()):
-            raise conflict("Cannot import VM. The VM name is already in use, please choose a unique name and try "
-                           "again.")
+            raise conflict(
+                "Cannot import VM. The VM name is already in use, please choose a unique name and try again."
+            )
         kept = self._disks(entry, partial, "VM", mapping)
         for d, registered in kept:
             if not registered:
                 self.disks[d.id] = d
         ids = {d.id: d for d, _ in kept}
-        vm.attachments = [Attachment(disk=a.disk, interface=a.interface, bootable=a.bootable, active=a.active)
-                          for a in vm.attachments if a.disk in ids]
+        vm.attachments = [
+            Attachment(disk=a.disk, interface=a.interface, bootable=a.bootable, active=a.active)
+            for a in vm.attachments
+            if a.disk in ids
+        ]
         for nic in vm.nics:
             nic.profile = self._profile(nic.ovf_network, nic.ovf_profile, vm.cluster, mapping)
         lease = self.domains.get(vm.lease or "")
@@ -234,8 +274,14 @@ class DrCommands(HostCommands):
         if target is not None:
             return target if target in self.profiles else None
         dc = self.clusters[cluster_id].dc
-        return next((p.id for p in self.profiles.values() if p.name == profile
-                     and self.networks[p.network].name == network and self.networks[p.network].dc == dc), None)
+        return next(
+            (
+                p.id
+                for p in self.profiles.values()
+                if p.name == profile and self.networks[p.network].name == network and self.networks[p.network].dc == dc
+            ),
+            None,
+        )
 
 
 def _with_lun(d: Disk, lun: str) -> Disk:

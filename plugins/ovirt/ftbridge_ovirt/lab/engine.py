@@ -20,9 +20,18 @@ __all__ = ["RUNNING", "STORAGE_TYPES", "EngineState", "Fault", "LabEngine", "con
 class LabEngine(DrCommands):
     """One engine's state and commands. Callers hold :attr:`lock` (the server does, per request)."""
 
-    def __init__(self, estate: Estate, *, op_seconds: float = 0.2, ha_restart: bool = True,
-                 ha_delay: float = 0.3, seed: int = 0, job_ttl: float = 900.0) -> None:
-        super().__init__(estate.name, op_seconds=op_seconds, ha_restart=ha_restart, ha_delay=ha_delay,
-                         seed=seed, job_ttl=job_ttl)
+    def __init__(
+        self,
+        estate: Estate,
+        *,
+        op_seconds: float = 0.2,
+        ha_restart: bool = True,
+        ha_delay: float = 0.3,
+        seed: int = 0,
+        job_ttl: float = 900.0,
+    ) -> None:
+        super().__init__(
+            estate.name, op_seconds=op_seconds, ha_restart=ha_restart, ha_delay=ha_delay, seed=seed, job_ttl=job_ttl
+        )
         self.estate = estate
         seed_estate(self, estate)

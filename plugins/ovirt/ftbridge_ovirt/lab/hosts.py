@@ -22,8 +22,19 @@ from ftbridge_ovirt.lab.model import Host, Job
 from ftbridge_ovirt.lab.state import conflict
 from ftbridge_ovirt.lab.vms import VmCommands
 
-MANUAL_FENCE_STATUSES = frozenset({"down", "install_failed", "maintenance", "non_operational", "non_responsive",
-                                   "reboot", "installing", "connecting", "kdumping"})
+MANUAL_FENCE_STATUSES = frozenset(
+    {
+        "down",
+        "install_failed",
+        "maintenance",
+        "non_operational",
+        "non_responsive",
+        "reboot",
+        "installing",
+        "connecting",
+        "kdumping",
+    }
+)
 
 
 class HostCommands(VmCommands):
@@ -82,11 +93,16 @@ class HostCommands(VmCommands):
         host: Host = self.get("hosts", host_id, "host")
         if kind == "manual":
             if host.status not in MANUAL_FENCE_STATUSES:
-                raise conflict("Cannot confirm 'Host has been rebooted' Host. Valid Host statuses are \"Non "
-                               "operational\", \"Maintenance\" or \"Connecting\".")
+                raise conflict(
+                    "Cannot confirm 'Host has been rebooted' Host. Valid Host statuses are \"Non "
+                    'operational", "Maintenance" or "Connecting".'
+                )
             for vm in self.vms.values():
-                if vm.host == host_id and vm.status in ("unknown", "not_responding") \
-                        and self.host_faults.get(host_id) == "partitioned":
+                if (
+                    vm.host == host_id
+                    and vm.status in ("unknown", "not_responding")
+                    and self.host_faults.get(host_id) == "partitioned"
+                ):
                     self.ghosts[vm.id] = host_id  # it still runs there: the operator's word was wrong
             self._host_vms_died(host)
             return self.start_job("fence", corr, f"Manual fence of host {host.name}", instant=True)
@@ -107,8 +123,12 @@ class HostCommands(VmCommands):
                 if not partitioned:
                     self.host_faults.pop(host_id, None)
 
-        return self.start_job("fence", corr, f"Fencing ({kind}) host {host.name} via power management",
-                              on_finish=rebooted if kind == "restart" else None)
+        return self.start_job(
+            "fence",
+            corr,
+            f"Fencing ({kind}) host {host.name} via power management",
+            on_finish=rebooted if kind == "restart" else None,
+        )
 
     def _host_vms_died(self, host: Host) -> None:
         for vm in self.vms.values():
@@ -121,6 +141,8 @@ class HostCommands(VmCommands):
 
     def split_brains(self) -> list[str]:
         """VMs that run twice: once as a ghost on a partitioned host, once where the engine started them."""
-        return sorted(vm_id for vm_id, host in self.ghosts.items()
-                      if vm_id in self.vms and self.vms[vm_id].status != "down"
-                      and self.host_faults.get(host) == "partitioned")
+        return sorted(
+            vm_id
+            for vm_id, host in self.ghosts.items()
+            if vm_id in self.vms and self.vms[vm_id].status != "down" and self.host_faults.get(host) == "partitioned"
+        )

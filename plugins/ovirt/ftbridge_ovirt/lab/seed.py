@@ -43,13 +43,28 @@ if TYPE_CHECKING:
 
 #: estate datastore kinds -> oVirt storage types (shared ones); anything local is localfs
 STORAGE_TYPES = {
-    "nfs": "nfs", "iscsi": "iscsi", "fcp": "fcp", "fc": "fcp", "glusterfs": "glusterfs",
-    "gluster": "glusterfs", "posixfs": "posixfs", "cephfs": "posixfs", "rbd": "managed_block_storage",
-    "managed_block_storage": "managed_block_storage", "localfs": "localfs", "lvm": "iscsi", "vmfs": "fcp",
+    "nfs": "nfs",
+    "iscsi": "iscsi",
+    "fcp": "fcp",
+    "fc": "fcp",
+    "glusterfs": "glusterfs",
+    "gluster": "glusterfs",
+    "posixfs": "posixfs",
+    "cephfs": "posixfs",
+    "rbd": "managed_block_storage",
+    "managed_block_storage": "managed_block_storage",
+    "localfs": "localfs",
+    "lvm": "iscsi",
+    "vmfs": "fcp",
     "vsan": "glusterfs",
 }
-HOST_STATUS = {"up": "up", "maintenance": "maintenance", "down": "down", "unreachable": "non_responsive",
-               "unknown": "non_responsive"}
+HOST_STATUS = {
+    "up": "up",
+    "maintenance": "maintenance",
+    "down": "down",
+    "unreachable": "non_responsive",
+    "unknown": "non_responsive",
+}
 HOSTED_ENGINE = "HostedEngine"
 MGMT = "ovirtmgmt"
 
@@ -71,9 +86,14 @@ def _hosts(eng: EngineState, est: Estate, dc: DataCenter) -> None:
         cname = h.cluster or "Default"
         cid = eng.uid("cluster", cname)
         eng.clusters.setdefault(cid, Cluster(id=cid, name=cname, dc=dc.id))
-        eng.hosts[eng.uid("host", h.id)] = Host(id=eng.uid("host", h.id), name=h.name, cluster=cid,
-                                                status=HOST_STATUS.get(h.state.value, "up"), estate_id=h.id,
-                                                memory=h.memory or (256 << 30))
+        eng.hosts[eng.uid("host", h.id)] = Host(
+            id=eng.uid("host", h.id),
+            name=h.name,
+            cluster=cid,
+            status=HOST_STATUS.get(h.state.value, "up"),
+            estate_id=h.id,
+            memory=h.memory or (256 << 30),
+        )
     if not eng.clusters:
         cid = eng.uid("cluster", "Default")
         eng.clusters[cid] = Cluster(id=cid, name="Default", dc=dc.id)
@@ -95,21 +115,34 @@ def _storage(eng: EngineState, est: Estate, dc: DataCenter) -> None:
     for d in est.datastores:
         if d.kind == "lun":  # a LUN of the array: direct-LUN disks use it, it is no storage domain
             wwid = "36001405" + hashlib.sha256(f"{est.name}/{d.id}".encode()).hexdigest()[:24]
-            eng.luns[wwid] = Lun(id=wwid, size=d.capacity, address=f"{d.id}.san.lab",
-                                 target=f"iqn.2024-01.lab.ftbridge:{d.name}", estate_id=d.id)
+            eng.luns[wwid] = Lun(
+                id=wwid,
+                size=d.capacity,
+                address=f"{d.id}.san.lab",
+                target=f"iqn.2024-01.lab.ftbridge:{d.name}",
+                estate_id=d.id,
+            )
             continue
         stype = STORAGE_TYPES.get(d.kind, "nfs") if d.shared else "localfs"
         did = eng.uid("sd", d.id)
         master = not master_set and d.shared and d.name != "hosted_storage" and stype != "managed_block_storage"
         master_set = master_set or master
         eng.domains[did] = Domain(
-            id=did, name=d.name, dc=dc.id, storage_type=stype, capacity=d.capacity,
+            id=did,
+            name=d.name,
+            dc=dc.id,
+            storage_type=stype,
+            capacity=d.capacity,
             status="active" if d.accessible else "inactive",
             host=host_of.get(d.hosts[0]) if (not d.shared and d.hosts) else None,
-            address=f"{d.id}.storage.lab", path=f"/exports/{d.name}",
+            address=f"{d.id}.storage.lab",
+            path=f"/exports/{d.name}",
             vfs_type="cephfs" if stype == "posixfs" else "",
             targets=[f"iqn.2024-01.lab.ftbridge:{d.name}"] if stype == "iscsi" else [],
-            critical_space=math.ceil(d.reserve / GIB), master=master, estate_id=d.id)
+            critical_space=math.ceil(d.reserve / GIB),
+            master=master,
+            estate_id=d.id,
+        )
 
 
 def _lun_of(eng: EngineState, ds_id: str) -> Lun:
@@ -127,9 +160,15 @@ def _vms(eng: EngineState, est: Estate) -> None:
     for v in est.vms:
         vid = eng.uid("vm", v.id)
         host = host_of.get(v.host) if v.host else None
-        cluster = eng.hosts[host].cluster if host else (
-            eng.uid("cluster", v.cluster) if v.cluster and eng.uid("cluster", v.cluster) in eng.clusters
-            else first_cluster)
+        cluster = (
+            eng.hosts[host].cluster
+            if host
+            else (
+                eng.uid("cluster", v.cluster)
+                if v.cluster and eng.uid("cluster", v.cluster) in eng.clusters
+                else first_cluster
+            )
+        )
         status = {"on": "up", "off": "down", "suspended": "suspended", "unknown": "unknown"}[v.power.value]
         if status == "up" and host is None:
             host = next((h.id for h in eng.hosts.values() if h.cluster == cluster and h.status == "up"), None)
@@ -137,12 +176,29 @@ def _vms(eng: EngineState, est: Estate) -> None:
         if status in ("down", "suspended"):
             host = None
         he = bool(v.managed_by) or v.name == HOSTED_ENGINE
-        nics = [Nic(id=eng.uid("nic", f"{v.id}/{n.id}"), name=n.id, mac=n.mac,
-                    profile=prof_of.get(n.network or "") if n.network else None) for n in v.nics] or \
-               [Nic(id=eng.uid("nic", f"{v.id}/nic1"), name="nic1", profile=eng.uid("profile", MGMT))]
-        vm = Vm(id=vid, name=v.name, cluster=cluster, status=status, host=host, ha=v.ha and not he,
-                memory=v.memory or (1 << 30), vcpus=v.vcpus, tags=list(v.tags), estate_id=v.id, nics=nics,
-                origin="managed_hosted_engine" if he else "ovirt")
+        nics = [
+            Nic(
+                id=eng.uid("nic", f"{v.id}/{n.id}"),
+                name=n.id,
+                mac=n.mac,
+                profile=prof_of.get(n.network or "") if n.network else None,
+            )
+            for n in v.nics
+        ] or [Nic(id=eng.uid("nic", f"{v.id}/nic1"), name="nic1", profile=eng.uid("profile", MGMT))]
+        vm = Vm(
+            id=vid,
+            name=v.name,
+            cluster=cluster,
+            status=status,
+            host=host,
+            ha=v.ha and not he,
+            memory=v.memory or (1 << 30),
+            vcpus=v.vcpus,
+            tags=list(v.tags),
+            estate_id=v.id,
+            nics=nics,
+            origin="managed_hosted_engine" if he else "ovirt",
+        )
         bases: dict[str, Disk] = {}
         for dep in v.depends_on:
             if dep.kind == "lease":
@@ -185,9 +241,16 @@ def _vms(eng: EngineState, est: Estate) -> None:
                 if x.datastore not in sd_of or sd_of[x.datastore] == src.domain:
                     continue  # a disk the copy reuses in place (shareable) is no copy
                 cid = eng.uid("copy", f"{v.id}/{s.id}/{x.disk}")
-                eng.disks[cid] = Disk(id=cid, alias=f"ftbridge-copy.{vid}.{src.id}.{set_id}", size=src.size,
-                                      domain=sd_of[x.datastore], sparse=src.sparse, format=src.format,
-                                      actual=src.actual, status="ok" if s.state.value != "broken" else "illegal")
+                eng.disks[cid] = Disk(
+                    id=cid,
+                    alias=f"ftbridge-copy.{vid}.{src.id}.{set_id}",
+                    size=src.size,
+                    domain=sd_of[x.datastore],
+                    sparse=src.sparse,
+                    format=src.format,
+                    actual=src.actual,
+                    status="ok" if s.state.value != "broken" else "illegal",
+                )
     # what the estate says is free stays free: the rest is held by things the lab does not model
     est_free = {d.id: d.free for d in est.datastores}
     for dom in eng.domains.values():
@@ -197,21 +260,43 @@ def _vms(eng: EngineState, est: Estate) -> None:
 def _disk(eng: EngineState, key: str, alias: str, vd: EstateDisk, sd_of: dict[str, str]) -> Disk:
     sd = sd_of.get(vd.datastore)
     mbs = sd is not None and eng.domains[sd].storage_type == "managed_block_storage"
-    return Disk(id=eng.uid("disk", key), alias=alias, size=vd.size, domain=sd, sparse=vd.thin,
-                format="cow" if vd.thin else "raw", actual=vd.allocated, estate_id=vd.id,
-                storage_type="managed_block_storage" if mbs else "image")
+    return Disk(
+        id=eng.uid("disk", key),
+        alias=alias,
+        size=vd.size,
+        domain=sd,
+        sparse=vd.thin,
+        format="cow" if vd.thin else "raw",
+        actual=vd.allocated,
+        estate_id=vd.id,
+        storage_type="managed_block_storage" if mbs else "image",
+    )
 
 
-def _template(eng: EngineState, templates: dict[tuple[str, str], Template], ds: str, name: str,
-              sd_of: dict[str, str], cluster: str) -> Template:
+def _template(
+    eng: EngineState,
+    templates: dict[tuple[str, str], Template],
+    ds: str,
+    name: str,
+    sd_of: dict[str, str],
+    cluster: str,
+) -> Template:
     key = (ds, name)
     tpl = templates.get(key)
     if tpl is None:
         tid = eng.uid("template", f"{ds}/{name}")
-        disk = Disk(id=eng.uid("template-disk", f"{ds}/{name}"), alias=f"{name}_disk", size=10 * GIB,
-                    domain=sd_of[ds], sparse=False, format="raw", template=tid)
+        disk = Disk(
+            id=eng.uid("template-disk", f"{ds}/{name}"),
+            alias=f"{name}_disk",
+            size=10 * GIB,
+            domain=sd_of[ds],
+            sparse=False,
+            format="raw",
+            template=tid,
+        )
         eng.disks[disk.id] = disk
-        tpl = templates[key] = Template(id=tid, name=name, cluster=cluster,
-                                        attachments=[Attachment(disk=disk.id, bootable=True)])
+        tpl = templates[key] = Template(
+            id=tid, name=name, cluster=cluster, attachments=[Attachment(disk=disk.id, bootable=True)]
+        )
         eng.templates[tid] = tpl
     return tpl

@@ -56,8 +56,17 @@ class LabHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr: tuple[str, int], engine: LabEngine, *, user: str, password: str,
-                 stats: Stats, tls: ssl.SSLContext | None, admin: bool = True) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        engine: LabEngine,
+        *,
+        user: str,
+        password: str,
+        stats: Stats,
+        tls: ssl.SSLContext | None,
+        admin: bool = True,
+    ) -> None:
         super().__init__(addr, Handler)
         self.engine = engine
         self.user = user
@@ -87,8 +96,9 @@ _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 _CLAUSE = re.compile(r"^\s*([a-z_.]+)\s*(!=|=)\s*(.*?)\s*$", re.IGNORECASE)
 
 
-def search_filter(text: str | None, fields: Callable[[Any], dict[str, str | None]],
-                  known: frozenset[str]) -> Callable[[Any], bool]:
+def search_filter(
+    text: str | None, fields: Callable[[Any], dict[str, str | None]], known: frozenset[str]
+) -> Callable[[Any], bool]:
     """A predicate for the engine's search syntax: ``k=v and k2!=v*`` (case-insensitive, ``*``)."""
     if not text or not text.strip():
         return lambda obj: True
@@ -99,8 +109,9 @@ def search_filter(text: str | None, fields: Callable[[Any], dict[str, str | None
             raise Fault(400, "Bad Request", f"Invalid search query: {text!r}")
         key, op, val = m.group(1).lower(), m.group(2), m.group(3).strip('"').lower()
         if key not in known:
-            raise Fault(400, "Bad Request", f"Invalid search query: unknown field {key!r} "
-                                            f"(known: {', '.join(sorted(known))})")
+            raise Fault(
+                400, "Bad Request", f"Invalid search query: unknown field {key!r} (known: {', '.join(sorted(known))})"
+            )
         clauses.append((key, op, val))
 
     def pred(obj: Any) -> bool:
@@ -152,7 +163,7 @@ class Handler(BaseHTTPRequestHandler):
         self.tls_failed = False
         if self.server.tls is not None:
             try:
-                self.connection.do_handshake()  # type: ignore[attr-defined]
+                self.connection.do_handshake()
             except (ssl.SSLError, OSError):
                 self.tls_failed = True  # e.g. the client did not trust our CA: nothing to answer
 
@@ -207,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
         if not (url.path == API or url.path.startswith(API + "/")):
             srv.stats.count("other")
             return self._send(404, b"<html><body>Not Found</body></html>", "text/html")
-        segs = [s for s in url.path[len(API):].split("/") if s]
+        segs = [s for s in url.path[len(API) :].split("/") if s]
         route = f"{method} /" + "/".join("{id}" if len(s) == 36 and s.count("-") == 4 else s for s in segs)
         srv.stats.count(route)
         auth = self.headers.get("Authorization", "")
@@ -228,8 +239,9 @@ class Handler(BaseHTTPRequestHandler):
         # user's unfiltered query runs as an admin query and fails (ENGINE_API_FILTER_BY_DEFAULT off)
         filtered = (self.headers.get("Filter") or "").strip().lower() == "true"
         if method == "GET" and not srv.admin and not filtered:
-            return self._send(400, R.document(R.fault(
-                "Operation Failed", "Query execution failed due to insufficient permissions.")))
+            return self._send(
+                400, R.document(R.fault("Operation Failed", "Query execution failed due to insufficient permissions."))
+            )
         try:
             with eng.lock:
                 eng.tick()
@@ -245,14 +257,20 @@ class Handler(BaseHTTPRequestHandler):
             reply = {"error_code": "unsupported_grant_type", "error": "Grant type not supported."}
             return self._send(400, json.dumps(reply).encode(), "application/json")
         if form.get("username") != srv.user or not secrets.compare_digest(form.get("password", ""), srv.password):
-            reply = {"error_code": "access_denied",
-                     "error": f"Cannot authenticate user '{form.get('username', '')}': "
-                              "The username or password is incorrect."}
+            reply = {
+                "error_code": "access_denied",
+                "error": f"Cannot authenticate user '{form.get('username', '')}': "
+                "The username or password is incorrect.",
+            }
             return self._send(400, json.dumps(reply).encode(), "application/json")
         token = secrets.token_urlsafe(32)
         srv.tokens.add(token)
-        reply = {"access_token": token, "scope": form.get("scope", "ovirt-app-api"), "token_type": "bearer",
-                 "exp": str(int((time.time() + 3600) * 1000))}
+        reply = {
+            "access_token": token,
+            "scope": form.get("scope", "ovirt-app-api"),
+            "token_type": "bearer",
+            "exp": str(int((time.time() + 3600) * 1000)),
+        }
         self._send(200, json.dumps(reply).encode(), "application/json")
 
 
@@ -329,14 +347,17 @@ class Routes:
         if len(segs) == 1:
             follow = self.follow(self.DC_FOLLOW, "data_center")
             pred = search_filter(self.q.get("search"), lambda d: {"name": d.name, "id": d.id}, self.NAME_FIELDS)
-            return 200, R.collection("data_centers", self._max(
-                [R.data_center(eng, d, follow) for d in eng.dcs.values() if pred(d)]))
+            return 200, R.collection(
+                "data_centers", self._max([R.data_center(eng, d, follow) for d in eng.dcs.values() if pred(d)])
+            )
         dc = eng.get("dcs", segs[1], "data center")
         if len(segs) == 2:
             return 200, R.data_center(eng, dc, self.follow(self.DC_FOLLOW, "data_center"))
         if len(segs) == 3 and segs[2] == "storagedomains":
-            return 200, R.collection("storage_domains", (R.storage_domain(eng, d, dc_view=True)
-                                                         for d in eng.domains.values() if d.dc == dc.id))
+            return 200, R.collection(
+                "storage_domains",
+                (R.storage_domain(eng, d, dc_view=True) for d in eng.domains.values() if d.dc == dc.id),
+            )
         if len(segs) == 4 and segs[2] == "storagedomains":
             d = eng.get("domains", segs[3], "storage domain")
             if d.dc != dc.id:
@@ -348,34 +369,42 @@ class Routes:
             return 200, R.collection("networks", (R.network(eng, n) for n in eng.networks.values() if n.dc == dc.id))
         raise Fault(404, "Not Found", "no such data center resource")
 
-    def _get_named(self, segs: list[str], table: str, tag: str, one: Callable[[Any], str],
-                   plural: str | None = None) -> tuple[int, str]:
+    def _get_named(
+        self, segs: list[str], table: str, tag: str, one: Callable[[Any], str], plural: str | None = None
+    ) -> tuple[int, str]:
         objs = getattr(self.eng, table)
         plural = plural or table
         if len(segs) == 1:
-            pred = search_filter(self.q.get("search"),
-                                 lambda o: {"name": o.name, "id": o.id, "status": getattr(o, "status", None)},
-                                 self.NAME_FIELDS)
+            pred = search_filter(
+                self.q.get("search"),
+                lambda o: {"name": o.name, "id": o.id, "status": getattr(o, "status", None)},
+                self.NAME_FIELDS,
+            )
             return 200, R.collection(plural, self._max([one(o) for o in objs.values() if pred(o)]))
         if len(segs) == 2:
             return 200, one(self.eng.get(table, segs[1], tag))
         if table == "networks" and len(segs) == 3 and segs[2] == "vnicprofiles":
             net = self.eng.get(table, segs[1], tag)
-            return 200, R.collection("vnic_profiles", (R.vnic_profile(p) for p in self.eng.profiles.values()
-                                                       if p.network == net.id))
+            return 200, R.collection(
+                "vnic_profiles", (R.vnic_profile(p) for p in self.eng.profiles.values() if p.network == net.id)
+            )
         if table == "templates" and len(segs) == 3 and segs[2] == "diskattachments":
             tpl = self.eng.get(table, segs[1], tag)
-            return 200, R.collection("disk_attachments", (R.attachment(self.eng, tpl, a, False)
-                                                          for a in tpl.attachments))
+            return 200, R.collection(
+                "disk_attachments", (R.attachment(self.eng, tpl, a, False) for a in tpl.attachments)
+            )
         raise Fault(404, "Not Found", f"no such {tag} resource")
 
     def _get_domains(self, segs: list[str]) -> tuple[int, str]:
         eng = self.eng
         if len(segs) == 1:
-            pred = search_filter(self.q.get("search"), lambda d: {"name": d.name, "id": d.id, "status": d.status},
-                                 self.NAME_FIELDS)
-            return 200, R.collection("storage_domains", self._max(
-                [R.storage_domain(eng, d) for d in eng.domains.values() if d.imported and pred(d)]))
+            pred = search_filter(
+                self.q.get("search"), lambda d: {"name": d.name, "id": d.id, "status": d.status}, self.NAME_FIELDS
+            )
+            return 200, R.collection(
+                "storage_domains",
+                self._max([R.storage_domain(eng, d) for d in eng.domains.values() if d.imported and pred(d)]),
+            )
         d = eng.get("domains", segs[1], "storage domain")
         if not d.imported:
             raise Fault(404, "Not Found", f"storage domain {segs[1]} not found")
@@ -386,23 +415,38 @@ class Routes:
             if self._flag("unregistered"):
                 return 200, R.collection(segs[2], (R.unregistered(eng, e) for e in eng.unregistered(d.id, kind)))
             if kind == "template":
-                return 200, R.collection("templates", (R.template(eng, t, set()) for t in eng.templates.values()
-                                                       if any(eng.disks[a.disk].domain == d.id
-                                                              for a in t.attachments if a.disk in eng.disks)))
-            on = [v for v in eng.vms.values()
-                  if any(eng.disks.get(a.disk) and eng.disks[a.disk].domain == d.id for a in v.attachments)]
+                return 200, R.collection(
+                    "templates",
+                    (
+                        R.template(eng, t, set())
+                        for t in eng.templates.values()
+                        if any(eng.disks[a.disk].domain == d.id for a in t.attachments if a.disk in eng.disks)
+                    ),
+                )
+            on = [
+                v
+                for v in eng.vms.values()
+                if any(eng.disks.get(a.disk) and eng.disks[a.disk].domain == d.id for a in v.attachments)
+            ]
             return 200, R.collection("vms", (R.vm(eng, v, set(), filtered=self.filtered) for v in on))
         if len(segs) == 3 and segs[2] == "disks":
             owners = eng.disk_owners()
-            return 200, R.collection("disks", (R.disk(eng, k, owners.get(k.id, []))
-                                               for k in eng.disks.values() if k.domain == d.id))
+            return 200, R.collection(
+                "disks", (R.disk(eng, k, owners.get(k.id, [])) for k in eng.disks.values() if k.domain == d.id)
+            )
         raise Fault(404, "Not Found", "no such storage domain resource")
 
     def _vm_fields(self, v: Any) -> dict[str, str | None]:
         eng = self.eng
-        return {"name": v.name, "id": v.id, "status": v.status, "cluster": eng.clusters[v.cluster].name,
-                "host": eng.hosts[v.host].name if v.host else None, "tag": ",".join(v.tags),
-                "description": v.description}
+        return {
+            "name": v.name,
+            "id": v.id,
+            "status": v.status,
+            "cluster": eng.clusters[v.cluster].name,
+            "host": eng.hosts[v.host].name if v.host else None,
+            "tag": ",".join(v.tags),
+            "description": v.description,
+        }
 
     def _get_vms(self, segs: list[str]) -> tuple[int, str]:
         eng = self.eng
@@ -410,8 +454,12 @@ class Routes:
             follow = self.follow(self.VM_FOLLOW, "vm")
             pred = search_filter(self.q.get("search"), self._vm_fields, self.VM_FIELDS)
             owners = eng.disk_owners()
-            return 200, R.collection("vms", self._max([R.vm(eng, v, follow, filtered=self.filtered, owners=owners)
-                                                       for v in eng.vms.values() if pred(v)]))
+            return 200, R.collection(
+                "vms",
+                self._max(
+                    [R.vm(eng, v, follow, filtered=self.filtered, owners=owners) for v in eng.vms.values() if pred(v)]
+                ),
+            )
         v = eng.get("vms", segs[1], "vm")
         if len(segs) == 2:
             return 200, R.vm(eng, v, self.follow(self.VM_FOLLOW, "vm"), filtered=self.filtered)
@@ -427,8 +475,9 @@ class Routes:
             return 200, R.collection("nics", (R.nic(v, n) for n in v.nics))
         if segs[2] == "snapshots":
             if len(segs) == 3:
-                return 200, R.collection("snapshots", [R.snapshot(eng, v, None)]
-                                         + [R.snapshot(eng, v, s) for s in v.snapshots])
+                return 200, R.collection(
+                    "snapshots", [R.snapshot(eng, v, None)] + [R.snapshot(eng, v, s) for s in v.snapshots]
+                )
             snap = next((s for s in v.snapshots if s.id == segs[3]), None)
             if snap is None:
                 raise Fault(404, "Not Found", f"snapshot {segs[3]} not found")
@@ -443,13 +492,20 @@ class Routes:
         if len(segs) == 1:
             pred = search_filter(
                 self.q.get("search"),
-                lambda k: {"alias": k.alias, "name": k.alias, "id": k.id, "status": k.status,
-                           "storage": eng.domains[k.domain].name if k.domain else None,
-                           "description": k.description},
-                self.DISK_FIELDS)
+                lambda k: {
+                    "alias": k.alias,
+                    "name": k.alias,
+                    "id": k.id,
+                    "status": k.status,
+                    "storage": eng.domains[k.domain].name if k.domain else None,
+                    "description": k.description,
+                },
+                self.DISK_FIELDS,
+            )
             owners = eng.disk_owners()
-            return 200, R.collection("disks", self._max([R.disk(eng, k, owners.get(k.id, []))
-                                                         for k in eng.disks.values() if pred(k)]))
+            return 200, R.collection(
+                "disks", self._max([R.disk(eng, k, owners.get(k.id, [])) for k in eng.disks.values() if pred(k)])
+            )
         if len(segs) == 2:
             return 200, R.disk(eng, eng.get("disks", segs[1], "disk"))
         raise Fault(404, "Not Found", "no such disk resource")
@@ -460,7 +516,8 @@ class Routes:
             pred = search_filter(
                 self.q.get("search"),
                 lambda j: {"correlation_id": j.correlation_id, "status": j.status, "description": j.description},
-                self.JOB_FIELDS)
+                self.JOB_FIELDS,
+            )
             jobs = sorted((j for j in eng.jobs.values() if pred(j)), key=lambda j: j.start)
             return 200, R.collection("jobs", self._max([R.job(j) for j in jobs]))
         if len(segs) == 2:
@@ -492,8 +549,9 @@ class Routes:
         if n == 3 and head == "vms" and segs[2] == "snapshots":
             el = _xml(body, "snapshot")
             ids = {x.get("id") or "" for x in el.findall("disk_attachments/disk_attachment/disk")}
-            snap = eng.create_snapshot(segs[1], _text(el, "description") or "", ids or None,
-                                       bool(_bool(el, "persist_memorystate")), self.corr)
+            snap = eng.create_snapshot(
+                segs[1], _text(el, "description") or "", ids or None, bool(_bool(el, "persist_memorystate")), self.corr
+            )
             return 201, R.snapshot(eng, eng.vms[segs[1]], snap)
         if n == 3 and head == "disks" and segs[2] in ("move", "copy"):
             return self._disk_action(segs[1], segs[2], body)
@@ -503,7 +561,9 @@ class Routes:
             if host.status != "up":
                 raise conflict(f"Cannot login to iSCSI target. Host {host.name} is {host.status}.")
             if not _text(el, "iscsi/address") or not _text(el, "iscsi/target"):
-                raise Fault(400, "Incomplete parameters", "Action [iscsi.address, iscsi.target] required for iscsiLogin")
+                raise Fault(
+                    400, "Incomplete parameters", "Action [iscsi.address, iscsi.target] required for iscsiLogin"
+                )
             return 200, R.action("complete")
         if n == 3 and head == "hosts" and segs[2] == "fence":
             el = _xml(body, "action")
@@ -522,11 +582,13 @@ class Routes:
             mapping = _registration(el)
             partial = bool(_bool(el, "allow_partial_import"))
             if segs[2] == "vms":
-                eng.register_vm(segs[1], segs[3], _id(el, "cluster"), _text(el, "cluster/name"), mapping, partial,
-                                self.corr)
+                eng.register_vm(
+                    segs[1], segs[3], _id(el, "cluster"), _text(el, "cluster/name"), mapping, partial, self.corr
+                )
             else:
-                eng.register_template(segs[1], segs[3], _id(el, "cluster"), _text(el, "cluster/name"), mapping,
-                                      partial, self.corr)
+                eng.register_template(
+                    segs[1], segs[3], _id(el, "cluster"), _text(el, "cluster/name"), mapping, partial, self.corr
+                )
             return 200, R.action("complete")
         return None
 
@@ -601,16 +663,28 @@ class Routes:
         for d in el.findall("disk_attachments/disk_attachment/disk"):
             if d.get("id"):
                 disks[d.get("id") or ""] = (_id(d, "storage_domains/storage_domain"), _text(d, "alias"))
-        vm = self.eng.add_vm(_text(el, "name") or "", _id(el, "cluster"), _text(el, "cluster/name"),
-                             _text(el, "description") or "", bool(_bool(el, "stateless")),
-                             int(mem) if mem else None, self.corr, snapshot=snap, disks=disks)
+        vm = self.eng.add_vm(
+            _text(el, "name") or "",
+            _id(el, "cluster"),
+            _text(el, "cluster/name"),
+            _text(el, "description") or "",
+            bool(_bool(el, "stateless")),
+            int(mem) if mem else None,
+            self.corr,
+            snapshot=snap,
+            disks=disks,
+        )
         return (202 if snap else 201), R.vm(self.eng, vm, set())
 
     def _update_vm(self, vm_id: str, body: bytes) -> tuple[int, str]:
         el = _xml(body, "vm")
-        changes: dict[str, Any] = {"name": _text(el, "name"), "description": _text(el, "description"),
-                                   "ha": _bool(el, "high_availability/enabled"), "cluster": _id(el, "cluster"),
-                                   "stateless": _bool(el, "stateless")}
+        changes: dict[str, Any] = {
+            "name": _text(el, "name"),
+            "description": _text(el, "description"),
+            "ha": _bool(el, "high_availability/enabled"),
+            "cluster": _id(el, "cluster"),
+            "stateless": _bool(el, "stateless"),
+        }
         lease = el.find("lease")
         if lease is not None:
             changes["lease"] = _id(lease, "storage_domain")
@@ -622,8 +696,12 @@ class Routes:
         disk_id = _id(el, "disk")
         if not disk_id:
             raise Fault(400, "Incomplete parameters", "DiskAttachment [disk.id] required for add")
-        att = Attachment(disk=disk_id, interface=_text(el, "interface") or "virtio_scsi",
-                         bootable=bool(_bool(el, "bootable")), active=_bool(el, "active") is not False)
+        att = Attachment(
+            disk=disk_id,
+            interface=_text(el, "interface") or "virtio_scsi",
+            bootable=bool(_bool(el, "bootable")),
+            active=_bool(el, "active") is not False,
+        )
         self.eng.attach_disk(vm_id, att, self.corr)
         return 201, R.attachment(self.eng, self.eng.vms[vm_id], att, False)
 
@@ -631,8 +709,14 @@ class Routes:
         el = _xml(body, "nic")
         plugged = _bool(el, "plugged")
         linked = _bool(el, "linked")
-        nic = self.eng.add_nic(vm_id, _text(el, "name") or "nic1", plugged is not False, linked is not False,
-                               _id(el, "vnic_profile"), self.corr)
+        nic = self.eng.add_nic(
+            vm_id,
+            _text(el, "name") or "nic1",
+            plugged is not False,
+            linked is not False,
+            _id(el, "vnic_profile"),
+            self.corr,
+        )
         return 201, R.nic(self.eng.vms[vm_id], nic)
 
     def _import_domain(self, body: bytes) -> tuple[int, str]:
@@ -643,9 +727,15 @@ class Routes:
         if not host:
             name = _text(el, "host/name")
             host = next((h.id for h in self.eng.hosts.values() if h.name == name), None) if name else None
-        dom = self.eng.import_domain(_text(el, "name"), _text(el, "storage/type") or "", sd_id=el.get("id"),
-                                     address=_text(el, "storage/address"), path=_text(el, "storage/path"),
-                                     host_id=host, corr=self.corr)
+        dom = self.eng.import_domain(
+            _text(el, "name"),
+            _text(el, "storage/type") or "",
+            sd_id=el.get("id"),
+            address=_text(el, "storage/address"),
+            path=_text(el, "storage/path"),
+            host_id=host,
+            corr=self.corr,
+        )
         return 201, R.storage_domain(self.eng, dom)
 
 

@@ -35,8 +35,21 @@ from ftbridge_ovirt.lab.model import (
 )
 
 #: VM states in which a qemu process may exist on some host
-RUNNING = frozenset({"up", "powering_up", "wait_for_launch", "paused", "migrating", "powering_down",
-                     "reboot_in_progress", "unknown", "not_responding", "saving_state", "restoring_state"})
+RUNNING = frozenset(
+    {
+        "up",
+        "powering_up",
+        "wait_for_launch",
+        "paused",
+        "migrating",
+        "powering_down",
+        "reboot_in_progress",
+        "unknown",
+        "not_responding",
+        "saving_state",
+        "restoring_state",
+    }
+)
 #: QCOW_OVERHEAD_FACTOR (StorageConstants.java): room a cloned qcow2 volume is given above its data
 QCOW_OVERHEAD = 1.1
 
@@ -57,8 +70,16 @@ def conflict(detail: str) -> Fault:
 class EngineState:
     """One engine's tables. Callers hold :attr:`lock` (the server does, per request)."""
 
-    def __init__(self, estate_name: str, *, op_seconds: float = 0.2, ha_restart: bool = True,
-                 ha_delay: float = 0.3, seed: int = 0, job_ttl: float = 900.0) -> None:
+    def __init__(
+        self,
+        estate_name: str,
+        *,
+        op_seconds: float = 0.2,
+        ha_restart: bool = True,
+        ha_delay: float = 0.3,
+        seed: int = 0,
+        job_ttl: float = 900.0,
+    ) -> None:
         self.lock = threading.RLock()
         self.estate_name = estate_name
         self.op_seconds = op_seconds
@@ -182,14 +203,28 @@ class EngineState:
     def ha_restart_now(self, vm_id: str) -> None:  # pragma: no cover - the VM mixin defines it
         raise NotImplementedError
 
-    def start_job(self, kind: str, corr: str | None, description: str, *,
-                  on_finish: Callable[[], None] | None = None, on_fail: Callable[[], None] | None = None,
-                  instant: bool = False) -> Job:
+    def start_job(
+        self,
+        kind: str,
+        corr: str | None,
+        description: str,
+        *,
+        on_finish: Callable[[], None] | None = None,
+        on_fail: Callable[[], None] | None = None,
+        instant: bool = False,
+    ) -> Job:
         now = time.time()
         duration = 0.0 if instant else self.op_seconds + float(self.faults["slow_jobs"])
-        job = Job(id=str(uuid.uuid4()), correlation_id=corr, description=description, start=now,
-                  deadline=now + duration, fail=(not instant) and self._should_fail(kind),
-                  on_finish=on_finish, on_fail=on_fail)
+        job = Job(
+            id=str(uuid.uuid4()),
+            correlation_id=corr,
+            description=description,
+            start=now,
+            deadline=now + duration,
+            fail=(not instant) and self._should_fail(kind),
+            on_finish=on_finish,
+            on_fail=on_fail,
+        )
         self.jobs[job.id] = job
         if instant:
             self.tick(now)
@@ -206,8 +241,7 @@ class EngineState:
         return [j for j in self.jobs.values() if j.correlation_id == corr]
 
     def reset_faults(self) -> None:
-        self.faults = {"error_rate": 0.0, "slow": 0.0, "slow_jobs": 0.0, "fail_kinds": set(),
-                       "fail_next": Counter()}
+        self.faults = {"error_rate": 0.0, "slow": 0.0, "slow_jobs": 0.0, "fail_kinds": set(), "fail_next": Counter()}
 
     # test helpers -------------------------------------------------------------------------
     def names(self, table: str) -> Iterable[str]:

@@ -38,23 +38,30 @@ class StorageCommands(EngineState):
 
     def unlocked(self, disk: Disk, verb: str) -> None:
         if disk.status == "locked":
-            raise conflict(f"Cannot {verb} Virtual Disk: The following disks are locked: {disk.alias}. "
-                           "Please try again in a few minutes.")
+            raise conflict(
+                f"Cannot {verb} Virtual Disk: The following disks are locked: {disk.alias}. "
+                "Please try again in a few minutes."
+            )
         if disk.status == "illegal":
             raise conflict(f"Cannot {verb} Virtual Disk. Disk {disk.alias} is in an illegal state.")
 
     def content_rule(self, disk: Disk, verb: str, allowed: frozenset[str]) -> None:
         if disk.content_type not in allowed:
-            raise conflict(f"Cannot {verb} Virtual Disk. The operation is not supported for "
-                           f"{disk.content_type.upper()} disks.")
+            raise conflict(
+                f"Cannot {verb} Virtual Disk. The operation is not supported for {disk.content_type.upper()} disks."
+            )
 
     def plugged_rule(self, disk: Disk, verb: str) -> None:
         """DiskValidator.isDiskPluggedToAnyNonDownVm: the engine copies no disk a running VM writes."""
-        names = sorted(vm.name for vm in self.vms.values() if vm.status != "down"
-                       and any(a.disk == disk.id and a.active for a in vm.attachments))
+        names = sorted(
+            vm.name
+            for vm in self.vms.values()
+            if vm.status != "down" and any(a.disk == disk.id and a.active for a in vm.attachments)
+        )
         if names:
-            raise conflict(f"Cannot {verb} Virtual Disk. The disk {disk.alias} is plugged to non-Down VMs: "
-                           f"{','.join(names)}")
+            raise conflict(
+                f"Cannot {verb} Virtual Disk. The disk {disk.alias} is plugged to non-Down VMs: {','.join(names)}"
+            )
 
     def target_domain(self, sd_id: str, disk: Disk, verb: str, what: str = "Virtual Disk") -> Domain:
         target: Domain = self.get("domains", sd_id, "storage domain")
@@ -72,14 +79,16 @@ class StorageCommands(EngineState):
             raise conflict(f"Cannot {verb} {what}. The Data Center has no active SPM host.")
         kinds = {source.storage_type, target.storage_type}
         if kinds == {"managed_block_storage", "localfs"}:
-            raise conflict(f"Cannot {verb} {what}. Copying data between Local Storage and Managed Block "
-                           "Storage is not supported.")
+            raise conflict(
+                f"Cannot {verb} {what}. Copying data between Local Storage and Managed Block Storage is not supported."
+            )
         if disk.shareable and target.storage_type == "glusterfs":
-            raise conflict(f"Cannot {verb} {what}. {disk.alias} is shareable, which Gluster domains do not "
-                           "support.")
+            raise conflict(f"Cannot {verb} {what}. {disk.alias} is shareable, which Gluster domains do not support.")
         if disk.shareable and disk.sparse and target.block_based:
-            raise conflict(f"Cannot {verb} {what}. {disk.alias} is a thin provisioned shareable disk, which "
-                           "is not supported for block-based domains.")
+            raise conflict(
+                f"Cannot {verb} {what}. {disk.alias} is a thin provisioned shareable disk, which "
+                "is not supported for block-based domains."
+            )
         return target
 
     def template_rule(self, disk: Disk, target: Domain) -> None:
@@ -114,11 +123,9 @@ class StorageCommands(EngineState):
             if "managed_block_storage" in (target.storage_type, self.domains[disk.domain or ""].storage_type):
                 raise conflict("Cannot move Virtual Disk.  Managed Block Storage does not support this operation.")
             if vm.status not in ("up", "paused"):
-                raise conflict("Cannot move Virtual Disk. The Virtual Machine should be either in Up or Paused "
-                               "status.")
+                raise conflict("Cannot move Virtual Disk. The Virtual Machine should be either in Up or Paused status.")
             if disk.shareable:
-                raise conflict(f"Cannot move a shareable Virtual Disk ({disk.alias}). This operation is not "
-                               "supported.")
+                raise conflict(f"Cannot move a shareable Virtual Disk ({disk.alias}). This operation is not supported.")
         else:
             self.content_rule(disk, "move", COPY_CONTENT)
             self.plugged_rule(disk, "move")
@@ -133,8 +140,13 @@ class StorageCommands(EngineState):
         def failed() -> None:
             disk.moving_to, disk.status = None, "ok"
 
-        return self.start_job("move", corr, f"Moving Disk {disk.alias} from {source.name} to {target.name}",
-                              on_finish=done, on_fail=failed)
+        return self.start_job(
+            "move",
+            corr,
+            f"Moving Disk {disk.alias} from {source.name} to {target.name}",
+            on_finish=done,
+            on_fail=failed,
+        )
 
     def copy_disk(self, disk_id: str, sd_id: str, alias: str | None, corr: str | None) -> Job:
         disk = self.image_disk(disk_id, "copy")
@@ -143,11 +155,19 @@ class StorageCommands(EngineState):
         target = self.target_domain(sd_id, disk, "copy")
         self.check_room(target, self.clone_size(disk, target), "copy")
         self.plugged_rule(disk, "copy")
-        new = Disk(id=str(uuid.uuid4()), alias=alias or f"{disk.alias}_copy", size=disk.size, domain=target.id,
-                   status="locked", description=disk.description, sparse=disk.sparse, format=disk.format,
-                   actual=disk.used, shareable=disk.shareable,
-                   storage_type="managed_block_storage" if target.storage_type == "managed_block_storage"
-                   else "image")
+        new = Disk(
+            id=str(uuid.uuid4()),
+            alias=alias or f"{disk.alias}_copy",
+            size=disk.size,
+            domain=target.id,
+            status="locked",
+            description=disk.description,
+            sparse=disk.sparse,
+            format=disk.format,
+            actual=disk.used,
+            shareable=disk.shareable,
+            storage_type="managed_block_storage" if target.storage_type == "managed_block_storage" else "image",
+        )
         self.disks[new.id] = new
         disk.status = "locked"
 
@@ -158,16 +178,18 @@ class StorageCommands(EngineState):
             self.disks.pop(new.id, None)
             disk.status = "ok"
 
-        return self.start_job("copy", corr, f"Copying Disk {disk.alias} to {target.name}",
-                              on_finish=done, on_fail=failed)
+        return self.start_job(
+            "copy", corr, f"Copying Disk {disk.alias} to {target.name}", on_finish=done, on_fail=failed
+        )
 
     def remove_disk(self, disk_id: str, corr: str | None) -> Job:
         disk: Disk = self.get("disks", disk_id, "disk")
         self.unlocked(disk, "remove")
         running = [vm for vm in self.vms_of_disk(disk_id) if vm.status != "down"]
         if running:
-            raise conflict(f"Cannot remove Virtual Disk. Disk {disk.alias} is attached to the running VM "
-                           f"{running[0].name}.")
+            raise conflict(
+                f"Cannot remove Virtual Disk. Disk {disk.alias} is attached to the running VM {running[0].name}."
+            )
         if disk.domain is not None and self.domains[disk.domain].status != "active":
             raise conflict(f"Cannot remove Virtual Disk. Storage Domain {self.domains[disk.domain].name} is inactive.")
         for vm in self.vms_of_disk(disk_id):

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ftbridge_ovirt.lab.model import Attachment, Disk, Job, Nic, Snapshot, Vm
+from ftbridge_ovirt.lab.model import Attachment, Disk, Host, Job, Nic, Snapshot, Vm
 from ftbridge_ovirt.lab.state import Fault, conflict
 from ftbridge_ovirt.lab.storage import StorageCommands
 
@@ -36,40 +36,59 @@ class VmCommands(StorageCommands):
         if vm.status == "image_locked":
             raise conflict(f"Cannot {verb} {what}: VM is locked. Please try again in a few minutes.")
         if any(s.status == "locked" for s in vm.snapshots):
-            raise conflict(f"Cannot {verb} {what}. The VM is performing an operation on a Snapshot. Please wait "
-                           "for the operation to finish, and try again.")
+            raise conflict(
+                f"Cannot {verb} {what}. The VM is performing an operation on a Snapshot. Please wait "
+                "for the operation to finish, and try again."
+            )
 
     # add, clone, remove, edit ------------------------------------------------------------------
-    def add_vm(self, name: str, cluster_id: str | None, cluster_name: str | None, description: str,
-               stateless: bool, memory: int | None, corr: str | None, *, snapshot: str | None = None,
-               disks: Mapping[str, tuple[str | None, str | None]] | None = None) -> Vm:
+    def add_vm(
+        self,
+        name: str,
+        cluster_id: str | None,
+        cluster_name: str | None,
+        description: str,
+        stateless: bool,
+        memory: int | None,
+        corr: str | None,
+        *,
+        snapshot: str | None = None,
+        disks: Mapping[str, tuple[str | None, str | None]] | None = None,
+    ) -> Vm:
         """A new VM (Blank template), or with ``snapshot`` a clone of that snapshot's disks onto
         the domains ``disks`` asks for (disk id -> (domain id, alias))."""
         if not name:
             raise Fault(400, "Incomplete parameters", "Vm [name] required for add")
         if any(v.name == name for v in self.vms.values()):
-            raise conflict("Cannot add VM. The VM name is already in use, please choose a unique name and try "
-                           "again.")
+            raise conflict("Cannot add VM. The VM name is already in use, please choose a unique name and try again.")
         cluster = self.clusters.get(cluster_id or "") or next(
-            (c for c in self.clusters.values() if c.name == cluster_name), None)
+            (c for c in self.clusters.values() if c.name == cluster_name), None
+        )
         if cluster is None:
             raise Fault(400, "Incomplete parameters", "Vm [cluster.id|name] required for add")
-        vm = Vm(id=str(uuid.uuid4()), name=name, cluster=cluster.id, description=description,
-                stateless=stateless, memory=memory or (1 << 30))
+        vm = Vm(
+            id=str(uuid.uuid4()),
+            name=name,
+            cluster=cluster.id,
+            description=description,
+            stateless=stateless,
+            memory=memory or (1 << 30),
+        )
         if snapshot is None:
             self.vms[vm.id] = vm
             self.start_job("add_vm", corr, f"Creating VM {name}", instant=True)
             return vm
         return self._clone(vm, snapshot, dict(disks or {}), corr)
 
-    def _clone(self, vm: Vm, snap_id: str, asked: dict[str, tuple[str | None, str | None]],
-               corr: str | None) -> Vm:
+    def _clone(self, vm: Vm, snap_id: str, asked: dict[str, tuple[str | None, str | None]], corr: str | None) -> Vm:
         src, snap = next(((v, s) for v in self.vms.values() for s in v.snapshots if s.id == snap_id), (None, None))
         if src is None or snap is None:
             raise conflict("Cannot add VM. VM's Snapshot does not exist.")
         if snap.status != "ok":
-            raise conflict("Cannot add VM. The VM is performing an operation on a Snapshot. Please wait for the "
-                           "operation to finish, and try again.")
+            raise conflict(
+                "Cannot add VM. The VM is performing an operation on a Snapshot. Please wait for the "
+                "operation to finish, and try again."
+            )
         unknown = set(asked) - set(snap.images)
         if unknown:
             raise Fault(404, "Not Found", f"disk {sorted(unknown)[0]} is not in snapshot {snap.description}")
@@ -88,14 +107,23 @@ class VmCommands(StorageCommands):
         for sd_id, size in need.items():
             self.check_room(self.domains[sd_id], size, "add", "VM")
         vm.status, vm.memory, vm.vcpus = "image_locked", src.memory, src.vcpus
-        vm.nics = [Nic(id=str(uuid.uuid4()), name=n.name, plugged=n.plugged, linked=n.linked, profile=n.profile)
-                   for n in src.nics]
+        vm.nics = [
+            Nic(id=str(uuid.uuid4()), name=n.name, plugged=n.plugged, linked=n.linked, profile=n.profile)
+            for n in src.nics
+        ]
         new_disks = []
         for i, (disk, target, alias) in enumerate(plan):
-            new = Disk(id=str(uuid.uuid4()), alias=alias, size=disk.size, domain=target.id, status="locked",
-                       sparse=disk.sparse, format=disk.format, actual=disk.used,
-                       storage_type="managed_block_storage" if target.storage_type == "managed_block_storage"
-                       else "image")
+            new = Disk(
+                id=str(uuid.uuid4()),
+                alias=alias,
+                size=disk.size,
+                domain=target.id,
+                status="locked",
+                sparse=disk.sparse,
+                format=disk.format,
+                actual=disk.used,
+                storage_type="managed_block_storage" if target.storage_type == "managed_block_storage" else "image",
+            )
             self.disks[new.id] = new
             new_disks.append(new)
             vm.attachments.append(Attachment(disk=new.id, bootable=(i == 0)))
@@ -111,8 +139,9 @@ class VmCommands(StorageCommands):
             for d in new_disks:
                 self.disks.pop(d.id, None)
 
-        self.start_job("clone", corr, f"Creating VM {vm.name} from Snapshot {snap.description}",
-                       on_finish=done, on_fail=failed)
+        self.start_job(
+            "clone", corr, f"Creating VM {vm.name} from Snapshot {snap.description}", on_finish=done, on_fail=failed
+        )
         return vm
 
     def remove_vm(self, vm_id: str, detach_only: bool, corr: str | None) -> Job:
@@ -123,8 +152,10 @@ class VmCommands(StorageCommands):
         for a in vm.attachments:
             disk = self.disks.get(a.disk)
             if disk is not None and disk.status == "locked":
-                raise conflict(f"Cannot remove VM: The following disks are locked: {disk.alias}. Please try again "
-                               "in a few minutes.")
+                raise conflict(
+                    f"Cannot remove VM: The following disks are locked: {disk.alias}. Please try again "
+                    "in a few minutes."
+                )
         del self.vms[vm_id]
         if not detach_only:
             for a in vm.attachments:
@@ -139,8 +170,10 @@ class VmCommands(StorageCommands):
             if sd_id is not None:
                 dom = self.get("domains", sd_id, "storage domain")
                 if dom.type != "data" or dom.dc != self.clusters[vm.cluster].dc or dom.status != "active":
-                    raise conflict(f"Cannot edit VM. The lease storage domain {dom.name} must be an active "
-                                   "data domain of the VM's data center.")
+                    raise conflict(
+                        f"Cannot edit VM. The lease storage domain {dom.name} must be an active "
+                        "data domain of the VM's data center."
+                    )
             vm.lease = sd_id
         if changes.get("cluster") and changes["cluster"] != vm.cluster:
             cluster = self.get("clusters", changes["cluster"], "cluster")
@@ -150,8 +183,10 @@ class VmCommands(StorageCommands):
                 raise conflict(f"Cannot edit VM. Cluster {cluster.name} is in another data center.")
             vm.cluster = cluster.id
         if changes.get("ha") and vm.hosted_engine:
-            raise conflict("Cannot edit VM. A VM running the engine (\"hosted engine\") cannot be set to highly "
-                           "available as it has its own HA mechanism.")
+            raise conflict(
+                'Cannot edit VM. A VM running the engine ("hosted engine") cannot be set to highly '
+                "available as it has its own HA mechanism."
+            )
         for key in ("name", "description"):
             if changes.get(key) is not None:
                 setattr(vm, key, changes[key])
@@ -165,7 +200,7 @@ class VmCommands(StorageCommands):
     # run and stop -----------------------------------------------------------------------------
     def pick_host(self, vm: Vm, host_id: str | None) -> str:
         if host_id:
-            host = self.get("hosts", host_id, "host")
+            host: Host = self.get("hosts", host_id, "host")
             if host.status != "up":
                 raise conflict(f"Cannot run VM. Host {host.name} is {host.status}.")
             if host.cluster != vm.cluster:
@@ -182,8 +217,9 @@ class VmCommands(StorageCommands):
             if disk is None or not a.active:
                 continue
             if disk.status == "locked":
-                raise conflict(f"Cannot run VM: The following disks are locked: {disk.alias}. Please try again in "
-                               "a few minutes.")
+                raise conflict(
+                    f"Cannot run VM: The following disks are locked: {disk.alias}. Please try again in a few minutes."
+                )
             if disk.lun is not None and disk.lun not in self.luns:
                 raise conflict(f"Cannot run VM. The LUN of disk {disk.alias} is not visible to the hosts.")
             if disk.domain is not None:
@@ -218,8 +254,10 @@ class VmCommands(StorageCommands):
         if vm.status == "down":
             raise conflict("Cannot stop VM. VM is not running.")
         if vm.host and self.hosts[vm.host].status != "up":
-            raise conflict(f"Cannot stop VM. Host {self.hosts[vm.host].name} of VM {vm.name} is "
-                           f"{self.hosts[vm.host].status}: the engine cannot reach it.")
+            raise conflict(
+                f"Cannot stop VM. Host {self.hosts[vm.host].name} of VM {vm.name} is "
+                f"{self.hosts[vm.host].status}: the engine cannot reach it."
+            )
         vm.status, vm.host, vm.before_fault = "down", None, None
         self.pending_restarts.pop(vm.id, None)
         return self.start_job("stop", corr, f"Stopping VM {vm.name}", instant=True)
@@ -246,8 +284,10 @@ class VmCommands(StorageCommands):
         if others and not disk.shareable:
             raise conflict("Cannot attach Virtual Disk. The disk is not shareable and is already attached to a VM.")
         if disk.status == "locked":
-            raise conflict(f"Cannot attach Virtual Disk: The following disks are locked: {disk.alias}. Please try "
-                           "again in a few minutes.")
+            raise conflict(
+                f"Cannot attach Virtual Disk: The following disks are locked: {disk.alias}. Please try "
+                "again in a few minutes."
+            )
         if disk.domain is not None and self.domains[disk.domain].dc != self.clusters[vm.cluster].dc:
             raise conflict("Cannot attach Virtual Disk. The selected Storage Domain is not part of the Data Center.")
         vm.attachments.append(att)
@@ -266,8 +306,7 @@ class VmCommands(StorageCommands):
             self.disks.pop(disk_id, None)
         return self.start_job("detach", corr, f"Detaching Disk from VM {vm.name}", instant=True)
 
-    def add_nic(self, vm_id: str, name: str, plugged: bool, linked: bool, profile: str | None,
-                corr: str | None) -> Nic:
+    def add_nic(self, vm_id: str, name: str, plugged: bool, linked: bool, profile: str | None, corr: str | None) -> Nic:
         vm: Vm = self.get("vms", vm_id, "vm")
         if any(n.name == name for n in vm.nics):
             raise conflict(f"Cannot add Interface. VM {vm.name} already has an interface named {name}.")
@@ -278,8 +317,9 @@ class VmCommands(StorageCommands):
         self.start_job("add_nic", corr, f"Adding Interface {name} to VM {vm.name}", instant=True)
         return nic
 
-    def update_nic(self, vm_id: str, nic_id: str, plugged: bool | None, linked: bool | None,
-                   profile: str | None = None) -> Nic:
+    def update_nic(
+        self, vm_id: str, nic_id: str, plugged: bool | None, linked: bool | None, profile: str | None = None
+    ) -> Nic:
         vm: Vm = self.get("vms", vm_id, "vm")
         nic = next((n for n in vm.nics if n.id == nic_id), None)
         if nic is None:
@@ -307,8 +347,9 @@ class VmCommands(StorageCommands):
                 out.append(disk)
         return out
 
-    def create_snapshot(self, vm_id: str, description: str, disk_ids: set[str] | None, persist_memory: bool,
-                        corr: str | None) -> Snapshot:
+    def create_snapshot(
+        self, vm_id: str, description: str, disk_ids: set[str] | None, persist_memory: bool, corr: str | None
+    ) -> Snapshot:
         vm: Vm = self.get("vms", vm_id, "vm")
         self.managed(vm, "create", "Snapshot")
         if vm.status == "image_locked":
@@ -322,8 +363,12 @@ class VmCommands(StorageCommands):
             if dom.status != "active":
                 raise conflict(f"Cannot create Snapshot. The relevant Storage Domain's status is {dom.status}.")
             self.check_room(dom, 0, "create", "Snapshot")
-        snap = Snapshot(id=str(uuid.uuid4()), description=description, date=time.time(),
-                        images={d.id: str(uuid.uuid4()) for d in disks})
+        snap = Snapshot(
+            id=str(uuid.uuid4()),
+            description=description,
+            date=time.time(),
+            images={d.id: str(uuid.uuid4()) for d in disks},
+        )
         vm.snapshots.append(snap)
 
         def done() -> None:
@@ -332,8 +377,9 @@ class VmCommands(StorageCommands):
         def failed() -> None:
             vm.snapshots.remove(snap)
 
-        self.start_job("snapshot", corr, f"Creating VM Snapshot {description} for VM {vm.name}",
-                       on_finish=done, on_fail=failed)
+        self.start_job(
+            "snapshot", corr, f"Creating VM Snapshot {description} for VM {vm.name}", on_finish=done, on_fail=failed
+        )
         return snap
 
     def remove_snapshot(self, vm_id: str, snap_id: str, corr: str | None) -> Job:
@@ -343,13 +389,17 @@ class VmCommands(StorageCommands):
             raise Fault(404, "Not Found", f"snapshot {snap_id} not found")
         self.managed(vm, "remove", "Snapshot")
         if vm.status == "image_locked" or snap.status == "locked":
-            raise conflict("Cannot remove Snapshot. The VM is performing an operation on a Snapshot. Please wait "
-                           "for the operation to finish, and try again.")
+            raise conflict(
+                "Cannot remove Snapshot. The VM is performing an operation on a Snapshot. Please wait "
+                "for the operation to finish, and try again."
+            )
         for disk_id in snap.images:
             disk = self.disks.get(disk_id)
             if disk is not None and disk.domain is not None and self.domains[disk.domain].status != "active":
-                raise conflict("Cannot remove Snapshot. The relevant Storage Domain is inaccessible. -Please "
-                               "handle Storage Domain issues and retry the operation.")
+                raise conflict(
+                    "Cannot remove Snapshot. The relevant Storage Domain is inaccessible. -Please "
+                    "handle Storage Domain issues and retry the operation."
+                )
         snap.status = "locked"
 
         def done() -> None:
@@ -360,5 +410,6 @@ class VmCommands(StorageCommands):
             snap.status = "ok"
 
         kind = "merge" if vm.status in ("up", "paused") else "remove_snapshot"
-        return self.start_job(kind, corr, f"Removing Snapshot {snap.description} of VM {vm.name}",
-                              on_finish=done, on_fail=failed)
+        return self.start_job(
+            kind, corr, f"Removing Snapshot {snap.description} of VM {vm.name}", on_finish=done, on_fail=failed
+        )
