@@ -155,7 +155,7 @@ EXPECTED: dict[str, str | None] = {
     "role-example-collection-2022.yml": "dr_import_storages[0].dr_storage_domain_type: missing",
     "role-example-standalone-2019.yml": "dr_import_storages[0].dr_storage_domain_type: missing",
     "role-example-standalone-2018-02.yml": "dr_import_storages[0].dr_storage_domain_type: missing",
-    "role-example-standalone-2018-01.yml": "dr_import_storages[0].dr_master_domain:",
+    "role-example-standalone-2018-01.yml": "dr_import_storages[0].dr_master_domain: the role reads dr_primary_",
     "xrm-controller/60b04b9-ovirt_tests_disaster_recovery_vars_with_iscsi.yml": "dr_sites_secondary_url: missing",
     "xrm-controller/905e7a5-ovirt_tests_store_test1_disaster_recovery_vars.yml": "dr_sites_primary_ca_file: missing",
     "xrm-controller/0a06be9-ovirt_tests_disaster_recovery_vars_with_fcp.yml": FCP_LOW_SPACE,

@@ -128,9 +128,14 @@ def test_room_by_the_engines_count_and_its_blocker(lab: OvirtLab, conn: object) 
     """StorageDomainValidator.isDomainWithinThresholds and hasSpaceForClonedDisks."""
     with lab.engine.lock:  # ams-small: 4 GiB free, under its 5 GiB blocker
         lab.engine.domains[lab.id("sd", "sd-small")].reserved = 26 << 30
+        small = lab.engine.disks[lab.id("disk", "vm4/d0")]  # batch01 (down): 15 GiB holding 1 GiB
+        small.sparse, small.format, small.actual = True, "cow", 1 << 30
     s = conn.system_service()  # type: ignore[attr-defined]
     msg = _refused(lambda: _disk(s, "batch01_d0").copy(storage_domain=_sd(lab, "sd-small")))
-    assert "Cannot copy Virtual Disk. Low disk space on Storage Domain ams-small." in msg
+    assert "Cannot copy Virtual Disk. Low disk space on Storage Domain ams-small." in msg  # 1.1 GiB would fit
+    with lab.engine.lock:
+        lab.engine.domains[lab.id("sd", "sd-small")].reserved = 24 << 30  # 6 GiB free: above the blocker
+    _disk(s, "batch01_d0").copy(storage_domain=_sd(lab, "sd-small"))  # the data (+10 %), not the 15 GiB size
 
 
 @pytest.mark.parametrize(
