@@ -65,15 +65,24 @@ def advance(
     """Look at where the copy stands, take the next step, and say so.
 
     ``copies`` lists the set's copy disks; ``failed`` is the message of an engine job of this
-    operation that failed (the copy is then abandoned: see :func:`abandon`).
+    operation that failed: before the copies are whole the copy is abandoned (:func:`abandon`);
+    after, only the snapshot's removal can have failed, and the copies are kept.
     """
-    if failed:
-        abandon(e, job, copies)
-        return OperationStatus(OpState.FAILED, 1.0, failed, retryable=True)
     snap = _snapshot(e, job)
     clone = _clone(e, job)
     have = copies()
     whole = {p.disk for p, _ in have} == set(job.disks) and all(value(d.status) == "ok" and not d.vms for _, d in have)
+    if failed and not (whole and clone is None):
+        abandon(e, job, copies)
+        return OperationStatus(OpState.FAILED, 1.0, failed, retryable=True)
+    if failed and snap is not None and value(snap.snapshot_status) == "ok":
+        return OperationStatus(
+            OpState.FAILED,
+            1.0,
+            f"copy set {job.set_id} is made, but removing its snapshot '{snap.description}' failed ({failed}): "
+            "remove that snapshot in the engine",
+            result={"secondary_id": job.set_id},
+        )
     if clone is not None:
         status = value(clone.status)
         if status == "down":

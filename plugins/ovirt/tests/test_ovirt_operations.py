@@ -124,6 +124,19 @@ def test_failed_copies_leave_no_half_secondary(lab: OvirtLab, driver: OvirtDrive
     assert all(s.mechanism != "ovirt-copy" for s in driver.replication_status(running))
 
 
+def test_a_failed_snapshot_removal_keeps_the_copies(lab: OvirtLab, driver: OvirtDriver) -> None:
+    vm = lab.id("vm", "vm3")  # web01 runs
+    lab.fail_next("merge")  # the copies are made; removing the snapshot fails
+    status = driver.wait(
+        driver.protect(vm, SecondarySpec("ovirt-copy", {lab.id("disk", "vm3/d0"): lab.id("sd", "sd-r1")})), timeout=30
+    )
+    assert status.state is OpState.FAILED and "remove that snapshot" in status.message
+    (sec,) = driver.replication_status(vm)
+    assert sec.id == status.result["secondary_id"] and sec.state is SecondaryState.IN_SYNC
+    snaps, clones, copies = _leftovers(lab, vm)
+    assert len(snaps) == 1 and clones == [] and len(copies) == 1
+
+
 def test_protect_refuses_what_the_engine_would(lab: OvirtLab, driver: OvirtDriver) -> None:
     vm = lab.id("vm", "vm1")
     spec = {lab.id("disk", "vm1/d0"): lab.id("sd", "sd-r1"), lab.id("disk", "vm1/d1"): lab.id("sd", "sd-r1")}
