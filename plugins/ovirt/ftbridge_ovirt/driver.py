@@ -62,11 +62,13 @@ MECHANISMS: dict[str, MechanismRules] = {
         "primary's domain, array or site; lag = age of the copy, refreshed by a new one",
         same_hosts=True,
         refreshable=True,
+        rto=300.0,  # an estimate: swap the disks for their copies and boot
     ),
     "ovirt-dr": MechanismRules(
         name="ovirt-dr",
         description="array-replicated storage domain paired with one at a second site (oVirt DR role mapping); "
         "survives the loss of the site; made by the array, not by ftbridge",
+        rto=900.0,  # an estimate: import and attach the replicas, register the VMs, boot
     ),
 }
 

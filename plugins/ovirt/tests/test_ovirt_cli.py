@@ -30,7 +30,9 @@ def test_health_and_failover_plan_after_a_domain_fails(lab: OvirtLab, tmp_path: 
     p = run("health", "-o", "json")
     assert p.returncode == 1
     assert json.loads(p.stdout)["endpoints"]["ovirt"]["datastores_down"] == ["ams-nfs1"]
-    plan = json.loads(run("failover", "plan", "-o", "json").stdout)
+    paused = json.loads(run("failover", "plan", "-o", "json").stdout)  # app01 pauses on I/O errors: it runs
+    assert "app01" in {b["vm_name"] for b in paused["blocked"]}
+    plan = json.loads(run("failover", "plan", "--fence", "-o", "json").stdout)
     (step,) = plan["steps"]
     assert step["vm_name"] == "app01" and step["mechanism"] == "ovirt-copy"
     blocked = {b["vm_name"] for b in plan["blocked"]}

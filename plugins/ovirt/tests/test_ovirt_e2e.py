@@ -80,14 +80,18 @@ def test_inventory_audit_plan_apply_audit_test_and_failover(estate: Estate, tmp_
         assert not [v for v in lab.vms() if v.snapshots or v.name.startswith("ftbridge-clone-")]  # cleaned up
         assert sharing() == {"clnode1", "clnode2"}
 
-        run("failover", "test")  # every protected VM, isolated, then cleaned up
+        out = run("failover", "test", "-o", "json", ok=(1,)).stdout  # every protected VM, isolated, cleaned up
+        summary = json.loads(out.strip().splitlines()[-1])
+        states = {v["vm"]: v["state"] for v in summary["vms"]}
+        assert states.pop("clnode1") == states.pop("clnode2") == "failed"  # partial: they lack the shared disk
+        assert set(states.values()) == {"ok"} and {"db01", "web01", "batch01", "rhel-thin01"} <= set(states)
         assert not [v for v in lab.vms() if v.name.startswith("ftbridge-test-")]
         assert sharing() == {"clnode1", "clnode2"}
         assert lab.snapshot("vms", "clnode1").status == "up"
 
         lab.fail_datastore("ams-iscsi1")  # web01, batch01 and the thin clone live there
         fplan = tmp_path / "failover.json"
-        run("failover", "plan", "--domain", "datastore=ams-iscsi1", "--out", str(fplan), ok=(0, 1))
+        run("failover", "plan", "--domain", "datastore=ams-iscsi1", "--fence", "--out", str(fplan), ok=(0, 1))
         steps = {s["vm_name"] for s in json.loads(fplan.read_text())["steps"]}
         assert {"web01", "rhel-thin01"} <= steps
         run("failover", "run", str(fplan), "--yes")
