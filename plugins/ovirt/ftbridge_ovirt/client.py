@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from ftbridge_ovirt.config import OvirtConfig
 
 PACKAGE = "ovirt-engine-sdk-python"
-INSTALL_HINT = ("apt-get install gcc libxml2-dev python3-dev && pip install 'ovirt-engine-sdk-python>=4.6' "
-                "(or: pip install ftbridge-ovirt)")
+INSTALL_HINT = (
+    "apt-get install gcc libxml2-dev python3-dev && pip install 'ovirt-engine-sdk-python>=4.6' "
+    "(or: pip install ftbridge-ovirt)"
+)
 
 #: libcurl error numbers that mean "the certificate was not trusted" (60, 51, 58, 77, 83, 90, 91)
 _CURL_TLS_TRUST = frozenset({51, 58, 60, 77, 83, 90, 91})
@@ -65,12 +67,17 @@ def translate(exc: BaseException, *, endpoint: str, doing: str) -> FtbridgeError
     curl_no = _curl_errno(exc)
     if curl_no in _CURL_TLS_TRUST:
         return AuthenticationError(
-            f"{doing}: the engine's TLS certificate is not trusted ({detail})", endpoint=endpoint,
+            f"{doing}: the engine's TLS certificate is not trusted ({detail})",
+            endpoint=endpoint,
             hint="set ca_file to the engine's CA (https://ENGINE/ovirt-engine/services/pki-resource"
-                 "?resource=ca-certificate&format=X509-PEM-CA), or insecure = true to skip the check")
+            "?resource=ca-certificate&format=X509-PEM-CA), or insecure = true to skip the check",
+        )
     if curl_no in _CURL_TLS_OTHER:
-        return BackendUnavailable(f"{doing}: TLS handshake failed ({detail})", endpoint=endpoint,
-                                  hint="is the URL's scheme right (https vs http)?")
+        return BackendUnavailable(
+            f"{doing}: TLS handshake failed ({detail})",
+            endpoint=endpoint,
+            hint="is the URL's scheme right (https vs http)?",
+        )
     if isinstance(exc, osdk.AuthError) or code in (401, 403):
         return AuthenticationError(msg, endpoint=endpoint, hint="check user and password (user@profile)")
     if isinstance(exc, osdk.NotFoundError) or code == 404:
@@ -138,13 +145,20 @@ class Engine:
         self.t = self._sdk.types
         cfg = self.cfg
         if cfg.ca_file is not None and not cfg.ca_file.is_file():
-            raise ConfigError(f"endpoints.{self.endpoint}.ca_file: {cfg.ca_file} does not exist",
-                              endpoint=self.endpoint)
+            raise ConfigError(
+                f"endpoints.{self.endpoint}.ca_file: {cfg.ca_file} does not exist", endpoint=self.endpoint
+            )
         with self.call("connecting"):
             self._conn = self._sdk.Connection(
-                url=cfg.url, username=cfg.user, password=password,
-                ca_file=str(cfg.ca_file) if cfg.ca_file else None, insecure=cfg.insecure,
-                timeout=max(1, math.ceil(cfg.timeout)), compress=True,
+                url=cfg.url,
+                username=cfg.user,
+                password=password,
+                ca_file=str(cfg.ca_file) if cfg.ca_file else None,
+                insecure=cfg.insecure,
+                timeout=max(1, math.ceil(cfg.timeout)),
+                compress=True,
+                # a user without admin roles must ask for filtered results, or every query fails
+                headers={"Filter": "true"} if cfg.filter else None,
             )
         try:
             with self.call("logging in"):
@@ -187,9 +201,10 @@ class Engine:
             return self._system.get()
 
     def data_centers(self) -> list[Any]:
-        """Data centers with their attached storage domains inlined (status as each DC sees it)."""
+        """Data centers with their attached storage domains (status as each DC sees it), networks
+        and vNIC profiles inlined."""
         with self.call("listing data centers"):
-            return list(self._system.data_centers_service().list(follow="storage_domains"))
+            return list(self._system.data_centers_service().list(follow="storage_domains,networks.vnic_profiles"))
 
     def clusters(self) -> list[Any]:
         with self.call("listing clusters"):
@@ -200,11 +215,23 @@ class Engine:
             return list(self._system.hosts_service().list())
 
     def vms(self, search: str | None = None) -> list[Any]:
-        """VMs with disk attachments, their disks and tags inlined: one call for any count."""
+        """VMs with disk attachments, their disks, tags and NICs inlined: one call for any count."""
         with self.call("listing VMs"):
-            return list(self._system.vms_service().list(follow="disk_attachments.disk,tags", search=search))
+            return list(self._system.vms_service().list(follow="disk_attachments.disk,tags,nics", search=search))
 
-    def vm(self, vm_id: str, *, follow: str | None = "disk_attachments.disk,tags") -> Any:
+    def templates(self) -> list[Any]:
+        with self.call("listing templates"):
+            return list(self._system.templates_service().list(follow="disk_attachments.disk"))
+
+    def host(self, host_id: str) -> Any:
+        with self.call(f"reading host {host_id}"):
+            return self._system.hosts_service().host_service(host_id).get()
+
+    def snapshots(self, vm_id: str) -> list[Any]:
+        with self.call(f"listing snapshots of VM {vm_id}"):
+            return list(self._system.vms_service().vm_service(vm_id).snapshots_service().list())
+
+    def vm(self, vm_id: str, *, follow: str | None = "disk_attachments.disk,tags,nics") -> Any:
         with self.call(f"reading VM {vm_id}"):
             return self._system.vms_service().vm_service(vm_id).get(follow=follow)
 
@@ -231,8 +258,21 @@ class Engine:
     def unregistered_vms(self, sd_id: str) -> list[Any]:
         """VMs an imported (replicated) domain carries that this engine has not registered."""
         with self.call(f"listing unregistered VMs of storage domain {sd_id}"):
-            return list(self._system.storage_domains_service().storage_domain_service(sd_id)
-                        .vms_service().list(unregistered=True))
+            return list(
+                self._system.storage_domains_service()
+                .storage_domain_service(sd_id)
+                .vms_service()
+                .list(unregistered=True)
+            )
+
+    def unregistered_templates(self, sd_id: str) -> list[Any]:
+        with self.call(f"listing unregistered templates of storage domain {sd_id}"):
+            return list(
+                self._system.storage_domains_service()
+                .storage_domain_service(sd_id)
+                .templates_service()
+                .list(unregistered=True)
+            )
 
     # changes (each carries a correlation id the engine tags its jobs with) ----------------
     @staticmethod
@@ -242,13 +282,14 @@ class Engine:
     def move_disk(self, disk_id: str, sd_id: str, corr: str) -> None:
         with self.call(f"moving disk {disk_id}"):
             self._system.disks_service().disk_service(disk_id).move(
-                storage_domain=self.t.StorageDomain(id=sd_id), query=self._q(corr))
+                storage_domain=self.t.StorageDomain(id=sd_id), query=self._q(corr)
+            )
 
     def copy_disk(self, disk_id: str, sd_id: str, alias: str, corr: str) -> None:
         with self.call(f"copying disk {disk_id}"):
             self._system.disks_service().disk_service(disk_id).copy(
-                storage_domain=self.t.StorageDomain(id=sd_id), disk=self.t.Disk(alias=alias),
-                query=self._q(corr))
+                storage_domain=self.t.StorageDomain(id=sd_id), disk=self.t.Disk(alias=alias), query=self._q(corr)
+            )
 
     def remove_disk(self, disk_id: str, corr: str) -> None:
         with self.call(f"removing disk {disk_id}"):
@@ -256,17 +297,31 @@ class Engine:
 
     def update_disk_alias(self, disk_id: str, alias: str, corr: str) -> None:
         with self.call(f"renaming disk {disk_id}"):
-            self._system.disks_service().disk_service(disk_id).update(self.t.Disk(alias=alias),
-                                                                      query=self._q(corr))
+            self._system.disks_service().disk_service(disk_id).update(self.t.Disk(alias=alias), query=self._q(corr))
 
-    def add_vm(self, *, name: str, cluster_id: str, description: str, corr: str,
-               memory: int | None = None, stateless: bool = False) -> Any:
+    def add_vm(
+        self,
+        *,
+        name: str,
+        cluster_id: str,
+        description: str,
+        corr: str,
+        memory: int | None = None,
+        stateless: bool = False,
+    ) -> Any:
         t = self.t
         with self.call(f"creating VM {name}"):
             return self._system.vms_service().add(
-                t.Vm(name=name, description=description, cluster=t.Cluster(id=cluster_id),
-                     template=t.Template(name="Blank"), stateless=stateless, memory=memory),
-                query=self._q(corr))
+                t.Vm(
+                    name=name,
+                    description=description,
+                    cluster=t.Cluster(id=cluster_id),
+                    template=t.Template(name="Blank"),
+                    stateless=stateless,
+                    memory=memory,
+                ),
+                query=self._q(corr),
+            )
 
     def remove_vm(self, vm_id: str, corr: str, *, detach_only: bool = True) -> None:
         with self.call(f"removing VM {vm_id}"):
@@ -282,11 +337,61 @@ class Engine:
         with self.call(f"stopping VM {vm_id}"):
             self._system.vms_service().vm_service(vm_id).stop(force=True, reason=reason, query=self._q(corr))
 
-    def fence_manual(self, host_id: str, corr: str) -> None:
-        """'Confirm host has been rebooted': the engine releases the host's VMs."""
-        with self.call(f"confirming host {host_id} was rebooted"):
-            self._system.hosts_service().host_service(host_id).fence(
-                fence_type=self.t.FenceType.MANUAL.value, query=self._q(corr))
+    def fence(self, host_id: str, kind: str, corr: str) -> None:
+        """``manual``: 'Confirm host has been rebooted' (the engine takes the caller's word and
+        releases the host's VMs); ``stop``/``restart``: through the host's power management."""
+        with self.call(f"fencing host {host_id} ({kind})"):
+            self._system.hosts_service().host_service(host_id).fence(fence_type=kind, query=self._q(corr))
+
+    def add_snapshot(self, vm_id: str, description: str, disk_ids: list[str], corr: str) -> Any:
+        t = self.t
+        with self.call(f"taking a snapshot of VM {vm_id}"):
+            return (
+                self._system.vms_service()
+                .vm_service(vm_id)
+                .snapshots_service()
+                .add(
+                    t.Snapshot(
+                        description=description,
+                        persist_memorystate=False,
+                        disk_attachments=[t.DiskAttachment(disk=t.Disk(id=d)) for d in disk_ids],
+                    ),
+                    query=self._q(corr),
+                )
+            )
+
+    def remove_snapshot(self, vm_id: str, snap_id: str, corr: str) -> None:
+        with self.call(f"removing snapshot {snap_id} of VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).snapshots_service().snapshot_service(snap_id).remove(
+                query=self._q(corr)
+            )
+
+    def clone_vm(
+        self,
+        *,
+        name: str,
+        description: str,
+        cluster_id: str,
+        snapshot_id: str,
+        disks: dict[str, tuple[str, str]],
+        corr: str,
+    ) -> Any:
+        """A new VM whose disks are copies of the snapshot's (disk id -> (domain id, alias))."""
+        t = self.t
+        with self.call(f"cloning VM {name} from snapshot {snapshot_id}"):
+            return self._system.vms_service().add(
+                t.Vm(
+                    name=name,
+                    description=description,
+                    cluster=t.Cluster(id=cluster_id),
+                    snapshots=[t.Snapshot(id=snapshot_id)],
+                    disk_attachments=[
+                        t.DiskAttachment(disk=t.Disk(id=d, alias=alias, storage_domains=[t.StorageDomain(id=sd)]))
+                        for d, (sd, alias) in sorted(disks.items())
+                    ],
+                ),
+                query=self._q(corr),
+            )
 
     def set_lease(self, vm_id: str, sd_id: str | None, corr: str) -> None:
         t = self.t
@@ -294,39 +399,210 @@ class Engine:
         with self.call(f"setting the lease of VM {vm_id}"):
             self._system.vms_service().vm_service(vm_id).update(t.Vm(lease=lease), query=self._q(corr))
 
+    def import_domain(
+        self,
+        *,
+        name: str,
+        storage_type: str,
+        host_id: str,
+        sd_id: str | None = None,
+        address: str | None = None,
+        path: str | None = None,
+        vfs_type: str | None = None,
+        corr: str,
+    ) -> Any:
+        """Bring an existing (replicated) domain into this engine: the DR role's add/import."""
+        t = self.t
+        with self.call(f"importing storage domain {name}"):
+            return self._system.storage_domains_service().add(
+                t.StorageDomain(
+                    id=sd_id,
+                    name=name,
+                    type=t.StorageDomainType.DATA,
+                    import_=True,
+                    host=t.Host(id=host_id),
+                    storage=t.HostStorage(
+                        type=t.StorageType(storage_type), address=address, path=path, vfs_type=vfs_type
+                    ),
+                ),
+                query=self._q(corr),
+            )
+
+    def deactivate_domain(self, dc_id: str, sd_id: str, corr: str) -> None:
+        with self.call(f"deactivating storage domain {sd_id}"):
+            self._system.data_centers_service().data_center_service(
+                dc_id
+            ).storage_domains_service().storage_domain_service(sd_id).deactivate(query=self._q(corr))
+
+    def detach_domain(self, dc_id: str, sd_id: str, corr: str) -> None:
+        with self.call(f"detaching storage domain {sd_id}"):
+            self._system.data_centers_service().data_center_service(
+                dc_id
+            ).storage_domains_service().storage_domain_service(sd_id).remove(query=self._q(corr))
+
+    def forget_domain(self, sd_id: str, corr: str) -> None:
+        """Remove a domain from the engine without formatting it (the role's ``destroy``)."""
+        with self.call(f"removing storage domain {sd_id} from the engine"):
+            self._system.storage_domains_service().storage_domain_service(sd_id).remove(
+                destroy=True, query=self._q(corr)
+            )
+
     def attach_domain(self, dc_id: str, sd_id: str, corr: str) -> None:
         with self.call(f"attaching storage domain {sd_id} to data center {dc_id}"):
             self._system.data_centers_service().data_center_service(dc_id).storage_domains_service().add(
-                self.t.StorageDomain(id=sd_id), query=self._q(corr))
+                self.t.StorageDomain(id=sd_id), query=self._q(corr)
+            )
 
-    def register_vm(self, sd_id: str, vm_id: str, cluster_id: str, corr: str) -> None:
+    def registration(
+        self, *, names: dict[str, dict[str, str]], profiles: dict[tuple[str, str], str], luns: dict[str, dict[str, Any]]
+    ) -> Any:
+        """``registration_configuration``: clusters, affinity groups and labels, roles and AAA
+        domains by name (``names[section]``: source -> target), vNIC profiles (network, profile
+        name) to a profile id, direct LUNs to the replica's logical unit (a dict of its details)."""
+        t = self.t
+        pairs = {
+            "cluster_mappings": (t.RegistrationClusterMapping, t.Cluster, "dr_cluster_mappings"),
+            "affinity_group_mappings": (
+                t.RegistrationAffinityGroupMapping,
+                t.AffinityGroup,
+                "dr_affinity_group_mappings",
+            ),
+            "affinity_label_mappings": (
+                t.RegistrationAffinityLabelMapping,
+                t.AffinityLabel,
+                "dr_affinity_label_mappings",
+            ),
+            "role_mappings": (t.RegistrationRoleMapping, t.Role, "dr_role_mappings"),
+            "domain_mappings": (t.RegistrationDomainMapping, t.Domain, "dr_domain_mappings"),
+        }
+        kw: dict[str, Any] = {
+            arg: [mapping(from_=kind(name=a), to=kind(name=b)) for a, b in sorted(names.get(section, {}).items())]
+            for arg, (mapping, kind, section) in pairs.items()
+        }
+        kw["vnic_profile_mappings"] = [
+            t.RegistrationVnicProfileMapping(
+                from_=t.VnicProfile(name=p, network=t.Network(name=n)), to=t.VnicProfile(id=to)
+            )
+            for (n, p), to in sorted(profiles.items())
+        ]
+        kw["lun_mappings"] = [
+            t.RegistrationLunMapping(
+                from_=t.Disk(lun_storage=t.HostStorage(logical_units=[t.LogicalUnit(id=src)])),
+                to=t.Disk(
+                    lun_storage=t.HostStorage(
+                        type=t.StorageType(dst["storage_type"]),
+                        logical_units=[
+                            t.LogicalUnit(
+                                id=dst["id"],
+                                address=dst.get("address"),
+                                port=dst.get("port"),
+                                target=dst.get("target"),
+                                portal=dst.get("portal"),
+                            )
+                        ],
+                    )
+                ),
+            )
+            for src, dst in sorted(luns.items())
+        ]
+        return t.RegistrationConfiguration(**kw)
+
+    def iscsi_login(
+        self,
+        host_id: str,
+        *,
+        address: str,
+        port: int,
+        target: str,
+        username: str | None,
+        password: str | None,
+        corr: str,
+    ) -> None:
+        with self.call(f"logging host {host_id} in to iSCSI target {target}"):
+            self._system.hosts_service().host_service(host_id).iscsi_login(
+                iscsi=self.t.IscsiDetails(
+                    address=address, port=port, target=target, username=username or None, password=password or None
+                ),
+                query=self._q(corr),
+            )
+
+    def register_vm(
+        self,
+        sd_id: str,
+        vm_id: str,
+        corr: str,
+        *,
+        registration: Any,
+        cluster_id: str | None = None,
+        partial: bool = True,
+    ) -> None:
         with self.call(f"registering VM {vm_id} from storage domain {sd_id}"):
-            self._system.storage_domains_service().storage_domain_service(sd_id).vms_service() \
-                .vm_service(vm_id).register(cluster=self.t.Cluster(id=cluster_id), query=self._q(corr))
+            self._system.storage_domains_service().storage_domain_service(sd_id).vms_service().vm_service(
+                vm_id
+            ).register(
+                cluster=self.t.Cluster(id=cluster_id) if cluster_id else None,
+                allow_partial_import=partial,
+                reassign_bad_macs=True,
+                registration_configuration=registration,
+                query=self._q(corr),
+            )
+
+    def register_template(
+        self, sd_id: str, tid: str, corr: str, *, registration: Any, cluster_id: str | None = None, partial: bool = True
+    ) -> None:
+        with self.call(f"registering template {tid} from storage domain {sd_id}"):
+            self._system.storage_domains_service().storage_domain_service(sd_id).templates_service().template_service(
+                tid
+            ).register(
+                cluster=self.t.Cluster(id=cluster_id) if cluster_id else None,
+                allow_partial_import=partial,
+                registration_configuration=registration,
+                query=self._q(corr),
+            )
 
     def set_cluster(self, vm_id: str, cluster_id: str, corr: str) -> None:
         t = self.t
         with self.call(f"moving VM {vm_id} to cluster {cluster_id}"):
-            self._system.vms_service().vm_service(vm_id).update(t.Vm(cluster=t.Cluster(id=cluster_id)),
-                                                                query=self._q(corr))
+            self._system.vms_service().vm_service(vm_id).update(
+                t.Vm(cluster=t.Cluster(id=cluster_id)), query=self._q(corr)
+            )
 
     def attach_disk(self, vm_id: str, disk_id: str, *, interface: str, bootable: bool, corr: str) -> None:
         t = self.t
         with self.call(f"attaching disk {disk_id} to VM {vm_id}"):
             self._system.vms_service().vm_service(vm_id).disk_attachments_service().add(
-                t.DiskAttachment(disk=t.Disk(id=disk_id), interface=t.DiskInterface(interface),
-                                 bootable=bootable, active=True),
-                query=self._q(corr))
+                t.DiskAttachment(
+                    disk=t.Disk(id=disk_id), interface=t.DiskInterface(interface), bootable=bootable, active=True
+                ),
+                query=self._q(corr),
+            )
 
     def detach_disk(self, vm_id: str, disk_id: str, corr: str) -> None:
         with self.call(f"detaching disk {disk_id} from VM {vm_id}"):
-            self._system.vms_service().vm_service(vm_id).disk_attachments_service() \
-                .attachment_service(disk_id).remove(detach_only=True, query=self._q(corr))
+            self._system.vms_service().vm_service(vm_id).disk_attachments_service().attachment_service(disk_id).remove(
+                detach_only=True, query=self._q(corr)
+            )
+
+    def update_nic(self, vm_id: str, nic_id: str, *, plugged: bool, corr: str) -> None:
+        t = self.t
+        with self.call(f"updating NIC {nic_id} of VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).nics_service().nic_service(nic_id).update(
+                t.Nic(plugged=plugged, linked=plugged), query=self._q(corr)
+            )
+
+    def set_stateless(self, vm_id: str, stateless: bool, corr: str) -> None:
+        with self.call(f"updating VM {vm_id}"):
+            self._system.vms_service().vm_service(vm_id).update(self.t.Vm(stateless=stateless), query=self._q(corr))
 
     def add_nic(self, vm_id: str, *, name: str, profile_id: str | None, plugged: bool, corr: str) -> None:
         t = self.t
         with self.call(f"adding NIC {name} to VM {vm_id}"):
             self._system.vms_service().vm_service(vm_id).nics_service().add(
-                t.Nic(name=name, plugged=plugged, linked=plugged,
-                      vnic_profile=t.VnicProfile(id=profile_id) if profile_id else None),
-                query=self._q(corr))
+                t.Nic(
+                    name=name,
+                    plugged=plugged,
+                    linked=plugged,
+                    vnic_profile=t.VnicProfile(id=profile_id) if profile_id else None,
+                ),
+                query=self._q(corr),
+            )

@@ -11,24 +11,24 @@ disk is on its target, the copies exist, the VM runs).
 Secondary mechanisms, and what each protects against:
 
 ``ovirt-copy``
-    Copies of every disk of a VM on another storage domain of the same data center, made and
-    removed by ftbridge (naming in :mod:`.naming`). Survives the loss of the primary's domain
-    or array (or room/site, when the domains are placed so); a point-in-time copy whose age is
-    its lag, refreshed by reprotect. Promote attaches the copies and starts the VM.
+    Copies of a VM's disks on another storage domain of the same data center, made and removed
+    by ftbridge (naming in :mod:`.naming`): a plain copy for a VM that is down, a live snapshot
+    cloned onto the targets for one that runs (:mod:`.snapcopy`). A point-in-time copy whose age
+    is its lag, refreshed by a new copy. Shareable disks stay where they are (the copy reuses
+    them); direct LUNs are not copied (the copy is partial: ``Secondary.missing``).
 ``ovirt-dr``
     The array replicates the VM's domains to paired domains at a second site (pairs declared
     like the oVirt DR role's mapping file). Survives the loss of the site; the engine cannot
-    see replication lag, so its state is ``unknown``. Failing over happens at the secondary
-    site's engine: :meth:`OvirtDriver.ex_register_replicas` on that endpoint attaches the
-    replicated domains and registers and starts their VMs (what the DR role does), or the DR
-    role itself with the mapping :meth:`OvirtDriver.ex_dr_mapping` writes.
+    see replication lag, so its state is ``unknown``. The core fails it over on the second site's
+    endpoint (``dr_site = "secondary"``), whose driver imports the replicas and registers and
+    starts the VMs as the DR role does (:mod:`.drsite`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbridge.drivers import (
     BackendInfo,
@@ -44,27 +44,37 @@ from ftbridge.drivers import (
     SecondarySpec,
     StoragePlacement,
 )
-from ftbridge.errors import ConfigError, Conflict, FtbridgeError, NotFound, UnsupportedOperation
+from ftbridge.errors import BackendUnavailable, ConfigError, Conflict, FtbridgeError, NotFound, UnsupportedOperation
 from ftbridge.inventory import InventoryPart
 from ftbridge.model import HostState, Secondary
-from ftbridge_ovirt import assemble as A
-from ftbridge_ovirt import naming as N
+from ftbridge_ovirt import assemble as A, naming as N, snapcopy
 from ftbridge_ovirt.client import Engine, value
 from ftbridge_ovirt.config import OvirtConfig, StorageMapping
+
+if TYPE_CHECKING:
+    from ftbridge_ovirt.drsite import DrSite
 
 MECHANISMS: dict[str, MechanismRules] = {
     "ovirt-copy": MechanismRules(
         name="ovirt-copy",
-        description="managed disk copies on another storage domain (same data center); "
-                    "survives the loss of the primary's domain, array or site; lag = age of the copy",
-        same_hosts=True, refreshable=True),
+        description="point-in-time copies of a VM's disks on another storage domain of its data center "
+        "(a live snapshot cloned onto the target for a running VM); survives the loss of the "
+        "primary's domain, array or site; lag = age of the copy, refreshed by a new one",
+        same_hosts=True,
+        refreshable=True,
+        rto=300.0,  # an estimate: swap the disks for their copies and boot
+    ),
     "ovirt-dr": MechanismRules(
         name="ovirt-dr",
         description="array-replicated storage domain paired with one at a second site (oVirt DR role mapping); "
-                    "survives the loss of the site; made by the array, not by ftbridge"),
+        "survives the loss of the site; made by the array, not by ftbridge",
+        rto=900.0,  # an estimate: import and attach the replicas, register the VMs, boot
+    ),
 }
 
 _FAILED = frozenset({"failed", "aborted"})
+#: VM states in which the VM runs now (a restart has nothing to do)
+_RUNNING_NOW = frozenset({"up", "powering_up", "wait_for_launch", "reboot_in_progress", "migrating"})
 
 
 class OvirtDriver(Driver, StoragePlacement, Failover):
@@ -72,11 +82,21 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     name = "ovirt"
     Config = OvirtConfig
-    capabilities = frozenset({
-        Capability.INVENTORY, Capability.MOVE_DISK, Capability.PROTECT, Capability.UNPROTECT,
-        Capability.REPLICATION_STATUS, Capability.HEALTH, Capability.PROMOTE, Capability.TEST_FAILOVER,
-        Capability.REPROTECT, Capability.FENCE,
-    })
+    capabilities = frozenset(
+        {
+            Capability.INVENTORY,
+            Capability.MOVE_DISK,
+            Capability.PROTECT,
+            Capability.UNPROTECT,
+            Capability.REPLICATION_STATUS,
+            Capability.HEALTH,
+            Capability.PROMOTE,
+            Capability.TEST_FAILOVER,
+            Capability.REPROTECT,
+            Capability.FENCE,
+            Capability.RESTART,
+        }
+    )
     mechanisms = MECHANISMS
     default_concurrency = 4
 
@@ -87,11 +107,13 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         self.cfg = config
         self._engine: Engine | None = None
         self._pairs: dict[str, StorageMapping] = {}
+        self._luns: dict[str, str] = {}
+        self._mapping: Any = None  # drmap.DrMapping of dr_mapping_file, when given
 
     # lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
         self.close()
-        self._pairs = self._load_pairs()
+        self._load_dr()
         password = self.cfg.password.reveal(f"endpoints.{self.endpoint}.password")
         self.cfg.warn_transport(self.endpoint)
         engine = Engine(self.cfg, endpoint=self.endpoint)
@@ -108,61 +130,111 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         pi = api.product_info
         ver = pi.version if pi is not None else None
         version = (ver.full_version or f"{ver.major}.{ver.minor}") if ver is not None else "unknown"
-        return BackendInfo(product=(pi.name if pi is not None else None) or "oVirt Engine", version=version,
-                           capabilities=self.capabilities,
-                           details={"vendor": pi.vendor if pi is not None else None,
-                                    "mechanisms": ["ovirt-copy", *(["ovirt-dr"] if self._pairs else [])]})
+        offered = ["ovirt-copy", *(["ovirt-dr"] if self._pairs else [])]
+        return BackendInfo(
+            product=(pi.name if pi is not None else None) or "oVirt Engine",
+            version=version,
+            capabilities=self.capabilities,
+            details={"vendor": pi.vendor if pi is not None else None, "mechanisms": offered},
+        )
 
-    def _load_pairs(self) -> dict[str, StorageMapping]:
+    def _load_dr(self) -> None:
         pairs = list(self.cfg.dr_storage_mappings)
+        self._mapping = None
         if self.cfg.dr_mapping_file is not None:
             from ftbridge_ovirt import drmap
 
-            pairs += drmap.load(self.cfg.dr_mapping_file).storage_mappings()
+            self._mapping = drmap.load(self.cfg.dr_mapping_file)
+            if self.cfg.dr_site == "primary":
+                pairs += self._mapping.storage_mappings()
+                self._luns = {
+                    str(x["primary_logical_unit_id"]): str(x["secondary_logical_unit_id"])
+                    for x in self._mapping.luns or ()
+                }
+        if self.cfg.dr_site == "secondary":
+            pairs = []
         if pairs and not self.cfg.dr_secondary_endpoint:
-            raise ConfigError(f"endpoints.{self.endpoint}.dr_secondary_endpoint: required when storage domains "
-                              "are paired for ovirt-dr (the endpoint or site that holds the replicas)",
-                              endpoint=self.endpoint)
-        return {p.primary_name: p for p in pairs}
+            raise ConfigError(
+                f"endpoints.{self.endpoint}.dr_secondary_endpoint: required when storage domains "
+                "are paired for ovirt-dr (the endpoint or site that holds the replicas)",
+                endpoint=self.endpoint,
+            )
+        self._pairs = {p.primary_name: p for p in pairs}
 
     @property
     def e(self) -> Engine:
         if self._engine is None:
-            from ftbridge.errors import BackendUnavailable
-
             raise BackendUnavailable("the driver is not open", endpoint=self.endpoint)
         return self._engine
 
     # inventory ----------------------------------------------------------------------------
     def _scope(self) -> A.Scope:
-        return A.scope(self.e.data_centers(), self.e.clusters(), self.e.hosts(),
-                       self.cfg.data_center, self.cfg.cluster)
+        return A.scope(
+            self.e.data_centers(),
+            self.e.clusters(),
+            self.e.hosts(),
+            self.cfg.data_center,
+            self.cfg.cluster,
+            filtered=self.cfg.filter,
+        )
+
+    def _templates(self, sc: A.Scope, vms: list[Any]) -> dict[str, Any]:
+        """Templates, read only when a VM in scope uses one (a thin clone depends on its template's disk)."""
+        if not any(
+            v.template is not None
+            and v.template.id != A.BLANK_TEMPLATE
+            and v.cluster is not None
+            and v.cluster.id in sc.clusters
+            for v in vms
+        ):
+            return {}
+        return {t.id: t for t in self.e.templates()}
 
     def inventory(self) -> InventoryPart:
-        """Six requests for any number of VMs: DCs (with domains), clusters, hosts, VMs, copies."""
+        """Five requests for any number of VMs (six when a VM uses a template): data centers (with
+        domains, networks, vNIC profiles), clusters, hosts, VMs (with disks, tags, NICs), copies."""
         sc = self._scope()
         vms = self.e.vms()
         copies = self.e.disks(N.copy_search())
-        return A.inventory(sc, vms, copies, self.endpoint, self._pairs, self.cfg.dr_secondary_endpoint)
+        return A.inventory(
+            sc,
+            vms,
+            copies,
+            self.endpoint,
+            self._pairs,
+            self.cfg.dr_secondary_endpoint,
+            templates=self._templates(sc, vms),
+            luns=self._luns,
+        )
 
     def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
         sc = self._scope()
-        vm = self.e.vm(vm_id)
+        vm = self._vm(vm_id)
         sets = A.group_copies(self.e.disks(N.copy_search(vm_id))).get(vm_id, {})
-        return A.vm(vm, sc, self.endpoint, sets, self._pairs, self.cfg.dr_secondary_endpoint, time.time()).secondaries
+        return A.vm(
+            vm, sc, self.endpoint, sets, self._pairs, self.cfg.dr_secondary_endpoint, time.time(), luns=self._luns
+        ).secondaries
 
     # operations ---------------------------------------------------------------------------
-    def _op(self, kind: str, vm_id: str, corr: str, **data: str) -> Operation:
-        return Operation(id=corr, endpoint=self.endpoint, kind=kind, vm=vm_id, data=data)
+    def _op(self, kind: str, vm: str, corr: str, **data: str) -> Operation:
+        return Operation(id=corr, endpoint=self.endpoint, kind=kind, vm=vm, data=data)
 
-    def _vm(self, vm_id: str, follow: str | None = "disk_attachments.disk") -> Any:
+    def _vm(self, vm_id: str, follow: str | None = "disk_attachments.disk,tags,nics") -> Any:
         try:
             return self.e.vm(vm_id, follow=follow)
         except NotFound:
             raise NotFound(f"VM {vm_id} does not exist", endpoint=self.endpoint) from None
 
+    def _not_hosted_engine(self, vm: Any, doing: str) -> None:
+        if value(vm.origin) in A.HOSTED_ENGINE_ORIGINS:
+            raise Conflict(
+                f"{vm.name} is the hosted engine, run by ovirt-ha-agent: the engine does not let anything {doing} it",
+                endpoint=self.endpoint,
+            )
+
     def move_disk(self, vm_id: str, disk_id: str, datastore_id: str) -> Operation:
         vm = self._vm(vm_id)
+        self._not_hosted_engine(vm, "move the disks of")
         if not any(d.id == disk_id for _, d in A.image_disks(vm)):
             raise NotFound(f"VM {vm.name} has no disk {disk_id} on a storage domain", endpoint=self.endpoint)
         corr = N.correlation_id("move")
@@ -178,22 +250,54 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     def _protect(self, kind: str, vm_id: str, spec: SecondarySpec) -> Operation:
         if spec.mechanism == "ovirt-dr":
-            raise UnsupportedOperation("ovirt-dr secondaries come from array replication: pair the domains on the "
-                                       "array and in dr_storage_mappings", endpoint=self.endpoint)
+            raise UnsupportedOperation(
+                "ovirt-dr secondaries come from array replication: pair the domains on the "
+                "array and in dr_storage_mappings",
+                endpoint=self.endpoint,
+            )
         if spec.mechanism != "ovirt-copy":
-            raise UnsupportedOperation(f"mechanism {spec.mechanism!r} is not an oVirt mechanism "
-                                       f"(offered: {', '.join(MECHANISMS)})", endpoint=self.endpoint)
+            raise UnsupportedOperation(
+                f"mechanism {spec.mechanism!r} is not an oVirt mechanism (offered: {', '.join(MECHANISMS)})",
+                endpoint=self.endpoint,
+            )
         vm = self._vm(vm_id)
-        disks = {d.id: d for _, d in A.image_disks(vm)}
-        if set(spec.disks) != set(disks):
-            raise Conflict(f"ovirt-copy must place every disk of {vm.name}: {sorted(disks)} "
-                           f"(spec names {sorted(spec.disks)})", endpoint=self.endpoint)
-        self._check_room(spec, disks)
+        self._not_hosted_engine(vm, "copy")
+        disks = {d.id: d for _, d in A.copyable(vm)}
+        in_place = {d.id for _, d in A.image_disks(vm) if d.shareable} | {d.id for _, d in A.lun_disks(vm)}
+        wanted = {k: v for k, v in spec.disks.items() if k not in in_place}
+        if not disks:
+            raise Conflict(
+                f"{vm.name} has no disk a copy can hold (shareable disks stay in place, direct LUNs are not copied)",
+                endpoint=self.endpoint,
+            )
+        if set(wanted) != set(disks):
+            raise Conflict(
+                f"ovirt-copy must place every copyable disk of {vm.name}: {sorted(disks)} "
+                f"(spec names {sorted(spec.disks)})",
+                endpoint=self.endpoint,
+            )
+        running = value(vm.status) != "down"
+        if running and any(value(d.storage_type) == "managed_block_storage" for d in disks.values()):
+            raise Conflict(
+                f"{vm.name} runs with a disk on managed block storage: the engine copies no such disk "
+                "of a running VM (no snapshot clone: ManagedBlockStorageDomainValidator)",
+                endpoint=self.endpoint,
+            )
+        self._check_room(wanted, disks, running=running)
         set_id = N.new_set()
         corr = N.correlation_id(kind)
+        layout = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+        if running:
+            job = snapcopy.CopyJob(vm=vm_id, set_id=set_id, cluster=vm.cluster.id, disks=wanted, corr=corr)
+            snapcopy.start(self.e, job)
+            if spec.metadata_datastore:
+                self.e.set_lease(vm_id, spec.metadata_datastore, corr)
+            return self._op(
+                kind, vm_id, corr, secondary_id=set_id, disks=layout, path="snapshot", cluster=vm.cluster.id
+            )
         started: list[str] = []
         try:
-            for disk_id, sd_id in sorted(spec.disks.items()):
+            for disk_id, sd_id in sorted(wanted.items()):
                 alias = str(N.CopyAlias(vm=vm_id, disk=disk_id, set=set_id))
                 self.e.copy_disk(disk_id, sd_id, alias, corr)
                 started.append(disk_id)
@@ -201,27 +305,43 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 self.e.set_lease(vm_id, spec.metadata_datastore, corr)
         except FtbridgeError as exc:
             if started:
-                exc.message += (f" ({len(started)} copies of set {set_id} already started: poll "
-                                f"{corr} and unprotect {set_id} to remove them)")
+                exc.message += (
+                    f" ({len(started)} copies of set {set_id} already started: poll "
+                    f"{corr} and unprotect {set_id} to remove them)"
+                )
             raise
-        return self._op(kind, vm_id, corr, secondary_id=set_id,
-                        disks=",".join(f"{k}={v}" for k, v in sorted(spec.disks.items())))
+        return self._op(kind, vm_id, corr, secondary_id=set_id, disks=layout, path="copy")
 
-    def _check_room(self, spec: SecondarySpec, disks: Mapping[str, Any]) -> None:
-        """Refuse before the first copy starts, so a refusal leaves nothing half made."""
+    def _check_room(self, wanted: Mapping[str, str], disks: Mapping[str, Any], *, running: bool = False) -> None:
+        """Refuse before the first step, as the engine would (StorageDomainValidator: the target
+        above its critical-space blocker, and room for the copy by the engine's own count)."""
         sc = self._scope()
         need: dict[str, int] = {}
-        for disk_id, sd_id in spec.disks.items():
-            need[sd_id] = need.get(sd_id, 0) + int(disks[disk_id].provisioned_size or 0)
-        for sd_id, size in need.items():
+        for disk_id, sd_id in wanted.items():
             sd = sc.domains.get(sd_id)
             if sd is None:
                 raise NotFound(f"storage domain {sd_id} is not a data domain in scope", endpoint=self.endpoint)
+            kind = value(sd.storage.type) if sd.storage is not None else ""
+            if running and kind == "managed_block_storage":
+                raise Conflict(
+                    f"storage domain {sd.name} is managed block storage: the engine clones no snapshot onto it",
+                    endpoint=self.endpoint,
+                )
+            need[sd_id] = need.get(sd_id, 0) + A.clone_size(disks[disk_id], kind or "")
+        for sd_id, size in need.items():
+            sd = sc.domains[sd_id]
             if value(sd.status) != "active":
                 raise Conflict(f"storage domain {sd.name} is {value(sd.status)}", endpoint=self.endpoint)
-            if int(sd.available or 0) < size:
-                raise Conflict(f"storage domain {sd.name} has {int(sd.available or 0) >> 30} GiB free, "
-                               f"{size >> 30} GiB needed", endpoint=self.endpoint)
+            if value(sd.storage.type) == "managed_block_storage":
+                continue  # the engine does not count room on vendor-managed block storage
+            avail = int(sd.available or 0)
+            blocker = int(sd.critical_space_action_blocker or 0)
+            if avail < size or avail // A.GIB < blocker:
+                raise Conflict(
+                    f"storage domain {sd.name} has {avail >> 30} GiB free, {size >> 30} GiB needed "
+                    f"and {blocker} GiB kept free (critical space blocker)",
+                    endpoint=self.endpoint,
+                )
 
     def _copies(self, vm_id: str, set_id: str) -> list[tuple[Any, Any]]:
         sets = A.group_copies(self.e.disks(N.copy_search(vm_id, set_id))).get(vm_id, {})
@@ -229,14 +349,16 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     def unprotect(self, vm_id: str, secondary_id: str) -> Operation:
         if secondary_id.startswith("dr:"):
-            raise UnsupportedOperation("ovirt-dr replication is configured on the array, not removed by ftbridge",
-                                       endpoint=self.endpoint)
+            raise UnsupportedOperation(
+                "ovirt-dr replication is configured on the array, not removed by ftbridge", endpoint=self.endpoint
+            )
         copies = self._copies(vm_id, secondary_id)
         if not copies:
             raise NotFound(f"VM {vm_id} has no ovirt-copy secondary {secondary_id}", endpoint=self.endpoint)
-        if any(value(d.status) == "locked" for _, d in copies):
-            raise Conflict(f"copy set {secondary_id} is still being written; remove it once its copy ends",
-                           endpoint=self.endpoint)
+        if any(value(d.status) == "locked" or d.vms for _, d in copies):
+            raise Conflict(
+                f"copy set {secondary_id} is still being written; remove it once its copy ends", endpoint=self.endpoint
+            )
         corr = N.correlation_id("unprotect")
         for _, d in copies:
             self.e.remove_disk(d.id, corr)
@@ -263,18 +385,22 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         return OpState.SUCCEEDED, 1.0, ""
 
     def _result(self, op: Operation) -> dict[str, str]:
-        return {k: v for k, v in op.data.items() if k in ("secondary_id", "test_id", "host")}
+        return {k: v for k, v in op.data.items() if k in ("secondary_id", "test_id", "host", "vm_id")}
 
     def _poll_jobs(self, op: Operation, effect: Any = None) -> OperationStatus:
         state, progress, msg = self._jobs_state(op)
         if state is None:
             if effect is not None and self._effect_seen(effect):
-                return OperationStatus(OpState.SUCCEEDED, 1.0, "the engine cleared its jobs; the effect is there",
-                                       result=self._result(op))
-            raise NotFound(f"no engine job has correlation id {op.id} (unknown, or cleared by the engine)",
-                           endpoint=self.endpoint)
+                return OperationStatus(
+                    OpState.SUCCEEDED, 1.0, "the engine cleared its jobs; the effect is there", result=self._result(op)
+                )
+            raise NotFound(
+                f"no engine job has correlation id {op.id} (unknown, or cleared by the engine)", endpoint=self.endpoint
+            )
         if state is OpState.FAILED:
             return OperationStatus(state, 1.0, msg, retryable=True, result=self._result(op))
+        if state is OpState.SUCCEEDED and effect is not None and not self._effect_seen(effect):
+            return OperationStatus(OpState.RUNNING, 0.9, "the engine's jobs ended; waiting for the effect")
         return OperationStatus(state, progress, msg, result=self._result(op) if state is OpState.SUCCEEDED else {})
 
     @staticmethod
@@ -288,14 +414,19 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
     def _poll_move_disk(self, op: Operation) -> OperationStatus:
         def effect() -> bool:
             d = self.e.disk(op.data["disk"])
-            return bool(d.storage_domains) and d.storage_domains[0].id == op.data["target"] \
-                and value(d.status) == "ok"
+            return bool(d.storage_domains) and d.storage_domains[0].id == op.data["target"] and value(d.status) == "ok"
 
         return self._poll_jobs(op, effect)
 
     def _poll_protect(self, op: Operation) -> OperationStatus:
         set_id = op.data["secondary_id"]
         want = dict(x.split("=", 1) for x in op.data.get("disks", "").split(",") if x)
+        if op.data.get("path") == "snapshot":
+            state, _, msg = self._jobs_state(op)
+            job = snapcopy.CopyJob(vm=op.vm, set_id=set_id, cluster=op.data["cluster"], disks=want, corr=op.id)
+            return snapcopy.advance(
+                self.e, job, lambda: self._copies(op.vm, set_id), failed=msg if state is OpState.FAILED else ""
+            )
 
         def effect() -> bool:
             copies = self._copies(op.vm, set_id)
@@ -326,34 +457,41 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         sc = self._scope()
         notes = []
         for dc in sc.dcs.values():
-            spm = [h.name for h in sc.hosts.values()
-                   if sc.clusters[h.cluster.id].data_center.id == dc.id and h.spm is not None
-                   and value(h.spm.status) == "spm"]
-            notes.append(f"data center {dc.name}: SPM {spm[0]}" if spm else
-                         f"data center {dc.name}: no SPM host, storage operations will fail")
-        return HealthReport(hosts={h.id: A.host_state(h) for h in sc.hosts.values()},
-                            datastores={k: value(sd.status) == "active" for k, sd in sc.domains.items()},
-                            quorum=None, notes=tuple(notes))
+            spm = [
+                h.name
+                for h in sc.hosts.values()
+                if sc.clusters[h.cluster.id].data_center.id == dc.id
+                and h.spm is not None
+                and value(h.spm.status) == "spm"
+            ]
+            notes.append(
+                f"data center {dc.name}: SPM {spm[0]}"
+                if spm
+                else f"data center {dc.name}: no SPM host, storage operations will fail"
+            )
+        return HealthReport(
+            hosts={h.id: A.host_state(h) for h in sc.hosts.values()},
+            datastores={k: value(sd.status) == "active" for k, sd in sc.domains.items()},
+            quorum=None,
+            notes=tuple(notes),
+        )
 
     def _usable_copies(self, vm: Any, set_id: str, sc: A.Scope) -> dict[str, Any]:
-        """primary disk id -> copy disk, refusing copies that cannot stand in for the VM."""
-        if set_id.startswith("dr:"):
-            raise UnsupportedOperation(
-                "an ovirt-dr secondary is brought up at the secondary site's engine, not here: "
-                f"ex_register_replicas() on endpoint {self.cfg.dr_secondary_endpoint or '(dr_secondary_endpoint)'}, "
-                "or the oVirt DR role with ex_dr_mapping()'s file", endpoint=self.endpoint)
+        """copyable disk id -> copy disk, refusing copies that cannot stand in for the VM."""
         copies = self._copies(vm.id, set_id)
         if not copies:
             raise NotFound(f"VM {vm.name} has no ovirt-copy secondary {set_id}", endpoint=self.endpoint)
         by_disk = {p.disk: d for p, d in copies}
-        primary = {d.id for _, d in A.image_disks(vm)}
+        primary = {d.id for _, d in A.copyable(vm)}
         if set(by_disk) != primary:
-            raise Conflict(f"copy set {set_id} does not cover every disk of {vm.name} (stale); reprotect first",
-                           endpoint=self.endpoint)
+            raise Conflict(
+                f"copy set {set_id} does not cover every copyable disk of {vm.name} (stale); reprotect first",
+                endpoint=self.endpoint,
+            )
         for d in by_disk.values():
             sd = sc.domains.get(d.storage_domains[0].id) if d.storage_domains else None
-            if value(d.status) != "ok":
-                raise Conflict(f"copy {d.alias} is {value(d.status)}", endpoint=self.endpoint)
+            if value(d.status) != "ok" or d.vms:
+                raise Conflict(f"copy {d.alias} is still being made", endpoint=self.endpoint)
             if sd is None or value(sd.status) != "active":
                 raise Conflict(f"copy {d.alias} is on an inaccessible storage domain", endpoint=self.endpoint)
         return by_disk
@@ -367,8 +505,11 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 raise Conflict(f"host {h.name} is not up", endpoint=self.endpoint)
             return h
         dc = sc.clusters[vm.cluster.id].data_center.id
-        up = [h for h in sc.hosts.values() if A.host_state(h) is HostState.UP
-              and sc.clusters[h.cluster.id].data_center.id == dc]
+        up = [
+            h
+            for h in sc.hosts.values()
+            if A.host_state(h) is HostState.UP and sc.clusters[h.cluster.id].data_center.id == dc
+        ]
         same = [h for h in up if h.cluster.id == vm.cluster.id]
         if not (same or up):
             raise Conflict(f"no host of {vm.name}'s data center is up", endpoint=self.endpoint)
@@ -378,38 +519,69 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         status = value(vm.status) or "unknown"
         host = sc.hosts.get(vm.host.id) if vm.host is not None else None
         host_up = host is not None and A.host_state(host) is HostState.UP
-        disks_up = all(d.storage_domains[0].id in sc.domains
-                       and value(sc.domains[d.storage_domains[0].id].status) == "active"
-                       for _, d in A.image_disks(vm))
+        disks_up = all(
+            d.storage_domains[0].id in sc.domains and value(sc.domains[d.storage_domains[0].id].status) == "active"
+            for _, d in A.image_disks(vm)
+        )
         return status in A.MAY_RUN and host_up and disks_up
 
-    def _bring_down(self, vm: Any, sc: A.Scope, corr: str) -> None:
-        """Make sure no instance of the VM runs: stop it, or confirm its dead host was rebooted."""
+    def _bring_down(self, vm: Any, sc: A.Scope, corr: str, *, force: bool = False) -> None:
+        """Make sure no instance of the VM runs, in a way the engine accepts and that proves it:
+        stop it through a host the engine reaches; confirm the reboot of a host the engine reports
+        down (FenceVdsManualyCommand accepts it); anything else (a host that is merely unreachable)
+        only when forced: the operator then vouches the host is off."""
         status = value(vm.status) or "unknown"
         if status == "down":
             return
         host = sc.hosts.get(vm.host.id) if vm.host is not None else None
-        if host is not None and A.host_state(host) is not HostState.UP:
-            self.e.fence_manual(host.id, corr)
-        else:
+        hstatus = value(host.status) if host is not None else None
+        state = A.host_state(host) if host is not None else HostState.UNKNOWN
+        if state is HostState.UP or hstatus == "non_operational":
             self.e.stop_vm(vm.id, corr)
+        elif host is not None and (state is HostState.DOWN or force):
+            self.e.fence(host.id, "manual", corr)
+        else:
+            where = f"host {host.name} is {hstatus}" if host is not None else "the engine does not say where it runs"
+            raise Conflict(
+                f"VM {vm.name} is {status} and {where}: nothing proves it is not running. Fence the "
+                "host (power management), or power it off and confirm it in the engine, or force",
+                endpoint=self.endpoint,
+            )
 
-    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None,
-                force: bool = False) -> Operation:
-        """Detach the primary disks, attach the copies, keep the lease readable, start the VM."""
+    def promote(self, vm_id: str, secondary_id: str, *, host_id: str | None = None, force: bool = False) -> Operation:
+        """ovirt-copy: detach the copied disks, attach the copies (shareable disks and LUNs stay
+        attached as they are), keep the lease readable, start the VM. ovirt-dr: on the second
+        site's endpoint, bring the replica over (:mod:`.drsite`)."""
+        if secondary_id.startswith("dr:"):
+            if self.cfg.dr_site == "secondary":
+                return self._dr_bring_up(vm_id, secondary_id, host_id, test=False)
+            raise UnsupportedOperation(
+                "an ovirt-dr secondary is brought up at the second site's engine: the core promotes it on "
+                f"endpoint {self.cfg.dr_secondary_endpoint or '(dr_secondary_endpoint)'}",
+                endpoint=self.endpoint,
+            )
         vm = self._vm(vm_id)
+        self._not_hosted_engine(vm, "promote")
         sc = self._scope()
         copies = self._usable_copies(vm, secondary_id, sc)
         if self._still_runs(vm, sc) and not force:
-            raise Conflict(f"VM {vm.name} still runs on a reachable host with its storage: refusing to promote "
-                           "(fence it first, or force)", endpoint=self.endpoint)
+            raise Conflict(
+                f"VM {vm.name} still runs on a reachable host with its storage: refusing to promote "
+                "(fence it first, or force)",
+                endpoint=self.endpoint,
+            )
         host = self._run_host(vm, sc, host_id)
         corr = N.correlation_id("promote")
-        self._bring_down(vm, sc, corr)
-        for att, disk in A.image_disks(vm):
+        self._bring_down(vm, sc, corr, force=force)
+        for att, disk in A.copyable(vm):
             self.e.detach_disk(vm_id, disk.id, corr)
-            self.e.attach_disk(vm_id, copies[disk.id].id, interface=value(att.interface) or self.cfg.copy_interface,
-                               bootable=bool(att.bootable), corr=corr)
+            self.e.attach_disk(
+                vm_id,
+                copies[disk.id].id,
+                interface=value(att.interface) or self.cfg.copy_interface,
+                bootable=bool(att.bootable),
+                corr=corr,
+            )
             self.e.update_disk_alias(copies[disk.id].id, disk.alias or f"{vm.name}_{disk.id[:8]}", corr)
         lease = vm.lease.storage_domain.id if (vm.lease is not None and vm.lease.storage_domain is not None) else None
         if lease is not None and (lease not in sc.domains or value(sc.domains[lease].status) != "active"):
@@ -418,32 +590,105 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         if host.cluster.id != vm.cluster.id:  # a VM runs only in its cluster: follow the surviving host
             self.e.set_cluster(vm_id, host.cluster.id, corr)
         self.e.start_vm(vm_id, corr, host_id=host.id)
-        return self._op("promote", vm_id, corr, secondary_id=secondary_id, host=host.id)
+        return self._op("promote", vm_id, corr, secondary_id=secondary_id, host=host.id, vm_id=vm_id)
 
     def _poll_promote(self, op: Operation) -> OperationStatus:
+        if op.data.get("dr") == "1":
+            return self._poll_dr(op)
+
         def effect() -> bool:
             return value(self.e.vm(op.vm, follow=None).status) == "up"
 
         return self._poll_jobs(op, effect)
 
-    def test_failover(self, vm_id: str, secondary_id: str, *, host_id: str | None = None) -> Operation:
-        """A stateless twin with the copies attached and its NICs unplugged: writes are discarded."""
+    def restart(self, vm_id: str, *, host_id: str | None = None) -> Operation:
+        """Start the VM from its own disks on a surviving host. The engine starts only a VM it
+        sees Down: one on a host it reports down is cleared first (a confirmation the engine
+        accepts for a host in that state); one on a host it cannot reach stays Unknown, and this
+        refuses, until the host is fenced or confirmed rebooted."""
         vm = self._vm(vm_id)
+        self._not_hosted_engine(vm, "restart")
+        corr = N.correlation_id("restart")
+        status = value(vm.status) or "unknown"
+        if status in _RUNNING_NOW:
+            return self._op(
+                "restart", vm_id, corr, host=vm.host.id if vm.host is not None else "", vm_id=vm_id, running="1"
+            )
+        sc = self._scope()
+        if status in ("unknown", "not_responding"):
+            host = sc.hosts.get(vm.host.id) if vm.host is not None else None
+            if host is None or A.host_state(host) is not HostState.DOWN:
+                where = f"host {host.name} is {value(host.status)}" if host is not None else "its host is unknown"
+                raise Conflict(
+                    f"VM {vm.name} is {status} and {where}: the engine starts it elsewhere only once the "
+                    "host is fenced or confirmed rebooted",
+                    endpoint=self.endpoint,
+                )
+            self.e.fence(host.id, "manual", corr)
+        elif status not in ("down", "suspended"):
+            raise Conflict(f"VM {vm.name} is {status}: nothing to restart", endpoint=self.endpoint)
+        target = self._run_host(vm, sc, host_id)
+        if target.cluster.id != vm.cluster.id:
+            self.e.set_cluster(vm_id, target.cluster.id, corr)
+        self.e.start_vm(vm_id, corr, host_id=target.id)
+        return self._op("restart", vm_id, corr, host=target.id, vm_id=vm_id)
+
+    def _poll_restart(self, op: Operation) -> OperationStatus:
+        vm = self._vm(op.vm, follow=None)
+        status = value(vm.status)
+        if status == "up":
+            host = vm.host.id if vm.host is not None else op.data.get("host", "")
+            return OperationStatus(OpState.SUCCEEDED, 1.0, result={"host": host, "vm_id": op.vm})
+        if op.data.get("running") == "1":
+            return OperationStatus(OpState.RUNNING, 0.5, f"the VM is {status}")
+        state, _, msg = self._jobs_state(op)
+        if state is OpState.FAILED or (state is OpState.SUCCEEDED and status == "down"):
+            return OperationStatus(OpState.FAILED, 1.0, msg or f"the VM is {status}", retryable=True)
+        return OperationStatus(OpState.RUNNING, 0.5, f"the VM is {status}")
+
+    def test_failover(self, vm_id: str, secondary_id: str, *, host_id: str | None = None) -> Operation:
+        """A stateless twin with the copies attached and its NICs unplugged: writes are discarded.
+        Shareable disks and LUNs stay with production (a twin writing them would write
+        production's data): the twin runs without them."""
+        if secondary_id.startswith("dr:"):
+            if self.cfg.dr_site == "secondary":
+                return self._dr_bring_up(vm_id, secondary_id, host_id, test=True)
+            raise UnsupportedOperation(
+                "an ovirt-dr secondary is tested at the second site's engine: the core runs "
+                f"it on endpoint {self.cfg.dr_secondary_endpoint}",
+                endpoint=self.endpoint,
+            )
+        vm = self._vm(vm_id)
+        self._not_hosted_engine(vm, "test")
         sc = self._scope()
         copies = self._usable_copies(vm, secondary_id, sc)
         host = self._run_host(vm, sc, host_id)
         corr = N.correlation_id("test-failover")
-        twin = self.e.add_vm(name=N.test_vm_name(vm.name), cluster_id=host.cluster.id,
-                             description=N.test_description(vm_id, secondary_id), corr=corr,
-                             memory=vm.memory, stateless=True)
+        twin = self.e.add_vm(
+            name=N.test_vm_name(vm.name),
+            cluster_id=host.cluster.id,
+            description=N.test_description(vm_id, secondary_id),
+            corr=corr,
+            memory=vm.memory,
+            stateless=True,
+        )
         try:
-            for att, disk in A.image_disks(vm):
-                self.e.attach_disk(twin.id, copies[disk.id].id,
-                                   interface=value(att.interface) or self.cfg.copy_interface,
-                                   bootable=bool(att.bootable), corr=corr)
-            for nic in self.e.nics(vm_id):
-                self.e.add_nic(twin.id, name=nic.name, profile_id=nic.vnic_profile.id if nic.vnic_profile else None,
-                               plugged=False, corr=corr)
+            for att, disk in A.copyable(vm):
+                self.e.attach_disk(
+                    twin.id,
+                    copies[disk.id].id,
+                    interface=value(att.interface) or self.cfg.copy_interface,
+                    bootable=bool(att.bootable),
+                    corr=corr,
+                )
+            for nic in vm.nics or self.e.nics(vm_id):
+                self.e.add_nic(
+                    twin.id,
+                    name=nic.name,
+                    profile_id=nic.vnic_profile.id if nic.vnic_profile else None,
+                    plugged=False,
+                    corr=corr,
+                )
             self.e.start_vm(twin.id, corr, host_id=host.id)
         except FtbridgeError:
             try:
@@ -454,35 +699,46 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         return self._op("test_failover", vm_id, corr, secondary_id=secondary_id, test_id=twin.id, host=host.id)
 
     def _poll_test_failover(self, op: Operation) -> OperationStatus:
+        if op.data.get("dr") == "1":
+            return self._poll_dr(op)
         return self._poll_jobs(op, lambda: value(self.e.vm(op.data["test_id"], follow=None).status) == "up")
 
     def cleanup_test(self, vm_id: str, test_id: str) -> Operation:
+        """Remove the test twin (its copies stay); at the second site of ovirt-dr, stop and remove
+        the registered VM (its disks stay on the replica), then the replica domains once no VM
+        uses them, without formatting them."""
         corr = N.correlation_id("cleanup-test")
+        dr = "1" if self.cfg.dr_site == "secondary" else "0"
         try:
             twin = self.e.vm(test_id, follow=None)
         except NotFound:
-            return self._op("cleanup_test", vm_id, corr, test_id=test_id)
+            return self._op("cleanup_test", vm_id, corr, test_id=test_id, dr=dr)
         owner = N.parse_test_description(twin.description)
-        if owner is None or owner[0] != vm_id:
-            raise Conflict(f"VM {twin.name} is not a test failover of {vm_id}: not removing it",
-                           endpoint=self.endpoint)
+        if owner is not None and owner[0] == vm_id:
+            dr = "0"
+        elif not (dr == "1" and test_id == vm_id):
+            raise Conflict(f"VM {twin.name} is not a test failover of {vm_id}: not removing it", endpoint=self.endpoint)
         self._cleanup_step(twin, corr)
-        return self._op("cleanup_test", vm_id, corr, test_id=test_id)
+        return self._op("cleanup_test", vm_id, corr, test_id=test_id, dr=dr)
 
-    def _cleanup_step(self, twin: Any, corr: str) -> bool:
-        """One step towards "the twin is gone"; True when it is. The copies stay (detach only)."""
+    def _cleanup_step(self, twin: Any, corr: str, *, detach_only: bool = True) -> bool:
+        """One step towards "the twin is gone"; True when it is. Its disks stay (detach only)."""
         status = value(twin.status)
         if status != "down":
             try:
                 self.e.stop_vm(twin.id, corr, reason="ftbridge test failover cleanup")
             except Conflict:
                 return False
-            return False if value(self.e.vm(twin.id, follow=None).status) != "down" else self._remove_twin(twin, corr)
-        return self._remove_twin(twin, corr)
+            return (
+                False
+                if value(self.e.vm(twin.id, follow=None).status) != "down"
+                else self._remove_twin(twin, corr, detach_only)
+            )
+        return self._remove_twin(twin, corr, detach_only)
 
-    def _remove_twin(self, twin: Any, corr: str) -> bool:
+    def _remove_twin(self, twin: Any, corr: str, detach_only: bool) -> bool:
         try:
-            self.e.remove_vm(twin.id, corr, detach_only=True)
+            self.e.remove_vm(twin.id, corr, detach_only=detach_only)
         except Conflict:
             return False  # stateless snapshot still being dropped: try again on the next poll
         return True
@@ -491,59 +747,91 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         try:
             twin = self.e.vm(op.data["test_id"], follow=None)
         except NotFound:
+            if op.data.get("dr") == "1" and not self._dr_site().release(op.id):
+                return OperationStatus(OpState.RUNNING, 0.8, "removing the replica domains from the engine")
             return OperationStatus(OpState.SUCCEEDED, 1.0, result=self._result(op))
         if self._cleanup_step(twin, op.id):
-            return OperationStatus(OpState.SUCCEEDED, 1.0, result=self._result(op))
+            return OperationStatus(OpState.RUNNING, 0.7, "the test VM is gone")
         return OperationStatus(OpState.RUNNING, 0.5, "waiting for the test VM to stop")
 
     def fence(self, vm_id: str) -> Operation:
-        """Stop the VM; if its host is unreachable, confirm the host was rebooted (manual fence)."""
+        """Make sure the VM does not run, provably: stop it through a host the engine reaches,
+        confirm the reboot of a host the engine reports down, or power an unreachable host off
+        through its power management. A host that is merely unreachable and has no power
+        management proves nothing: Conflict (the core then needs the operator's force)."""
         vm = self._vm(vm_id, follow=None)
-        sc = self._scope()
+        self._not_hosted_engine(vm, "fence")
         corr = N.correlation_id("fence")
+        status = value(vm.status) or "unknown"
+        if status == "down":
+            return self._op("fence", vm_id, corr, done="1")
+        sc = self._scope()
+        host = sc.hosts.get(vm.host.id) if vm.host is not None else None
+        if host is not None and value(host.status) in ("non_responsive", "connecting"):
+            if not (host.power_management is not None and host.power_management.enabled):
+                raise Conflict(
+                    f"host {host.name} of VM {vm.name} is {value(host.status)} and has no power "
+                    "management: nothing proves the VM is not running. Power the host off and confirm "
+                    "it in the engine ('Confirm Host has been rebooted'), or force the promotion",
+                    endpoint=self.endpoint,
+                )
+            self.e.fence(host.id, "stop", corr)
+            return self._op("fence", vm_id, corr, host=host.id)
         self._bring_down(vm, sc, corr)
         return self._op("fence", vm_id, corr)
 
     def _poll_fence(self, op: Operation) -> OperationStatus:
+        if op.data.get("done") == "1":
+            return OperationStatus(OpState.SUCCEEDED, 1.0)
         return self._poll_jobs(op, lambda: value(self.e.vm(op.vm, follow=None).status) == "down")
 
+    # the second site of ovirt-dr -----------------------------------------------------------------
+    def _dr_site(self) -> DrSite:
+        from ftbridge_ovirt.drsite import DrSite, secret_lookup
+
+        if self._mapping is None:
+            raise ConfigError(
+                f"endpoints.{self.endpoint}.dr_mapping_file: needed to fail ovirt-dr over here", endpoint=self.endpoint
+            )
+        return DrSite(
+            self.e,
+            self._mapping,
+            endpoint=self.endpoint,
+            extra_clusters={p.primary_name: p.secondary_name for p in self.cfg.dr_cluster_mappings},
+            secret=secret_lookup(self.cfg.dr_vault, self.endpoint),
+        )
+
+    def _dr_bring_up(self, vm_id: str, secondary_id: str, host_id: str | None, *, test: bool) -> Operation:
+        kind = "test_failover" if test else "promote"
+        corr = N.correlation_id(kind)
+        vm, was_up = self._dr_site().bring_over(vm_id, corr)
+        start = was_up is not False or test
+        if test:  # isolated, and whatever it writes is dropped when it stops
+            for nic in vm.nics or ():
+                if nic.plugged:
+                    self.e.update_nic(vm_id, nic.id, plugged=False, corr=corr)
+            self.e.set_stateless(vm_id, True, corr)
+        if start and value(vm.status) == "down":
+            self.e.start_vm(vm_id, corr, host_id=host_id)
+        data = {"secondary_id": secondary_id, "dr": "1", "start": "1" if start else "0", "vm_id": vm_id}
+        if test:
+            data["test_id"] = vm_id
+        return self._op(kind, vm_id, corr, **data)
+
+    def _poll_dr(self, op: Operation) -> OperationStatus:
+        vm = self._vm(op.vm, follow=None)
+        status = value(vm.status)
+        result = {**self._result(op), "host": vm.host.id if vm.host is not None else ""}
+        if op.data.get("start") != "1":
+            return OperationStatus(OpState.SUCCEEDED, 1.0, "registered; it was down, so it stays down", result=result)
+        if status == "up":
+            return OperationStatus(OpState.SUCCEEDED, 1.0, result=result)
+        state, _, msg = self._jobs_state(op)
+        if state is OpState.FAILED or (state is OpState.SUCCEEDED and status == "down"):
+            return OperationStatus(OpState.FAILED, 1.0, msg or f"the VM is {status}", retryable=True)
+        return OperationStatus(OpState.RUNNING, 0.8, f"the VM is {status}")
+
     # extras -------------------------------------------------------------------------------------
-    def ex_register_replicas(self, domain_names: list[str], *, cluster: str, vm_ids: list[str] | None = None,
-                             start: bool = True) -> Operation:
-        """At the secondary site's engine: bring array-replicated domains in and run their VMs.
-
-        What the oVirt DR role does on failover, for the ``ovirt-dr`` secondaries another
-        endpoint reports (their ``target_endpoint`` is this one): attach each replicated domain
-        (it keeps its UUID) to the data center of ``cluster``, register the VMs it carries
-        (all, or ``vm_ids``; a VM keeps its id) into ``cluster``, and start them. Call it only
-        once the primary site is known dead: the replicas become writable here.
-        """
-        sc = self._scope()
-        target = next((c for c in sc.clusters.values() if c.name == cluster), None)
-        if target is None:
-            raise NotFound(f"no cluster named {cluster!r} in scope", endpoint=self.endpoint)
-        dc_id = target.data_center.id
-        corr = N.correlation_id("dr-register")
-        registered: list[str] = []
-        for name in domain_names:
-            found = [sd for sd in self.e.storage_domains(search=f"name={name}") if sd.name == name]
-            if not found:
-                raise NotFound(f"no storage domain named {name!r} at this engine (is the replica imported?)",
-                               endpoint=self.endpoint)
-            sd = found[0]
-            if sd.id not in sc.domains:
-                self.e.attach_domain(dc_id, sd.id, corr)
-            for vm in self.e.unregistered_vms(sd.id):
-                if vm_ids is None or vm.id in vm_ids:
-                    self.e.register_vm(sd.id, vm.id, target.id, corr)
-                    registered.append(vm.id)
-        if start:
-            for vm_id in registered:
-                self.e.start_vm(vm_id, corr)
-        return self._op("dr_register", registered[0] if len(registered) == 1 else "", corr,
-                        registered=",".join(registered))
-
-
     def ex_set_lease(self, vm_id: str, datastore_id: str | None) -> Operation:
         """Put the VM's storage lease on a domain (None removes it): the tie-breaker that lets only
         one instance run belongs on a domain that survives what the VM's disks may not."""
@@ -556,32 +844,31 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         """The ovirt-dr storage pairs in force (config plus mapping file), by primary domain name."""
         return dict(self._pairs)
 
-    def ex_dr_mapping(self, *, secondary_url: str | None = None) -> Any:
-        """The oVirt DR role's mapping (:class:`ftbridge_ovirt.drmap.DrMapping`) for the paired domains."""
-        from ftbridge_ovirt import drmap
+    def ex_dr_mapping(self, *, secondary: OvirtDriver | None = None) -> Any:
+        """The oVirt DR role's mapping (:class:`ftbridge_ovirt.drmap.DrMapping`) for the paired
+        domains, both directions. ``secondary``: an open driver of the second site, whose URL,
+        user and CA the file names and whose vNIC profiles and clusters it maps to."""
+        from ftbridge_ovirt import drexport
 
         sc = self._scope()
-        by_name = {sd.name: sd for sd in sc.domains.values()}
-        storages = []
-        for name, pair in sorted(self._pairs.items()):
-            sd = by_name.get(name)
-            if sd is None:
-                continue
-            kind = value(sd.storage.type) if sd.storage is not None else "nfs"
-            entry: dict[str, Any] = {"dr_domain_type": kind, "dr_primary_name": name,
-                                     "dr_primary_dc_name": sc.dcs[sc.domain_dc[sd.id]].name,
-                                     "dr_secondary_name": pair.secondary_name,
-                                     "dr_storage_domain_type": "data", "dr_domain_id": sd.id}
-            if pair.secondary_dc:
-                entry["dr_secondary_dc_name"] = pair.secondary_dc
-            if sd.storage is not None and sd.storage.address:
-                entry["dr_primary_address"] = sd.storage.address
-            if sd.storage is not None and sd.storage.path:
-                entry["dr_primary_path"] = sd.storage.path
-            storages.append(entry)
-        sites = {"dr_sites_primary_url": self.cfg.url, "dr_sites_primary_username": self.cfg.user}
-        if self.cfg.ca_file:
-            sites["dr_sites_primary_ca_file"] = str(self.cfg.ca_file)
-        if secondary_url:
-            sites["dr_sites_secondary_url"] = secondary_url
-        return drmap.build(storages, sites=sites)
+        vms = self.e.vms()
+        profiles = clusters = None
+        if secondary is not None:
+            ssc = secondary._scope()
+            profiles = {
+                (n.name, p.name): (p.id, ssc.dcs[n.data_center.id].name if n.data_center else "")
+                for n in ssc.networks.values()
+                for p in (n.vnic_profiles or ())
+            }
+            clusters = [c.name for c in ssc.clusters.values()]
+        return drexport.build(
+            self.cfg,
+            self.endpoint,
+            sc,
+            vms,
+            self._pairs,
+            self._mapping,
+            secondary=secondary.cfg if secondary is not None else None,
+            secondary_profiles=profiles,
+            secondary_clusters=clusters,
+        )

@@ -4,12 +4,21 @@ ovirt-copy secondaries are floating (unattached) disks whose alias is::
 
     ftbridge-copy.<vm-id>.<disk-id>.<copy-set>
 
-``<copy-set>`` is ``<epoch>-<4 hex>``: the epoch is when the copy started, which is the point in
-time the copy holds (the engine snapshots the source when a copy begins), so ``now - epoch`` is
-the secondary's lag. All disks copied by one ``protect`` share the set, and the set is the
-secondary's id. Test-failover VMs are named ``ftbridge-test-<name>-<4 hex>`` and carry
-``ftbridge-test vm=<vm-id> set=<copy-set>`` as their description. Correlation ids are
-``ftbridge-<kind>-<12 hex>``. Nothing else on the engine is ever touched by name.
+``<copy-set>`` is ``<epoch>-<4 hex>``: the epoch is the point in time the copy holds, so
+``now - epoch`` is the secondary's lag. For a VM that is Down, nothing writes its disks while the
+engine copies them (``POST disks/{id}/copy``), so the copy holds the disks as of its start. The
+engine refuses to copy a disk plugged into a VM that is not Down (MoveOrCopyDiskCommand,
+``DiskValidator.isDiskPluggedToAnyNonDownVm``), so for a running VM ftbridge first takes a live
+snapshot named ``ftbridge-copy <copy-set>`` (its creation is the point in time), clones that
+snapshot's disks onto the target domains through a transient VM named
+``ftbridge-clone-<copy-set>`` (AddVmFromSnapshotCommand), keeps the clone's disks as the copies,
+removes the transient VM, then the snapshot. The engine does not snapshot anything when a plain
+copy begins.
+
+All disks copied by one ``protect`` share the set, and the set is the secondary's id.
+Test-failover VMs are named ``ftbridge-test-<name>-<4 hex>``; both kinds of ftbridge VM carry
+``ftbridge-test|ftbridge-clone vm=<vm-id> set=<copy-set>`` as their description. Correlation
+ids are ``ftbridge-<kind>-<12 hex>``. Nothing else on the engine is ever touched by name.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass
 
 COPY_PREFIX = "ftbridge-copy"
 TEST_PREFIX = "ftbridge-test"
+CLONE_PREFIX = "ftbridge-clone"
 _SET_RE = re.compile(r"^\d{9,12}-[0-9a-f]{4}$")
 
 
@@ -65,6 +75,16 @@ def copy_search(vm_id: str | None = None, set_id: str | None = None) -> str:
     return f"alias={COPY_PREFIX}.*"
 
 
+def snapshot_description(set_id: str) -> str:
+    """The live snapshot a running VM's copy set is cloned from."""
+    return f"{COPY_PREFIX} {set_id}"
+
+
+def clone_vm_name(set_id: str) -> str:
+    """The transient VM that holds a copy set while the engine clones it from the snapshot."""
+    return f"{CLONE_PREFIX}-{set_id}"
+
+
 def correlation_id(kind: str) -> str:
     return f"ftbridge-{kind.replace('_', '-')}-{secrets.token_hex(6)}"
 
@@ -77,10 +97,22 @@ def test_description(vm_id: str, set_id: str) -> str:
     return f"{TEST_PREFIX} vm={vm_id} set={set_id}"
 
 
-def parse_test_description(text: str | None) -> tuple[str, str] | None:
-    if not text or not text.startswith(TEST_PREFIX + " "):
-        return None
-    fields = dict(p.split("=", 1) for p in text.split()[1:] if "=" in p)
-    if "vm" in fields and "set" in fields:
-        return fields["vm"], fields["set"]
+def clone_description(vm_id: str, set_id: str) -> str:
+    return f"{CLONE_PREFIX} vm={vm_id} set={set_id}"
+
+
+def parse_internal_description(text: str | None) -> tuple[str, str, str] | None:
+    """(kind, vm id, set) of an ftbridge test twin or clone VM; None for any other VM."""
+    for prefix in (TEST_PREFIX, CLONE_PREFIX):
+        if text and text.startswith(prefix + " "):
+            fields = dict(p.split("=", 1) for p in text.split()[1:] if "=" in p)
+            if "vm" in fields and "set" in fields:
+                return prefix, fields["vm"], fields["set"]
     return None
+
+
+def parse_test_description(text: str | None) -> tuple[str, str] | None:
+    found = parse_internal_description(text)
+    if found is None or found[0] != TEST_PREFIX:
+        return None
+    return found[1], found[2]

@@ -42,8 +42,9 @@ def _open_fails(drv: OvirtDriver) -> FtbridgeError:
     return exc
 
 
-def test_wrong_password(lab: OvirtLab, make_driver: Callable[..., OvirtDriver],
-                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_password(
+    lab: OvirtLab, make_driver: Callable[..., OvirtDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(lab.env_var, "wrong-password")
     exc = _open_fails(make_driver())
     assert isinstance(exc, AuthenticationError)
@@ -74,25 +75,30 @@ def test_unreachable_engine(lab: OvirtLab) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = OvirtConfig.model_validate({**lab.endpoint_config("http"),
-                                      "url": f"http://127.0.0.1:{port}/ovirt-engine/api"})
+    cfg = OvirtConfig.model_validate(
+        {**lab.endpoint_config("http"), "url": f"http://127.0.0.1:{port}/ovirt-engine/api"}
+    )
     exc = _open_fails(OvirtDriver(cfg, endpoint="lab"))
     assert isinstance(exc, BackendUnavailable) and exc.retryable and exc.exit_code == 5
 
 
 def test_plain_http_to_an_https_port(lab: OvirtLab) -> None:
-    cfg = OvirtConfig.model_validate({**lab.endpoint_config("http"),
-                                      "url": f"http://127.0.0.1:{lab.port('https')}/ovirt-engine/api"})
+    cfg = OvirtConfig.model_validate(
+        {**lab.endpoint_config("http"), "url": f"http://127.0.0.1:{lab.port('https')}/ovirt-engine/api"}
+    )
     exc = _open_fails(OvirtDriver(cfg, endpoint="lab"))
     assert isinstance(exc, BackendUnavailable)
 
 
-@pytest.mark.parametrize("url", [
-    "https://engine.example.com/",
-    "https://engine.example.com/ovirt-engine",
-    "https://engine.example.com/api",
-    "engine.example.com/ovirt-engine/api",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://engine.example.com/",
+        "https://engine.example.com/ovirt-engine",
+        "https://engine.example.com/api",
+        "engine.example.com/ovirt-engine/api",
+    ],
+)
 def test_url_without_api_path_is_a_config_error(url: str, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="/ovirt-engine/api"):
         OvirtConfig.model_validate({"driver": "ovirt", "url": url, "password": {"env": "X"}})
@@ -103,8 +109,9 @@ def test_url_without_api_path_is_a_config_error(url: str, tmp_path: Path) -> Non
 
 
 def test_url_is_normalised() -> None:
-    cfg = OvirtConfig.model_validate({"driver": "ovirt", "url": "https://e.example/ovirt-engine/api/",
-                                      "password": {"env": "X"}})
+    cfg = OvirtConfig.model_validate(
+        {"driver": "ovirt", "url": "https://e.example/ovirt-engine/api/", "password": {"env": "X"}}
+    )
     assert cfg.url == "https://e.example/ovirt-engine/api"
 
 
@@ -112,8 +119,9 @@ def test_literal_password_and_unknown_keys_are_refused() -> None:
     with pytest.raises(ValidationError, match="never written in the config"):
         OvirtConfig.model_validate({"driver": "ovirt", "url": "https://e/ovirt-engine/api", "password": "x"})
     with pytest.raises(ValidationError, match="extra"):
-        OvirtConfig.model_validate({"driver": "ovirt", "url": "https://e/ovirt-engine/api",
-                                    "password": {"env": "X"}, "pasword": 1})
+        OvirtConfig.model_validate(
+            {"driver": "ovirt", "url": "https://e/ovirt-engine/api", "password": {"env": "X"}, "pasword": 1}
+        )
 
 
 def test_missing_ca_file_names_the_key(lab: OvirtLab, tmp_path: Path) -> None:
@@ -122,8 +130,9 @@ def test_missing_ca_file_names_the_key(lab: OvirtLab, tmp_path: Path) -> None:
     assert isinstance(exc, ConfigError) and "ca_file" in str(exc)
 
 
-def test_unset_password_variable(lab: OvirtLab, make_driver: Callable[..., OvirtDriver],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_password_variable(
+    lab: OvirtLab, make_driver: Callable[..., OvirtDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(lab.env_var)
     exc = _open_fails(make_driver())
     assert isinstance(exc, MissingSecret) and lab.env_var in str(exc)
@@ -179,7 +188,9 @@ def test_missing_sdk_is_one_line_naming_the_install(monkeypatch: pytest.MonkeyPa
 
 
 def test_importing_the_driver_imports_no_sdk() -> None:
-    code = ("import sys, ftbridge_ovirt.driver, ftbridge_ovirt.lab; "
-            "bad = [m for m in ('ovirtsdk4', 'pycurl') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    code = (
+        "import sys, ftbridge_ovirt.driver, ftbridge_ovirt.lab; "
+        "bad = [m for m in ('ovirtsdk4', 'pycurl') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr

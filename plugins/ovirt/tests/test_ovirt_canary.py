@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from ftbridge_ovirt.config import OvirtConfig
 from ftbridge_ovirt.driver import OvirtDriver
 from ftbridge_ovirt.lab import OvirtLab
+from ovirt_helpers import ftbridge_exe
 
 from ftbridge.drivers import SecondarySpec
 from ftbridge.errors import FtbridgeError
@@ -25,8 +25,9 @@ CANARY = "canary-ovirt-5d1f0e9b7c"
 WRONG = "canary-wrong-81c4a2f6de"
 
 
-def test_canary_secret_never_leaks(estate: Estate, monkeypatch: pytest.MonkeyPatch,
-                                   caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+def test_canary_secret_never_leaks(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     lab = OvirtLab(estate, op_seconds=0.02, password=CANARY, ha_restart=False)
     lab.start()
     seen: list[str] = []
@@ -68,14 +69,14 @@ def test_canary_secret_never_leaks(estate: Estate, monkeypatch: pytest.MonkeyPat
 
 def _cli_output(lab: OvirtLab, tmp_path: Path) -> str:
     """The installed CLI's inventory and audit output, when the CLI is there."""
-    exe = shutil.which("ftbridge")
-    if exe is None:
-        return ""
+    exe = ftbridge_exe()
     cfg = tmp_path / "ftbridge.toml"
     ep = lab.endpoint_config("https")
-    cfg.write_text(f'[endpoints.lab]\ndriver = "ovirt"\nurl = "{ep["url"]}"\nuser = "{ep["user"]}"\n'
-                   f'password = {{ env = "{lab.env_var}" }}\nca_file = "{ep["ca_file"]}"\n'
-                   f'[state]\ndir = "{tmp_path / "state"}"\n')
+    cfg.write_text(
+        f'[endpoints.lab]\ndriver = "ovirt"\nurl = "{ep["url"]}"\nuser = "{ep["user"]}"\n'
+        f'password = {{ env = "{lab.env_var}" }}\nca_file = "{ep["ca_file"]}"\n'
+        f'[state]\ndir = "{tmp_path / "state"}"\n'
+    )
     env = {**os.environ, lab.env_var: CANARY}
     out = []
     for args in (["inventory", "-o", "json"], ["--debug", "inventory", "-o", "json"]):
@@ -83,8 +84,9 @@ def _cli_output(lab: OvirtLab, tmp_path: Path) -> str:
         out.append(p.stdout + p.stderr)
         assert "Traceback" not in p.stderr or args[0] == "--debug"
     env[lab.env_var] = WRONG
-    p = subprocess.run([exe, "--config", str(cfg), "inventory", "-o", "json"], capture_output=True, text=True,
-                       env=env, timeout=120)
+    p = subprocess.run(
+        [exe, "--config", str(cfg), "inventory", "-o", "json"], capture_output=True, text=True, env=env, timeout=120
+    )
     out.append(p.stdout + p.stderr)
     assert p.returncode != 0 and "Traceback" not in p.stderr
     return "\n".join(out) + sys.version

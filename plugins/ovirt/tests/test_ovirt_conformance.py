@@ -20,8 +20,9 @@ class TestOvirtConformance(DriverConformance):
         return make_driver
 
     @pytest.fixture
-    def bad_auth_factory(self, lab: OvirtLab, make_driver: Callable[..., OvirtDriver],
-                         monkeypatch: pytest.MonkeyPatch) -> Callable[[], OvirtDriver]:
+    def bad_auth_factory(
+        self, lab: OvirtLab, make_driver: Callable[..., OvirtDriver], monkeypatch: pytest.MonkeyPatch
+    ) -> Callable[[], OvirtDriver]:
         monkeypatch.setenv(lab.env_var, "not-the-password")
         return make_driver
 

@@ -34,8 +34,10 @@ def test_every_collection_and_entity_parses(lab: OvirtLab, conn: object) -> None
     s = conn.system_service()  # type: ignore[attr-defined]
     api = s.get()
     assert api.product_info.version.major == 4
-    (dc,) = s.data_centers_service().list(follow="storage_domains,clusters")
+    (dc,) = s.data_centers_service().list(follow="storage_domains,clusters,networks.vnic_profiles")
     assert dc.storage_domains and dc.clusters and dc.storage_domains[0].status is not None
+    assert {n.name for n in dc.networks} == {"ovirtmgmt", "prod", "backend"}
+    assert all(n.vnic_profiles for n in dc.networks) and {n.vlan.id for n in dc.networks if n.vlan} == {10, 20}
     dcs = s.data_centers_service().data_center_service(dc.id)
     assert dcs.get().name == dc.name and dcs.storage_domains_service().list()
     assert dcs.storage_domains_service().storage_domain_service(dc.storage_domains[0].id).get().available > 0
@@ -43,10 +45,16 @@ def test_every_collection_and_entity_parses(lab: OvirtLab, conn: object) -> None
         assert s.clusters_service().cluster_service(c.id).get().data_center.id == dc.id
     for h in s.hosts_service().list():
         got = s.hosts_service().host_service(h.id).get()
-        assert got.spm.status is not None and got.status is not None
+        assert got.spm.status is not None and got.status is not None and got.power_management.enabled is False
     for sd in s.storage_domains_service().list():
         assert sd.storage.type is not None and sd.status is None  # top level: no DC view of status
         assert s.storage_domains_service().storage_domain_service(sd.id).get().name == sd.name
+        assert sd.critical_space_action_blocker is not None and sd.available % (1 << 30) == 0  # whole GiB
+    ceph = next(sd for sd in dc.storage_domains if sd.name == "ams-ceph")
+    assert ceph.type is None and ceph.storage.type == sdk.types.StorageType.MANAGED_BLOCK_STORAGE
+    iscsi = next(sd for sd in dc.storage_domains if sd.name == "ams-iscsi1")
+    assert iscsi.storage.volume_group.logical_units[0].target.startswith("iqn.")
+    assert {p.name for p in s.vnic_profiles_service().list()} == {"ovirtmgmt", "prod", "backend"}
     vms = s.vms_service().list()
     assert vms and all(v.disk_attachments is not None and len(v.disk_attachments) == 0 for v in vms)  # links only
     for v in s.vms_service().list(follow="disk_attachments.disk,tags,nics"):
@@ -56,6 +64,18 @@ def test_every_collection_and_entity_parses(lab: OvirtLab, conn: object) -> None
         att = vs.disk_attachments_service().list()
         assert vs.disk_attachments_service().attachment_service(att[0].id).get().interface is not None
         assert vs.nics_service().list()[0].mac.address
+        assert [x.snapshot_type for x in vs.snapshots_service().list()] == [sdk.types.SnapshotType.ACTIVE]
+    he = s.vms_service().list(search="name=HostedEngine")[0]
+    assert he.origin == "managed_hosted_engine"
+    lun = s.disks_service().list(search="alias=clnode1_quorum")[0]
+    assert lun.storage_type == sdk.types.DiskStorageType.LUN and not lun.storage_domains
+    assert lun.lun_storage.logical_units[0].size == 2 << 30
+    shared = s.disks_service().list(search="alias=shared0_shared")[0]
+    assert shared.shareable and len(shared.vms) == 2
+    (tpl,) = s.templates_service().list(follow="disk_attachments.disk")
+    assert tpl.name == "rhel9" and tpl.disk_attachments[0].disk.storage_domains
+    thin = s.vms_service().list(search="name=rhel-thin01")[0]
+    assert thin.template.id == tpl.id
     for d in s.disks_service().list():
         assert s.disks_service().disk_service(d.id).get().alias == d.alias
     assert s.jobs_service().list() == []
@@ -65,6 +85,7 @@ def test_search_follow_and_errors(lab: OvirtLab, conn: object) -> None:
     s = conn.system_service()  # type: ignore[attr-defined]
     assert [v.name for v in s.vms_service().list(search="name=db*")] == ["db01"]
     assert [v.name for v in s.vms_service().list(search="status=down")] == ["batch01"]
+    assert [d.name for d in s.storage_domains_service().list(search="name=ams-ceph")] == ["ams-ceph"]
     assert len(s.disks_service().list(search="alias=ftbridge-copy.*")) == 1
     with pytest.raises(sdk.Error) as info:
         s.vms_service().list(search="colour=blue")
@@ -116,13 +137,18 @@ def test_lab_entry_point_and_demo_estate() -> None:
 
 def test_runs_on_its_own(tmp_path: Path) -> None:
     estate = Path(__file__).parent / "data" / "ovirt_estate.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "ftbridge_ovirt.lab", "--estate", str(estate), "--name", "lab"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftbridge_ovirt.lab", "--estate", str(estate), "--name", "lab"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     try:
         first = proc.stdout.readline()  # type: ignore[union-attr]
         assert first.strip() == "[endpoints.ovirt]"
         lines = [proc.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
-        assert any(line.startswith("url = \"https://127.0.0.1:") for line in lines)
+        assert any(line.startswith('url = "https://127.0.0.1:') for line in lines)
         assert any("password = { file = " in line for line in lines)
     finally:
         proc.send_signal(signal.SIGINT)

@@ -21,7 +21,7 @@ from typing import Any
 from ftbridge.estate import Estate
 from ftbridge.labs import Lab
 from ftbridge_ovirt.lab.engine import Fault, LabEngine
-from ftbridge_ovirt.lab.model import lab_uuid
+from ftbridge_ovirt.lab.model import OvfEntity, lab_uuid
 from ftbridge_ovirt.lab.server import LabHTTPServer, Stats
 
 __all__ = ["Fault", "LabEngine", "OvirtLab"]
@@ -33,15 +33,31 @@ class OvirtLab(Lab):
     driver = "ovirt"
     flavor = "ovirt"  # `ftbridge lab run ovirt` picks the estate of this flavor
 
-    def __init__(self, estate: Estate, *, port: int = 0, http_port: int = 0, scheme: str = "https",
-                 op_seconds: float = 0.2, user: str = "admin@internal", password: str | None = None,
-                 ha_restart: bool = True, seed: int = 0, **options: Any) -> None:
+    def __init__(
+        self,
+        estate: Estate,
+        *,
+        port: int = 0,
+        http_port: int = 0,
+        scheme: str = "https",
+        op_seconds: float = 0.2,
+        user: str = "admin@internal",
+        password: str | None = None,
+        ha_restart: bool = True,
+        seed: int = 0,
+        power_management: bool = False,
+        admin: bool = True,
+        **options: Any,
+    ) -> None:
         if options:
             raise TypeError(f"unknown lab options: {', '.join(sorted(options))}")
         if scheme not in ("http", "https"):
             raise ValueError("scheme must be http or https")
         self.estate = estate
         self.engine = LabEngine(estate, op_seconds=op_seconds, ha_restart=ha_restart, seed=seed)
+        for host in self.engine.hosts.values():
+            host.pm = power_management
+        self.admin = admin  # False: a user without admin roles, whose unfiltered queries fail
         self.stats = Stats()
         self.scheme = scheme
         self.user = user
@@ -62,11 +78,19 @@ class OvirtLab(Lab):
         self._dir = Path(tempfile.mkdtemp(prefix="ftbridge-ovirt-lab-"))
         self.ca_file, ctx = make_tls(self._dir)
         for scheme, tls in (("https", ctx), ("http", None)):
-            srv = LabHTTPServer(("127.0.0.1", self._ports[scheme]), self.engine, user=self.user,
-                                password=self.password, stats=self.stats, tls=tls)
+            srv = LabHTTPServer(
+                ("127.0.0.1", self._ports[scheme]),
+                self.engine,
+                user=self.user,
+                password=self.password,
+                stats=self.stats,
+                tls=tls,
+                admin=self.admin,
+            )
             self._servers[scheme] = srv
-            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                 name=f"ovirt-lab-{scheme}", daemon=True)
+            t = threading.Thread(
+                target=srv.serve_forever, kwargs={"poll_interval": 0.1}, name=f"ovirt-lab-{scheme}", daemon=True
+            )
             t.start()
             self._threads.append(t)
 
@@ -92,8 +116,12 @@ class OvirtLab(Lab):
 
     def endpoint_config(self, scheme: str | None = None) -> dict[str, Any]:
         scheme = scheme or self.scheme
-        cfg: dict[str, Any] = {"driver": "ovirt", "url": self.url(scheme), "user": self.user,
-                               "password": {"env": self.env_var}}
+        cfg: dict[str, Any] = {
+            "driver": "ovirt",
+            "url": self.url(scheme),
+            "user": self.user,
+            "password": {"env": self.env_var},
+        }
         if scheme == "https":
             cfg["ca_file"] = str(self.ca_file)
         return cfg
@@ -103,8 +131,26 @@ class OvirtLab(Lab):
 
     # faults -------------------------------------------------------------------------------
     def fail_host(self, name: str) -> None:
+        """The host dies and the engine reports it down (as after power-management fencing)."""
         with self.engine.lock:
             self.engine.fail_host(self._by_name("hosts", name).id)
+
+    def partition_host(self, name: str) -> None:
+        """The engine loses the host (non_responsive) while its VMs keep running there."""
+        with self.engine.lock:
+            self.engine.partition_host(self._by_name("hosts", name).id)
+
+    def set_power_management(self, name: str, enabled: bool = True) -> None:
+        """Give the host a fence agent the engine can power it off with (or take it away)."""
+        with self.engine.lock:
+            self._by_name("hosts", name).pm = enabled
+
+    def split_brains(self) -> list[str]:
+        """Ids of VMs that run twice: still on a partitioned host the engine was told is down,
+        and started again elsewhere."""
+        with self.engine.lock:
+            self.engine.tick()
+            return self.engine.split_brains()
 
     def fail_datastore(self, name: str) -> None:
         with self.engine.lock:
@@ -114,9 +160,15 @@ class OvirtLab(Lab):
         with self.engine.lock:
             self.engine.restore()
 
-    def set_faults(self, *, error_rate: float | None = None, slow: float | None = None,
-                   slow_jobs: float | None = None, fail_kinds: set[str] | None = None,
-                   op_seconds: float | None = None) -> None:
+    def set_faults(
+        self,
+        *,
+        error_rate: float | None = None,
+        slow: float | None = None,
+        slow_jobs: float | None = None,
+        fail_kinds: set[str] | None = None,
+        op_seconds: float | None = None,
+    ) -> None:
         """5xx rate (0..1), seconds added to each API call, seconds added to each job, job kinds
         that fail (move, copy, start), the base job duration."""
         with self.engine.lock:
@@ -132,36 +184,85 @@ class OvirtLab(Lab):
             if op_seconds is not None:
                 self.engine.op_seconds = op_seconds
 
+    def finish_jobs(self) -> None:
+        """End every job that is running now, as if its time had come (tests that must not wait)."""
+        with self.engine.lock:
+            for job in self.engine.jobs.values():
+                if job.status == "started":
+                    job.deadline = 0.0
+            self.engine.tick()
+
     def fail_next(self, kind: str, times: int = 1) -> None:
         """The next ``times`` jobs of ``kind`` (move, copy, start) fail."""
         with self.engine.lock:
             self.engine.faults["fail_next"][kind] += times
 
     # disaster recovery ------------------------------------------------------------------------
-    def receive_replicas(self, primary: OvirtLab, pairs: Mapping[str, str]) -> None:
-        """Make this lab the second site of ``primary``: each of its domains named in ``pairs``
-        (primary name -> replica name) appears here unattached, with the same UUID, carrying the
-        VMs whose every disk is on replicated domains, unregistered, as the array copied them."""
+    def receive_replicas(
+        self, primary: OvirtLab, pairs: Mapping[str, str], luns: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Make this lab the second site of ``primary``, as array replication would: each domain of
+        ``primary`` named in ``pairs`` (primary name -> replica name) becomes visible here with the
+        same UUID, on the secondary array's address (``replica.<address>``, targets ``<iqn>-replica``),
+        not yet imported, its OVF store describing the VMs and templates with a disk on it (VM
+        status as it was). ``luns`` (primary LUN id -> replica LUN id) replicates direct LUNs.
+        Returns primary domain name -> replica domain id."""
         with primary.engine.lock:
             src = primary.engine
             doms = {d.id: d for d in src.domains.values() if d.name in pairs}
-            carried: dict[str, list[Any]] = {sd: [] for sd in doms}
+            carried: dict[str, list[OvfEntity]] = {sd: [] for sd in doms}
             for vm in src.vms.values():
                 disks = [src.disks[a.disk] for a in vm.attachments if a.disk in src.disks]
-                if disks and all(d.domain in doms for d in disks):
-                    twin = copy.deepcopy(vm)
-                    twin.status, twin.host, twin.lease, twin.before_fault = "down", None, None, None
-                    carried[disks[0].domain].append((twin, [copy.deepcopy(d) for d in disks]))
+                for sd in {d.domain for d in disks if d.domain in doms}:
+                    carried[sd or ""].append(self._ovf(src, vm, disks))
+            for tpl in src.templates.values():
+                disks = [src.disks[a.disk] for a in tpl.attachments if a.disk in src.disks]
+                for sd in {d.domain for d in disks if d.domain in doms}:
+                    carried[sd or ""].append(
+                        OvfEntity(
+                            kind="template",
+                            id=tpl.id,
+                            name=tpl.name,
+                            obj=copy.deepcopy(tpl),
+                            disks=copy.deepcopy(disks),
+                            cluster_name=src.clusters[tpl.cluster].name,
+                        )
+                    )
             replicas = {sd: copy.deepcopy(d) for sd, d in doms.items()}
+            lun_copies = [copy.deepcopy(src.luns[k]) for k in (luns or {}) if k in src.luns]
         with self.engine.lock:
             for sd, dom in replicas.items():
-                dom.name, dom.dc, dom.host, dom.status = pairs[dom.name], None, None, "active"
+                dom.address = f"replica.{dom.address}" if dom.address else ""
+                dom.targets = [f"{t}-replica" for t in dom.targets]
                 self.engine.receive_replica(dom, carried[sd])
+            for lun in lun_copies:
+                lun.id = (luns or {})[lun.id]
+                lun.address, lun.target = f"replica.{lun.address}", f"{lun.target}-replica"
+                self.engine.receive_lun(lun)
+        return {d.name: sd for sd, d in doms.items()}
+
+    @staticmethod
+    def _ovf(src: LabEngine, vm: Any, disks: list[Any]) -> OvfEntity:
+        twin = copy.deepcopy(vm)
+        for nic in twin.nics:
+            prof = src.profiles.get(nic.profile or "")
+            nic.ovf_profile = prof.name if prof else ""
+            nic.ovf_network = src.networks[prof.network].name if prof else ""
+        twin.status, twin.host, twin.before_fault = "down", None, None
+        return OvfEntity(
+            kind="vm",
+            id=vm.id,
+            name=vm.name,
+            obj=twin,
+            disks=copy.deepcopy(disks),
+            status=vm.status if vm.status in ("up", "down") else "up",
+            cluster_name=src.clusters[vm.cluster].name,
+        )
 
     # reading the lab (tests) ---------------------------------------------------------------
     def id(self, kind: str, estate_key: str) -> str:
-        """The UUID the lab gave an estate object: kind is vm, host, sd, cluster, or disk
-        (key ``"<vm id>/<disk id>"``)."""
+        """The UUID the lab gave an estate object: kind is vm, host, sd, cluster, network, profile, or
+        disk (key ``"<vm id>/<disk id>"``; a shareable disk: ``"shared/<disk id>/<vm ids, sorted, ,>"``)."""
         return lab_uuid(self.estate.name, kind, estate_key)
 
     def snapshot(self, table: str, name: str) -> Any:
