@@ -507,7 +507,8 @@ class Executor:
         sec = next((s for s in secs if s.id == a.secondary), None)
         if sec is None:
             raise StepFailed(f"{a.vm_name} has no secondary {a.secondary} any more")
-        if sec.state not in (SecondaryState.IN_SYNC, SecondaryState.STALE):
+        dr_unknown = sec.state is SecondaryState.UNKNOWN and _runs_on(a) != a.endpoint
+        if sec.state not in (SecondaryState.IN_SYNC, SecondaryState.STALE) and not dr_unknown:
             raise StepFailed(f"secondary {a.secondary} of {a.vm_name} is {sec.state.value}: not usable")
         if sec.target_endpoint is None:
             down = [

@@ -274,6 +274,11 @@ def _path(
 def _copy_words(s: Secondary | None) -> str:
     if s is None:
         return "its copy"
+    if s.state is SecondaryState.UNKNOWN:
+        return (
+            f"its {s.mechanism} copy {s.id} on {s.target_endpoint} (replicated outside the platform: "
+            "it may lose what the replication had not sent)"
+        )
     lag = "in sync" if s.lag in (None, 0.0) and s.state is SecondaryState.IN_SYNC else f"may lose {s.lag or 0:.0f}s"
     return f"its {s.mechanism} copy {s.id} ({lag})"
 
@@ -335,7 +340,10 @@ def _choose(
     reasons = []
     usable: list[tuple[Secondary | None, str | None]] = []
     for s in vm.secondaries:
-        if s.state in (SecondaryState.BROKEN, SecondaryState.UNKNOWN, SecondaryState.SYNCING):
+        # a copy another endpoint keeps through replication the platform cannot see (a DR site's
+        # array-replicated domains) is unknown by nature: usable, after every copy known in sync
+        dr_unknown = s.state is SecondaryState.UNKNOWN and s.target_endpoint is not None
+        if s.state in (SecondaryState.BROKEN, SecondaryState.UNKNOWN, SecondaryState.SYNCING) and not dr_unknown:
             reasons.append(f"secondary {s.id} is {s.state.value}")
             continue
         if s.missing:
