@@ -314,7 +314,7 @@ def _report(res: FailoverResult, output: Output, what: str, hint: str) -> None:
         _json_line({"event": "summary", **res.summary()})
     else:
         table(
-            f"{what}: {sum(v.state in ('promoted', 'ok') for v in res.vms)} of {len(res.vms)} VMs",
+            f"{what}: {sum(v.state in ('restarted', 'promoted', 'ok') for v in res.vms)} of {len(res.vms)} VMs",
             ["vm", "endpoint", "state", "seconds", "detail"],
             [
                 [
@@ -336,7 +336,7 @@ def _report(res: FailoverResult, output: Output, what: str, hint: str) -> None:
         total = "" if res.total_seconds is None else f"; recovery time {res.total_seconds:.1f}s"
         say(f"{what}: run {result.run_id}{total} (journal {result.journal})")
     if not res.ok:
-        bad = sum(v.state not in ("promoted", "ok") for v in res.vms)
+        bad = sum(v.state not in ("restarted", "promoted", "ok") for v in res.vms)
         raise PartialFailure(f"{what}: {bad} of {len(res.vms)} VMs failed (journal run {result.run_id})", hint=hint)
 
 

@@ -3,12 +3,15 @@
 Both produce ordinary plan documents and run them through :func:`ftbridge.apply.apply_plan`,
 so they are journaled, locked and resumable like any apply:
 
-* **failback** is a planned migration: each VM a failover promoted goes back to the datastores
-  (and host) recorded in its step's ``original``, with ``move_vm``/``move_disk`` actions, once
-  those are healthy again; VMs whose original place is still down are listed, not moved;
-* **reprotect** reuses the planner, keeping only its ``protect`` actions (and those whose
-  prerequisites are protects too): a failover removes no primary, it only leaves VMs without
-  the secondary they were promoted from.
+* **failback** is a planned migration: each VM a failover brought up elsewhere goes back to the
+  datastores and host recorded in its step's ``original``, with ``move_vm``/``move_disk``
+  actions, once *all* of that place is healthy again (its host up and its datastores
+  accessible); a VM whose original place is still down is listed and left alone (exit 1), never
+  half moved. What is left to do is read from the estate, so a failback run again does nothing;
+* **reprotect** reuses the planner, keeping the actions that give VMs the secondaries their
+  policy wants: ``protect``, and the ``unprotect`` of a wrong copy once its replacement exists
+  (make before break). A failover removes no primary; it leaves VMs without the secondary they
+  were promoted from, or with one that now sits beside them.
 """
 
 from __future__ import annotations
@@ -48,12 +51,34 @@ def _current(inv: Inventory, s: Step) -> VM | None:
     return named[0] if len(named) == 1 else vm
 
 
+def _move_disk(vm: VM, disk: str, src: str, home: str, size: int, deps: list[str], scope: str) -> dict[str, Any]:
+    return {
+        "id": f"d{vm.id}-{disk}",  # renumbered once the document is complete
+        "kind": "move_disk",
+        "endpoint": vm.endpoint,
+        "vm": vm.id,
+        "vm_name": vm.name,
+        "disk": disk,
+        "from": src,
+        "to": home,
+        "bytes": size,
+        "datastores": sorted({src, home}),
+        "depends_on": deps,
+        "closes": [],
+        "reason": f"fail back disk {disk} of {vm.name} to its original datastore ({scope})",
+    }
+
+
 def failback_document(
     plan: FailoverPlan, inv: Inventory, config: Config
 ) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """move_vm (to the original config datastore and host) then move_disk for disks that lived
-    elsewhere, per VM whose original place is healthy again."""
+    elsewhere, per VM whose original place is healthy again (on a platform without move_vm: the
+    disks one by one)."""
     from ftbridge import __version__
+    from ftbridge.planning import capabilities_for
+
+    caps = capabilities_for(inv)
 
     actions: list[dict[str, Any]] = []
     waiting: list[dict[str, str]] = []
@@ -81,18 +106,45 @@ def failback_document(
             continue
         h = inv.host(s.endpoint, host) if host else None
         if host and (h is None or h.state is not HostState.UP):
-            host = None  # storage goes back now; the VM stays on its survivor until its host is back
+            name = h.name if h else host
+            state = h.state.value if h else "missing"
+            waiting.append({"vm": s.vm_name, "endpoint": s.endpoint, "reason": f"host {name} is not back ({state})"})
+            continue
         if h is not None and not all(
             host in d.hosts for x in {target, *orig_disks.values()} if (d := inv.datastore(s.endpoint, x))
         ):
-            host = None
+            waiting.append(
+                {"vm": s.vm_name, "endpoint": s.endpoint, "reason": f"host {h.name} no longer mounts its datastores"}
+            )
+            continue
         where = {d.id: d.datastore for d in vm.disks}
         movable = [d for d in vm.disks if d.movable]
-        at_home = where == {k: v for k, v in orig_disks.items() if k in where} and vm.config_datastore == target
+        at_home = where == {k: v for k, v in orig_disks.items() if k in where} and (
+            vm.config_datastore is None or vm.config_datastore == target
+        )
         if at_home and (host is None or vm.host == host):
             continue
+        site = caps.get(vm.endpoint)
+        if vm.config_datastore is None and site is not None and "move_vm" not in site:
+            # its platform keeps the config in the cluster: the disks go home one by one, and the
+            # platform (its HA, its balancer, an operator) moves the VM between hosts
+            for dk in movable:
+                home = orig_disks.get(dk.id)
+                if home is None or home == where.get(dk.id):
+                    continue
+                actions.append(_move_disk(vm, dk.id, where[dk.id], home, dk.size, [], plan.scope))
+            if at_home and host is not None and vm.host != host:
+                waiting.append(
+                    {
+                        "vm": s.vm_name,
+                        "endpoint": s.endpoint,
+                        "reason": f"its files are home; {vm.endpoint} moves VMs between hosts itself (no move_vm): "
+                        f"migrate it back to {h.name if h else host} there",
+                    }
+                )
+            continue
         sizes = {d.id: d.size for d in vm.disks}
-        mv_id = f"a{len(actions) + 1}"
+        mv_id = f"m{vm.id}"
         actions.append(
             {
                 "id": mv_id,
@@ -118,23 +170,12 @@ def failback_document(
             home = orig_disks.get(dk.id)
             if home is None or home == target:
                 continue
-            actions.append(
-                {
-                    "id": f"a{len(actions) + 1}",
-                    "kind": "move_disk",
-                    "endpoint": vm.endpoint,
-                    "vm": vm.id,
-                    "vm_name": vm.name,
-                    "disk": dk.id,
-                    "from": target,
-                    "to": home,
-                    "bytes": sizes[dk.id],
-                    "datastores": sorted({target, home}),
-                    "depends_on": [mv_id],
-                    "closes": [],
-                    "reason": f"fail back disk {dk.id} of {vm.name} to its original datastore",
-                }
-            )
+            actions.append(_move_disk(vm, dk.id, target, home, sizes[dk.id], [mv_id], plan.scope))
+    for n, a in enumerate(actions, 1):  # ids in document order
+        old = a["id"]
+        a["id"] = f"a{n}"
+        for b in actions:
+            b["depends_on"] = [a["id"] if d == old else d for d in b["depends_on"]]
     doc = document(
         config,
         actions,
@@ -169,22 +210,27 @@ def run_failback(
 
 
 def reprotect_document(inv: Inventory, config: Config) -> tuple[dict[str, Any], int]:
-    """The planner's plan, restricted to protect actions; returns it and how many it left out."""
+    """The planner's plan, restricted to what gives VMs their secondaries: protect actions, and
+    the removal of a wrong copy once its replacement is made; returns it and how many protect
+    actions it left out (they needed a move first: 'ftbridge plan' has those)."""
     from ftbridge.planning import make_plan
 
     full = make_plan(inv, config)
     keep: list[dict[str, Any]] = []
     kept: set[str] = set()
     for a in full["actions"]:
-        if a["kind"] == "protect" and all(d in kept for d in a["depends_on"]):
+        replaced = a["kind"] == "unprotect" and (a.get("after") in kept or a.get("window"))
+        if (a["kind"] == "protect" or replaced) and all(d in kept for d in a["depends_on"]):
             keep.append(a)
             kept.add(a["id"])
-    dropped = sum(1 for a in full["actions"] if a["kind"] == "protect") - len(keep)
+    # a window (one copy off before its replacement) only with the protect that closes it
+    keep = [a for a in keep if not (a["kind"] == "unprotect" and a.get("window") and a.get("restore") not in kept)]
+    dropped = sum(1 for a in full["actions"] if a["kind"] == "protect") - sum(a["kind"] == "protect" for a in keep)
     doc = dict(full)
     doc["actions"] = keep
     summary = dict(full["summary"])
     summary["actions"] = len(keep)
-    summary["by_kind"] = {k: (len(keep) if k == "protect" else 0) for k in summary["by_kind"]}
+    summary["by_kind"] = {k: sum(a["kind"] == k for a in keep) for k in summary["by_kind"]}
     summary["bytes_moved"] = sum(a["bytes"] for a in keep)
     summary["closed"] = len({c for a in keep for c in a["closes"]})
     doc["summary"] = summary

@@ -574,8 +574,9 @@ class SimDriver(Driver, StoragePlacement, Failover):
             raise Conflict(
                 f"secondary {sec_id} of {vm['name']} is on an inaccessible datastore", endpoint=self.endpoint
             )
-        if sec["state"] not in ("in_sync", "stale"):
-            raise Conflict(f"secondary {sec_id} of {vm['name']} is {sec['state']}", endpoint=self.endpoint)
+        now = P.sec_state(state, vm, sec, time.time())
+        if now not in ("in_sync", "stale"):
+            raise Conflict(f"secondary {sec_id} of {vm['name']} is {now}", endpoint=self.endpoint)
         result: dict[str, Any] = sec
         return result
 
@@ -696,11 +697,12 @@ class SimDriver(Driver, StoragePlacement, Failover):
         """Set faults: hosts_down (failed: the platform reports them down), hosts_unreachable
         (partitioned: they keep running their VMs), datastores_down (lists of ids), fail_rate
         (0..1, retryable), fail_permanent (VM ids or "vm:kind"), fail_sync (VM ids whose new
-        secondaries break while syncing), slow (seconds added per operation), seed,
+        secondaries break while syncing), hold_sync (VM ids whose new secondaries stay syncing
+        until the fault is lifted), slow (seconds added per operation), seed,
         refuse_connections. Works on a closed driver; returns the faults now in force."""
         self._attach()
         with self._mutate() as state:
-            for key in ("hosts_down_at", "hosts_unreachable", "fail_sync"):
+            for key in ("hosts_down_at", "hosts_unreachable", "fail_sync", "hold_sync"):
                 state["faults"].setdefault(key, {} if key == "hosts_down_at" else [])
             for key, value in faults.items():
                 if key not in state["faults"] or key == "hosts_down_at":

@@ -76,6 +76,8 @@ def sec_state(state: State, vm: Mapping[str, Any], s: Mapping[str, Any], now: fl
     vm_id = next((k for k, v in state["vms"].items() if v is vm), None)
     if vm_id is not None and vm_id in state["faults"].get("fail_sync", ()):
         return "broken"
+    if vm_id is not None and vm_id in state["faults"].get("hold_sync", ()):
+        return "syncing"  # held by a test until it lets go: no clock involved
     return "in_sync" if now >= s["sync_until"] else "syncing"
 
 

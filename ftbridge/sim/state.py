@@ -103,6 +103,7 @@ def seed_state(estate: Estate) -> dict[str, Any]:
             "hosts_unreachable": [],
             "datastores_down": [],
             "fail_sync": [],
+            "hold_sync": [],
             "fail_rate": 0.0,
             "fail_permanent": [],
             "slow": 0.0,
