@@ -351,6 +351,7 @@ def make_failover_plan(
     from ftbridge.failover.plan import plan_failover
     from ftbridge.failover.recovery import load_recovery_plan
     from ftbridge.failover.run import select
+    from ftbridge.services import lastseen
     from ftbridge.services.inventory import collect
     from ftbridge.services.session import Session
 
@@ -358,8 +359,9 @@ def make_failover_plan(
     recovery = load_recovery_plan(recovery_plan)
     with Session(cfg) as session:
         inv = collect(session)
+    inv, seen = lastseen.fill(inv, lastseen.load(Path(cfg.state_dir)))
     chosen, failed = select(inv, vms, domains)
-    return plan_failover(inv, cfg, chosen, failed, recovery=recovery, fence=fence, force=force)
+    return plan_failover(inv, cfg, chosen, failed, recovery=recovery, fence=fence, force=force, last_seen=seen)
 
 
 def show_failover_plan(plan: FailoverPlan) -> None:
@@ -382,6 +384,12 @@ def show_failover_plan(plan: FailoverPlan) -> None:
             for s in plan.steps
         ],
     )
+    if plan.managed:
+        table(
+            f"left to the agent that runs them: {len(plan.managed)}",
+            ["vm", "endpoint", "why"],
+            [[b.vm_name, b.endpoint, b.reason] for b in plan.managed],
+        )
     if plan.blocked:
         table(
             f"cannot come up: {len(plan.blocked)}",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,11 @@ class FailoverPlan:
     steps: list[Step]
     blocked: list[Blocked]
     created_at: float = field(default_factory=time.time)
-    estate_id: str = ""  # hosts and datastores it was made for (ftbridge.planning.planfile.estate_id)
+    estate_id: str = ""
+    #: VMs an extension or agent runs (a hosted engine, vCLS): left to it, never restarted here
+    managed: list[Blocked] = field(
+        default_factory=list
+    )  # hosts and datastores it was made for (ftbridge.planning.planfile.estate_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +97,7 @@ class FailoverPlan:
             "estate_id": self.estate_id,
             "steps": [asdict(s) for s in self.steps],
             "blocked": [asdict(b) for b in self.blocked],
+            "managed": [asdict(b) for b in self.managed],
         }
 
     @classmethod
@@ -110,6 +115,7 @@ class FailoverPlan:
                 fingerprint=str(data["inventory_fingerprint"]),
                 steps=[Step(**s) for s in data["steps"]],
                 blocked=[Blocked(**b) for b in data["blocked"]],
+                managed=[Blocked(**b) for b in data.get("managed", [])],
                 created_at=float(data["created_at"]),
                 estate_id=str(data.get("estate_id", "")),
             )
@@ -152,7 +158,10 @@ def plan_failover(
     recovery: RecoveryPlan | None = None,
     fence: bool = False,
     force: bool = False,
+    last_seen: Mapping[tuple[str, str], float] | None = None,
 ) -> FailoverPlan:
+    """``last_seen``: VMs the inventory shows where they were last seen running (the platform
+    no longer places them; :mod:`ftbridge.services.lastseen`), and when: their steps say so."""
     recovery = recovery or RecoveryPlan()
     load: dict[tuple[str, str], int] = {}  # memory promised per host in this plan
     for v in inv.vms:
@@ -160,6 +169,8 @@ def plan_failover(
             load[(v.endpoint, v.host)] = load.get((v.endpoint, v.host), 0) + v.memory
     steps: list[Step] = []
     blocked: list[Blocked] = []
+    managed = [Blocked(v.endpoint, v.id, v.name, f"run by {v.managed_by}: left to it") for v in vms if v.managed_by]
+    vms = [v for v in vms if not v.managed_by]
     # recovery groups first; within a place: VMs that were up, HA ones first (as the DR role
     # starts them), then by name
     ordered = sorted(
@@ -168,6 +179,9 @@ def plan_failover(
     for vm in ordered:
         host = inv.host(vm.endpoint, vm.host)
         kind, reason, choice = _path(inv, config, vm, failed, load)
+        if last_seen and (vm.endpoint, vm.id) in last_seen:
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_seen[(vm.endpoint, vm.id)]))
+            reason += f" (its platform no longer places it: where it was last seen running, {at})"
         if choice is None:
             blocked.append(Blocked(vm.endpoint, vm.id, vm.name, reason))
             continue
@@ -216,6 +230,7 @@ def plan_failover(
         fingerprint=inv.fingerprint(),
         steps=steps,
         blocked=blocked,
+        managed=managed,
         estate_id=estate_of(inv, {s.endpoint for s in steps} | {s.target_endpoint for s in steps if s.target_endpoint}),
     )
 

@@ -6,12 +6,14 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ftbridge.drivers.base import StoragePlacement
 from ftbridge.errors import FtbridgeError, UnsupportedOperation
 from ftbridge.inventory import Inventory, InventoryPart
 from ftbridge.labels import apply_labels
 from ftbridge.model import EndpointInfo
+from ftbridge.services import lastseen
 from ftbridge.services.session import Session
 
 log = logging.getLogger(__name__)
@@ -52,4 +54,8 @@ def collect(session: Session, endpoints: Iterable[str] | None = None) -> Invento
     inv = Inventory(collected_at=time.time())
     for ep, part in results:
         inv = inv.with_parts(ep, part)
+    try:
+        lastseen.record(Path(session.config.state_dir), inv)
+    except OSError as exc:  # a read-only state dir must not stop a read-only command
+        log.warning("cannot record where VMs run in %s: %s", session.config.state_dir, exc)
     return apply_labels(inv, session.config.domains)

@@ -46,6 +46,7 @@ from ftbridge.failover.plan import FailoverPlan, affected_by, plan_failover
 from ftbridge.failover.run import failover_document
 from ftbridge.inventory import Inventory
 from ftbridge.planning import make_plan, rules_for, write_plan
+from ftbridge.services import lastseen
 from ftbridge.services.health import assess
 from ftbridge.services.inventory import collect
 from ftbridge.services.session import Session
@@ -357,8 +358,9 @@ class Controller:
         if not self.coordinator.may_touch_failed_domains():
             self._settling()
             return
+        inv, seen = lastseen.fill(inv, lastseen.load(Path(self.config.state_dir)))
         vms = affected_by(inv, failed)
-        plan = plan_failover(inv, self.config, vms, failed)
+        plan = plan_failover(inv, self.config, vms, failed, last_seen=seen)
         path = self.work_dir / "failover" / f"failover-{verdict.incident}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         plan.save(path)
