@@ -249,7 +249,7 @@ class Session:
             resp = conn.getresponse()
             self.round_trips += 1
             if resp.status == 200:
-                feeder = wire.Feeder(disks_only=True)
+                feeder = wire.Feeder(lean=True)
                 while chunk := resp.read(1 << 17):
                     feeder.feed(chunk)
                 page = feeder.page()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ftbridge.inventory import InventoryPart
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 class Names:
@@ -15,3 +20,17 @@ class Names:
         self.ds = {d.name: d.id for d in part.datastores}
         self.ds_name = {d.id: d.name for d in part.datastores}
         self.host_name = {h.id: h.name for h in part.hosts}
+
+
+def shared_real() -> Path | None:
+    """``shared/real`` of the project: ``$FTBRIDGE_SHARED/real``, else the first ``shared/real``
+    beside the repository or one of its parents (a worktree sits deeper than the clone)."""
+    env = os.environ.get("FTBRIDGE_SHARED")
+    if env:
+        p = Path(env) / "real"
+        return p if p.is_dir() else None
+    for parent in REPO.parents:
+        p = parent / "shared" / "real"
+        if p.is_dir():
+            return p
+    return None
