@@ -287,9 +287,7 @@ func (x *ext) shapeVM(vm *simulator.VirtualMachine, v sized, keys map[string]int
 		default:
 			return fmt.Errorf("vm %s: disk %s: kind %q has no vSphere form (disk, rdm, lun)", vm.Name, id, kind)
 		}
-		if d.flag("thin", false) {
-			b.ThinProvisioned = types.NewBool(true)
-		}
+		b.ThinProvisioned = types.NewBool(d.flag("thin", false)) // vcsim makes every new disk thin
 		size := diskSize(disk)
 		used := d.size("allocated", size)
 		if !d.flag("thin", false) {

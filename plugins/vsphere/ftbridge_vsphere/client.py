@@ -220,6 +220,28 @@ class Session:
             except Exception:  # noqa: BLE001 - the answer is in; a leaked view is harmless
                 log.debug("DestroyView failed", exc_info=True)
 
+    def fetch(self, type_name: str, moids: Sequence[str], paths: Sequence[str], *, lean: bool = False
+              ) -> list[wire.ObjectContent]:
+        """These objects' properties, read by :mod:`wire` (so types newer than pyVmomi's pass).
+        Objects that no longer exist come back with ``missing`` set, not as a fault
+        (``reportMissingObjectsInResults``)."""
+        if not moids:
+            return []
+        vim, vmodl = sdk().vim, sdk().vmodl
+        pcq = vmodl.query.PropertyCollector
+        cls = getattr(vim, type_name)
+        spec = pcq.FilterSpec(
+            objectSet=[pcq.ObjectSpec(obj=cls(m, self.stub), skip=False) for m in moids],
+            propSet=[pcq.PropertySpec(type=cls, all=False, pathSet=list(paths))],
+            reportMissingObjectsInResults=True)
+        pc = self.content.propertyCollector
+        page = self._raw(pc, "RetrievePropertiesEx", [[spec], pcq.RetrieveOptions()], lean=lean)
+        objects = list(page.objects)
+        while page.token:
+            page = self._raw(pc, "ContinueRetrievePropertiesEx", [page.token], lean=lean)
+            objects.extend(page.objects)
+        return objects
+
     def filter_specs(self, view: Any, specs: Mapping[str, Sequence[str]]) -> list[Any]:
         vim, vmodl = sdk().vim, sdk().vmodl
         pcq = vmodl.query.PropertyCollector
@@ -239,7 +261,7 @@ class Session:
         return {"Cookie": self.stub.cookie, "SOAPAction": self.stub.versionId,
                 "Content-Type": "text/xml; charset=UTF-8"}
 
-    def _raw(self, mo: Any, method: str, args: list[Any]) -> wire.Page:
+    def _raw(self, mo: Any, method: str, args: list[Any], *, lean: bool = True) -> wire.Page:
         """Invoke through pyVmomi's connection pool, but parse the reply with :mod:`wire`."""
         info = getattr(type(mo), method).info
         body = self.stub.SerializeRequest(mo, info, args)
@@ -249,16 +271,12 @@ class Session:
             resp = conn.getresponse()
             self.round_trips += 1
             if resp.status == 200:
-                feeder = wire.Feeder(lean=True)
+                feeder = wire.Feeder(lean=lean)
                 while chunk := resp.read(1 << 17):
                     feeder.feed(chunk)
                 page = feeder.page()
             elif resp.status == 500:
-                data = resp.read()
-                fault = sdk().soap.SoapResponseDeserializer(self.stub).Deserialize(io.BytesIO(data), info.result)
-                if isinstance(fault, BaseException):
-                    raise fault
-                raise BackendError(f"{method}: unexpected reply", endpoint=self.endpoint)
+                raise self._fault(method, info, resp.read())
             else:
                 resp.read()
                 raise BackendUnavailable(f"{method}: HTTP {resp.status} {resp.reason}", endpoint=self.endpoint)
@@ -267,6 +285,43 @@ class Session:
             raise
         self.stub.ReturnConnection(conn)
         return page
+
+    def _fault(self, method: str, info: Any, data: bytes) -> BaseException:
+        """The fault of a SOAP 500 reply: pyVmomi's own exception when it knows the fault's type
+        (so :func:`translate` maps it by type), else a BackendError naming the fault."""
+        try:
+            fault = sdk().soap.SoapResponseDeserializer(self.stub).Deserialize(io.BytesIO(data), info.result)
+        except Exception:  # noqa: BLE001 - a fault type newer than this pyVmomi: read it ourselves
+            fault = None
+        if isinstance(fault, BaseException):
+            return fault
+        name, text = wire.soap_fault(data)
+        return BackendError(f"{method}: {redact(text) or 'fault'} ({name or 'unknown fault'})", endpoint=self.endpoint)
+
+    def devices(self, vm_id: str) -> list[wire.Element]:
+        """A VM's devices as raw elements (NotFound when the VM does not exist)."""
+        found = {o.moid: o for o in self.fetch("VirtualMachine", [vm_id], ["config.hardware.device"])}
+        if vm_id not in found or "config.hardware.device" not in found[vm_id].props and found[vm_id].missing:
+            raise NotFound(f"no VM {vm_id}", endpoint=self.endpoint)
+        return list(wire.items(found[vm_id].props.get("config.hardware.device")))
+
+    def device(self, el: wire.Element) -> Any:
+        """A device element as pyVmomi's object (for a spec that must carry the device), or None
+        when this pyVmomi does not know a type in it."""
+        import xml.etree.ElementTree as ET
+
+        ET.register_namespace("vim25", "urn:vim25")
+        xml = ET.tostring(el, encoding="unicode")
+        # urn:vim25 as the default namespace, as vCenter writes it: unprefixed xsi:type values
+        # name vim25 types; xsd:int and the like need their prefix declared
+        xml = xml.replace("<vim25:", "<").replace("</vim25:", "</").replace("xmlns:vim25=", "xmlns=", 1)
+        if "xmlns:xsd=" not in xml:
+            xml = xml.replace(" ", ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" ', 1)
+        try:
+            return sdk().soap.Deserialize(xml, sdk().vim.vm.device.VirtualDevice, self.stub)
+        except Exception:  # noqa: BLE001 - KeyError/TypeError/AttributeError: a type newer than pyVmomi
+            log.debug("pyVmomi cannot read device %s", wire.xsi_type(el), exc_info=True)
+            return None
 
     def retrieve(self, type_name: str, moids: Sequence[str], paths: Sequence[str]) -> dict[str, dict[str, Any]]:
         """A few objects' properties through pyVmomi (small replies; ManagedObjectNotFound
@@ -320,12 +375,6 @@ class Session:
         return [(t, str(i.get("info.descriptionId", ""))) for t, i in infos.items()
                 if str(i.get("info.state")) in ("queued", "running")]
 
-    def vm_devices(self, vm_id: str) -> list[Any]:
-        props = self.retrieve("VirtualMachine", [vm_id], ["config.hardware.device"])
-        if vm_id not in props:
-            raise NotFound(f"no VM {vm_id}", endpoint=self.endpoint)
-        return list(props[vm_id].get("config.hardware.device") or [])
-
     def relocate(self, vm_id: str, *, datastore: str | None = None, disks: Mapping[int, str] | None = None,
                  host: str | None = None) -> str:
         vim = sdk().vim
@@ -342,13 +391,16 @@ class Session:
                          metadata_datastore: str) -> str:
         """CreateSecondaryVMEx_Task with a complete FaultToleranceConfigSpec."""
         vim = sdk().vim
-        devices = {d.key: d for d in self.vm_devices(vm_id) if isinstance(d, vim.vm.device.VirtualDisk)}
+        devices = {wire.ctext(d, "key"): d for d in self.devices(vm_id) if wire.xsi_type(d) == "VirtualDisk"}
         disk_specs = []
         for key, ds in disks.items():
-            if int(key) not in devices:
+            if str(key) not in devices:
                 raise NotFound(f"VM {vm_id} has no disk {key}", endpoint=self.endpoint)
+            # The disk as vCenter sent it; a device is identified by its key within the VM
+            # (vSphere API, VirtualDevice.key), which is all a disk pyVmomi cannot read keeps.
+            disk = self.device(devices[str(key)]) or vim.vm.device.VirtualDisk(key=int(key))
             disk_specs.append(vim.vm.FaultToleranceVMConfigSpec.FaultToleranceDiskSpec(
-                disk=devices[int(key)], datastore=self.obj("Datastore", ds)))
+                disk=disk, datastore=self.obj("Datastore", ds)))
         spec = vim.vm.FaultToleranceConfigSpec(
             metaDataPath=vim.vm.FaultToleranceMetaSpec(metaDataDatastore=self.obj("Datastore", metadata_datastore)),
             secondaryVmSpec=vim.vm.FaultToleranceVMConfigSpec(
@@ -366,22 +418,47 @@ class Session:
     def power_off(self, vm_id: str) -> str:
         return self.obj("VirtualMachine", vm_id).PowerOffVM_Task()._moId  # type: ignore[no-any-return]
 
+    def power_on(self, vm_id: str, host: str | None = None) -> str:
+        vm = self.obj("VirtualMachine", vm_id)
+        target = self.obj("HostSystem", host) if host else None
+        return vm.PowerOnVM_Task(host=target)._moId  # type: ignore[no-any-return]
+
+    def unregister(self, vm_id: str) -> None:
+        """UnregisterVM: out of the inventory, files kept (synchronous)."""
+        self.obj("VirtualMachine", vm_id).UnregisterVM()
+
+    def register(self, folder: str, path: str, name: str, *, host: str) -> str:
+        """RegisterVM_Task of a .vmx on ``host``, in the root resource pool of its compute
+        resource (the pool is required unless registering a template)."""
+        h = self.obj("HostSystem", host)
+        pool = h.parent.resourcePool
+        return self.obj("Folder", folder).RegisterVM_Task(  # type: ignore[no-any-return]
+            path=path, name=name, asTemplate=False, pool=pool, host=h)._moId
+
     def destroy(self, vm_id: str) -> str:
         return self.obj("VirtualMachine", vm_id).Destroy_Task()._moId  # type: ignore[no-any-return]
 
     def clone_isolated(self, source_id: str, name: str, *, datastore: str, host: str | None) -> str:
         """CloneVM_Task of ``source_id``, powered on with every NIC disconnected."""
         vim = sdk().vim
-        props = self.retrieve("VirtualMachine", [source_id], ["parent", "config.hardware.device"])
+        props = self.retrieve("VirtualMachine", [source_id], ["parent"])
         if source_id not in props:
             raise NotFound(f"no VM {source_id}", endpoint=self.endpoint)
         p = props[source_id]
         changes = []
-        for dev in p.get("config.hardware.device") or []:
-            if isinstance(dev, vim.vm.device.VirtualEthernetCard):
-                dev.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
-                    startConnected=False, connected=False, allowGuestControl=False)
-                changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev))
+        for el in self.devices(source_id):
+            if wire.child(el, "macAddress") is None:
+                continue
+            dev = self.device(el)
+            if not isinstance(dev, vim.vm.device.VirtualEthernetCard):
+                # Without the card as vCenter sent it there is no edit that disconnects it, and a
+                # clone on the production network would clash with the VM it copies.
+                raise Conflict(f"cannot disconnect network card {wire.ctext(el, 'key')} ({wire.xsi_type(el)}) of "
+                               f"{source_id} for an isolated test: this pyVmomi does not know its type",
+                               hint="upgrade pyVmomi", endpoint=self.endpoint)
+            dev.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
+                startConnected=False, connected=False, allowGuestControl=False)
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev))
         location = vim.vm.RelocateSpec(datastore=self.obj("Datastore", datastore))
         if host:
             location.host = self.obj("HostSystem", host)

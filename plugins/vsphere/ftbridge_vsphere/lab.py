@@ -114,7 +114,16 @@ def estate_document(estate: Estate, *, datacenters: Mapping[str, Sequence[str]] 
     }
     if shapes:
         doc["vsphere"] = dict(shapes)
-    return {"estates": {estate.name: doc}}
+    return {"estates": {estate.name: _no_none(doc)}}
+
+
+def _no_none(value: Any) -> Any:
+    """The document without keys whose value is None (the estate reader takes absent for unset)."""
+    if isinstance(value, dict):
+        return {k: _no_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_no_none(v) for v in value]
+    return value
 
 
 class VsphereLab(Lab):

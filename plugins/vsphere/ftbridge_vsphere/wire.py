@@ -159,6 +159,22 @@ class Feeder:
         return page
 
 
+def soap_fault(data: bytes) -> tuple[str, str]:
+    """(fault type, faultstring) of a SOAP fault reply, for faults pyVmomi cannot read."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return "", ""
+    fault = next(root.iter("{http://schemas.xmlsoap.org/soap/envelope/}Fault"), None)
+    if fault is None:
+        return "", ""
+    text = fault.findtext("faultstring") or ""
+    detail = fault.find("detail")
+    first = next(iter(detail), None) if detail is not None else None
+    name = xsi_type(first) or (first.tag.rpartition("}")[2].removesuffix("Fault") if first is not None else "")
+    return name, text
+
+
 def fault_name(el: Element | None) -> str:
     """``NoPermission`` from a ``LocalizedMethodFault`` element (its ``fault``'s xsi:type)."""
     return xsi_type(child(el, "fault"))

@@ -18,7 +18,7 @@ def test_fail_the_primarys_host_promote_and_reprotect(vs: VsphereDriver, names: 
     (sec,) = ft01.secondaries
     assert names.host_name[ft01.host] == "esx-a1" and names.host_name[sec.host] == "esx-a2"
 
-    with pytest.raises(Conflict, match="still runs on a reachable host"):
+    with pytest.raises(Conflict, match="may still run .it runs on esx-a1"):
         vs.promote(ft01.id, sec.id)
 
     lab.fail_host("esx-a1")
