@@ -169,6 +169,7 @@ func applyHostFault(host *simulator.HostSystem, hf hostFault) {
 			host.Summary.Runtime.PowerState = host.Runtime.PowerState
 		}
 	})
+	refreshReach(host)
 	vmState := types.VirtualMachineConnectionStateConnected
 	if st != types.HostSystemConnectionStateConnected {
 		vmState = types.VirtualMachineConnectionStateDisconnected
@@ -188,6 +189,27 @@ func applyHostFault(host *simulator.HostSystem, hf hostFault) {
 				setPower(vm, types.VirtualMachinePowerStatePoweredOff)
 			}
 		}
+	}
+}
+
+// refreshReach: vCenter reaches a datastore through its hosts, so one whose every mounting host
+// it cannot reach (a failed host's local disk) is not accessible until a host comes back
+// (vSphere API: DatastoreSummary.accessible, "the connectivity status of this datastore";
+// HostMountInfo.accessible per host). A datastore failed on purpose stays failed.
+func refreshReach(host *simulator.HostSystem) {
+	for _, ref := range host.Datastore {
+		ds, ok := simulator.Map.Get(ref).(*simulator.Datastore)
+		if !ok || ds.OverallStatus == types.ManagedEntityStatusRed {
+			continue
+		}
+		reached := false
+		for _, m := range ds.Host {
+			if h, ok := simulator.Map.Get(m.Key).(*simulator.HostSystem); ok &&
+				h.Runtime.ConnectionState == types.HostSystemConnectionStateConnected {
+				reached = true
+			}
+		}
+		simulator.Map.WithLock(ds, func() { ds.Summary.Accessible = reached })
 	}
 }
 

@@ -22,9 +22,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	stdxml "encoding/xml"
 	"io/ioutil"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 
 	"github.com/vmware/govmomi/simulator"
@@ -51,6 +53,7 @@ var rawHandlers = map[string]rawHandler{
 	"RetrievePropertiesEx":         (*ext).rawRetrieve,
 	"ContinueRetrievePropertiesEx": (*ext).rawContinue,
 	"CancelRetrievePropertiesEx":   (*ext).rawCancel,
+	"Fetch":                        (*ext).rawFetch,
 }
 
 func (x *ext) rawRetrieve(w http.ResponseWriter, r *http.Request, body []byte) bool {
@@ -204,4 +207,56 @@ func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// rawFetch is pyVmomi's property accessor (PropertyCollector.Fetch, one property of one
+// object). A refused VM's property is a NoPermission fault, as RetrievePropertiesEx refuses
+// it; an unset property (an inaccessible VM's config) is an empty reply, where vcsim 0.24.2
+// indexes an empty result and panics.
+func (x *ext) rawFetch(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	var req struct {
+		This struct {
+			Type  string `xml:"type,attr"`
+			Value string `xml:",chardata"`
+		} `xml:"_this"`
+		Prop string `xml:"prop"`
+	}
+	dec := stdxml.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if se, ok := tok.(stdxml.StartElement); ok && se.Name.Local == "Fetch" {
+			if dec.DecodeElement(&req, &se) != nil {
+				return false
+			}
+			break
+		}
+	}
+	if req.This.Type != "VirtualMachine" {
+		return false
+	}
+	ref := types.ManagedObjectReference{Type: req.This.Type, Value: strings.TrimSpace(req.This.Value)}
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return false
+	}
+	if !x.authenticated(r) {
+		writeFault(w, fail(&types.NotAuthenticated{NoPermission: types.NoPermission{Object: ref,
+			PrivilegeId: "System.View"}}, "not authenticated"))
+		return true
+	}
+	if x.refused[vm.Name] && req.Prop != "name" {
+		writeFault(w, fail(&types.NoPermission{Object: ref, PrivilegeId: "System.Read"},
+			"Permission to perform this operation was denied."))
+		return true
+	}
+	if vm.Config == nil && (req.Prop == "config" || strings.HasPrefix(req.Prop, "config.")) {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(xml.Header + envelopeStart + `<FetchResponse xmlns="urn:vim25"></FetchResponse>` + envelopeEnd))
+		return true
+	}
+	return false
 }

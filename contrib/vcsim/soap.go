@@ -13,7 +13,9 @@ import (
 	"io"
 	"io/ioutil"
 	"net/http"
+	"os"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -86,6 +88,12 @@ func newExt(c *vim25.Client, user string, plain bool) *ext {
 }
 
 func (x *ext) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() { // a bug here answers as a fault (and says where), not with a dropped connection
+		if p := recover(); p != nil {
+			fmt.Fprintf(os.Stderr, "ftbridge-vcsim: panic serving %s: %v\n%s\n", r.URL.Path, p, debug.Stack())
+			writeFault(w, fail(&types.SystemError{Reason: fmt.Sprint(p)}, "lab error: %v", p))
+		}
+	}()
 	if strings.HasPrefix(r.URL.Path, "/ftbridge/") {
 		x.control(w, r)
 		return

@@ -71,7 +71,7 @@ DATASTORE_PATHS = ("name", "summary.type", "summary.capacity", "summary.freeSpac
                    "summary.accessible", "summary.multipleHostAccess", "host",
                    "capability.perFileThinProvisioningSupported")
 NETWORK_PATHS = ("name", "host")
-DVPORTGROUP_PATHS = ("key", "config.defaultPortConfig", "config.distributedVirtualSwitch")
+DVPORTGROUP_PATHS = ("key", "config.defaultPortConfig", "config.uplink")
 DVSWITCH_PATHS = ("uuid",)
 OPAQUE_PATHS = ("summary.opaqueNetworkId",)
 VM_PATHS = ("name", "config.template", "config.files.vmPathName", "config.files.ftMetadataDirectory",
@@ -467,10 +467,12 @@ def _networks(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str, ho
     dv = {o.moid: o for o in by_type.get("DistributedVirtualPortgroup", ())}
     opaque = {o.moid for o in by_type.get("OpaqueNetwork", ())}
     out = []
-    for o in by_type.get("Network", ()):
+    for o in [*by_type.get("Network", ()), *dv.values(), *by_type.get("OpaqueNetwork", ())]:
         name = wire.text(o.props.get("name"), o.moid)
         vlan: int | None = None
         if o.moid in dv:
+            if wire.boolean(dv[o.moid].props.get("config.uplink")):
+                continue  # a switch's uplinks: no VM attaches there
             kind = "dvportgroup"
             spec = wire.child(dv[o.moid].props.get("config.defaultPortConfig"), "vlan")
             if wire.xsi_type(spec) == "VmwareDistributedVirtualSwitchVlanIdSpec":

@@ -152,7 +152,7 @@ def test_build_maps_hosts_datastores_vms_and_ft() -> None:
     check_inventory(part, "vc", frozenset({"vsphere-ft"}))
     hosts = {h.id: h for h in part.hosts}
     assert hosts["host-1"].cluster == "ams" and hosts["host-1"].state is HostState.UP
-    assert hosts["host-2"].cluster is None and hosts["host-2"].state is HostState.DOWN
+    assert hosts["host-2"].cluster is None and hosts["host-2"].state is HostState.UNREACHABLE  # not proven down
     ds = {d.id: d for d in part.datastores}
     shared = ds["datastore-1"]
     assert shared.kind == "nfs" and shared.shared and shared.hosts == ("host-1", "host-2")
@@ -162,8 +162,8 @@ def test_build_maps_hosts_datastores_vms_and_ft() -> None:
     assert (vm.id, vm.name, vm.host, vm.power, vm.vcpus) == ("vm-1", "db", "host-1", PowerState.ON, 2)
     assert vm.memory == 1024 * 1024 * 1024 and vm.ha
     assert vm.config_datastore == "datastore-2" and vm.config_path == "[local1] db/db.vmx"
-    assert [(d.id, d.size, d.datastore, d.movable) for d in vm.disks] == [
-        ("2000", 2097152, "datastore-2", True), ("2001", 4096, "datastore-1", False)]
+    assert [(d.id, d.size, d.datastore, d.movable, d.kind) for d in vm.disks] == [
+        ("2000", 2097152, "datastore-2", True, "disk"), ("2001", 4096, "datastore-1", False, "rdm")]
     (sec,) = vm.secondaries
     assert (sec.id, sec.mechanism, sec.host, sec.config_datastore, sec.metadata_datastore) == (
         "vm-2", "vsphere-ft", "host-2", "datastore-1", "datastore-1")
