@@ -306,22 +306,7 @@ class Session:
         return list(wire.items(found[vm_id].props.get("config.hardware.device")))
 
     def device(self, el: wire.Element) -> Any:
-        """A device element as pyVmomi's object (for a spec that must carry the device), or None
-        when this pyVmomi does not know a type in it."""
-        import xml.etree.ElementTree as ET
-
-        ET.register_namespace("vim25", "urn:vim25")
-        xml = ET.tostring(el, encoding="unicode")
-        # urn:vim25 as the default namespace, as vCenter writes it: unprefixed xsi:type values
-        # name vim25 types; xsd:int and the like need their prefix declared
-        xml = xml.replace("<vim25:", "<").replace("</vim25:", "</").replace("xmlns:vim25=", "xmlns=", 1)
-        if "xmlns:xsd=" not in xml:
-            xml = xml.replace(" ", ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" ', 1)
-        try:
-            return sdk().soap.Deserialize(xml, sdk().vim.vm.device.VirtualDevice, self.stub)
-        except Exception:  # noqa: BLE001 - KeyError/TypeError/AttributeError: a type newer than pyVmomi
-            log.debug("pyVmomi cannot read device %s", wire.xsi_type(el), exc_info=True)
-            return None
+        return pyvmomi_device(el, self.stub)
 
     def retrieve(self, type_name: str, moids: Sequence[str], paths: Sequence[str]) -> dict[str, dict[str, Any]]:
         """A few objects' properties through pyVmomi (small replies; ManagedObjectNotFound
@@ -466,6 +451,26 @@ class Session:
                                 config=vim.vm.ConfigSpec(deviceChange=changes, annotation="ftbridge test failover"))
         return self.obj("VirtualMachine", source_id).CloneVM_Task(  # type: ignore[no-any-return]
             folder=p["parent"], name=name, spec=spec)._moId
+
+
+def pyvmomi_device(el: wire.Element, stub: Any = None) -> Any:
+    """A device element as pyVmomi's object (for a spec that must carry the device), or None
+    when this pyVmomi does not know a type or property in it (pyVmomi refuses the whole value
+    then, where :mod:`wire` reads what it needs)."""
+    import xml.etree.ElementTree as ET
+
+    ET.register_namespace("vim25", "urn:vim25")
+    xml = ET.tostring(el, encoding="unicode")
+    # urn:vim25 as the default namespace, as vCenter writes it: unprefixed xsi:type values name
+    # vim25 types; xsd:int and the like need their prefix declared
+    xml = xml.replace("<vim25:", "<").replace("</vim25:", "</").replace("xmlns:vim25=", "xmlns=", 1)
+    if "xmlns:xsd=" not in xml:
+        xml = xml.replace(" ", ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" ', 1)
+    try:
+        return sdk().soap.Deserialize(xml, sdk().vim.vm.device.VirtualDevice, stub)
+    except Exception:  # noqa: BLE001 - KeyError/TypeError/AttributeError: newer than this pyVmomi
+        log.debug("pyVmomi cannot read device %s", wire.xsi_type(el), exc_info=True)
+        return None
 
 
 def _result(value: Any) -> dict[str, str]:

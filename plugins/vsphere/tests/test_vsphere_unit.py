@@ -197,3 +197,34 @@ def test_translate_by_type() -> None:
     assert isinstance(client.translate(vim.fault.VmFaultToleranceTooManyVMsOnHost(), endpoint=ep), Conflict)
     assert isinstance(client.translate(vmodl.fault.MethodNotFound(), endpoint=ep), UnsupportedOperation)
     assert type(client.translate(vmodl.fault.SystemError(), endpoint=ep)) is BackendError
+
+
+FUTURE = REPLY.replace(b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key></VirtualDevice>',
+                       b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key><macAddress>00:50:56:00:00:01'
+                       b'</macAddress></VirtualDevice>'
+                       b'<VirtualDevice xsi:type="VirtualQuantumAccelerator"><key>17000</key>'
+                       b'<qubits>64</qubits></VirtualDevice>')
+
+
+def test_types_newer_than_pyvmomi_break_pyvmomi_not_the_driver() -> None:
+    """A vCenter newer than the installed pyVmomi sends device types pyVmomi does not know:
+    pyVmomi refuses the whole reply; wire reads it, and the devices the driver must hand back
+    to pyVmomi (a disk for FT, a NIC to disconnect) are converted one by one."""
+    import io
+
+    sdk = client.sdk()
+    pc = sdk.vmodl.query.PropertyCollector
+    stub = sdk.soap.SoapStubAdapter("localhost")
+    with pytest.raises(Exception, match="VirtualQuantumAccelerator"):
+        sdk.soap.SoapResponseDeserializer(stub).Deserialize(io.BytesIO(FUTURE), pc.RetrievePropertiesEx.info.result)
+    page = wire.parse(FUTURE, lean=True)
+    part = inventory.build(page.objects, "vc")
+    assert [d.id for d in part.vms[0].disks] == ["2000", "2001"]
+    devices = {wire.ctext(d, "key"): d for d in wire.items(page.objects[5].props["config.hardware.device"])}
+    assert set(devices) == {"2000", "2001", "4000", "17000"}  # the controller was cut, the future kept
+    disk = client.pyvmomi_device(devices["2000"])
+    assert isinstance(disk, sdk.vim.vm.device.VirtualDisk) and disk.key == 2000
+    assert disk.backing.fileName == "[local1] db/db.vmdk" and disk.backing.datastore._moId == "datastore-2"
+    nic = client.pyvmomi_device(devices["4000"])
+    assert isinstance(nic, sdk.vim.vm.device.VirtualE1000) and nic.macAddress == "00:50:56:00:00:01"
+    assert client.pyvmomi_device(devices["17000"]) is None
