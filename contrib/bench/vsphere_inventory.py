@@ -56,8 +56,14 @@ def naive_walk(session: client.Session) -> int:
     view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
     for vm in view.view:
         name, config, runtime = vm.name, vm.config, vm.runtime
-        _ = (name, config.files.vmPathName, config.ftInfo, runtime.host, runtime.powerState,
-             [d.backing.fileName for d in config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)])
+        _ = (
+            name,
+            config.files.vmPathName,
+            config.ftInfo,
+            runtime.host,
+            runtime.powerState,
+            [d.backing.fileName for d in config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)],
+        )
         n += 1
     view.DestroyView()
     return n
@@ -67,10 +73,13 @@ def raw_request(session: client.Session) -> tuple[bytes, Any]:
     """The exact RetrievePropertiesEx body ftbridge sends, over a live ContainerView."""
     vim, vmodl = client.sdk().vim, client.sdk().vmodl
     view = session.content.viewManager.CreateContainerView(
-        session.content.rootFolder, [getattr(vim, t) for t in inventory.SPECS], True)
-    body = session.request_body(session.content.propertyCollector, "RetrievePropertiesEx",
-                                [session.filter_specs(view, inventory.SPECS),
-                                 vmodl.query.PropertyCollector.RetrieveOptions()])
+        session.content.rootFolder, [getattr(vim, t) for t in inventory.SPECS], True
+    )
+    body = session.request_body(
+        session.content.propertyCollector,
+        "RetrievePropertiesEx",
+        [session.filter_specs(view, inventory.SPECS), vmodl.query.PropertyCollector.RetrieveOptions()],
+    )
     return body, view
 
 
@@ -89,10 +98,30 @@ def raw_python(lab: VsphereLab, session: client.Session, body: bytes) -> int:
 def raw_curl(lab: VsphereLab, session: client.Session, body_file: str) -> int:
     h = session.headers()
     out = subprocess.run(
-        ["curl", "-sS", "--fail", "--cacert", lab.ca_file, "-o", "/dev/null", "-w", "%{size_download}",
-         "-H", f"Cookie: {h['Cookie']}", "-H", f"SOAPAction: {h['SOAPAction']}",
-         "-H", f"Content-Type: {h['Content-Type']}", "--data-binary", f"@{body_file}",
-         f"https://127.0.0.1:{lab.port}/sdk"], capture_output=True, text=True, check=True)
+        [
+            "curl",
+            "-sS",
+            "--fail",
+            "--cacert",
+            lab.ca_file,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "-H",
+            f"Cookie: {h['Cookie']}",
+            "-H",
+            f"SOAPAction: {h['SOAPAction']}",
+            "-H",
+            f"Content-Type: {h['Content-Type']}",
+            "--data-binary",
+            f"@{body_file}",
+            f"https://127.0.0.1:{lab.port}/sdk",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout)
 
 
@@ -107,11 +136,14 @@ def main() -> int:
     args = ap.parse_args()
 
     t = time.perf_counter()
-    lab = VsphereLab(plain=not args.extended, vms=args.vms, hosts=args.hosts, datastores=args.datastores,
-                     start_timeout=600)
+    lab = VsphereLab(
+        plain=not args.extended, vms=args.vms, hosts=args.hosts, datastores=args.datastores, start_timeout=600
+    )
     lab.start()
-    print(f"vcsim: {lab.info['vms']} VMs, {lab.info['hosts']} hosts, {lab.info['datastores']} datastores "
-          f"({'plain' if not args.extended else 'extended'}), up in {time.perf_counter() - t:.1f}s")
+    print(
+        f"vcsim: {lab.info['vms']} VMs, {lab.info['hosts']} hosts, {lab.info['datastores']} datastores "
+        f"({'plain' if not args.extended else 'extended'}), up in {time.perf_counter() - t:.1f}s"
+    )
     os.environ.update(lab.secrets())
     try:
         drv = VsphereDriver(VsphereConfig.model_validate(lab.endpoint_config()), endpoint="bench")
@@ -144,8 +176,10 @@ def main() -> int:
         lab.stop()
 
     raw_time = curl_time if curl_time is not None else raw_py_time
-    print(f"objects: {len(part.vms)} VMs, {sum(len(v.disks) for v in part.vms)} disks, "
-          f"{len(part.datastores)} datastores, {len(part.hosts)} hosts; reply {size / 1e6:.1f} MB")
+    print(
+        f"objects: {len(part.vms)} VMs, {sum(len(v.disks) for v in part.vms)} disks, "
+        f"{len(part.datastores)} datastores, {len(part.hosts)} hosts; reply {size / 1e6:.1f} MB"
+    )
     print(f"{'':28}{'round trips':>12}{'wall (median)':>16}")
     print(f"{'ftbridge inventory':28}{trips:>12}{ft_time:>15.2f}s")
     print(f"{'naive per-VM walk (pyVmomi)':28}{naive_trips:>12}{naive_time:>15.2f}s   ({n} objects)")
@@ -153,8 +187,10 @@ def main() -> int:
         print(f"{'raw transfer (curl)':28}{1:>12}{curl_time:>15.2f}s")
     print(f"{'raw transfer (Python POST)':28}{1:>12}{raw_py_time:>15.2f}s")
     speedup, ratio = naive_time / ft_time, ft_time / raw_time
-    print(f"ftbridge vs naive: {speedup:.1f}x faster (aim >= 5x); vs raw transfer: {ratio:.2f}x (aim <= 2x); "
-          f"round trips {trips} (aim <= 5)")
+    print(
+        f"ftbridge vs naive: {speedup:.1f}x faster (aim >= 5x); vs raw transfer: {ratio:.2f}x (aim <= 2x); "
+        f"round trips {trips} (aim <= 5)"
+    )
     ok = trips <= 5 and speedup >= 5 and ratio <= 2
     print("aims met" if ok else "aims NOT met")
     return 0 if ok else 1

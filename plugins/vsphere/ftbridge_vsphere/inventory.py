@@ -63,21 +63,52 @@ MECHANISM = "vsphere-ft"
 #: test-failover clones carry this in their name; they are not production VMs
 TEST_MARK = "--ftbridge-test-"
 
-HOST_PATHS = ("name", "parent", "runtime.connectionState", "runtime.powerState", "runtime.inMaintenanceMode",
-              "runtime.dasHostState", "summary.hardware.memorySize", "datastore", "config.network.portgroup")
+HOST_PATHS = (
+    "name",
+    "parent",
+    "runtime.connectionState",
+    "runtime.powerState",
+    "runtime.inMaintenanceMode",
+    "runtime.dasHostState",
+    "summary.hardware.memorySize",
+    "datastore",
+    "config.network.portgroup",
+)
 CLUSTER_PATHS = ("name",)
 DATACENTER_PATHS = ("name", "datastore")
-DATASTORE_PATHS = ("name", "summary.type", "summary.capacity", "summary.freeSpace", "summary.uncommitted",
-                   "summary.accessible", "summary.multipleHostAccess", "host",
-                   "capability.perFileThinProvisioningSupported")
+DATASTORE_PATHS = (
+    "name",
+    "summary.type",
+    "summary.capacity",
+    "summary.freeSpace",
+    "summary.uncommitted",
+    "summary.accessible",
+    "summary.multipleHostAccess",
+    "host",
+    "capability.perFileThinProvisioningSupported",
+)
 NETWORK_PATHS = ("name", "host")
 DVPORTGROUP_PATHS = ("key", "config.defaultPortConfig", "config.uplink")
 DVSWITCH_PATHS = ("uuid",)
 OPAQUE_PATHS = ("summary.opaqueNetworkId",)
-VM_PATHS = ("name", "config.template", "config.files.vmPathName", "config.files.ftMetadataDirectory",
-            "config.hardware.device", "config.hardware.numCPU", "config.hardware.memoryMB", "config.ftInfo",
-            "config.managedBy", "config.uuid", "datastore", "runtime.faultToleranceState", "runtime.host",
-            "runtime.powerState", "runtime.connectionState", "runtime.dasVmProtection")
+VM_PATHS = (
+    "name",
+    "config.template",
+    "config.files.vmPathName",
+    "config.files.ftMetadataDirectory",
+    "config.hardware.device",
+    "config.hardware.numCPU",
+    "config.hardware.memoryMB",
+    "config.ftInfo",
+    "config.managedBy",
+    "config.uuid",
+    "datastore",
+    "runtime.faultToleranceState",
+    "runtime.host",
+    "runtime.powerState",
+    "runtime.connectionState",
+    "runtime.dasVmProtection",
+)
 SPECS: Mapping[str, tuple[str, ...]] = {
     "Datacenter": DATACENTER_PATHS,
     "HostSystem": HOST_PATHS,
@@ -94,25 +125,38 @@ LAYOUT_PATHS = ("layoutEx.file", "layoutEx.disk")
 
 _KINDS = {"vmfs": "vmfs", "nfs": "nfs", "nfs41": "nfs", "vsan": "vsan", "vvol": "vvol", "pmem": "pmem"}
 _POWER = {"poweredOn": PowerState.ON, "poweredOff": PowerState.OFF, "suspended": PowerState.SUSPENDED}
-_NIC_MODELS = {"VirtualVmxnet3": "vmxnet3", "VirtualVmxnet3Vrdma": "vmxnet3-vrdma", "VirtualVmxnet2": "vmxnet2",
-               "VirtualVmxnet": "vmxnet", "VirtualE1000": "e1000", "VirtualE1000e": "e1000e",
-               "VirtualPCNet32": "pcnet32", "VirtualSriovEthernetCard": "sriov"}
+_NIC_MODELS = {
+    "VirtualVmxnet3": "vmxnet3",
+    "VirtualVmxnet3Vrdma": "vmxnet3-vrdma",
+    "VirtualVmxnet2": "vmxnet2",
+    "VirtualVmxnet": "vmxnet",
+    "VirtualE1000": "e1000",
+    "VirtualE1000e": "e1000e",
+    "VirtualPCNet32": "pcnet32",
+    "VirtualSriovEthernetCard": "sriov",
+}
 #: VirtualMachineConnectionState values that mean vCenter cannot read or reach the VM's files
-_UNREADABLE = {"orphaned": "the host no longer has it registered",
-               "inaccessible": "its configuration files cannot be read",
-               "invalid": "its configuration is corrupt"}
+_UNREADABLE = {
+    "orphaned": "the host no longer has it registered",
+    "inaccessible": "its configuration files cannot be read",
+    "invalid": "its configuration is corrupt",
+}
 
 
-def read(session: Session, endpoint: str, *, datacenter: str | None = None,
-         cluster: str | None = None) -> InventoryPart:
+def read(
+    session: Session, endpoint: str, *, datacenter: str | None = None, cluster: str | None = None
+) -> InventoryPart:
     from ftbridge.errors import NotFound
 
     container = None
     if datacenter:
         dc = session.find_datacenter(datacenter)
         if dc is None:
-            raise NotFound(f"no datacenter {datacenter!r}", endpoint=endpoint,
-                           hint="check the endpoint's datacenter key (an inventory path such as dc1)")
+            raise NotFound(
+                f"no datacenter {datacenter!r}",
+                endpoint=endpoint,
+                hint="check the endpoint's datacenter key (an inventory path such as dc1)",
+            )
         container = ("Datacenter", dc)
     with wire.gc_paused():
         objects = session.collect(SPECS, container=container)
@@ -124,10 +168,11 @@ def read(session: Session, endpoint: str, *, datacenter: str | None = None,
 
 # --- rules ------------------------------------------------------------------------------------
 
+
 def datastore_of(path: str) -> str | None:
     """``ds1`` from ``[ds1] vm/vm.vmx`` (None for a path on no datastore, such as ``[] /iso``)."""
     if path.startswith("[") and "]" in path:
-        return path[1:path.index("]")] or None
+        return path[1 : path.index("]")] or None
     return None
 
 
@@ -160,9 +205,13 @@ def host_state(connection: str, power: str, maintenance: bool | None, das: str =
 def secondary_state(ft_state: str, reachable: bool) -> SecondaryState:
     if not reachable:
         return SecondaryState.BROKEN
-    return {"running": SecondaryState.IN_SYNC, "enabled": SecondaryState.IN_SYNC,
-            "starting": SecondaryState.SYNCING, "disabled": SecondaryState.STALE,
-            "needSecondary": SecondaryState.BROKEN}.get(ft_state, SecondaryState.UNKNOWN)
+    return {
+        "running": SecondaryState.IN_SYNC,
+        "enabled": SecondaryState.IN_SYNC,
+        "starting": SecondaryState.SYNCING,
+        "disabled": SecondaryState.STALE,
+        "needSecondary": SecondaryState.BROKEN,
+    }.get(ft_state, SecondaryState.UNKNOWN)
 
 
 def check_refusal(objects: Iterable[wire.ObjectContent], endpoint: str) -> None:
@@ -171,12 +220,18 @@ def check_refusal(objects: Iterable[wire.ObjectContent], endpoint: str) -> None:
     objs = list(objects)
     faults = {f for o in objs for f in o.missing.values()}
     if "NotAuthenticated" in faults:
-        raise AuthenticationError("vCenter refused the inventory read: NotAuthenticated (the session is no longer "
-                                  "valid)", endpoint=endpoint, retryable=True)
+        raise AuthenticationError(
+            "vCenter refused the inventory read: NotAuthenticated (the session is no longer valid)",
+            endpoint=endpoint,
+            retryable=True,
+        )
     if objs and all(not o.props and o.missing for o in objs):
         names = ", ".join(sorted(f or "no fault given" for f in faults))
-        raise AuthenticationError(f"vCenter refused every property of every object ({names})", endpoint=endpoint,
-                                  hint="the user needs System.Read on the inventory (a read-only role suffices)")
+        raise AuthenticationError(
+            f"vCenter refused every property of every object ({names})",
+            endpoint=endpoint,
+            hint="the user needs System.Read on the inventory (a read-only role suffices)",
+        )
 
 
 def thin_vms(objects: Iterable[wire.ObjectContent]) -> list[str]:
@@ -184,8 +239,9 @@ def thin_vms(objects: Iterable[wire.ObjectContent]) -> list[str]:
     out = []
     for o in objects:
         if o.type == "VirtualMachine" and any(
-                wire.boolean(wire.child(wire.child(dev, "backing"), "thinProvisioned"))
-                for dev in wire.items(o.props.get("config.hardware.device"))):
+            wire.boolean(wire.child(wire.child(dev, "backing"), "thinProvisioned"))
+            for dev in wire.items(o.props.get("config.hardware.device"))
+        ):
             out.append(o.moid)
     return out
 
@@ -199,6 +255,7 @@ def _refused(o: wire.ObjectContent) -> str:
 
 
 # --- devices ----------------------------------------------------------------------------------
+
 
 @dataclass
 class _Disk:
@@ -224,12 +281,21 @@ def disks_of(devices: wire.Element | None) -> list[_Disk]:
         backing = wire.child(dev, "backing")
         btype = wire.xsi_type(backing)
         size = wire.integer(wire.child(dev, "capacityInBytes")) or wire.integer(wire.child(dev, "capacityInKB")) * 1024
-        kind = "rdm" if btype.startswith("VirtualDiskRawDisk") or btype.startswith("VirtualDiskPartitionedRawDisk") \
+        kind = (
+            "rdm"
+            if btype.startswith("VirtualDiskRawDisk") or btype.startswith("VirtualDiskPartitionedRawDisk")
             else "disk"
+        )
         path = wire.ctext(backing, "fileName") or wire.ctext(backing, "descriptorFileName")
-        d = _Disk(key=wire.ctext(dev, "key"), size=size, datastore=wire.moid(wire.child(backing, "datastore")),
-                  path=path, kind=kind, mode=wire.ctext(backing, "compatibilityMode"),
-                  thin=bool(wire.boolean(wire.child(backing, "thinProvisioned"))))
+        d = _Disk(
+            key=wire.ctext(dev, "key"),
+            size=size,
+            datastore=wire.moid(wire.child(backing, "datastore")),
+            path=path,
+            kind=kind,
+            mode=wire.ctext(backing, "compatibilityMode"),
+            thin=bool(wire.boolean(wire.child(backing, "thinProvisioned"))),
+        )
         if kind == "rdm" and not datastore_of(path):
             d.raw_device = wire.ctext(backing, "deviceName") or "a raw device"
         parent = wire.child(backing, "parent")
@@ -273,10 +339,17 @@ def nics_of(devices: wire.Element | None) -> list[_Nic]:
             continue
         backing = wire.child(dev, "backing")
         port = wire.child(backing, "port")
-        out.append(_Nic(key=wire.ctext(dev, "key"), model=_NIC_MODELS.get(typ, typ), mac=wire.ctext(dev, "macAddress"),
-                        network=wire.moid(wire.child(backing, "network")),
-                        portgroup_key=wire.ctext(port, "portgroupKey"), switch_uuid=wire.ctext(port, "switchUuid"),
-                        opaque_id=wire.ctext(backing, "opaqueNetworkId")))
+        out.append(
+            _Nic(
+                key=wire.ctext(dev, "key"),
+                model=_NIC_MODELS.get(typ, typ),
+                mac=wire.ctext(dev, "macAddress"),
+                network=wire.moid(wire.child(backing, "network")),
+                portgroup_key=wire.ctext(port, "portgroupKey"),
+                switch_uuid=wire.ctext(port, "switchUuid"),
+                opaque_id=wire.ctext(backing, "opaqueNetworkId"),
+            )
+        )
     return out
 
 
@@ -337,8 +410,13 @@ class _Resolver:
         return candidates[0] if len(candidates) == 1 else None
 
 
-def build(objects: Iterable[wire.ObjectContent], endpoint: str, *, cluster: str | None = None,
-          layouts: Iterable[wire.ObjectContent] = ()) -> InventoryPart:
+def build(
+    objects: Iterable[wire.ObjectContent],
+    endpoint: str,
+    *,
+    cluster: str | None = None,
+    layouts: Iterable[wire.ObjectContent] = (),
+) -> InventoryPart:
     """The model of one endpoint from a RetrievePropertiesEx reply (see :data:`SPECS`) and the
     file layouts of its thin VMs (:data:`LAYOUT_PATHS`)."""
     by_type: dict[str, list[wire.ObjectContent]] = {}
@@ -384,8 +462,9 @@ def build(objects: Iterable[wire.ObjectContent], endpoint: str, *, cluster: str 
     return _only_cluster(part, cluster) if cluster else part
 
 
-def _hosts(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str
-           ) -> tuple[dict[str, Host], dict[str, list[str]]]:
+def _hosts(
+    by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str
+) -> tuple[dict[str, Host], dict[str, list[str]]]:
     clusters = {o.moid: wire.text(o.props.get("name")) for o in by_type.get("ClusterComputeResource", ())}
     hosts: dict[str, Host] = {}
     lists: dict[str, list[str]] = {}
@@ -397,11 +476,16 @@ def _hosts(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str
         parent = p.get("parent")
         in_cluster = parent is not None and parent.get("type") == "ClusterComputeResource"
         hosts[o.moid] = Host(
-            id=o.moid, name=name, endpoint=endpoint,
+            id=o.moid,
+            name=name,
+            endpoint=endpoint,
             cluster=clusters.get(wire.moid(parent) or "") if in_cluster else None,
-            state=host_state(wire.text(p.get("runtime.connectionState")), wire.text(p.get("runtime.powerState")),
-                             wire.boolean(p.get("runtime.inMaintenanceMode")),
-                             wire.ctext(p.get("runtime.dasHostState"), "state")),
+            state=host_state(
+                wire.text(p.get("runtime.connectionState")),
+                wire.text(p.get("runtime.powerState")),
+                wire.boolean(p.get("runtime.inMaintenanceMode")),
+                wire.ctext(p.get("runtime.dasHostState"), "state"),
+            ),
             domain=FailureDomain(host=name),
             memory=wire.integer(p.get("summary.hardware.memorySize")),
         )
@@ -410,8 +494,12 @@ def _hosts(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str
     return hosts, lists
 
 
-def _datastores(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str, hosts: Mapping[str, Host],
-                host_lists: Mapping[str, list[str]]) -> dict[str, Datastore]:
+def _datastores(
+    by_type: Mapping[str, list[wire.ObjectContent]],
+    endpoint: str,
+    hosts: Mapping[str, Host],
+    host_lists: Mapping[str, list[str]],
+) -> dict[str, Datastore]:
     datastores: dict[str, Datastore] = {}
     for o in by_type.get("Datastore", ()):
         p = o.props
@@ -425,35 +513,54 @@ def _datastores(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str, 
             if not key:
                 continue
             listed.append(key)
-            if wire.boolean(wire.child(info, "mounted"), True) is False or \
-                    wire.boolean(wire.child(info, "accessible"), True) is False:
+            if (
+                wire.boolean(wire.child(info, "mounted"), True) is False
+                or wire.boolean(wire.child(info, "accessible"), True) is False
+            ):
                 continue  # HostMountInfo: not mounted, or mounted but not accessible from that host now
             if key in host_lists and o.moid not in host_lists[key]:
-                log.warning("endpoint %s: datastore %s lists host %s, which does not list it: not counted as "
-                            "mounted", endpoint, name, hosts[key].name if key in hosts else key)
+                log.warning(
+                    "endpoint %s: datastore %s lists host %s, which does not list it: not counted as mounted",
+                    endpoint,
+                    name,
+                    hosts[key].name if key in hosts else key,
+                )
                 continue
             mounted.append(key)
         for hid, dss in host_lists.items():
             if o.moid in dss and hid not in listed:
-                log.warning("endpoint %s: host %s lists datastore %s, which does not list it: not counted as "
-                            "mounted", endpoint, hosts[hid].name if hid in hosts else hid, name)
+                log.warning(
+                    "endpoint %s: host %s lists datastore %s, which does not list it: not counted as mounted",
+                    endpoint,
+                    hosts[hid].name if hid in hosts else hid,
+                    name,
+                )
         capacity = wire.integer(p.get("summary.capacity"))
         free = min(max(wire.integer(p.get("summary.freeSpace")), 0), capacity)
         multi = wire.boolean(p.get("summary.multipleHostAccess"))
         uncommitted = p.get("summary.uncommitted")
         datastores[o.moid] = Datastore(
-            id=o.moid, name=name, endpoint=endpoint, kind=kind_of(wire.text(p.get("summary.type"))),
-            shared=bool(multi) or len(listed) > 1, hosts=tuple(mounted), capacity=capacity, free=free,
+            id=o.moid,
+            name=name,
+            endpoint=endpoint,
+            kind=kind_of(wire.text(p.get("summary.type"))),
+            shared=bool(multi) or len(listed) > 1,
+            hosts=tuple(mounted),
+            capacity=capacity,
+            free=free,
             accessible=wire.boolean(p.get("summary.accessible"), True) is not False and "summary.accessible" in p,
             domain=FailureDomain(datastore=name),
+            # DatastoreCapability.perFileThinProvisioningSupported; DatastoreSummary.uncommitted is
+            # what the VMs on it may still grow by (thin disks at full size)
             thin=wire.boolean(p.get("capability.perFileThinProvisioningSupported")) is True,
             committed=None if uncommitted is None else capacity - free + max(wire.integer(uncommitted), 0),
         )
     return datastores
 
 
-def _networks(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str, hosts: Mapping[str, Host]
-              ) -> tuple[Network, ...]:
+def _networks(
+    by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str, hosts: Mapping[str, Host]
+) -> tuple[Network, ...]:
     """Standard portgroups (``Network``), distributed portgroups and opaque networks, with the
     VLAN when it is one: a distributed portgroup's ``defaultPortConfig.vlan`` when it is a
     VmwareDistributedVirtualSwitchVlanIdSpec; a standard portgroup's ``spec.vlanId`` on the hosts
@@ -485,14 +592,30 @@ def _networks(by_type: Mapping[str, list[wire.ObjectContent]], endpoint: str, ho
             vlan = next(iter(seen)) if len(seen) == 1 else None
         if vlan in (0, 4095):
             vlan = None
-        out.append(Network(id=o.moid, name=name, endpoint=endpoint, kind=kind, vlan=vlan,
-                           hosts=tuple(h for h in wire.morefs(o.props.get("host")) if h in hosts)))
+        out.append(
+            Network(
+                id=o.moid,
+                name=name,
+                endpoint=endpoint,
+                kind=kind,
+                vlan=vlan,
+                hosts=tuple(h for h in wire.morefs(o.props.get("host")) if h in hosts),
+            )
+        )
     return tuple(out)
 
 
-def _vm(o: wire.ObjectContent, endpoint: str, hosts: Mapping[str, Host], datastores: Mapping[str, Datastore],
-        bind: Callable[[wire.ObjectContent], Resolver], vm_objects: Mapping[str, wire.ObjectContent],
-        layout: wire.ObjectContent | None, dvpg: Mapping[str, str], opaque: Mapping[str, str]) -> VM:
+def _vm(
+    o: wire.ObjectContent,
+    endpoint: str,
+    hosts: Mapping[str, Host],
+    datastores: Mapping[str, Datastore],
+    bind: Callable[[wire.ObjectContent], Resolver],
+    vm_objects: Mapping[str, wire.ObjectContent],
+    layout: wire.ObjectContent | None,
+    dvpg: Mapping[str, str],
+    opaque: Mapping[str, str],
+) -> VM:
     p = o.props
     resolve = bind(o)
     name = wire.text(p.get("name"), o.moid)
@@ -517,15 +640,27 @@ def _vm(o: wire.ObjectContent, endpoint: str, hosts: Mapping[str, Host], datasto
             continue
         ds = resolve(d.datastore, d.path)
         if ds is None:
-            warnings.append(f"disk {d.key} ({d.path}): its datastore is not in this inventory or its name is "
-                            "ambiguous in the datacenter")
+            warnings.append(
+                f"disk {d.key} ({d.path}): its datastore is not in this inventory or its name is "
+                "ambiguous in the datacenter"
+            )
             continue
         rdm = d.kind == "rdm"
-        if rdm and d.mode == "physicalMode":
+        if rdm and d.mode == "physicalMode":  # vSphere Availability: incompatible with FT
             mechanisms = ()
             warnings.append(f"disk {d.key} is a physical-mode RDM: vSphere FT cannot protect this VM")
-        disks.append(Disk(id=d.key, size=d.size, datastore=ds, path=d.path, movable=not rdm, kind=d.kind,
-                          thin=d.thin, allocated=allocated_of(layout, d) if d.thin else None))
+        disks.append(
+            Disk(
+                id=d.key,
+                size=d.size,
+                datastore=ds,
+                path=d.path,
+                movable=not rdm,
+                kind=d.kind,
+                thin=d.thin,
+                allocated=allocated_of(layout, d) if d.thin else None,
+            )
+        )
         for moref, path in d.parents:
             base = resolve(moref, path)
             if base is None:
@@ -553,26 +688,38 @@ def _vm(o: wire.ObjectContent, endpoint: str, hosts: Mapping[str, Host], datasto
     host = wire.moid(p.get("runtime.host"))
     host = host if host in hosts else None
     power = _POWER.get(wire.text(p.get("runtime.powerState")), PowerState.UNKNOWN)
-    if conn != "connected" or (host is not None and hosts[host].state is not HostState.UP
-                               and hosts[host].state is not HostState.MAINTENANCE):
+    if conn != "connected" or (
+        host is not None and hosts[host].state is not HostState.UP and hosts[host].state is not HostState.MAINTENANCE
+    ):
         power = PowerState.UNKNOWN  # vCenter shows the last state it knew, not the VM's
     ft = p.get("config.ftInfo")
-    managed = p.get("config.managedBy")
+    managed = p.get("config.managedBy")  # ManagedByInfo: the extension running it (vCLS: ESX Agent Manager)
     managed_by = None
     if managed is not None:
         key, typ = wire.ctext(managed, "extensionKey"), wire.ctext(managed, "type")
         managed_by = f"{key} ({typ})" if typ else key
     secondaries = _secondaries(o, vm_objects, hosts, datastores, bind, {d.id: d.size for d in disks}, warnings)
+    # VirtualMachineRuntimeInfo.dasVmProtection: HA's own word, unset when HA is off
     ha_protected = wire.boolean(wire.child(p.get("runtime.dasVmProtection"), "dasProtected"))
     return VM(
-        id=o.moid, name=name, endpoint=endpoint, host=host, power=power, disks=tuple(disks),
-        config_datastore=resolve(None, cfg_path) if cfg_path else None, config_path=cfg_path,
+        id=o.moid,
+        name=name,
+        endpoint=endpoint,
+        host=host,
+        power=power,
+        disks=tuple(disks),
+        config_datastore=resolve(None, cfg_path) if cfg_path else None,
+        config_path=cfg_path,
         secondaries=secondaries,
         vcpus=wire.integer(p.get("config.hardware.numCPU"), 1),
         memory=wire.integer(p.get("config.hardware.memoryMB")) * 1024 * 1024,
         ha=ft is not None or ha_protected is True,  # FT VMs are HA-protected by requirement
-        warnings=tuple(warnings), mechanisms=mechanisms, depends_on=tuple(deps), managed_by=managed_by,
-        uuid=wire.text(p.get("config.uuid")), nics=tuple(nics),
+        warnings=tuple(warnings),
+        mechanisms=mechanisms,
+        depends_on=tuple(deps),
+        managed_by=managed_by,
+        uuid=wire.text(p.get("config.uuid")),  # the SMBIOS uuid, which migrations carry (README: VM uuid)
+        nics=tuple(nics),
         cluster=hosts[host].cluster if host else None,
     )
 
@@ -589,20 +736,31 @@ def _share(vms: list[VM]) -> None:
     from dataclasses import replace
 
     for i, v in enumerate(vms):
-        disks = tuple(replace(d, shared_by=tuple(x for x in users[(d.datastore, d.path)] if x != v.id))
-                      if d.path and len(users[(d.datastore, d.path)]) > 1 else d for d in v.disks)
+        disks = tuple(
+            replace(d, shared_by=tuple(x for x in users[(d.datastore, d.path)] if x != v.id))
+            if d.path and len(users[(d.datastore, d.path)]) > 1
+            else d
+            for d in v.disks
+        )
         if disks != v.disks:
             vms[i] = replace(v, disks=disks)
 
 
-def _secondaries(o: wire.ObjectContent, vm_objects: Mapping[str, wire.ObjectContent], hosts: Mapping[str, Host],
-                 datastores: Mapping[str, Datastore], bind: Callable[[wire.ObjectContent], Resolver],
-                 sizes: Mapping[str, int], warnings: list[str]) -> tuple[Secondary, ...]:
+def _secondaries(
+    o: wire.ObjectContent,
+    vm_objects: Mapping[str, wire.ObjectContent],
+    hosts: Mapping[str, Host],
+    datastores: Mapping[str, Datastore],
+    bind: Callable[[wire.ObjectContent], Resolver],
+    sizes: Mapping[str, int],
+    warnings: list[str],
+) -> tuple[Secondary, ...]:
     ft = o.props.get("config.ftInfo")
     if ft is None:
         return ()
-    meta_path = wire.text(o.props.get("config.files.ftMetadataDirectory")) or \
-        wire.text(o.props.get("config.files.vmPathName"))
+    meta_path = wire.text(o.props.get("config.files.ftMetadataDirectory")) or wire.text(
+        o.props.get("config.files.vmPathName")
+    )
     meta = bind(o)(None, meta_path)
     ft_state = wire.text(o.props.get("runtime.faultToleranceState"))
     out = []
@@ -623,15 +781,24 @@ def _secondaries(o: wire.ObjectContent, vm_objects: Mapping[str, wire.ObjectCont
                 sdisks.append(SecondaryDisk(disk=d.key, datastore=ds, path=d.path, size=sizes.get(d.key, d.size)))
         shost = wire.moid(sp.get("runtime.host"))
         shost = shost if shost in hosts else None
-        reachable = (shost is not None and hosts[shost].state is HostState.UP
-                     and all(datastores[x.datastore].accessible for x in sdisks))
+        reachable = (
+            shost is not None
+            and hosts[shost].state is HostState.UP
+            and all(datastores[x.datastore].accessible for x in sdisks)
+        )
         state = secondary_state(ft_state, reachable)
-        out.append(Secondary(
-            id=so.moid, mechanism=MECHANISM, disks=tuple(sdisks),
-            config_datastore=resolve(None, wire.text(sp.get("config.files.vmPathName"))),
-            host=shost, state=state, lag=0.0 if state is SecondaryState.IN_SYNC else None,
-            metadata_datastore=meta,
-        ))
+        out.append(
+            Secondary(
+                id=so.moid,
+                mechanism=MECHANISM,
+                disks=tuple(sdisks),
+                config_datastore=resolve(None, wire.text(sp.get("config.files.vmPathName"))),
+                host=shost,
+                state=state,
+                lag=0.0 if state is SecondaryState.IN_SYNC else None,
+                metadata_datastore=meta,
+            )
+        )
     return tuple(out)
 
 

@@ -54,8 +54,15 @@ class Page:
 #: Device types cut from the byte stream by ``Feeder(lean=True)``: what inventory never reads
 #: and what makes up most of a VM's device list. Anything else (disks, CD-ROMs, NICs, types
 #: newer than this list) is parsed as usual. Controllers are every ``...Controller`` type.
-LEAN_CUT = frozenset({"VirtualKeyboard", "VirtualPointingDevice", "VirtualMachineVideoCard",
-                      "VirtualMachineVMCIDevice", "VirtualMachineVMIROM"})
+LEAN_CUT = frozenset(
+    {
+        "VirtualKeyboard",
+        "VirtualPointingDevice",
+        "VirtualMachineVideoCard",
+        "VirtualMachineVMCIDevice",
+        "VirtualMachineVMIROM",
+    }
+)
 _TYPE_ATTR = re.compile(rb"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
@@ -117,7 +124,7 @@ class Feeder:
                 break
             tag = buf[i:end]
             if tag.endswith(b"/") or not cut_device(tag):
-                out.append(buf[pos:end + 1])
+                out.append(buf[pos : end + 1])
             else:
                 out.append(buf[pos:i])
                 self._skipping = True
@@ -153,8 +160,9 @@ class Feeder:
                 val = ps.find(V + "val")
                 if name is not None and val is not None:
                     props[name] = val
-            missing = {ms.findtext(V + "path") or "": fault_name(child(ms, "fault"))
-                       for ms in oc.iterfind(V + "missingSet")}
+            missing = {
+                ms.findtext(V + "path") or "": fault_name(child(ms, "fault")) for ms in oc.iterfind(V + "missingSet")
+            }
             page.objects.append(ObjectContent(obj.get("type", ""), obj.text or "", props, missing))
         return page
 
@@ -200,6 +208,7 @@ def parse(data: bytes, *, lean: bool = False) -> Page:
 
 
 # --- reading values ----------------------------------------------------------------------
+
 
 def text(el: Element | None, default: str = "") -> str:
     return el.text or default if el is not None else default

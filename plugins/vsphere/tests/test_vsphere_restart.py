@@ -44,8 +44,9 @@ def test_a_partitioned_host_proves_nothing(vs: VsphereDriver, names: Names, lab:
     assert Names(vs.inventory()).vm["web01"].power is PowerState.ON  # it ran all along
 
 
-def test_a_vm_restarts_from_its_own_files_when_its_host_is_down(vs: VsphereDriver, names: Names,
-                                                                lab: VsphereLab) -> None:
+def test_a_vm_restarts_from_its_own_files_when_its_host_is_down(
+    vs: VsphereDriver, names: Names, lab: VsphereLab
+) -> None:
     web01 = names.vm["web01"]  # esx-a1, on ams-nfs-a (shared by esx-a1..a3)
     lab.fail_host("esx-a1")
     health = vs.health()
@@ -66,7 +67,8 @@ def test_a_vm_restarts_from_its_own_files_when_its_host_is_down(vs: VsphereDrive
     assert (now.id, now.host, now.power) == (new_id, host, PowerState.ON)
     assert web01.id not in {v.id for v in after.part.vms}  # one instance, not two
     assert [(d.id, d.datastore, d.path, d.size) for d in now.disks] == [
-        (d.id, d.datastore, d.path, d.size) for d in web01.disks]
+        (d.id, d.datastore, d.path, d.size) for d in web01.disks
+    ]
     assert (now.config_path, now.uuid) == (web01.config_path, web01.uuid)
 
     again = vs.wait(vs.restart(new_id), timeout=60)  # idempotent: it runs already
@@ -98,15 +100,26 @@ def test_failover_leaves_a_vm_down_for_lack_of_room_on_the_survivors(vcsim_bin: 
     estate = load_estates(DATA / "room_estate.toml")["room"]
     with VsphereLab(estate) as lab:
         cfg = tmp_path / "ftbridge.toml"
-        lines = ["[endpoints.vc]", *(f"{k} = {_toml(v)}" for k, v in lab.endpoint_config().items()),
-                 "", "[state]", f"dir = {_toml(str(tmp_path / 'state'))}", ""]
+        lines = [
+            "[endpoints.vc]",
+            *(f"{k} = {_toml(v)}" for k, v in lab.endpoint_config().items()),
+            "",
+            "[state]",
+            f"dir = {_toml(str(tmp_path / 'state'))}",
+            "",
+        ]
         cfg.write_text("\n".join(lines), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")}
         env.update({**lab.secrets(), "NO_COLOR": "1"})
 
         def ftb(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "ftbridge", "-c", str(cfg), *args], capture_output=True,
-                                  text=True, env=env, timeout=300)
+            return subprocess.run(
+                [sys.executable, "-m", "ftbridge", "-c", str(cfg), *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
 
         r = ftb("inventory", "-o", "json")
         assert r.returncode == 0, r.stderr

@@ -21,8 +21,12 @@ from ftbridge.model import HostState, PowerState
 from ftbridge.testing.conformance import check_inventory
 
 DATA = Path(__file__).parent / "data"
-SHAPES = {"datacenters": {"dc-b": ["rtm"]}, "refused": ["a-refused"], "inaccessible": ["a-lost"],
-          "orphaned": ["b-orphan"]}
+SHAPES = {
+    "datacenters": {"dc-b": ["rtm"]},
+    "refused": ["a-refused"],
+    "inaccessible": ["a-lost"],
+    "orphaned": ["b-orphan"],
+}
 _HOST = {"connected": HostState.UP}
 
 
@@ -55,16 +59,21 @@ def assert_equals_pyvmomi(part: InventoryPart, want: dict[str, Any]) -> None:
     """Field by field: hosts (state, memory), datastores (name, kind, capacity, free, mounts), and
     every readable VM (host, power, config datastore, every disk's path, datastore and size, vCPUs,
     FT role and the secondary's host and datastores); unreadable VMs are there too."""
+
     def state(conn: str, power: str) -> HostState:
         if power in ("poweredOff", "standBy"):
             return HostState.DOWN
         return HostState.UP if conn == "connected" else HostState.UNREACHABLE
 
     assert {h.id: (h.name, h.cluster, h.state, h.memory) for h in part.hosts} == {
-        k: (n, c, state(conn, pw), mem) for k, (n, c, conn, pw, mem) in want["hosts"].items()}
-    assert {d.id: (d.name, d.kind, d.capacity, d.free, d.accessible, tuple(sorted(d.hosts))) for d in part.datastores} \
-        == {k: (n, kind, cap, free, acc, tuple(sorted(hs))) for k, (n, kind, cap, free, acc, hs)
-            in want["datastores"].items()}
+        k: (n, c, state(conn, pw), mem) for k, (n, c, conn, pw, mem) in want["hosts"].items()
+    }
+    assert {
+        d.id: (d.name, d.kind, d.capacity, d.free, d.accessible, tuple(sorted(d.hosts))) for d in part.datastores
+    } == {
+        k: (n, kind, cap, free, acc, tuple(sorted(hs)))
+        for k, (n, kind, cap, free, acc, hs) in want["datastores"].items()
+    }
     got = {v.id: v for v in part.vms}
     assert set(got) == set(want["vms"]), "VMs vanished or appeared"
     hosts = {h.id: h for h in part.hosts}
@@ -82,8 +91,12 @@ def assert_equals_pyvmomi(part: InventoryPart, want: dict[str, Any]) -> None:
         assert cfg_ds is not None, f"{v.name}: pyVmomi could not place its config either"
         assert tuple((d.id, d.path, d.datastore, d.size) for d in v.disks) == disks, v.name
         assert (role == 1) == bool(v.secondaries), v.name
-        assert tuple((s.id, s.host, s.config_datastore, tuple((x.disk, x.datastore) for x in s.disks))
-                     for s in v.secondaries) == secondaries, v.name
+        assert (
+            tuple(
+                (s.id, s.host, s.config_datastore, tuple((x.disk, x.datastore) for x in s.disks)) for s in v.secondaries
+            )
+            == secondaries
+        ), v.name
 
 
 def test_shapes_lab_inventory_equals_pyvmomi(shapes_lab: VsphereLab, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,8 +107,9 @@ def test_shapes_lab_inventory_equals_pyvmomi(shapes_lab: VsphereLab, monkeypatch
     assert (trips > 5) == paged, f"{trips} round trips"  # paged: continued until the last token
 
 
-def test_shapes_lab_shows_what_real_estates_hold(shapes_lab: VsphereLab, shapes_estate: Estate,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shapes_lab_shows_what_real_estates_hold(
+    shapes_lab: VsphereLab, shapes_estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     part, _ = read(shapes_lab, monkeypatch)
     n = Names(part)
     assert set(n.vm) == {v.name for v in shapes_estate.vms}  # nothing vanished
@@ -114,10 +128,12 @@ def test_shapes_lab_shows_what_real_estates_hold(shapes_lab: VsphereLab, shapes_
 
     clone = n.vm["a-clone"]
     assert [(d.kind, n.ds_name[d.datastore], d.path) for d in clone.depends_on] == [
-        ("base-disk", "templates", "[templates] golden/golden.vmdk")]
+        ("base-disk", "templates", "[templates] golden/golden.vmdk")
+    ]
     assert clone.mechanisms == ()
     assert [(d.kind, n.ds_name[d.datastore], d.path) for d in n.vm["a-iso"].depends_on] == [
-        ("iso", "iso-lib", "[iso-lib] images/rescue.iso")]
+        ("iso", "iso-lib", "[iso-lib] images/rescue.iso")
+    ]
     rdm = n.vm["a-rdm"]
     assert [(d.kind, d.movable) for d in rdm.disks] == [("disk", True), ("rdm", False), ("rdm", False)]
     assert rdm.mechanisms == ()  # one of them is a physical-mode RDM
@@ -125,8 +141,12 @@ def test_shapes_lab_shows_what_real_estates_hold(shapes_lab: VsphereLab, shapes_
     web = n.vm["a-web"].disks[0]
     assert web.thin and web.size == 10 << 30 and web.allocated == 2 << 30
     assert not n.vm["b-web"].disks[0].thin and n.vm["b-web"].disks[0].allocated is None
-    assert {h.name: h.memory for h in part.hosts} == {"esx-a1": 64 << 30, "esx-a2": 64 << 30, "esx-b1": 32 << 30,
-                                                      "esx-b2": 32 << 30}
+    assert {h.name: h.memory for h in part.hosts} == {
+        "esx-a1": 64 << 30,
+        "esx-a2": 64 << 30,
+        "esx-b1": 32 << 30,
+        "esx-b2": 32 << 30,
+    }
     nets = {x.name: x for x in part.networks}
     assert (nets["pg-app"].kind, nets["pg-app"].vlan) == ("portgroup", 100)
     assert (nets["dv-db"].kind, nets["dv-db"].vlan) == ("dvportgroup", 200)
@@ -152,8 +172,9 @@ def model_lab(request: pytest.FixtureRequest, vcsim_bin: Path) -> Iterator[Vsphe
         lab.stop()
 
 
-def test_two_datacenters_of_vcsims_model_read_as_pyvmomi_reads_them(model_lab: VsphereLab,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_datacenters_of_vcsims_model_read_as_pyvmomi_reads_them(
+    model_lab: VsphereLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert model_lab.info["datacenters"] == 2
     part, trips = read(model_lab, monkeypatch)
     check_inventory(part, "truth")

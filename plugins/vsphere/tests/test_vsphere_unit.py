@@ -26,8 +26,10 @@ from ftbridge.testing.conformance import check_inventory
 
 
 def test_importing_the_driver_imports_no_sdk() -> None:
-    code = ("import sys, ftbridge_vsphere.driver, ftbridge_vsphere.lab, ftbridge_vsphere.inventory; "
-            "print('pyVmomi' in sys.modules or 'pyVim' in sys.modules)")
+    code = (
+        "import sys, ftbridge_vsphere.driver, ftbridge_vsphere.lab, ftbridge_vsphere.inventory; "
+        "print('pyVmomi' in sys.modules or 'pyVim' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -45,8 +47,9 @@ def test_config_rejects_unknown_keys_and_literal_passwords() -> None:
 
 
 def test_driver_init_does_no_io() -> None:
-    cfg = VsphereConfig.model_validate({"driver": "vsphere", "host": "192.0.2.1", "user": "u",
-                                        "password": {"env": "NOPE"}})
+    cfg = VsphereConfig.model_validate(
+        {"driver": "vsphere", "host": "192.0.2.1", "user": "u", "password": {"env": "NOPE"}}
+    )
     drv = VsphereDriver(cfg, endpoint="x")
     drv.close()
     drv.close()
@@ -139,11 +142,13 @@ REPLY = b"""<?xml version="1.0" encoding="UTF-8"?>
 def test_wire_reads_a_reply_fed_in_pieces() -> None:
     feeder = wire.Feeder()
     for i in range(0, len(REPLY), 97):
-        feeder.feed(REPLY[i:i + 97])
+        feeder.feed(REPLY[i : i + 97])
     page = feeder.page()
     assert page.token == "next-page"
-    assert [(o.type, o.moid) for o in page.objects][:2] == [("ClusterComputeResource", "domain-c1"),
-                                                            ("HostSystem", "host-1")]
+    assert [(o.type, o.moid) for o in page.objects][:2] == [
+        ("ClusterComputeResource", "domain-c1"),
+        ("HostSystem", "host-1"),
+    ]
     assert wire.text(page.objects[0].props["name"]) == "ams"
 
 
@@ -163,10 +168,17 @@ def test_build_maps_hosts_datastores_vms_and_ft() -> None:
     assert vm.memory == 1024 * 1024 * 1024 and vm.ha
     assert vm.config_datastore == "datastore-2" and vm.config_path == "[local1] db/db.vmx"
     assert [(d.id, d.size, d.datastore, d.movable, d.kind) for d in vm.disks] == [
-        ("2000", 2097152, "datastore-2", True, "disk"), ("2001", 4096, "datastore-1", False, "rdm")]
+        ("2000", 2097152, "datastore-2", True, "disk"),
+        ("2001", 4096, "datastore-1", False, "rdm"),
+    ]
     (sec,) = vm.secondaries
     assert (sec.id, sec.mechanism, sec.host, sec.config_datastore, sec.metadata_datastore) == (
-        "vm-2", "vsphere-ft", "host-2", "datastore-1", "datastore-1")
+        "vm-2",
+        "vsphere-ft",
+        "host-2",
+        "datastore-1",
+        "datastore-1",
+    )
     assert [(x.disk, x.datastore, x.path) for x in sec.disks] == [("2000", "datastore-1", "[shared1] db-ft/db.vmdk")]
     assert sec.state is SecondaryState.BROKEN  # its host does not respond
 
@@ -188,8 +200,9 @@ def test_translate_by_type() -> None:
     assert isinstance(client.translate(http.client.RemoteDisconnected("gone"), endpoint=ep), BackendUnavailable)
     assert isinstance(client.translate(vim.fault.InvalidLogin(), endpoint=ep), AuthenticationError)
     assert isinstance(client.translate(vmodl.fault.ManagedObjectNotFound(), endpoint=ep), NotFound)
-    full = client.translate(vim.fault.NoDiskSpace(msg="Insufficient disk space on datastore 'x'"), endpoint=ep,
-                            doing="moving vm-1")
+    full = client.translate(
+        vim.fault.NoDiskSpace(msg="Insufficient disk space on datastore 'x'"), endpoint=ep, doing="moving vm-1"
+    )
     assert isinstance(full, Conflict)
     assert str(full) == "vc: moving vm-1: Insufficient disk space on datastore 'x' (NoDiskSpace)"
     busy = client.translate(vim.fault.TaskInProgress(), endpoint=ep)
@@ -199,11 +212,13 @@ def test_translate_by_type() -> None:
     assert type(client.translate(vmodl.fault.SystemError(), endpoint=ep)) is BackendError
 
 
-FUTURE = REPLY.replace(b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key></VirtualDevice>',
-                       b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key><macAddress>00:50:56:00:00:01'
-                       b'</macAddress></VirtualDevice>'
-                       b'<VirtualDevice xsi:type="VirtualQuantumAccelerator"><key>17000</key>'
-                       b'<qubits>64</qubits></VirtualDevice>')
+FUTURE = REPLY.replace(
+    b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key></VirtualDevice>',
+    b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key><macAddress>00:50:56:00:00:01'
+    b"</macAddress></VirtualDevice>"
+    b'<VirtualDevice xsi:type="VirtualQuantumAccelerator"><key>17000</key>'
+    b"<qubits>64</qubits></VirtualDevice>",
+)
 
 
 def test_types_newer_than_pyvmomi_break_pyvmomi_not_the_driver() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from ftbridge_vsphere import wire
-from pyVmomi import Iso8601, SoapAdapter, VmomiSupport, vim, vmodl
+from pyVmomi import Iso8601, SoapAdapter, VmomiSupport, vmodl
 from vsphere_testlib import shared_real
 
 REAL = shared_real()
@@ -42,7 +42,8 @@ def recorded() -> list[tuple[str, Path, dict[str, str]]]:
 
 CASES = recorded()
 needs_real = pytest.mark.skipif(
-    not CASES, reason="shared/real/vsphere-replies is absent (set FTBRIDGE_SHARED or clone beside ../shared)")
+    not CASES, reason="shared/real/vsphere-replies is absent (set FTBRIDGE_SHARED or clone beside ../shared)"
+)
 
 
 def pyvmomi_reply(data: bytes, fetch: bool) -> Any:
@@ -161,7 +162,7 @@ def compare_page(data: bytes, page: wire.Page, lean: bool) -> list[str]:
 def feed(data: bytes, size: int, lean: bool) -> wire.Feeder:
     f = wire.Feeder(lean=lean)
     for i in range(0, len(data), size):
-        f.feed(data[i:i + size])
+        f.feed(data[i : i + size])
     return f
 
 

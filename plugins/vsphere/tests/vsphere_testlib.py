@@ -46,8 +46,13 @@ def direct(lab: Any) -> dict[str, Any]:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim
 
-    si = SmartConnect(host="127.0.0.1", port=lab.port, user=lab.user, pwd=lab.secrets()[lab.password_env],
-                      sslContext=ssl.create_default_context(cafile=lab.ca_file))
+    si = SmartConnect(
+        host="127.0.0.1",
+        port=lab.port,
+        user=lab.user,
+        pwd=lab.secrets()[lab.password_env],
+        sslContext=ssl.create_default_context(cafile=lab.ca_file),
+    )
     try:
         content = si.RetrieveContent()
 
@@ -64,7 +69,7 @@ def direct(lab: Any) -> dict[str, Any]:
             return entity
 
         def resolve(path: str, own: list[Any], dc: Any) -> str | None:
-            name = path[1:path.index("]")]
+            name = path[1 : path.index("]")]
             mine = [d._moId for d in own if d.name == name]
             if len(mine) == 1:
                 return mine[0]
@@ -75,13 +80,24 @@ def direct(lab: Any) -> dict[str, Any]:
         for h in objects(vim.HostSystem):
             parent = h.parent
             rt = h.runtime
-            hosts[h._moId] = (h.name, parent.name if isinstance(parent, vim.ClusterComputeResource) else None,
-                              str(rt.connectionState), str(rt.powerState), h.summary.hardware.memorySize)
+            hosts[h._moId] = (
+                h.name,
+                parent.name if isinstance(parent, vim.ClusterComputeResource) else None,
+                str(rt.connectionState),
+                str(rt.powerState),
+                h.summary.hardware.memorySize,
+            )
         datastores = {}
         for d in objects(vim.Datastore):
             s = d.summary
-            datastores[d._moId] = (d.name, s.type.lower().replace("nfs41", "nfs"), s.capacity, s.freeSpace,
-                                   bool(s.accessible), tuple(m.key._moId for m in d.host))
+            datastores[d._moId] = (
+                d.name,
+                s.type.lower().replace("nfs41", "nfs"),
+                s.capacity,
+                s.freeSpace,
+                bool(s.accessible),
+                tuple(m.key._moId for m in d.host),
+            )
         vms: dict[str, Any] = {}
         for v in objects(vim.VirtualMachine):
             try:
@@ -95,20 +111,38 @@ def direct(lab: Any) -> dict[str, Any]:
             if config.template or (config.ftInfo is not None and config.ftInfo.role != 1):
                 continue
             dc = datacenter(v)
-            disks = tuple((str(d.key), d.backing.fileName, d.backing.datastore._moId,
-                           d.capacityInBytes or d.capacityInKB * 1024)
-                          for d in config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
+            disks = tuple(
+                (str(d.key), d.backing.fileName, d.backing.datastore._moId, d.capacityInBytes or d.capacityInKB * 1024)
+                for d in config.hardware.device
+                if isinstance(d, vim.vm.device.VirtualDisk)
+            )
             ft = config.ftInfo
             secondaries = ()
             if ft is not None:
                 secondaries = tuple(
-                    (s._moId, s.runtime.host._moId, resolve(s.config.files.vmPathName, list(s.datastore), dc),
-                     tuple((str(d.key), d.backing.datastore._moId) for d in s.config.hardware.device
-                           if isinstance(d, vim.vm.device.VirtualDisk)))
-                    for s in ft.secondaries)
-            vms[v._moId] = (v.name, runtime.host._moId if runtime.host else None, str(runtime.powerState),
-                            str(runtime.connectionState), resolve(config.files.vmPathName, own, dc),
-                            config.hardware.numCPU, disks, ft.role if ft else None, secondaries)
+                    (
+                        s._moId,
+                        s.runtime.host._moId,
+                        resolve(s.config.files.vmPathName, list(s.datastore), dc),
+                        tuple(
+                            (str(d.key), d.backing.datastore._moId)
+                            for d in s.config.hardware.device
+                            if isinstance(d, vim.vm.device.VirtualDisk)
+                        ),
+                    )
+                    for s in ft.secondaries
+                )
+            vms[v._moId] = (
+                v.name,
+                runtime.host._moId if runtime.host else None,
+                str(runtime.powerState),
+                str(runtime.connectionState),
+                resolve(config.files.vmPathName, own, dc),
+                config.hardware.numCPU,
+                disks,
+                ft.role if ft else None,
+                secondaries,
+            )
         return {"hosts": hosts, "datastores": datastores, "vms": vms}
     finally:
         Disconnect(si)
