@@ -245,21 +245,27 @@ class Session:
         (``reportMissingObjectsInResults``)."""
         if not moids:
             return []
-        vim, vmodl = sdk().vim, sdk().vmodl
-        pcq = vmodl.query.PropertyCollector
-        cls = getattr(vim, type_name)
-        spec = pcq.FilterSpec(
-            objectSet=[pcq.ObjectSpec(obj=cls(m, self.stub), skip=False) for m in moids],
-            propSet=[pcq.PropertySpec(type=cls, all=False, pathSet=list(paths))],
-            reportMissingObjectsInResults=True,
-        )
         pc = self.content.propertyCollector
-        page = self._raw(pc, "RetrievePropertiesEx", [[spec], pcq.RetrieveOptions()], lean=lean)
+        args = [self.object_specs(type_name, moids, paths), sdk().vmodl.query.PropertyCollector.RetrieveOptions()]
+        page = self._raw(pc, "RetrievePropertiesEx", args, lean=lean)
         objects = list(page.objects)
         while page.token:
             page = self._raw(pc, "ContinueRetrievePropertiesEx", [page.token], lean=lean)
             objects.extend(page.objects)
         return objects
+
+    def object_specs(self, type_name: str, moids: Sequence[str], paths: Sequence[str]) -> list[Any]:
+        """The FilterSpec of :meth:`fetch` (also for the raw-transfer bench)."""
+        vim, vmodl = sdk().vim, sdk().vmodl
+        pcq = vmodl.query.PropertyCollector
+        cls = getattr(vim, type_name)
+        return [
+            pcq.FilterSpec(
+                objectSet=[pcq.ObjectSpec(obj=cls(m, self.stub), skip=False) for m in moids],
+                propSet=[pcq.PropertySpec(type=cls, all=False, pathSet=list(paths))],
+                reportMissingObjectsInResults=True,
+            )
+        ]
 
     def filter_specs(self, view: Any, specs: Mapping[str, Sequence[str]]) -> list[Any]:
         vim, vmodl = sdk().vim, sdk().vmodl
