@@ -25,6 +25,9 @@ import (
 
 const gib, mib = 1 << 30, 1 << 20
 
+// defaultHostMemory is what a host reports when the estate gives it no memory.
+const defaultHostMemory = 256 * gib
+
 type sized map[string]interface{}
 
 // size reads KEY (bytes), KEY_gib or KEY_mib, as estate files allow.
@@ -190,12 +193,14 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 			return fmt.Errorf("host %s: %w", hname, err)
 		}
 		hs := simulator.Map.Get(info.Result.(types.ManagedObjectReference)).(*simulator.HostSystem)
-		if memory := h.size("memory", 0); memory > 0 {
-			simulator.Map.WithLock(hs, func() {
-				hs.Summary.Hardware.MemorySize = memory
-				hs.Hardware.MemorySize = memory
-			})
+		memory := h.size("memory", 0)
+		if memory <= 0 { // vcsim's own 4 GiB would not hold what estates run on a host
+			memory = defaultHostMemory
 		}
+		simulator.Map.WithLock(hs, func() {
+			hs.Summary.Hardware.MemorySize = memory
+			hs.Hardware.MemorySize = memory
+		})
 		applyHostState(hs, types.HostSystemConnectionStateConnected)
 		hosts[id] = hs
 		hostList = append(hostList, hs)

@@ -510,8 +510,8 @@ def _datastores(
         for m in wire.items(p.get("host")):
             info = wire.child(m, "mountInfo")
             key = wire.moid(wire.child(m, "key"))
-            if not key:
-                continue
+            if not key or key not in hosts:
+                continue  # a host outside this inventory (another datacenter, when filtered by one)
             listed.append(key)
             if (
                 wire.boolean(wire.child(info, "mounted"), True) is False
