@@ -140,16 +140,8 @@ func (x *ext) seedNetworks(ctx context.Context, est sized, hosts map[string]*sim
 }
 
 func (x *ext) createSwitch(ctx context.Context, dc *simulator.Datacenter, hosts map[string]*simulator.HostSystem) (*object.DistributedVirtualSwitch, error) {
-	cfg := &types.DVSConfigSpec{Name: "dvs-" + dc.Name}
-	for _, h := range hosts {
-		if sameDC(dcOf(h.Self), dc) {
-			cfg.Host = append(cfg.Host, types.DistributedVirtualSwitchHostMemberConfigSpec{
-				Operation: "add", Host: h.Self})
-		}
-	}
-	spec := types.DVSCreateSpec{ConfigSpec: cfg}
 	folder := object.NewFolder(x.c, dc.NetworkFolder)
-	task, err := folder.CreateDVS(ctx, spec)
+	task, err := folder.CreateDVS(ctx, types.DVSCreateSpec{ConfigSpec: &types.DVSConfigSpec{Name: "dvs-" + dc.Name}})
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +149,27 @@ func (x *ext) createSwitch(ctx context.Context, dc *simulator.Datacenter, hosts 
 	if err != nil {
 		return nil, err
 	}
-	return object.NewDistributedVirtualSwitch(x.c, info.Result.(types.ManagedObjectReference)), nil
+	dvs := object.NewDistributedVirtualSwitch(x.c, info.Result.(types.ManagedObjectReference))
+	// every host of the datacenter joins (vcsim's CreateDVS ignores the spec's hosts), and the
+	// switch's uplink portgroup says it is one, as vCenter's does (DVPortgroupConfigInfo.uplink)
+	join := &types.DVSConfigSpec{}
+	for _, h := range hosts {
+		if sameDC(dcOf(h.Self), dc) {
+			join.Host = append(join.Host, types.DistributedVirtualSwitchHostMemberConfigSpec{Operation: "add", Host: h.Self})
+		}
+	}
+	if t, err := dvs.Reconfigure(ctx, join); err != nil {
+		return nil, err
+	} else if err := t.Wait(ctx); err != nil {
+		return nil, err
+	}
+	sw := simulator.Map.Get(dvs.Reference()).(*simulator.DistributedVirtualSwitch)
+	for _, ref := range sw.Portgroup {
+		if pg, ok := simulator.Map.Get(ref).(*simulator.DistributedVirtualPortgroup); ok {
+			simulator.Map.WithLock(pg, func() { pg.Config.Uplink = types.NewBool(true) })
+		}
+	}
+	return dvs, nil
 }
 
 // defaultNetwork is the "VM Network" portgroup of a datacenter, made when it has none.

@@ -25,7 +25,9 @@ def write_config(lab: VsphereLab, tmp: Path, endpoint: str = "vc") -> Path:
     for kind, pattern, site in (
         ("datastore", "ams-*", "ams"),
         ("datastore", "rtm-*", "rtm"),
-        ("cluster", "ams", "ams"),
+        ("datastore", "ft-meta", "witness"),
+        ("host", "esx-a*", "ams"),
+        ("host", "esx-r*", "rtm"),
     ):
         lines += [
             "[[domains]]",
