@@ -26,7 +26,7 @@ Decisions worth knowing:
   unreachable host it cannot prove anything and says so (Conflict).
 * **Restart** (from the VM's own files) is vSphere HA's job when HA is on; when HA did not,
   UnregisterVM + RegisterVM_Task of the ``.vmx`` on a surviving host + PowerOnVM_Task, only
-  for a host reported down. The VM gets a new moref (``result["vm"]``). See :meth:`restart`.
+  for a host reported down. The VM gets a new moref (``result["vm_id"]``). See :meth:`restart`.
 * **Test failover** clones the secondary, powered on with every NIC disconnected, named
   ``<vm>--ftbridge-test-<n>`` (left out of the inventory); ``cleanup_test`` destroys only VMs
   so named.
@@ -390,7 +390,7 @@ class VsphereDriver(Driver, StoragePlacement, Failover):
         API has no call that asks HA to do it now, and a VM stays registered on its failed host
         (power operations there fail with HostNotConnected). So, when HA did not: UnregisterVM
         (files kept), RegisterVM_Task of its ``.vmx`` on the target host (in that host's root
-        resource pool), PowerOnVM_Task: the VM gets a new moref (the result's ``vm``) and keeps
+        resource pool), PowerOnVM_Task: the VM gets a new moref (the result's ``vm_id``) and keeps
         its UUIDs, which its ``.vmx`` holds. Only when its host is proven down: on a host vCenter
         merely cannot reach the files stay locked by the running VM (and vCenter refuses to
         unregister a VM it records as powered on: InvalidPowerState). A VM that is off on a host
@@ -493,7 +493,7 @@ class VsphereDriver(Driver, StoragePlacement, Failover):
                     OpState.SUCCEEDED,
                     progress=1.0,
                     message="already powered on",
-                    result={"host": op.data.get("host", ""), "vm": op.data.get("vm", op.vm)},
+                    result={"host": op.data.get("host", ""), "vm_id": op.data.get("vm", op.vm)},
                 )
             return OperationStatus(
                 OpState.FAILED, progress=1.0, message=f"{op.kind} failed: {info.message}", retryable=info.retryable
@@ -506,7 +506,7 @@ class VsphereDriver(Driver, StoragePlacement, Failover):
         if op.kind == "register" and "moref" in info.result:
             result = {"moref": info.result["moref"]}
         if op.kind == "restart":  # the VM's id changes when it was registered anew
-            result = {"host": op.data.get("host", ""), "vm": op.data.get("vm", op.vm)}
+            result = {"host": op.data.get("host", ""), "vm_id": op.data.get("vm", op.vm)}
         return OperationStatus(OpState.SUCCEEDED, progress=1.0, result=result)
 
     def pending_operations(self, vm_id: str) -> list[Operation]:

@@ -60,7 +60,7 @@ def test_a_vm_restarts_from_its_own_files_when_its_host_is_down(
 
     status = vs.wait(vs.restart(web01.id), timeout=60)
     assert status.state is OpState.SUCCEEDED, status.message
-    new_id, host = status.result["vm"], status.result["host"]
+    new_id, host = status.result["vm_id"], status.result["host"]
     assert new_id != web01.id and host in {names.host["esx-a2"], names.host["esx-a3"]}
     after = Names(vs.inventory())
     now = after.vm["web01"]
@@ -81,7 +81,7 @@ def test_fence_then_restart_on_a_reachable_host(vs: VsphereDriver, names: Names)
     assert Names(vs.inventory()).vm["web01"].power is PowerState.OFF
     status = vs.wait(vs.restart(web01.id), timeout=60)
     assert status.state is OpState.SUCCEEDED, status.message
-    assert status.result == {"host": web01.host or "", "vm": web01.id}  # powered on where it is
+    assert status.result == {"host": web01.host or "", "vm_id": web01.id}  # powered on where it is
     assert Names(vs.inventory()).vm["web01"].power is PowerState.ON
     assert Capability.RESTART in vs.capabilities and Capability.RESTART in vs.probe().capabilities
 
