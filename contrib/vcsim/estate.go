@@ -19,12 +19,14 @@ import (
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/simulator/esx"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
 const gib, mib = 1 << 30, 1 << 20
+
+// defaultHostMemory is what a host reports when the estate gives it no memory.
+const defaultHostMemory = 256 * gib
 
 type sized map[string]interface{}
 
@@ -126,37 +128,62 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 		return fmt.Errorf("%s: no estate named %q (has: %s)", file, name, strings.Join(names, ", "))
 	}
 
-	dcEntity, ok := simulator.Map.Any("Datacenter").(*simulator.Datacenter)
+	first, ok := simulator.Map.Any("Datacenter").(*simulator.Datacenter)
 	if !ok {
 		return fmt.Errorf("the model has no datacenter")
 	}
-	folders, err := object.NewDatacenter(x.c, dcEntity.Self).Folders(ctx)
-	if err != nil {
-		return err
+	type dcFolders struct {
+		dc      *simulator.Datacenter
+		folders *object.DatacenterFolders
+	}
+	dcs := map[string]*dcFolders{}
+	datacenter := func(dcName string) (*dcFolders, error) {
+		if d, ok := dcs[dcName]; ok {
+			return d, nil
+		}
+		dc := first
+		if dcName != "" && dcName != first.Name {
+			var err error
+			if dc, err = x.datacenterNamed(ctx, dcName); err != nil {
+				return nil, err
+			}
+		}
+		folders, err := object.NewDatacenter(x.c, dc.Self).Folders(ctx)
+		if err != nil {
+			return nil, err
+		}
+		dcs[dcName] = &dcFolders{dc, folders}
+		return dcs[dcName], nil
 	}
 
-	// Hosts, in clusters or standalone.
+	// Hosts, in clusters or standalone, each in its datacenter (default: the model's).
 	clusters := map[string]*object.ClusterComputeResource{}
 	hosts := map[string]*simulator.HostSystem{}
+	var hostList []*simulator.HostSystem
 	for _, h := range est.list("hosts") {
 		id, hname := h.str("id"), h.str("name")
 		if hname == "" {
 			hname = id
 		}
+		where, err := datacenter(h.str("datacenter"))
+		if err != nil {
+			return fmt.Errorf("host %s: %w", hname, err)
+		}
 		spec := types.HostConnectSpec{HostName: hname}
 		var task *object.Task
 		if cl := h.str("cluster"); cl != "" {
-			c, ok := clusters[cl]
+			key := where.dc.Name + "/" + cl
+			c, ok := clusters[key]
 			if !ok {
 				cfg := types.ClusterConfigSpecEx{DasConfig: &types.ClusterDasConfigInfo{Enabled: types.NewBool(true)}}
-				if c, err = folders.HostFolder.CreateCluster(ctx, cl, cfg); err != nil {
+				if c, err = where.folders.HostFolder.CreateCluster(ctx, cl, cfg); err != nil {
 					return fmt.Errorf("cluster %s: %w", cl, err)
 				}
-				clusters[cl] = c
+				clusters[key] = c
 			}
 			task, err = c.AddHost(ctx, spec, true, nil, nil)
 		} else {
-			task, err = folders.HostFolder.AddStandaloneHost(ctx, spec, true, nil, nil)
+			task, err = where.folders.HostFolder.AddStandaloneHost(ctx, spec, true, nil, nil)
 		}
 		if err != nil {
 			return fmt.Errorf("host %s: %w", hname, err)
@@ -166,11 +193,20 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 			return fmt.Errorf("host %s: %w", hname, err)
 		}
 		hs := simulator.Map.Get(info.Result.(types.ManagedObjectReference)).(*simulator.HostSystem)
+		memory := h.size("memory", 0)
+		if memory <= 0 { // vcsim's own 4 GiB would not hold what estates run on a host
+			memory = defaultHostMemory
+		}
+		simulator.Map.WithLock(hs, func() {
+			hs.Summary.Hardware.MemorySize = memory
+			hs.Hardware.MemorySize = memory
+		})
 		applyHostState(hs, types.HostSystemConnectionStateConnected)
 		hosts[id] = hs
+		hostList = append(hostList, hs)
 	}
 
-	// Datastores: one directory each, mounted by the hosts the estate lists.
+	// Datastores: one directory each, mounted by the hosts the estate lists, in their datacenter.
 	dss := map[string]*simulator.Datastore{}
 	usedBy := map[string]int64{}
 	for _, d := range est.list("datastores") {
@@ -188,27 +224,40 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 			if !ok {
 				return fmt.Errorf("datastore %s: unknown host %q", dname, hid)
 			}
+			if len(mountedBy) > 0 && !sameDC(dcOf(h.Self), dcOf(mountedBy[0].Self)) {
+				return fmt.Errorf("datastore %s: its hosts are in different datacenters", dname)
+			}
 			mountedBy = append(mountedBy, h)
+		}
+		if datastoreIn(dcOf(mountedBy[0].Self), dname) != nil {
+			return fmt.Errorf("datastore %s: the datacenter has one of that name already", dname)
 		}
 		dir := filepath.Join(root, unsafeName.ReplaceAllString(id, "_"))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		ds := newDatastore(dcEntity, fmt.Sprintf("datastore-%d", 1001+len(dss)), dname, d.str("kind"), dir)
+		ds := newDatastore(dcOf(mountedBy[0].Self), fmt.Sprintf("datastore-%d", 1001+len(dss)), dname, d.str("kind"), dir)
 		for _, h := range mountedBy {
 			mountOn(ds, h)
 		}
 		shared := d.flag("shared", len(mountedBy) > 1)
 		capacity := d.size("capacity", 0)
+		thin := d.flag("thin", false) || thinKinds[strings.ToLower(d.str("kind"))]
 		simulator.Map.WithLock(ds, func() {
 			ds.Summary.MultipleHostAccess = types.NewBool(shared)
 			ds.Summary.Capacity = capacity
 			ds.Summary.FreeSpace = capacity
+			ds.Capability.PerFileThinProvisioningSupported = thin
 			info := ds.Info.GetDatastoreInfo()
 			info.FreeSpace = capacity
 			info.MaxFileSize = capacity
 		})
 		dss[id] = ds
+	}
+
+	nets, err := x.seedNetworks(ctx, est, hosts)
+	if err != nil {
+		return err
 	}
 
 	// VMs, powered as the estate says, then their FT secondaries.
@@ -218,11 +267,33 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 		specs []sized
 	}
 	var withFT []pending
+	vms := map[string]*simulator.VirtualMachine{}
 	for _, v := range est.list("vms") {
-		vm, keys, err := x.seedVM(ctx, folders, v, hosts, dss, usedBy)
+		host, ok := hosts[v.str("host")]
+		if !ok {
+			host = nil
+		}
+		where := dcs[""]
+		if host != nil {
+			for _, d := range dcs {
+				if sameDC(d.dc, dcOf(host.Self)) {
+					where = d
+				}
+			}
+		}
+		if where == nil {
+			if where, err = datacenter(""); err != nil {
+				return err
+			}
+		}
+		vm, keys, err := x.seedVM(ctx, where.folders, v, hosts, dss, usedBy)
 		if err != nil {
 			return err
 		}
+		if err := x.shapeVM(vm, v, keys, nets, dss, hostList); err != nil {
+			return err
+		}
+		vms[vm.Name] = vm
 		if secs := v.list("secondaries"); len(secs) > 0 {
 			withFT = append(withFT, pending{vm, keys, secs})
 		}
@@ -239,7 +310,8 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 		}
 	}
 
-	// Free space as the estate computes it: capacity less reserved less what lives there.
+	// Free space as the estate computes it: capacity less reserved less what lives there;
+	// what is provisioned beyond what is used is summary.uncommitted.
 	for _, d := range est.list("datastores") {
 		ds := dss[d.str("id")]
 		capacity := d.size("capacity", 0)
@@ -247,8 +319,13 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 		if free < 0 {
 			free = 0
 		}
+		uncommitted := int64(0)
+		if c := d.size("committed", -1); c >= 0 && c > capacity-free {
+			uncommitted = c - (capacity - free)
+		}
 		simulator.Map.WithLock(ds, func() {
 			ds.Summary.FreeSpace = free
+			ds.Summary.Uncommitted = uncommitted
 			ds.Info.GetDatastoreInfo().FreeSpace = free
 		})
 		if !d.flag("accessible", true) {
@@ -259,13 +336,46 @@ func seedEstate(ctx context.Context, x *ext, file, name, root string) error {
 		hs := hosts[h.str("id")]
 		switch h.str("state") {
 		case "down":
-			applyHostState(hs, types.HostSystemConnectionStateNotResponding)
+			_ = x.setHostState(hs.Name, "failed")
+		case "unreachable":
+			_ = x.setHostState(hs.Name, "partitioned")
 		case "maintenance":
 			simulator.Map.WithLock(hs, func() { hs.Runtime.InMaintenanceMode = true })
 		}
 	}
+	x.faults = faultState{} // the estate's states are where it starts, not faults to undo
+
+	// The lab's own shapes (VsphereLab options): refused, orphaned and inaccessible VMs.
+	opts := sized{}
+	if m, ok := est["vsphere"].(map[string]interface{}); ok {
+		opts = sized(m)
+	}
+	x.refused = map[string]bool{}
+	for _, n := range opts.strs("refused") {
+		if vms[n] == nil {
+			return fmt.Errorf("vsphere.refused: no VM named %q", n)
+		}
+		x.refused[n] = true
+	}
+	for key, state := range map[string]types.VirtualMachineConnectionState{
+		"orphaned": types.VirtualMachineConnectionStateOrphaned, "inaccessible": types.VirtualMachineConnectionStateInaccessible} {
+		for _, n := range opts.strs(key) {
+			vm := vms[n]
+			if vm == nil {
+				return fmt.Errorf("vsphere.%s: no VM named %q", key, n)
+			}
+			makeUnreadable(vm, state)
+		}
+	}
+	if n := opts.size("page_size", 0); n > 0 {
+		x.pageSize = int(n)
+	}
 	return nil
 }
+
+// thinKinds: datastore types on which vSphere keeps a disk thin per file (vSphere API,
+// DatastoreCapability.perFileThinProvisioningSupported; VMFS, NFS, vSAN and vVols do).
+var thinKinds = map[string]bool{"vmfs": true, "nfs": true, "nfs41": true, "vsan": true, "vvol": true}
 
 // newDatastore puts a datastore with a vCenter-like moref ("datastore-1001") in the
 // datacenter's datastore folder; vcsim's own would carry its local path in the moref.
@@ -286,7 +396,7 @@ func newDatastore(dc *simulator.Datacenter, moid, name, kind, dir string) *simul
 		Datastore: &ds.Self, Name: name, Url: dir, Type: kindToType(kind), Accessible: true,
 		MaintenanceMode: string(types.DatastoreSummaryMaintenanceModeStateNormal),
 	}
-	ds.Capability = types.DatastoreCapability{DirectoryHierarchySupported: true, PerFileThinProvisioningSupported: true,
+	ds.Capability = types.DatastoreCapability{DirectoryHierarchySupported: true, PerFileThinProvisioningSupported: thinKinds[strings.ToLower(kind)],
 		TopLevelDirectoryCreateSupported: types.NewBool(true)}
 	folder := simulator.Map.Get(dc.DatastoreFolder).(*simulator.Folder)
 	simulator.Map.PutEntity(folder, ds)
@@ -388,10 +498,6 @@ func (x *ext) seedVM(ctx context.Context, folders *object.DatacenterFolders, v s
 		ids = append(ids, id)
 		usedBy[d.str("datastore")] += size
 	}
-	nic := esx.EthernetCard // with a backing of its own: vcsim writes into it
-	nic.Backing = &types.VirtualEthernetCardNetworkBackingInfo{
-		VirtualDeviceDeviceBackingInfo: types.VirtualDeviceDeviceBackingInfo{DeviceName: "VM Network"}}
-	devices = append(devices, &nic)
 	changes, err := devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd)
 	if err != nil {
 		return nil, nil, err

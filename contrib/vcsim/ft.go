@@ -401,7 +401,7 @@ func (x *ext) createSecondary(vm *simulator.VirtualMachine, pl *ftPlacement, enf
 	setFTState(sec, state)
 
 	metaDir := fmt.Sprintf("[%s] %s", pl.meta.Name, name)
-	if local, _, err := fileOf(metaDir); err == nil {
+	if local, _, err := fileOf(vm, metaDir); err == nil {
 		_ = os.MkdirAll(local, 0o700)
 		_ = os.WriteFile(filepath.Join(local, ftMetadataFile), []byte(vm.Config.InstanceUuid+"\n"), 0o600)
 	}
@@ -437,7 +437,7 @@ func (x *ext) destroyVM(vm *simulator.VirtualMachine) *failure {
 	var disks []string
 	for _, d := range disksOf(vm) {
 		if b := diskBacking(d); b != nil {
-			if local, _, err := fileOf(b.FileName); err == nil {
+			if local, _, err := fileOf(vm, b.FileName); err == nil {
 				disks = append(disks, local)
 			}
 		}
@@ -473,7 +473,7 @@ func (x *ext) turnOffFT(vm *simulator.VirtualMachine) *failure {
 			}
 		}
 	}
-	if local, _, err := fileOf(vm.Config.Files.FtMetadataDirectory); err == nil {
+	if local, _, err := fileOf(vm, vm.Config.Files.FtMetadataDirectory); err == nil {
 		_ = os.Remove(filepath.Join(local, ftMetadataFile))
 		removeIfEmpty(local)
 	}
@@ -526,7 +526,7 @@ func (x *ext) makePrimary(vm *simulator.VirtualMachine, ref types.ManagedObjectR
 	secDisks := map[int32]*types.VirtualDeviceFileBackingInfo{}
 	for _, d := range disksOf(sec) {
 		if b := diskBacking(d); b != nil {
-			if _, ds, err := fileOf(b.FileName); err != nil || !ds.Summary.Accessible {
+			if _, ds, err := fileOf(vm, b.FileName); err != nil || !ds.Summary.Accessible {
 				return fail(&types.InvalidDatastore{}, "disk %d of the secondary is not accessible", d.Key)
 			}
 			secDisks[d.Key] = b
@@ -543,12 +543,12 @@ func (x *ext) makePrimary(vm *simulator.VirtualMachine, ref types.ManagedObjectR
 			return fail(&types.InvalidState{}, "the secondary has no copy of disk %d", d.Key)
 		}
 		if b := diskBacking(d); b != nil {
-			if local, ds, err := fileOf(b.FileName); err == nil {
+			if local, ds, err := fileOf(vm, b.FileName); err == nil {
 				olds = append(olds, old{local, ds, diskSize(d)})
 			}
 		}
 	}
-	oldVmx, _, _ := fileOf(vm.Config.Files.VmPathName)
+	oldVmx, _, _ := fileOf(vm, vm.Config.Files.VmPathName)
 
 	// The secondary's object goes away; its files are the VM's now.
 	setPower(sec, types.VirtualMachinePowerStatePoweredOff)
@@ -578,7 +578,7 @@ func (x *ext) makePrimary(vm *simulator.VirtualMachine, ref types.ManagedObjectR
 			Role: 1, InstanceUuids: []string{vm.Config.InstanceUuid}, ConfigPaths: []string{files.VmPathName}}}
 		vm.Config.FtInfo = info
 	})
-	if local, _, err := fileOf(vm.Config.Files.VmPathName); err == nil {
+	if local, _, err := fileOf(vm, vm.Config.Files.VmPathName); err == nil {
 		setVMLog(vm, filepath.Join(filepath.Dir(local), "vmware.log"))
 	}
 	moveVMHost(vm, secHost, sec.ResourcePool)

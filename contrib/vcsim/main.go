@@ -44,6 +44,8 @@ type options struct {
 	standalone int
 	datastores int
 	vms        int
+	dcs        int
+	pageSize   int
 	user       string
 	certFile   string
 	dir        string
@@ -61,6 +63,8 @@ func main() {
 	flag.IntVar(&o.standalone, "standalone", 0, "standalone hosts (without -estate)")
 	flag.IntVar(&o.datastores, "datastores", 1, "datastores mounted by every host (without -estate)")
 	flag.IntVar(&o.vms, "vms", 2, "VMs per resource pool: the cluster's and each standalone host's (without -estate)")
+	flag.IntVar(&o.dcs, "datacenters", 1, "datacenters, each with the hosts, datastores and VMs above (without -estate)")
+	flag.IntVar(&o.pageSize, "page-size", 0, "PropertyCollector policy: at most this many objects per RetrievePropertiesEx reply (0: no limit)")
 	flag.StringVar(&o.user, "username", "user", "user name the server accepts (password: $FTBRIDGE_VCSIM_PASSWORD, default 'pass')")
 	flag.StringVar(&o.certFile, "cert", "", "where to write the server certificate (PEM); default: in the data directory")
 	flag.StringVar(&o.dir, "dir", "", "data directory for estate datastores and the certificate (default: new dir in $TMPDIR)")
@@ -102,6 +106,9 @@ func run(o options) error {
 		model.Host, model.Cluster, model.ClusterHost, model.Datastore, model.Machine = 0, 0, 0, 0, 0
 	} else {
 		model.Host, model.ClusterHost, model.Datastore, model.Machine = o.standalone, o.hosts, o.datastores, o.vms
+		if o.dcs > 1 {
+			model.Datacenter = o.dcs
+		}
 		if o.hosts <= 0 {
 			model.Cluster = 0
 		}
@@ -120,6 +127,7 @@ func run(o options) error {
 	}
 
 	x := newExt(inproc, o.user, o.plain)
+	x.pageSize = o.pageSize
 	if o.estateFile != "" {
 		if err := seedEstate(ctx, x, o.estateFile, o.estateName, filepath.Join(o.dir, "datastores")); err != nil {
 			return err
@@ -157,16 +165,17 @@ func run(o options) error {
 
 	addr := ln.Addr().(*net.TCPAddr)
 	ready := map[string]interface{}{
-		"url":        fmt.Sprintf("https://%s/sdk", addr.String()),
-		"host":       addr.IP.String(),
-		"port":       addr.Port,
-		"cert":       certFile,
-		"token":      x.token,
-		"plain":      o.plain,
-		"hosts":      len(simulator.Map.All("HostSystem")),
-		"datastores": len(simulator.Map.All("Datastore")),
-		"vms":        len(simulator.Map.All("VirtualMachine")),
-		"seconds":    time.Since(started).Seconds(),
+		"url":         fmt.Sprintf("https://%s/sdk", addr.String()),
+		"host":        addr.IP.String(),
+		"port":        addr.Port,
+		"cert":        certFile,
+		"token":       x.token,
+		"plain":       o.plain,
+		"hosts":       len(simulator.Map.All("HostSystem")),
+		"datastores":  len(simulator.Map.All("Datastore")),
+		"vms":         len(simulator.Map.All("VirtualMachine")),
+		"datacenters": len(simulator.Map.All("Datacenter")),
+		"seconds":     time.Since(started).Seconds(),
 	}
 	line, _ := json.Marshal(ready)
 	fmt.Println(string(line))

@@ -43,7 +43,7 @@ type fileMove struct {
 
 func (x *ext) relocate(vm *simulator.VirtualMachine, spec *types.VirtualMachineRelocateSpec) *failure {
 	cfgName, cfgRel := configDir(vm)
-	cfgFrom := datastoreByName(cfgName)
+	cfgFrom := datastoreIn(dcOf(vm.Self), cfgName)
 	if cfgFrom == nil {
 		return fail(&types.InvalidState{}, "the configuration of %s is on an unknown datastore %q", vm.Name, cfgName)
 	}
@@ -93,7 +93,7 @@ func (x *ext) relocate(vm *simulator.VirtualMachine, spec *types.VirtualMachineR
 		if b == nil {
 			continue
 		}
-		_, from, err := fileOf(b.FileName)
+		_, from, err := fileOf(vm, b.FileName)
 		if err != nil {
 			return fail(&types.InvalidState{}, "disk %d of %s: %s", d.Key, vm.Name, err)
 		}
@@ -154,7 +154,7 @@ func (x *ext) relocate(vm *simulator.VirtualMachine, spec *types.VirtualMachineR
 	diskFiles := map[string]bool{}
 	for _, d := range disks {
 		if b := diskBacking(d); b != nil {
-			if local, _, err := fileOf(b.FileName); err == nil {
+			if local, _, err := fileOf(vm, b.FileName); err == nil {
 				for _, p := range vmdkFiles(local) {
 					diskFiles[p] = true
 				}
@@ -167,10 +167,10 @@ func (x *ext) relocate(vm *simulator.VirtualMachine, spec *types.VirtualMachineR
 		if b == nil || to == from {
 			continue
 		}
-		src, _, _ := fileOf(b.FileName)
+		src, _, _ := fileOf(vm, b.FileName)
 		_, rel, _ := splitPath(b.FileName)
 		dstPath := fmt.Sprintf("[%s] %s/%s", to.Name, dirName, path.Base(rel))
-		dst, _, _ := fileOf(dstPath)
+		dst, _, _ := fileOf(vm, dstPath)
 		srcs, dsts := vmdkFiles(src), vmdkFiles(dst)
 		for i := range srcs {
 			moves = append(moves, fileMove{src: srcs[i], dst: dsts[i], dstPath: dstPath, disk: d, from: from, to: to, descriptor: i == 0})

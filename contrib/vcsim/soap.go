@@ -13,7 +13,9 @@ import (
 	"io"
 	"io/ioutil"
 	"net/http"
+	"os"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -42,7 +44,8 @@ func (f *failure) Error() string { return f.msg }
 
 type handler func(x *ext, m *simulator.Method) (interface{}, *failure)
 
-// handlers maps SOAP method names to what this program does instead of vcsim.
+// handlers maps SOAP method names on a VirtualMachine to what this program does instead of
+// vcsim. A handler that returns neither a result nor a failure passes the call on to vcsim.
 var handlers = map[string]handler{
 	"CreateSecondaryVMEx_Task":        (*ext).soapCreateSecondary,
 	"TurnOffFaultToleranceForVM_Task": (*ext).soapTurnOffFT,
@@ -51,6 +54,16 @@ var handlers = map[string]handler{
 	"RelocateVM_Task":                 (*ext).soapRelocate,
 	"CloneVM_Task":                    (*ext).soapClone,
 	"Destroy_Task":                    (*ext).soapDestroy,
+	"PowerOnVM_Task":                  (*ext).soapPower,
+	"PowerOffVM_Task":                 (*ext).soapPower,
+	"ResetVM_Task":                    (*ext).soapPower,
+	"SuspendVM_Task":                  (*ext).soapPower,
+	"UnregisterVM":                    (*ext).soapUnregister,
+}
+
+// folderHandlers: the same for methods on a Folder.
+var folderHandlers = map[string]handler{
+	"RegisterVM_Task": (*ext).soapRegister,
 }
 
 type ext struct {
@@ -63,6 +76,11 @@ type ext struct {
 
 	mu     sync.Mutex // one extension operation at a time: limits are checked and applied atomically
 	faults faultState
+
+	pageSize     int             // PropertyCollector policy: at most this many objects per reply (0: none)
+	refused      map[string]bool // VM names whose properties the session may not read
+	pages        pcPages
+	unregistered map[string]savedVM // by .vmx path: what RegisterVM_Task reads back (the .vmx's content)
 }
 
 func newExt(c *vim25.Client, user string, plain bool) *ext {
@@ -70,6 +88,12 @@ func newExt(c *vim25.Client, user string, plain bool) *ext {
 }
 
 func (x *ext) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() { // a bug here answers as a fault (and says where), not with a dropped connection
+		if p := recover(); p != nil {
+			fmt.Fprintf(os.Stderr, "ftbridge-vcsim: panic serving %s: %v\n%s\n", r.URL.Path, p, debug.Stack())
+			writeFault(w, fail(&types.SystemError{Reason: fmt.Sprint(p)}, "lab error: %v", p))
+		}
+	}()
 	if strings.HasPrefix(r.URL.Path, "/ftbridge/") {
 		x.control(w, r)
 		return
@@ -84,10 +108,14 @@ func (x *ext) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	h, ok := handlers[methodName(body)]
-	if !ok {
-		r.Body = ioutil.NopCloser(bytes.NewReader(body))
-		x.inner.ServeHTTP(w, r)
+	name := methodName(body)
+	if rh, ok := rawHandlers[name]; ok && rh(x, w, r, body) {
+		return
+	}
+	h, ok := handlers[name]
+	fh, fok := folderHandlers[name]
+	if !ok && !fok {
+		x.pass(w, r, body)
 		return
 	}
 	method, err := simulator.UnmarshalBody(types.TypeFunc(), body)
@@ -95,9 +123,12 @@ func (x *ext) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, fail(&types.InvalidRequest{}, "%s", err))
 		return
 	}
-	if method.This.Type != "VirtualMachine" { // Destroy_Task of a folder, say: vcsim's own
-		r.Body = ioutil.NopCloser(bytes.NewReader(body))
-		x.inner.ServeHTTP(w, r)
+	switch {
+	case ok && method.This.Type == "VirtualMachine":
+	case fok && method.This.Type == "Folder":
+		h = fh
+	default: // Destroy_Task of a folder, say: vcsim's own
+		x.pass(w, r, body)
 		return
 	}
 	if !x.authenticated(r) {
@@ -111,7 +142,17 @@ func (x *ext) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, f)
 		return
 	}
+	if res == nil {
+		x.pass(w, r, body)
+		return
+	}
 	writeResult(w, res)
+}
+
+// pass hands a request to vcsim's own handler.
+func (x *ext) pass(w http.ResponseWriter, r *http.Request, body []byte) {
+	r.Body = ioutil.NopCloser(bytes.NewReader(body))
+	x.inner.ServeHTTP(w, r)
 }
 
 // methodName is the local name of the first element inside the SOAP Body, found without

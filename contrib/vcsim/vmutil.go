@@ -97,15 +97,16 @@ func splitPath(p string) (ds string, rel string, ok bool) {
 	return dp.Datastore, dp.Path, true
 }
 
-// fileOf is the local file behind a "[datastore] path".
-func fileOf(p string) (string, *simulator.Datastore, error) {
+// fileOf is the local file behind a "[datastore] path" of a VM (the name is looked up in
+// the VM's datacenter: see dc.go).
+func fileOf(vm *simulator.VirtualMachine, p string) (string, *simulator.Datastore, error) {
 	name, rel, ok := splitPath(p)
 	if !ok {
 		return "", nil, fmt.Errorf("not a datastore path: %q", p)
 	}
-	ds := datastoreByName(name)
+	ds := datastoreIn(dcOf(vm.Self), name)
 	if ds == nil {
-		return "", nil, fmt.Errorf("no datastore named %q", name)
+		return "", nil, fmt.Errorf("no datastore named %q in the datacenter of %s", name, vm.Name)
 	}
 	return filepath.Join(ds.Info.GetDatastoreInfo().Url, rel), ds, nil
 }
@@ -207,33 +208,49 @@ func copyDevices(devices []types.BaseVirtualDevice) ([]types.BaseVirtualDevice, 
 func refreshDatastores(vm *simulator.VirtualMachine) {
 	want := map[types.ManagedObjectReference]bool{}
 	var order []types.ManagedObjectReference
+	dc := dcOf(vm.Self)
 	add := func(p string) {
 		name, _, ok := splitPath(p)
 		if !ok {
 			return
 		}
-		if ds := datastoreByName(name); ds != nil && !want[ds.Self] {
+		if ds := datastoreIn(dc, name); ds != nil && !want[ds.Self] {
 			want[ds.Self] = true
 			order = append(order, ds.Self)
 		}
 	}
 	add(vm.Config.Files.VmPathName)
+	flat := true
 	for _, d := range disksOf(vm) {
 		if b := diskBacking(d); b != nil {
 			add(b.FileName)
+		}
+		fb, ok := d.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		flat = flat && ok
+		for ok && fb.Parent != nil { // a linked clone's base disk is a file the VM uses too
+			fb = fb.Parent
+			add(fb.FileName)
+		}
+	}
+	for _, d := range vm.Config.Hardware.Device {
+		if cd, ok := d.(*types.VirtualCdrom); ok {
+			if iso, ok := cd.Backing.(*types.VirtualCdromIsoBackingInfo); ok {
+				add(iso.FileName)
+			}
 		}
 	}
 	check := append([]types.ManagedObjectReference(nil), order...)
 	f := vm.Config.Files
 	for _, p := range []string{f.LogDirectory, f.SnapshotDirectory, f.SuspendDirectory, f.FtMetadataDirectory} {
 		if name, _, ok := splitPath(p); ok {
-			if ds := datastoreByName(name); ds != nil {
+			if ds := datastoreIn(dc, name); ds != nil {
 				check = append(check, ds.Self)
 			}
 		}
 	}
 	if vm.Runtime.Host != nil {
-		if h := hostByRef(vm.Runtime.Host); h != nil && allMounted(h, check) {
+		// vcsim lays out only flat disks (it panics on another backing)
+		if h := hostByRef(vm.Runtime.Host); h != nil && flat && allMounted(h, check) {
 			_ = vm.RefreshStorageInfo(&simulator.Context{Map: simulator.Map}, &types.RefreshStorageInfo{This: vm.Self})
 		}
 	}

@@ -1,13 +1,27 @@
-"""Reading a RetrievePropertiesEx reply straight from its XML, without pyVmomi's deserialiser.
+"""Reading vSphere SOAP replies straight from their XML, without pyVmomi's deserialiser.
 
 pyVmomi turns every device of every VM into Python objects, which costs many times the
-transfer itself on a large estate; inventory needs a handful of fields. The reply is fed to
-the C XML parser while it downloads, and only the wanted elements are read. Stdlib only.
+transfer itself on a large estate, and it refuses a whole reply when one type or property in
+it is newer than the pyVmomi installed; inventory needs a handful of fields. The reply is fed
+to the C XML parser while it downloads, and only the wanted elements are read. Stdlib only.
+
+What the reader relies on (see the plugin README's rule table):
+
+* ``RetrievePropertiesExResponse/returnval`` is a ``RetrieveResult``: ``objects``
+  (``ObjectContent``: ``obj``, ``propSet`` of ``{name, val}``, ``missingSet`` of
+  ``{path, fault}``) and an optional ``token`` for ContinueRetrievePropertiesEx (vSphere API
+  reference, ``vmodl.query.PropertyCollector``); a Fetch reply's ``returnval`` is the value.
+* ``xsd:boolean`` is ``true``/``false``/``1``/``0`` (XML Schema part 2, 3.2.2; pyVmomi's
+  SoapAdapter reads all four), and attribute values may be quoted with ``'`` or ``"`` (XML 1.0,
+  production AttValue), so neither is assumed.
+* ``xsi:type`` values may carry a namespace prefix (``vim25:VirtualDisk``): the local name is
+  the type.
 """
 
 from __future__ import annotations
 
 import gc
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -15,19 +29,20 @@ from dataclasses import dataclass, field
 
 V = "{urn:vim25}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
-_SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
 
 Element = ET.Element
 
 
 @dataclass
 class ObjectContent:
-    """One object of the reply: its type, moref value, and the raw value element per path."""
+    """One object of the reply: its type, moref value, the raw value element per path, and
+    the paths the server did not return, each with its fault's type name (``NoPermission``,
+    ``NotAuthenticated``, ``InvalidProperty``...; ``""`` when the server named none)."""
 
     type: str
     moid: str
     props: dict[str, Element]
-    missing: tuple[str, ...] = ()
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -36,22 +51,48 @@ class Page:
     token: str | None = None
 
 
-class Feeder:
-    """Incremental parser: feed bytes as they arrive, then :meth:`page`.
+#: Device types cut from the byte stream by ``Feeder(lean=True)``: what inventory never reads
+#: and what makes up most of a VM's device list. Anything else (disks, CD-ROMs, NICs, types
+#: newer than this list) is parsed as usual. Controllers are every ``...Controller`` type.
+LEAN_CUT = frozenset(
+    {
+        "VirtualKeyboard",
+        "VirtualPointingDevice",
+        "VirtualMachineVideoCard",
+        "VirtualMachineVMCIDevice",
+        "VirtualMachineVMIROM",
+    }
+)
+_TYPE_ATTR = re.compile(rb"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
-    With ``disks_only``, device arrays keep only their VirtualDisk entries: the other devices
-    (controllers, NICs, CD-ROMs, ...) are most of a VM's configuration and inventory reads
-    nothing from them, so they are cut from the byte stream before the XML parser sees them.
-    Only elements positively recognised (``<VirtualDevice ...type="X">``, X not VirtualDisk)
-    are cut; anything written differently passes through and is parsed as usual.
+
+def cut_device(tag: bytes) -> bool:
+    """Is this ``<VirtualDevice ...>`` start tag one of :data:`LEAN_CUT` (or a controller)?
+    Only a type read positively from the tag is cut; a tag it cannot read passes."""
+    m = _TYPE_ATTR.search(tag)
+    if m is None:
+        return False
+    name = (m.group(1) if m.group(1) is not None else m.group(2)).decode("ascii", "replace")
+    name = name.rpartition(":")[2]
+    return name.endswith("Controller") or name in LEAN_CUT
+
+
+class Feeder:
+    """Incremental parser: feed bytes as they arrive, then :meth:`page` (or :meth:`result`).
+
+    With ``lean``, device arrays lose the devices :func:`cut_device` names before the XML
+    parser sees them: controllers, keyboard, mouse and video are most of a VM's configuration
+    and inventory reads nothing from them. Only ``<VirtualDevice ...>`` elements written that
+    way (the default namespace vCenter uses) and positively recognised are cut; anything else
+    passes through and is parsed as usual.
     """
 
     _OPEN = b"<VirtualDevice "
     _CLOSE = b"</VirtualDevice>"
 
-    def __init__(self, *, disks_only: bool = False) -> None:
+    def __init__(self, *, lean: bool = False) -> None:
         self._parser = ET.XMLParser()
-        self._filter = disks_only
+        self._filter = lean
         self._carry = b""
         self._skipping = False
 
@@ -82,8 +123,8 @@ class Feeder:
                 pos = i
                 break
             tag = buf[i:end]
-            if b'type="VirtualDisk"' in tag or tag.endswith(b"/"):
-                out.append(buf[pos:end + 1])
+            if tag.endswith(b"/") or not cut_device(tag):
+                out.append(buf[pos : end + 1])
             else:
                 out.append(buf[pos:i])
                 self._skipping = True
@@ -92,15 +133,19 @@ class Feeder:
         if out:
             self._parser.feed(b"".join(out))
 
-    def page(self) -> Page:
+    def result(self) -> Element | None:
+        """The reply's ``returnval`` element (None for an empty reply)."""
         if self._carry:
             self._parser.feed(self._carry)
             self._carry = b""
         root = self._parser.close()
-        ret = None
         for el in root.iter(V + "returnval"):
-            ret = el
-            break
+            return el
+        return None
+
+    def page(self) -> Page:
+        """The reply read as a RetrieveResult (RetrievePropertiesEx and its continuation)."""
+        ret = self.result()
         page = Page()
         if ret is None:  # an empty reply: <RetrievePropertiesExResponse/>
             return page
@@ -115,9 +160,32 @@ class Feeder:
                 val = ps.find(V + "val")
                 if name is not None and val is not None:
                     props[name] = val
-            missing = tuple(m.findtext(V + "path") or "" for m in oc.iterfind(V + "missingSet"))
+            missing = {
+                ms.findtext(V + "path") or "": fault_name(child(ms, "fault")) for ms in oc.iterfind(V + "missingSet")
+            }
             page.objects.append(ObjectContent(obj.get("type", ""), obj.text or "", props, missing))
         return page
+
+
+def soap_fault(data: bytes) -> tuple[str, str]:
+    """(fault type, faultstring) of a SOAP fault reply, for faults pyVmomi cannot read."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return "", ""
+    fault = next(root.iter("{http://schemas.xmlsoap.org/soap/envelope/}Fault"), None)
+    if fault is None:
+        return "", ""
+    text = fault.findtext("faultstring") or ""
+    detail = fault.find("detail")
+    first = next(iter(detail), None) if detail is not None else None
+    name = xsi_type(first) or (first.tag.rpartition("}")[2].removesuffix("Fault") if first is not None else "")
+    return name, text
+
+
+def fault_name(el: Element | None) -> str:
+    """``NoPermission`` from a ``LocalizedMethodFault`` element (its ``fault``'s xsi:type)."""
+    return xsi_type(child(el, "fault"))
 
 
 @contextmanager
@@ -133,13 +201,14 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse(data: bytes, *, disks_only: bool = False) -> Page:
-    f = Feeder(disks_only=disks_only)
+def parse(data: bytes, *, lean: bool = False) -> Page:
+    f = Feeder(lean=lean)
     f.feed(data)
     return f.page()
 
 
 # --- reading values ----------------------------------------------------------------------
+
 
 def text(el: Element | None, default: str = "") -> str:
     return el.text or default if el is not None else default
@@ -158,18 +227,30 @@ def ctext(el: Element | None, name: str, default: str = "") -> str:
 
 
 def xsi_type(el: Element | None) -> str:
-    return el.get(XSI_TYPE, "") if el is not None else ""
+    """The element's ``xsi:type``, without a namespace prefix (``""`` when it has none)."""
+    return el.get(XSI_TYPE, "").rpartition(":")[2] if el is not None else ""
 
 
 def moid(el: Element | None) -> str | None:
     """The value of a ManagedObjectReference element (``<x type="Datastore">ds-1</x>``)."""
-    return el.text if el is not None and el.text else None
+    return el.text.strip() or None if el is not None and el.text else None
+
+
+def morefs(el: Element | None) -> list[str]:
+    """The values of an ArrayOfManagedObjectReference."""
+    return [m for x in items(el) if (m := moid(x))]
 
 
 def boolean(el: Element | None, default: bool | None = None) -> bool | None:
+    """An ``xsd:boolean``: ``true``/``1`` or ``false``/``0``; anything else is ``default``."""
     if el is None or el.text is None:
         return default
-    return el.text.strip() == "true"
+    t = el.text.strip()
+    if t in ("true", "1"):
+        return True
+    if t in ("false", "0"):
+        return False
+    return default
 
 
 def integer(el: Element | None, default: int = 0) -> int:

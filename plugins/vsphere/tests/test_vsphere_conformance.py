@@ -32,7 +32,11 @@ class TestVsphereConformance(DriverConformance):
     @pytest.fixture
     def protect_case(self, names: Names, lab: VsphereLab) -> ProtectCase:
         web01 = names.vm["web01"]
-        spec = SecondarySpec(mechanism="vsphere-ft", disks={d.id: names.ds["rtm-nfs"] for d in web01.disks},
-                             config_datastore=names.ds["rtm-nfs"], host=names.host["esx-a2"],
-                             metadata_datastore=names.ds["ft-meta"])
+        spec = SecondarySpec(
+            mechanism="vsphere-ft",
+            disks={d.id: names.ds["rtm-nfs"] for d in web01.disks},
+            config_datastore=names.ds["rtm-nfs"],
+            host=names.host["esx-a2"],
+            metadata_datastore=names.ds["ft-meta"],
+        )
         return ProtectCase(vm=web01.id, spec=spec)

@@ -14,8 +14,9 @@ from ftbridge_vsphere.lab import VsphereLab
 from ftbridge.errors import AuthenticationError, BackendUnavailable, ConfigError, MissingSecret
 
 
-def test_wrong_password_is_an_authentication_error(make_driver: Callable[..., VsphereDriver], lab: VsphereLab,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_password_is_an_authentication_error(
+    make_driver: Callable[..., VsphereDriver], lab: VsphereLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VLAB_BAD", "hunter2-wrong")
     drv = make_driver(password={"env": "VLAB_BAD"})
     with pytest.raises(AuthenticationError) as info:
@@ -35,8 +36,9 @@ def test_untrusted_certificate_is_refused_with_a_hint(make_driver: Callable[...,
     assert "ca_file" in (info.value.hint or "")
 
 
-def test_verification_off_connects_and_warns(make_driver: Callable[..., VsphereDriver],
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_verification_off_connects_and_warns(
+    make_driver: Callable[..., VsphereDriver], caplog: pytest.LogCaptureFixture
+) -> None:
     drv = make_driver(ca_file=None, verify_tls=False)
     with caplog.at_level(logging.WARNING, logger="ftbridge_vsphere"):
         drv.open()

@@ -35,8 +35,9 @@ def test_inventory_audit_plan_apply_audit(vcsim_bin: Path, tmp_path: Path) -> No
         env = {**os.environ, **lab.secrets(), "NO_COLOR": "1"}
 
         def run(*args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-            p = subprocess.run([exe, "--config", str(cfg), *args], capture_output=True, text=True, env=env,
-                               timeout=300, cwd=tmp_path)
+            p = subprocess.run(
+                [exe, "--config", str(cfg), *args], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
+            )
             assert p.returncode in ok, f"ftbridge {' '.join(args)} exited {p.returncode}: {p.stderr}"
             assert "Traceback" not in p.stderr
             assert lab.secrets()[lab.password_env] not in p.stdout + p.stderr

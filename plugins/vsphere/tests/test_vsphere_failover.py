@@ -18,7 +18,7 @@ def test_fail_the_primarys_host_promote_and_reprotect(vs: VsphereDriver, names: 
     (sec,) = ft01.secondaries
     assert names.host_name[ft01.host] == "esx-a1" and names.host_name[sec.host] == "esx-a2"
 
-    with pytest.raises(Conflict, match="still runs on a reachable host"):
+    with pytest.raises(Conflict, match="may still run .it runs on esx-a1"):
         vs.promote(ft01.id, sec.id)
 
     lab.fail_host("esx-a1")
@@ -42,14 +42,22 @@ def test_fail_the_primarys_host_promote_and_reprotect(vs: VsphereDriver, names: 
     assert lab.local_path(after.config_path).exists()  # type: ignore[union-attr]
 
     # reprotect on a host that is up, with room
-    spec = SecondarySpec("vsphere-ft", {d.id: names.ds["ams-nfs-b"] for d in after.disks},
-                         config_datastore=names.ds["ams-nfs-b"], host=names.host["esx-b3"],
-                         metadata_datastore=names.ds["ft-meta"])
+    spec = SecondarySpec(
+        "vsphere-ft",
+        {d.id: names.ds["ams-nfs-b"] for d in after.disks},
+        config_datastore=names.ds["ams-nfs-b"],
+        host=names.host["esx-b3"],
+        metadata_datastore=names.ds["ft-meta"],
+    )
     with pytest.raises(Conflict, match="esx-b3 does not mount datastore ams-nfs-b"):
         vs.reprotect(ft01.id, spec)
-    spec = SecondarySpec("vsphere-ft", {d.id: names.ds["rtm-nfs"] for d in after.disks},
-                         config_datastore=names.ds["rtm-nfs"], host=names.host["esx-b3"],
-                         metadata_datastore=names.ds["ft-meta"])
+    spec = SecondarySpec(
+        "vsphere-ft",
+        {d.id: names.ds["rtm-nfs"] for d in after.disks},
+        config_datastore=names.ds["rtm-nfs"],
+        host=names.host["esx-b3"],
+        metadata_datastore=names.ds["ft-meta"],
+    )
     status = vs.wait(vs.reprotect(ft01.id, spec), timeout=60)
     assert status.state is OpState.SUCCEEDED, status.message
     (new,) = Names(vs.inventory()).vm["ft01"].secondaries
@@ -82,7 +90,8 @@ def test_fence_then_promote(vs: VsphereDriver, names: Names) -> None:
 
 
 def test_test_failover_leaves_production_unchanged_and_cleanup_leaves_nothing(
-        vs: VsphereDriver, names: Names, lab: VsphereLab) -> None:
+    vs: VsphereDriver, names: Names, lab: VsphereLab
+) -> None:
     before = vs.inventory()
     app01 = names.vm["app01"]
     (sec,) = app01.secondaries
@@ -94,8 +103,11 @@ def test_test_failover_leaves_production_unchanged_and_cleanup_leaves_nothing(
     assert [t[0] for t in tests] == [test_id]
 
     # the clone runs on the secondary's host, from the secondary's datastore, cut off the network
-    props = vs.session.retrieve("VirtualMachine", [test_id], ["runtime.powerState", "runtime.host",
-                                                              "config.hardware.device", "config.files.vmPathName"])
+    props = vs.session.retrieve(
+        "VirtualMachine",
+        [test_id],
+        ["runtime.powerState", "runtime.host", "config.hardware.device", "config.files.vmPathName"],
+    )
     p = props[test_id]
     assert str(p["runtime.powerState"]) == "poweredOn"
     assert p["runtime.host"]._moId == sec.host
@@ -118,8 +130,9 @@ def test_test_failover_leaves_production_unchanged_and_cleanup_leaves_nothing(
     assert {d.id: d.free for d in after.datastores} == {d.id: d.free for d in before.datastores}
 
 
-def test_datastore_failure_shows_in_health_and_breaks_the_secondary(vs: VsphereDriver, names: Names,
-                                                                    lab: VsphereLab) -> None:
+def test_datastore_failure_shows_in_health_and_breaks_the_secondary(
+    vs: VsphereDriver, names: Names, lab: VsphereLab
+) -> None:
     lab.fail_datastore("ams-nfs-b")  # app01's secondary lives there
     health = vs.health()
     assert health.datastores[names.ds["ams-nfs-b"]] is False

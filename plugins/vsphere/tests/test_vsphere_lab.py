@@ -24,8 +24,9 @@ def demo_estate() -> Estate:
 
 
 @pytest.mark.parametrize("which", ["demo", "tests"])
-def test_the_lab_serves_the_estate_as_written(vcsim_bin: Path, ft_estate: Estate, which: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lab_serves_the_estate_as_written(
+    vcsim_bin: Path, ft_estate: Estate, which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     estate = demo_estate() if which == "demo" else ft_estate
     lab = VsphereLab(estate)
     lab.start()
@@ -44,10 +45,22 @@ def test_the_lab_serves_the_estate_as_written(vcsim_bin: Path, ft_estate: Estate
     got_ds = {d.id: d.name for d in part.datastores}
 
     assert {(h.name, h.cluster, h.state) for h in part.hosts} == {(h.name, h.cluster, h.state) for h in estate.hosts}
-    want_ds = {(d.name, d.kind, d.shared, tuple(sorted(host_name[x] for x in d.hosts)), d.capacity, max(d.free, 0),
-                d.accessible) for d in estate.datastores}
-    assert {(d.name, d.kind, d.shared, tuple(sorted(got_host[x] for x in d.hosts)), d.capacity, d.free, d.accessible)
-            for d in part.datastores} == want_ds
+    want_ds = {
+        (
+            d.name,
+            d.kind,
+            d.shared,
+            tuple(sorted(host_name[x] for x in d.hosts)),
+            d.capacity,
+            max(d.free, 0),
+            d.accessible,
+        )
+        for d in estate.datastores
+    }
+    assert {
+        (d.name, d.kind, d.shared, tuple(sorted(got_host[x] for x in d.hosts)), d.capacity, d.free, d.accessible)
+        for d in part.datastores
+    } == want_ds
 
     got = {v.name: v for v in part.vms}
     assert set(got) == {v.name for v in estate.vms}
@@ -55,8 +68,11 @@ def test_the_lab_serves_the_estate_as_written(vcsim_bin: Path, ft_estate: Estate
         vm = got[want.name]
         assert got_host.get(vm.host or "") == host_name.get(want.host or ""), want.name
         assert vm.vcpus == want.vcpus
-        assert vm.power is (PowerState.UNKNOWN if want.host and any(
-            h.id == want.host and h.state.value == "down" for h in estate.hosts) else want.power), want.name
+        assert vm.power is (
+            PowerState.UNKNOWN
+            if want.host and any(h.id == want.host and h.state.value == "down" for h in estate.hosts)
+            else want.power
+        ), want.name
         assert [(got_ds[d.datastore], d.size) for d in vm.disks] == [(ds_name[d.datastore], d.size) for d in want.disks]
         assert got_ds[vm.config_datastore or ""] == ds_name[want.config_datastore or ""]
         wanted_ft = [s for s in want.secondaries if s.mechanism == "vsphere-ft"]
@@ -88,6 +104,7 @@ def test_estate_document_round_trips_through_the_estate_reader(ft_estate: Estate
     again = load_estates(path)[ft_estate.name]
     assert again.hosts == ft_estate.hosts
     assert again.datastores == ft_estate.datastores
-    assert [(v.id, v.disks, v.secondaries) for v in again.vms] == [(v.id, v.disks, v.secondaries)
-                                                                    for v in ft_estate.vms]
+    assert [(v.id, v.disks, v.secondaries) for v in again.vms] == [
+        (v.id, v.disks, v.secondaries) for v in ft_estate.vms
+    ]
     assert os.environ.get("FTBRIDGE_VCSIM_PASSWORD") is None  # secrets go to the child only

@@ -26,8 +26,10 @@ from ftbridge.testing.conformance import check_inventory
 
 
 def test_importing_the_driver_imports_no_sdk() -> None:
-    code = ("import sys, ftbridge_vsphere.driver, ftbridge_vsphere.lab, ftbridge_vsphere.inventory; "
-            "print('pyVmomi' in sys.modules or 'pyVim' in sys.modules)")
+    code = (
+        "import sys, ftbridge_vsphere.driver, ftbridge_vsphere.lab, ftbridge_vsphere.inventory; "
+        "print('pyVmomi' in sys.modules or 'pyVim' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -45,8 +47,9 @@ def test_config_rejects_unknown_keys_and_literal_passwords() -> None:
 
 
 def test_driver_init_does_no_io() -> None:
-    cfg = VsphereConfig.model_validate({"driver": "vsphere", "host": "192.0.2.1", "user": "u",
-                                        "password": {"env": "NOPE"}})
+    cfg = VsphereConfig.model_validate(
+        {"driver": "vsphere", "host": "192.0.2.1", "user": "u", "password": {"env": "NOPE"}}
+    )
     drv = VsphereDriver(cfg, endpoint="x")
     drv.close()
     drv.close()
@@ -139,11 +142,13 @@ REPLY = b"""<?xml version="1.0" encoding="UTF-8"?>
 def test_wire_reads_a_reply_fed_in_pieces() -> None:
     feeder = wire.Feeder()
     for i in range(0, len(REPLY), 97):
-        feeder.feed(REPLY[i:i + 97])
+        feeder.feed(REPLY[i : i + 97])
     page = feeder.page()
     assert page.token == "next-page"
-    assert [(o.type, o.moid) for o in page.objects][:2] == [("ClusterComputeResource", "domain-c1"),
-                                                            ("HostSystem", "host-1")]
+    assert [(o.type, o.moid) for o in page.objects][:2] == [
+        ("ClusterComputeResource", "domain-c1"),
+        ("HostSystem", "host-1"),
+    ]
     assert wire.text(page.objects[0].props["name"]) == "ams"
 
 
@@ -152,7 +157,7 @@ def test_build_maps_hosts_datastores_vms_and_ft() -> None:
     check_inventory(part, "vc", frozenset({"vsphere-ft"}))
     hosts = {h.id: h for h in part.hosts}
     assert hosts["host-1"].cluster == "ams" and hosts["host-1"].state is HostState.UP
-    assert hosts["host-2"].cluster is None and hosts["host-2"].state is HostState.DOWN
+    assert hosts["host-2"].cluster is None and hosts["host-2"].state is HostState.UNREACHABLE  # not proven down
     ds = {d.id: d for d in part.datastores}
     shared = ds["datastore-1"]
     assert shared.kind == "nfs" and shared.shared and shared.hosts == ("host-1", "host-2")
@@ -162,11 +167,18 @@ def test_build_maps_hosts_datastores_vms_and_ft() -> None:
     assert (vm.id, vm.name, vm.host, vm.power, vm.vcpus) == ("vm-1", "db", "host-1", PowerState.ON, 2)
     assert vm.memory == 1024 * 1024 * 1024 and vm.ha
     assert vm.config_datastore == "datastore-2" and vm.config_path == "[local1] db/db.vmx"
-    assert [(d.id, d.size, d.datastore, d.movable) for d in vm.disks] == [
-        ("2000", 2097152, "datastore-2", True), ("2001", 4096, "datastore-1", False)]
+    assert [(d.id, d.size, d.datastore, d.movable, d.kind) for d in vm.disks] == [
+        ("2000", 2097152, "datastore-2", True, "disk"),
+        ("2001", 4096, "datastore-1", False, "rdm"),
+    ]
     (sec,) = vm.secondaries
     assert (sec.id, sec.mechanism, sec.host, sec.config_datastore, sec.metadata_datastore) == (
-        "vm-2", "vsphere-ft", "host-2", "datastore-1", "datastore-1")
+        "vm-2",
+        "vsphere-ft",
+        "host-2",
+        "datastore-1",
+        "datastore-1",
+    )
     assert [(x.disk, x.datastore, x.path) for x in sec.disks] == [("2000", "datastore-1", "[shared1] db-ft/db.vmdk")]
     assert sec.state is SecondaryState.BROKEN  # its host does not respond
 
@@ -188,8 +200,9 @@ def test_translate_by_type() -> None:
     assert isinstance(client.translate(http.client.RemoteDisconnected("gone"), endpoint=ep), BackendUnavailable)
     assert isinstance(client.translate(vim.fault.InvalidLogin(), endpoint=ep), AuthenticationError)
     assert isinstance(client.translate(vmodl.fault.ManagedObjectNotFound(), endpoint=ep), NotFound)
-    full = client.translate(vim.fault.NoDiskSpace(msg="Insufficient disk space on datastore 'x'"), endpoint=ep,
-                            doing="moving vm-1")
+    full = client.translate(
+        vim.fault.NoDiskSpace(msg="Insufficient disk space on datastore 'x'"), endpoint=ep, doing="moving vm-1"
+    )
     assert isinstance(full, Conflict)
     assert str(full) == "vc: moving vm-1: Insufficient disk space on datastore 'x' (NoDiskSpace)"
     busy = client.translate(vim.fault.TaskInProgress(), endpoint=ep)
@@ -197,3 +210,36 @@ def test_translate_by_type() -> None:
     assert isinstance(client.translate(vim.fault.VmFaultToleranceTooManyVMsOnHost(), endpoint=ep), Conflict)
     assert isinstance(client.translate(vmodl.fault.MethodNotFound(), endpoint=ep), UnsupportedOperation)
     assert type(client.translate(vmodl.fault.SystemError(), endpoint=ep)) is BackendError
+
+
+FUTURE = REPLY.replace(
+    b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key></VirtualDevice>',
+    b'<VirtualDevice xsi:type="VirtualE1000"><key>4000</key><macAddress>00:50:56:00:00:01'
+    b"</macAddress></VirtualDevice>"
+    b'<VirtualDevice xsi:type="VirtualQuantumAccelerator"><key>17000</key>'
+    b"<qubits>64</qubits></VirtualDevice>",
+)
+
+
+def test_types_newer_than_pyvmomi_break_pyvmomi_not_the_driver() -> None:
+    """A vCenter newer than the installed pyVmomi sends device types pyVmomi does not know:
+    pyVmomi refuses the whole reply; wire reads it, and the devices the driver must hand back
+    to pyVmomi (a disk for FT, a NIC to disconnect) are converted one by one."""
+    import io
+
+    sdk = client.sdk()
+    pc = sdk.vmodl.query.PropertyCollector
+    stub = sdk.soap.SoapStubAdapter("localhost")
+    with pytest.raises(Exception, match="VirtualQuantumAccelerator"):
+        sdk.soap.SoapResponseDeserializer(stub).Deserialize(io.BytesIO(FUTURE), pc.RetrievePropertiesEx.info.result)
+    page = wire.parse(FUTURE, lean=True)
+    part = inventory.build(page.objects, "vc")
+    assert [d.id for d in part.vms[0].disks] == ["2000", "2001"]
+    devices = {wire.ctext(d, "key"): d for d in wire.items(page.objects[5].props["config.hardware.device"])}
+    assert set(devices) == {"2000", "2001", "4000", "17000"}  # the controller was cut, the future kept
+    disk = client.pyvmomi_device(devices["2000"])
+    assert isinstance(disk, sdk.vim.vm.device.VirtualDisk) and disk.key == 2000
+    assert disk.backing.fileName == "[local1] db/db.vmdk" and disk.backing.datastore._moId == "datastore-2"
+    nic = client.pyvmomi_device(devices["4000"])
+    assert isinstance(nic, sdk.vim.vm.device.VirtualE1000) and nic.macAddress == "00:50:56:00:00:01"
+    assert client.pyvmomi_device(devices["17000"]) is None

@@ -22,13 +22,30 @@ def _toml(v: Any) -> str:
 def write_config(lab: VsphereLab, tmp: Path, endpoint: str = "vc") -> Path:
     ep = lab.endpoint_config()
     lines = [f"[endpoints.{endpoint}]", *(f"{k} = {_toml(v)}" for k, v in ep.items()), ""]
-    for kind, pattern, site in (("datastore", "ams-*", "ams"), ("datastore", "rtm-*", "rtm"),
-                                ("cluster", "ams", "ams")):
-        lines += ["[[domains]]", f"endpoint = {_toml(endpoint)}", f"{kind} = {_toml(pattern)}",
-                  f"site = {_toml(site)}", ""]
-    lines += ["[policies.tier1]", 'separation = "site"', 'mechanisms = ["vsphere-ft"]',
-              f"match = [{{ endpoint = {_toml(endpoint)} }}]", "",
-              "[state]", f"dir = {_toml(str(tmp / 'state'))}", ""]
+    for kind, pattern, site in (
+        ("datastore", "ams-*", "ams"),
+        ("datastore", "rtm-*", "rtm"),
+        ("datastore", "ft-meta", "witness"),
+        ("host", "esx-a*", "ams"),
+        ("host", "esx-r*", "rtm"),
+    ):
+        lines += [
+            "[[domains]]",
+            f"endpoint = {_toml(endpoint)}",
+            f"{kind} = {_toml(pattern)}",
+            f"site = {_toml(site)}",
+            "",
+        ]
+    lines += [
+        "[policies.tier1]",
+        'separation = "site"',
+        'mechanisms = ["vsphere-ft"]',
+        f"match = [{{ endpoint = {_toml(endpoint)} }}]",
+        "",
+        "[state]",
+        f"dir = {_toml(str(tmp / 'state'))}",
+        "",
+    ]
     cfg = tmp / "ftbridge.toml"
     cfg.write_text("\n".join(lines), encoding="utf-8")
     return cfg
