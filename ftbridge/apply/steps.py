@@ -430,18 +430,22 @@ class Executor:
 
     # -- failover ------------------------------------------------------------------------
     def _restarted(self, a: RestartAction, status: OperationStatus) -> dict[str, Any]:
+        """The driver says the VM runs again; a platform that re-registers it elsewhere (vSphere:
+        its .vmx on a surviving host) gives it a new id: the view follows the VM there."""
         host = str(status.result.get("host") or a.host or "")
+        new_id = str(status.result.get("vm_id") or a.vm)
         vm = self.view.vm(a.endpoint, a.vm)
         if vm is not None:
-            self.view.set_vm(replace(vm, host=host or vm.host, power=PowerState.ON))
-        return {"host": host, "by": "ftbridge", "fenced": a.fenced, "forced": a.forced}
+            self.view.set_vm(replace(vm, id=new_id, host=host or vm.host, power=PowerState.ON))
+        return {"vm_id": new_id, "host": host, "by": "ftbridge", "fenced": a.fenced, "forced": a.forced}
 
     def _runs_again(self, a: RestartAction) -> VM | None:
-        """The VM running from its own storage on a host that answers (HA may have done it)."""
-        vm = self.view.vm(a.endpoint, a.vm)
-        if vm is None or vm.power is not PowerState.ON:
-            return None
-        return vm if self.view.host_up(a.endpoint, vm.host) else None
+        """The VM running from its own storage on a host that answers (HA may have done it), by
+        its id or, re-registered under a new one, by its name."""
+        for vm in (self.view.vm(a.endpoint, a.vm), *self.view.named(a.endpoint, a.vm_name)):
+            if vm is not None and vm.power is PowerState.ON and self.view.host_up(a.endpoint, vm.host):
+                return vm
+        return None
 
     def _wait_for_ha(self, a: RestartAction) -> VM | None:
         """Give the platform's HA ``ha_grace`` seconds to restart the VM, reading the estate
