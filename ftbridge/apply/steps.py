@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -118,6 +118,14 @@ class LiveView:
         with self._lock:
             return self._hosts.get((endpoint, host_id or ""))
 
+    def host_states(self, endpoint: str, states: Mapping[str, HostState]) -> None:
+        """Host states as a fresh health read reports them."""
+        with self._lock:
+            for hid, st in states.items():
+                h = self._hosts.get((endpoint, hid))
+                if h is not None and h.state is not st:
+                    self._hosts[(endpoint, hid)] = replace(h, state=st)
+
     def refresh(self, endpoint: str, part: InventoryPart) -> None:
         """One endpoint as a fresh ``inventory()`` read it (the failover's live checks)."""
         with self._lock:
@@ -161,6 +169,7 @@ class Executor:
         self._results_lock = threading.Lock()
         self._attempts: dict[str, int] = {}
         self._fresh: dict[str, float] = {}  # endpoint -> monotonic time of its last live read
+        self._fresh_health: dict[str, float] = {}  # endpoint -> time of its last health read
 
     # -- plumbing ------------------------------------------------------------------------
     def call(self, endpoint: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -198,9 +207,26 @@ class Executor:
         self._fresh[endpoint] = time.monotonic()
         return True
 
+    def _health(self, endpoint: str) -> bool:
+        """The hosts' states as the endpoint reports them now (its cheap health call, at most
+        once per poll interval); False when it cannot be read: then nothing about it is proven."""
+        last = self._fresh_health.get(endpoint)
+        if last is not None and time.monotonic() - last < self.settings.poll_interval:
+            return True
+        drv = self.drivers.get(endpoint)
+        if not isinstance(drv, Failover):
+            return self.refresh(endpoint)
+        try:
+            report = self.call(endpoint, drv.health)
+        except FtbridgeError:
+            return False
+        self.view.host_states(endpoint, report.hosts)
+        self._fresh_health[endpoint] = time.monotonic()
+        return True
+
     def _may_run(self, vm: VM) -> bool:
-        """The model's answer on a fresh read: could the primary still be running?"""
-        if not self.refresh(vm.endpoint):
+        """The model's answer on a fresh read of the hosts: could the primary still be running?"""
+        if not self._health(vm.endpoint):
             return True  # its endpoint does not answer: nothing is proven
         now = self.view.vm(vm.endpoint, vm.id) or vm
         return now.may_run(self.view.host(now.endpoint, now.host))
@@ -706,7 +732,7 @@ class Executor:
                 f"its host {host.name} cannot be reached ({host.state.value})"
                 if host is not None and host.state in (HostState.UNREACHABLE, HostState.UNKNOWN)
                 else "its endpoint cannot be read"
-                if vm.endpoint not in self._fresh
+                if vm.endpoint not in self._fresh_health and vm.endpoint not in self._fresh
                 else "it still runs on a reachable host"
             )
             fence = "its fence did not prove it off" if a.fenced else "plan with --fence or --force"

@@ -328,7 +328,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
             readable = all(P.ds_up(state, x) for x in s["disks"].values()) and (
                 s["host"] is None or P.host_up(state, s["host"])
             )
-            st = SecondaryState(P.sec_state(state, v, s, now)) if readable else SecondaryState.BROKEN
+            st = SecondaryState(P.sec_state(state, vid, s, now)) if readable else SecondaryState.BROKEN
             synced = s.get("last_sync")
             lag = s["lag"]
             rules = MECHANISMS.get(s["mechanism"])
@@ -574,7 +574,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
             raise Conflict(
                 f"secondary {sec_id} of {vm['name']} is on an inaccessible datastore", endpoint=self.endpoint
             )
-        now = P.sec_state(state, vm, sec, time.time())
+        now = P.sec_state(state, vm_id, sec, time.time())
         if now not in ("in_sync", "stale"):
             raise Conflict(f"secondary {sec_id} of {vm['name']} is {now}", endpoint=self.endpoint)
         result: dict[str, Any] = sec

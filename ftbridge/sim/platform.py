@@ -68,15 +68,14 @@ def may_run(state: State, vm: Mapping[str, Any]) -> bool:
     return not (vm["power"] == "off" and host_up(state, host))
 
 
-def sec_state(state: State, vm: Mapping[str, Any], s: Mapping[str, Any], now: float) -> str:
+def sec_state(state: State, vm_id: str, s: Mapping[str, Any], now: float) -> str:
     """A secondary's state now: a syncing copy turns in_sync when its sync ends, or broken when
     the VM is set to fail while syncing (fault ``fail_sync``)."""
     if s["state"] != "syncing" or "sync_until" not in s:
         return str(s["state"])
-    vm_id = next((k for k, v in state["vms"].items() if v is vm), None)
-    if vm_id is not None and vm_id in state["faults"].get("fail_sync", ()):
+    if vm_id in state["faults"].get("fail_sync", ()):
         return "broken"
-    if vm_id is not None and vm_id in state["faults"].get("hold_sync", ()):
+    if vm_id in state["faults"].get("hold_sync", ()):
         return "syncing"  # held by a test until it lets go: no clock involved
     return "in_sync" if now >= s["sync_until"] else "syncing"
 
@@ -285,14 +284,15 @@ def host_load(state: State, mechanism: str, host: str) -> tuple[int, int]:
     return n, cpus
 
 
-def copies(state: State, vm: Mapping[str, Any]) -> tuple[bool, int, int]:
+def copies(state: State, vm_id: str) -> tuple[bool, int, int]:
     """(primary readable, in-sync secondaries readable, secondaries syncing)."""
+    vm = vm_of(state, vm_id)
     primary = all(ds_up(state, d["datastore"]) for d in vm["disks"])
     good = syncing = 0
     now = time.time()
     for s in vm["secondaries"]:
         readable = all(ds_up(state, x) for x in s["disks"].values())
-        st = sec_state(state, vm, s, now)
+        st = sec_state(state, vm_id, s, now)
         if st == "in_sync" and readable:
             good += 1
         elif st == "syncing":
@@ -306,8 +306,8 @@ def check_unprotect(state: State, vm_id: str, sec_id: str) -> None:
     sec = next((s for s in vm["secondaries"] if s["id"] == sec_id), None)
     if sec is None:
         raise NotFound(f"VM {vm['name']} has no secondary {sec_id!r}")
-    primary, good, syncing = copies(state, vm)
-    verified = sec_state(state, vm, sec, time.time()) == "in_sync" and all(
+    primary, good, syncing = copies(state, vm_id)
+    verified = sec_state(state, vm_id, sec, time.time()) == "in_sync" and all(
         ds_up(state, x) for x in sec["disks"].values()
     )
     if verified and good == 1 and syncing:
