@@ -15,7 +15,7 @@ from typing import Any
 
 from ftbridge.config import Config, Policy
 from ftbridge.inventory import Inventory
-from ftbridge.model import VM, Datastore, HostState, Secondary, SecondaryState
+from ftbridge.model import VM, Datastore, HostState, Location, Secondary, SecondaryState
 
 AUDIT_SCHEMA_VERSION = 1
 
@@ -143,6 +143,14 @@ class _Ctx:
         self.inv, self.vm, self.policy = inv, vm, policy
         self.primary = [d for i in sorted(vm.primary_datastores) if (d := inv.datastore(vm.endpoint, i))]
         self.needed = [d for i in sorted(vm.needed_datastores) if (d := inv.datastore(vm.endpoint, i))]
+        self._where: Location | None = None
+
+    @property
+    def where(self) -> Location:
+        """The primary's location, asked once per VM."""
+        if self._where is None:
+            self._where = self.inv.primary_location(self.vm)
+        return self._where
 
     def ds(self, ds_id: str | None) -> Datastore | None:
         return self.inv.datastore(self.vm.endpoint, ds_id)
@@ -222,7 +230,7 @@ def _primary_not_shared(c: _Ctx) -> Iterator[Finding]:
 
 
 def _primary_split(c: _Ctx) -> Iterator[Finding]:
-    why = c.inv.primary_location(c.vm).split(c.policy.level)
+    why = c.where.split(c.policy.level)
     if why is not None:
         yield c.finding(
             "primary-split",
@@ -288,7 +296,7 @@ def _partial(c: _Ctx) -> Iterator[Finding]:
 
 def _separation(c: _Ctx) -> Iterator[Finding]:
     level = c.policy.level
-    primary = c.inv.primary_location(c.vm)
+    primary = c.where
     for s in c.counted():
         why = None if s.missing else primary.shared_failure(c.inv.secondary_location(c.vm, s), level)
         if why is not None:
