@@ -7,12 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from ftbridge.drivers import SecondarySpec
+from ftbridge.drivers import Driver, Operation, SecondarySpec
 from ftbridge.sim.driver import SimConfig, SimDriver
-from ftbridge.testing import DriverConformance, MoveCase, ProtectCase
+from ftbridge.testing import (
+    DriverConformance,
+    FailoverCase,
+    MoveCase,
+    MoveVMCase,
+    PendingCase,
+    ProtectCase,
+    RestartCase,
+)
 
 
 class TestSimConformance(DriverConformance):
+    @pytest.fixture
+    def driver_class(self) -> type[SimDriver]:
+        return SimDriver
+
     @pytest.fixture
     def driver_factory(self, small_estate: Path) -> Callable[[], SimDriver]:
         cfg = SimConfig(driver="sim", estate=small_estate, name="lab", op_seconds=0.02)
@@ -37,5 +49,34 @@ class TestSimConformance(DriverConformance):
         return MoveCase(vm="vm1", disk="d0", target="ds-a")
 
     @pytest.fixture
+    def move_vm_case(self) -> MoveVMCase:
+        return MoveVMCase(vm="vm3", target="ds-b", host="h2")
+
+    @pytest.fixture
     def protect_case(self) -> ProtectCase:
         return ProtectCase(vm="vm3", spec=SecondarySpec(mechanism="sim-copy", disks={"d0": "ds-r"}))
+
+    @pytest.fixture
+    def reprotect_case(self) -> ProtectCase:
+        return ProtectCase(vm="vm3", spec=SecondarySpec(mechanism="sim-copy", disks={"d0": "ds-b"}))
+
+    @pytest.fixture
+    def failover_case(self, driver_factory: Callable[[], SimDriver]) -> FailoverCase:
+        drv = driver_factory()
+        return FailoverCase(vm="vm2", secondary="vm2-s0", stop_primary=lambda: drv.ex_inject(hosts_down=["h2"]))
+
+    @pytest.fixture
+    def restart_case(self, driver_factory: Callable[[], SimDriver]) -> RestartCase:
+        drv = driver_factory()  # app01 runs on h2 from ds-a, which h1 mounts too
+        return RestartCase(vm="vm2", fail_host=lambda: drv.ex_inject(hosts_down=["h2"]))
+
+    @pytest.fixture
+    def pending_case(self, driver_factory: Callable[[], SimDriver]) -> PendingCase:
+        faults = driver_factory()
+
+        def start(drv: Driver) -> Operation:
+            faults.ex_inject(hold=True)
+            assert isinstance(drv, SimDriver)
+            return drv.move_disk("vm1", "d1", "ds-a")
+
+        return PendingCase(vm="vm1", start=start, release=lambda: faults.ex_inject(hold=False))

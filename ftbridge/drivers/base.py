@@ -441,6 +441,9 @@ class Driver(abc.ABC):
                 trusted.
             BackendUnavailable: the endpoint cannot be reached (refused, DNS, timeout, 5xx).
             ConfigError: a secret the config names cannot be read.
+
+        Idempotent:
+            Not required: the core opens each instance once.
         """
 
     @abc.abstractmethod

@@ -7,6 +7,7 @@ installed, import error, not a Driver, written for another API) into one clear e
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ def declared_versions(cls: type) -> tuple[int, int]:
     the single ``api_version = N`` of the first contract declares ``(N, N)``; one with neither
     gets the contract base's default, ``(1, 1)``.
     """
-    own = [k for k in cls.__mro__ if k.__module__ not in _CONTRACT_MODULES]
+    own = [k for k in cls.__mro__ if k.__module__ not in _CONTRACT_MODULES and k is not abc.ABC]
     if not any("api_versions" in vars(k) for k in own):
         legacy = next((vars(k)["api_version"] for k in own if "api_version" in vars(k)), None)
         if isinstance(legacy, int) and not isinstance(legacy, bool):
@@ -119,7 +120,7 @@ def declared_versions(cls: type) -> tuple[int, int]:
     )
 
 
-_CONTRACT_MODULES = frozenset({"ftbridge.drivers.base", "ftbridge.labs", "builtins", "abc"})
+_CONTRACT_MODULES = frozenset({"ftbridge.drivers.base", "ftbridge.labs", "builtins"})
 
 
 def negotiate(
@@ -129,11 +130,12 @@ def negotiate(
     name: str | None = None,
     speaks: tuple[int, int] | None = None,
     deprecated: Mapping[int, str] | None = None,
+    warn: bool = True,
 ) -> int:
     """The newest contract version both ``cls`` and this core speak.
 
-    Raises DriverLoadError when the ranges do not meet; warns (FtbridgeDeprecationWarning) when
-    the version they share is one this core will stop loading.
+    Raises DriverLoadError when the ranges do not meet; warns (FtbridgeDeprecationWarning, unless
+    ``warn`` is False) when the version they share is one this core will stop loading.
     """
     if speaks is None or deprecated is None:
         from ftbridge.drivers.base import API_DEPRECATED, API_OLDEST, API_VERSION
@@ -149,7 +151,7 @@ def negotiate(
             f"{kind} {name!r} is written for {kind} API {theirs}, this ftbridge speaks {ours}",
             hint=f"install a version of the {kind} or of ftbridge that speaks a common one",
         )
-    if common in deprecated:
+    if warn and common in deprecated:
         warnings.warn(
             FtbridgeDeprecationWarning(
                 f"{kind} {name!r} speaks {kind} API {common}, which ftbridge {deprecated[common]} will no "
