@@ -13,3 +13,25 @@ class BrokenDriver(Driver):
 class OldApiDriver(Driver):
     name = "oldapi"
     api_version = 0
+
+
+class LegacyDriver(Driver):
+    """Written before contract versions were declared: taken as contract 1, deprecated."""
+
+    name = "legacy"
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def probe(self):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+class FutureDriver(Driver):
+    """Written for contracts this core does not speak yet."""
+
+    name = "future"
+    api_versions = (7, 9)
