@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ftbridge.drivers.base import StoragePlacement
+from ftbridge.drivers.base import BackendInfo, Driver, StoragePlacement
 from ftbridge.errors import FtbridgeError, UnsupportedOperation
 from ftbridge.inventory import Inventory, InventoryPart
 from ftbridge.labels import apply_labels
@@ -17,6 +17,18 @@ from ftbridge.services import lastseen
 from ftbridge.services.session import Session
 
 log = logging.getLogger(__name__)
+
+
+def offered_mechanisms(drv: Driver, info: BackendInfo) -> tuple[str, ...]:
+    """The mechanisms this site offers, preferred first: what ``probe()`` narrowed to, within what
+    the class declares; contract-1 drivers said it in ``details["mechanisms"]`` (deprecated)."""
+    declared = tuple(type(drv).mechanisms)
+    narrowed = info.mechanisms
+    if narrowed is None and isinstance(info.details.get("mechanisms"), (list, tuple)):
+        narrowed = tuple(str(m) for m in info.details["mechanisms"])
+    if narrowed is None:
+        return declared
+    return tuple(m for m in narrowed if m in declared)
 
 
 def collect(session: Session, endpoints: Iterable[str] | None = None) -> Inventory:
@@ -29,7 +41,7 @@ def collect(session: Session, endpoints: Iterable[str] | None = None) -> Invento
         if not isinstance(drv, StoragePlacement):
             raise UnsupportedOperation(f"driver {drv.name} cannot take an inventory", endpoint=name)
         info = drv.probe()
-        offered = info.details.get("mechanisms") or list(type(drv).mechanisms)
+        offered = offered_mechanisms(drv, info)
         t0 = time.perf_counter()
         part = drv.inventory()
         log.info("%s: inventory of %d VMs in %.2fs", name, len(part.vms), time.perf_counter() - t0)
