@@ -1,4 +1,9 @@
-"""Collect an inventory from every endpoint concurrently, then add the operator's labels."""
+"""Collect an inventory from every endpoint concurrently, then add the operator's labels.
+
+Each endpoint is probed first: the mechanisms and capabilities its site offers now travel with
+it (``EndpointInfo.mechanisms`` / ``.capabilities``), so plans made from the inventory, even
+offline from a saved one, never ask a site for what it said it cannot do.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ftbridge.drivers.base import BackendInfo, Driver, StoragePlacement
+from ftbridge.drivers.base import BackendInfo, Capability, Driver, StoragePlacement
 from ftbridge.errors import FtbridgeError, UnsupportedOperation
 from ftbridge.inventory import Inventory, InventoryPart
 from ftbridge.labels import apply_labels
@@ -31,6 +36,12 @@ def offered_mechanisms(drv: Driver, info: BackendInfo) -> tuple[str, ...]:
     return tuple(m for m in narrowed if m in declared)
 
 
+def offered_capabilities(drv: Driver, info: BackendInfo) -> tuple[str, ...]:
+    """What this site can do now: what ``probe()`` found, never more than the class declares.
+    It travels with the endpoint into the inventory; the planner plans nothing outside it."""
+    return tuple(c.value for c in Capability if c in info.capabilities and c in type(drv).capabilities)
+
+
 def collect(session: Session, endpoints: Iterable[str] | None = None) -> Inventory:
     """Every endpoint's inventory, merged and labelled. Any endpoint failing fails the call:
     a partial inventory would make the audit and the planner lie."""
@@ -49,8 +60,8 @@ def collect(session: Session, endpoints: Iterable[str] | None = None) -> Invento
             name=name,
             driver=drv.name,
             version=info.version,
-            mechanisms=tuple(offered),
-            capabilities=tuple(sorted(c.value for c in info.capabilities)),
+            mechanisms=offered,
+            capabilities=offered_capabilities(drv, info),
         )
         return ep, part
 
