@@ -6,12 +6,17 @@ thing taken away or broken, and checks that the right test of the kit fails, say
 
 from __future__ import annotations
 
+import re
 import textwrap
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ftbridge.testing import CASE_FIXTURES
+from ftbridge.inventory import InventoryPart
+from ftbridge.model import VM, Datastore, Disk, Host, PowerState, Secondary, SecondaryDisk
+from ftbridge.testing import CASE_FIXTURES, check_inventory
 
 pytest_plugins = ["pytester"]
 
@@ -38,14 +43,15 @@ def small_estate(tmp_path: Path) -> Path:
 
 def run_kit(pytester: pytest.Pytester, body: str, *only: str) -> pytest.RunResult:
     pytester.makepyfile(test_mutant=PRELUDE + textwrap.dedent(body))
-    args = ["-p", "no:cacheprovider", "-q", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    args = ["-p", "no:cacheprovider", "-q", "-rfE", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if only:
         args += ["-k", " or ".join(only)]
     return pytester.runpytest_inprocess(*args)
 
 
 def failed(result: pytest.RunResult) -> set[str]:
-    return {r.nodeid.rsplit("::", 1)[-1] for r in result.reprec.getreports("pytest_runtest_logreport") if r.failed}
+    """The kit tests that failed (or erred), from the short summary (-rfE)."""
+    return set(re.findall(r"^(?:FAILED|ERROR) \S+::(test_\w+)", result.stdout.str(), re.M))
 
 
 def test_the_unbroken_sim_passes(pytester: pytest.Pytester) -> None:
@@ -122,3 +128,36 @@ class TestBroken(Kit):
 """
     result = run_kit(pytester, body, *sorted(expected))
     assert failed(result) >= expected, result.stdout.str()[-3000:]
+
+
+# the inventory invariants, on hand-made parts -------------------------------------------
+def _part(disk: dict[str, Any] | None = None, sec: dict[str, Any] | None = None, reserve: int = 0) -> InventoryPart:
+    host = Host("h1", "h1", "ep")
+    ds = Datastore("ds1", "ds1", "ep", "nfs", True, ("h1",), capacity=100, free=40, reserve=reserve)
+    d0 = replace(Disk("d0", 10, "ds1", thin=True), **(disk or {}))
+    copy = replace(Secondary("s1", "m", (SecondaryDisk("d0", "ds1"),)), **(sec or {}))
+    vm = VM("v1", "v1", "ep", "h1", PowerState.ON, (d0,), secondaries=(copy,))
+    return InventoryPart((host,), (ds,), (vm,))
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({}, None),
+        ({"disk": {"allocated": 4}}, None),
+        ({"disk": {"allocated": 11}}, "11 bytes allocated of 10 provisioned"),
+        ({"disk": {"allocated": -1}}, "allocated"),
+        ({"reserve": 101}, "reserve 101 of 100"),
+        ({"disk": {"shared_by": ("v1",)}}, "shared by unknown VMs"),
+        ({"disk": {"content": ""}}, "no content type"),
+        ({"sec": {"missing": ("d0",)}}, "missing lists held disks"),
+        ({"disk": {"datastore": "nope"}}, "unknown datastore nope"),
+    ],
+)
+def test_check_inventory_catches_sizes_and_references(change: dict[str, Any], needle: str | None) -> None:
+    part = _part(**change)
+    if needle is None:
+        check_inventory(part, "ep", frozenset({"m"}))
+    else:
+        with pytest.raises(AssertionError, match=needle):
+            check_inventory(part, "ep", frozenset({"m"}))

@@ -162,21 +162,31 @@ _MISSING = object()
 
 
 def check_inventory(part: InventoryPart, endpoint: str, mechanisms: frozenset[str] | None = None) -> None:
-    """Structural invariants of one endpoint's inventory; raises AssertionError with the reason."""
+    """Structural invariants of one endpoint's inventory; raises AssertionError with the reason.
+
+    Every reference names an object of the same part; sizes are bytes as the platform counts
+    them (``Disk.allocated <= Disk.size``, ``0 <= free <= capacity``, ``reserve <= capacity``).
+    """
     host_ids = [h.id for h in part.hosts]
     ds_ids = [d.id for d in part.datastores]
     vm_ids = [v.id for v in part.vms]
-    for kind, ids in (("host", host_ids), ("datastore", ds_ids), ("vm", vm_ids)):
+    net_ids = [n.id for n in part.networks]
+    for kind, ids in (("host", host_ids), ("datastore", ds_ids), ("vm", vm_ids), ("network", net_ids)):
         assert len(ids) == len(set(ids)), f"duplicate {kind} ids"
-    hosts, dss = set(host_ids), set(ds_ids)
+    hosts, dss, vms, nets = set(host_ids), set(ds_ids), set(vm_ids), set(net_ids)
     for h in part.hosts:
         assert h.endpoint == endpoint, f"host {h.id} has endpoint {h.endpoint!r}"
         assert h.memory >= 0, f"host {h.name}: memory {h.memory}"
     for d in part.datastores:
         assert d.endpoint == endpoint, f"datastore {d.id} has endpoint {d.endpoint!r}"
         assert d.capacity >= 0 and 0 <= d.free <= d.capacity, f"datastore {d.name}: free {d.free} of {d.capacity}"
+        assert 0 <= d.reserve <= d.capacity, f"datastore {d.name}: reserve {d.reserve} of {d.capacity}"
+        assert d.committed is None or d.committed >= 0, f"datastore {d.name}: committed {d.committed}"
         assert set(d.hosts) <= hosts, f"datastore {d.name} mounted by unknown hosts {set(d.hosts) - hosts}"
         assert d.kind, f"datastore {d.name} has no kind"
+    for n in part.networks:
+        assert n.endpoint == endpoint, f"network {n.id} has endpoint {n.endpoint!r}"
+        assert set(n.hosts) <= hosts, f"network {n.name} on unknown hosts {set(n.hosts) - hosts}"
     for v in part.vms:
         assert v.endpoint == endpoint, f"VM {v.name} has endpoint {v.endpoint!r}"
         assert v.host is None or v.host in hosts, f"VM {v.name} on unknown host {v.host}"
@@ -186,6 +196,15 @@ def check_inventory(part: InventoryPart, endpoint: str, mechanisms: frozenset[st
         for dk in v.disks:
             assert dk.datastore in dss, f"VM {v.name} disk {dk.id} on unknown datastore {dk.datastore}"
             assert dk.size >= 0, f"VM {v.name} disk {dk.id}: size {dk.size}"
+            assert dk.allocated is None or 0 <= dk.allocated <= dk.size, (
+                f"VM {v.name} disk {dk.id}: {dk.allocated} bytes allocated of {dk.size} provisioned"
+            )
+            assert dk.content, f"VM {v.name} disk {dk.id}: no content type"
+            assert set(dk.shared_by) <= vms - {v.id}, f"VM {v.name} disk {dk.id} shared by unknown VMs"
+        for dep in v.depends_on:
+            assert dep.datastore in dss, f"VM {v.name} depends on unknown datastore {dep.datastore}"
+        for nic in v.nics:
+            assert nic.network is None or nic.network in nets, f"VM {v.name} NIC {nic.id} on unknown network"
         disk_ids = {d.id for d in v.disks}
         sec_ids = [s.id for s in v.secondaries]
         assert len(sec_ids) == len(set(sec_ids)), f"VM {v.name} has duplicate secondary ids"
@@ -195,7 +214,9 @@ def check_inventory(part: InventoryPart, endpoint: str, mechanisms: frozenset[st
             if s.target_endpoint is None:
                 assert s.datastores <= dss, f"VM {v.name} secondary {s.id} on unknown datastores"
                 assert s.host is None or s.host in hosts, f"VM {v.name} secondary {s.id} on unknown host"
-            assert {x.disk for x in s.disks} <= disk_ids, f"VM {v.name} secondary copies unknown disks"
+            copied = {x.disk for x in s.disks}
+            assert copied <= disk_ids, f"VM {v.name} secondary copies unknown disks"
+            assert set(s.missing) <= disk_ids - copied, f"VM {v.name} secondary {s.id}: missing lists held disks"
             assert s.lag is None or s.lag >= 0, f"VM {v.name} secondary {s.id}: lag {s.lag}"
 
 
