@@ -178,4 +178,4 @@ def test_the_contract_module_says_call_order_and_threading() -> None:
 
     doc = base.__doc__ or ""
     for section in ("Lifecycle and call order", "Threading", "Errors", "Versions"):
-        assert f"\n{section}\n" in doc
+        assert f"\n{section}:\n" in doc

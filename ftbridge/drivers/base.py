@@ -9,7 +9,7 @@ Platform extras with no place here live on the driver with an ``ex_`` prefix.
 The conformance kit (:mod:`ftbridge.testing`) checks every promise written here; the
 documentation site renders these docstrings as the contract reference.
 
-Lifecycle and call order
+Lifecycle and call order:
     1. ``__init__(config, endpoint=...)``: the validated ``[endpoints.NAME]`` table; no I/O.
     2. :meth:`Driver.open` once. If it raises, the core calls :meth:`Driver.close` and stops.
     3. :meth:`Driver.probe` first (the inventory service reads what the site supports now),
@@ -20,7 +20,7 @@ Lifecycle and call order
        :meth:`Driver.pending_operations` when none was journaled.
     4. :meth:`Driver.close` once at the end (also after a failed ``open()``).
 
-Threading
+Threading:
     The core never calls one driver instance from two threads at once: calls to one endpoint
     are serialised (the apply executor holds a lock per endpoint; the inventory service gives
     each endpoint one worker). Successive calls may come from *different* threads, so a driver
@@ -28,7 +28,7 @@ Threading
     parallel. A driver therefore needs no locking of its own, but may not assume it is alone:
     other processes (another ftbridge, a person in the platform's UI) change the estate too.
 
-Errors
+Errors:
     Every error a driver raises is an :mod:`ftbridge.errors` type, translated from its SDK's
     exceptions in one function by type and status code, chained with ``from``. Whole-call
     failures raise (:class:`~ftbridge.errors.AuthenticationError`,
@@ -36,7 +36,7 @@ Errors
     unknown id, :class:`~ftbridge.errors.Conflict` for what the platform refuses now);
     the outcome of a long operation comes back as data, in :class:`OperationStatus`.
 
-Versions
+Versions:
     The contract is versioned (:data:`API_VERSION`). A driver declares the range it is written
     for in :attr:`Driver.api_versions`; the registry loads it when that range meets the range
     this core speaks (:data:`API_OLDEST` to :data:`API_VERSION`) and warns when the best common
