@@ -49,7 +49,7 @@ def refused(cfg: Path, plan: Path, *extra: str, code: int = 8) -> str:
 def move_now(cfg_path: Path, endpoint: str, vm: str, disk: str, target: str) -> None:
     """Change the estate behind the plan's back (and wait for it)."""
     cfg = load_config(cfg_path)
-    drv = SimDriver(cfg.endpoints[endpoint], endpoint=endpoint)  # type: ignore[arg-type]
+    drv = SimDriver(cfg.endpoints[endpoint], endpoint=endpoint)
     drv.open()
     op = drv.move_disk(vm, disk, target)
     assert drv.wait(op, timeout=10).state is OpState.SUCCEEDED
@@ -162,7 +162,7 @@ def hold_operations(cfg_path: Path, hold: bool) -> None:
     """Every sim endpoint of the config keeps its operations running (or lets them end)."""
     cfg = load_config(cfg_path)
     for name, ep in cfg.endpoints.items():
-        SimDriver(ep, endpoint=name).ex_inject(hold=hold)  # type: ignore[arg-type]
+        SimDriver(ep, endpoint=name).ex_inject(hold=hold)
 
 
 def test_two_real_applies_at_once(demo: tuple[Path, Path]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,15 @@ from ftbridge.testing import (
     ProtectCase,
     RestartCase,
 )
+
+
+def inject(factory: Callable[[], SimDriver], **faults: Any) -> Callable[[], None]:
+    """A fault, injected when called (as a lab would, by the estate's ids)."""
+
+    def do() -> None:
+        factory().ex_inject(**faults)
+
+    return do
 
 
 class TestSimConformance(DriverConformance):
@@ -62,21 +72,20 @@ class TestSimConformance(DriverConformance):
 
     @pytest.fixture
     def failover_case(self, driver_factory: Callable[[], SimDriver]) -> FailoverCase:
-        drv = driver_factory()
-        return FailoverCase(vm="vm2", secondary="vm2-s0", stop_primary=lambda: drv.ex_inject(hosts_down=["h2"]))
+        return FailoverCase(vm="vm2", secondary="vm2-s0", stop_primary=inject(driver_factory, hosts_down=["h2"]))
 
     @pytest.fixture
     def restart_case(self, driver_factory: Callable[[], SimDriver]) -> RestartCase:
-        drv = driver_factory()  # app01 runs on h2 from ds-a, which h1 mounts too
-        return RestartCase(vm="vm2", fail_host=lambda: drv.ex_inject(hosts_down=["h2"]))
+        # app01 runs on h2 from ds-a, which h1 mounts too
+        return RestartCase(vm="vm2", fail_host=inject(driver_factory, hosts_down=["h2"]))
 
     @pytest.fixture
     def pending_case(self, driver_factory: Callable[[], SimDriver]) -> PendingCase:
-        faults = driver_factory()
+        hold = inject(driver_factory, hold=True)
 
         def start(drv: Driver) -> Operation:
-            faults.ex_inject(hold=True)
+            hold()
             assert isinstance(drv, SimDriver)
             return drv.move_disk("vm1", "d1", "ds-a")
 
-        return PendingCase(vm="vm1", start=start, release=lambda: faults.ex_inject(hold=False))
+        return PendingCase(vm="vm1", start=start, release=inject(driver_factory, hold=False))

@@ -1,7 +1,7 @@
 """Drivers that fail to load, the two ways a real one can: a missing SDK, a stale contract."""
 
 if "FTBRIDGE_TEST_BROKEN_IMPORT" in __import__("os").environ:
-    import vendor_sdk_that_is_not_installed  # noqa: F401
+    import vendor_sdk_that_is_not_installed  # type: ignore[import-not-found]  # noqa: F401
 
 from ftbridge.drivers import Driver  # noqa: E402
 
