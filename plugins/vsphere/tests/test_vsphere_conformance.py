@@ -17,9 +17,6 @@ from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, MoveVMCa
 class TestVsphereConformance(DriverConformance):
     # contract gaps the kit found (issue 17), for the vSphere driver's authors to close
     known_gaps = {
-        "test_declared_capabilities_are_implemented": "declares every capability, restart included, without restart()",
-        "test_unknown_vm_is_not_found": "restart() is not implemented (UnsupportedOperation)",
-        "test_restart_from_the_primary_files": "restart() is not implemented, and no restart_case",
         "test_pending_operations_after_a_crash": "the vcsim lab cannot hold a task until released (no pending_case)",
     }
 
