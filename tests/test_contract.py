@@ -133,6 +133,11 @@ def test_the_cli_says_a_deprecated_driver_in_one_line() -> None:
     assert '"api_versions": [\n    1,\n    1\n  ]' in r.stdout
 
 
+def test_the_cli_refuses_a_lab_from_the_future() -> None:
+    r = ftb("lab", "run", "future")
+    assert r.returncode == 4 and "lab 'future' is written for lab API 7 to 9" in r.stderr, r.stderr
+
+
 def test_the_cli_refuses_a_driver_from_the_future() -> None:
     r = ftb("drivers", "show", "future")
     assert r.returncode == 4 and "driver 'future' is written for driver API 7 to 9" in r.stderr, r.stderr

@@ -4,6 +4,7 @@ if "FTBRIDGE_TEST_BROKEN_IMPORT" in __import__("os").environ:
     import vendor_sdk_that_is_not_installed  # type: ignore[import-not-found]  # noqa: F401
 
 from ftbridge.drivers import Driver  # noqa: E402
+from ftbridge.labs import Lab  # noqa: E402
 
 
 class BrokenDriver(Driver):
@@ -34,4 +35,11 @@ class FutureDriver(Driver):
     """Written for contracts this core does not speak yet."""
 
     name = "future"
+    api_versions = (7, 9)
+
+
+class FutureLab(Lab):
+    """A lab written for lab contracts this core does not speak yet."""
+
+    driver = "future"
     api_versions = (7, 9)
