@@ -2,33 +2,30 @@
 
 Subclass :class:`DriverConformance` in the driver's own test suite and provide fixtures:
 
-``driver_factory`` (required)
-    A callable returning a *new, unopened* driver for the endpoint under test. The kit opens
-    and closes what it makes; a second instance stands in for "after a crash".
-``bad_auth_factory`` (required)
-    A callable returning an unopened driver with wrong credentials; ``open()`` must raise
-    :class:`~ftbridge.errors.AuthenticationError`.
-``driver_class`` (optional)
-    The driver class, for the declarative checks. By default it is taken from
-    ``driver_factory()``; override it when the factory needs a backend, so the declarative
-    checks (name, contract versions, config model, declared vs implemented) run without one.
-One case per declared capability (required: a declared capability without its case *fails*)
-    ======================  ======================================================
-    capability              fixture
-    ======================  ======================================================
-    move_disk               ``move_case`` (:class:`MoveCase`)
-    move_vm                 ``move_vm_case`` (:class:`MoveVMCase`)
-    protect, unprotect      ``protect_case`` (:class:`ProtectCase`)
-    promote, fence,         ``failover_case`` (:class:`FailoverCase`)
-    test_failover
-    reprotect               ``reprotect_case`` (:class:`ProtectCase`)
-    restart                 ``restart_case`` (:class:`RestartCase`)
-    any of the above        ``pending_case`` (:class:`PendingCase`): ``pending_operations``
-                            after a simulated crash
-    ======================  ======================================================
+- ``driver_factory`` (required): a callable returning a *new, unopened* driver for the
+  endpoint under test. The kit opens and closes what it makes; a second instance stands in
+  for "after a crash".
+- ``bad_auth_factory`` (required): a callable returning an unopened driver with wrong
+  credentials; ``open()`` must raise :class:`~ftbridge.errors.AuthenticationError`.
+- ``driver_class`` (optional): the driver class, for the declarative checks. By default it is
+  taken from ``driver_factory()``; override it when the factory needs a backend, so the
+  declarative checks (name, contract versions, config model, declared vs implemented) run
+  without one.
+- One case per declared capability (required: a declared capability without its case
+  *fails*):
 
-    ``inventory``, ``health`` and ``replication_status`` need no case: they are checked
-    against the test estate (which must hold at least one VM with a secondary).
+| capability | fixture |
+|---|---|
+| move_disk | ``move_case`` (:class:`MoveCase`) |
+| move_vm | ``move_vm_case`` (:class:`MoveVMCase`) |
+| protect, unprotect | ``protect_case`` (:class:`ProtectCase`) |
+| promote, fence, test_failover | ``failover_case`` (:class:`FailoverCase`) |
+| reprotect | ``reprotect_case`` (:class:`ProtectCase`) |
+| restart | ``restart_case`` (:class:`RestartCase`) |
+| any of the above | ``pending_case`` (:class:`PendingCase`): ``pending_operations`` after a simulated crash |
+
+``inventory``, ``health`` and ``replication_status`` need no case: they are checked against
+the test estate (which must hold at least one VM with a secondary).
 
 Every test runs for every driver: a capability the driver does not declare is checked too
 (its methods raise :class:`~ftbridge.errors.UnsupportedOperation`), so nothing is skipped.
