@@ -13,7 +13,7 @@ from ftbridge.drivers import BackendInfo, Capability
 from ftbridge.inventory import Inventory
 from ftbridge.services.inventory import collect
 from ftbridge.services.session import Session
-from ftbridge.sim.driver import SimDriver
+from ftbridge.sim.driver import FLAVOR_CAPABILITIES, SimDriver
 
 
 def inventory(cfg: Path) -> Inventory:
@@ -39,8 +39,11 @@ def test_a_site_that_narrows_is_inventoried_as_it_said(demo_config: Path, monkey
     assert "protect" not in vc.capabilities and "test_failover" not in vc.capabilities
     assert "move_disk" in vc.capabilities and vc.mechanisms == ()
     assert list(vc.capabilities) == [c.value for c in Capability if c.value in vc.capabilities], "stable order"
-    pve = inv.endpoint("pve-rtm")
-    assert pve is not None and pve.capabilities == tuple(c.value for c in Capability)
+    pve = inv.endpoint("pve-rtm")  # the sim answers as the flavour's real driver declares
+    assert pve is not None and pve.capabilities == tuple(
+        c.value for c in Capability if c in FLAVOR_CAPABILITIES["proxmox"]
+    )
+    assert "move_vm" not in pve.capabilities
     assert pve.mechanisms == ("pve-replication", "pve-standby")  # the sim's flavour narrows mechanisms
     again = Inventory.from_dict(json.loads(json.dumps(inv.to_dict())))
     assert again.endpoint("vc-ams") == vc, "a saved inventory keeps what the site said"

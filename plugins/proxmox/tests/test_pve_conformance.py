@@ -10,7 +10,7 @@ from ftbridge_proxmox.lab import ProxmoxLab
 from pve_helpers import make_driver
 
 from ftbridge.drivers import Driver, Operation, SecondarySpec
-from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, PendingCase, ProtectCase
+from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, PendingCase, ProtectCase, RestartCase
 
 
 class TestConformance(DriverConformance):
@@ -44,6 +44,11 @@ class TestConformance(DriverConformance):
         finally:
             drv.close()
         return FailoverCase(vm="101", secondary=sec.id, stop_primary=lambda: lab.fail_host("pve1"))
+
+    @pytest.fixture
+    def restart_case(self, lab: ProxmoxLab) -> RestartCase:
+        """app01 (101) on ceph-a, HA-managed: its node fails, PVE fences it, it restarts elsewhere."""
+        return RestartCase(vm="101", fail_host=lambda: lab.fail_host("pve1"))
 
     @pytest.fixture
     def pending_case(self, lab: ProxmoxLab) -> PendingCase:
