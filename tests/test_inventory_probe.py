@@ -74,3 +74,26 @@ def test_contract_1_drivers_still_narrow_mechanisms_through_details(
 
     monkeypatch.setattr(SimDriver, "probe", old)
     assert {ep.mechanisms for ep in inventory(demo_config).endpoints} == {("sim-copy",)}
+
+
+def test_the_planner_asks_no_site_for_what_it_said_it_cannot_do(
+    demo_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vc-ams's site says: no protect, no moves. Its findings stay unfixed, saying why."""
+    from ftbridge.planning import plan
+
+    probe = SimDriver.probe
+    cannot = {Capability.PROTECT, Capability.MOVE_DISK, Capability.MOVE_VM}
+
+    def narrowed(self: SimDriver) -> BackendInfo:
+        info = probe(self)
+        return dataclasses.replace(info, capabilities=info.capabilities - cannot) if self.endpoint == "vc-ams" else info
+
+    full = plan(inventory(demo_config), load_config(demo_config))
+    assert {a.kind for a in full.actions if a.endpoint == "vc-ams"} & {"protect", "move_disk", "move_vm"}
+    monkeypatch.setattr(SimDriver, "probe", narrowed)
+    inv = inventory(demo_config)
+    result = plan(inv, load_config(demo_config))
+    asked = {a.kind for a in result.actions if a.endpoint == "vc-ams"}
+    assert not asked & {c.value for c in cannot}, asked
+    assert any(u.endpoint == "vc-ams" and "cannot" in u.reason for u in result.unfixable), result.unfixable
