@@ -9,7 +9,7 @@ from ftbridge_ovirt.driver import OvirtDriver
 from ftbridge_ovirt.lab import OvirtLab
 
 from ftbridge.drivers import SecondarySpec
-from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, ProtectCase
+from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, ProtectCase, RestartCase
 
 pytestmark = pytest.mark.lab
 
@@ -59,3 +59,8 @@ class TestOvirtConformance(DriverConformance):
         finally:
             drv.close()
         return FailoverCase(vm=vm, secondary=sec.id, stop_primary=lambda: lab.fail_host("ams-host2"))
+
+    @pytest.fixture
+    def restart_case(self, lab: OvirtLab) -> RestartCase:
+        """web01 (not HA) on ams-host1 from sd-a2, which every host mounts: its host fails."""
+        return RestartCase(vm=lab.id("vm", "vm3"), fail_host=lambda: lab.fail_host("ams-host1"))
