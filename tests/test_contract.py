@@ -154,7 +154,10 @@ def test_typed_results_read_back_what_they_write() -> None:
     )
     assert PromoteResult.read(done(), vm_id="100") == PromoteResult("100", None), "no vm_id: the same VM"
     assert TestFailoverResult.read(done(**TestFailoverResult("t1").to_result())) == TestFailoverResult("t1")
-    assert RestartResult.read(done(**RestartResult("h2").to_result())).host == "h2"
+    assert RestartResult.read(done(**RestartResult("vm-9", "h2").to_result()), vm_id="vm-1") == RestartResult(
+        "vm-9", "h2"
+    )
+    assert RestartResult.read(done(host="h2"), vm_id="vm-1") == RestartResult("vm-1", "h2"), "no vm_id: the same VM"
     assert ProtectResult.read(done(secondary_id="s1")) == ProtectResult("s1")
     assert ProtectResult.read(done()) is None
     with pytest.raises(ResultMissing, match="test_id"):
