@@ -11,7 +11,7 @@ from ftbridge_vsphere.lab import VsphereLab
 from vsphere_testlib import Names
 
 from ftbridge.drivers import SecondarySpec
-from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, MoveVMCase, ProtectCase
+from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, MoveVMCase, ProtectCase, RestartCase
 
 
 class TestVsphereConformance(DriverConformance):
@@ -60,3 +60,8 @@ class TestVsphereConformance(DriverConformance):
         app01 = names.vm["app01"]  # FT: primary on esx-a2, secondary on esx-a3
         (sec,) = app01.secondaries
         return FailoverCase(vm=app01.id, secondary=sec.id, stop_primary=lambda: lab.fail_host("esx-a2"))
+
+    @pytest.fixture
+    def restart_case(self, names: Names, lab: VsphereLab) -> RestartCase:
+        """web01 on esx-a1 from ams-nfs-a (shared with esx-a2, esx-a3): its host fails."""
+        return RestartCase(vm=names.vm["web01"].id, fail_host=lambda: lab.fail_host("esx-a1"))
