@@ -49,7 +49,7 @@ def refused(cfg: Path, plan: Path, *extra: str, code: int = 8) -> str:
 def move_now(cfg_path: Path, endpoint: str, vm: str, disk: str, target: str) -> None:
     """Change the estate behind the plan's back (and wait for it)."""
     cfg = load_config(cfg_path)
-    drv = SimDriver(cfg.endpoints[endpoint], endpoint=endpoint)  # type: ignore[arg-type]
+    drv = SimDriver(cfg.endpoints[endpoint], endpoint=endpoint)
     drv.open()
     op = drv.move_disk(vm, disk, target)
     assert drv.wait(op, timeout=10).state is OpState.SUCCEEDED
@@ -158,14 +158,21 @@ def test_two_applies_at_once(demo: tuple[Path, Path]) -> None:
     assert K.ftb("-c", str(cfg), "apply", str(plan), "--yes").returncode == 0
 
 
+def hold_operations(cfg_path: Path, hold: bool) -> None:
+    """Every sim endpoint of the config keeps its operations running (or lets them end)."""
+    cfg = load_config(cfg_path)
+    for name, ep in cfg.endpoints.items():
+        SimDriver(ep, endpoint=name).ex_inject(hold=hold)
+
+
 def test_two_real_applies_at_once(demo: tuple[Path, Path]) -> None:
-    """Two processes: the second meets the first's lock while it runs (slow operations)."""
+    """Two processes: the second meets the first's lock while the first's operations are held
+    running (synchronised on the lock file and on the sim's hold, not on how long things take)."""
     import subprocess
     import time
 
     cfg, plan = demo
-    text = cfg.read_text().replace("op_seconds = 0.02", "op_seconds = 0.5")
-    cfg.write_text(text)
+    hold_operations(cfg, True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")}
     first = subprocess.Popen(
         [sys.executable, "-m", "ftbridge", "-c", str(cfg), "apply", str(plan), "--yes"],
@@ -176,14 +183,16 @@ def test_two_real_applies_at_once(demo: tuple[Path, Path]) -> None:
     )
     try:
         locks = cfg.parent / "state" / "locks"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if any(p.read_text().strip() for p in locks.glob("*.lock")) if locks.exists() else False:
-                break
+        deadline = time.monotonic() + 120  # a bound for a broken run, not a measure of speed
+        while not (locks.exists() and any(p.read_text().strip() for p in locks.glob("*.lock"))):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first apply never took its lock"
             time.sleep(0.05)
         r = K.ftb("-c", str(cfg), "apply", str(plan), "--yes")
         assert r.returncode == 9, r.stderr
         assert f"pid {first.pid}" in r.stderr
+        assert first.poll() is None, "the first apply ended while its operations were held"
     finally:
-        out, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
+        hold_operations(cfg, False)
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, out + err

@@ -22,7 +22,7 @@ from ftbridge.sim.driver import SimDriver  # noqa: E402
 def inject(cfg_path: Path, **faults: object) -> None:
     cfg = load_config(cfg_path)
     for name, ep in cfg.endpoints.items():
-        SimDriver(ep, endpoint=name).ex_inject(**faults)  # type: ignore[arg-type]
+        SimDriver(ep, endpoint=name).ex_inject(**faults)
 
 
 def test_faults_partial_failure_then_resume(tmp_path: Path) -> None:

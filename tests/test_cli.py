@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -13,8 +14,9 @@ from helpers import PLUGINS, ROOT, ftb
 SCHEMAS = ROOT / "ftbridge" / "schemas"
 
 
-def schema(name: str) -> dict:  # type: ignore[type-arg]
-    return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+def schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    return loaded
 
 
 def test_demo_prints_an_audit_with_every_rule(tmp_path: Path) -> None:

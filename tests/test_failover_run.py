@@ -32,12 +32,12 @@ def inject(cfg_path: Path, endpoint: str | None = None, **faults: Any) -> None:
     cfg = load_config(cfg_path)
     for name, ep in cfg.endpoints.items():
         if endpoint in (None, name):
-            SimDriver(ep, endpoint=name).ex_inject(**faults)  # type: ignore[arg-type]
+            SimDriver(ep, endpoint=name).ex_inject(**faults)
 
 
 def sims(cfg_path: Path) -> dict[str, SimDriver]:
     cfg = load_config(cfg_path)
-    out = {n: SimDriver(ep, endpoint=n) for n, ep in cfg.endpoints.items()}  # type: ignore[arg-type]
+    out = {n: SimDriver(ep, endpoint=n) for n, ep in cfg.endpoints.items()}
     for d in out.values():
         d.open()
     return out

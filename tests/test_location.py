@@ -50,7 +50,7 @@ def vm(
     deps: tuple[Dependency, ...] = (),
     missing: tuple[str, ...] = (),
 ) -> VM:
-    secs = ()
+    secs: tuple[Secondary, ...] = ()
     if sec_ds is not None:
         secs = (Secondary("s", "m", (SecondaryDisk("d0", sec_ds),), host=sec_host, missing=missing),)
     return VM(

@@ -63,7 +63,9 @@ def _xlsx(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
     import openpyxl
 
     wb = openpyxl.Workbook()
-    wb.remove(wb.active)
+    first = wb.active
+    assert first is not None  # a new workbook has its default sheet
+    wb.remove(first)
     for name, rows in sheets.items():
         ws = wb.create_sheet(name)
         for r in rows:

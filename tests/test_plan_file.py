@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -31,14 +33,15 @@ def test_schema_accepts_the_plan_and_rejects_what_apply_refuses(demo_plan: dict)
     jsonschema.validate(demo_plan, SCHEMA)
     kinds = {a["kind"] for a in demo_plan["actions"]}
     assert kinds == {"move_disk", "move_vm", "protect", "unprotect"}
-    for mutate in (
+    mutations: list[Callable[[dict[str, Any]], object]] = [
         lambda d: d["actions"][0].update(kind="teleport"),
         lambda d: d["actions"][0].pop("reason"),
         lambda d: d["actions"][0].update(bytes=-5),
         lambda d: d.update(schema_version=2),
         lambda d: d["unfixable"][0].update(category="bad luck"),
         lambda d: d["actions"][-1].update(extra=1),
-    ):
+    ]
+    for mutate in mutations:
         bad = json.loads(json.dumps(demo_plan))
         mutate(bad)
         with pytest.raises(jsonschema.ValidationError):

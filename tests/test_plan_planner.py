@@ -7,6 +7,7 @@ import random
 import sys
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -17,7 +18,7 @@ import plankit as K  # noqa: E402
 
 from ftbridge.audit import audit  # noqa: E402
 from ftbridge.inventory import Inventory  # noqa: E402
-from ftbridge.model import SecondaryState  # noqa: E402
+from ftbridge.model import Secondary, SecondaryState  # noqa: E402
 from ftbridge.planning import dumps, make_plan, min_cover  # noqa: E402
 
 GIB = K.GIB
@@ -48,15 +49,11 @@ def test_the_capacity_checker_itself_catches_an_unsafe_plan() -> None:
     dss = [K.ds("a", 100, 30, array="A"), K.ds("l1", 500, 400, hosts=("h1",), array="L")]
     vms = [K.vm(f"v{i}", "h1", [("d0", 20, "l1")]) for i in range(2)]
     inv = K.inventory(HOSTS, dss, vms)
-    move = lambda i, deps: {
-        "id": f"m{i}",
-        "kind": "move_vm",
-        "endpoint": "ep",
-        "vm": f"v{i}",  # noqa: E731
-        "disks": ["d0"],
-        "to": "a",
-        "depends_on": deps,
-    }
+
+    def move(i: int, deps: list[str]) -> dict[str, Any]:
+        return {"id": f"m{i}", "kind": "move_vm", "endpoint": "ep", "vm": f"v{i}", "disks": ["d0"], "to": "a",
+                "depends_on": deps}  # fmt: skip
+
     # two 20 GiB moves onto 30 GiB free, unordered: both may run at once
     assert K.capacity_violations({"actions": [move(0, []), move(1, [])]}, inv) != []
     # ordered, but a target is never freed by moving *onto* it: still unsafe with 10% kept
@@ -233,7 +230,10 @@ def test_same_input_gives_the_same_plan_byte_for_byte() -> None:
     b = dumps(plan(inv))
     assert a == b
     shuffled = Inventory(
-        inv.endpoints, *(random.Random(1).sample(list(x), len(x)) for x in (inv.hosts, inv.datastores, inv.vms))
+        inv.endpoints,
+        random.Random(1).sample(list(inv.hosts), len(inv.hosts)),
+        random.Random(1).sample(list(inv.datastores), len(inv.datastores)),
+        random.Random(1).sample(list(inv.vms), len(inv.vms)),
     )
     assert dumps(plan(shuffled)) == a
 
@@ -264,7 +264,7 @@ def _random_estate(rnd: random.Random, n_vms: int = 8) -> Inventory:
         disks = [(f"d{k}", rnd.choice([5, 10, 20, 40]), home.id) for k in range(rnd.randint(1, 2))]
         for _, size, x in disks:
             used[x] += size
-        secs = ()
+        secs: tuple[Secondary, ...] = ()
         if rnd.random() < 0.5:
             target = rnd.choice([d for d in dss if d.shared])
             for _, size, _ in disks:

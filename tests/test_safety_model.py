@@ -36,7 +36,7 @@ def inventory(cfg: Path) -> Any:
 
 
 def sim(cfg: Path, endpoint: str) -> SimDriver:
-    d = SimDriver(load_config(cfg).endpoints[endpoint], endpoint=endpoint)  # type: ignore[arg-type]
+    d = SimDriver(load_config(cfg).endpoints[endpoint], endpoint=endpoint)
     d.open()
     return d
 

@@ -39,7 +39,7 @@ def look(cfg: Path) -> tuple[Inventory, HealthReport]:
 
 
 def inject(cfg: Path, **faults: object) -> None:
-    drv = SimDriver(load_config(cfg).endpoints["lab"], endpoint="lab")  # type: ignore[arg-type]
+    drv = SimDriver(load_config(cfg).endpoints["lab"], endpoint="lab")
     drv.ex_inject(**faults)
 
 

@@ -9,8 +9,10 @@ apt_install etcd-server  # a real three-member etcd cluster on loopback for the 
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || apt_install python3-dev
 make_venv
-"$VENV/bin/pip" install -q -e "$ROOT[testing,rvtools]" \
+"$VENV/bin/pip" install -q -e "$ROOT[testing,rvtools,docs,lint]" \
   -e "$ROOT/plugins/proxmox" -e "$ROOT/plugins/ovirt" -e "$ROOT/plugins/vsphere"
 bash "$ROOT/contrib/vcsim/build.sh" >&2
 cd "$ROOT"
-exec "$VENV/bin/python" -m pytest -q "$@"
+lint=0; bash "$ROOT/contrib/setup/lint.sh" || lint=$?  # ruff, format, mypy --strict, mkdocs --strict (all run)
+"$VENV/bin/python" -m pytest -q "$@"
+exit "$lint"

@@ -44,8 +44,13 @@ from ftbridge.drivers.base import (
     Operation,
     OperationStatus,
     OpState,
+    PromoteResult,
+    ProtectResult,
+    RestartResult,
+    ResultMissing,
     SecondarySpec,
     StoragePlacement,
+    TestFailoverResult,
 )
 from ftbridge.errors import Conflict, FtbridgeError, NotFound, OperationTimeout, UnsupportedOperation
 from ftbridge.inventory import Inventory, InventoryPart
@@ -426,16 +431,18 @@ class Executor:
         elif isinstance(a, PromoteAction):
             result = self._promoted(a, status)
         elif isinstance(a, TestFailoverAction):
-            test_id = status.result.get("test_id")
-            if not test_id:
-                raise StepFailed(f"test failover of {a.vm_name} succeeded but the driver named no test instance")
-            result = {"test_id": str(test_id), "host": str(status.result.get("host") or a.host or "")}
+            try:
+                tested = TestFailoverResult.read(status)
+            except ResultMissing as exc:
+                raise StepFailed(f"test failover of {a.vm_name}: {exc}") from exc
+            result = {"test_id": tested.test_id, "host": tested.host or a.host or ""}
         elif isinstance(a, CleanupTestAction):
             pass
         elif isinstance(a, (MoveDiskAction, MoveVMAction)):
             self._moved(a)
         elif isinstance(a, ProtectAction):
-            sid = status.result.get("secondary_id")
+            named = ProtectResult.read(status)
+            sid = named.secondary_id if named else None
             if not sid:
                 match = self._match(a, self._secondaries(a))
                 sid = match.id if match else None
@@ -458,8 +465,8 @@ class Executor:
     def _restarted(self, a: RestartAction, status: OperationStatus) -> dict[str, Any]:
         """The driver says the VM runs again; a platform that re-registers it elsewhere (vSphere:
         its .vmx on a surviving host) gives it a new id: the view follows the VM there."""
-        host = str(status.result.get("host") or a.host or "")
-        new_id = str(status.result.get("vm_id") or a.vm)
+        restarted = RestartResult.read(status, vm_id=a.vm)
+        host, new_id = restarted.host or a.host or "", restarted.vm_id
         vm = self.view.vm(a.endpoint, a.vm)
         if vm is not None:
             self.view.set_vm(replace(vm, id=new_id, host=host or vm.host, power=PowerState.ON))
@@ -488,8 +495,8 @@ class Executor:
 
     def _promoted(self, a: PromoteAction, status: OperationStatus) -> dict[str, Any]:
         """The driver says the VM runs from the secondary: record where (and how) in the view."""
-        new_id = str(status.result.get("vm_id") or a.vm)
-        host = status.result.get("host") or a.host
+        promoted = PromoteResult.read(status, vm_id=a.vm)
+        new_id, host = promoted.vm_id, promoted.host or a.host
         if a.target_endpoint is not None:  # the copy runs at the other endpoint now
             return {
                 "vm_id": new_id,

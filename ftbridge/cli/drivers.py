@@ -38,9 +38,11 @@ def show(
 ) -> None:
     """A driver's capabilities, secondary mechanisms and config keys (imports that driver only)."""
     from ftbridge.drivers.base import Capability
-    from ftbridge.drivers.registry import load_driver
+    from ftbridge.drivers.registry import declared_versions, load_driver, negotiate
 
     cls = load_driver(name)
+    lo, hi = declared_versions(cls)
+    speaks = negotiate(cls, warn=False)  # load_driver warned already
     keys = [
         {
             "key": k,
@@ -54,7 +56,8 @@ def show(
     mechs = [{"name": m.name, "description": m.description} for m in cls.mechanisms.values()]
     data = {
         "name": cls.name,
-        "api_version": cls.api_version,
+        "api_versions": [lo, hi],
+        "api_version": speaks,  # the contract version this core and the driver share
         "supported": cls.supported,
         "capabilities": sorted(c.value for c in cls.capabilities),
         "missing": sorted(c.value for c in Capability if c not in cls.capabilities),
@@ -66,7 +69,7 @@ def show(
         emit_json(data)
         return
     table(
-        f"driver {cls.name} (API {cls.api_version})",
+        f"driver {cls.name} (driver API {lo}..{hi}; speaking {speaks})",
         ["capability", "supported"],
         [[c.value, "yes" if c in cls.capabilities else "-"] for c in Capability],
     )

@@ -104,12 +104,31 @@ def _setup_logging(debug: bool) -> None:
     logging.getLogger("stevedore").setLevel(logging.DEBUG if debug else logging.ERROR)
     if not debug:
         logging.captureWarnings(True)
+        _one_line_contract_warnings()
+
+
+def _one_line_contract_warnings() -> None:
+    """A driver or lab speaking a deprecated contract version: one line on stderr, no source."""
+    import warnings
+
+    from ftbridge.drivers.registry import FtbridgeDeprecationWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, FtbridgeDeprecationWarning):
+            say(f"warning: {message}", "yellow")
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
 
 
 def _register() -> None:
-    from ftbridge.cli import audit, demo, drivers, endpoints, failover, inventory, lab, migrate, sim
+    from ftbridge.cli import audit, demo, driver_new, drivers, endpoints, failover, inventory, lab, migrate, sim
 
     app.add_typer(drivers.app, name="drivers")
+    app.add_typer(driver_new.app, name="driver")
     app.add_typer(endpoints.app, name="endpoints")
     app.add_typer(lab.app, name="lab")
     app.add_typer(sim.app, name="sim")

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     **dict.fromkeys(
         [
+            "API_DEPRECATED",
+            "API_OLDEST",
             "API_VERSION",
             "CAPABILITY_METHODS",
+            "OPERATION_CAPABILITIES",
             "BackendInfo",
             "Capability",
             "Driver",
@@ -29,13 +32,28 @@ _WHERE = {
             "OpState",
             "ProgressCallback",
             "ProgressEvent",
+            "PromoteResult",
+            "ProtectResult",
+            "RestartResult",
+            "ResultMissing",
             "SecondarySpec",
             "StoragePlacement",
+            "TestFailoverResult",
             "implemented",
+            "overrides",
         ],
         "ftbridge.drivers.base",
     ),
-    **dict.fromkeys(["DriverEntry", "list_drivers", "load_driver", "require_sdk"], "ftbridge.drivers.registry"),
+    **dict.fromkeys(
+        [
+            "DriverEntry",
+            "FtbridgeDeprecationWarning",
+            "list_drivers",
+            "load_driver",
+            "require_sdk",
+        ],
+        "ftbridge.drivers.registry",
+    ),
     "InventoryPart": "ftbridge.inventory",
 }
 
@@ -50,8 +68,11 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
     from ftbridge.drivers.base import (
+        API_DEPRECATED as API_DEPRECATED,
+        API_OLDEST as API_OLDEST,
         API_VERSION as API_VERSION,
         CAPABILITY_METHODS as CAPABILITY_METHODS,
+        OPERATION_CAPABILITIES as OPERATION_CAPABILITIES,
         BackendInfo as BackendInfo,
         Capability as Capability,
         Driver as Driver,
@@ -64,12 +85,19 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
         OpState as OpState,
         ProgressCallback as ProgressCallback,
         ProgressEvent as ProgressEvent,
+        PromoteResult as PromoteResult,
+        ProtectResult as ProtectResult,
+        RestartResult as RestartResult,
+        ResultMissing as ResultMissing,
         SecondarySpec as SecondarySpec,
         StoragePlacement as StoragePlacement,
+        TestFailoverResult as TestFailoverResult,
         implemented as implemented,
+        overrides as overrides,
     )
     from ftbridge.drivers.registry import (
         DriverEntry as DriverEntry,
+        FtbridgeDeprecationWarning as FtbridgeDeprecationWarning,
         list_drivers as list_drivers,
         load_driver as load_driver,
         require_sdk as require_sdk,

@@ -7,6 +7,9 @@ installed, import error, not a Driver, written for another API) into one clear e
 
 from __future__ import annotations
 
+import abc
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -18,6 +21,14 @@ if TYPE_CHECKING:  # listing must not import the contract (and pydantic with it)
     from ftbridge.drivers.base import Driver
 
 NAMESPACE = "ftbridge.drivers"
+
+
+class FtbridgeDeprecationWarning(FutureWarning):
+    """A driver or lab speaks a contract version this ftbridge will stop loading.
+
+    A FutureWarning, so Python shows it by default: the operator who runs the CLI, not only the
+    driver's author, learns that an upgrade of ftbridge would refuse the driver.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +61,7 @@ def load_driver(name: str) -> type[Driver]:
     from stevedore import driver as sd_driver  # imported here: listing must stay cheap
     from stevedore.exception import NoMatches
 
-    from ftbridge.drivers.base import API_VERSION, Driver
+    from ftbridge.drivers.base import Driver
 
     failures: list[BaseException] = []
 
@@ -80,12 +91,75 @@ def load_driver(name: str) -> type[Driver]:
         )
     if getattr(cls, "name", None) != name:
         raise DriverLoadError(f"driver {name!r} declares name {getattr(cls, 'name', None)!r}; they must match")
-    if cls.api_version != API_VERSION:
-        raise DriverLoadError(
-            f"driver {name!r} is written for driver API {cls.api_version}, this ftbridge speaks {API_VERSION}",
-            hint="install a matching version of the driver or of ftbridge",
-        )
+    negotiate(cls)
     return cls
+
+
+def declared_versions(cls: type) -> tuple[int, int]:
+    """The contract versions a driver (or lab) class declares, oldest and newest, inclusive.
+
+    ``api_versions = (oldest, newest)`` is the declaration. A class that declares none but has
+    the single ``api_version = N`` of the first contract declares ``(N, N)``; one with neither
+    gets the contract base's default, ``(1, 1)``.
+    """
+    own = [k for k in cls.__mro__ if k.__module__ not in _CONTRACT_MODULES and k is not abc.ABC]
+    if not any("api_versions" in vars(k) for k in own):
+        legacy = next((vars(k)["api_version"] for k in own if "api_version" in vars(k)), None)
+        if isinstance(legacy, int) and not isinstance(legacy, bool):
+            return (legacy, legacy)
+    rng = getattr(cls, "api_versions", None)
+    if (
+        isinstance(rng, tuple)
+        and len(rng) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in rng)
+        and rng[0] <= rng[1]
+    ):
+        return (rng[0], rng[1])
+    raise DriverLoadError(
+        f"{cls.__module__}.{cls.__qualname__} declares api_versions = {rng!r}: expected (oldest, newest)"
+    )
+
+
+_CONTRACT_MODULES = frozenset({"ftbridge.drivers.base", "ftbridge.labs", "builtins"})
+
+
+def negotiate(
+    cls: type,
+    *,
+    kind: str = "driver",
+    name: str | None = None,
+    speaks: tuple[int, int] | None = None,
+    deprecated: Mapping[int, str] | None = None,
+    warn: bool = True,
+) -> int:
+    """The newest contract version both ``cls`` and this core speak.
+
+    Raises DriverLoadError when the ranges do not meet; warns (FtbridgeDeprecationWarning, unless
+    ``warn`` is False) when the version they share is one this core will stop loading.
+    """
+    if speaks is None or deprecated is None:
+        from ftbridge.drivers.base import API_DEPRECATED, API_OLDEST, API_VERSION
+
+        speaks, deprecated = (API_OLDEST, API_VERSION), API_DEPRECATED
+    name = name or str(getattr(cls, "name", cls.__qualname__))
+    lo, hi = declared_versions(cls)
+    common = min(hi, speaks[1])
+    if common < max(lo, speaks[0]):
+        theirs = str(lo) if lo == hi else f"{lo} to {hi}"
+        ours = str(speaks[0]) if speaks[0] == speaks[1] else f"{speaks[0]} to {speaks[1]}"
+        raise DriverLoadError(
+            f"{kind} {name!r} is written for {kind} API {theirs}, this ftbridge speaks {ours}",
+            hint=f"install a version of the {kind} or of ftbridge that speaks a common one",
+        )
+    if warn and common in deprecated:
+        warnings.warn(
+            FtbridgeDeprecationWarning(
+                f"{kind} {name!r} speaks {kind} API {common}, which ftbridge {deprecated[common]} will no "
+                f"longer load: update it (the contract's changes are listed in the driver author's guide)"
+            ),
+            stacklevel=2,
+        )
+    return common
 
 
 def _load_error(name: str, exc: BaseException) -> DriverLoadError:

@@ -150,6 +150,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
     """An estate in a file, with a hypervisor's manners."""
 
     name = "sim"
+    api_versions = (2, 2)
     Config = SimConfig
     capabilities = frozenset(Capability)
     mechanisms = MECHANISMS
@@ -210,7 +211,8 @@ class SimDriver(Driver, StoragePlacement, Failover):
             product="ftbridge sim",
             version="1",
             capabilities=self.site_capabilities(state),
-            details={"flavor": state["flavor"], "mechanisms": list(self.offered(state))},
+            mechanisms=self.offered(state),
+            details={"flavor": state["flavor"]},
         )
 
     def site_capabilities(self, state: P.State | None = None) -> frozenset[Capability]:
@@ -414,13 +416,14 @@ class SimDriver(Driver, StoragePlacement, Failover):
         return Operation(id=op_id, endpoint=self.endpoint, kind=kind, vm=vm_id)
 
     def poll(self, op: Operation) -> OperationStatus:
-        rec = self._read()["ops"].get(op.id)
+        now = self._read()
+        rec = now["ops"].get(op.id)
         if rec is None:
             raise NotFound(f"no operation {op.id}", endpoint=self.endpoint)
         elapsed = time.time() - rec["started"]
-        if rec["state"] == "running" and elapsed < rec["duration"]:
+        if rec["state"] == "running" and (elapsed < rec["duration"] or now["faults"].get("hold")):
             # still running: a read, not a write (polls are the commonest call by far)
-            return OperationStatus(OpState.RUNNING, progress=elapsed / max(rec["duration"], 1e-9))
+            return OperationStatus(OpState.RUNNING, progress=min(elapsed / max(rec["duration"], 1e-9), 0.99))
         with self._mutate() as state:
             rec = state["ops"][op.id]
             if rec["state"] == "running":
@@ -698,12 +701,19 @@ class SimDriver(Driver, StoragePlacement, Failover):
         (partitioned: they keep running their VMs), datastores_down (lists of ids), fail_rate
         (0..1, retryable), fail_permanent (VM ids or "vm:kind"), fail_sync (VM ids whose new
         secondaries break while syncing), hold_sync (VM ids whose new secondaries stay syncing
-        until the fault is lifted), slow (seconds added per operation), seed,
-        refuse_connections. Works on a closed driver; returns the faults now in force."""
+        until the fault is lifted), slow (seconds added per operation), seed, refuse_connections,
+        hold (True: running operations stay running until set False again). Works on a closed
+        driver; returns the faults now in force."""
         self._attach()
         with self._mutate() as state:
-            for key in ("hosts_down_at", "hosts_unreachable", "fail_sync", "hold_sync"):
-                state["faults"].setdefault(key, {} if key == "hosts_down_at" else [])
+            for key, empty in (
+                ("hosts_down_at", {}),
+                ("hosts_unreachable", []),
+                ("fail_sync", []),
+                ("hold_sync", []),
+                ("hold", False),
+            ):
+                state["faults"].setdefault(key, empty)
             for key, value in faults.items():
                 if key not in state["faults"] or key == "hosts_down_at":
                     known = ", ".join(k for k in state["faults"] if k != "hosts_down_at")

@@ -109,6 +109,7 @@ def seed_state(estate: Estate) -> dict[str, Any]:
             "slow": 0.0,
             "seed": 0,
             "refuse_connections": False,
+            "hold": False,  # operations stay running until released (tests that must not race)
         },
         "attempts": {},
         "violations": [],

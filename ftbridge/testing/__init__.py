@@ -1,9 +1,30 @@
 """The conformance kit: the tests every driver passes, shipped inside ftbridge.
 
 A driver author subclasses :class:`DriverConformance` in their own test suite and provides
-fixtures; the kit checks what the core relies on. See ``contrib/driver-template/``.
+fixtures (a driver factory and one case per declared capability); the kit checks what the
+core relies on. ``ftbridge driver new NAME`` scaffolds a driver whose suite does exactly that.
 """
 
-from ftbridge.testing.conformance import DriverConformance, MoveCase, ProtectCase, check_inventory
+from ftbridge.testing.conformance import (
+    CASE_FIXTURES,
+    DriverConformance,
+    FailoverCase,
+    MoveCase,
+    MoveVMCase,
+    PendingCase,
+    ProtectCase,
+    RestartCase,
+    check_inventory,
+)
 
-__all__ = ["DriverConformance", "MoveCase", "ProtectCase", "check_inventory"]
+__all__ = [
+    "CASE_FIXTURES",
+    "DriverConformance",
+    "FailoverCase",
+    "MoveCase",
+    "MoveVMCase",
+    "PendingCase",
+    "ProtectCase",
+    "RestartCase",
+    "check_inventory",
+]

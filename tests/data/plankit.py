@@ -127,7 +127,9 @@ def config(policies: dict[str, dict[str, Any]], **extra: Any) -> Config:
 
 
 # -- checking a plan ----------------------------------------------------------------------------
-def _effects(doc: dict[str, Any], inv: Inventory) -> tuple[dict[str, dict[tuple[str, str], int]], dict[str, dict]]:
+def _effects(
+    doc: dict[str, Any], inv: Inventory
+) -> tuple[dict[str, dict[tuple[str, str], int]], dict[str, dict[tuple[str, str], int]]]:
     """Per action: bytes it takes per datastore (at start) and frees (at its end)."""
     where = {(v.endpoint, v.id): {d.id: d.datastore for d in v.disks} for v in inv.vms}
     sizes = {(v.endpoint, v.id): {d.id: d.size for d in v.disks} for v in inv.vms}
@@ -332,7 +334,9 @@ def sim_ops(where: Path) -> list[dict[str, Any]]:
     return out
 
 
-def ftb(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
+def ftb(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """The real command in a subprocess (isolated from the user's FTBRIDGE_* settings)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")}
     base.update(env or {})

@@ -81,6 +81,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
     """oVirt through the engine's REST API."""
 
     name = "ovirt"
+    api_versions = (2, 2)  # the driver contract it is written for (ftbridge.drivers.API_VERSION)
     Config = OvirtConfig
     capabilities = frozenset(
         {

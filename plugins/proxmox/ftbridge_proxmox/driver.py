@@ -86,6 +86,7 @@ class ProxmoxDriver(Driver, StoragePlacement, Failover):
     """Proxmox VE: shared storage for primaries, pvesr replicas or standby clones as secondaries."""
 
     name = "proxmox"
+    api_versions = (2, 2)  # the driver contract it is written for (ftbridge.drivers.API_VERSION)
     Config = ProxmoxConfig
     capabilities = frozenset(
         {

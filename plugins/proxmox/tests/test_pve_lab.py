@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -115,14 +114,18 @@ def test_pve_rules(lab: ProxmoxLab) -> None:
 
 
 def test_tasks_take_time_and_can_fail(lab: ProxmoxLab) -> None:
+    """A task runs until the test lets it end (its duration), never racing the lab's clock."""
     raw = Raw(lab)
     lab.fail_tasks(type="qmmove", message="zfs error: out of space")
+    with lab.cluster.lock:
+        lab.cluster.task_seconds = 1e9  # the task runs until released below
     upid = raw.call("POST", "/nodes/pve2/qemu/102/move_disk", disk="scsi0", storage="nfs-b", delete=1).json()["data"]
     assert upid.startswith("UPID:pve2:") and ":qmmove:102:" in upid
     status = raw.call("GET", f"/nodes/pve2/tasks/{upid}/status").json()["data"]
     assert status["status"] == "running" and "exitstatus" not in status
     assert raw.call("POST", "/nodes/pve2/qemu/102/move_disk", disk="scsi0", storage="nfs-b").status_code == 500
-    time.sleep(0.1)
+    with lab.cluster.lock:
+        lab.cluster.tasks[upid].duration = 0.0  # release it: the next request ends it
     status = raw.call("GET", f"/nodes/pve2/tasks/{upid}/status").json()["data"]
     assert (status["status"], status["exitstatus"]) == ("stopped", "zfs error: out of space")
     assert "ceph-a:" in raw.call("GET", "/nodes/pve2/qemu/102/config").json()["data"]["scsi0"]

@@ -105,6 +105,7 @@ class VsphereDriver(Driver, StoragePlacement, Failover):
     """One vCenter. Implements every capability of the contract, for the ``vsphere-ft`` mechanism."""
 
     name = "vsphere"
+    api_versions = (2, 2)  # the driver contract it is written for (ftbridge.drivers.API_VERSION)
     Config = VsphereConfig
     capabilities = frozenset(Capability)
     mechanisms = {MECHANISM: FT_RULES}

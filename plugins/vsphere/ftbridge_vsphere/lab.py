@@ -194,6 +194,7 @@ class VsphereLab(Lab):
     """
 
     driver = "vsphere"
+    api_versions = (2, 2)  # the lab contract it is written for: fail_host and partition_host
     flavor = "vsphere"  # which estate of a file `ftbridge lab vsphere` picks by default
 
     def __init__(

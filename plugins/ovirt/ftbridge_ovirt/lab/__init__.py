@@ -31,6 +31,7 @@ class OvirtLab(Lab):
     """A running lab engine. ``port`` is the HTTPS port, ``http_port`` the plain one (0: free)."""
 
     driver = "ovirt"
+    api_versions = (2, 2)  # the lab contract it is written for: fail_host and partition_host
     flavor = "ovirt"  # `ftbridge lab run ovirt` picks the estate of this flavor
 
     def __init__(

@@ -39,6 +39,7 @@ class ProxmoxLab(Lab):
     """A PVE cluster on https://127.0.0.1:PORT/api2/json, seeded from an estate."""
 
     driver = "proxmox"
+    api_versions = (2, 2)  # the lab contract it is written for: fail_host and partition_host
     TOKEN_ENV = "FTBRIDGE_LAB_PVE_TOKEN"
     PASSWORD_ENV = "FTBRIDGE_LAB_PVE_PASSWORD"
 
