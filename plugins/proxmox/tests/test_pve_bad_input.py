@@ -4,6 +4,7 @@ certificate, a closed port, a slow or failing server, configs the parser does no
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_right_password_logs_in_with_a_ticket(lab: ProxmoxLab) -> None:
         drv.close()
 
 
-def make_driver_cfg(cfg: dict, **overrides: object) -> ProxmoxDriver:
+def make_driver_cfg(cfg: Mapping[str, object], **overrides: object) -> ProxmoxDriver:
     return ProxmoxDriver(ProxmoxConfig.model_validate({**cfg, **overrides}), endpoint="pve")
 
 
@@ -158,7 +159,7 @@ def test_a_dead_node_makes_warnings_not_a_failure(lab: ProxmoxLab, pve: ProxmoxD
         ({"host": "h", "user": "a@pve", "password": {"env": "X"}, "verify": False}, "Extra inputs"),
     ],
 )
-def test_config_errors_are_specific(table: dict, message: str) -> None:
+def test_config_errors_are_specific(table: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ProxmoxConfig.model_validate({"driver": "proxmox", **table})
 

@@ -40,7 +40,8 @@ EXTRA_FIELDS_ALLOWED: dict[tuple[str, str], str] = {
 
 @cache
 def schema(major: str) -> dict[str, Any]:
-    return json.loads((REFERENCE / SCHEMAS[major]).read_text())
+    data: dict[str, Any] = json.loads((REFERENCE / SCHEMAS[major]).read_text())
+    return data
 
 
 def major_of(version: str) -> str:

@@ -9,7 +9,7 @@ of the rule it holds; the plugin README's rule table points back here.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +116,9 @@ def test_1_a_storage_missing_on_a_node_is_not_mounted_there(tlab: ProxmoxLab, dr
 def test_2_content_types_are_read_and_enforced(tlab: ProxmoxLab, drv: ProxmoxDriver) -> None:
     part = drv.inventory()
     content = {d.id: d.content for d in part.datastores}
-    assert content["ceph-vm"] == {"images"} and content["ceph-ct"] == {"images", "rootdir"}
-    assert content["local@pve1"] == {"iso", "vztmpl", "backup"} and content["cephfs"] == {"iso", "backup"}
+    assert content["ceph-vm"] == frozenset({"images"}) and content["ceph-ct"] == frozenset({"images", "rootdir"})
+    assert content["local@pve1"] == frozenset({"iso", "vztmpl", "backup"})
+    assert content["cephfs"] == frozenset({"iso", "backup"})
     assert content["san-lun"] == frozenset()  # "content none"
     ct02 = next(v for v in part.vms if v.name == "ct02")
     assert {d.id: d.content for d in ct02.disks} == {"rootfs": "rootdir"}
@@ -164,7 +165,7 @@ EXPECTED_MECHANISMS = {
 def test_4_each_guest_lists_exactly_the_mechanisms_protect_accepts(drv: ProxmoxDriver) -> None:
     found = vms(drv)
     assert {name: vm.mechanisms for name, vm in found.items()} == EXPECTED_MECHANISMS
-    specs = {
+    specs: dict[str, Callable[[VM], SecondarySpec]] = {
         "pve-replication": lambda vm: SecondarySpec(
             "pve-replication",
             {

@@ -16,6 +16,7 @@ from ftbridge.model import HostState, PowerState
 def test_fail_the_primarys_host_promote_and_reprotect(vs: VsphereDriver, names: Names, lab: VsphereLab) -> None:
     ft01 = names.vm["ft01"]
     (sec,) = ft01.secondaries
+    assert ft01.host is not None and sec.host is not None
     assert names.host_name[ft01.host] == "esx-a1" and names.host_name[sec.host] == "esx-a2"
 
     with pytest.raises(Conflict, match="may still run .it runs on esx-a1"):
@@ -111,6 +112,7 @@ def test_test_failover_leaves_production_unchanged_and_cleanup_leaves_nothing(
     p = props[test_id]
     assert str(p["runtime.powerState"]) == "poweredOn"
     assert p["runtime.host"]._moId == sec.host
+    assert sec.config_datastore is not None
     assert p["config.files.vmPathName"].startswith(f"[{names.ds_name[sec.config_datastore]}]")
     nics = [d for d in p["config.hardware.device"] if hasattr(d, "macAddress")]
     assert nics and all(not n.connectable.connected and not n.connectable.startConnected for n in nics)

@@ -5,10 +5,13 @@ properties, linked clones, ISO images, RDMs and raw disks, networks, thin disks,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from ftbridge_vsphere import inventory, wire
 
 from ftbridge.errors import AuthenticationError
+from ftbridge.inventory import InventoryPart
 from ftbridge.model import Dependency, HostState, PowerState
 from ftbridge.testing.conformance import check_inventory
 
@@ -25,7 +28,7 @@ def reply(*objects: str, token: str | None = None) -> bytes:
     ).encode()
 
 
-def obj(kind: str, moid: str, props: dict[str, str], missing: dict[str, str] | None = None) -> str:
+def obj(kind: str, moid: str, props: Mapping[str, str], missing: Mapping[str, str] | None = None) -> str:
     ps = "".join(f"<propSet><name>{k}</name>{v}</propSet>" for k, v in props.items())
     ms = "".join(
         f'<missingSet><path>{k}</path><fault><fault xsi:type="{f}"><object type="{kind}">{moid}</object>'
@@ -62,14 +65,14 @@ def host(
     datastores: tuple[str, ...] = (),
     conn: str = "connected",
     power: str = "poweredOn",
-    **extra: str,
+    extra: Mapping[str, str] | None = None,
 ) -> str:
     props = {
         "name": s(name),
         "runtime.connectionState": f'<val xsi:type="HostSystemConnectionState">{conn}</val>',
         "runtime.powerState": f'<val xsi:type="HostSystemPowerState">{power}</val>',
         "datastore": refs("Datastore", *datastores),
-        **extra,
+        **(extra or {}),
     }
     return obj("HostSystem", moid, props)
 
@@ -82,7 +85,7 @@ def mount(host_id: str, mounted: str = "true", accessible: str = "true") -> str:
     )
 
 
-def datastore(moid: str, name: str, *mounts: str, **extra: str) -> str:
+def datastore(moid: str, name: str, *mounts: str, extra: Mapping[str, str] | None = None) -> str:
     props = {
         "name": s(name),
         "summary.type": s("VMFS"),
@@ -90,7 +93,7 @@ def datastore(moid: str, name: str, *mounts: str, **extra: str) -> str:
         "summary.freeSpace": num(600),
         "summary.accessible": '<val xsi:type="xsd:boolean">true</val>',
         "host": f'<val xsi:type="ArrayOfDatastoreHostMount">{"".join(mounts)}</val>',
-        **extra,
+        **(extra or {}),
     }
     return obj("Datastore", moid, props)
 
@@ -114,8 +117,8 @@ def vm(
     host_id: str | None = "h-a",
     cfg: str | None = None,
     datastores: tuple[str, ...] | None = None,
-    missing: dict[str, str] | None = None,
-    **extra: str,
+    missing: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> str:
     props = {
         "name": s(name),
@@ -129,7 +132,7 @@ def vm(
         props["config.files.vmPathName"] = s(cfg)
     if datastores is not None:
         props["datastore"] = refs("Datastore", *datastores)
-    props.update(extra)
+    props.update(extra or {})
     for k in missing or {}:
         props.pop(k, None)
     return obj("VirtualMachine", moid, props, missing)
@@ -139,7 +142,7 @@ def dc(moid: str, name: str, *datastores: str) -> str:
     return obj("Datacenter", moid, {"name": s(name), "datastore": refs("Datastore", *datastores)})
 
 
-def build(*objects: str, layouts: tuple[str, ...] = ()) -> inventory.InventoryPart:
+def build(*objects: str, layouts: tuple[str, ...] = ()) -> InventoryPart:
     part = inventory.build(
         wire.parse(reply(*objects), lean=True).objects,
         "vc",
@@ -184,7 +187,7 @@ def test_host_state_map(conn: str, power: str, maintenance: bool | None, das: st
 def test_host_memory_power_and_ha_state_are_read() -> None:
     das = '<val xsi:type="ClusterDasFdmHostState"><state>hostDown</state></val>'
     part = build(
-        host("h-1", "esx1", **{"summary.hardware.memorySize": num(64 << 30)}),
+        host("h-1", "esx1", extra={"summary.hardware.memorySize": num(64 << 30)}),
         obj(
             "HostSystem",
             "h-2",
@@ -299,7 +302,7 @@ def test_a_reply_refused_as_a_whole_is_an_authentication_error() -> None:
 @pytest.mark.parametrize("state", ["orphaned", "inaccessible", "invalid"])
 def test_unreadable_vms_are_listed_as_such(state: str) -> None:
     conn = f'<val xsi:type="VirtualMachineConnectionState">{state}</val>'
-    part = build(*TWO_DCS, vm("vm-1", "ghost", **{"runtime.connectionState": conn}))
+    part = build(*TWO_DCS, vm("vm-1", "ghost", extra={"runtime.connectionState": conn}))
     (v,) = part.vms
     assert v.power is PowerState.UNKNOWN and any(f"lists it as {state}" in w for w in v.warnings)
 
@@ -401,7 +404,7 @@ def test_thin_disks_take_what_their_own_files_take() -> None:
             "shared",
             "shared",
             mount("h-a"),
-            **{
+            extra={
                 "summary.uncommitted": num(250),
                 "capability.perFileThinProvisioningSupported": '<val xsi:type="xsd:boolean">true</val>',
             },
@@ -483,8 +486,8 @@ def test_managed_by_uuid_ha_networks_and_nics() -> None:
     )
     part = build(
         *TWO_DCS[:2],
-        host("h-a", "esx-a", ("ds-a", "shared"), **{"config.network.portgroup": portgroups}),
-        host("h-c", "esx-c", (), **{"config.network.portgroup": portgroups2}),
+        host("h-a", "esx-a", ("ds-a", "shared"), extra={"config.network.portgroup": portgroups}),
+        host("h-c", "esx-c", (), extra={"config.network.portgroup": portgroups2}),
         *TWO_DCS[3:],
         obj("Network", "net-app", {"name": s("app"), "host": refs("HostSystem", "h-a")}),
         obj("Network", "net-mixed", {"name": s("mixed"), "host": refs("HostSystem", "h-a", "h-c")}),
@@ -511,7 +514,7 @@ def test_managed_by_uuid_ha_networks_and_nics() -> None:
             nics,
             cfg="[shared] v/v.vmx",
             datastores=("shared",),
-            **{
+            extra={
                 "config.managedBy": managed,
                 "config.uuid": s("4203aa17-0000-0000-0000-000000000001"),
                 "runtime.dasVmProtection": '<val xsi:type="VirtualMachineRuntimeInfoDasProtectionState">'
@@ -567,8 +570,8 @@ def test_booleans_written_1_and_0_and_single_quoted_prefixed_types() -> None:
     objects = (
         *TWO_DCS,
         vm("vm-1", "q", devices, cfg="[shared] q/q.vmx", datastores=("shared",)),
-        vm("vm-2", "tpl", cfg="[shared] t/t.vmx", **{"config.template": '<val xsi:type="xsd:boolean">1</val>'}),
-        datastore("dead", "dead", mount("h-a"), **{"summary.accessible": '<val xsi:type="xsd:boolean">0</val>'}),
+        vm("vm-2", "tpl", cfg="[shared] t/t.vmx", extra={"config.template": '<val xsi:type="xsd:boolean">1</val>'}),
+        datastore("dead", "dead", mount("h-a"), extra={"summary.accessible": '<val xsi:type="xsd:boolean">0</val>'}),
     )
     page = wire.parse(reply(*objects), lean=True)
     (q,) = [o for o in page.objects if o.moid == "vm-1"]

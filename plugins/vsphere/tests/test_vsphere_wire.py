@@ -24,9 +24,14 @@ from ftbridge_vsphere import wire
 from pyVmomi import Iso8601, SoapAdapter, VmomiSupport, vmodl
 from vsphere_testlib import shared_real
 
+# pyVmomi ships types for its vim/vmodl objects only: SoapAdapter, VmomiSupport and Iso8601 have no
+# annotations, so calling them is an untyped call (each such line carries ignore[no-untyped-call]).
 REAL = shared_real()
 REPLIES = REAL / "vsphere-replies" if REAL else None
-STUB = SoapAdapter.SoapStubAdapter("localhost", version=VmomiSupport.newestVersions.GetName("vim"))
+STUB = SoapAdapter.SoapStubAdapter(  # type: ignore[no-untyped-call]
+    "localhost",
+    version=VmomiSupport.newestVersions.GetName("vim"),  # type: ignore[no-untyped-call]
+)
 
 
 def recorded() -> list[tuple[str, Path, dict[str, str]]]:
@@ -48,8 +53,10 @@ needs_real = pytest.mark.skipif(
 
 def pyvmomi_reply(data: bytes, fetch: bool) -> Any:
     pc = vmodl.query.PropertyCollector
-    result = object if fetch else pc.RetrievePropertiesEx.info.result
-    return SoapAdapter.SoapResponseDeserializer(STUB).Deserialize(io.BytesIO(data), result)
+    # pyVmomi's stubs declare the method a plain function; it is a ManagedMethod that carries .info
+    result = object if fetch else pc.RetrievePropertiesEx.info.result  # type: ignore[attr-defined]
+    reader = SoapAdapter.SoapResponseDeserializer(STUB)  # type: ignore[no-untyped-call]
+    return reader.Deserialize(io.BytesIO(data), result)  # type: ignore[no-untyped-call]
 
 
 def local(el: wire.Element) -> str:
@@ -85,13 +92,13 @@ def agree(val: Any, el: wire.Element, where: str, lean: bool = False) -> Iterato
         if float(wire.text(el)) != val:
             yield f"{where}: float {wire.text(el)!r}, pyVmomi {val}"
     elif isinstance(val, datetime):
-        if Iso8601.ParseISO8601(wire.text(el)) != val:
+        if Iso8601.ParseISO8601(wire.text(el)) != val:  # type: ignore[no-untyped-call]
             yield f"{where}: time {wire.text(el)!r}, pyVmomi {val}"
     elif isinstance(val, bytes):
         if base64.b64decode(wire.text(el)) != val:
             yield f"{where}: binary differs"
     elif isinstance(val, type):
-        if wire.text(el).rpartition(":")[2] != VmomiSupport.GetWsdlName(val):
+        if wire.text(el).rpartition(":")[2] != VmomiSupport.GetWsdlName(val):  # type: ignore[no-untyped-call]
             yield f"{where}: type {wire.text(el)!r}, pyVmomi {val}"
     elif isinstance(val, str):
         if wire.text(el) != val:

@@ -46,7 +46,8 @@ def direct(lab: Any) -> dict[str, Any]:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim
 
-    si = SmartConnect(
+    # pyVmomi types its vim/vmodl objects but not pyVim.connect's functions: untyped calls.
+    si = SmartConnect(  # type: ignore[no-untyped-call]
         host="127.0.0.1",
         port=lab.port,
         user=lab.user,
@@ -70,11 +71,24 @@ def direct(lab: Any) -> dict[str, Any]:
 
         def resolve(path: str, own: list[Any], dc: Any) -> str | None:
             name = path[1 : path.index("]")]
-            mine = [d._moId for d in own if d.name == name]
+            mine: list[str] = [d._moId for d in own if d.name == name]
             if len(mine) == 1:
                 return mine[0]
-            there = [d._moId for d in (dc.datastore if dc else []) if d.name == name]
+            there: list[str] = [d._moId for d in (dc.datastore if dc else []) if d.name == name]
             return there[0] if len(there) == 1 else None
+
+        def backing(disk: vim.vm.device.VirtualDisk) -> vim.vm.device.VirtualDevice.FileBackingInfo:
+            """A disk's file backing (every disk the lab serves is file-backed)."""
+            found = disk.backing
+            assert isinstance(found, vim.vm.device.VirtualDevice.FileBackingInfo), found
+            return found
+
+        def datastore_of(disk: vim.vm.device.VirtualDisk) -> str:
+            """The moref of the datastore holding a disk's file."""
+            ds = backing(disk).datastore
+            assert ds is not None, backing(disk).fileName
+            moid: str = ds._moId
+            return moid
 
         hosts = {}
         for h in objects(vim.HostSystem):
@@ -112,12 +126,12 @@ def direct(lab: Any) -> dict[str, Any]:
                 continue
             dc = datacenter(v)
             disks = tuple(
-                (str(d.key), d.backing.fileName, d.backing.datastore._moId, d.capacityInBytes or d.capacityInKB * 1024)
+                (str(d.key), backing(d).fileName, datastore_of(d), d.capacityInBytes or d.capacityInKB * 1024)
                 for d in config.hardware.device
                 if isinstance(d, vim.vm.device.VirtualDisk)
             )
             ft = config.ftInfo
-            secondaries = ()
+            secondaries: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...]], ...] = ()
             if ft is not None:
                 secondaries = tuple(
                     (
@@ -125,7 +139,7 @@ def direct(lab: Any) -> dict[str, Any]:
                         s.runtime.host._moId,
                         resolve(s.config.files.vmPathName, list(s.datastore), dc),
                         tuple(
-                            (str(d.key), d.backing.datastore._moId)
+                            (str(d.key), datastore_of(d))
                             for d in s.config.hardware.device
                             if isinstance(d, vim.vm.device.VirtualDisk)
                         ),
@@ -145,4 +159,4 @@ def direct(lab: Any) -> dict[str, Any]:
             )
         return {"hosts": hosts, "datastores": datastores, "vms": vms}
     finally:
-        Disconnect(si)
+        Disconnect(si)  # type: ignore[no-untyped-call]  # pyVim.connect has no annotations
