@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, YesOpt, emit_json, err, run, say, table
+from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, YesOpt, again, emit_json, run, say, table
+from ftbridge.cli.progress import JsonLines, running
+from ftbridge.cli.render import busy
 
 if TYPE_CHECKING:
     from ftbridge.failover.failback import AfterResult
@@ -121,8 +123,15 @@ def register(root: typer.Typer) -> None:
         cfg = run(ctx).config()
         fplan = FailoverPlan.load(plan)
         inv = None if resume else _inventory(cfg)
-        res = _with_sink(output, yes, lambda sink: run_failback(cfg, fplan, inv, yes=yes, resume=resume, on_event=sink))
-        _after(res, output, "failback", f"ftbridge failback {plan} --yes --resume")
+        hint = again(ctx, "failback", str(plan), "--yes", "--resume")
+        res = running(
+            "failback",
+            output,
+            yes,
+            hint,
+            lambda sink: run_failback(cfg, fplan, inv, yes=yes, resume=resume, on_event=sink),
+        )
+        _after(res, output, "failback", hint)
 
     @root.command()
     def reprotect(
@@ -137,8 +146,11 @@ def register(root: typer.Typer) -> None:
 
         cfg = run(ctx).config()
         inv = None if resume else _inventory(cfg)
-        res = _with_sink(output, yes, lambda sink: run_reprotect(cfg, inv, yes=yes, resume=resume, on_event=sink))
-        _after(res, output, "reprotect", "ftbridge reprotect --yes --resume")
+        hint = again(ctx, "reprotect", "--yes", "--resume")
+        res = running(
+            "reprotect", output, yes, hint, lambda sink: run_reprotect(cfg, inv, yes=yes, resume=resume, on_event=sink)
+        )
+        _after(res, output, "reprotect", hint)
 
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the unfinished run (after a crash or failures)")]
@@ -152,22 +164,8 @@ def _inventory(cfg: Any) -> Any:
         return collect(session)
 
 
-def _with_sink(output: Output, yes: bool, body: Any) -> Any:
-    """Run ``body(sink)`` with apply's progress display: bars on a terminal, JSON lines with -o json."""
-    from ftbridge.cli.apply import _Bars, _JsonLines, _Quiet
-
-    if output is Output.json:
-        return body(_JsonLines())
-    if yes and err().is_terminal:
-        with _Bars() as bars:
-            return body(bars)
-    return body(_Quiet())
-
-
 def _json_line(data: dict[str, Any]) -> None:
-    from ftbridge.cli.apply import _JsonLines
-
-    _JsonLines().write(data)
+    JsonLines().write(data)
 
 
 def _refuse_dry_run(result: Any, output: Output, what: str) -> None:
@@ -271,8 +269,11 @@ def run_cmd(
 
     cfg = run(ctx).config()
     fplan = FailoverPlan.load(plan)
-    res = _with_sink(output, yes, lambda sink: run_failover(cfg, fplan, yes=yes, resume=resume, on_event=sink))
-    _report(res, output, "failover", hint=f"fix the cause, then: ftbridge failover run {plan} --yes --resume")
+    hint = again(ctx, "failover", "run", str(plan), "--yes", "--resume")
+    res = running(
+        "failover", output, yes, hint, lambda sink: run_failover(cfg, fplan, yes=yes, resume=resume, on_event=sink)
+    )
+    _report(res, output, "failover", hint=f"fix the cause, then: {hint}")
 
 
 @app.command("test")
@@ -281,22 +282,53 @@ def test_cmd(
     vm: VmOpt = None,
     domain: DomainOpt = None,
     recovery_plan: RecoveryOpt = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="leave the test copies running for inspection; remove them with --cleanup")
+    ] = False,
+    cleanup: Annotated[
+        bool, typer.Option("--cleanup", help="remove the test copies an earlier --keep left running")
+    ] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="finish (clean up) the test failover a crash interrupted")
     ] = False,
     output: OutputOpt = Output.table,
 ) -> None:
     """Start each secondary isolated (no production network), verify it, clean it up; production is
-    not touched. Without --vm or --domain: every protected VM. Exit 0 all worked, 1 some failed."""
+    not touched. Without --vm or --domain: every protected VM. 'ftbridge runs' keeps the evidence.
+    Exit 0 all worked, 1 some failed."""
     from ftbridge.failover.recovery import load_recovery_plan
     from ftbridge.failover.run import run_test, test_plan
 
+    if sum((keep, cleanup, resume)) > 1:
+        raise typer.BadParameter("give one of --keep, --cleanup and --resume", param_hint="--keep/--cleanup/--resume")
+    if cleanup and (vm or domain or recovery_plan):
+        raise typer.BadParameter(
+            "--cleanup removes every kept test copy; it takes no --vm, --domain or --recovery-plan"
+        )
     cfg = run(ctx).config()
+    if cleanup:
+        from ftbridge.failover.cleanup import run_cleanup
+
+        hint = again(ctx, "failover", "test", "--cleanup")
+        done = running("test cleanup", output, True, hint, lambda sink: run_cleanup(cfg, on_event=sink))
+        if done is None:
+            if output is Output.json:
+                _json_line({"event": "summary", "run": None, "vms": []})
+            say("nothing to clean up: no test failover was kept running (see: ftbridge runs -k test-failover)")
+            return
+        _report(done, output, "test cleanup", hint=hint)
+        return
     fplan = None
     if not resume:
-        fplan = test_plan(_inventory(cfg), cfg, vm, domain, load_recovery_plan(recovery_plan))
-    res = _with_sink(output, True, lambda sink: run_test(cfg, fplan, resume=resume, on_event=sink))
-    _report(res, output, "test failover", hint="ftbridge failover test --resume cleans up what is left")
+        with busy("reading the estate"):
+            fplan = test_plan(_inventory(cfg), cfg, vm, domain, load_recovery_plan(recovery_plan))
+    hint = again(ctx, "failover", "test", "--resume")
+    res = running(
+        "test failover", output, True, hint, lambda sink: run_test(cfg, fplan, resume=resume, keep=keep, on_event=sink)
+    )
+    _report(res, output, "test failover", hint=f"{hint} cleans up what is left")
+    if keep and res.ok:
+        say(f"the test copies stay up; remove them with: {again(ctx, 'failover', 'test', '--cleanup')}")
 
 
 def _report(res: FailoverResult, output: Output, what: str, hint: str) -> None:

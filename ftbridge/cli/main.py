@@ -118,11 +118,13 @@ def _register() -> None:
     audit.register(app)
     demo.register(app)
     failover.register(app)
-    from ftbridge.cli import apply, plan, watch
+    from ftbridge.cli import apply, plan, report, runs, watch
 
     plan.register(app)
     apply.register(app)
     watch.register(app)
+    runs.register(app)
+    report.register(app)
 
 
 _register()
