@@ -281,8 +281,8 @@ class VMOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "endpoint": self.endpoint,
-            "vm": self.vm_name,
-            "vm_id": self.vm,
+            "vm": self.vm,
+            "vm_name": self.vm_name,
             "state": self.state,
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "message": self.message,
@@ -306,7 +306,9 @@ class FailoverResult:
             **self.apply.summary(),
             "recovery_s": None if self.total_seconds is None else round(self.total_seconds, 3),
             "vms": [v.to_dict() for v in self.vms],
-            "blocked": [{"endpoint": b.endpoint, "vm": b.vm_name, "reason": b.reason} for b in self.blocked],
+            "blocked": [
+                {"endpoint": b.endpoint, "vm": b.vm, "vm_name": b.vm_name, "reason": b.reason} for b in self.blocked
+            ],
         }
 
 
