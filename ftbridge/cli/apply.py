@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ftbridge.cli.common import Output, OutputOpt, YesOpt, again, gib, run, say, table
-from ftbridge.cli.progress import JsonLines, running
+from ftbridge.cli.common import Output, OutputOpt, YesOpt, again, run, say
+from ftbridge.cli.progress import JsonLines, failure_json, running, show_failures, show_preview
+from ftbridge.cli.render import plural
 
 if TYPE_CHECKING:
     from ftbridge.apply import ApplyResult
@@ -52,10 +53,9 @@ def register(app: typer.Typer) -> None:
             lambda sink: apply_plan(cfg, plan, yes=yes, resume=resume, revalidate_plan=revalidate, on_event=sink),
         )
         if result.dry_run:
-            _show_preview(result, lines)
-            todo = sum(1 for _, s in result.preview if s != "done")
+            todo = show_preview(f"plan {result.plan_id}: what --yes would do", result.preview, lines)
             raise ConfirmationRequired(
-                f"dry run: {todo} of {len(result.preview)} actions would run; nothing was changed",
+                f"dry run: {todo} of {plural(len(result.preview), 'action')} would run; nothing was changed",
                 hint="add --yes to apply them",
             )
         if result.already_applied:
@@ -67,51 +67,12 @@ def register(app: typer.Typer) -> None:
         result.raise_for_failures()
 
 
-def _show_preview(result: ApplyResult, lines: JsonLines | None) -> None:
-    if lines is not None:
-        for a, status in result.preview:
-            lines.write(
-                {
-                    "event": "preview",
-                    "action": a.id,
-                    "kind": a.kind,
-                    "vm": a.vm_name,
-                    "status": status,
-                    "reason": a.reason,
-                }
-            )
-        return
-    table(
-        f"plan {result.plan_id}: what --yes would do",
-        ["action", "vm", "status", "bytes", "why"],
-        [[a.id + " " + a.kind, a.vm_name, s, gib(a.bytes) if a.bytes else "-", a.reason] for a, s in result.preview],
-    )
-
-
 def _show_summary(result: ApplyResult, lines: JsonLines | None) -> None:
-    counts = result.counts()
     failures = result.failures()
     if lines is not None:
-        lines.write(
-            {
-                "event": "summary",
-                **result.summary(),
-                "failures": [
-                    {"action": a.id, "kind": a.kind, "vm": a.vm_name, "state": o.state, "message": o.message}
-                    for a, o in failures
-                ],
-            }
-        )
-    else:
-        if failures:
-            table(
-                f"{len(failures)} actions not done",
-                ["action", "vm", "state", "why"],
-                [[f"{a.id} {a.kind}", a.vm_name, o.state, o.message] for a, o in failures],
-            )
-        done = ", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing to do"
-        verb = "resumed run" if result.resumed else "run"
-        say(
-            f"{verb} {result.run_id} of plan {result.plan_id}: {done} in {result.elapsed:.1f}s "
-            f"(journal {result.journal})"
-        )
+        lines.write({"event": "summary", **result.summary(), "failures": failure_json(failures)})
+        return
+    show_failures(failures)
+    done = ", ".join(f"{v} {k}" for k, v in result.counts().items()) or "nothing to do"
+    verb = "resumed run" if result.resumed else "run"
+    say(f"{verb} {result.run_id} of plan {result.plan_id}: {done} in {result.elapsed:.1f}s (journal {result.journal})")

@@ -27,9 +27,14 @@ class Output(str, enum.Enum):
     json = "json"
 
 
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs")]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", metavar="table|json", help="table for people, json for programs")
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="change the estate without asking")]
-EndpointOpt = Annotated[list[str] | None, typer.Option("--endpoint", "-e", help="only this endpoint (repeatable)")]
+EndpointOpt = Annotated[
+    list[str] | None,
+    typer.Option("--endpoint", "-e", metavar="ENDPOINT", help="only this endpoint (repeatable)", show_default=False),
+]
 
 
 @dataclass

@@ -32,7 +32,8 @@ from ftbridge.cli.common import Output, err, say
 from ftbridge.cli.render import plural
 
 if TYPE_CHECKING:
-    from ftbridge.apply import ApplyEvent
+    from ftbridge.apply import ApplyEvent, Outcome
+    from ftbridge.planning.planfile import PlanAction
 
 T = TypeVar("T")
 
@@ -294,10 +295,67 @@ def running(command: str, output: Output, yes: bool, resume_hint: str, body: Cal
             signal.signal(signal.SIGINT, previous)
 
 
+# -- what every run-through-the-apply command prints before and after ---------------------------
+def action_json(a: PlanAction, **extra: Any) -> dict[str, Any]:
+    """An action in the JSON vocabulary (``action`` its id as the plan writes it, ``vm`` the VM's
+    id, ``vm_name`` its name)."""
+    return {"action": a.id, "kind": a.kind, "endpoint": a.endpoint, "vm": a.vm, "vm_name": a.vm_name, **extra}
+
+
+def show_preview(title: str, preview: list[tuple[PlanAction, str]], lines: JsonLines | None) -> int:
+    """What ``--yes`` would do (a table, or preview JSON lines); returns how many would run."""
+    from ftbridge.cli.render import STATE_STYLES, Col, gib, table, text_col
+
+    if lines is not None:
+        for a, status in preview:
+            lines.write({"event": "preview", **action_json(a, status=status, reason=a.reason)})
+    else:
+        table(
+            title,
+            [
+                "action",
+                "kind",
+                "vm",
+                Col("status", styles=STATE_STYLES),
+                Col("bytes", "num", drop=1),
+                text_col("why", drop=2),
+            ],
+            [[a.id, a.kind, a.vm_name, s, gib(a.bytes) if a.bytes else "-", a.reason] for a, s in preview],
+        )
+    return sum(1 for _, s in preview if s != "done")
+
+
+def failure_json(failures: list[tuple[PlanAction, Outcome]]) -> list[dict[str, Any]]:
+    return [action_json(a, state=o.state, message=o.message) for a, o in failures]
+
+
+def show_failures(failures: list[tuple[PlanAction, Outcome]]) -> None:
+    from ftbridge.cli.render import STATE_STYLES, Col, table, text_col
+
+    if failures:
+        table(
+            f"{plural(len(failures), 'action')} not done",
+            ["action", "kind", "vm", Col("state", styles=STATE_STYLES), text_col("why")],
+            [[a.id, a.kind, a.vm_name, o.state, o.message] for a, o in failures],
+        )
+
+
 def _interrupted(command: str, tally: Tally, resume_hint: str) -> None:
     say(f"{command} interrupted: {tally.left()}", "yellow")
     if tally.run is not None:
         say(f"carry on with: {resume_hint}")
 
 
-__all__ = ["INTERRUPTED", "Bars", "JsonLines", "Quiet", "Tally", "event_dict", "running"]
+__all__ = [
+    "INTERRUPTED",
+    "Bars",
+    "JsonLines",
+    "Quiet",
+    "Tally",
+    "action_json",
+    "event_dict",
+    "failure_json",
+    "running",
+    "show_failures",
+    "show_preview",
+]

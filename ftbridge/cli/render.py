@@ -180,7 +180,10 @@ def _boxed(console: Console, title: str | None, cols: list[Col], cells: list[lis
         share = min(gap, spare // (len(wishes) - n)) if spare > 0 else 0
         widths[i] += share
         spare -= share
-    t = Table(title=title, title_justify="left", show_lines=False)
+    from rich.text import Text
+
+    # cells and titles are text, never markup: "[ds1] vm/vm.vmdk" must stay as it is
+    t = Table(title=Text(title) if title is not None else None, title_justify="left", show_lines=False)
     for c, w in zip(cols, widths, strict=True):
         if c.kind == "text":
             t.add_column(c.name, width=w, overflow="fold")
@@ -210,11 +213,9 @@ def facts(title: str | None, pairs: Sequence[tuple[str, Any]]) -> None:
 
 
 def _styled(col: Col, value: str) -> Any:
-    if not col.styles or value not in col.styles:
-        return value
     from rich.text import Text
 
-    return Text(value, style=col.styles[value])
+    return Text(value, style=(col.styles or {}).get(value, ""))
 
 
 def _records(console: Console, title: str | None, cols: list[Col], cells: list[list[str]], width: int) -> None:

@@ -15,6 +15,7 @@ import typer
 
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say
 from ftbridge.cli.inventory import FromOpt, load_inventory
+from ftbridge.cli.render import plural
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
             vms = data["vms"]
             bad = sum(s["separated"] is False for v in vms for s in v["secondaries"])
             say(
-                f"report written to {out} ({len(page) / 1024:,.0f} KiB): {len(vms):,} VMs, "
+                f"report written to {out} ({len(page) / 1024:,.0f} KiB): {plural(len(vms), 'VM')}, "
                 f"{sum(v['status'] == 'protected' for v in vms):,} protected, "
                 f"{sum(v['status'] == 'unprotected' for v in vms):,} unprotected, {bad:,} copies not separated"
             )

@@ -9,6 +9,7 @@ in the journal.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -125,10 +126,20 @@ def show(
     if output is Output.json:
         emit_json({"schema_version": 1, **detail.to_dict()})
         return
-    show_detail(detail)
+    show_detail(detail, history.state_dir)
 
 
-def show_detail(d: RunDetail) -> None:
+def _short(path: str | None, state_dir: Path) -> str:
+    """A plan file the commands wrote into the state directory, named from there."""
+    if not path:
+        return "-"
+    try:
+        return f"{Path(path).relative_to(state_dir)} (in {state_dir})"
+    except ValueError:
+        return path
+
+
+def show_detail(d: RunDetail, state_dir: Path) -> None:
     from ftbridge.timefmt import human
 
     i = d.info
@@ -136,7 +147,7 @@ def show_detail(d: RunDetail) -> None:
         ("kind", i.kind),
         ("result", i.result),
         ("plan", i.plan_id),
-        ("plan file", i.plan_path or "-"),
+        ("plan file", _short(i.plan_path, state_dir)),
         ("who", i.user or "-"),
         ("started", human(i.started_at) + " UTC"),
         ("finished", human(i.finished_at) + (" UTC" if i.finished_at else "")),

@@ -1,0 +1,199 @@
+"""The CLI reads well: help without Python types, tables that fit without breaking identifiers.
+
+* every command registered (walked from the real command tree, so a sub-app added later is
+  covered without touching this file) has a ``--help`` with no Python type in a metavar
+  (``<str>``, ``list[str]``, ``{plan}``, ``Path``...), at 80 and 200 columns;
+* the main commands, run on the demo at 80 and 200 columns, write no line wider than that
+  and break no identifier (VM, host, datastore, endpoint, rule, mechanism, copy, plan and
+  action ids) across lines; piped without ``$COLUMNS`` they write plain rows, one per line;
+* the commands are listed in workflow order, then the tools;
+* shell completion answers for ftbridge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+
+import plankit as K  # noqa: E402
+
+from ftbridge.cli.main import TOOLS, WORKFLOW, app, command  # noqa: E402
+
+BOX = "│┃"
+PY_TYPES = re.compile(
+    r"<(?:str|int|float|bool|bytes|Path|datetime|UUID|list\[[^>]*\]|tuple\[[^>]*\]|[\w-]+(?:\|[\w-]+)+)>"  # <str>, <table|json>
+    r"|\{[A-Za-z_]+\}"  # typer's {plan} for a required argument
+    r"|\b(?:list|tuple|dict|set|frozenset|Optional|Union)\["
+    r"|\bNoneType\b|\bpathlib\b|\btyping\.|\b(?:str|int|float|bool|Path) \| None\b"
+)
+METAVAR_WORDS = {"str", "int", "float", "bool", "path", "list", "dict", "text", "integer", "boolean"}
+
+
+def _commands(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [path]
+    for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+        out += _commands(sub, (*path, name))
+    return out
+
+
+ALL = _commands(command())
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_no_python_type_in_any_help(width: int) -> None:
+    runner = CliRunner()
+    assert len(ALL) > 20
+    for path in ALL:
+        r = runner.invoke(
+            app, [*path, "--help"], prog_name="ftbridge", terminal_width=width, env={"COLUMNS": str(width)}
+        )
+        assert r.exit_code == 0, (path, r.output)
+        text = r.output
+        bad = PY_TYPES.search(text)
+        assert bad is None, f"ftbridge {' '.join(path)} --help shows {bad.group(0)!r}:\n{text}"
+        for line in text.splitlines():
+            m = re.match(r"^\s+(-\w, )?--?[\w-]+(?:, -\w)? ([A-Za-z_|=.\[\]]+)\s", line)
+            if m:
+                assert m.group(2).lower() not in METAVAR_WORDS, f"{' '.join(path)}: metavar {m.group(2)!r}"
+        usage = text.splitlines()[0]
+        assert usage.startswith("Usage: ftbridge"), usage
+        assert all(len(x) <= max(width, 80) for x in text.splitlines()), (path, text)
+
+
+def test_commands_are_listed_in_workflow_order() -> None:
+    r = CliRunner().invoke(app, ["--help"], prog_name="ftbridge", terminal_width=100)
+    listed = re.findall(r"^  ([a-z]+)  ", r.output, re.M)
+    top = [p[0] for p in ALL if len(p) == 1]
+    assert sorted(listed) == sorted(top)
+    known = [n for n in listed if n in WORKFLOW or n in TOOLS]
+    assert known == [n for n in (*WORKFLOW, *TOOLS) if n in listed]
+    assert listed.index("inventory") < listed.index("audit") < listed.index("plan") < listed.index("apply")
+    assert listed.index("apply") < listed.index("health") < listed.index("failover") < listed.index("demo")
+    assert r.output.index("Tools:") > r.output.index("report")
+
+
+def test_shell_completion_is_installable() -> None:
+    from helpers import ftb
+
+    script = ftb("--show-completion", "bash", env={"SHELL": "/bin/bash"})
+    assert script.code == 0 and "_FTBRIDGE_COMPLETE" in script.out
+    done = ftb(
+        "failover",
+        "t",
+        env={"_FTBRIDGE_COMPLETE": "complete_bash", "COMP_WORDS": "ftbridge failover t", "COMP_CWORD": "2"},
+    )
+    assert done.out.split() == ["test"]
+
+
+# -- tables -----------------------------------------------------------------------------------
+def _cells(line: str) -> list[str] | None:
+    if not any(c in line for c in BOX):
+        return None
+    return [c.strip() for c in re.split(f"[{BOX}]", line)[1:-1]]
+
+
+def broken(text: str, ids: set[str]) -> list[str]:
+    """Identifiers split between one line of a table cell and the same cell on the next line."""
+    out = []
+    lines = text.splitlines()
+    for a, b in zip(lines, lines[1:], strict=False):
+        ca, cb = _cells(a), _cells(b)
+        if ca is None or cb is None or len(ca) != len(cb):
+            continue
+        for x, y in zip(ca, cb, strict=True):
+            if not x or not y:
+                continue
+            for ident in ids:
+                for k in range(1, len(ident)):
+                    if x.endswith(ident[:k]) and y.startswith(ident[k:]) and ident not in x:
+                        out.append(f"{ident!r} split as {x!r} / {y!r}")
+    return out
+
+
+def identifiers(cfg: Path, plan: Path) -> set[str]:
+    def j(*args: str) -> Any:
+        r = K.ftb("-c", str(cfg), *args, "-o", "json")
+        return json.loads(r.stdout)
+
+    inv = j("inventory")
+    ids = {e["name"] for e in inv["endpoints"]}
+    ids |= {h["name"] for h in inv["hosts"]} | {d["name"] for d in inv["datastores"]}
+    for v in inv["vms"]:
+        ids |= {v["name"], v["id"]} | {s["id"] for s in v["secondaries"]} | {s["mechanism"] for s in v["secondaries"]}
+    ids |= {f["rule"] for f in j("audit")["findings"]}
+    doc = json.loads(plan.read_text())
+    ids |= {doc["plan_id"]} | {a["id"] for a in doc["actions"]}
+    return {i for i in ids if len(i) > 2}
+
+
+MAIN = [
+    ("inventory",),
+    ("audit",),
+    ("plan", "show", "{plan}"),
+    ("health",),
+    ("failover", "plan", "--domain", "site=ams1", "--fence"),
+    ("runs",),
+    ("runs", "show", "1"),
+    ("endpoints", "check"),
+    ("drivers", "list"),
+    ("drivers", "show", "sim"),
+    ("lab", "list"),
+    ("apply", "{plan}"),  # the dry run: what --yes would do
+]
+
+
+def test_main_commands_fit_80_and_200_columns_and_pipe_plain(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    plan = tmp_path / "plan.json"
+    assert K.ftb("-c", str(cfg), "plan", "--out", str(plan)).returncode == 0
+    ids = identifiers(cfg, plan)
+    assert K.ftb("-c", str(cfg), "failover", "test", "--vm", "ams-sql01").returncode == 0  # a run for `runs`
+    for args in MAIN:
+        argv = [a.replace("{plan}", str(plan)) for a in args]
+        for width in (80, 200):
+            r = K.ftb("-c", str(cfg), *argv, env={"COLUMNS": str(width)})
+            assert r.returncode in (0, 1, 2), (argv, r.stderr)
+            assert "Traceback" not in r.stderr
+            assert r.stdout.strip(), (argv, r.stderr)
+            wide = [x for x in r.stdout.splitlines() if len(x) > width]
+            assert wide == [], f"{' '.join(argv)} at {width}: {wide[:2]}"
+            assert broken(r.stdout, ids) == [], f"{' '.join(argv)} at {width}"
+        piped = K.ftb("-c", str(cfg), *argv)
+        assert not any(c in piped.stdout for c in BOX + "━┏┗"), argv  # plain rows, no boxes
+        assert broken(piped.stdout, ids) == []
+    # piped, one VM per line: every VM name of the demo on a line of its own row
+    inv = K.ftb("-c", str(cfg), "inventory").stdout.splitlines()
+    names = json.loads(K.ftb("-c", str(cfg), "inventory", "-o", "json").stdout)["vms"]
+    for v in names:
+        assert any(re.match(rf"^{re.escape(v['endpoint'])} +{re.escape(v['name'])} ", x) for x in inv), v["name"]
+
+
+def test_severity_is_coloured_and_the_headroom_rows_name_their_datastore(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    plain = K.ftb("-c", str(cfg), "audit").stdout
+    rows = [x for x in plain.splitlines() if "datastore-over-headroom" in x]
+    assert rows and all(re.search(r"datastore-over-headroom +\S+ +(ams1-pure-b-02|fra-nfs-d) ", x) for x in rows), rows
+    assert "1 findings" not in plain and re.search(r"\b\d+ findings on \d+ VMs", plain)
+    coloured = K.ftb("-c", str(cfg), "audit", env={"COLUMNS": "200", "FORCE_COLOR": "1", "TERM": "xterm"}).stdout
+    assert re.search(r"\x1b\[[0-9;]*31m(error|critical)", coloured) or re.search(r"\x1b\[[0-9;]*1;31m", coloured)
+    assert re.search(r"\x1b\[[0-9;]*33mwarning", coloured)
+    nocolor = K.ftb("-c", str(cfg), "audit", env={"COLUMNS": "200", "FORCE_COLOR": "1", "NO_COLOR": "1"}).stdout
+    assert "\x1b[" not in nocolor or not re.search(r"\x1b\[[0-9;]*3[13]m", nocolor)
+
+
+def test_failover_plan_with_nothing_to_do_says_why_and_what_next(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    r = K.ftb("-c", str(cfg), "failover", "plan", "-e", "vc-ams")
+    assert r.returncode == 0, r.stderr
+    assert "nothing to fail over" in r.stderr and "nothing is reported down" in r.stderr
+    assert f"ftbridge -c {cfg} failover test" in r.stderr
+    j = K.ftb("-c", str(cfg), "failover", "plan", "-e", "vc-ams", "-o", "json")
+    assert json.loads(j.stdout)["steps"] == []
