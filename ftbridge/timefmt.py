@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 
 
 def rfc3339(epoch: float | None) -> str | None:
-    """``epoch`` seconds as RFC 3339 UTC; None stays None (unknown is not the epoch)."""
+    """``epoch`` seconds as RFC 3339 UTC, to the millisecond; None stays None (unknown is not the
+    epoch). Reading the text back and writing it again gives the same text."""
     if epoch is None:
         return None
-    dt = datetime.fromtimestamp(epoch, tz=UTC)
-    if float(epoch).is_integer():
-        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    sec, ms = divmod(round(epoch * 1000), 1000)
+    text = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}Z" if ms == 0 else f"{text}.{ms:03d}Z"
 
 
 def parse_rfc3339(text: str) -> float:
