@@ -60,8 +60,7 @@ def show_report(report: object) -> None:
             f.endpoint,
             # a datastore finding names its datastore where a VM finding names its VM
             f.vm_name or str(f.evidence.get("name") or f.datastore or "-"),
-            # "a~b" pairs two datastore names: let the text wrap between them, never inside one
-            f.message.split(": ", 1)[-1].replace("~", " ~ "),
+            f.message.split(": ", 1)[-1],
             ("" if f.fixable else "manual: ") + f.fix,
         ]
         for f in report.findings

@@ -100,7 +100,7 @@ def show(
             [
                 k["key"],
                 "yes" if k["required"] else "",
-                _show(k["default"], k["allowed"]),
+                _show(k["default"], str(k["allowed"])),
                 k["allowed"],
                 k["help"],
             ]
@@ -122,7 +122,7 @@ def allowed(field: FieldInfo) -> str:
         ann = args[0] if len(args) == 1 else ann
     meta = list(field.metadata)
     if typing.get_origin(ann) is typing.Annotated:
-        meta += list(ann.__metadata__)
+        meta += list(getattr(ann, "__metadata__", ()))
         ann = typing.get_args(ann)[0]
     if any(getattr(m, "func", None) is parse_duration for m in meta):
         text = "a duration: seconds, or 90s, 15m, 1h, 1d"
@@ -159,10 +159,8 @@ def _bounds(meta: list[object]) -> str:
 
 
 def _noun(ann: object) -> str:
-    return {str: "text", int: "whole numbers", float: "numbers", bool: "true/false"}.get(
-        ann if isinstance(ann, type) else str,
-        "values",  # type: ignore[call-overload]
-    )
+    words: dict[object, str] = {str: "text", int: "whole numbers", float: "numbers", bool: "true/false"}
+    return words.get(ann, "values")
 
 
 def limits(m: MechanismRules) -> list[str]:

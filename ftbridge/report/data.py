@@ -199,7 +199,7 @@ def _vm(inv: Inventory, config: Config, vm: VM, findings: list[Finding], test: T
                 "hosts": [_ref(where, s.host)] if s.host else [],
                 "datastores": [_ref(where, x) for x in sorted(s.datastores)],
                 "draw_at": _ref(where, at) if at else None,
-                "separated": separated(findings, s) if policy is not None and policy.counts(s.mechanism) else None,
+                "separated": separated(inv, vm, s, policy.level) if policy is not None else None,
             }
         )
     host = inv.host(vm.endpoint, vm.host)
@@ -244,10 +244,9 @@ def _anchor_secondary(s: Secondary) -> str | None:
     return s.config_datastore or (s.disks[0].datastore if s.disks else None)
 
 
-def separated(findings: list[Finding], s: Secondary) -> bool:
-    """Is this counted secondary separated from its primary at the policy's level? The audit's
-    separation rule answers (one rule, one function)."""
-    return not any(f.rule == "secondary-not-separated" and f.secondary == s.id for f in findings)
+def separated(inv: Inventory, vm: VM, s: Secondary, level: Level) -> bool:
+    """Does losing any one failure domain at ``level`` leave a whole copy? The model answers."""
+    return inv.primary_location(vm).separated_from(inv.secondary_location(vm, s), level)
 
 
 def _status(vm: VM, policy: Policy | None, findings: list[Finding]) -> str:
