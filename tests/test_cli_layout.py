@@ -29,7 +29,8 @@ from ftbridge.cli.main import TOOLS, WORKFLOW, app, command  # noqa: E402
 
 BOX = "│┃"
 PY_TYPES = re.compile(
-    r"<(?:str|int|float|bool|bytes|Path|datetime|UUID|list\[[^>]*\]|tuple\[[^>]*\]|[\w-]+(?:\|[\w-]+)+)>"  # <str>, <table|json>
+    # typer's <str>, <Path>, <list[str]>, <table|json>
+    r"<(?:str|int|float|bool|bytes|Path|datetime|UUID|list\[[^>]*\]|tuple\[[^>]*\]|[\w-]+(?:\|[\w-]+)+)>"
     r"|\{[A-Za-z_]+\}"  # typer's {plan} for a required argument
     r"|\b(?:list|tuple|dict|set|frozenset|Optional|Union)\["
     r"|\bNoneType\b|\bpathlib\b|\btyping\.|\b(?:str|int|float|bool|Path) \| None\b"
@@ -197,3 +198,55 @@ def test_failover_plan_with_nothing_to_do_says_why_and_what_next(tmp_path: Path)
     assert f"ftbridge -c {cfg} failover test" in r.stderr
     j = K.ftb("-c", str(cfg), "failover", "plan", "-e", "vc-ams", "-o", "json")
     assert json.loads(j.stdout)["steps"] == []
+
+
+# -- one JSON vocabulary ----------------------------------------------------------------------
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
+
+
+def _walk(data: Any, where: str, vms: dict[str, set[str]], seen: dict[str, int]) -> None:
+    if isinstance(data, list):
+        for x in data:
+            _walk(x, where, vms, seen)
+        return
+    if not isinstance(data, dict):
+        return
+    if "vm" in data and isinstance(data["vm"], str) and not {"id", "name"} <= set(data):
+        assert "vm_name" in data, f"{where}: 'vm' without 'vm_name' in {data}"
+        assert data["vm"] in vms["ids"], f"{where}: 'vm' is not a VM id: {data['vm']!r}"
+        assert data["vm_name"] in vms["names"], f"{where}: 'vm_name' is not a VM name: {data['vm_name']!r}"
+        seen["vm"] += 1
+    for k, v in data.items():
+        if (k.endswith("_at") or k == "last_sync") and v is not None:
+            assert isinstance(v, str) and RFC3339.match(v), f"{where}: {k} = {v!r} is not RFC 3339 UTC"
+            seen["time"] += 1
+        if k == "action" and v is not None:
+            assert isinstance(v, str) and re.match(r"^a\d+$", v), f"{where}: action id {v!r}"
+        _walk(v, where, vms, seen)
+
+
+def test_one_json_vocabulary(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    c = ("-c", str(cfg))
+    plan = tmp_path / "plan.json"
+    inv = json.loads(K.ftb(*c, "inventory", "-o", "json").stdout)
+    vms = {"ids": {v["id"] for v in inv["vms"]}, "names": {v["name"] for v in inv["vms"]}}
+    seen = {"vm": 0, "time": 0}
+    outputs: list[tuple[str, Any]] = [("inventory", inv)]
+    for args in (("audit",), ("health",), ("plan", "--out", str(plan)), ("failover", "plan", "--domain", "site=ams1")):
+        outputs.append((args[0], json.loads(K.ftb(*c, *args, "-o", "json").stdout)))
+    for args in (
+        ("apply", str(plan), "--yes"),
+        ("failover", "test", "--vm", "ams-sql01", "--vm", "rtm-pg01"),
+        ("apply", str(plan)),  # already applied: one line
+    ):
+        r = K.ftb(*c, *args, "-o", "json")
+        outputs.append((" ".join(args), [json.loads(x) for x in r.stdout.splitlines()]))
+    for args in (("runs",), ("runs", "show", "1"), ("runs", "show", "2"), ("report",)):
+        outputs.append((" ".join(args), json.loads(K.ftb(*c, *args, "-o", "json").stdout)))
+    for where, data in outputs:
+        _walk(data, where, vms, seen)
+    assert seen["vm"] > 50 and seen["time"] > 20, seen
+    events = next(d for w, d in outputs if w.startswith("apply") and "--yes" in w)
+    started = [e for e in events if e["event"] == "action_started"]
+    assert started and all(e["vm"] in vms["ids"] and e["vm_name"] in vms["names"] for e in started)

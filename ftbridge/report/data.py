@@ -36,13 +36,15 @@ REPORT_KIND = "ftbridge-report"
 UNKNOWN = None  # a label the estate does not know: drawn as its own "unknown" box
 
 #: what a VM's protection is, from its findings (the audit's rules decide; nothing here does)
-PROTECTED, DEGRADED, UNPROTECTED, NOT_REQUIRED, UNMANAGED = (
+PROTECTED, DEGRADED, UNPROTECTED, NOT_REQUIRED, MANAGED, UNMANAGED = (
     "protected",
     "degraded",
     "unprotected",
     "not-required",
-    "unmanaged",
+    "managed",  # an extension or agent places and restarts it (vCLS, the oVirt engine VM)
+    "unmanaged",  # no policy matches it
 )
+STATUSES = (PROTECTED, DEGRADED, UNPROTECTED, NOT_REQUIRED, MANAGED, UNMANAGED)
 _UNPROTECTING = {"no-secondary", "primary-unavailable"}
 
 
@@ -183,10 +185,15 @@ def _datastore(d: Datastore) -> dict[str, Any]:
 def _vm(inv: Inventory, config: Config, vm: VM, findings: list[Finding], test: TestEvidence | None) -> dict[str, Any]:
     policy = config.policy_for(vm)
     status = _status(vm, policy, findings)
+    primary = inv.primary_location(vm)
     secs = []
     for s in vm.secondaries:
         where = s.target_endpoint or vm.endpoint
         at = _anchor_secondary(s)
+        loc = inv.secondary_location(vm, s)
+        # the model's one answer: None when one failure at the policy's level leaves a whole copy
+        counted = policy is not None and policy.counts(s.mechanism)
+        why = primary.shared_failure(loc, policy.level) if policy is not None and counted else None
         secs.append(
             {
                 "id": s.id,
@@ -195,11 +202,15 @@ def _vm(inv: Inventory, config: Config, vm: VM, findings: list[Finding], test: T
                 "state": s.state.value,
                 "lag_s": s.lag,
                 "last_sync": rfc3339(s.last_sync) if s.last_sync is not None else None,
-                "counted": policy is not None and policy.counts(s.mechanism),
+                "counted": counted,
+                "missing": list(s.missing),
                 "hosts": [_ref(where, s.host)] if s.host else [],
                 "datastores": [_ref(where, x) for x in sorted(s.datastores)],
-                "draw_at": _ref(where, at) if at else None,
-                "separated": separated(inv, vm, s, policy.level) if policy is not None else None,
+                "runs_on": [p.name for p in loc.hosts],
+                "needs": [p.name for p in loc.stores],
+                "drawn_on": _ref(where, at) if at else None,
+                "separated": (why is None) if counted else None,
+                "shared_failure": why,
             }
         )
     host = inv.host(vm.endpoint, vm.host)
@@ -213,12 +224,15 @@ def _vm(inv: Inventory, config: Config, vm: VM, findings: list[Finding], test: T
         "level": policy.separation if policy else None,
         "rpo_s": policy.rpo if policy else None,
         "status": status,
+        "managed_by": vm.managed_by,
         "primary": {
             "hosts": [_ref(vm.endpoint, vm.host)] if vm.host else [],
             "host_name": host.name if host else vm.host,
             "host_state": host.state.value if host else HostState.UNKNOWN.value,
-            "datastores": [_ref(vm.endpoint, x) for x in sorted(vm.primary_datastores)],
-            "draw_at": _ref(vm.endpoint, anchor) if anchor else None,
+            "datastores": [_ref(vm.endpoint, x) for x in sorted(vm.needed_datastores)],
+            "runs_on": [p.name for p in primary.hosts],
+            "needs": [p.name for p in primary.stores],
+            "drawn_on": _ref(vm.endpoint, anchor) if anchor else None,
         },
         "secondaries": secs,
         "findings": [f.id for f in findings],
@@ -244,18 +258,15 @@ def _anchor_secondary(s: Secondary) -> str | None:
     return s.config_datastore or (s.disks[0].datastore if s.disks else None)
 
 
-def separated(inv: Inventory, vm: VM, s: Secondary, level: Level) -> bool:
-    """Does losing any one failure domain at ``level`` leave a whole copy? The model answers."""
-    return inv.primary_location(vm).separated_from(inv.secondary_location(vm, s), level)
-
-
 def _status(vm: VM, policy: Policy | None, findings: list[Finding]) -> str:
     """The VM's protection in the audit's terms: its findings decide."""
     if policy is None:
         return UNMANAGED
+    if vm.managed_by:
+        return MANAGED
     rules = {f.rule for f in findings}
     counted = [s for s in vm.secondaries if policy.counts(s.mechanism)]
-    usable = [s for s in counted if s.state not in (SecondaryState.BROKEN, SecondaryState.UNKNOWN)]
+    usable = [s for s in counted if s.state not in (SecondaryState.BROKEN, SecondaryState.UNKNOWN) and not s.missing]
     if rules & _UNPROTECTING or (counted and not usable):
         return UNPROTECTED
     if not counted and not policy.require_secondary:
@@ -270,7 +281,7 @@ def _protection(config: Config, vms: list[dict[str, Any]]) -> list[dict[str, Any
         mine = [v for v in vms if v["policy"] == name]
         if not mine:
             continue
-        counts = {s: 0 for s in (PROTECTED, DEGRADED, UNPROTECTED, NOT_REQUIRED, UNMANAGED)}
+        counts = {s: 0 for s in STATUSES}
         for v in mine:
             counts[v["status"]] += 1
         policy = next((p for p in config.policies if p.name == name), None)
@@ -322,7 +333,7 @@ def _rpo(vms: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _rto(vms: list[dict[str, Any]]) -> dict[str, Any]:
-    wanted = [v for v in vms if v["status"] != UNMANAGED and any(s["counted"] for s in v["secondaries"])]
+    wanted = [v for v in vms if v["status"] not in (UNMANAGED, MANAGED) and any(s["counted"] for s in v["secondaries"])]
     tested = [v for v in wanted if v["last_test"] is not None]
     times = sorted(v["last_test"]["recovery_s"] for v in tested if v["last_test"]["recovery_s"] is not None)
     return {
@@ -331,7 +342,7 @@ def _rto(vms: list[dict[str, Any]]) -> dict[str, Any]:
         "untested": len(wanted) - len(tested),
         "median_recovery_s": times[len(times) // 2] if times else None,
         "max_recovery_s": times[-1] if times else None,
-        "oldest_test": min((v["last_test"]["verified_at"] for v in tested), default=None),
+        "oldest_test_at": min((v["last_test"]["verified_at"] for v in tested), default=None),
         "items": [
             {
                 "endpoint": v["endpoint"],
@@ -345,4 +356,4 @@ def _rto(vms: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["REPORT_KIND", "REPORT_SCHEMA_VERSION", "Source", "build", "separated"]
+__all__ = ["REPORT_KIND", "REPORT_SCHEMA_VERSION", "STATUSES", "Source", "build"]

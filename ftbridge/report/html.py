@@ -267,7 +267,7 @@ def _rto(data: dict[str, Any]) -> str:
     head = (
         f"<p>{rto['tested']:,} of {_plural(rto['protected_vms'], 'VM')} with a counted copy have a verified test "
         f"failover in the journal; median time to a verified copy {_secs(rto['median_recovery_s'])}, "
-        f"longest {_secs(rto['max_recovery_s'])}; oldest test {escape(rto['oldest_test'] or '-')}.</p>"
+        f"longest {_secs(rto['max_recovery_s'])}; oldest test {escape(rto['oldest_test_at'] or '-')}.</p>"
     )
     table = (
         _table(

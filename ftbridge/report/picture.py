@@ -37,6 +37,7 @@ _STATUS_FILL = {
     "degraded": "#f9a825",
     "unprotected": "#c62828",
     "not-required": "#78909c",
+    "managed": "#5c6bc0",
     "unmanaged": "#b0bec5",
 }
 
@@ -88,11 +89,11 @@ class _Layout:
         self.vms = data["vms"]
         self.marks: dict[str, list[tuple[str, dict[str, Any], dict[str, Any] | None]]] = {}
         for v in self.vms:
-            if v["primary"]["draw_at"]:
-                self.marks.setdefault(v["primary"]["draw_at"], []).append(("primary", v, None))
+            if v["primary"]["drawn_on"]:
+                self.marks.setdefault(v["primary"]["drawn_on"], []).append(("primary", v, None))
             for s in v["secondaries"]:
-                if s["draw_at"]:
-                    self.marks.setdefault(s["draw_at"], []).append(("secondary", v, s))
+                if s["drawn_on"]:
+                    self.marks.setdefault(s["drawn_on"], []).append(("secondary", v, s))
         self.points: dict[tuple[str, str], tuple[float, float]] = {}  # (vm key, "p"|secondary id) -> centre
 
     # -- leaves -------------------------------------------------------------------------------
@@ -234,13 +235,12 @@ def draw(data: dict[str, Any], width: float = FLOW_WIDTH) -> Picture:
                     continue
                 cls = {None: "pair uncounted", True: "pair separated", False: "pair not-separated"}[sep]
                 mx, my = (p[0] + q[0]) / 2, min(p[1], q[1]) - 20 - abs(p[0] - q[0]) / 8
-                tip = (
-                    f"{v['vm_name']}: {s['mechanism']} copy {s['id']} "
-                    + {
-                        None: "not counted by a policy",
-                        True: f"separated at {v['level']} level",
-                        False: f"NOT separated at {v['level']} level",
-                    }[sep]
+                tip = f"{v['vm_name']}: {s['mechanism']} copy {s['id']} " + (
+                    "not counted by a policy"
+                    if sep is None
+                    else f"separated at {v['level']} level"
+                    if sep
+                    else f"NOT separated at {v['level']} level: {s['shared_failure']}"
                 )
                 lines.append(
                     f'<path class="{cls}" data-vm="{escape(key)}" d="M{p[0]:.1f},{p[1]:.1f} '
