@@ -102,7 +102,10 @@ def _cells(line: str) -> list[str] | None:
 
 
 def broken(text: str, ids: set[str]) -> list[str]:
-    """Identifiers split between one line of a table cell and the same cell on the next line."""
+    """Identifiers split between one line of a table cell and the same cell on the next line: the
+    last word of the one and the first word of the other join into an identifier neither holds
+    whole (a wrap between words never does that; an all-digit id counts only when it is exactly
+    the two pieces, so a date wrapped after its day is not a broken VM id "123")."""
     out = []
     lines = text.splitlines()
     for a, b in zip(lines, lines[1:], strict=False):
@@ -112,9 +115,11 @@ def broken(text: str, ids: set[str]) -> list[str]:
         for x, y in zip(ca, cb, strict=True):
             if not x or not y:
                 continue
+            last, first = x.split()[-1], y.split()[0]
+            joined = last + first
             for ident in ids:
-                for k in range(1, len(ident)):
-                    if x.endswith(ident[:k]) and y.startswith(ident[k:]) and ident not in x:
+                if ident in joined and ident not in last and ident not in first:
+                    if any(ch.isalpha() for ch in ident) or joined == ident:
                         out.append(f"{ident!r} split as {x!r} / {y!r}")
     return out
 
@@ -250,3 +255,38 @@ def test_one_json_vocabulary(tmp_path: Path) -> None:
     events = next(d for w, d in outputs if w.startswith("apply") and "--yes" in w)
     started = [e for e in events if e["event"] == "action_started"]
     assert started and all(e["vm"] in vms["ids"] and e["vm_name"] in vms["names"] for e in started)
+
+
+def test_lab_run_removes_its_credentials_file_when_it_stops(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")} | {"TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftbridge", "lab", "run", "proxmox"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        said = ""
+        for line in proc.stderr:  # the lab says where its credentials are once it serves
+            said += line
+            if "credentials: source " in line:
+                break
+        m = re.search(r"credentials: source (\S+);", said)
+        assert m, said
+        creds = Path(m.group(1))
+        assert creds.exists() and creds.parent == tmp_path and (creds.stat().st_mode & 0o777) == 0o600
+        assert "export " in creds.read_text()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert not creds.exists(), "the credentials outlived the lab"
+    assert "[endpoints.lab-proxmox]" in out and "removed" in err

@@ -58,6 +58,9 @@ def run_(
         raise ConfigError(f"{estate}: give --name, one of: {', '.join(estates)}")
     lab = cls(estates[pick], port=port)
     env_path: str | None = None
+    stop = threading.Event()
+    # before anything exists to clean up: a SIGTERM at any moment ends in the `finally` below
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lab.start()
     try:
         fd, env_path = tempfile.mkstemp(prefix=f"ftbridge-lab-{name}-", suffix=".env")
@@ -68,8 +71,6 @@ def run_(
         for k, v in lab.endpoint_config().items():
             typer.echo(f"{k} = {_toml(v)}")
         say(f"lab {name} serving estate {pick}; credentials: source {env_path}; Ctrl-C stops it")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             stop.wait()
         except KeyboardInterrupt:
