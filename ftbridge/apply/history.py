@@ -216,6 +216,7 @@ class History:
         self._results: dict[int, dict[str, dict[str, Any]]] = {}
         self._events: dict[int, list[dict[str, Any]]] = {}
         self._docs: dict[int, dict[str, Any] | None] = {}
+        self._cleanups: list[tuple[int, str, str, float | None]] | None = None
         journal = Journal.existing(self.journal_path)  # reading must not create a journal
         if journal is None:
             return
@@ -451,16 +452,22 @@ class History:
         return out
 
     def _later_cleanups(self, after_run: int) -> dict[tuple[str, str], tuple[int, float | None]]:
-        """(endpoint, test id) -> (run, time) for test instances removed by later cleanup runs."""
+        """(endpoint, test id) -> (run, time) for test instances removed by cleanup runs after
+        ``after_run`` (the first such removal counts)."""
+        if self._cleanups is None:
+            self._cleanups = []
+            for r in self._runs:
+                if self._kind(r) != "test-cleanup":
+                    continue
+                plan = self._plan_actions(r)
+                for a in self._actions(r):
+                    test_id = plan.get(a.action, {}).get("test_id")
+                    if test_id and a.state in (SUCCEEDED, SKIPPED):
+                        self._cleanups.append((r.id, a.endpoint, str(test_id), a.finished_at))
         out: dict[tuple[str, str], tuple[int, float | None]] = {}
-        for r in self._runs:
-            if r.id <= after_run or self._kind(r) != "test-cleanup":
-                continue
-            plan = self._plan_actions(r)
-            for a in self._actions(r):
-                test_id = plan.get(a.action, {}).get("test_id")
-                if test_id and a.state in (SUCCEEDED, SKIPPED):
-                    out.setdefault((a.endpoint, str(test_id)), (r.id, a.finished_at))
+        for run, endpoint, test_id, at in self._cleanups:
+            if run > after_run:
+                out.setdefault((endpoint, test_id), (run, at))
         return out
 
 
