@@ -69,7 +69,13 @@ def test_runs_shows_the_demos_apply_test_and_failover_with_their_figures(tmp_pat
     assert test.returncode == 0, test.stderr
     tested = lines(test)[-1]
     fo_plan = tmp_path / "fo.json"
-    ftb(*c, "failover", "plan", "--domain", "site=ams1", "--fence", "--out", str(fo_plan))
+    site_ams1_fails = ["--host-down", "esx-ams1-01", "--host-down", "esx-ams1-02"] + [
+        x
+        for ds in ("ams1-netapp-a-01", "ams1-netapp-a-02", "ams1-pure-b-01", "ams1-pure-b-02", "esx-ams1-01-local")
+        for x in ("--datastore-down", ds)
+    ]
+    assert ftb(*c, "sim", "fault", "vc-ams", *site_ams1_fails).returncode == 0
+    ftb(*c, "failover", "plan", "--domain", "site=ams1", "--out", str(fo_plan))
     fo = ftb(*c, "failover", "run", str(fo_plan), "--yes", "-o", "json")
     assert fo.returncode == 0, fo.stderr
     failover = lines(fo)[-1]
@@ -98,13 +104,13 @@ def test_runs_shows_the_demos_apply_test_and_failover_with_their_figures(tmp_pat
     # failover: recovery time per VM and for the run, as the failover reported them
     detail = data(*c, "runs", "show", "3")
     rec = {r["vm"]: r for r in detail["recovery"]}
-    promoted = {v["vm"]: v for v in failover["vms"] if v["state"] == "promoted"}
-    assert promoted and set(rec) == set(promoted)
-    for vm, v in promoted.items():
-        assert rec[vm]["state"] == "promoted" and abs(rec[vm]["recovery_s"] - v["seconds"]) < 0.002
-        assert rec[vm]["secondary"] == v["secondary"]
+    up = {v["vm"]: v for v in failover["vms"] if v["state"] in ("promoted", "restarted")}
+    assert up and set(rec) == set(up)
+    for vm, v in up.items():
+        assert rec[vm]["state"] == v["state"] and abs(rec[vm]["recovery_s"] - v["seconds"]) < 0.002
+        assert rec[vm]["how"] == v["how"] and rec[vm]["secondary"] == v["secondary"]
     assert abs(fo_run["recovery_s"] - failover["recovery_s"]) < 0.002
-    assert {a["kind"] for a in detail["action_list"]} == {"fence", "promote"}
+    assert {a["kind"] for a in detail["action_list"]} <= {"fence", "promote", "restart"}
     # and people see the same at 80 columns, and piped
     table = ftb(*c, "runs", env={"COLUMNS": "80"})
     assert table.returncode == 0

@@ -14,8 +14,9 @@ by ``--cleanup`` is two runs; the test's evidence names the cleanup run.
 
 Figures: *duration* is the time the run was really running (a crash and a later
 ``--resume`` count once each, not the gap between them); a failover VM's *recovery time*
-runs from the first step taken for it (its fence, else its promotion) to its promotion's
-end, and the run's from its start to its last VM up, as ``failover run`` reports them.
+runs from the first step taken for it (its fence, else its restart or promotion) to the end
+of that restart or promotion, and the run's from its start to its last VM up, as
+``failover run`` reports them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ JOURNAL_FILE = "journal.sqlite"
 RUN_KINDS: tuple[str, ...] = ("apply", "failover", "test-failover", "test-cleanup", "failback", "reprotect")
 
 _ENDS = {"action_succeeded", "action_skipped", "action_failed", "action_blocked"}
+#: the action that brings a VM up in a failover: from its own primary, or from a copy
+_UP_KINDS = ("restart", "promote")
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,17 @@ class ActionEntry:
 
 @dataclass(frozen=True)
 class Recovery:
-    """A failover run's outcome for one VM."""
+    """A failover run's outcome for one VM: restarted from its own primary, or promoted from a copy."""
 
     endpoint: str
     vm: str
     vm_name: str
-    state: str  # promoted | failed | not-run
+    state: str  # restarted | promoted | failed | not-run
     seconds: float | None
     secondary: str | None
     host: str | None
     forced: bool = False
+    how: str = "promote"  # restart | promote
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +96,7 @@ class Recovery:
             "vm_name": self.vm_name,
             "state": self.state,
             "recovery_s": None if self.seconds is None else round(self.seconds, 3),
+            "how": self.how,
             "secondary": self.secondary,
             "host": self.host,
             "forced": self.forced,
@@ -318,7 +323,7 @@ class History:
         kind = self._kind(rec)
         recovery = None
         if kind == "failover":
-            ups = [r for r in self._recovery(rec, self._actions(rec)) if r.state == "promoted"]
+            ups = [r for r in self._recovery(rec, self._actions(rec)) if r.state in ("promoted", "restarted")]
             end = _last_up(events, rows)
             if ups and end is not None:
                 recovery = end - rec.started_at
@@ -382,14 +387,15 @@ class History:
             by_vm.setdefault((a.endpoint, a.vm), []).append(a)
         out = []
         for (ep, vm), acts in by_vm.items():
-            promote = next((a for a in acts if a.kind == "promote"), None)
+            promote = next((a for a in acts if a.kind in _UP_KINDS), None)
             if promote is None:
                 continue
             p = plan.get(promote.action, {})
             first = min((a.started_at for a in acts if a.started_at is not None), default=None)
             up = promote.state in (SUCCEEDED, SKIPPED)
             secs = promote.finished_at - first if up and promote.finished_at is not None and first else None
-            state = "promoted" if up else ("failed" if promote.state in (FAILED, BLOCKED) else "not-run")
+            done = "restarted" if promote.kind == "restart" else "promoted"
+            state = done if up else ("failed" if promote.state in (FAILED, BLOCKED) else "not-run")
             out.append(
                 Recovery(
                     endpoint=ep,
@@ -400,6 +406,7 @@ class History:
                     secondary=str(promote.result.get("secondary") or p.get("secondary") or "") or None,
                     host=str(promote.result.get("host") or p.get("host") or "") or None,
                     forced=bool(p.get("forced", False)),
+                    how=promote.kind,
                 )
             )
         return out
@@ -514,7 +521,7 @@ def _active(events: list[dict[str, Any]]) -> float | None:
 
 
 def _last_up(events: list[dict[str, Any]], rows: list[ActionRow]) -> float | None:
-    promotes = {a.action_id for a in rows if a.kind == "promote" and a.state in (SUCCEEDED, SKIPPED)}
+    promotes = {a.action_id for a in rows if a.kind in _UP_KINDS and a.state in (SUCCEEDED, SKIPPED)}
     ends = [
         float(e["at"])
         for e in events

@@ -178,6 +178,9 @@ def register(root: typer.Typer) -> None:
         _after(res, output, "reprotect", hint)
 
 
+#: a VM's state after a failover or a test that means it came up
+UP = ("promoted", "restarted", "ok")
+
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the unfinished run (after a crash or failures)")]
 
 
@@ -377,7 +380,7 @@ def _report(res: FailoverResult, output: Output, what: str, hint: str) -> None:
         _json_line({"event": "summary", **res.summary()})
     else:
         table(
-            f"{what}: {sum(v.state in ('restarted', 'promoted', 'ok') for v in res.vms)} of {plural(len(res.vms), 'VM')}",
+            f"{what}: {sum(v.state in UP for v in res.vms)} of {plural(len(res.vms), 'VM')} up",
             ["vm", Col("endpoint", drop=1), Col("state", styles=STATE_STYLES), Col("took", "num"), text_col("detail")],
             [
                 [
@@ -401,7 +404,7 @@ def _report(res: FailoverResult, output: Output, what: str, hint: str) -> None:
         total = "" if res.total_seconds is None else f"; recovery time {res.total_seconds:.1f}s"
         say(f"{what}: run {result.run_id}{total} (journal {result.journal})")
     if not res.ok:
-        bad = sum(v.state not in ("restarted", "promoted", "ok") for v in res.vms)
+        bad = sum(v.state not in UP for v in res.vms)
         raise PartialFailure(
             f"{what}: {bad} of {plural(len(res.vms), 'VM')} failed (journal run {result.run_id})", hint=hint
         )

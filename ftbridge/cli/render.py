@@ -37,6 +37,7 @@ STATE_STYLES: Mapping[str, str] = {
     "done": "green",
     "succeeded": "green",
     "promoted": "green",
+    "restarted": "green",
     "cleaned-up": "green",
     "in_sync": "green",
     "protected": "green",

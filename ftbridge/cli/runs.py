@@ -160,13 +160,14 @@ def show_detail(d: RunDetail, state_dir: Path) -> None:
     facts(f"run {i.run}", pairs)
     if d.recovery:
         table(
-            f"recovery per VM: {sum(r.state == 'promoted' for r in d.recovery)} of {plural(len(d.recovery), 'VM')} up",
+            f"recovery per VM: {sum(r.state in ('promoted', 'restarted') for r in d.recovery)} of "
+            f"{plural(len(d.recovery), 'VM')} up",
             [
                 "vm",
                 Col("endpoint", drop=2),
                 Col("state", styles=STATE_STYLES),
                 Col("recovery", "num"),
-                Col("secondary", drop=1),
+                Col("from", drop=1),
                 Col("host", drop=1),
             ],
             [
@@ -175,7 +176,7 @@ def show_detail(d: RunDetail, state_dir: Path) -> None:
                     r.endpoint,
                     r.state + (" FORCED" if r.forced else ""),
                     seconds(r.seconds),
-                    r.secondary or "-",
+                    r.secondary or ("its own disks" if r.how == "restart" else "-"),
                     r.host or "-",
                 ]
                 for r in d.recovery
