@@ -90,14 +90,12 @@ class JsonLines:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._vms: dict[str, str] = {}
+        self._ids = VmIds()
 
     def __call__(self, event: ApplyEvent) -> None:
-        if event.event == "run_started":
-            self._vms = {str(k): str(v) for k, v in (event.data.get("action_vms") or {}).items()}
         if event.event == "action_progress":
             return  # too chatty for a log; the start and end of each action are there
-        self.write(event_dict(event, self._vms))
+        self.write(self._ids.line(event.to_dict()))
 
     def write(self, data: dict[str, Any]) -> None:
         from ftbridge.secrets import redact
@@ -112,14 +110,27 @@ def event_dict(event: ApplyEvent, vms: dict[str, str] | None = None) -> dict[str
 
     The apply's events name a VM by its name; ``vms`` (action id -> VM id, from the
     ``run_started`` event) gives the id back."""
-    from ftbridge.timefmt import rfc3339
+    return VmIds(vms).line(event.to_dict())
 
-    data = {k: v for k, v in event.to_dict().items() if k not in ("action_vms", "action_bytes")}
-    if event.vm is not None:
-        name = data.pop("vm")
-        vm_id = (vms or {}).get(event.action or "")
-        data = {**({"vm": vm_id} if vm_id else {}), "vm_name": name, **data}
-    return {"at": rfc3339(round(time.time(), 3)), **data}
+
+class VmIds:
+    """Turns the apply's event dicts into the JSON vocabulary, remembering from each
+    ``run_started`` which VM id each action acts on (the events carry only the VM's name)."""
+
+    def __init__(self, vms: dict[str, str] | None = None) -> None:
+        self.vms = dict(vms or {})
+
+    def line(self, event: dict[str, Any]) -> dict[str, Any]:
+        from ftbridge.timefmt import rfc3339
+
+        if event.get("event") == "run_started" and isinstance(event.get("action_vms"), dict):
+            self.vms = {str(k): str(v) for k, v in event["action_vms"].items()}
+        data = {k: v for k, v in event.items() if k not in ("action_vms", "action_bytes", "at")}
+        if "action" in data and isinstance(data.get("vm"), str) and "vm_name" not in data:
+            name = data.pop("vm")
+            vm_id = self.vms.get(str(data["action"]))
+            data = {**({"vm": vm_id} if vm_id else {}), "vm_name": name, **data}
+        return {"at": rfc3339(round(time.time(), 3)), **data}
 
 
 class Quiet:
@@ -352,6 +363,7 @@ __all__ = [
     "JsonLines",
     "Quiet",
     "Tally",
+    "VmIds",
     "action_json",
     "event_dict",
     "failure_json",
