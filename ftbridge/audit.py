@@ -16,8 +16,9 @@ from typing import Any
 from ftbridge.config import Config, Policy
 from ftbridge.inventory import Inventory
 from ftbridge.model import VM, Datastore, HostState, Location, Secondary, SecondaryState
+from ftbridge.timefmt import rfc3339
 
-AUDIT_SCHEMA_VERSION = 1
+AUDIT_SCHEMA_VERSION = 2  # 2: generated_at is RFC 3339 UTC (was epoch seconds)
 
 
 class Severity(str, enum.Enum):
@@ -118,7 +119,7 @@ class AuditReport:
             by_rule[f.rule] = by_rule.get(f.rule, 0) + 1
         return {
             "schema_version": AUDIT_SCHEMA_VERSION,
-            "generated_at": self.generated_at,
+            "generated_at": rfc3339(round(self.generated_at, 3)),
             "inventory_fingerprint": self.fingerprint,
             "summary": {
                 "vms": self.vms,

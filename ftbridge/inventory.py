@@ -31,6 +31,7 @@ from ftbridge.model import (
     SecondaryDisk,
     SecondaryState,
 )
+from ftbridge.timefmt import parse_rfc3339, rfc3339
 
 #: 2 added networks, NICs, dependencies, content types, thin sizes, partial copies; 1 still reads
 SCHEMA_VERSION = 2
@@ -230,7 +231,7 @@ class Inventory:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
-            "collected_at": self.collected_at,
+            "collected_at": rfc3339(self.collected_at) if self.collected_at else None,
             "endpoints": [asdict(e) for e in self.endpoints],
             "hosts": [_host_dict(h) for h in self.hosts],
             "datastores": [_ds_dict(d) for d in self.datastores],
@@ -269,7 +270,7 @@ class Inventory:
                 [_host_from(h) for h in data["hosts"]],
                 [_ds_from(d) for d in data["datastores"]],
                 [_vm_from(v) for v in data["vms"]],
-                float(data.get("collected_at", 0.0)),
+                _epoch(data.get("collected_at")) or 0.0,
                 [_net_from(n) for n in data.get("networks", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -352,12 +353,12 @@ def _vm_dict(v: VM) -> dict[str, Any]:
                         "mechanism",
                         "config_datastore",
                         "host",
-                        "last_sync",
                         "lag",
                         "metadata_datastore",
                         "target_endpoint",
                     )
                 },
+                "last_sync": rfc3339(s.last_sync),
                 "state": s.state.value,
                 "missing": list(s.missing),
                 "disks": [asdict(x) for x in s.disks],
@@ -424,6 +425,14 @@ def _ds_from(d: dict[str, Any]) -> Datastore:
     )
 
 
+def _epoch(value: Any) -> float | None:
+    """A time as the JSON holds it: RFC 3339 (what ftbridge writes) or epoch seconds (files written
+    before); None stays None."""
+    if value is None:
+        return None
+    return parse_rfc3339(value) if isinstance(value, str) else float(value)
+
+
 def _vm_from(v: dict[str, Any]) -> VM:
     secs = tuple(
         Secondary(
@@ -432,7 +441,7 @@ def _vm_from(v: dict[str, Any]) -> VM:
             config_datastore=s.get("config_datastore"),
             host=s.get("host"),
             state=SecondaryState(s["state"]),
-            last_sync=s.get("last_sync"),
+            last_sync=_epoch(s.get("last_sync")),
             lag=s.get("lag"),
             metadata_datastore=s.get("metadata_datastore"),
             target_endpoint=s.get("target_endpoint"),

@@ -90,7 +90,7 @@ def test_permanent_errors_are_not_retried(tmp_path: Path) -> None:
     r = K.ftb("-c", str(cfg_path), "apply", str(plan), "--yes", "-o", "json")
     assert r.returncode == 1
     events = [json.loads(line) for line in r.stdout.splitlines()]
-    build = [e for e in events if e.get("vm") == "ams-build01"]
+    build = [e for e in events if e.get("vm_name") == "ams-build01"]
     assert [e["event"] for e in build if e["event"] in ("op_started", "action_retry", "action_failed")] == [
         "op_started",
         "action_failed",

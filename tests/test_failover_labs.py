@@ -162,7 +162,7 @@ def test_a_lost_host_restarts_its_vm_from_the_intact_primary(platform: str, tmp_
                 if hasattr(lab, "elapse_fence_delay"):
                     lab.elapse_fence_delay()
         assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
-        res = {v["vm"]: v for v in json.loads(lines[-1])["vms"]}[case.vm_name]
+        res = {v["vm_name"]: v for v in json.loads(lines[-1])["vms"]}[case.vm_name]
         assert res["state"] == "restarted" and res["lag_s"] == 0
         now, hosts, ds_names = running(cfg, env, case.vm_name)
         assert len(now) == 1, now  # exactly one instance: no split brain

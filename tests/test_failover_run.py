@@ -113,11 +113,11 @@ def test_failover_brings_up_every_vm_it_can_and_none_runs_twice(tmp_path: Path, 
     assert code == 0, err
     summary = lines[-1]
     assert summary["event"] == "summary"
-    brought = {v["vm_id"]: v["state"] for v in summary["vms"]}
+    brought = {v["vm"]: v["state"] for v in summary["vms"]}
     assert brought == {s["vm"]: "restarted" if s["kind"] == "restart" else "promoted" for s in fplan["steps"]}
     assert all(v["seconds"] is not None and v["seconds"] >= 0 for v in summary["vms"])
     assert summary["recovery_s"] is not None
-    assert {b["vm"] for b in summary["blocked"]} == {b["vm_name"] for b in fplan["blocked"]}
+    assert {b["vm_name"] for b in summary["blocked"]} == {b["vm_name"] for b in fplan["blocked"]}
     assert all(b["reason"] for b in summary["blocked"])
 
     # the platform's view: nothing runs twice; VMs run on survivors, from their copy or their own disks
@@ -187,7 +187,7 @@ def test_test_failover_leaves_production_unchanged_and_nothing_behind(tmp_path: 
     assert code == 1, err  # the demo has three VMs whose only copy cannot be trusted: each says why
     vms = lines[-1]["vms"]
     assert len(vms) == sum(1 for v in before["vms"] if v["secondaries"])
-    bad = {v["vm"]: v["message"] for v in vms if v["state"] != "ok"}
+    bad = {v["vm_name"]: v["message"] for v in vms if v["state"] != "ok"}
     assert "is broken" in bad.pop("rtm-redis02")
     assert "lies in the failed domain (ceph-rtm)" in bad.pop("rtm-app02")  # same datastore as its primary
     assert "lies in the failed domain" in bad.pop("fra-crm01")
@@ -201,7 +201,7 @@ def test_test_failover_leaves_production_unchanged_and_nothing_behind(tmp_path: 
     # a domain-scoped test reports the VMs whose copy lies in that domain as failed, with why
     code, lines, _ = ftb_json("-c", str(cfg), "failover", "test", "--domain", "site=ams1")
     assert code == 1
-    bad = {v["vm"]: v["message"] for v in lines[-1]["vms"] if v["state"] == "failed"}
+    bad = {v["vm_name"]: v["message"] for v in lines[-1]["vms"] if v["state"] == "failed"}
     assert "lies in the failed domain" in bad["ams-erp01"]
     assert inventory_dict(cfg) == before
 
@@ -211,7 +211,7 @@ def test_test_failover_fault_and_crash_then_resume_cleans_up(tmp_path: Path) -> 
     inject(cfg, "vc-ams", fail_permanent=["vm-1001:test_failover"])
     code, lines, _ = ftb_json("-c", str(cfg), "failover", "test", "--vm", "ams-sql01", "--vm", "ams-sql02")
     assert code == 1
-    by = {v["vm"]: v for v in lines[-1]["vms"]}
+    by = {v["vm_name"]: v for v in lines[-1]["vms"]}
     assert by["ams-sql01"]["state"] == "failed" and "injected permanent failure" in by["ams-sql01"]["message"]
     assert by["ams-sql02"]["state"] == "ok"
     inject(cfg, "vc-ams", fail_permanent=[])
@@ -364,7 +364,7 @@ def test_injected_faults_are_reported_per_vm(tmp_path: Path) -> None:
     inject(cfg, "vc-ams", fail_rate=0.3, seed=5, fail_permanent=["vm-1002:promote", "vm-1003:fence"])
     code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(plan), "--yes")
     assert code == 1 and "failed" in err
-    by = {v["vm"]: v for v in lines[-1]["vms"]}
+    by = {v["vm_name"]: v for v in lines[-1]["vms"]}
     assert (
         by["ams-sql02"]["state"] == "failed" and "injected permanent failure of promote" in by["ams-sql02"]["message"]
     )

@@ -46,15 +46,15 @@ def test_demo_plan_shared_primaries_and_separated_secondaries(
     for v in doc["vms"]:
         for d in v["disks"]:
             ds = inv.datastore(target, d["to"])
-            assert ds is not None and ds.shared, (v["name"], d)
+            assert ds is not None and ds.shared, (v["vm_name"], d)
             host = inv.host(target, v["host"])
             assert host is not None and host.id in ds.hosts
     protected = [v for v in doc["vms"] if v["protection"]["wanted"]]
     src = {v.name: v for v in inv.vms if v.endpoint == "vc-ams"}
-    assert {v["name"] for v in protected} >= {n for n, v in src.items() if v.secondaries}
+    assert {v["vm_name"] for v in protected} >= {n for n, v in src.items() if v.secondaries}
     for v in protected:
         p = v["protection"]
-        assert p["mechanism"] is not None, (v["name"], p["reason"])
+        assert p["mechanism"] is not None, (v["vm_name"], p["reason"])
         # checked again here with the model's one separation function, on the projected VM
         vm = m.projected.vm(target, f"vc-ams/{v['vm']}")
         assert vm is not None
@@ -62,7 +62,7 @@ def test_demo_plan_shared_primaries_and_separated_secondaries(
 
         sec = Secondary("x", p["mechanism"], tuple(SecondaryDisk(k, x) for k, x in p["spec"]["disks"].items()))
         where = m.projected.secondary_location(vm, sec)
-        assert m.projected.primary_location(vm).separated_from(where, Level(p["level"])), v["name"]
+        assert m.projected.primary_location(vm).separated_from(where, Level(p["level"])), v["vm_name"]
         assert p["separated"] is True
 
 
@@ -73,13 +73,13 @@ def test_demo_gaps_mark_ft_degraded_with_new_rpo_and_rto(demo: tuple[Path, Confi
     assert len(ft) == 6
     for v in ft:
         g = v["gap"]
-        assert g["status"] == "degraded", v["name"]
+        assert g["status"] == "degraded", v["vm_name"]
         assert g["source"]["rpo"] == 0 and g["source"]["rto"] == 0 and g["source"]["kinds"] == ["lockstep"]
         assert g["target"]["rpo"] == 3600  # a refreshed copy: as old as tier1's 1 h RPO allows
         assert g["target"]["rto"] == 300
-        assert "RPO 0 becomes up to 1 h" in g["action"]
+        assert "RPO 0 becomes up to 1 h" in g["restore"]
     gained = [v for v in doc["vms"] if v["gap"]["status"] == "gained"]
-    assert {v["name"] for v in gained} == {"ams-pay01", "ams-ldap01", "ams-dwh01"}
+    assert {v["vm_name"] for v in gained} == {"ams-pay01", "ams-ldap01", "ams-dwh01"}
 
 
 def test_plan_is_deterministic(demo: tuple[Path, Config, Inventory]) -> None:
@@ -100,7 +100,7 @@ def test_mapping_drives_placement_and_is_checked(demo: tuple[Path, Config, Inven
     )
     check_mapping(mapping, inv, "vc-ams", inv, "pve-rtm", vms)
     _, doc = make_migration(inv, "vc-ams", inv, "pve-rtm", cfg, mapping, created_at=0)
-    disks = {(v["name"], d["id"]): (d["to_name"], d["rule"]) for v in doc["vms"] for d in v["disks"]}
+    disks = {(v["vm_name"], d["id"]): (d["to_name"], d["rule"]) for v in doc["vms"] for d in v["disks"]}
     assert disks[("ams-sql01", "2001")] == ("nfs-rtm-c", "disk")
     assert disks[("ams-sql01", "2000")] == ("ceph-rtm", "default")
     assert disks[("ams-erp02", "2000")] == ("nfs-rtm-b", "datastore")
@@ -149,12 +149,12 @@ def _land(tmp: Path, doc: dict[str, Any], deviate: str | None = None) -> Path:
     target = data["estates"]["pve-rtm"]
     for n, v in enumerate(doc["vms"]):
         disks = [{"id": f"scsi{i}", "size": d["size"], "datastore": d["to"]} for i, d in enumerate(v["disks"])]
-        if v["name"] == deviate:
+        if v["vm_name"] == deviate:
             disks[0]["datastore"] = "nfs-rtm-c"
         target["vms"].append(
             {
                 "id": str(900 + n),
-                "name": v["name"],
+                "name": v["vm_name"],
                 "host": v["host"],
                 "disks": disks,
                 "tags": [],
@@ -164,7 +164,7 @@ def _land(tmp: Path, doc: dict[str, Any], deviate: str | None = None) -> Path:
             }
         )
         target["vms"][-1]["nics"] = [{"id": f"net{i}", "network": x["to"]} for i, x in enumerate(v["nics"])]
-        src = next(x for x in data["estates"]["vc-ams"]["vms"] if x["name"] == v["name"])
+        src = next(x for x in data["estates"]["vc-ams"]["vms"] if x["name"] == v["vm_name"])
         target["vms"][-1]["tags"] = src.get("tags", [])
     landed = tmp / "landed.json"
     landed.write_text(json.dumps({"estates": {"pve-rtm": target}}))
@@ -193,7 +193,7 @@ def test_verify_after_the_move_shows_no_deviation_and_plan_closes_protection(
     report = verify(doc, after, "pve-rtm", moved_cfg)
     assert report.matched == 23 and report.deviations == []
     assert report.plan is not None
-    protected = {v["name"] for v in doc["vms"] if v["protection"]["mechanism"]}
+    protected = {v["vm_name"] for v in doc["vms"] if v["protection"]["mechanism"]}
     restored = {a["vm_name"] for a in report.plan["actions"] if a["kind"] == "protect"}
     assert restored == protected
     # and the ordinary planner closes the policy's protection findings of the moved VMs by itself
@@ -211,7 +211,7 @@ def test_verify_reports_a_disk_on_another_datastore(demo: tuple[Path, Config, In
     with Session(moved_cfg) as s:
         after = collect(s, ["pve-rtm"])
     report = verify(doc, after, "pve-rtm", moved_cfg)
-    assert [(d.name, d.kind) for d in report.deviations] == [("ams-web03", "disk")]
+    assert [(d.vm_name, d.kind) for d in report.deviations] == [("ams-web03", "disk")]
     assert "is on nfs-rtm-c, planned on ceph-rtm" in report.deviations[0].message
 
 

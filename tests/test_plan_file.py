@@ -87,7 +87,7 @@ def test_plan_goes_to_the_state_directory_by_default(tmp_path: Path) -> None:
     (path,) = (tmp_path / "state" / "plans").glob("plan-*.json")
     doc = json.loads(path.read_text())
     assert path.name == f"plan-{doc['plan_id']}.json"
-    assert str(path) in r.stderr and "ftbridge apply" in r.stderr
+    assert str(path) in r.stderr and f"ftbridge -c {cfg} apply {path} --yes" in r.stderr
 
 
 def test_parse_plan_errors_are_one_clear_line() -> None:

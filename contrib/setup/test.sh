@@ -4,7 +4,7 @@
 source "$(dirname "$0")/common.sh"
 # gcc + libxml2-dev + python3-dev: ovirt-engine-sdk-python builds from source;
 # golang-go + golang-github-vmware-govmomi-dev: the project's vcsim (contrib/vcsim) builds offline.
-apt_install gcc libxml2-dev golang-go golang-github-vmware-govmomi-dev
+apt_install gcc libxml2-dev golang-go golang-github-vmware-govmomi-dev chromium
 apt_install etcd-server  # a real three-member etcd cluster on loopback for the watch/coordination tests
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || apt_install python3-dev

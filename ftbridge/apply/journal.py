@@ -25,6 +25,7 @@ how the crash test proves that ``--resume`` carries on correctly from any of the
 from __future__ import annotations
 
 import abc
+import getpass
 import json
 import os
 import signal
@@ -129,6 +130,16 @@ def action_update(
     if error is not None or state in DONE_STATES:
         out["error"] = error
     return out
+
+
+def who() -> dict[str, Any]:
+    """Who starts or resumes a run (every store journals it; ``ftbridge runs`` shows it): the
+    process and its user's login name (the uid when there is none)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return {"pid": os.getpid(), "user": user}
 
 
 def event_detail(
@@ -335,7 +346,7 @@ class SqliteJournalStore(JournalStore):
             )
             cur.execute(
                 "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'run_started', ?)",
-                (run_id, now, json.dumps({"plan_path": plan_path, "pid": os.getpid()})),
+                (run_id, now, json.dumps({"plan_path": plan_path, **who()})),
             )
             return run_id
 
@@ -356,7 +367,7 @@ class SqliteJournalStore(JournalStore):
             )
             cur.execute(
                 "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'run_resumed', ?)",
-                (run_id, now, json.dumps({"pid": os.getpid()})),
+                (run_id, now, json.dumps(who())),
             )
 
         self._commit(body)

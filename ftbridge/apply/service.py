@@ -193,6 +193,9 @@ def apply_plan(
                     "actions": len(doc.actions),
                     "done": sum(r.state in DONE_STATES for r in records.values()),
                     "resumed": resuming,
+                    # for displays: what each action acts on and copies (events name the VM only)
+                    "action_vms": {a.id: a.vm for a in doc.actions},
+                    "action_bytes": {a.id: a.bytes for a in doc.actions if a.bytes},
                 },
             )
         )

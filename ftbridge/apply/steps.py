@@ -685,9 +685,8 @@ class Executor:
             self._usable_secondary(a)
             return
         if isinstance(a, CleanupTestAction):
-            with self._results_lock:
-                if not (self.results.get(a.after) or {}).get("test_id"):
-                    raise StepFailed(f"no test instance of {a.vm_name} is known (from {a.after})")
+            if not self._test_id(a):
+                raise StepFailed(f"no test instance of {a.vm_name} is known (from {a.after})")
             return
         if isinstance(a, (MoveDiskAction, MoveVMAction)):
             rules = self.rules(a.endpoint)
@@ -781,6 +780,13 @@ class Executor:
         if not others:
             raise StepFailed(f"refusing to remove secondary {a.secondary} of {a.vm_name}: no other in-sync copy")
 
+    def _test_id(self, a: CleanupTestAction) -> str:
+        """The test instance to remove: named in the action, or the result of its test action."""
+        if a.test_id:
+            return a.test_id
+        with self._results_lock:
+            return str((self.results.get(a.after or "") or {}).get("test_id") or "")
+
     def _start(self, a: PlanAction) -> Operation:
         if isinstance(a, FenceAction):
             return self.call(a.endpoint, self.failover(a).fence, a.vm)
@@ -791,9 +797,7 @@ class Executor:
         if isinstance(a, TestFailoverAction):
             return self.call(a.endpoint, self.failover(a).test_failover, a.vm, a.secondary, host_id=a.host)
         if isinstance(a, CleanupTestAction):
-            with self._results_lock:
-                test_id = str((self.results.get(a.after) or {})["test_id"])
-            return self.call(a.endpoint, self.failover(a).cleanup_test, a.vm, test_id)
+            return self.call(a.endpoint, self.failover(a).cleanup_test, a.vm, self._test_id(a))
         drv = self.placement(a)
         if isinstance(a, MoveDiskAction):
             return self.call(a.endpoint, drv.move_disk, a.vm, a.disk, a.to)

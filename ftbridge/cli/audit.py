@@ -9,6 +9,7 @@ import typer
 
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say, table
 from ftbridge.cli.inventory import FromOpt, load_inventory
+from ftbridge.cli.render import SEVERITY_STYLES, Col, plural, text_col
 
 
 class FailOn(str, enum.Enum):
@@ -18,9 +19,6 @@ class FailOn(str, enum.Enum):
     critical = "critical"
 
 
-_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan"}
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     def audit(
@@ -28,7 +26,12 @@ def register(app: typer.Typer) -> None:
         endpoint: EndpointOpt = None,
         source: FromOpt = None,
         fail_on: Annotated[
-            FailOn, typer.Option("--fail-on", help="exit 1 when a finding is at least this severe")
+            FailOn,
+            typer.Option(
+                "--fail-on",
+                metavar="SEVERITY",
+                help="exit 1 when a finding is at least this severe: info, warning, error, critical",
+            ),
         ] = FailOn.warning,
         output: OutputOpt = Output.table,
     ) -> None:
@@ -55,15 +58,23 @@ def show_report(report: object) -> None:
             f.severity.value,
             f.rule,
             f.endpoint,
-            f.vm_name or "",
+            # a datastore finding names its datastore where a VM finding names its VM
+            f.vm_name or str(f.evidence.get("name") or f.datastore or "-"),
             f.message.split(": ", 1)[-1],
             ("" if f.fixable else "manual: ") + f.fix,
         ]
         for f in report.findings
     ]
     table(
-        f"audit: {len(report.findings)} findings on {report.vms} VMs",
-        ["severity", "rule", "endpoint", "vm", "finding", "fix"],
+        f"audit: {plural(len(report.findings), 'finding')} on {plural(report.vms, 'VM')}",
+        [
+            Col("severity", styles=SEVERITY_STYLES),
+            "rule",
+            Col("endpoint", drop=1),
+            "vm / datastore",
+            text_col("finding"),
+            text_col("fix", drop=2),
+        ],
         rows,
     )
     counts: dict[str, int] = {}
@@ -71,6 +82,6 @@ def show_report(report: object) -> None:
         counts[f.rule] = counts.get(f.rule, 0) + 1
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
     fixable = sum(f.fixable for f in report.findings)
-    say(f"{len(report.findings)} findings ({fixable} fixable by 'ftbridge plan'): {summary}")
+    say(f"{plural(len(report.findings), 'finding')} ({fixable} fixable by 'ftbridge plan'): {summary}")
     if report.unmanaged:
-        say(f"{report.unmanaged} VMs match no policy and were not audited")
+        say(f"{plural(report.unmanaged, 'VM')} match no policy and were not audited")

@@ -8,10 +8,13 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from ftbridge.cli.render import Col, gib, table as render_table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,9 +27,14 @@ class Output(str, enum.Enum):
     json = "json"
 
 
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs")]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", metavar="table|json", help="table for people, json for programs")
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="change the estate without asking")]
-EndpointOpt = Annotated[list[str] | None, typer.Option("--endpoint", "-e", help="only this endpoint (repeatable)")]
+EndpointOpt = Annotated[
+    list[str] | None,
+    typer.Option("--endpoint", "-e", metavar="ENDPOINT", help="only this endpoint (repeatable)", show_default=False),
+]
 
 
 @dataclass
@@ -53,6 +61,14 @@ def run(ctx: typer.Context) -> Run:
     return obj
 
 
+def again(ctx: typer.Context, *args: str) -> str:
+    """The command line that repeats this invocation's config choice with ``args`` (for hints)."""
+    import shlex
+
+    path = run(ctx).config_path
+    return shlex.join(["ftbridge", *(["-c", path] if path else []), *args])
+
+
 _out: Console | None = None
 _err: Console | None = None
 
@@ -62,8 +78,8 @@ def out() -> Console:
     if _out is None:
         from rich.console import Console
 
-        # piped output keeps whole rows (a pager or grep wants lines, not wrapped cells)
-        _out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+        # tables lay themselves out (ftbridge.cli.render): the terminal's width, else $COLUMNS
+        _out = Console(soft_wrap=False)
     return _out
 
 
@@ -93,16 +109,24 @@ def say(message: str, style: str | None = None) -> None:
     err().print(f"[{style}]{text}[/{style}]" if style else text)
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.table import Table
-
-    t = Table(title=title, show_lines=False, title_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
-    out().print(t)
+def table(title: str | None, columns: Sequence[str | Col], rows: Sequence[Sequence[Any]]) -> None:
+    """A table on stdout that fits (see :mod:`ftbridge.cli.render`)."""
+    render_table(title, columns, rows)
 
 
-def gib(n: int | float) -> str:
-    return f"{n / 1024**3:,.0f} GiB"
+__all__ = [
+    "Col",
+    "EndpointOpt",
+    "Output",
+    "OutputOpt",
+    "Run",
+    "YesOpt",
+    "again",
+    "emit_json",
+    "err",
+    "gib",
+    "out",
+    "run",
+    "say",
+    "table",
+]

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ftbridge.cli.common import Output, OutputOpt, emit_json, say
+from ftbridge.cli.render import busy
 
 DEMO_FILES = ("ftbridge.toml", "estate.toml")
 
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         state = run(ctx)
         state.config_path = str(where / "ftbridge.toml")
         cfg = state.config()
-        with Session(cfg) as session:
+        with busy("reading the demo estate"), Session(cfg) as session:
             inv = collect(session)
         plan_data = demo_plan(ctx, inv, cfg, where)
         report = audit_estate(inv, cfg, plan_data)

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say, table
+from ftbridge.cli.render import Col, busy, plural, text_col
 
 app = typer.Typer(help="Configured endpoints.", no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def check(ctx: typer.Context, endpoint: EndpointOpt = None, output: OutputOpt = 
     cfg = run(ctx).config()
     rows: list[dict[str, Any]] = []
     first_error = None
-    with Session(cfg) as session:
+    with busy("probing the endpoints"), Session(cfg) as session:
         for name in session.endpoints(endpoint):
             try:
                 info = session.driver(name).probe()
@@ -52,8 +53,14 @@ def check(ctx: typer.Context, endpoint: EndpointOpt = None, output: OutputOpt = 
         emit_json(rows)
     else:
         table(
-            "endpoints",
-            ["endpoint", "driver", "status", "version", "detail"],
+            plural(len(rows), "endpoint"),
+            [
+                "endpoint",
+                "driver",
+                Col("status", styles={"ok": "green", "FAILED": "red"}),
+                Col("version", drop=1),
+                text_col("detail"),
+            ],
             [
                 [
                     r["endpoint"],

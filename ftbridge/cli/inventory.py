@@ -7,11 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, gib, run, table
+from ftbridge.cli.render import STATE_STYLES, Col, busy, plural, text_col
 
 if TYPE_CHECKING:
     from ftbridge.inventory import Inventory
 
-FromOpt = Annotated[str | None, typer.Option("--from", help="read a saved inventory (JSON) instead of the endpoints")]
+FromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from", metavar="FILE", help="read a saved inventory (JSON) instead of the endpoints", show_default=False
+    ),
+]
 
 
 def load_inventory(ctx: typer.Context, source: str | None, endpoints: list[str] | None) -> Inventory:
@@ -28,7 +34,8 @@ def load_inventory(ctx: typer.Context, source: str | None, endpoints: list[str] 
     from ftbridge.services.inventory import collect
     from ftbridge.services.session import Session
 
-    with Session(run(ctx).config()) as session:
+    cfg = run(ctx).config()
+    with busy(f"reading {', '.join(endpoints or sorted(cfg.endpoints)) or 'the endpoints'}"), Session(cfg) as session:
         return collect(session, endpoints)
 
 
@@ -53,44 +60,94 @@ def register(app: typer.Typer) -> None:
         if output is Output.json:
             emit_json(inv.to_dict())
             return
-        table(
-            "datastores",
-            ["endpoint", "name", "kind", "shared", "free", "capacity", "domain"],
+        show_inventory(inv)
+
+
+def _domain(labels: dict[str, str], skip: str) -> str:
+    return " ".join(f"{k}={v}" for k, v in labels.items() if k != skip) or "-"
+
+
+def show_inventory(inv: Inventory) -> None:
+    table(
+        plural(len(inv.hosts), "host"),
+        [
+            Col("endpoint", drop=2),
+            "name",
+            Col("cluster", drop=1),
+            Col("state", styles=STATE_STYLES),
+            Col("memory", "num", drop=3),
+            text_col("domain"),
+        ],
+        [
             [
-                [
-                    d.endpoint,
-                    d.name,
-                    d.kind,
-                    "yes" if d.shared else "no",
-                    gib(d.free),
-                    gib(d.capacity),
-                    " ".join(f"{k}={v}" for k, v in d.domain.as_dict().items() if k != "datastore")
-                    + ("" if d.accessible else " INACCESSIBLE"),
-                ]
-                for d in inv.datastores
-            ],
+                h.endpoint,
+                h.name,
+                h.cluster or "-",
+                h.state.value,
+                gib(h.memory) if h.memory else "-",
+                _domain(h.domain.as_dict(), "host"),
+            ]
+            for h in inv.hosts
+        ],
+    )
+    table(
+        plural(len(inv.datastores), "datastore"),
+        [
+            Col("endpoint", drop=2),
+            "name",
+            Col("kind", drop=3),
+            "shared",
+            Col("free", "num"),
+            Col("capacity", "num", drop=1),
+            text_col("domain"),
+        ],
+        [
+            [
+                d.endpoint,
+                d.name,
+                d.kind,
+                "yes" if d.shared else "no",
+                gib(d.free),
+                gib(d.capacity),
+                _domain(d.domain.as_dict(), "datastore") + ("" if d.accessible else " INACCESSIBLE"),
+            ]
+            for d in inv.datastores
+        ],
+    )
+    rows = []
+    for v in inv.vms:
+
+        def ds(i: str, ep: str = v.endpoint) -> str:
+            found = inv.datastore(ep, i)
+            return found.name if found else i
+
+        host = inv.host(v.endpoint, v.host)
+        secs = "; ".join(
+            f"{s.mechanism} -> {', '.join(sorted(ds(x, s.target_endpoint or v.endpoint) for x in s.datastores))} "
+            f"({s.state.value})"
+            for s in v.secondaries
         )
-        rows = []
-        for v in inv.vms:
-
-            def ds(i: str, ep: str = v.endpoint) -> str:
-                found = inv.datastore(ep, i)
-                return found.name if found else i
-
-            host = inv.host(v.endpoint, v.host)
-            secs = "; ".join(
-                f"{s.mechanism}->{','.join(sorted(ds(x) for x in s.datastores))} ({s.state.value})"
-                for s in v.secondaries
-            )
-            rows.append(
-                [
-                    v.endpoint,
-                    v.name,
-                    host.name if host else v.host,
-                    v.power.value,
-                    ", ".join(sorted({ds(d.datastore) for d in v.disks})),
-                    gib(v.size),
-                    secs or "-",
-                ]
-            )
-        table("VMs", ["endpoint", "vm", "host", "power", "primary", "size", "secondaries"], rows)
+        rows.append(
+            [
+                v.endpoint,
+                v.name,
+                host.name if host else (v.host or "-"),
+                v.power.value,
+                ", ".join(sorted({ds(d.datastore) for d in v.disks})) or "-",
+                gib(v.size),
+                secs or "-",
+            ]
+        )
+    table(
+        plural(len(inv.vms), "VM"),
+        [
+            Col("endpoint", drop=2),
+            "vm",
+            Col("host", drop=1),
+            Col("power", drop=3),
+            text_col("primary"),
+            Col("size", "num", drop=4),
+            text_col("secondaries"),
+        ],
+        rows,
+    )

@@ -11,28 +11,38 @@ from typing import Annotated
 
 import typer
 
-from ftbridge.cli.common import say
+from ftbridge.cli.common import Output, OutputOpt, emit_json, say, table
+from ftbridge.cli.render import plural
 
 app = typer.Typer(help="Lab peers: platform APIs on loopback for trying drivers.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_() -> None:
+def list_(output: OutputOpt = Output.table) -> None:
     """Installed labs (one per driver that ships one)."""
     from ftbridge.labs import list_labs
 
-    for name in list_labs():
-        typer.echo(name)
+    names = list(list_labs())
+    if output is Output.json:
+        emit_json([{"name": n} for n in names])
+        return
+    table(plural(len(names), "lab"), ["name"], [[n] for n in names])
 
 
 @app.command("run")
 def run_(
-    name: Annotated[str, typer.Argument(help="lab name (= driver name)")],
-    estate: Annotated[Path, typer.Option(help="estate file; default: the demo estate")] = None,  # type: ignore[assignment]
-    estate_name: Annotated[str | None, typer.Option("--name", help="estate in the file")] = None,
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1; 0 picks a free one")] = 0,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="lab name (= driver name)")],
+    estate: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="estate file; default: the demo estate", show_default=False),
+    ] = None,
+    estate_name: Annotated[
+        str | None, typer.Option("--name", metavar="ESTATE", help="estate in the file", show_default=False)
+    ] = None,
+    port: Annotated[int, typer.Option(metavar="PORT", help="port on 127.0.0.1; 0 picks a free one")] = 0,
 ) -> None:
-    """Serve until interrupted. Prints the [endpoints] table to use; credentials go to a 0600 file."""
+    """Serve until interrupted. Prints the [endpoints] table to use; credentials go to a 0600 file,
+    removed again when the lab stops."""
     from importlib import resources
 
     from ftbridge.errors import ConfigError
@@ -47,6 +57,10 @@ def run_(
     if pick is None or pick not in estates:
         raise ConfigError(f"{estate}: give --name, one of: {', '.join(estates)}")
     lab = cls(estates[pick], port=port)
+    env_path: str | None = None
+    stop = threading.Event()
+    # before anything exists to clean up: a SIGTERM at any moment ends in the `finally` below
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lab.start()
     try:
         fd, env_path = tempfile.mkstemp(prefix=f"ftbridge-lab-{name}-", suffix=".env")
@@ -57,14 +71,15 @@ def run_(
         for k, v in lab.endpoint_config().items():
             typer.echo(f"{k} = {_toml(v)}")
         say(f"lab {name} serving estate {pick}; credentials: source {env_path}; Ctrl-C stops it")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             stop.wait()
         except KeyboardInterrupt:
             pass
     finally:
         lab.stop()
+        if env_path is not None:  # the credentials die with the lab
+            Path(env_path).unlink(missing_ok=True)
+            say(f"lab {name} stopped; {env_path} removed")
 
 
 def _toml(v: object) -> str:

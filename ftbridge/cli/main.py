@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import logging
 import sys
+import typing
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 from ftbridge.cli.common import Run, run, say
 
 
 class _Group(TyperGroup):
-    """Maps every :class:`FtbridgeError` to one line on stderr and its exit code."""
+    """Maps every :class:`FtbridgeError` to one line on stderr and its exit code; lists commands
+    in workflow order; gives every parameter a metavar people read (see :func:`_metavars`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # typer builds the sub-apps first: all are here now
+        _metavars(self)
 
     def invoke(self, ctx: Any) -> Any:
         from ftbridge.errors import FtbridgeError
@@ -34,6 +40,43 @@ class _Group(TyperGroup):
                 raise
             say(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", "red")
             raise typer.Exit(70) from None
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """In the order of the work: look, check, plan, change, fail over, review; then the tools.
+        A command not named here (a sub-app added later) comes after the workflow, before the tools."""
+        names = super().list_commands(ctx)
+        known = [n for n in (*WORKFLOW, *TOOLS) if n in names]
+        rest = [n for n in names if n not in known]
+        return [n for n in known if n in WORKFLOW] + rest + [n for n in known if n in TOOLS]
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows: dict[str, list[tuple[str, str]]] = {"Commands (in workflow order)": [], "Tools": []}
+        names = [(n, c) for n in self.list_commands(ctx) if (c := self.get_command(ctx, n)) and not c.hidden]
+        limit = formatter.width - 6 - max((len(n) for n, _ in names), default=0)
+        for n, c in names:
+            rows["Tools" if n in TOOLS else "Commands (in workflow order)"].append((n, c.get_short_help_str(limit)))
+        for title, dl in rows.items():
+            if dl:
+                with formatter.section(title):
+                    formatter.write_dl(dl)
+
+
+#: the commands in the order an operator meets them; TOOLS are listed apart
+WORKFLOW = (
+    "inventory",
+    "audit",
+    "plan",
+    "apply",
+    "health",
+    "failover",
+    "failback",
+    "reprotect",
+    "watch",
+    "migrate",
+    "runs",
+    "report",
+)
+TOOLS = ("demo", "endpoints", "drivers", "lab", "sim")
 
 
 def _debug(ctx: Any) -> bool:
@@ -67,6 +110,7 @@ def root(
         typer.Option(
             "--config",
             "-c",
+            metavar="FILE",
             help="config file (else $FTBRIDGE_CONFIG, then ~/.config/ftbridge/ftbridge.toml)",
             show_default=False,
         ),
@@ -137,18 +181,62 @@ def _register() -> None:
     audit.register(app)
     demo.register(app)
     failover.register(app)
-    from ftbridge.cli import apply, plan, watch
+    from ftbridge.cli import apply, plan, report, runs, watch
 
     plan.register(app)
     apply.register(app)
     watch.register(app)
+    runs.register(app)
+    report.register(app)
 
 
 _register()
+
+
+def command() -> Any:
+    """The click command behind ``app`` (every parameter with a metavar, see :func:`_metavars`)."""
+    return typer.main.get_command(app)
+
+
+def _metavars(cmd: Any) -> None:
+    """A metavar on every parameter that lacks one: help shows ``FILE``, ``N`` or ``NAME``, never
+    a Python type (sub-apps added later are covered too)."""
+    for p in getattr(cmd, "params", []):
+        if isinstance(p, TyperArgument):
+            p.__class__ = _Argument
+        if p.metavar is not None or getattr(p, "is_flag", False) or getattr(p, "count", False):
+            continue
+        desc = getattr(p, "type_descriptor", None)
+        ann = getattr(desc, "annotation", None)
+        base = typing.get_args(ann)[0] if desc is not None and desc.is_list and typing.get_args(ann) else ann
+        if desc is not None and desc.is_choice:
+            p.metavar = "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+        elif desc is not None and (desc.is_path or desc.is_file):
+            p.metavar = "FILE"
+        elif base is int:
+            p.metavar = "N"
+        elif base is float:
+            p.metavar = "NUMBER"
+        else:
+            p.metavar = (p.name or "value").upper()
+    for sub in getattr(cmd, "commands", {}).values():
+        _metavars(sub)
+
+
+class _Argument(TyperArgument):
+    """An argument shown as ``PLAN`` (``[PLAN]`` when optional) in usage and as ``PLAN`` alone in
+    the list of arguments, where typer would write ``{plan}`` and ``PLAN <Path>``."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
 
 
 def main() -> None:
     app(prog_name="ftbridge")
 
 
-__all__ = ["app", "main", "run"]
+__all__ = ["app", "command", "main", "run"]

@@ -181,7 +181,7 @@ def gaps_cmd(
         _, doc, _, _ = _make(ctx, source, target, target_from, source_endpoint, maps, map_format, vm, tag, None)
     else:
         doc = load_migration(plan or _latest(run(ctx).config(), source, target))
-    rows = [{"vm": v["vm"], "name": v["name"], "wave": v["wave"], **v["gap"]} for v in doc["vms"]]
+    rows = [{"vm": v["vm"], "vm_name": v["vm_name"], "wave": v["wave"], **v["gap"]} for v in doc["vms"]]
     if output is Output.json:
         emit_json({"source": doc["source"]["endpoint"], "target": doc["target"]["endpoint"], "vms": rows})
         return
@@ -192,7 +192,7 @@ def gaps_cmd(
         ["VM", "source", "RPO/RTO", "target", "RPO/RTO after", "status", "to restore it"],
         [
             [
-                r["name"],
+                r["vm_name"],
                 " + ".join(r["source"]["mechanisms"] + (["HA"] if r["source"]["ha"] else [])) or "-",
                 f"{duration(r['source']['rpo'])} / {duration(r['source']['rto'])}"
                 if r["source"]["mechanisms"]
@@ -202,7 +202,7 @@ def gaps_cmd(
                 if r["target"]["mechanisms"]
                 else "-",
                 r["status"],
-                r["action"],
+                r["restore"],
             ]
             for r in rows
         ],
@@ -245,7 +245,7 @@ def verify_cmd(
         table(
             f"migration verify: {doc['source']['endpoint']} -> {ep}",
             ["VM", "found as", "deviation"],
-            [[d.name, d.found or "-", d.message] for d in report.deviations] or [["-", "-", "no deviation"]],
+            [[d.vm_name, d.found or "-", d.message] for d in report.deviations] or [["-", "-", "no deviation"]],
         )
     say(f"{report.matched} of {report.expected} planned VMs found on {ep}; {len(report.deviations)} deviation(s)")
     if path is not None:
@@ -288,7 +288,7 @@ def show_migration(doc: dict[str, Any]) -> None:
     rows = []
     for v in doc["vms"]:
         if v["status"] != "planned":
-            rows.append([v["name"], "-", "-", "-", "-", f"infeasible: {v['reason']}"])
+            rows.append([v["vm_name"], "-", "-", "-", "-", f"infeasible: {v['reason']}"])
             continue
         disks = ", ".join(f"{d['id']}:{d['from_name']}->{d['to_name']}" for d in v["disks"])
         nics = ", ".join(f"{n['from_name'] or '-'}->{n['to_name'] or 'unconnected'}" for n in v["nics"]) or "-"
@@ -300,7 +300,7 @@ def show_migration(doc: dict[str, Any]) -> None:
             )
         else:
             sec = f"none: {p['reason']}" if p["wanted"] else "-"
-        rows.append([v["name"], str(v["wave"]), v["host_name"], disks, nics, sec])
+        rows.append([v["vm_name"], str(v["wave"]), v["host_name"], disks, nics, sec])
     table(
         f"migration {doc['source']['endpoint']} -> {doc['target']['endpoint']}",
         ["VM", "wave", "host", "disks", "networks", "secondary"],

@@ -13,15 +13,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, gib, run, say, table
+from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, again, emit_json, gib, run, say, table
 from ftbridge.cli.inventory import FromOpt, load_inventory
+from ftbridge.cli.render import Col, plural, text_col
 
 if TYPE_CHECKING:
     from ftbridge.planning.planfile import PlanAction, PlanDoc
 
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", help="write the plan here (default: <state dir>/plans/plan-<id>.json)", show_default=False),
+    typer.Option(
+        "--out",
+        metavar="FILE",
+        help="write the plan here (default: <state dir>/plans/plan-<id>.json)",
+        show_default=False,
+    ),
 ]
 
 app = typer.Typer(
@@ -55,13 +61,15 @@ def plan(
     else:
         show_plan(_parse(doc, str(path)))
     say(_summary_line(doc) + f"\nplan written to {path}")
-    say(f"review: ftbridge plan show {path}    apply: ftbridge apply {path} --yes")
+    say(f"review: {again(ctx, 'plan', 'show', str(path))}    apply: {again(ctx, 'apply', str(path), '--yes')}")
 
 
 @app.command("show")
 def show(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="a plan file written by 'ftbridge plan'", show_default=False)],
+    file: Annotated[
+        Path, typer.Argument(metavar="PLAN", help="a plan file written by 'ftbridge plan'", show_default=False)
+    ],
     output: OutputOpt = Output.table,
 ) -> None:
     """Print a plan per VM: from where to where, bytes, findings closed; then what stays unfixed and why."""
@@ -87,8 +95,8 @@ def _summary_line(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     kinds = ", ".join(f"{v} {k}" for k, v in s["by_kind"].items() if v) or "nothing to do"
     return (
-        f"plan {doc['plan_id']}: {s['actions']} actions ({kinds}), {gib(s['bytes_moved'])} to copy; "
-        f"closes {s['closed']} of {s['findings']} findings, {s['unfixable']} left (reasons listed)"
+        f"plan {doc['plan_id']}: {plural(s['actions'], 'action')} ({kinds}), {gib(s['bytes_moved'])} to copy; "
+        f"closes {s['closed']} of {plural(s['findings'], 'finding')}, {s['unfixable']} left (reasons listed)"
     )
 
 
@@ -101,7 +109,7 @@ def _where(doc: PlanDoc, a: PlanAction) -> tuple[str, str, str]:
     if a.kind == "move_disk":
         return f"move disk {a.disk}", ds(a.source), ds(a.to)
     if a.kind == "move_vm":
-        return f"move config + {len(a.disks)} disk(s)", ", ".join(ds(x) for x in a.source), ds(a.to)
+        return f"move config + {plural(len(a.disks), 'disk')}", ", ".join(ds(x) for x in a.source), ds(a.to)
     if a.kind == "protect":
         targets = sorted(set(a.spec.disks.values()))
         host = f" @ {doc.host_name(a.endpoint, a.spec.host)}" if a.spec.host else ""
@@ -135,14 +143,21 @@ def show_plan(doc: PlanDoc) -> None:
         )
         last = key
     table(
-        f"plan {doc.plan_id}: {len(doc.actions)} actions",
-        ["vm", "action", "from", "to", "bytes", "closes"],
+        f"plan {doc.plan_id}: {plural(len(doc.actions), 'action')}",
+        [
+            "vm",
+            text_col("action"),
+            text_col("from"),
+            text_col("to"),
+            Col("bytes", "num", drop=1),
+            text_col("closes", drop=2),
+        ],
         rows,
     )
     if doc.unfixable:
         table(
-            f"{len(doc.unfixable)} findings the plan leaves open",
-            ["endpoint", "vm / datastore", "rule", "why"],
+            f"{plural(len(doc.unfixable), 'finding')} the plan leaves open",
+            [Col("endpoint", drop=1), "vm / datastore", "rule", text_col("why")],
             [
                 [u.endpoint, u.vm_name or doc.ds_name(u.endpoint, u.datastore), u.rule, f"{u.reason} ({u.category})"]
                 for u in doc.unfixable

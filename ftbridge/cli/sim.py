@@ -40,24 +40,33 @@ def reset(ctx: typer.Context, endpoint: EndpointOpt = None) -> None:
 @app.command()
 def fault(
     ctx: typer.Context,
-    endpoint: Annotated[str, typer.Argument(help="a sim endpoint")],
+    endpoint: Annotated[str, typer.Argument(metavar="ENDPOINT", help="a sim endpoint")],
     host_down: Annotated[
-        list[str] | None, typer.Option("--host-down", help="host name: it fails, the platform reports it down")
+        list[str] | None,
+        typer.Option("--host-down", metavar="HOST", help="it fails, the platform reports it down (repeatable)"),
     ] = None,
     host_unreachable: Annotated[
         list[str] | None,
-        typer.Option("--host-unreachable", help="host name: management loses it, its VMs keep running"),
+        typer.Option(
+            "--host-unreachable", metavar="HOST", help="management loses it, its VMs keep running (repeatable)"
+        ),
     ] = None,
-    datastore_down: Annotated[list[str] | None, typer.Option("--datastore-down", help="datastore name")] = None,
-    fail_rate: Annotated[float | None, typer.Option(help="share of operations failing, retryably (0..1)")] = None,
+    datastore_down: Annotated[
+        list[str] | None,
+        typer.Option("--datastore-down", metavar="DATASTORE", help="this datastore is down (repeatable)"),
+    ] = None,
+    fail_rate: Annotated[
+        float | None, typer.Option(metavar="SHARE", help="share of operations failing, retryably (0..1)")
+    ] = None,
     fail_vm: Annotated[
-        list[str] | None, typer.Option("--fail-vm", help="VM name whose operations fail for good")
+        list[str] | None, typer.Option("--fail-vm", metavar="VM", help="VM whose operations fail for good (repeatable)")
     ] = None,
     fail_sync: Annotated[
-        list[str] | None, typer.Option("--fail-sync", help="VM name whose new secondaries break while syncing")
+        list[str] | None,
+        typer.Option("--fail-sync", metavar="VM", help="VM whose new secondaries break while syncing (repeatable)"),
     ] = None,
-    slow: Annotated[float | None, typer.Option(help="seconds added to every operation")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed for --fail-rate")] = None,
+    slow: Annotated[float | None, typer.Option(metavar="SECONDS", help="seconds added to every operation")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="seed for --fail-rate")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove every fault first")] = False,
     output: OutputOpt = Output.table,
 ) -> None:

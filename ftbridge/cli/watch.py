@@ -19,6 +19,9 @@ from typing import Annotated, Any
 import typer
 
 from ftbridge.cli.common import Output, OutputOpt, emit_json, run, say, table
+from ftbridge.cli.progress import VmIds
+from ftbridge.cli.render import Col, seconds
+from ftbridge.timefmt import human, rfc3339
 
 
 class _Events:
@@ -28,13 +31,12 @@ class _Events:
         self.json = output is Output.json
         self.file = open(log_file, "a", encoding="utf-8") if log_file is not None else None  # noqa: SIM115
         self.lock = threading.Lock()
+        self.ids = VmIds()  # the JSON vocabulary: vm (id) + vm_name, "at" in RFC 3339
 
     def __call__(self, event: dict[str, Any]) -> None:
-        import time
-
         from ftbridge.secrets import redact
 
-        line = redact(json.dumps({"at": round(time.time(), 3), **event}, default=str))
+        line = redact(json.dumps(self.ids.line(event), default=str))
         with self.lock:
             if self.file is not None:
                 self.file.write(line + "\n")
@@ -122,15 +124,15 @@ def _status(coord: Any, output: Output) -> None:
 
     lead = coord.leader()
     if output is Output.json:
-        emit_json({"backend": coord.backend, "leader": lead.to_dict() if lead else None})
+        leader = {**lead.to_dict(), "since": rfc3339(lead.since)} if lead else None
+        emit_json({"backend": coord.backend, "leader": leader})
     elif lead is None:
         say(f"nobody leads ({coord.backend} coordination)")
     else:
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lead.since))
         table(
             f"leader ({coord.backend} coordination)",
-            ["controller", "since", "for", "epoch"],
-            [[lead.holder, since, f"{time.time() - lead.since:.0f}s", lead.epoch]],
+            ["controller", "since (UTC)", Col("for", "num"), Col("epoch", "num")],
+            [[lead.holder, human(lead.since), seconds(time.time() - lead.since), lead.epoch]],
         )
     if lead is None:
         raise typer.Exit(1)

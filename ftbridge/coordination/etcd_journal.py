@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from ftbridge.apply.journal import ActionRecord, ActionRow, JournalStore, RunRecord, StaleLeader
+from ftbridge.apply.journal import ActionRecord, ActionRow, JournalStore, RunRecord, StaleLeader, who
 from ftbridge.coordination.etcd_client import (
     KV,
     EtcdClient,
@@ -146,7 +146,7 @@ class EtcdJournalStore(JournalStore):
                     put_op(self._k("next-run"), str(run_id)),
                     put_op(self._k("runs", self._rid(run_id)), _dumps(run)),
                     put_op(self._k("plans", plan_id), str(run_id)),
-                    self._event(run_id, "run_started", None, None, {"plan_path": plan_path, "pid": os.getpid()}),
+                    self._event(run_id, "run_started", None, None, {"plan_path": plan_path, **who()}),
                 ],
                 [guard],
             )
@@ -170,7 +170,7 @@ class EtcdJournalStore(JournalStore):
         self._commit(
             [
                 put_op(self._k("runs", self._rid(run_id)), _dumps(run)),
-                self._event(run_id, "run_resumed", None, None, {"pid": os.getpid()}),
+                self._event(run_id, "run_resumed", None, None, who()),
             ]
         )
 

@@ -86,10 +86,17 @@ def failback_document(
         vm = _current(inv, s)
         orig_disks: dict[str, str] = dict(s.original.get("disks") or {})
         if vm is None:
-            waiting.append({"vm": s.vm_name, "endpoint": s.endpoint, "reason": "the VM is not found"})
+            waiting.append({"vm": s.vm, "vm_name": s.vm_name, "endpoint": s.endpoint, "reason": "the VM is not found"})
             continue
         if not orig_disks:
-            waiting.append({"vm": s.vm_name, "endpoint": s.endpoint, "reason": "the failover plan has no original"})
+            waiting.append(
+                {
+                    "vm": s.vm,
+                    "vm_name": s.vm_name,
+                    "endpoint": s.endpoint,
+                    "reason": "the failover plan has no original",
+                }
+            )
             continue
         target = s.original.get("config_datastore") or max(
             set(orig_disks.values()), key=list(orig_disks.values()).count
@@ -102,7 +109,9 @@ def failback_document(
         ]
         if down:
             name = d.name if (d := inv.datastore(s.endpoint, down[0])) else down[0]
-            waiting.append({"vm": s.vm_name, "endpoint": s.endpoint, "reason": f"datastore {name} is not back"})
+            waiting.append(
+                {"vm": s.vm, "vm_name": s.vm_name, "endpoint": s.endpoint, "reason": f"datastore {name} is not back"}
+            )
             continue
         h = inv.host(s.endpoint, host) if host else None
         if host and (h is None or h.state is not HostState.UP):

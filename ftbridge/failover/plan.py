@@ -31,6 +31,7 @@ from ftbridge.errors import PlanError
 from ftbridge.failover.recovery import RecoveryPlan
 from ftbridge.inventory import Inventory
 from ftbridge.model import VM, Host, HostState, PowerState, Secondary, SecondaryState
+from ftbridge.timefmt import parse_rfc3339, rfc3339
 
 FAILOVER_SCHEMA_VERSION = 2  # 2: restart steps; left_to_ha folded into them
 
@@ -92,7 +93,7 @@ class FailoverPlan:
             "schema_version": FAILOVER_SCHEMA_VERSION,
             "kind": "failover",
             "scope": self.scope,
-            "created_at": self.created_at,
+            "created_at": rfc3339(self.created_at),
             "inventory_fingerprint": self.fingerprint,
             "estate_id": self.estate_id,
             "steps": [asdict(s) for s in self.steps],
@@ -116,7 +117,7 @@ class FailoverPlan:
                 steps=[Step(**s) for s in data["steps"]],
                 blocked=[Blocked(**b) for b in data["blocked"]],
                 managed=[Blocked(**b) for b in data.get("managed", [])],
-                created_at=float(data["created_at"]),
+                created_at=_when(data["created_at"]),
                 estate_id=str(data.get("estate_id", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -136,6 +137,11 @@ class FailoverPlan:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PlanError(f"{path}: corrupt failover plan (not JSON): {exc}") from exc
         return cls.from_dict(data, str(path))
+
+
+def _when(value: Any) -> float:
+    """``created_at``: RFC 3339 (what ftbridge writes), or epoch seconds (plans written before)."""
+    return parse_rfc3339(value) if isinstance(value, str) else float(value)
 
 
 def affected_by(inv: Inventory, failed: Failed) -> list[VM]:

@@ -185,8 +185,9 @@ def failover_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
     )
 
 
-def test_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
-    """test_failover + cleanup_test per VM; unique per invocation (a test is run again and again)."""
+def test_document(plan: FailoverPlan, config: Config, *, keep: bool = False) -> dict[str, Any]:
+    """test_failover + cleanup_test per VM; unique per invocation (a test is run again and again).
+    ``keep``: no cleanup_test, the test instances stay up for inspection (``--keep``)."""
     from ftbridge import __version__
 
     actions: list[dict[str, Any]] = []
@@ -203,6 +204,8 @@ def test_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
             host=s.host,
         )
         actions.append(t)
+        if keep:
+            continue
         c = _action(
             len(actions) + 1,
             "cleanup_test",
@@ -220,7 +223,7 @@ def test_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
         fingerprint=plan.fingerprint,
         estate=plan.estate_id,
         created_at=time.time(),
-        generator=f"ftbridge {__version__} failover test {time.time_ns()}",
+        generator=f"ftbridge {__version__} failover test{' --keep' if keep else ''} {time.time_ns()}",
     )
 
 
@@ -278,8 +281,8 @@ class VMOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "endpoint": self.endpoint,
-            "vm": self.vm_name,
-            "vm_id": self.vm,
+            "vm": self.vm,
+            "vm_name": self.vm_name,
             "state": self.state,
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "message": self.message,
@@ -303,7 +306,9 @@ class FailoverResult:
             **self.apply.summary(),
             "recovery_s": None if self.total_seconds is None else round(self.total_seconds, 3),
             "vms": [v.to_dict() for v in self.vms],
-            "blocked": [{"endpoint": b.endpoint, "vm": b.vm_name, "reason": b.reason} for b in self.blocked],
+            "blocked": [
+                {"endpoint": b.endpoint, "vm": b.vm, "vm_name": b.vm_name, "reason": b.reason} for b in self.blocked
+            ],
         }
 
 
@@ -403,18 +408,21 @@ def run_test(
     plan: FailoverPlan | None,
     *,
     resume: bool = False,
+    keep: bool = False,
     on_event: EventSink = ignore,
 ) -> FailoverResult:
     """Test failover: start each secondary isolated, verify, clean up; journaled like an apply.
 
     With ``resume`` the newest unfinished test run is continued (its cleanups run) instead.
+    With ``keep`` the test instances stay up (state ``kept``) until ``failover test --cleanup``
+    (:func:`ftbridge.failover.cleanup.run_cleanup`) removes them.
     """
     path = _unfinished_doc(config, TEST_DIR) if resume else None
     blocked: list[Blocked] = []
     if path is None:
         if plan is None:
             raise ConfigError("nothing to resume: no unfinished test failover in the journal")
-        doc = test_document(plan, config)
+        doc = test_document(plan, config, keep=keep)
         path = Path(config.state_dir) / TEST_DIR / f"test-{doc['plan_id']}.json"
         write_plan(doc, path)
         blocked = list(plan.blocked)
@@ -423,20 +431,39 @@ def run_test(
 
     doc = json.loads(path.read_text(encoding="utf-8"))
     result = apply_plan(config, path, yes=True, resume=resume, live_checks=True, on_event=on_event)
+    return test_outcomes(doc, result, blocked)
+
+
+def test_outcomes(doc: dict[str, Any], result: ApplyResult, blocked: list[Blocked]) -> FailoverResult:
+    """Per VM, how a test failover document's run went (test and cleanup, or a kept test's cleanup)."""
     out = FailoverResult(result, [], blocked)
     start, end, _ = _times(result.journal, result.run_id)
     acts = doc["actions"]
-    for t, c in zip(acts[::2], acts[1::2], strict=True):
-        ot, oc = result.outcomes.get(t["id"]), result.outcomes.get(c["id"])
-        ok = ot is not None and oc is not None and ot.state in DONE_STATES and oc.state in DONE_STATES
-        secs = end[c["id"]] - start[t["id"]] if ok and c["id"] in end and t["id"] in start else None
+    cleanups = {c["after"]: c for c in acts if c["kind"] == "cleanup_test" and c.get("after")}
+    for t in (a for a in acts if a["kind"] == "test_failover"):
+        c = cleanups.get(t["id"])
+        ot = result.outcomes.get(t["id"])
+        oc = result.outcomes.get(c["id"]) if c is not None else None
+        tested = ot is not None and ot.state in DONE_STATES
+        ok = tested and (c is None or (oc is not None and oc.state in DONE_STATES))
+        last = c["id"] if c is not None else t["id"]
+        secs = end[last] - start[t["id"]] if ok and last in end and t["id"] in start else None
         why = ""
         if not ok:
-            bad = ot if ot is None or ot.state not in DONE_STATES else oc
+            bad = ot if not tested else oc
             step = "test" if bad is ot else "cleanup"
             why = f"{step}: {bad.message}" if bad is not None else "not run"
         detail = {"secondary": t["secondary"], "host": t["host"]}
+        if c is None and ok:
+            detail["kept"] = True
         out.vms.append(VMOutcome(t["endpoint"], t["vm"], t["vm_name"], "ok" if ok else "failed", why, secs, detail))
+    for c in (a for a in acts if a["kind"] == "cleanup_test" and not a.get("after")):  # --cleanup of kept tests
+        oc = result.outcomes.get(c["id"])
+        ok = oc is not None and oc.state in DONE_STATES
+        why = "" if ok else (f"cleanup: {oc.message}" if oc is not None else "not run")
+        secs = end[c["id"]] - start[c["id"]] if ok and c["id"] in end and c["id"] in start else None
+        detail = {"test_id": c.get("test_id"), "cleanup": True}
+        out.vms.append(VMOutcome(c["endpoint"], c["vm"], c["vm_name"], "ok" if ok else "failed", why, secs, detail))
     for b in blocked:
         out.vms.append(VMOutcome(b.endpoint, b.vm, b.vm_name, "failed", f"cannot test: {b.reason}"))
     return out
@@ -472,6 +499,7 @@ def test_plan(
 
 
 test_document.__test__ = False  # type: ignore[attr-defined]
+test_outcomes.__test__ = False  # type: ignore[attr-defined]
 test_plan.__test__ = False  # type: ignore[attr-defined]
 
 __all__ = ["FailoverResult", "VMOutcome", "estate_id", "failover_document", "run_failover", "run_test", "select"]

@@ -35,13 +35,13 @@ def plan_mapping(doc: dict[str, Any]) -> Mapping:
         s: max(sorted(t.items(), key=lambda x: x[0] or ""), key=lambda x: x[1])[0] for s, t in net_targets.items()
     }
     disks = [
-        ItemRule(v["name"], d["id"], d["to_name"])
+        ItemRule(v["vm_name"], d["id"], d["to_name"])
         for v in planned
         for d in v["disks"]
         if ds_rule[d["from_name"]] != d["to_name"]
     ]
     nics = [
-        ItemRule(v["name"], n["id"], n["to_name"])
+        ItemRule(v["vm_name"], n["id"], n["to_name"])
         for v in planned
         for n in v["nics"]
         if n["from_name"] and net_rule[n["from_name"]] != n["to_name"]
@@ -55,7 +55,7 @@ def plan_mapping(doc: dict[str, Any]) -> Mapping:
         clusters=tuple(Rule(s, t, "name") for s, t in sorted(clusters.items())),
         source=doc["source"]["endpoint"],
         target=doc["target"]["endpoint"],
-        vms=tuple(v["name"] for v in planned),
+        vms=tuple(v["vm_name"] for v in planned),
         origin=f"migration plan {doc['plan_id']}",
     )
 
@@ -68,7 +68,7 @@ def export_context(doc: dict[str, Any], *, namespace: str = "openshift-mtv") -> 
         vms=tuple(
             ExportVM(
                 id=v["vm"],
-                name=v["name"],
+                name=v["vm_name"],
                 uuid=v.get("uuid", ""),
                 storages=tuple((d["from_name"], d["to_name"]) for d in v["disks"]),
                 networks=tuple((n["from_name"], n["to_name"]) for n in v["nics"] if n["from_name"]),

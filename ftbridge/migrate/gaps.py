@@ -142,13 +142,13 @@ def _one(
     )
     entry: dict[str, Any] = {
         "vm": vm.id,
-        "name": vm.name,
+        "vm_name": vm.name,
         "wave": o.wave,
         "source": src.to_dict(),
         "target": {**tgt.to_dict(), "separated": prot.separated},
     }
     if o.placed.reason is not None:
-        entry.update(status="infeasible", action=f"cannot be placed on {m.target_endpoint}: {o.placed.reason}")
+        entry.update(status="infeasible", restore=f"cannot be placed on {m.target_endpoint}: {o.placed.reason}")
         return entry
     ha_note = f"; turn HA on for {vm.name} on {m.target_endpoint} (the moving tools drop it)" if vm.ha else ""
     if prot.mechanism is None:
@@ -159,14 +159,14 @@ def _one(
             status, action = "lost", f"{m.target_endpoint} offers no mechanism that can protect it: {prot.reason}"
         else:
             status, action = "manual", f"no secondary can be planned on {m.target_endpoint}: {prot.reason}"
-        entry.update(status=status, action=action + ha_note)
+        entry.update(status=status, restore=action + ha_note)
         return entry
     where = _where(prot.spec, m)
     then = f"{prot.mechanism} ({kind_of(r)}) on {where}"
     if r is not None and kind_of(r) == "replication" and r.rpo:
         then += f" at its shortest interval, {duration(r.rpo)}"
     if not had:
-        entry.update(status="gained", action=f"protect with {then} after the move ({_how()})")
+        entry.update(status="gained", restore=f"protect with {then} after the move ({_how()})")
         return entry
     worse_rpo = _worse(tgt.rpo, src.rpo)
     worse_rto = _worse(tgt.rto, src.rto)
@@ -175,7 +175,7 @@ def _one(
     becomes = ("HA plus " if vm.ha else "") + then
     change = f"RPO {duration(src.rpo)} becomes {'up to ' if tgt.rpo else ''}{duration(tgt.rpo)}"
     change += f", RTO {duration(src.rto)} becomes {duration(tgt.rto)}"
-    entry.update(status=status, action=f"{was} becomes {becomes}: {change} ({_how()}){ha_note}")
+    entry.update(status=status, restore=f"{was} becomes {becomes}: {change} ({_how()}){ha_note}")
     return entry
 
 

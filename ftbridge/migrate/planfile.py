@@ -39,7 +39,7 @@ def migration_document(
         p, vm = o.placed, o.placed.vm
         entry: dict[str, Any] = {
             "vm": vm.id,
-            "name": vm.name,
+            "vm_name": vm.name,
             "uuid": vm.uuid,
             "status": "infeasible" if p.reason is not None else "planned",
             "reason": p.reason,
@@ -155,7 +155,7 @@ def migration_document(
             "gaps": dict(sorted(status.items())),
         },
         "vms": vms,
-        "skipped": [{"vm": v.id, "name": v.name, "reason": why} for v, why in m.skipped],
+        "skipped": [{"vm": v.id, "vm_name": v.name, "reason": why} for v, why in m.skipped],
         "datastores": ds_rows,
         "protect_actions": protect,
         "unfixable": [u.to_dict() for u in m.protect_result.unfixable],

@@ -27,13 +27,14 @@ from ftbridge.model import VM
 
 @dataclass(frozen=True)
 class Deviation:
-    name: str
+    vm: str  # the source VM's id, as the plan names it
+    vm_name: str
     found: str | None  # the target VM's id, None when missing
     kind: str  # missing | disk | nic | cluster
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "found": self.found, "kind": self.kind, "message": self.message}
+        return {"vm": self.vm, "vm_name": self.vm_name, "found": self.found, "kind": self.kind, "message": self.message}
 
 
 @dataclass
@@ -61,11 +62,11 @@ def match(planned: dict[str, Any], vms: list[VM]) -> tuple[VM | None, str]:
         hits = [v for v in vms if v.uuid and v.uuid.lower() == uuid.lower()]
         if len(hits) == 1:
             return hits[0], "uuid"
-    hits = [v for v in vms if v.name == planned["name"]]
+    hits = [v for v in vms if v.name == planned["vm_name"]]
     if len(hits) == 1:
         return hits[0], "name"
     if len(hits) > 1:
-        return None, f"{len(hits)} VMs named {planned['name']} on the target and no uuid to tell them apart"
+        return None, f"{len(hits)} VMs named {planned['vm_name']} on the target and no uuid to tell them apart"
     return None, "not on the target (by uuid or name)"
 
 
@@ -82,10 +83,10 @@ def verify(doc: dict[str, Any], inv: Inventory, endpoint: str, config: Config) -
     for p in planned:
         vm, how = match(p, vms)
         if vm is None:
-            report.deviations.append(Deviation(p["name"], None, "missing", how))
+            report.deviations.append(Deviation(p["vm"], p["vm_name"], None, "missing", how))
             continue
         report.matched += 1
-        report.matches[p["name"]] = vm.id
+        report.matches[p["vm_name"]] = vm.id
         report.deviations += _compare(p, vm, inv, endpoint)
         if p["protection"]["mechanism"] or p["protection"]["wanted"]:
             protect_wanted[vm.id] = p["protection"]["mechanism"] or ""
@@ -103,7 +104,9 @@ def _compare(p: dict[str, Any], vm: VM, inv: Inventory, ep: str) -> list[Deviati
         if got is None:
             got = next((d for d in rest if d.size >= want["size"]), None)
         if got is None:
-            out.append(Deviation(p["name"], vm.id, "disk", f"disk {want['id']} ({want['size']} bytes) not found"))
+            out.append(
+                Deviation(p["vm"], p["vm_name"], vm.id, "disk", f"disk {want['id']} ({want['size']} bytes) not found")
+            )
             continue
         rest.remove(got)
         pairs.append((want, got))
@@ -111,7 +114,8 @@ def _compare(p: dict[str, Any], vm: VM, inv: Inventory, ep: str) -> list[Deviati
         if got.datastore != want["to"]:
             out.append(
                 Deviation(
-                    p["name"],
+                    p["vm"],
+                    p["vm_name"],
                     vm.id,
                     "disk",
                     f"disk {want['id']} (found as {got.id}) is on {_names(inv, ep, got.datastore)}, "
@@ -124,7 +128,8 @@ def _compare(p: dict[str, Any], vm: VM, inv: Inventory, ep: str) -> list[Deviati
         name = {n.id: n.name for n in inv.networks if n.endpoint == ep}
         out.append(
             Deviation(
-                p["name"],
+                p["vm"],
+                p["vm_name"],
                 vm.id,
                 "nic",
                 f"NICs on {', '.join(name.get(x, x) or 'unconnected' for x in got_nets) or 'nothing'}, "
@@ -133,7 +138,9 @@ def _compare(p: dict[str, Any], vm: VM, inv: Inventory, ep: str) -> list[Deviati
         )
     cluster = inv.cluster_of(vm)
     if p.get("cluster") and cluster is not None and cluster != p["cluster"]:
-        out.append(Deviation(p["name"], vm.id, "cluster", f"runs in cluster {cluster}, planned in {p['cluster']}"))
+        out.append(
+            Deviation(p["vm"], p["vm_name"], vm.id, "cluster", f"runs in cluster {cluster}, planned in {p['cluster']}")
+        )
     return out
 
 

@@ -273,10 +273,12 @@ class TestFailoverAction(_ActionBase):
 
 
 class CleanupTestAction(_ActionBase):
-    """Remove what the test_failover action ``after`` created."""
+    """Remove what the test_failover action ``after`` created, or the test instance ``test_id``
+    a test kept up earlier (``failover test --keep``, then ``--cleanup``)."""
 
     kind: Literal["cleanup_test"]
-    after: str
+    after: str | None = None
+    test_id: str | None = None
 
 
 PlanAction = Annotated[

@@ -44,6 +44,21 @@ class VMProtection:
     lag: float | None = None
     rpo: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """``vm`` the id and ``vm_name`` the name, as everywhere in ftbridge's JSON."""
+        return {
+            "endpoint": self.endpoint,
+            "vm": self.vm,
+            "vm_name": self.name,
+            "policy": self.policy,
+            "status": self.status,
+            "secondary": self.secondary,
+            "mechanism": self.mechanism,
+            "state": self.state,
+            "lag": self.lag,
+            "rpo": self.rpo,
+        }
+
 
 @dataclass
 class Health:
@@ -65,7 +80,7 @@ class Health:
             "healthy": self.healthy,
             "endpoints": self.endpoints,
             "domains": [{**d.__dict__, "status": d.status} for d in self.domains],
-            "vms": [v.__dict__ for v in self.vms],
+            "vms": [v.to_dict() for v in self.vms],
         }
 
 

@@ -82,7 +82,7 @@ def test_inventory_audit_plan_apply_audit_test_and_failover(estate: Estate, tmp_
 
         out = run("failover", "test", "-o", "json", ok=(1,)).stdout  # every protected VM, isolated, cleaned up
         summary = json.loads(out.strip().splitlines()[-1])
-        states = {v["vm"]: v["state"] for v in summary["vms"]}
+        states = {v["vm_name"]: v["state"] for v in summary["vms"]}
         assert states.pop("clnode1") == states.pop("clnode2") == "failed"  # partial: they lack the shared disk
         assert set(states.values()) == {"ok"} and {"db01", "web01", "batch01", "rhel-thin01"} <= set(states)
         assert not [v for v in lab.vms() if v.name.startswith("ftbridge-test-")]

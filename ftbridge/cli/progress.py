@@ -1,0 +1,373 @@
+"""What a running apply shows: bars on a terminal, JSON lines with ``-o json``, and Ctrl-C.
+
+Every command that runs through the apply (``apply``, ``failover run``, ``failover test``,
+``failback``, ``reprotect``) runs its service inside :func:`running`, which
+
+* shows something at once: a spinner while the plan is checked against the live estate,
+  then one bar for the run, named after the command, and one per action while it runs, with
+  bytes, throughput and time left for actions that copy data (from the fraction the
+  platform reports and the bytes the plan says the action copies);
+* writes one JSON object per event with ``-o json``, and nothing while it runs otherwise;
+* on Ctrl-C says what was done, what was running and what was left, and the command that
+  carries on. The first Ctrl-C lets the operations already running end (so their results
+  are journaled); a second one leaves at once: the journal holds every operation's handle,
+  so ``--resume`` finds them either way, the same way it does after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from ftbridge.cli.common import Output, err, say
+from ftbridge.cli.render import plural
+
+if TYPE_CHECKING:
+    from ftbridge.apply import ApplyEvent, Outcome
+    from ftbridge.planning.planfile import PlanAction
+
+T = TypeVar("T")
+
+INTERRUPTED = 130  # what shells report for a process stopped by SIGINT
+_FINAL = ("action_succeeded", "action_skipped", "action_failed", "action_blocked")
+
+
+class Tally:
+    """Counts what a run did, from its events, for the Ctrl-C message."""
+
+    def __init__(self) -> None:
+        self.run: int | None = None
+        self.total = 0
+        self.done = 0
+        self.failed = 0
+        self.running: dict[str, str] = {}  # action id -> "a3 move_disk web01"
+        self._lock = threading.Lock()
+
+    def __call__(self, event: ApplyEvent) -> None:
+        with self._lock:
+            if event.event == "run_started":
+                self.run = event.data.get("run")
+                self.total = int(event.data.get("actions", 0))
+                self.done = int(event.data.get("done", 0))
+            elif event.event == "action_started" and event.action:
+                self.running[event.action] = f"{event.action} {event.kind} {event.vm}"
+            elif event.event in _FINAL and event.action:
+                self.running.pop(event.action, None)
+                if event.event in ("action_succeeded", "action_skipped"):
+                    self.done += 1
+                else:
+                    self.failed += 1
+
+    def left(self) -> str:
+        with self._lock:
+            if self.run is None:
+                return "nothing had started (the plan was still being checked)"
+            waiting = max(0, self.total - self.done - self.failed - len(self.running))
+            parts = [f"{self.done} of {plural(self.total, 'action')} done"]
+            if self.running:
+                parts.append(
+                    f"{len(self.running)} running ({', '.join(sorted(self.running.values())[:3])}"
+                    + (", ..." if len(self.running) > 3 else "")
+                    + ")"
+                )
+            if self.failed:
+                parts.append(f"{self.failed} failed")
+            parts.append(f"{waiting} not started")
+            return f"run {self.run}: " + ", ".join(parts)
+
+
+class JsonLines:
+    """One JSON object per event on stdout, flushed, for programs following along."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = VmIds()
+
+    def __call__(self, event: ApplyEvent) -> None:
+        if event.event == "action_progress":
+            return  # too chatty for a log; the start and end of each action are there
+        self.write(self._ids.line(event.to_dict()))
+
+    def write(self, data: dict[str, Any]) -> None:
+        from ftbridge.secrets import redact
+
+        with self._lock:
+            sys.stdout.write(redact(json.dumps(data, default=str)) + "\n")
+            sys.stdout.flush()
+
+
+def event_dict(event: ApplyEvent, vms: dict[str, str] | None = None) -> dict[str, Any]:
+    """An event in the JSON vocabulary: ``vm`` the id, ``vm_name`` the name, ``at`` RFC 3339.
+
+    The apply's events name a VM by its name; ``vms`` (action id -> VM id, from the
+    ``run_started`` event) gives the id back."""
+    return VmIds(vms).line(event.to_dict())
+
+
+class VmIds:
+    """Turns the apply's event dicts into the JSON vocabulary, remembering from each
+    ``run_started`` which VM id each action acts on (the events carry only the VM's name)."""
+
+    def __init__(self, vms: dict[str, str] | None = None) -> None:
+        self.vms = dict(vms or {})
+
+    def line(self, event: dict[str, Any]) -> dict[str, Any]:
+        from ftbridge.timefmt import rfc3339
+
+        if event.get("event") == "run_started" and isinstance(event.get("action_vms"), dict):
+            self.vms = {str(k): str(v) for k, v in event["action_vms"].items()}
+        data = {k: v for k, v in event.items() if k not in ("action_vms", "action_bytes", "at")}
+        if "action" in data and isinstance(data.get("vm"), str) and "vm_name" not in data:
+            name = data.pop("vm")
+            vm_id = self.vms.get(str(data["action"]))
+            data = {**({"vm": vm_id} if vm_id else {}), "vm_name": name, **data}
+        return {"at": rfc3339(round(time.time(), 3)), **data}
+
+
+class Quiet:
+    """Not a terminal and not JSON: nothing while it runs; the summary lists every failure."""
+
+    def __call__(self, event: ApplyEvent) -> None:
+        return None
+
+
+class Bars:
+    """Rich progress on stderr: a spinner while the plan is checked, then one bar named after
+    the command for the run and one per running action (bytes, throughput, time left when the
+    action copies data and the platform reports progress)."""
+
+    def __init__(self, command: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.command = command
+        self.progress = Progress(
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[figures]}"),
+            TimeElapsedColumn(),
+            console=err(),
+            transient=False,
+        )
+        self._lock = threading.Lock()
+        self.overall: TaskID | None = None
+        self.tasks: dict[str, TaskID] = {}
+        self.sizes: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+        self.checking: TaskID | None = None
+        self.total = 0
+        self.completed = 0
+
+    def __enter__(self) -> Bars:
+        self.progress.start()
+        self.checking = self.progress.add_task(
+            f"{self.command}: checking the plan against the live estate", total=None, figures=""
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: ApplyEvent) -> None:
+        with self._lock:
+            self._handle(event)
+
+    def _handle(self, event: ApplyEvent) -> None:
+        p = self.progress
+        if event.event == "run_started":
+            if self.checking is not None:
+                p.remove_task(self.checking)
+                self.checking = None
+            total = int(event.data.get("actions", 0))
+            done = int(event.data.get("done", 0))
+            self.sizes = {str(k): int(v) for k, v in (event.data.get("action_bytes") or {}).items()}
+            self.total, self.completed = total, done
+            self.overall = p.add_task(self.command, total=total, completed=done, figures=f"{done}/{total}")
+        elif event.event == "action_started" and event.action and event.action not in self.tasks:
+            size = self.sizes.get(event.action, 0)
+            self.started[event.action] = time.monotonic()
+            self.tasks[event.action] = p.add_task(
+                f"  {event.action} {event.kind} {event.vm}", total=100, figures=_figures(size, 0.0, 0.0)
+            )
+        elif event.event == "action_progress" and event.action in self.tasks and event.progress is not None:
+            aid = event.action or ""
+            size = self.sizes.get(aid, 0)
+            elapsed = time.monotonic() - self.started.get(aid, time.monotonic())
+            p.update(self.tasks[aid], completed=100 * event.progress, figures=_figures(size, event.progress, elapsed))
+        elif event.event in _FINAL:
+            task = self.tasks.pop(event.action or "", None)
+            if task is not None:
+                p.remove_task(task)
+            if self.overall is not None:
+                self.completed += 1
+                p.update(self.overall, completed=self.completed, figures=f"{self.completed}/{self.total}")
+            if event.event in ("action_failed", "action_blocked"):
+                p.console.print(
+                    f"[red]{event.action} {event.kind} {event.vm}: {_escape(event.message)}[/red]",
+                    markup=True,
+                    highlight=False,
+                )
+        elif event.event == "action_retry":
+            p.console.print(f"[yellow]{event.action} {event.vm}: {_escape(event.message)}[/yellow]", highlight=False)
+        elif event.event == "note" and event.message:
+            p.console.print(_escape(event.message), highlight=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    from ftbridge.secrets import redact
+
+    return escape(redact(text))
+
+
+def _figures(size: int, fraction: float, elapsed: float) -> str:
+    """``12.0/40.0 GiB 310 MiB/s 1m30s left`` for a copy under way; ``%`` for the rest."""
+    from ftbridge.cli.render import human_bytes, seconds
+
+    if size <= 0:
+        return f"{100 * fraction:3.0f}%"
+    done = size * fraction
+    text = f"{human_bytes(done)}/{human_bytes(size)}"
+    if fraction > 0 and elapsed > 0:
+        rate = done / elapsed
+        left = (size - done) / rate if rate > 0 else None
+        text += f" {human_bytes(rate)}/s"
+        if left is not None:
+            text += f" {seconds(left)} left"
+    return text
+
+
+def running(command: str, output: Output, yes: bool, resume_hint: str, body: Callable[[Any], T]) -> T:
+    """Run ``body(sink)`` with the display that suits where the output goes (see the module
+    docstring), and turn Ctrl-C into a message saying what is left and how to carry on."""
+    from ftbridge.cli.render import busy
+
+    tally = Tally()
+    if output is Output.json:
+        display: Any = JsonLines()
+    elif err().is_terminal and yes:
+        display = Bars(command)
+    else:
+        display = Quiet()
+
+    def sink(event: ApplyEvent) -> None:
+        tally(event)
+        display(event)
+
+    presses = 0
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            say(
+                f"{command}: stopping; operations already running end first and are journaled "
+                "(Ctrl-C again leaves them to --resume)",
+                "yellow",
+            )
+            raise KeyboardInterrupt
+        _interrupted(command, tally, resume_hint)
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)  # the journal holds every handle: --resume finds them, as after a crash
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        if isinstance(display, Bars):
+            with display:
+                return body(sink)
+        if not yes and output is not Output.json:
+            with busy(f"{command}: checking the plan against the live estate"):
+                return body(sink)
+        return body(sink)
+    except KeyboardInterrupt:
+        _interrupted(command, tally, resume_hint)
+        raise typer.Exit(INTERRUPTED) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+# -- what every run-through-the-apply command prints before and after ---------------------------
+def action_json(a: PlanAction, **extra: Any) -> dict[str, Any]:
+    """An action in the JSON vocabulary (``action`` its id as the plan writes it, ``vm`` the VM's
+    id, ``vm_name`` its name)."""
+    return {"action": a.id, "kind": a.kind, "endpoint": a.endpoint, "vm": a.vm, "vm_name": a.vm_name, **extra}
+
+
+def show_preview(title: str, preview: list[tuple[PlanAction, str]], lines: JsonLines | None) -> int:
+    """What ``--yes`` would do (a table, or preview JSON lines); returns how many would run."""
+    from ftbridge.cli.render import STATE_STYLES, Col, gib, table, text_col
+
+    if lines is not None:
+        for a, status in preview:
+            lines.write({"event": "preview", **action_json(a, status=status, reason=a.reason)})
+    else:
+        table(
+            title,
+            [
+                "action",
+                "kind",
+                "vm",
+                Col("status", styles=STATE_STYLES),
+                Col("bytes", "num", drop=1),
+                text_col("why", drop=2),
+            ],
+            [[a.id, a.kind, a.vm_name, s, gib(a.bytes) if a.bytes else "-", a.reason] for a, s in preview],
+        )
+    return sum(1 for _, s in preview if s != "done")
+
+
+def failure_json(failures: list[tuple[PlanAction, Outcome]]) -> list[dict[str, Any]]:
+    return [action_json(a, state=o.state, message=o.message) for a, o in failures]
+
+
+def show_failures(failures: list[tuple[PlanAction, Outcome]]) -> None:
+    from ftbridge.cli.render import STATE_STYLES, Col, table, text_col
+
+    if failures:
+        table(
+            f"{plural(len(failures), 'action')} not done",
+            ["action", "kind", "vm", Col("state", styles=STATE_STYLES), text_col("why")],
+            [[a.id, a.kind, a.vm_name, o.state, o.message] for a, o in failures],
+        )
+
+
+def _interrupted(command: str, tally: Tally, resume_hint: str) -> None:
+    say(f"{command} interrupted: {tally.left()}", "yellow")
+    if tally.run is not None:
+        say(f"carry on with: {resume_hint}")
+
+
+__all__ = [
+    "INTERRUPTED",
+    "Bars",
+    "JsonLines",
+    "Quiet",
+    "Tally",
+    "VmIds",
+    "action_json",
+    "event_dict",
+    "failure_json",
+    "running",
+    "show_failures",
+    "show_preview",
+]
