@@ -139,7 +139,8 @@ class Page:
             if "method" in msg:
                 self.events.append(msg)
                 if msg["method"] == method:
-                    return msg
+                    found: dict[str, Any] = msg
+                    return found
 
     def open(self, url: str) -> None:
         for domain in ("Page", "Runtime", "Log"):

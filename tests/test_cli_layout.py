@@ -238,7 +238,13 @@ def test_one_json_vocabulary(tmp_path: Path) -> None:
     vms = {"ids": {v["id"] for v in inv["vms"]}, "names": {v["name"] for v in inv["vms"]}}
     seen = {"vm": 0, "time": 0}
     outputs: list[tuple[str, Any]] = [("inventory", inv)]
-    for args in (("audit",), ("health",), ("plan", "--out", str(plan)), ("failover", "plan", "--domain", "site=ams1")):
+    reads: tuple[tuple[str, ...], ...] = (
+        ("audit",),
+        ("health",),
+        ("plan", "--out", str(plan)),
+        ("failover", "plan", "--domain", "site=ams1"),
+    )
+    for args in reads:
         outputs.append((args[0], json.loads(K.ftb(*c, *args, "-o", "json").stdout)))
     for args in (
         ("apply", str(plan), "--yes"),

@@ -52,7 +52,7 @@ def kept_instances(cfg: Path) -> dict[str, dict[str, Any]]:
     conf = load_config(cfg)
     out: dict[str, dict[str, Any]] = {}
     for name, ep in conf.endpoints.items():
-        d = SimDriver(ep, endpoint=name)  # type: ignore[arg-type]
+        d = SimDriver(ep, endpoint=name)
         d.open()
         out.update(d.ex_tests())
     return out

@@ -211,7 +211,7 @@ def assert_each_action_ran_once(est: Estate, reader: EtcdCoordinator) -> None:
 
 def test_one_leader_then_sigkill_mid_run_and_another_finishes_it(estate_factory: Any) -> None:
     est = estate_factory(n=3, lag=400, rpo="600s", auto=False)
-    est.sim.ex_inject(slow=2.0)  # every operation takes 2 s: the refresh run is caught in flight
+    est.sim.ex_inject(hold=True)  # operations stay in flight until released: the run is caught in flight
     ctls = est.start()
     first = leader_of(ctls)
     op = first.wait_for(lambda e: e["event"] == "op_started")
@@ -225,6 +225,8 @@ def test_one_leader_then_sigkill_mid_run_and_another_finishes_it(estate_factory:
     others = [c for c in ctls if c is not first]
     second, elected = wait_any(others, lambda e: e["event"] == "leader_elected")
     assert elected["epoch"] > first.named("leader_elected")[0]["epoch"]
+    second.wait_for(lambda e: e["event"] == "run_resuming" and e["run"] == run_id)
+    est.sim.ex_inject(hold=False)
     done = second.wait_for(lambda e: e["event"] == "run_resumed")
     assert done["run"] == run_id and op["controller"] == first.named("leader_elected")[0]["holder"]
     reader = est.journal_view()
@@ -243,7 +245,7 @@ def test_one_leader_then_sigkill_mid_run_and_another_finishes_it(estate_factory:
 
 def test_a_stopped_leader_wakes_up_deposed_its_writes_refused_and_estate_untouched(estate_factory: Any) -> None:
     est = estate_factory(n=2, lag=400, rpo="600s", auto=False)
-    est.sim.ex_inject(slow=2.0)
+    est.sim.ex_inject(hold=True)  # operations stay in flight until released: the run cannot end early
     ctls = est.start()
     first = leader_of(ctls)
     second = next(c for c in ctls if c is not first)
@@ -251,6 +253,8 @@ def test_a_stopped_leader_wakes_up_deposed_its_writes_refused_and_estate_untouch
     run_id = first.wait_for(lambda e: e["event"] == "run_started")["run"]
     first.proc.send_signal(signal.SIGSTOP)  # frozen past its lease: it cannot know
     second.wait_for(lambda e: e["event"] == "leader_elected")
+    second.wait_for(lambda e: e["event"] == "run_resuming" and e["run"] == run_id)
+    est.sim.ex_inject(hold=False)  # the new leader resumes: let the platform finish
     second.wait_for(lambda e: e["event"] == "run_resumed" and e["run"] == run_id)
     ops_before = set(est.state()["ops"])
     mark = len(first.events)
