@@ -66,7 +66,7 @@ def test_the_scaffold_is_listed_and_shown(scaffold: tuple[Path, Path]) -> None:
     assert r.returncode == 0, r.stderr
     shown = json.loads(r.stdout)
     assert shown["missing"] == [] and shown["mechanisms"][0]["name"] == "acme-copy"
-    assert {k["key"] for k in shown["config"]} == {"driver", "site", "user", "password"}
+    assert {k["key"] for k in shown["config"]} == {"site", "user", "password"}  # plus driver = NAME
     assert r.stderr == "", "a driver speaking the current contract loads without a warning"
 
 

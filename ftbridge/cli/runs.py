@@ -134,7 +134,7 @@ def _short(path: str | None, state_dir: Path) -> str:
     if not path:
         return "-"
     try:
-        return f"{Path(path).relative_to(state_dir)} (in {state_dir})"
+        return f"{Path(path).relative_to(state_dir)} (in the state directory)"
     except ValueError:
         return path
 
