@@ -179,6 +179,9 @@ class MechanismRules:
     #: seconds until the VM runs again from this copy once its primary is lost: 0 for a
     #: lockstep takeover, a restart's duration otherwise; None: not declared
     rto: float | None = None
+    #: the secondary is a running VM on its host (a lockstep FT secondary): it already holds its
+    #: memory there, so a failover to it needs no room on that host beyond what it has
+    hot_standby: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -406,11 +406,14 @@ def _sid(s: Secondary | None) -> str:
 def _host_for(
     inv: Inventory, vm: VM, s: Secondary, failed: Failed, load: dict[tuple[str, str], int]
 ) -> tuple[str | None, str]:
+    hot = _hot_standby(inv, vm.endpoint, s.mechanism)
+
     def ok(host_id: str) -> bool:
         h = inv.host(vm.endpoint, host_id)
         if h is None or h.state is not HostState.UP or (vm.endpoint, host_id) in failed.hosts:
             return False
-        if h.memory and load.get((vm.endpoint, host_id), 0) + vm.memory > h.memory:
+        room = hot and host_id == s.host  # a running secondary holds its memory there already
+        if h.memory and not room and load.get((vm.endpoint, host_id), 0) + vm.memory > h.memory:
             return False
         return all(host_id in d.hosts for i in s.needed_datastores if (d := inv.datastore(vm.endpoint, i)))
 
@@ -445,3 +448,18 @@ def _host_for(
         return None, f"not enough memory on the surviving hosts for {need:.0f} GiB (secondary {s.id})"
     fits.sort(key=lambda h: (load.get((vm.endpoint, h.id), 0) - h.memory if h.memory else 0, h.id))
     return fits[0].id, ""
+
+
+def _hot_standby(inv: Inventory, endpoint: str, mechanism: str) -> bool:
+    """Does the endpoint's driver declare this mechanism's secondary a running VM?"""
+    from ftbridge.drivers.registry import load_driver
+    from ftbridge.errors import FtbridgeError
+
+    ep = inv.endpoint(endpoint)
+    if ep is None:
+        return False
+    try:
+        rules = load_driver(ep.driver).mechanisms.get(mechanism)
+    except FtbridgeError:
+        return False
+    return rules is not None and rules.hot_standby

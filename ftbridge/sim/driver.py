@@ -80,6 +80,7 @@ MECHANISMS: dict[str, MechanismRules] = {
         max_secondaries_per_vm=1,
         rpo=0.0,  # lockstep: the secondary has every write the primary acknowledged
         rto=0.0,  # a takeover, not a restart
+        hot_standby=True,  # a running secondary: its memory is held on its host already
     ),
     "pve-replication": MechanismRules(
         name="pve-replication",

@@ -82,6 +82,9 @@ FT_RULES = MechanismRules(
     # no loss of data"
     rpo=0.0,
     rto=0.0,
+    # the same guide: the secondary VM runs on its own host and "requires the same amount of
+    # memory" as the primary, reserved there: taking over needs no more room on that host
+    hot_standby=True,
 )
 
 #: vCenter task descriptionIds -> operation kinds, for pending_operations()
