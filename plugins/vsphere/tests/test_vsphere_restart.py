@@ -132,5 +132,5 @@ def test_failover_leaves_a_vm_down_for_lack_of_room_on_the_survivors(vcsim_bin: 
         doc = json.loads(plan.read_text())
         assert [s["vm_name"] for s in doc["steps"]] == ["small"], r.stdout + r.stderr
         (blocked,) = doc["blocked"]
-        assert blocked["vm_name"] == "big" and "not enough memory" in blocked["reason"], blocked
+        assert blocked["vm_name"] == "big" and "has room for its 6 GiB" in blocked["reason"], blocked
         assert r.returncode == 1  # some affected VMs cannot be brought up
