@@ -368,9 +368,15 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
     # polling --------------------------------------------------------------------------------
     def poll(self, op: Operation) -> OperationStatus:
         handler = getattr(self, f"_poll_{op.kind}", None)
-        if handler is not None:
+        if handler is None:
+            return self._poll_jobs(op)
+        try:
             return handler(op)  # type: ignore[no-any-return]
-        return self._poll_jobs(op)
+        except KeyError as exc:  # a handle this driver did not make (or made for another kind)
+            raise NotFound(
+                f"operation {op.id} ({op.kind}) lacks {exc.args[0]!r}: not a handle this driver made",
+                endpoint=self.endpoint,
+            ) from exc
 
     def _jobs_state(self, op: Operation) -> tuple[OpState | None, float, str]:
         jobs = self.e.jobs(op.id)

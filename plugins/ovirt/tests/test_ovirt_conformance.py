@@ -19,7 +19,6 @@ class TestOvirtConformance(DriverConformance):
     known_gaps = {
         "test_operations_can_be_found_again": "pending_operations() keeps the contract's default (finds nothing)",
         "test_pending_operations_after_a_crash": "pending_operations() is not implemented (no pending_case either)",
-        "test_unknown_handle_is_an_ftbridge_error": "poll() of a cleanup_test handle without test_id raises KeyError",
     }
 
     @pytest.fixture
