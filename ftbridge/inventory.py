@@ -144,6 +144,14 @@ class Inventory:
             hosts: tuple[Place, ...] = (self.host_place(ep, sec.host),)
         else:
             hosts = self._runners_for(ep, None, frozenset(ids))
+            if not hosts and sec.target_endpoint is not None:
+                # a replica another site keeps is mounted there only once failover imports it:
+                # any host of that endpoint the platform does not report down can then run it
+                hosts = tuple(
+                    self.host_place(ep, h.id)
+                    for h in sorted(self.hosts, key=lambda h: h.id)
+                    if h.endpoint == ep and not h.state.proven_down
+                )
         return Location(hosts, tuple(stores))
 
     def host_place(self, endpoint: str, host_id: str) -> Place:

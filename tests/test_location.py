@@ -184,3 +184,27 @@ def test_inventory_v2_round_trips_the_new_facts_and_v1_still_reads() -> None:
     old = inv.to_dict() | {"schema_version": 1}
     del old["networks"]
     assert Inventory.from_dict(old).vms[0].disks[0].shared_by == ("w",)
+
+
+def test_a_replica_another_site_keeps_runs_on_that_sites_hosts() -> None:
+    """A DR replica is mounted only when failover imports it: its compute is the DR endpoint's
+    hosts (not reported down), so it is separated from a primary in the other site."""
+    dr_host = Host("d1", "d1", "dr", cluster="dc", domain=FailureDomain(site="D", host="d1"))
+    replica = Datastore("rep", "rep", "dr", "iscsi", True, (), 1 << 40, 1 << 39, domain=FailureDomain(site="D"))
+    v = VM(
+        "v",
+        "v",
+        EP,
+        "a1",
+        PowerState.ON,
+        (Disk("d0", 1 << 30, "dsA"),),
+        "dsA",
+        secondaries=(Secondary("s", "ovirt-dr", (SecondaryDisk("d0", "rep"),), target_endpoint="dr"),),
+    )
+    inv = Inventory([EndpointInfo(EP, "sim"), EndpointInfo("dr", "sim")], (*HOSTS, dr_host), (*STORES, replica), [v])
+    loc = inv.secondary_location(v, v.secondaries[0])
+    assert [p.name for p in loc.hosts] == ["d1"]
+    assert inv.primary_location(v).shared_failure(loc, Level.SITE) is None
+    down = Host("d1", "d1", "dr", state=HostState.DOWN, domain=FailureDomain(site="D", host="d1"))
+    inv2 = Inventory(inv.endpoints, (*HOSTS, down), (*STORES, replica), [v])
+    assert inv2.secondary_location(v, v.secondaries[0]).hosts == ()  # nothing left to run it

@@ -145,11 +145,12 @@ def _when(value: Any) -> float:
 
 
 def affected_by(inv: Inventory, failed: Failed) -> list[VM]:
-    """VMs whose host or any primary datastore is in the failed set."""
+    """VMs whose host, or any datastore they need (their files, base disks, ISOs, leases), is in
+    the failed set."""
     out = []
     for vm in inv.vms:
         if (vm.endpoint, vm.host) in failed.hosts or any(
-            (vm.endpoint, d) in failed.datastores for d in vm.primary_datastores
+            (vm.endpoint, d) in failed.datastores for d in vm.needed_datastores
         ):
             out.append(vm)
     return out
