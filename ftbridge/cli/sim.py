@@ -115,4 +115,5 @@ def fault(
     if output is Output.json:
         emit_json(now)
     else:
-        say(f"{endpoint}: faults now {now}")
+        shown = {k: v for k, v in now.items() if v and k != "hosts_down_at"}  # what is in force
+        say(f"{endpoint}: faults now {shown or 'none'}")
