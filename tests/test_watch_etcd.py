@@ -20,6 +20,7 @@ from etcdlab import Controller, EtcdCluster, needs_etcd, wait_any
 from ftbridge.config import load_config
 from ftbridge.coordination.etcd import EtcdCoordinator
 from ftbridge.sim.driver import SimDriver
+from ftbridge.sim.state import StateFile
 
 pytestmark = [needs_etcd, pytest.mark.lab, pytest.mark.slow]
 
@@ -251,7 +252,10 @@ def test_a_stopped_leader_wakes_up_deposed_its_writes_refused_and_estate_untouch
     second = next(c for c in ctls if c is not first)
     first.wait_for(lambda e: e["event"] == "op_started")
     run_id = first.wait_for(lambda e: e["event"] == "run_started")["run"]
-    first.proc.send_signal(signal.SIGSTOP)  # frozen past its lease: it cannot know
+    # frozen past its lease: it cannot know. Frozen while not inside a platform call: the sim is
+    # a state file under a lock, which a real platform (a server) never lends to a client
+    with StateFile(est.where / "lab.simstate.json").locked():
+        first.proc.send_signal(signal.SIGSTOP)
     second.wait_for(lambda e: e["event"] == "leader_elected")
     second.wait_for(lambda e: e["event"] == "run_resuming" and e["run"] == run_id)
     est.sim.ex_inject(hold=False)  # the new leader resumes: let the platform finish
