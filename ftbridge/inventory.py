@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -237,14 +237,19 @@ class Inventory:
 
     # JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, Iterator) else v for k, v in self.lazy_dict().items()}
+
+    def lazy_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` with its lists as iterators, each element converted when read: a
+        large inventory is written a VM at a time, never held twice."""
         return {
             "schema_version": SCHEMA_VERSION,
             "collected_at": rfc3339(self.collected_at) if self.collected_at else None,
-            "endpoints": [asdict(e) for e in self.endpoints],
-            "hosts": [_host_dict(h) for h in self.hosts],
-            "datastores": [_ds_dict(d) for d in self.datastores],
-            "networks": [asdict(n) for n in self.networks],
-            "vms": [_vm_dict(v) for v in self.vms],
+            "endpoints": (asdict(e) for e in self.endpoints),
+            "hosts": (_host_dict(h) for h in self.hosts),
+            "datastores": (_ds_dict(d) for d in self.datastores),
+            "networks": (asdict(n) for n in self.networks),
+            "vms": (_vm_dict(v) for v in self.vms),
         }
 
     def fingerprint(self) -> str:

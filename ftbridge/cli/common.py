@@ -6,7 +6,6 @@ Data goes to stdout (JSON, or a rich table); messages and progress go to stderr.
 from __future__ import annotations
 
 import enum
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,14 @@ class Output(str, enum.Enum):
 
 OutputOpt = Annotated[
     Output, typer.Option("--output", "-o", metavar="table|json", help="table for people, json for programs")
+]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="on a terminal, print every row even when the table is longer than the screen "
+        "(piped output always has every row)",
+    ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="change the estate without asking")]
 EndpointOpt = Annotated[
@@ -93,10 +100,25 @@ def err() -> Console:
 
 
 def emit_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout, secrets masked, written a piece at a time (a
+    top-level list may be an iterator, converted as it is written: see
+    :mod:`ftbridge.cli.jsonout`); never one string the size of the document."""
+    from ftbridge.cli.jsonout import chunks
     from ftbridge.secrets import redact
 
-    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n")
+    pending: list[str] = []
+    size = 0
+    for piece in chunks(data):
+        pending.append(piece)
+        size += len(piece)
+        if size >= _JSON_BATCH:  # a secret never spans pieces: each holds whole JSON values
+            sys.stdout.write(redact("".join(pending)))
+            pending, size = [], 0
+    sys.stdout.write(redact("".join(pending)) + "\n")
     sys.stdout.flush()
+
+
+_JSON_BATCH = 1 << 16
 
 
 def say(message: str, style: str | None = None) -> None:
@@ -115,6 +137,7 @@ def table(title: str | None, columns: Sequence[str | Col], rows: Sequence[Sequen
 
 
 __all__ = [
+    "AllOpt",
     "Col",
     "EndpointOpt",
     "Output",

@@ -8,14 +8,15 @@ why the rest cannot be fixed. Exit 0 when a plan was written, whatever it contai
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, again, emit_json, gib, run, say, table
+from ftbridge.cli.common import AllOpt, EndpointOpt, Output, OutputOpt, again, emit_json, gib, run, say, table
 from ftbridge.cli.inventory import FromOpt, load_inventory
-from ftbridge.cli.render import Col, plural, text_col
+from ftbridge.cli.render import SUMMARY_ROWS, TOP_ROWS, Col, plural, summarise, text_col
 
 if TYPE_CHECKING:
     from ftbridge.planning.planfile import PlanAction, PlanDoc
@@ -45,6 +46,7 @@ def plan(
     source: FromOpt = None,
     out: OutOpt = None,
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Audit, plan and write the plan file (exit 0); review it with 'plan show', run it with 'apply'."""
     if ctx.invoked_subcommand is not None:
@@ -59,7 +61,7 @@ def plan(
     if output is Output.json:
         emit_json(doc)
     else:
-        show_plan(_parse(doc, str(path)))
+        show_plan(_parse(doc, str(path)), all_rows)
     say(_summary_line(doc) + f"\nplan written to {path}")
     say(f"review: {again(ctx, 'plan', 'show', str(path))}    apply: {again(ctx, 'apply', str(path), '--yes')}")
 
@@ -71,6 +73,7 @@ def show(
         Path, typer.Argument(metavar="PLAN", help="a plan file written by 'ftbridge plan'", show_default=False)
     ],
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Print a plan per VM: from where to where, bytes, findings closed; then what stays unfixed and why."""
     import json
@@ -81,7 +84,7 @@ def show(
     if output is Output.json:
         emit_json(json.loads(file.read_text(encoding="utf-8")))
         return
-    show_plan(doc)
+    show_plan(doc, all_rows)
     say(_summary_line(doc.model_dump(by_alias=True)))
 
 
@@ -122,11 +125,25 @@ def _where(doc: PlanDoc, a: PlanAction) -> tuple[str, str, str]:
     return a.kind.replace("_", " "), "", ""  # failover kinds: shown by `ftbridge failover`
 
 
-def show_plan(doc: PlanDoc) -> None:
-    """The plan as a diff per VM, then the unfixable findings with their reasons."""
+_COLUMNS: list[str | Col] = [
+    "vm",
+    text_col("action"),
+    text_col("from"),
+    text_col("to"),
+    Col("bytes", "num", drop=1),
+    text_col("closes", drop=2),
+]
+
+
+def _order(a: PlanAction) -> tuple[str, str, int]:
+    return (a.endpoint, a.vm_name, _num(a.id))
+
+
+def _rows(doc: PlanDoc, actions: Iterable[PlanAction]) -> list[list[Any]]:
+    """Table rows for ``actions`` (already in order): a VM's name on its first row only."""
     rows: list[list[Any]] = []
     last = None
-    for a in sorted(doc.actions, key=lambda a: (a.endpoint, a.vm_name, _num(a.id))):
+    for a in actions:
         key = (a.endpoint, a.vm)
         what, src, dst = _where(doc, a)
         closes = ", ".join(c.split(":", 1)[0] for c in a.closes)
@@ -142,27 +159,87 @@ def show_plan(doc: PlanDoc) -> None:
             ]
         )
         last = key
-    table(
-        f"plan {doc.plan_id}: {plural(len(doc.actions), 'action')}",
-        [
-            "vm",
-            text_col("action"),
-            text_col("from"),
-            text_col("to"),
-            Col("bytes", "num", drop=1),
-            text_col("closes", drop=2),
-        ],
-        rows,
-    )
-    if doc.unfixable:
+    return rows
+
+
+def show_plan(doc: PlanDoc, all_rows: bool = False) -> None:
+    """The plan as a diff per VM, then the unfixable findings with their reasons; on a
+    terminal, a table longer than the screen is summarised (unless ``all_rows``)."""
+    import heapq
+
+    title = f"plan {doc.plan_id}: {plural(len(doc.actions), 'action')}"
+    if summarise(len(doc.actions), all_rows):
+        _plan_summary(doc)
+        first = heapq.nsmallest(SUMMARY_ROWS, doc.actions, key=_order)
+        table(f"the first {len(first)} of {plural(len(doc.actions), 'action')}", _COLUMNS, _rows(doc, first))
+        say(f"showing {len(first)} of {plural(len(doc.actions), 'action')}: every row with --all, or piped, or -o json")
+    else:
+        table(title, _COLUMNS, _rows(doc, sorted(doc.actions, key=_order)))
+    if not doc.unfixable:
+        return
+    left = doc.unfixable
+    title = f"{plural(len(left), 'finding')} the plan leaves open"
+    if summarise(len(left), all_rows):
+        per: dict[tuple[str, str], int] = {}
+        for u in left:
+            per[(u.rule, u.category)] = per.get((u.rule, u.category), 0) + 1
         table(
-            f"{plural(len(doc.unfixable), 'finding')} the plan leaves open",
-            [Col("endpoint", drop=1), "vm / datastore", "rule", text_col("why")],
-            [
-                [u.endpoint, u.vm_name or doc.ds_name(u.endpoint, u.datastore), u.rule, f"{u.reason} ({u.category})"]
-                for u in doc.unfixable
-            ],
+            "left open, per rule",
+            ["rule", "category", Col("findings", "num")],
+            [[r, c, f"{n:,}"] for (r, c), n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))],
         )
+        left = left[:SUMMARY_ROWS]
+        title = f"the first {len(left)} findings left open"
+    table(
+        title,
+        [Col("endpoint", drop=1), "vm / datastore", "rule", text_col("why")],
+        [
+            [u.endpoint, u.vm_name or doc.ds_name(u.endpoint, u.datastore), u.rule, f"{u.reason} ({u.category})"]
+            for u in left
+        ],
+    )
+
+
+def _targets(a: PlanAction) -> list[str]:
+    """The datastores an action writes to (what the table's "to" column names)."""
+    if a.kind in ("move_disk", "move_vm"):
+        return [a.to]
+    if a.kind == "protect":
+        return sorted(set(a.spec.disks.values()))
+    return []
+
+
+def _plan_summary(doc: PlanDoc) -> None:
+    """Actions and bytes per kind and per endpoint; the target datastores that receive most."""
+    per_kind: dict[str, list[int]] = {}
+    per_ep: dict[str, list[Any]] = {}
+    per_ds: dict[tuple[str, str], int] = {}
+    for a in doc.actions:
+        k = per_kind.setdefault(a.kind, [0, 0])
+        k[0] += 1
+        k[1] += a.bytes
+        e = per_ep.setdefault(a.endpoint, [set(), 0, 0])
+        e[0].add(a.vm)
+        e[1] += 1
+        e[2] += a.bytes
+        for t in _targets(a):
+            per_ds[(a.endpoint, t)] = per_ds.get((a.endpoint, t), 0) + 1
+    table(
+        f"plan {doc.plan_id}: actions per kind",
+        ["kind", Col("actions", "num"), Col("bytes", "num")],
+        [[kind, f"{n:,}", gib(b)] for kind, (n, b) in sorted(per_kind.items())],
+    )
+    table(
+        "actions per endpoint",
+        ["endpoint", Col("VMs", "num"), Col("actions", "num"), Col("bytes", "num")],
+        [[ep, f"{len(vms):,}", f"{n:,}", gib(b)] for ep, (vms, n, b) in sorted(per_ep.items())],
+    )
+    busiest = sorted(per_ds.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_ROWS]
+    table(
+        f"busiest targets ({len(busiest)} of {len(per_ds):,})",
+        [Col("endpoint", drop=1), "datastore", Col("actions", "num")],
+        [[ep, doc.ds_name(ep, ds), f"{n:,}"] for (ep, ds), n in busiest],
+    )
 
 
 def _num(action_id: str) -> int:

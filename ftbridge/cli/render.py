@@ -10,6 +10,9 @@ Rules, in the order they are applied:
 * on a terminal the width is the terminal's; piped, it is ``$COLUMNS`` when set, else the
   table is written plain (aligned columns, one row per line, no borders, no colour) for
   ``grep``, ``awk`` and pagers;
+* on a terminal, a command whose table has more rows than the screen has lines prints a
+  summary instead (counts per endpoint, rule, datastore..., then the first rows) unless given
+  ``--all`` (:func:`summarise`); piped, every row is written, always;
 * severities (and other states given a style) are coloured on a terminal (``NO_COLOR``
   is honoured by rich).
 """
@@ -111,9 +114,40 @@ def seconds(s: float | None) -> str:
 
 
 # -- where tables go -------------------------------------------------------------------------
+#: ``FTBRIDGE_TERMINAL=1`` (or ``0``): treat stdout as a terminal (or not) whatever it is, for
+#: tests, ``script``-like wrappers and pagers that want the terminal layout
+TERMINAL_ENV = "FTBRIDGE_TERMINAL"
+#: rows a summary shows of the full table (the most severe findings, the first actions...)
+SUMMARY_ROWS = 10
+#: rows of a summary's "the busiest ..." lists
+TOP_ROWS = 10
+
+
+def on_terminal() -> bool:
+    """Is stdout a person's terminal? (``$FTBRIDGE_TERMINAL`` = 1 or 0 overrides the check.)"""
+    forced = os.environ.get(TERMINAL_ENV, "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return sys.stdout.isatty()
+
+
+def screen_rows() -> int:
+    """Lines on the terminal's screen (``$LINES`` when set; 25 when it cannot be told)."""
+    from ftbridge.cli.common import out
+
+    return max(5, int(out().size.height))
+
+
+def summarise(n_rows: int, all_rows: bool) -> bool:
+    """Should a table of ``n_rows`` rows be summarised? Only on a terminal, only when it would
+    not fit the screen, never with ``--all`` (``all_rows``): piped output keeps every row, so
+    scripts read the same text whatever the estate's size."""
+    return not all_rows and n_rows > screen_rows() and on_terminal()
+
+
 def output_width() -> int | None:
     """The width tables are laid out for; None: write them plain (piped, no ``$COLUMNS``)."""
-    if sys.stdout.isatty():
+    if on_terminal():
         from ftbridge.cli.common import out
 
         return int(out().width)
@@ -278,14 +312,20 @@ def busy(message: str) -> Iterator[None]:
 __all__ = [
     "SEVERITY_STYLES",
     "STATE_STYLES",
+    "SUMMARY_ROWS",
+    "TERMINAL_ENV",
+    "TOP_ROWS",
     "Col",
     "busy",
     "facts",
     "gib",
     "human_bytes",
+    "on_terminal",
     "output_width",
     "plural",
+    "screen_rows",
     "seconds",
+    "summarise",
     "table",
     "text_col",
 ]
