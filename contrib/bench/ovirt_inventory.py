@@ -29,20 +29,35 @@ def estate(n_vms: int) -> Any:
     n_sd = max(4, min(32, n_vms // 100))
     hosts = [{"id": f"h{i}", "name": f"host{i:03d}", "cluster": f"cl{i % 4}"} for i in range(n_hosts)]
     all_hosts = [h["id"] for h in hosts]
-    sds = [{"id": f"sd{i}", "name": f"{'ams' if i % 2 else 'rtm'}-sd{i:02d}", "kind": "nfs" if i % 3 else "iscsi",
-            "hosts": all_hosts, "capacity_gib": 100_000} for i in range(n_sd)]
+    sds = [
+        {
+            "id": f"sd{i}",
+            "name": f"{'ams' if i % 2 else 'rtm'}-sd{i:02d}",
+            "kind": "nfs" if i % 3 else "iscsi",
+            "hosts": all_hosts,
+            "capacity_gib": 100_000,
+        }
+        for i in range(n_sd)
+    ]
     vms = []
     for i in range(n_vms):
         sd = f"sd{i % n_sd}"
         disks = [{"id": "d0", "size_gib": 20, "datastore": sd}]
         if i % 2:
             disks.append({"id": "d1", "size_gib": 50, "datastore": sd})
-        vm: dict[str, Any] = {"id": f"vm{i}", "name": f"vm{i:05d}", "host": f"h{i % n_hosts}", "disks": disks,
-                              "vcpus": 2, "memory_gib": 4, "tags": ["bench"], "ha": i % 5 == 0}
+        vm: dict[str, Any] = {
+            "id": f"vm{i}",
+            "name": f"vm{i:05d}",
+            "host": f"h{i % n_hosts}",
+            "disks": disks,
+            "vcpus": 2,
+            "memory_gib": 4,
+            "tags": ["bench"],
+            "ha": i % 5 == 0,
+        }
         if i % 3 == 0:
             other = f"sd{(i + 1) % n_sd}"
-            vm["secondaries"] = [{"mechanism": "ovirt-copy", "disks": {d["id"]: other for d in disks},
-                                  "lag_s": 300}]
+            vm["secondaries"] = [{"mechanism": "ovirt-copy", "disks": {d["id"]: other for d in disks}, "lag_s": 300}]
         vms.append(vm)
     data = {"estates": {"bench": {"flavor": "ovirt", "hosts": hosts, "datastores": sds, "vms": vms}}}
     return parse_estates(data, source="bench")["bench"]
@@ -72,9 +87,17 @@ def bench(n_vms: int, scheme: str, repeat: int) -> dict[str, Any]:
             disks = sum(len(v.disks) for v in part.vms)
         finally:
             drv.close()
-        return {"vms": n_vms, "disks": disks, "secondaries": secs, "hosts": len(part.hosts),
-                "domains": len(part.datastores), "calls": calls[-1], "open_s": open_s,
-                "median_s": statistics.median(times), "best_s": min(times)}
+        return {
+            "vms": n_vms,
+            "disks": disks,
+            "secondaries": secs,
+            "hosts": len(part.hosts),
+            "domains": len(part.datastores),
+            "calls": calls[-1],
+            "open_s": open_s,
+            "median_s": statistics.median(times),
+            "best_s": min(times),
+        }
     finally:
         lab.stop()
 
@@ -86,12 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
     print(f"oVirt driver inventory over the lab ({args.scheme}, {args.repeat} runs each, median and best)")
-    print(f"{'VMs':>6} {'disks':>6} {'copies':>6} {'hosts':>5} {'SDs':>4} {'API calls':>9} "
-          f"{'login':>7} {'median':>8} {'best':>8}")
+    print(
+        f"{'VMs':>6} {'disks':>6} {'copies':>6} {'hosts':>5} {'SDs':>4} {'API calls':>9} "
+        f"{'login':>7} {'median':>8} {'best':>8}"
+    )
     for n in (int(x) for x in args.vms.split(",")):
         r = bench(n, args.scheme, args.repeat)
-        print(f"{r['vms']:>6} {r['disks']:>6} {r['secondaries']:>6} {r['hosts']:>5} {r['domains']:>4} "
-              f"{r['calls']:>9} {r['open_s']:>6.2f}s {r['median_s']:>7.2f}s {r['best_s']:>7.2f}s", flush=True)
+        print(
+            f"{r['vms']:>6} {r['disks']:>6} {r['secondaries']:>6} {r['hosts']:>5} {r['domains']:>4} "
+            f"{r['calls']:>9} {r['open_s']:>6.2f}s {r['median_s']:>7.2f}s {r['best_s']:>7.2f}s",
+            flush=True,
+        )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Planner benchmark: plan time and peak memory at 1k, 10k and 100k VMs, and optimality.
+"""Planner benchmark: plan time and peak memory at 1k, 10k and 100k VMs.
 
 Generates synthetic estates (deterministic per seed) shaped like real ones: stretched
 clusters mounting datastores from arrays in two sites, host-local datastores, FT, replica
@@ -7,17 +7,9 @@ and broken secondaries, datastores over their headroom). Prints, per size: audit
 time, peak memory (tracemalloc peak of audit + plan + plan document, and the process's max
 RSS), actions and bytes moved.
 
-Then, on small instances (<= 200 VMs), compares the bytes the planner moves with an exact
-optimum computed by a MILP (PuLP + CBC). The MILP gets the
-same choices the planner has (which target for each move or copy, which disks leave a
-datastore over its headroom, moving a primary instead of re-creating a secondary) and the same
-capacity and headroom constraints (checked at the end of the plan: a relaxation, so its
-findings count is an upper bound and its bytes a lower bound). It is solved twice: the most
-findings fixed (printed as "bound"), and the fewest bytes that fix the same findings as the
-planner; the ratio planner / optimum is printed (aim: <= 1.05), for roomy and for tight
-estates. The solver is a benchmark dependency only: ``pip install pulp``.
+The optimality comparison with an exact optimum is in ``optimality.py``.
 
-Run:  python contrib/bench/plan_scale.py [--sizes 1000,10000,100000] [--opt 8] [--opt-vms 200]
+Run:  python contrib/bench/plan_scale.py [--sizes 1000,10000,100000]
 """
 
 from __future__ import annotations
@@ -317,261 +309,6 @@ def _secondary(
     )
 
 
-# -- the exact optimum (benchmark only: needs PuLP) ----------------------------------------------
-SECONDARY_RULES = {
-    "secondary-unhealthy",
-    "secondary-not-separated",
-    "secondary-on-primary-host",
-    "ft-metadata-not-shared",
-}
-
-
-def exact_optimum(
-    inv: Inventory, cfg: Any, findings: list[Any], must_fix: set[str] | None = None, time_limit: int = 120
-) -> tuple[int, float] | None:
-    """(findings fixed, GiB copied) of an optimal plan for a one-endpoint, host-less mechanism estate.
-
-    Without ``must_fix``: the most findings fixed, then the fewest bytes. With it: the fewest
-    bytes that fix at least those findings (None when the model cannot). The same choices as
-    the planner: a target per disk that must move (local primary, a datastore over its headroom,
-    or the cheaper side of an unseparated pair), a target per new secondary separated from the
-    primary's *final* place; the same headroom (raised by a stricter policy placed there).
-    Capacity is checked at the end of the plan, not at every step: a relaxation of what the
-    planner guarantees, so the optimum is a lower bound on what any safe plan must copy.
-    """
-    import pulp
-
-    from ftbridge.model import SecondaryState
-
-    ds = {d.id: d for d in inv.datastores}
-    pol = {v.id: cfg.policy_for(v) for v in inv.vms}
-    pct = {d: 0.0 for d in ds}
-    for v in inv.vms:
-        p = pol[v.id]
-        if p is None:
-            continue
-        for x in set(v.primary_datastores) | {x for sc in v.secondaries for x in sc.datastores}:
-            pct[x] = max(pct[x], p.headroom)
-    keep = {d: int(ds[d].capacity * pct[d] / 100) for d in ds}
-    over = {d for d in ds if ds[d].free < keep[d]}
-    head = {f.datastore: f for f in findings if f.rule == "datastore-over-headroom" and f.fixable}
-    by_vm: dict[str, list[Any]] = {}
-    for f in findings:
-        if f.vm is not None:
-            by_vm.setdefault(f.vm, []).append(f)
-
-    def sep(a: str, b: str, level: Any) -> bool:
-        return ds[a].domain.separated_at(ds[b].domain, level)
-
-    prob = pulp.LpProblem("ftbridge_plan", pulp.LpMaximize)
-    n = [0]
-
-    def var(cat: str = "Binary") -> Any:
-        n[0] += 1
-        return pulp.LpVariable(f"v{n[0]}", 0, 1, cat=cat)
-
-    into: dict[str, list[tuple[float, Any, float]]] = {d: [] for d in ds}  # (GiB, var, policy pct)
-    out: dict[str, list[tuple[float, Any]]] = {d: [] for d in ds}
-    const_out: dict[str, float] = {d: 0.0 for d in ds}
-    cost: list[tuple[float, Any]] = []
-    fix: dict[str, Any] = {}
-    fixed_const: set[str] = set()
-    for v in inv.vms:
-        p = pol[v.id]
-        if p is None:
-            continue
-        fs = [f for f in by_vm.get(v.id, []) if f.fixable]
-        on_head = [d for d in v.disks if d.datastore in head]
-        if not fs and not on_head:
-            continue
-        level = p.level
-        counted = [sc for sc in v.secondaries if p.counts(sc.mechanism)]
-        bad = {f.secondary for f in fs if f.rule in SECONDARY_RULES and f.secondary}
-        good = [sc for sc in counted if sc.id not in bad and sc.state is SecondaryState.IN_SYNC]
-        bad_secs = [sc for sc in counted if sc.id in bad]
-        need_new = (any(f.rule == "no-secondary" for f in fs) and not counted) or (bad_secs and not good)
-        sep_only = [
-            sc
-            for sc in bad_secs
-            if {f.rule for f in fs if f.secondary == sc.id} == {"secondary-not-separated"}
-            and len(bad_secs) == 1
-            and sc.state is SecondaryState.IN_SYNC
-        ]
-        local = {d.id for d in v.disks if not ds[d.datastore].shared}
-        config_local = v.config_datastore is not None and not ds[v.config_datastore].shared
-        offending: set[str] = set()
-        if sep_only:
-            sdss = sep_only[0].datastores
-            offending = {d.id for d in v.disks if any(not sep(d.datastore, x, level) for x in sdss)}
-            if (
-                v.config_datastore
-                and any(not sep(v.config_datastore, x, level) for x in sdss)
-                and len(offending) != len(v.disks)
-            ):
-                offending = set()
-        movable = {d.id for d in v.disks if d.movable} & (local | offending | {d.id for d in on_head})
-        rep = var() if need_new else None
-        # primary moves
-        xs: dict[str, dict[str, Any]] = {}
-        good_ds = {x for sc in good for x in sc.datastores}
-        bad_ds = {x for sc in bad_secs for x in sc.datastores}
-        for d in v.disks:
-            if d.id not in movable:
-                continue
-            xs[d.id] = {}
-            for t, td in ds.items():
-                if t == d.datastore or not td.shared or not td.accessible or (v.host and v.host not in td.hosts):
-                    continue
-                if any(not sep(t, x, level) for x in good_ds):
-                    continue
-                xv = var()
-                if any(not sep(t, x, level) for x in bad_ds):
-                    prob += xv <= (rep if rep is not None else 0)
-                xs[d.id][t] = xv
-                into[t].append((d.size / GIB, xv, p.headroom))
-                out[d.datastore].append((d.size / GIB, xv))
-                cost.append((d.size / GIB, xv))
-            prob += pulp.lpSum(xs[d.id].values()) <= 1
-        moved = {k: pulp.lpSum(m.values()) for k, m in xs.items()}
-        tie = (config_local and local) or (
-            offending
-            and v.config_datastore
-            and any(not sep(v.config_datastore, x, level) for x in sep_only[0].datastores)
-        )
-        if tie and len(xs) > 1:  # the config moves with every disk, to one target
-            first, *rest = sorted(xs)
-            for k in rest:
-                for t in set(xs[first]) | set(xs[k]):
-                    prob += xs[k].get(t, 0) == xs[first].get(t, 0)
-        # a new secondary
-        if rep is not None:
-            fixed_primary = {d.datastore for d in v.disks if d.id not in xs}
-            if v.config_datastore and not tie:
-                fixed_primary.add(v.config_datastore)
-            ys = []
-            for t, td in ds.items():
-                if not td.accessible or any(not sep(t, x, level) for x in fixed_primary):
-                    continue
-                yv = var()
-                ys.append(yv)
-                for d in v.disks:
-                    if d.id in xs:
-                        stay_ok = 1 if sep(d.datastore, t, level) else 0
-                        prob += yv <= (1 - moved[d.id]) * stay_ok + pulp.lpSum(
-                            xv for t2, xv in xs[d.id].items() if sep(t2, t, level)
-                        )
-                into[t].append((v.size / GIB, yv, p.headroom))
-                cost.append((v.size / GIB, yv))
-            prob += rep == pulp.lpSum(ys)
-            for sc in bad_secs:
-                for sd in sc.disks:
-                    out[sd.datastore].append(((sd.size or 0) / GIB, rep))
-        elif bad_secs and good:  # duplicates: removed, nothing copied
-            for sc in bad_secs:
-                for sd in sc.disks:
-                    const_out[sd.datastore] += (sd.size or 0) / GIB
-        ob = None
-        if sep_only and offending and all(k in xs for k in offending):
-            ob = var()
-            for k in offending:
-                prob += ob <= moved[k]
-        for f in fs:
-            if f.rule == "primary-not-shared":
-                if not local or not all(k in xs for k in local):
-                    continue
-                fv = var()
-                for k in local:
-                    prob += fv <= moved[k]
-            elif f.rule == "no-secondary":
-                if rep is None:
-                    continue
-                fv = var()
-                prob += fv <= rep
-            elif f.rule in SECONDARY_RULES:
-                if rep is None and good:
-                    fixed_const.add(f.id)
-                    continue
-                fv = var()
-                prob += fv <= (rep if rep is not None else 0) + (
-                    ob if ob is not None and f.rule == "secondary-not-separated" else 0
-                )
-            else:
-                continue
-            fix[f.id] = fv
-    # capacity at the end, with the headroom each placement brings
-    for t, td in ds.items():
-        end = (
-            td.free / GIB
-            + const_out[t]
-            + pulp.lpSum(c * xv for c, xv in out[t])
-            - pulp.lpSum(c * xv for c, xv, _ in into[t])
-        )
-        if t in over:
-            # below its headroom now: whatever comes in must leave it above its headroom
-            f = head.get(t)
-            fv = var()
-            prob += end >= keep[t] / GIB * fv + td.free / GIB * (1 - fv)
-            for _, xv, _ in into[t]:
-                prob += fv >= xv
-            if f is not None:
-                fix[f.id] = fv
-            continue
-        prob += end >= keep[t] / GIB
-        for p_pct in sorted({q for _, _, q in into[t] if q > pct[t]}):
-            z = var()
-            for _, xv, q in into[t]:
-                if q == p_pct:
-                    prob += z >= xv
-            prob += end >= int(td.capacity * p_pct / 100) / GIB * z
-    copied = pulp.lpSum(c * xv for c, xv in cost)
-    if must_fix is None:
-        big = 1 + sum(c for c, _ in cost)
-        prob += big * pulp.lpSum(fix.values()) - copied
-    else:
-        missing = must_fix - set(fix) - fixed_const
-        if missing:
-            return None
-        for fid in must_fix & set(fix):
-            prob += fix[fid] == 1
-        prob.sense = pulp.LpMinimize
-        prob += copied
-    status = prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
-    if pulp.LpStatus[status] != "Optimal":
-        return None
-    n_fixed = len(fixed_const) + sum(round(fv.value() or 0) for fv in fix.values())
-    return n_fixed, float(sum(c * (xv.value() or 0) for c, xv in cost))
-
-
-#: the two families of small instances: roomy (the usual case) and tight (fill 70-86%)
-FAMILIES: dict[str, dict[str, Any]] = {
-    "roomy": {"over_rate": 0.15, "fill_range": (0.35, 0.7)},
-    "tight": {"over_rate": 0.2, "fill_range": (0.7, 0.86)},
-}
-
-
-def optimality(n_vms: int, seed: int, family: str) -> dict[str, Any]:
-    inv = make_estate(n_vms, max(12, n_vms // 5), max(4, n_vms // 25), seed=seed, small=True, **FAMILIES[family])
-    cfg = config()
-    report = audit(inv, cfg)
-    result = plan(inv, cfg, report.findings)
-    fixable = {f.id for f in report.findings if f.fixable}
-    planner_fixed = result.closed & fixable
-    best = exact_optimum(inv, cfg, list(report.findings))
-    same = exact_optimum(inv, cfg, list(report.findings), must_fix=planner_fixed)
-    mine = result.bytes_moved / GIB
-    return {
-        "vms": n_vms,
-        "seed": seed,
-        "family": family,
-        "fixable": len(fixable),
-        "planner_fixed": len(planner_fixed),
-        "opt_fixed": best[0] if best else None,
-        "planner_gib": mine,
-        "opt_gib": same[1] if same else None,
-        "ratio": (mine / same[1]) if same and same[1] > 0 else (1.0 if same and mine == 0 else None),
-    }
-
-
 def config() -> Any:
     import copy
 
@@ -628,8 +365,6 @@ def run_size(n_vms: int, n_ds: int, n_domains: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--opt", type=int, default=8, help="small instances per family compared with the exact optimum")
-    ap.add_argument("--opt-vms", type=int, default=200)
     args = ap.parse_args(argv)
     shapes = {1000: (200, 20), 10000: (1000, 35), 100000: (2000, 50)}
     print(
@@ -648,40 +383,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process max RSS (estates included): {rss:.0f} MiB")
-    if not args.opt:
-        return 0
-    try:
-        import pulp  # noqa: F401
-    except ImportError:
-        print("optimality: skipped (pip install pulp)")
-        return 0
-    print(
-        f"\n{'family':>6} {'VMs':>5} {'seed':>4} {'fixable':>7} {'fixed':>5} {'bound':>5} "
-        f"{'planner GiB':>11} {'optimum GiB':>11} {'ratio':>6}"
-    )
-    for family in FAMILIES:
-        ratios: list[float] = []
-        fixed = bound = 0
-        for k in range(args.opt):
-            n = [50, 100, 150, args.opt_vms][k % 4]
-            r = optimality(n, seed=100 + k, family=family)
-            ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a"
-            opt = f"{r['opt_gib']:.0f}" if r["opt_gib"] is not None else "n/a"
-            print(
-                f"{family:>6} {r['vms']:>5} {r['seed']:>4} {r['fixable']:>7} {r['planner_fixed']:>5} "
-                f"{r['opt_fixed']!s:>5} {r['planner_gib']:>11.0f} {opt:>11} {ratio:>6}",
-                flush=True,
-            )
-            fixed += r["planner_fixed"]
-            bound += r["opt_fixed"] or 0
-            if r["ratio"] is not None:
-                ratios.append(r["ratio"])
-        if ratios:
-            print(
-                f"{family}: bytes moved, planner / exact optimum for the same fixes: mean "
-                f"{sum(ratios) / len(ratios):.3f}, worst {max(ratios):.3f}; findings fixed {fixed} "
-                f"(relaxed upper bound {bound})"
-            )
     return 0
 
 

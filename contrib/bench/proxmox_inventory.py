@@ -43,12 +43,20 @@ def estate(n_vms: int) -> dict[str, Any]:
             if i % 20 == 0:
                 vm["secondaries"] = [{"mechanism": "pve-standby", "lag_s": 1800, "disks": {"scsi0": "nfs-b"}}]
         else:  # on the node's ZFS
-            vm["disks"] = [{"id": "scsi0", "size_gib": 32, "datastore": f"local-zfs@{node}"},
-                           {"id": "scsi1", "size_gib": 64, "datastore": f"local-zfs@{node}"}]
+            vm["disks"] = [
+                {"id": "scsi0", "size_gib": 32, "datastore": f"local-zfs@{node}"},
+                {"id": "scsi1", "size_gib": 64, "datastore": f"local-zfs@{node}"},
+            ]
             if i % 25 in (3, 8, 13, 18, 23) and i % 2:
                 peer = nodes[(i + 1) % len(nodes)]
-                vm["secondaries"] = [{"mechanism": "pve-replication", "host": peer, "lag_s": 300,
-                                      "disks": {"scsi0": f"local-zfs@{peer}", "scsi1": f"local-zfs@{peer}"}}]
+                vm["secondaries"] = [
+                    {
+                        "mechanism": "pve-replication",
+                        "host": peer,
+                        "lag_s": 300,
+                        "disks": {"scsi0": f"local-zfs@{peer}", "scsi1": f"local-zfs@{peer}"},
+                    }
+                ]
         vms.append(vm)
     hosts = [{"id": n} for n in nodes]
     return {"estates": {"bench": {"flavor": "proxmox", "hosts": hosts, "datastores": datastores, "vms": vms}}}
@@ -56,9 +64,22 @@ def estate(n_vms: int) -> dict[str, Any]:
 
 def start_lab(estate_file: Path, latency: float, token_file: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ftbridge_proxmox.lab", "--estate", str(estate_file), "--name", "bench",
-         "--latency", str(latency), "--token-file", str(token_file)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "ftbridge_proxmox.lab",
+            "--estate",
+            str(estate_file),
+            "--name",
+            "bench",
+            "--latency",
+            str(latency),
+            "--token-file",
+            str(token_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -84,8 +105,7 @@ def run(endpoint: dict[str, Any], concurrency: int, repeat: int, n_vms: int) -> 
         secondaries = sum(len(v.secondaries) for v in part.vms)
     finally:
         drv.close()
-    return {"calls": calls[-1], "median": statistics.median(times), "best": min(times),
-            "secondaries": secondaries}
+    return {"calls": calls[-1], "median": statistics.median(times), "best": min(times), "secondaries": secondaries}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,21 +121,30 @@ def main(argv: list[str] | None = None) -> int:
         for latency in (float(x) for x in args.latency.split(",")):
             proc, endpoint = start_lab(estate_file, latency, Path(tmp) / "token")
             try:
-                print(f"\nProxmox driver inventory, {args.vms} VMs, lab in its own process, "
-                      f"{latency * 1000:g} ms injected per call ({args.repeat} runs; median, best)")
-                print(f"{'conc':>4} {'calls':>6} {'VMs+10':>6} {'median':>8} {'best':>8} "
-                      f"{'ideal':>8} {'ratio':>6} {'per call':>9}")
+                print(
+                    f"\nProxmox driver inventory, {args.vms} VMs, lab in its own process, "
+                    f"{latency * 1000:g} ms injected per call ({args.repeat} runs; median, best)"
+                )
+                print(
+                    f"{'conc':>4} {'calls':>6} {'VMs+10':>6} {'median':>8} {'best':>8} "
+                    f"{'ideal':>8} {'ratio':>6} {'per call':>9}"
+                )
                 for c in (int(x) for x in args.concurrency.split(",")):
                     r = run(endpoint, c, args.repeat, args.vms)
                     ideal = r["calls"] / c * latency
-                    print(f"{c:>4} {r['calls']:>6} {args.vms + 10:>6} {r['median']:>7.2f}s {r['best']:>7.2f}s "
-                          f"{ideal:>7.2f}s {r['median'] / ideal if ideal else float('nan'):>6.2f} "
-                          f"{r['median'] / r['calls'] * c * 1000:>7.2f}ms", flush=True)
+                    print(
+                        f"{c:>4} {r['calls']:>6} {args.vms + 10:>6} {r['median']:>7.2f}s {r['best']:>7.2f}s "
+                        f"{ideal:>7.2f}s {r['median'] / ideal if ideal else float('nan'):>6.2f} "
+                        f"{r['median'] / r['calls'] * c * 1000:>7.2f}ms",
+                        flush=True,
+                    )
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
-    print("\ncalls: API requests of one inventory, counted by the driver; ideal: calls / conc x latency; "
-          "ratio: median / ideal; per call: median x conc / calls")
+    print(
+        "\ncalls: API requests of one inventory, counted by the driver; ideal: calls / conc x latency; "
+        "ratio: median / ideal; per call: median x conc / calls"
+    )
     return 0
 
 

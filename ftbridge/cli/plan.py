@@ -225,7 +225,7 @@ def _plan_summary(doc: PlanDoc) -> None:
         for t in _targets(a):
             per_ds[(a.endpoint, t)] = per_ds.get((a.endpoint, t), 0) + 1
     table(
-        f"plan {doc.plan_id}: actions per kind",
+        "actions per kind",
         ["kind", Col("actions", "num"), Col("bytes", "num")],
         [[kind, f"{n:,}", gib(b)] for kind, (n, b) in sorted(per_kind.items())],
     )
