@@ -114,7 +114,7 @@ def _where(doc: PlanDoc, a: PlanAction) -> tuple[str, str, str]:
     if a.kind == "move_vm":
         return f"move config + {plural(len(a.disks), 'disk')}", ", ".join(ds(x) for x in a.source), ds(a.to)
     if a.kind == "protect":
-        targets = sorted(set(a.spec.disks.values()))
+        targets = _targets(a)
         host = f" @ {doc.host_name(a.endpoint, a.spec.host)}" if a.spec.host else ""
         what = f"new {a.mechanism} secondary" + (f" (replaces {', '.join(a.replaces)})" if a.replaces else "")
         return what, "", ", ".join(ds(x) for x in targets) + host
