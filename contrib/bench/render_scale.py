@@ -16,7 +16,9 @@ The plan's rows are shown from the parsed plan document (``parse_plan``), as ``f
 does; the parse is timed on its own line. Output goes to ``/dev/null``. CPU seconds
 (``time.process_time``), so other load on the machine does not count.
 
-Run:  python contrib/bench/render_scale.py [--sizes 10000,100000]
+With ``--memory``, also the peak Python memory of writing the JSON before and now.
+
+Run:  python contrib/bench/render_scale.py [--sizes 10000,100000] [--memory]
 """
 
 from __future__ import annotations
@@ -101,7 +103,22 @@ def convert_write(write: Callable[[Any], None], make: Callable[[], Any]) -> None
     write(make())
 
 
-def run(n_vms: int) -> list[tuple[str, str, float]]:
+def peak_mib(fn: Callable[[], Any]) -> float:
+    """The Python heap's peak above where it started while ``fn`` runs (tracemalloc)."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    with sink(PIPED):
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return (peak - base) / 2**20
+
+
+def run(n_vms: int, memory: bool = False) -> list[tuple[str, str, float]]:
     n_ds, n_dom = SHAPES.get(n_vms, (max(20, n_vms // 50), 20))
     inv = plan_scale.make_estate(n_vms, n_ds, n_dom)
     cfg = plan_scale.config()
@@ -129,16 +146,22 @@ def run(n_vms: int) -> list[tuple[str, str, float]]:
         out.append((what, "json streamed, stdlib", cpu(partial(convert_write, json_stdlib, lazy_doc), PIPED)))
         if jsonout._orjson_dumps is not None:
             out.append((what, "json streamed, orjson", cpu(partial(convert_write, common.emit_json, lazy_doc), PIPED)))
+        if memory:
+            before = peak_mib(partial(convert_write, json_before, before_doc))
+            after = peak_mib(partial(convert_write, common.emit_json, lazy_doc))
+            out.append((what, "json before: peak MiB (not s)", before))
+            out.append((what, "json streamed: peak MiB (not s)", after))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--memory", action="store_true", help="also the JSON output's peak Python memory (tracemalloc)")
     args = ap.parse_args(argv)
     print(f"{'VMs':>7}  {'command':<9}  {'output':<40} {'CPU s':>7}")
     for n in (int(x) for x in args.sizes.split(",") if x):
-        for what, how, s in run(n):
+        for what, how, s in run(n, args.memory):
             print(f"{n:>7}  {what:<9}  {how:<40} {s:>7.2f}", flush=True)
     return 0
 
