@@ -64,8 +64,8 @@ def register(app: typer.Typer) -> None:
         if output is Output.json:
             emit_json({"audit": report.to_dict(), "plan": plan_data})
         else:
-            show_report(report)
-            show_plan_data(plan_data, "the demo plan")
+            show_report(report, all_rows=True)  # the demo's findings are the point: every row
+            show_plan_data(plan_data, "the demo plan", all_rows=True)
         say(f"demo config: {where / 'ftbridge.toml'}  (try: ftbridge -c {where / 'ftbridge.toml'} inventory)")
         say(
             f"migration story: ftbridge -c {where / 'ftbridge.toml'} migrate plan --source vc-ams --target pve-rtm, "

@@ -246,9 +246,9 @@ def _num(action_id: str) -> int:
     return int(action_id[1:]) if action_id[1:].isdigit() else 0
 
 
-def show_plan_data(doc: dict[str, Any], source: str) -> None:
+def show_plan_data(doc: dict[str, Any], source: str, all_rows: bool = False) -> None:
     """A plan given as data (as ``make_plan`` returns it), shown like ``plan show``."""
-    show_plan(_parse(doc, source))
+    show_plan(_parse(doc, source), all_rows)
 
 
 def demo_plan(ctx: typer.Context, inv: Any, cfg: Any, where: Path) -> dict[str, Any]:
