@@ -130,7 +130,7 @@ def test_plan_on_a_short_terminal_counts_per_kind_endpoint_and_target(demo_confi
 
 def test_inventory_on_a_short_terminal_counts_per_endpoint(demo_config: Path) -> None:
     data = json.loads(ftb("-c", str(demo_config), "inventory", "-o", "json").out)
-    r = ftb("-c", str(demo_config), "inventory", env=SHORT_SCREEN)
+    r = ftb("-c", str(demo_config), "inventory", env={**SHORT_SCREEN, "LINES": "5"})  # 10 hosts do not fit
     assert r.code == 0, r.err
     vms = data["vms"]
     per_ep = {row[0]: [num(c) for c in row[1:4]] for row in boxed(r.out, "VMs per endpoint")}
@@ -147,6 +147,14 @@ def test_inventory_on_a_short_terminal_counts_per_endpoint(demo_config: Path) ->
     assert per_ds == {
         ep: [sum(d["endpoint"] == ep for d in dss), sum(d["endpoint"] == ep and d["shared"] for d in dss)]
         for ep in {d["endpoint"] for d in dss}
+    }
+    hosts = data["hosts"]
+    states = ["up", "maintenance", "down", "unreachable", "unknown"]
+    per_host = {row[0]: [num(c) for c in row[1:]] for row in boxed(r.out, "hosts per endpoint")}
+    assert per_host == {
+        ep: [sum(h["endpoint"] == ep for h in hosts)]
+        + [sum(h["endpoint"] == ep and h["state"] == s for h in hosts) for s in states]
+        for ep in {h["endpoint"] for h in hosts}
     }
     every = ftb("-c", str(demo_config), "inventory", "--all", env=SHORT_SCREEN)
     listed = {row[1] for row in boxed(every.out, f"{len(vms)} VMs") if row[1]}
