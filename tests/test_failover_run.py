@@ -162,7 +162,7 @@ def test_split_brain_is_refused_live_unless_fenced_or_forced(tmp_path: Path) -> 
     # forced: done, and the journal records that it was forced
     forced = tmp_path / "forced.json"
     K.ftb("-c", str(cfg), "failover", "plan", "--vm", "ams-sql01", "--force", "--out", str(forced))
-    code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(forced), "--yes")
+    code, lines, err = ftb_json("-c", str(cfg), "failover", "run", str(forced), "--yes", "--force")
     assert code == 0, err
     assert lines[-1]["vms"][0]["forced"] is True
     from ftbridge.apply.journal import Journal

@@ -17,7 +17,7 @@ changed because of this plan); each action's own pre- and postconditions guard i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from ftbridge.apply.journal import BLOCKED, DONE_STATES, FAILED, PENDING, RUNNIN
 from ftbridge.apply.locks import EstateLock
 from ftbridge.apply.scheduler import Limits, run_actions
 from ftbridge.apply.steps import Executor, LiveView, Outcome, Settings
-from ftbridge.apply.validate import effects_present, preview, revalidate
+from ftbridge.apply.validate import ORDINARY, check_origin, effects_present, preview, revalidate
 from ftbridge.config import Config
 from ftbridge.drivers.base import Driver, Operation
 from ftbridge.errors import FtbridgeError, NotFound, PartialFailure, PlanError
@@ -108,6 +108,8 @@ def apply_plan(
     resume: bool = False,
     revalidate_plan: bool = False,
     live_checks: bool = False,
+    accept: Collection[str] = ORDINARY,
+    force: bool = False,
     on_event: EventSink = ignore,
     sleep: Callable[[float], None] = time.sleep,
     journal: Journal | None = None,
@@ -118,11 +120,25 @@ def apply_plan(
     something failed), so only its estate is checked up front and every action's own
     precondition decides, live, whether it may run.
 
+    ``accept``: the producers (``made_by``) this caller runs; ``ftbridge apply`` runs ordinary
+    plans only, whatever the file's id says. ``force``: the operator said ``--force`` now; an
+    action the document marks forced is refused without it (a file is not a confirmation).
+
     ``journal``: the journal to use (the caller's, e.g. a watch controller's fenced etcd store;
     the caller closes it); default: the SQLite journal in the state directory.
     """
     t0 = time.monotonic()
     doc = load_plan(plan_path)
+    check_origin(doc, accept, str(plan_path))
+    forced = [a for a in doc.actions if getattr(a, "forced", False)]
+    if forced and yes and not force:
+        a = forced[0]
+        raise ConfirmationRequired(
+            f"{plan_path}: action {a.id} would {a.kind} {a.vm_name} while its primary may still run "
+            f"(forced in the file{f', and {len(forced) - 1} more' if len(forced) > 1 else ''}); "
+            "a file is no confirmation: nothing was changed",
+            hint="give --force on the command line to run forced actions",
+        )
     endpoints = _check_endpoints(doc, config, str(plan_path))
     state_dir = Path(config.state_dir)
     given = journal
@@ -200,7 +216,7 @@ def apply_plan(
             )
         )
         settings = settings_for(config)
-        executor = Executor(drivers, LiveView(inv), journal, run_id, records, settings, on_event, sleep)
+        executor = Executor(drivers, LiveView(inv), journal, run_id, records, settings, on_event, sleep, force=force)
         limits = Limits(
             {ep: config.apply.concurrency_per_endpoint or type(drivers[ep]).default_concurrency for ep in endpoints},
             config.apply.concurrency_per_datastore,
@@ -247,19 +263,20 @@ def _check_fresh(doc: PlanDoc, inv: Inventory, source: str, revalidate_plan: boo
             f"these endpoints' ({doc.inventory.estate_id} vs {estate_id(inv)})",
             hint="make a new plan with 'ftbridge plan', or check with --revalidate",
         )
-    if inv.fingerprint() == doc.inventory.fingerprint:
-        return
-    if not revalidate_plan:
+    unchanged = inv.fingerprint() == doc.inventory.fingerprint
+    if not unchanged and not revalidate_plan:
         raise PlanError(
             f"{source}: stale plan: the estate changed since the plan was made "
             f"(inventory {doc.inventory.fingerprint[:12]}, now {inv.fingerprint()[:12]}); nothing was changed",
             hint="make a new plan with 'ftbridge plan', or re-check it with --revalidate",
         )
+    # the actions are checked whatever the fingerprint says: it is a claim of the file, no proof
     problems = revalidate(doc, inv, config)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        what = "plan does not hold on this estate" if unchanged else "stale plan"
         raise PlanError(
-            f"{source}: stale plan: {problems[0]}{more}; nothing was changed",
+            f"{source}: {what}: {problems[0]}{more}; nothing was changed",
             hint="make a new plan with 'ftbridge plan'",
         )
 

@@ -160,8 +160,11 @@ class Executor:
         settings: Settings,
         emit: EventSink,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        force: bool = False,
     ) -> None:
         self.drivers = drivers
+        self.force = force  # the operator's --force now: what lets an action marked forced run
         self.view = view
         self.journal = journal
         self.run_id = run_id
@@ -729,8 +732,9 @@ class Executor:
         self._safe_to_remove(a, vm)
 
     def _not_running(self, a: RestartAction | PromoteAction, vm: VM, what: str) -> None:
-        """No split brain: refuse unless the primary is proven not to run, fenced or forced."""
-        if a.forced:
+        """No split brain: refuse unless the primary is proven not to run, fenced or forced (in the
+        document *and* by --force on this run's command line)."""
+        if a.forced and self.force:
             return
         if self._may_run(vm):
             host = self.view.host(vm.endpoint, vm.host)
@@ -793,7 +797,9 @@ class Executor:
         if isinstance(a, RestartAction):
             return self.call(a.endpoint, self.failover(a).restart, a.vm, host_id=a.host)
         if isinstance(a, PromoteAction):
-            return self.call(_runs_on(a), self.failover(a).promote, a.vm, a.secondary, host_id=a.host, force=a.forced)
+            return self.call(
+                _runs_on(a), self.failover(a).promote, a.vm, a.secondary, host_id=a.host, force=a.forced and self.force
+            )
         if isinstance(a, TestFailoverAction):
             return self.call(a.endpoint, self.failover(a).test_failover, a.vm, a.secondary, host_id=a.host)
         if isinstance(a, CleanupTestAction):

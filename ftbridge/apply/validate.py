@@ -14,14 +14,16 @@ so, not a journal entry). New secondaries are checked with the model's own separ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from ftbridge.config import Config
+from ftbridge.errors import PlanError
 from ftbridge.inventory import Inventory
 from ftbridge.model import VM, Disk, Host, HostState, PowerState, Secondary, SecondaryDisk, SecondaryState
 from ftbridge.planning.explain import size
 from ftbridge.planning.planfile import (
+    MADE_BY,
     CleanupTestAction,
     FenceAction,
     MoveDiskAction,
@@ -34,6 +36,37 @@ from ftbridge.planning.planfile import (
     TestFailoverAction,
     UnprotectAction,
 )
+
+#: what ``ftbridge apply`` runs: documents made by the planner (and failover reprotect's subset)
+ORDINARY: tuple[str, ...] = ("plan", "reprotect")
+
+#: the command that runs each other kind of document, for the refusal's hint
+_RUN_WITH = {
+    "failover": "ftbridge failover run",
+    "failover-test": "ftbridge failover test",
+    "failback": "ftbridge failover failback",
+}
+
+
+def check_origin(doc: PlanDoc, accept: Collection[str], source: str) -> None:
+    """Refuse a document this caller does not run, or one holding kinds its producer never
+    writes. Judged on the actions themselves: an id is a digest anyone can recompute."""
+    made_by = doc.made_by
+    kinds = MADE_BY.get(made_by)
+    if kinds is None:
+        raise PlanError(f"{source}: made_by {made_by!r} is unknown (known: {', '.join(MADE_BY)}); nothing was changed")
+    if made_by not in accept:
+        hint = _RUN_WITH.get(made_by)
+        raise PlanError(
+            f"{source}: a {made_by} document, not one this command runs ({', '.join(accept)}); nothing was changed",
+            hint=f"it is run by '{hint}'" if hint else None,
+        )
+    bad = next((a for a in doc.actions if a.kind not in kinds), None)
+    if bad is not None:
+        raise PlanError(
+            f"{source}: action {bad.id}: a {made_by} document cannot hold a {bad.kind} action "
+            f"(it holds {', '.join(sorted(kinds))}); nothing was changed"
+        )
 
 
 def fenced(a: FenceAction, vm: VM, host_of: Callable[[str, str | None], Host | None]) -> bool:
@@ -122,6 +155,20 @@ def revalidate(doc: PlanDoc, inv: Inventory, config: Config | None = None) -> li
                 problems.append(f"{a.id}: {d.name if d else ds_id} lacks {size(-free[key])} for {a.vm_name}")
                 free[key] = 0
 
+    order = {a.id: n for n, a in enumerate(doc.actions)}
+    for a in doc.actions:
+        if isinstance(a, UnprotectAction) and a.window:
+            # a window turns the only copy off on purpose: only with the protect that ends it
+            r = doc.action(a.restore) if a.restore in order else None
+            if (
+                not isinstance(r, ProtectAction)
+                or (r.endpoint, r.vm) != (a.endpoint, a.vm)
+                or order[r.id] < order[a.id]
+            ):
+                problems.append(
+                    f"{a.id}: turns {a.mechanism} off for {a.vm_name} with no later protect action of "
+                    "it to restore it (restore)"
+                )
     for a in doc.actions:
         key = (a.endpoint, a.vm)
         vm = vms.get(key) or inv.vm(a.endpoint, a.vm)

@@ -294,19 +294,27 @@ def run_cmd(
     plan: PlanArg,
     yes: YesOpt = False,
     resume: ResumeOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="run the steps the plan forced (promote while the primary may still run)"),
+    ] = False,
     output: OutputOpt = Output.table,
 ) -> None:
     """Carry a failover plan out (needs --yes): fences, then promotes in recovery-plan order, each
     re-checked live (no split brain). Reports each VM's recovery time. Exit 0 every VM up, 1 some
-    failed, 2 without --yes, 8 bad plan, 9 locked."""
+    failed, 2 without --yes (or a forced step without --force), 8 bad plan, 9 locked."""
     from ftbridge.failover.plan import FailoverPlan
     from ftbridge.failover.run import run_failover
 
     cfg = run(ctx).config()
     fplan = FailoverPlan.load(plan)
-    hint = again(ctx, "failover", "run", str(plan), "--yes", "--resume")
+    hint = again(ctx, "failover", "run", str(plan), "--yes", "--resume", *(["--force"] if force else []))
     res = running(
-        "failover", output, yes, hint, lambda sink: run_failover(cfg, fplan, yes=yes, resume=resume, on_event=sink)
+        "failover",
+        output,
+        yes,
+        hint,
+        lambda sink: run_failover(cfg, fplan, yes=yes, resume=resume, force=force, on_event=sink),
     )
     _report(res, output, "failover", hint=f"fix the cause, then: {hint}")
 

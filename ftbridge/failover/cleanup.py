@@ -43,6 +43,7 @@ def cleanup_document(kept: list[TestEvidence], config: Config) -> dict[str, Any]
         estate="",
         created_at=time.time(),
         generator=f"ftbridge {__version__} failover test --cleanup {time.time_ns()}",
+        made_by="failover-test",
     )
 
 
@@ -64,7 +65,9 @@ def run_cleanup(config: Config, *, on_event: EventSink = ignore) -> FailoverResu
         path, resume = Path(config.state_dir) / TEST_DIR / f"cleanup-{doc['plan_id']}.json", False
         write_plan(doc, path)
     doc = json.loads(path.read_text(encoding="utf-8"))
-    result = apply_plan(config, path, yes=True, resume=resume, live_checks=True, on_event=on_event)
+    result = apply_plan(
+        config, path, yes=True, resume=resume, live_checks=True, accept=("failover-test",), on_event=on_event
+    )
     return test_outcomes(doc, result, [])
 
 

@@ -192,6 +192,7 @@ def failback_document(
         estate=estate_of(inv, {a["endpoint"] for a in actions}),
         created_at=plan.created_at,
         generator=f"ftbridge {__version__} failback ({plan.scope})",
+        made_by="failback",
     )
     return doc, waiting
 
@@ -214,7 +215,7 @@ def run_failback(
         path = Path(config.state_dir) / FAILBACK_DIR / f"failback-{doc['plan_id']}.json"
         write_plan(doc, path)
         resume = False
-    result = apply_plan(config, path, yes=yes, resume=resume, live_checks=True, on_event=on_event)
+    result = apply_plan(config, path, yes=yes, resume=resume, live_checks=True, accept=("failback",), on_event=on_event)
     return AfterResult(result, waiting)
 
 
@@ -244,6 +245,7 @@ def reprotect_document(inv: Inventory, config: Config) -> tuple[dict[str, Any], 
     summary["closed"] = len({c for a in keep for c in a["closes"]})
     doc["summary"] = summary
     doc["generator"] = str(full["generator"]) + " reprotect"
+    doc["made_by"] = "reprotect"
     doc["plan_id"] = content_digest(doc)
     return doc, dropped
 
@@ -260,5 +262,5 @@ def run_reprotect(
         path = Path(config.state_dir) / REPROTECT_DIR / f"reprotect-{doc['plan_id']}.json"
         write_plan(doc, path)
         resume = False
-    result = apply_plan(config, path, yes=yes, resume=resume, on_event=on_event)
+    result = apply_plan(config, path, yes=yes, resume=resume, accept=("reprotect",), on_event=on_event)
     return AfterResult(result, [], doc)

@@ -57,9 +57,11 @@ def document(
     estate: str,
     created_at: float,
     generator: str,
+    made_by: str,
     endpoints: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """A plan document the apply accepts, for actions built outside the planner."""
+    """A plan document the apply accepts, for actions built outside the planner (``made_by``:
+    which producer, a key of :data:`ftbridge.planning.planfile.MADE_BY`)."""
     names = sorted({a["endpoint"] for a in actions} | set(endpoints))
     by_kind: dict[str, int] = {}
     for a in actions:
@@ -70,6 +72,7 @@ def document(
         "plan_id": "",
         "created_at": datetime.fromtimestamp(created_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generator": generator,
+        "made_by": made_by,
         "inventory": {"fingerprint": fingerprint, "estate_id": estate if names else "", "vms": 0, "datastores": 0},
         "endpoints": [{"name": n, "driver": config.endpoints[n].driver, "mechanisms": []} for n in names],
         "config": {"digest": config_digest(config), "policies": {}},
@@ -181,6 +184,7 @@ def failover_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
         estate=plan.estate_id,
         created_at=plan.created_at,
         generator=f"ftbridge {__version__} failover ({plan.scope})",
+        made_by="failover",
         endpoints={s.target_endpoint for s in plan.steps if s.target_endpoint},
     )
 
@@ -224,6 +228,7 @@ def test_document(plan: FailoverPlan, config: Config, *, keep: bool = False) -> 
         estate=plan.estate_id,
         created_at=time.time(),
         generator=f"ftbridge {__version__} failover test{' --keep' if keep else ''} {time.time_ns()}",
+        made_by="failover-test",
     )
 
 
@@ -352,14 +357,18 @@ def run_failover(
     *,
     yes: bool = False,
     resume: bool = False,
+    force: bool = False,
     on_event: EventSink = ignore,
 ) -> FailoverResult:
-    """Carry the failover plan out through :func:`ftbridge.apply.apply_plan` (live checks)."""
+    """Carry the failover plan out through :func:`ftbridge.apply.apply_plan` (live checks).
+    ``force``: the operator's --force now (steps the plan forced need it again at run time)."""
     doc = failover_document(plan, config)
     path = Path(config.state_dir) / FAILOVER_DIR / f"failover-{doc['plan_id']}.json"
     if not path.exists():
         write_plan(doc, path)
-    result = apply_plan(config, path, yes=yes, resume=resume, live_checks=True, on_event=on_event)
+    result = apply_plan(
+        config, path, yes=yes, resume=resume, live_checks=True, accept=("failover",), force=force, on_event=on_event
+    )
     out = FailoverResult(result, [], list(plan.blocked))
     if result.dry_run or (result.already_applied and not result.outcomes):
         return out
@@ -430,7 +439,9 @@ def run_test(
     import json
 
     doc = json.loads(path.read_text(encoding="utf-8"))
-    result = apply_plan(config, path, yes=True, resume=resume, live_checks=True, on_event=on_event)
+    result = apply_plan(
+        config, path, yes=True, resume=resume, live_checks=True, accept=("failover-test",), on_event=on_event
+    )
     return test_outcomes(doc, result, blocked)
 
 

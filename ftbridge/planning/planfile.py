@@ -82,6 +82,7 @@ def plan_document(
         "plan_id": "",
         "created_at": datetime.fromtimestamp(created_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generator": generator,
+        "made_by": "plan",
         "inventory": {
             "fingerprint": inv.fingerprint(),
             "estate_id": estate_id(inv),
@@ -214,6 +215,17 @@ class UnprotectAction(_ActionBase):
 #: Action kinds only failover documents hold; the apply accepts them beside ACTION_KINDS.
 FAILOVER_ACTION_KINDS: tuple[str, ...] = ("fence", "restart", "promote", "test_failover", "cleanup_test")
 
+#: What made a document (its ``made_by``) and the action kinds that producer writes. The apply
+#: checks both against what its caller runs (``ftbridge apply``: ordinary plans), never against
+#: the id: anyone can recompute a digest, so a hand-edited "plan" holding a promote is refused.
+MADE_BY: dict[str, frozenset[str]] = {
+    "plan": frozenset(ACTION_KINDS),  # ftbridge plan (and the plans migrate verify and watch make)
+    "reprotect": frozenset({"protect", "unprotect"}),  # ftbridge failover reprotect
+    "failback": frozenset({"move_vm", "move_disk"}),  # ftbridge failover failback
+    "failover": frozenset({"fence", "restart", "promote"}),  # ftbridge failover run, watch
+    "failover-test": frozenset({"test_failover", "cleanup_test"}),  # ftbridge failover test [--cleanup]
+}
+
 
 class FenceAction(_ActionBase):
     """Power the primary off so its secondary may be promoted without split brain.
@@ -325,6 +337,8 @@ class PlanDoc(_M):
     plan_id: str
     created_at: str
     generator: str
+    #: the producer (a key of :data:`MADE_BY`); files written before it existed are plans
+    made_by: str = "plan"
     inventory: InventoryRef
     endpoints: list[EndpointRef]
     config: dict[str, Any]

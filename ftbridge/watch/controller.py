@@ -299,6 +299,7 @@ class Controller:
             yes=True,
             resume=resume,
             live_checks=live_checks,
+            accept=("failover",) if live_checks else ("plan",),  # what the controller writes, nothing else
             journal=self.journal,
             on_event=self._on_apply_event,
         )
