@@ -131,6 +131,11 @@ class Inventory:
             hosts = (*hosts, *(p for p in extra if p not in hosts))
         return Location(hosts, stores)
 
+    def primary_unreadable(self, vm: VM) -> str | None:
+        """Why the VM's primary cannot be read in this inventory (None: it can); see
+        :meth:`ftbridge.model.VM.primary_unreadable`, the one rule."""
+        return vm.primary_unreadable(self.host(vm.endpoint, vm.host), lambda x: self.datastore(vm.endpoint, x))
+
     def secondary_location(self, vm: VM, sec: Secondary) -> Location:
         """What one secondary needs: its datastores (the FT tie-breaker and the primary's copy
         of any disk it lacks included) and its host where the mechanism pins one, else any host

@@ -9,7 +9,7 @@ resolves them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 
@@ -322,6 +322,23 @@ class VM:
         if self.power is PowerState.OFF and (host is None or host.state in (HostState.UP, HostState.MAINTENANCE)):
             return False
         return True
+
+    def primary_unreadable(self, host: Host | None, datastore: Callable[[str], Datastore | None]) -> str | None:
+        """Why this VM's primary cannot be read now (None: it can), given its host and a lookup
+        of this endpoint's datastores as the platform reports them now. Readable means every
+        datastore it needs (:attr:`needed_datastores`, the storage of its location) exists and is
+        accessible, and its host, when it has one, answers (up or in maintenance). Unknown proves
+        nothing: a datastore the platform no longer lists, a host unreachable or not reported.
+        No copy of a VM may be removed while this says why not: it may be the only one left."""
+        for ds_id in sorted(self.needed_datastores):
+            d = datastore(ds_id)
+            if d is None:
+                return f"datastore {ds_id} it needs is no longer listed"
+            if not d.accessible:
+                return f"datastore {d.name} it needs is not accessible"
+        if self.host is not None and (host is None or host.state not in (HostState.UP, HostState.MAINTENANCE)):
+            return f"its host {host.name if host else self.host} is {host.state.value if host else 'not listed'}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
