@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ from ftbridge.apply.validate import fenced
 from ftbridge.drivers.base import (
     Driver,
     Failover,
+    HealthReport,
     MechanismRules,
     Operation,
     OperationStatus,
@@ -67,6 +68,9 @@ from ftbridge.planning.planfile import (
     TestFailoverAction,
     UnprotectAction,
 )
+
+#: kinds that change where a VM's files are: they run only on a fresh read of what they need
+_STORAGE_ACTIONS = (MoveDiskAction, MoveVMAction, ProtectAction, UnprotectAction)
 
 #: kinds whose operation's own result matters: an operation adopted after a crash counts as theirs
 _ADOPT_RESULT = frozenset({"fence", "restart", "promote", "test_failover", "cleanup_test"})
@@ -113,10 +117,12 @@ class LiveView:
             self._vms[(vm.endpoint, vm.id)] = vm
 
     def datastore(self, endpoint: str, ds_id: str | None) -> Datastore | None:
-        return self._ds.get((endpoint, ds_id or ""))
+        with self._lock:
+            return self._ds.get((endpoint, ds_id or ""))
 
     def host_up(self, endpoint: str, host_id: str | None) -> bool:
-        h = self._hosts.get((endpoint, host_id or ""))
+        with self._lock:
+            h = self._hosts.get((endpoint, host_id or ""))
         return h is not None and h.state is HostState.UP
 
     def host(self, endpoint: str, host_id: str | None) -> Host | None:
@@ -130,6 +136,19 @@ class LiveView:
                 h = self._hosts.get((endpoint, hid))
                 if h is not None and h.state is not st:
                     self._hosts[(endpoint, hid)] = replace(h, state=st)
+
+    def live(self, endpoint: str, report: HealthReport, datastores: Collection[str]) -> None:
+        """Hosts and datastores as a live read reports them; a datastore asked for (``datastores``)
+        that the report leaves out is gone from the view: the platform no longer lists it."""
+        self.host_states(endpoint, report.hosts)
+        with self._lock:
+            for ds_id, ok in report.datastores.items():
+                d = self._ds.get((endpoint, ds_id))
+                if d is not None and d.accessible is not ok:
+                    self._ds[(endpoint, ds_id)] = replace(d, accessible=ok)
+            for ds_id in datastores:
+                if ds_id not in report.datastores:
+                    self._ds.pop((endpoint, ds_id), None)
 
     def refresh(self, endpoint: str, part: InventoryPart) -> None:
         """One endpoint as a fresh ``inventory()`` read it (the failover's live checks)."""
@@ -177,7 +196,8 @@ class Executor:
         self._results_lock = threading.Lock()
         self._attempts: dict[str, int] = {}
         self._fresh: dict[str, float] = {}  # endpoint -> monotonic time of its last live read
-        self._fresh_health: dict[str, float] = {}  # endpoint -> time of its last health read
+        self._fresh_health: dict[str, float] = {}  # endpoint -> when its last live state read began
+        self._live_locks = {ep: threading.Lock() for ep in drivers}
 
     # -- plumbing ------------------------------------------------------------------------
     def call(self, endpoint: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -215,22 +235,74 @@ class Executor:
         self._fresh[endpoint] = time.monotonic()
         return True
 
-    def _health(self, endpoint: str) -> bool:
-        """The hosts' states as the endpoint reports them now (its cheap health call, at most
-        once per poll interval); False when it cannot be read: then nothing about it is proven."""
-        last = self._fresh_health.get(endpoint)
-        if last is not None and time.monotonic() - last < self.settings.poll_interval:
-            return True
+    def _health(self, endpoint: str, since: float | None = None, *, about: PlanAction | None = None) -> bool:
+        """Hosts' and datastores' states as the endpoint reports them now (its
+        :meth:`~ftbridge.drivers.base.StoragePlacement.live_state`, else its health call). A
+        read that began after ``since`` serves (steps running at once share one read); without
+        ``since``, one younger than the poll interval does. False when it cannot be read: then
+        nothing about it is proven."""
         drv = self.drivers.get(endpoint)
-        if not isinstance(drv, Failover):
-            return self.refresh(endpoint)
-        try:
-            report = self.call(endpoint, drv.health)
-        except FtbridgeError:
+        lock = self._live_locks.get(endpoint)
+        if drv is None or lock is None:
             return False
-        self.view.host_states(endpoint, report.hosts)
-        self._fresh_health[endpoint] = time.monotonic()
-        return True
+        with lock:  # one read at a time per endpoint: a step waiting here takes the next one's answer
+            last = self._fresh_health.get(endpoint)
+            if last is not None and (
+                last >= since if since is not None else time.monotonic() - last < self.settings.poll_interval
+            ):
+                return True
+            began = time.monotonic()
+            hosts, stores = self._depends_on(about, endpoint) if about is not None else ((), ())
+            try:
+                if isinstance(drv, StoragePlacement):
+                    report = self.call(endpoint, drv.live_state, hosts, stores)
+                elif isinstance(drv, Failover):
+                    report = self.call(endpoint, drv.health)
+                else:
+                    return False
+            except FtbridgeError:
+                return False
+            self.view.live(endpoint, report, stores)
+            self._fresh_health[endpoint] = began
+            return True
+
+    def _depends_on(self, a: PlanAction, endpoint: str) -> tuple[list[str], list[str]]:
+        """The hosts and datastores of ``endpoint`` an action depends on: the VM's host and the
+        storage it needs, the targets and hosts the action names."""
+        hosts: set[str] = set()
+        stores: set[str] = set(a.datastores)
+        vm = self.view.vm(a.endpoint, a.vm)
+        if vm is not None and endpoint == a.endpoint:
+            stores |= vm.needed_datastores
+            if vm.host:
+                hosts.add(vm.host)
+            for sec in vm.secondaries:
+                if sec.target_endpoint is None:
+                    stores |= sec.needed_datastores
+                    if sec.host:
+                        hosts.add(sec.host)
+        for name in ("to", "host"):
+            value = getattr(a, name, None)
+            if isinstance(value, str) and value:
+                (stores if name == "to" else hosts).add(value)
+        if isinstance(a, ProtectAction):
+            stores |= set(a.spec.disks.values())
+            stores |= {x for x in (a.spec.config_datastore, a.spec.metadata_datastore) if x}
+            if a.spec.host:
+                hosts.add(a.spec.host)
+        return sorted(hosts), sorted(stores)
+
+    def _live(self, a: PlanAction) -> None:
+        """Read the hosts and datastores the action depends on again, just before it changes
+        anything. A change of storage needs that answer; a failover step may go on without it
+        (its own checks treat an endpoint that does not answer as proving nothing)."""
+        since = time.monotonic()
+        for ep in dict.fromkeys((a.endpoint, _runs_on(a))):
+            if not self._health(ep, since, about=a) and isinstance(a, _STORAGE_ACTIONS):
+                raise StepFailed(
+                    f"endpoint {ep} cannot be read now: the state of what {a.kind} of {a.vm_name} "
+                    "depends on is unknown, so it does not run"
+                )
 
     def _may_run(self, vm: VM) -> bool:
         """The model's answer on a fresh read of the hosts: could the primary still be running?"""
@@ -316,6 +388,7 @@ class Executor:
                 self._set_result(a.id, result)
                 self._record(a, SKIPPED, "action_skipped", "already done", result=result or None)
                 return Outcome(a.id, SKIPPED, attempts, "already done")
+            self._live(a)
             self._precondition(a)
             if isinstance(a, RestartAction) and a.ha_grace > 0 and tries == 1:
                 by_ha = self._wait_for_ha(a)
@@ -337,6 +410,7 @@ class Executor:
                         "ftbridge restarts it",
                     )
                 )
+                self._live(a)
                 self._precondition(a)  # the estate moved on while we waited
             try:
                 op = self._start(a)
@@ -749,21 +823,12 @@ class Executor:
             raise StepFailed(f"refusing to {what} {a.vm_name}: {where}, so it may still run (split brain); {fence}")
 
     def _safe_to_remove(self, a: UnprotectAction, vm: VM) -> None:
-        """Never remove a VM's last good copy before its replacement is verified."""
-        if a.window:
-            down = [
-                x
-                for d in vm.disks
-                if (x := d.datastore) and ((ds := self.view.datastore(a.endpoint, x)) is None or not ds.accessible)
-            ]
-            if down:
-                raise StepFailed(
-                    f"refusing to turn {a.mechanism} off for {a.vm_name}: its primary storage "
-                    f"{down[0]} is not accessible"
-                )
-            return
+        """Never remove a VM's last good copy before its replacement is verified, and never any
+        copy while the primary cannot be read (checked on a read taken after every wait)."""
         required: list[str] = []
-        if a.after is not None:
+        if a.window:
+            pass  # a copy turned off on purpose; the plan's restore re-creates it
+        elif a.after is not None:
             with self._results_lock:
                 res = self.results.get(a.after) or {}
             sid = res.get("secondary_id")
@@ -779,10 +844,23 @@ class Executor:
             raise StepFailed(
                 f"secondary {' or '.join(required)} of {a.vm_name} is not in sync: not removing {a.secondary}"
             )
-        secs = self._secondaries(a)
-        others = [s for s in secs if s.id != a.secondary and s.state is SecondaryState.IN_SYNC]
-        if not others:
-            raise StepFailed(f"refusing to remove secondary {a.secondary} of {a.vm_name}: no other in-sync copy")
+        if not a.window:
+            secs = self._secondaries(a)
+            others = [s for s in secs if s.id != a.secondary and s.state is SecondaryState.IN_SYNC]
+            if not others:
+                raise StepFailed(f"refusing to remove secondary {a.secondary} of {a.vm_name}: no other in-sync copy")
+        if not self._health(a.endpoint, time.monotonic(), about=a):
+            raise StepFailed(
+                f"refusing to remove secondary {a.secondary} of {a.vm_name}: endpoint {a.endpoint} "
+                "cannot be read now, so its primary is not known to be readable"
+            )
+        now = self._vm(a)
+        why = now.primary_unreadable(self.view.host(a.endpoint, now.host), lambda x: self.view.datastore(a.endpoint, x))
+        if why is not None:
+            raise StepFailed(
+                f"refusing to remove {a.mechanism} secondary {a.secondary} of {a.vm_name}: its primary "
+                f"cannot be read now ({why}); the copy stays"
+            )
 
     def _test_id(self, a: CleanupTestAction) -> str:
         """The test instance to remove: named in the action, or the result of its test action."""

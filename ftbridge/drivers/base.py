@@ -48,8 +48,9 @@ from __future__ import annotations
 import abc
 import enum
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -562,6 +563,56 @@ class Driver(abc.ABC):
             time.sleep(delay)
             delay = min(delay * 2, interval)
 
+    def estate_identity(self) -> str:
+        """What names the estate this endpoint reaches, the same in every configuration and
+        process that reaches it: the apply's lock is keyed by it, so two state directories (or
+        two configs naming one vCenter differently) cannot run two applies on one estate.
+
+        Called before :meth:`open` (no I/O: from the config alone).
+
+        Returns:
+            str: ``"<driver>:<canonical address>"``. Default: the driver's name and the config's
+            ``url``, or ``host`` and ``port``, lowercased (scheme and path dropped, the port
+            kept when the config gives one); ``"<driver>:endpoint:<name>"`` when the config has
+            neither (then only configs using the same endpoint name meet). Override when the
+            platform has a better identity (a cluster's nodes are one estate).
+
+        Raises:
+            Nothing.
+
+        Idempotent:
+            Yes: the same config gives the same identity.
+        """
+        url = getattr(self.config, "url", None)
+        host = getattr(self.config, "host", None)
+        port = getattr(self.config, "port", None)
+        if isinstance(url, str) and url:
+            rest = url.split("://", 1)[-1]
+            address = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        elif isinstance(host, str) and host:
+            address = host.rsplit("@", 1)[-1] + (f":{port}" if isinstance(port, int) else "")
+        else:
+            return f"{self.name}:endpoint:{self.endpoint}"
+        return f"{self.name}:{address.lower()}"
+
+    def estate_lock_path(self) -> Path | None:
+        """Where the estate's lock file lives when the estate itself has a place every process
+        using it sees (the sim: beside its state file); None (default): the machine-wide lock
+        directory, under a name derived from :meth:`estate_identity`.
+
+        Called before :meth:`open` (no I/O).
+
+        Returns:
+            Path | None: a file path the core may create and ``flock``; None for the default.
+
+        Raises:
+            Nothing.
+
+        Idempotent:
+            Yes.
+        """
+        return None
+
     def __enter__(self) -> Driver:
         self.open()
         return self
@@ -691,6 +742,36 @@ class StoragePlacement(abc.ABC):
             No; the core checks the secondary is still there first.
         """
         raise UnsupportedOperation("unprotect is not supported", endpoint=self.endpoint)
+
+    def live_state(self, hosts: Collection[str], datastores: Collection[str]) -> HealthReport:
+        """The state of these hosts and datastores *now*: the apply reads it just before every
+        step that changes the estate (a removal is refused while the VM's primary cannot be
+        read), so it should be the cheapest call that answers.
+
+        Args:
+            hosts: host ids (as the inventory lists them) the step depends on.
+            datastores: datastore ids the step depends on.
+
+        Returns:
+            HealthReport: at least the given ids (more is fine). A datastore the platform no
+            longer lists is left out (the core then counts it as lost); a host it cannot reach
+            is ``UNREACHABLE`` or ``UNKNOWN``. Default: :meth:`Failover.health` when the driver
+            offers it, else a one-endpoint :meth:`inventory`. Override to read only the named
+            objects when the platform allows it.
+
+        Raises:
+            BackendUnavailable: the endpoint stopped answering.
+
+        Idempotent:
+            Yes: it only reads.
+        """
+        if isinstance(self, Failover):
+            return self.health()
+        part = self.inventory()
+        return HealthReport(
+            hosts={h.id: h.state for h in part.hosts},
+            datastores={d.id: d.accessible for d in part.datastores},
+        )
 
     def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
         """A VM's secondaries with fresh state and lag, cheaper than a full inventory.

@@ -171,6 +171,15 @@ class SimDriver(Driver, StoragePlacement, Failover):
     def state_path(cfg: SimConfig, estate_name: str) -> Path:
         return cfg.state or cfg.estate.with_name(f"{cfg.estate.stem}.{estate_name}.simstate.json")
 
+    def estate_identity(self) -> str:
+        """The estate is its state file: every config naming that file reaches one estate."""
+        return f"sim:{self.state_path(self.cfg, self.estate_name).resolve()}"
+
+    def estate_lock_path(self) -> Path:
+        """Beside the state file, so every process using this estate meets the same lock."""
+        path = self.state_path(self.cfg, self.estate_name).resolve()
+        return path.with_name(f".{path.stem}.estate-lock")
+
     def _attach(self) -> P.State:
         """Find (or seed) the state file; no connection semantics, so faults can be set."""
         self._file = StateFile(self.state_path(self.cfg, self.estate_name))

@@ -1,0 +1,188 @@
+"""What the apply trusts: what made a document, the command line at run time, the live estate.
+
+* a plan's id is a digest anyone can recompute: a plan edited to hold a forced promote of a
+  running VM, or to say a failover made it, or to turn a VM's only copy off, is refused;
+* a step the file marks forced needs ``--force`` on the command line of the run;
+* removing a copy is refused when the primary stopped being readable *during* the apply;
+* a secondary that breaks at once is reported as broken, with the driver's reason;
+* the lock belongs to the estate: two state directories, one sim estate, one apply at a time;
+  a reset refuses while an apply holds the estate.
+
+Synchronised on the sim's ``hold`` fault and on apply events, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+
+import plankit as K  # noqa: E402
+
+from ftbridge.config import load_config  # noqa: E402
+from ftbridge.services.inventory import collect  # noqa: E402
+from ftbridge.services.session import Session  # noqa: E402
+from ftbridge.sim.driver import SimDriver  # noqa: E402
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> tuple[Path, Path]:
+    """(config, plan) for a fresh demo estate, with its sim state seeded."""
+    cfg = K.copy_demo(tmp_path)
+    plan = tmp_path / "plan.json"
+    r = K.ftb("-c", str(cfg), "plan", "--out", str(plan))
+    assert r.returncode == 0, r.stderr
+    return cfg, plan
+
+
+def refused(cfg: Path, *args: str, code: int) -> str:
+    """Run ftbridge, expect ``code`` and one error line; return it. The estate must not change."""
+    before = K.sim_states(cfg.parent)
+    r = K.ftb("-c", str(cfg), *args)
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert K.sim_states(cfg.parent) == before, "the estate changed"
+    return lines[0]
+
+
+def promote_of_running_vm(cfg: Path) -> dict[str, Any]:
+    """A forced promote of ams-sql01 (running, on a host that is up), as a failover writes one."""
+    with Session(load_config(cfg)) as s:
+        inv = collect(s)
+    vm = next(v for v in inv.vms if v.name == "ams-sql01")
+    sec = vm.secondaries[0]
+    return {
+        "id": "a9000",
+        "kind": "promote",
+        "endpoint": vm.endpoint,
+        "vm": vm.id,
+        "vm_name": vm.name,
+        "secondary": sec.id,
+        "mechanism": sec.mechanism,
+        "host": None,
+        "secondary_disks": {d.disk: d.datastore for d in sec.disks},
+        "forced": True,
+        "bytes": 0,
+        "datastores": [],
+        "depends_on": [],
+        "closes": [],
+        "reason": "hand-edited",
+    }
+
+
+def test_a_plan_edited_to_hold_a_forced_promote_is_refused(demo: tuple[Path, Path]) -> None:
+    cfg, plan = demo
+    doc = json.loads(plan.read_text())
+    assert doc["made_by"] == "plan"
+    doc["actions"].append(promote_of_running_vm(cfg))
+    plan.write_text(json.dumps(K.resign(doc)))  # the id recomputed the way the code computes it
+    line = refused(cfg, "apply", str(plan), "--yes", code=8)
+    assert "action a9000: a plan document cannot hold a promote action" in line, line
+    # saying a failover made it does not help: 'ftbridge apply' runs plans only
+    doc["made_by"] = "failover"
+    doc["actions"] = [doc["actions"][-1]]
+    plan.write_text(json.dumps(K.resign(doc)))
+    line = refused(cfg, "apply", str(plan), "--yes", code=8)
+    assert "a failover document, not one this command runs" in line and "ftbridge failover run" in line, line
+
+
+def test_a_window_without_its_restore_is_refused_though_the_fingerprint_matches(demo: tuple[Path, Path]) -> None:
+    """The fingerprint says the estate is the one planned for; the actions are checked anyway."""
+    cfg, plan = demo
+    doc = json.loads(plan.read_text())
+    with Session(load_config(cfg)) as s:
+        inv = collect(s)
+    vm = next(v for v in inv.vms if v.name == "ams-sql01")
+    doc["actions"] = [
+        {
+            "id": "a1",
+            "kind": "unprotect",
+            "endpoint": vm.endpoint,
+            "vm": vm.id,
+            "vm_name": vm.name,
+            "secondary": vm.secondaries[0].id,
+            "mechanism": vm.secondaries[0].mechanism,
+            "after": None,
+            "keeps": [],
+            "window": True,
+            "restore": None,
+            "bytes": 0,
+            "datastores": [],
+            "depends_on": [],
+            "closes": [],
+            "reason": "hand-edited: turn the only copy off",
+        }
+    ]
+    plan.write_text(json.dumps(K.resign(doc)))
+    line = refused(cfg, "apply", str(plan), "--yes", code=8)
+    assert "a1: turns" in line and "no later protect action" in line, line
+
+
+def test_a_forced_failover_step_needs_force_on_the_command_line(tmp_path: Path) -> None:
+    cfg = K.copy_demo(tmp_path, op_seconds=0.01)
+    fplan = tmp_path / "fo.json"
+    r = K.ftb("-c", str(cfg), "failover", "plan", "--vm", "ams-sql01", "--force", "--out", str(fplan))
+    (step,) = json.loads(fplan.read_text())["steps"]
+    assert step["forced"], r.stderr
+    line = refused(cfg, "failover", "run", str(fplan), "--yes", code=2)
+    assert "would promote ams-sql01 while its primary may still run" in line and "--force" in line, line
+    r = K.ftb("-c", str(cfg), "failover", "run", str(fplan), "--yes", "--force")
+    assert r.returncode == 0, r.stderr
+
+
+# -- the frozen apply: the primary lost between making a new copy and removing the old one --------
+def make_before_break(cfg: Path, plan: Path, vm_name: str) -> tuple[dict[str, Any], str, list[str]]:
+    """The demo plan cut to one VM's protect + unprotect-after pair; (doc, old secondary, primary stores)."""
+    doc = json.loads(plan.read_text())
+    (unprotect,) = [a for a in doc["actions"] if a["vm_name"] == vm_name and a["kind"] == "unprotect"]
+    assert unprotect["after"] and not unprotect["window"]
+    (protect,) = [a for a in doc["actions"] if a["id"] == unprotect["after"]]
+    doc["actions"] = [protect, unprotect]
+    with Session(load_config(cfg)) as s:
+        inv = collect(s)
+    vm = next(v for v in inv.vms if v.name == vm_name)
+    return K.resign(doc), unprotect["secondary"], sorted(vm.primary_datastores)
+
+
+def test_frozen_apply_keeps_the_copy_when_the_primary_is_lost_mid_apply(demo: tuple[Path, Path]) -> None:
+    from ftbridge.apply import ApplyEvent, apply_plan
+    from ftbridge.errors import PartialFailure
+
+    cfg_path, plan = demo
+    doc, old, stores = make_before_break(cfg_path, plan, "fra-crm01")
+    plan.write_text(json.dumps(doc))
+    cfg = load_config(cfg_path)
+    protect_id, unprotect_id = (a["id"] for a in doc["actions"])
+    ep = doc["actions"][0]["endpoint"]
+    lost: list[str] = []
+
+    def on_event(e: ApplyEvent) -> None:
+        # the new copy is verified: now, before the old one goes, the primary's storage is lost
+        if e.event == "action_succeeded" and e.action == protect_id:
+            SimDriver(cfg.endpoints[ep], endpoint=ep).ex_inject(datastores_down=stores)
+            lost.extend(stores)
+
+    result = apply_plan(cfg, plan, yes=True, on_event=on_event)
+    assert lost, "the protect never succeeded: the test did not reach the removal"
+    outcome = result.outcomes[unprotect_id]
+    assert outcome.state == "failed", outcome
+    assert "its primary cannot be read now" in outcome.message and "the copy stays" in outcome.message
+    assert "not accessible" in outcome.message, outcome.message
+    with pytest.raises(PartialFailure) as exc:
+        result.raise_for_failures()
+    assert exc.value.exit_code == 1  # README "Exit codes": a partial failure
+    drv = SimDriver(cfg.endpoints[ep], endpoint=ep)
+    drv.open()
+    vm = next(v for v in drv.inventory().vms if v.name == "fra-crm01")
+    assert old in {s.id for s in vm.secondaries}, "the old copy was removed while the primary was lost"
+    assert drv.ex_inject()  # still answers
