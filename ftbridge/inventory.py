@@ -379,6 +379,7 @@ def _vm_dict(v: VM) -> dict[str, Any]:
                 "last_sync": rfc3339(s.last_sync),
                 "state": s.state.value,
                 "missing": list(s.missing),
+                **({"reason": s.reason} if s.reason else {}),
                 "disks": [asdict(x) for x in s.disks],
             }
             for s in v.secondaries
@@ -464,6 +465,7 @@ def _vm_from(v: dict[str, Any]) -> VM:
             metadata_datastore=s.get("metadata_datastore"),
             target_endpoint=s.get("target_endpoint"),
             missing=tuple(s.get("missing", ())),
+            reason=str(s.get("reason", "")),
             disks=tuple(SecondaryDisk(**x) for x in s["disks"]),
         )
         for s in v.get("secondaries", [])

@@ -250,6 +250,8 @@ class Secondary:
     #: ids of primary disks this copy does not hold (a LUN a disk copy cannot copy): a partial
     #: copy never counts as a whole one
     missing: tuple[str, ...] = ()
+    #: why the platform says it is not in sync (broken, stale), in its words, when it says
+    reason: str = ""
 
     @property
     def datastores(self) -> frozenset[str]:
