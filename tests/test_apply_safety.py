@@ -186,3 +186,22 @@ def test_frozen_apply_keeps_the_copy_when_the_primary_is_lost_mid_apply(demo: tu
     vm = next(v for v in drv.inventory().vms if v.name == "fra-crm01")
     assert old in {s.id for s in vm.secondaries}, "the old copy was removed while the primary was lost"
     assert drv.ex_inject()  # still answers
+
+
+def test_a_secondary_that_breaks_at_once_is_reported_broken_with_the_reason(demo: tuple[Path, Path]) -> None:
+    from ftbridge.apply import apply_plan
+
+    cfg_path, plan = demo
+    doc = json.loads(plan.read_text())
+    (protect,) = [a for a in doc["actions"] if a["vm_name"] == "rtm-kafka01" and a["kind"] == "protect"]
+    assert not protect["depends_on"]
+    doc["actions"] = [protect]
+    plan.write_text(json.dumps(K.resign(doc)))
+    cfg = load_config(cfg_path)
+    ep = protect["endpoint"]
+    SimDriver(cfg.endpoints[ep], endpoint=ep).ex_inject(fail_sync=[protect["vm"]])
+    result = apply_plan(cfg, plan, yes=True)
+    outcome = result.outcomes[protect["id"]]
+    assert outcome.state == "failed"
+    assert "did not reach in_sync" in outcome.message and "within" not in outcome.message, outcome.message
+    assert "is broken: the initial sync failed (fault fail_sync)" in outcome.message, outcome.message

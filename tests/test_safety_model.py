@@ -142,7 +142,7 @@ def test_an_unreachable_host_needs_a_fence_that_works_or_a_force(tmp_path: Path)
     # forced: the operator takes the risk, and the journal says so
     forced = tmp_path / "forced.json"
     K.ftb("-c", str(cfg), "failover", "plan", "--vm", "ams-sql01", "--force", "--out", str(forced))
-    r = K.ftb("-c", str(cfg), "failover", "run", str(forced), "--yes", "-o", "json")
+    r = K.ftb("-c", str(cfg), "failover", "run", str(forced), "--yes", "--force", "-o", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1])["vms"][0]["forced"] is True
 

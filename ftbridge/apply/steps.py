@@ -525,12 +525,9 @@ class Executor:
                 sid = match.id if match else None
             if not sid:
                 raise StepFailed(f"protect of {a.vm_name} succeeded but no matching secondary is there")
-            sec = self._await_in_sync(a, [sid])
+            sec, why = self._await_in_sync(a, [sid])
             if sec is None:
-                raise StepFailed(
-                    f"new secondary {sid} of {a.vm_name} did not reach in_sync within "
-                    f"{self.settings.operation_timeout:.0f}s"
-                )
+                raise StepFailed(f"new secondary of {a.vm_name} did not reach in_sync: {why}")
             result = {"secondary_id": sid}
         else:
             self._secondaries(a)  # refresh the view
@@ -673,18 +670,21 @@ class Executor:
             return s
         return None
 
-    def _await_in_sync(self, a: PlanAction, ids: list[str]) -> Secondary | None:
-        """Poll replication_status until one of ``ids`` is in_sync; None on timeout or loss."""
+    def _await_in_sync(self, a: PlanAction, ids: list[str]) -> tuple[Secondary | None, str]:
+        """Poll replication_status until one of ``ids`` is in_sync: (that one, ""). Stops at once
+        when none is syncing any more (broken, stale, gone) and at the timeout: (None, what each
+        is, with the platform's reason), so a copy that breaks at once is reported as broken."""
         deadline = time.monotonic() + self.settings.operation_timeout
         delay = min(0.01, self.settings.poll_interval)
         while True:
             secs = {s.id: s for s in self._secondaries(a)}
             ready = [secs[i] for i in ids if i in secs and secs[i].state is SecondaryState.IN_SYNC]
             if ready:
-                return ready[0]
+                return ready[0], ""
             alive = [secs[i] for i in ids if i in secs and secs[i].state is SecondaryState.SYNCING]
-            if not alive or time.monotonic() > deadline:
-                return None
+            late = time.monotonic() > deadline
+            if not alive or late:
+                return None, "; ".join(_sync_state(i, secs.get(i), late, self.settings.operation_timeout) for i in ids)
             self.sleep(delay)
             delay = min(delay * 2, self.settings.poll_interval)
 
@@ -723,11 +723,13 @@ class Executor:
             match = self._match(a, self._secondaries(a))
             if match is None:
                 return False, {}
+            why = _sync_state(match.id, match, False, 0.0)
             if match.state is SecondaryState.SYNCING:
-                match = self._await_in_sync(a, [match.id])
-            if match is None or match.state is not SecondaryState.IN_SYNC:
+                found, why = self._await_in_sync(a, [match.id])
+                match = found or match
+            if match.state is not SecondaryState.IN_SYNC:
                 raise StepFailed(
-                    f"secondary of {a.vm_name} created by an earlier attempt is not in sync; "
+                    f"secondary of {a.vm_name} created by an earlier attempt is not in sync ({why}); "
                     "check it on the platform, remove it, and resume"
                 )
             return True, {"secondary_id": match.id}
@@ -840,10 +842,10 @@ class Executor:
             required = [str(sid)]
         else:
             required = list(a.keeps)
-        if required and self._await_in_sync(a, required) is None:
-            raise StepFailed(
-                f"secondary {' or '.join(required)} of {a.vm_name} is not in sync: not removing {a.secondary}"
-            )
+        if required:
+            found, why = self._await_in_sync(a, required)
+            if found is None:
+                raise StepFailed(f"the copy that replaces it is not in sync ({why}): not removing {a.secondary}")
         if not a.window:
             secs = self._secondaries(a)
             others = [s for s in secs if s.id != a.secondary and s.state is SecondaryState.IN_SYNC]
@@ -855,11 +857,13 @@ class Executor:
                 "cannot be read now, so its primary is not known to be readable"
             )
         now = self._vm(a)
-        why = now.primary_unreadable(self.view.host(a.endpoint, now.host), lambda x: self.view.datastore(a.endpoint, x))
-        if why is not None:
+        lost = now.primary_unreadable(
+            self.view.host(a.endpoint, now.host), lambda x: self.view.datastore(a.endpoint, x)
+        )
+        if lost is not None:
             raise StepFailed(
                 f"refusing to remove {a.mechanism} secondary {a.secondary} of {a.vm_name}: its primary "
-                f"cannot be read now ({why}); the copy stays"
+                f"cannot be read now ({lost}); the copy stays"
             )
 
     def _test_id(self, a: CleanupTestAction) -> str:
@@ -894,6 +898,15 @@ class Executor:
             return self.call(a.endpoint, drv.protect, a.vm, spec)
         assert isinstance(a, UnprotectAction)
         return self.call(a.endpoint, drv.unprotect, a.vm, a.secondary)
+
+
+def _sync_state(sid: str, sec: Secondary | None, late: bool, timeout: float) -> str:
+    """One secondary's state in words, for a wait that ended without it in sync."""
+    if sec is None:
+        return f"{sid} is no longer listed"
+    if late and sec.state is SecondaryState.SYNCING:
+        return f"{sid} is still syncing after {timeout:.0f}s"
+    return f"{sid} is {sec.state.value}" + (f": {sec.reason}" if sec.reason else " (the platform gives no reason)")
 
 
 def _runs_on(a: PlanAction) -> str:

@@ -341,6 +341,13 @@ class SimDriver(Driver, StoragePlacement, Failover):
                 s["host"] is None or P.host_up(state, s["host"])
             )
             st = SecondaryState(P.sec_state(state, vid, s, now)) if readable else SecondaryState.BROKEN
+            reason = (
+                "its storage or host is not available"
+                if not readable
+                else "the initial sync failed (fault fail_sync)"
+                if st is SecondaryState.BROKEN and s["state"] == "syncing"
+                else ""
+            )
             synced = s.get("last_sync")
             lag = s["lag"]
             rules = MECHANISMS.get(s["mechanism"])
@@ -368,6 +375,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
                         for k, x in s["disks"].items()
                     ),
                     missing=tuple(s.get("missing", ())),
+                    reason=reason,
                 )
             )
         power = PowerState(v["power"])
