@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 import plankit as K  # noqa: E402
 
 from ftbridge.apply import EstateLock  # noqa: E402
+from ftbridge.apply.locks import estate_keys  # noqa: E402
 from ftbridge.config import load_config  # noqa: E402
 from ftbridge.drivers.base import OpState  # noqa: E402
 from ftbridge.sim.driver import SimDriver  # noqa: E402
@@ -150,8 +151,7 @@ def test_stale_plan_that_no_longer_holds(demo: tuple[Path, Path]) -> None:
 
 def test_two_applies_at_once(demo: tuple[Path, Path]) -> None:
     cfg, plan = demo
-    state = load_config(cfg).state_dir
-    with EstateLock(Path(state) / "locks", ["pve-rtm"], holder="test holder"):
+    with EstateLock.for_endpoints(load_config(cfg), ["pve-rtm"], holder="test holder"):
         line = refused(cfg, plan, code=9)
     assert "endpoint pve-rtm is locked by another run" in line and f"pid {os.getpid()}" in line
     # once the lock is released, the same command runs
@@ -182,9 +182,10 @@ def test_two_real_applies_at_once(demo: tuple[Path, Path]) -> None:
         text=True,
     )
     try:
-        locks = cfg.parent / "state" / "locks"
+        config = load_config(cfg)
+        locks = [k.path for k in estate_keys(config, config.endpoints)]  # the estates' own locks
         deadline = time.monotonic() + 120  # a bound for a broken run, not a measure of speed
-        while not (locks.exists() and any(p.read_text().strip() for p in locks.glob("*.lock"))):
+        while not any(p.exists() and p.read_text().strip() for p in locks):
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first apply never took its lock"
             time.sleep(0.05)

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 
 import plankit as K  # noqa: E402
 
+from ftbridge.apply import EstateLock  # noqa: E402
 from ftbridge.config import load_config  # noqa: E402
 from ftbridge.services.inventory import collect  # noqa: E402
 from ftbridge.services.session import Session  # noqa: E402
@@ -205,3 +204,67 @@ def test_a_secondary_that_breaks_at_once_is_reported_broken_with_the_reason(demo
     assert outcome.state == "failed"
     assert "did not reach in_sync" in outcome.message and "within" not in outcome.message, outcome.message
     assert "is broken: the initial sync failed (fault fail_sync)" in outcome.message, outcome.message
+
+
+# -- the lock belongs to the estate ----------------------------------------------------------------
+def hold_operations(cfg_path: Path, hold: bool) -> None:
+    cfg = load_config(cfg_path)
+    for name, ep in cfg.endpoints.items():
+        SimDriver(ep, endpoint=name).ex_inject(hold=hold)
+
+
+def one_action_plan(plan: Path, vm_name: str, kind: str) -> dict[str, Any]:
+    doc = json.loads(plan.read_text())
+    (action,) = [a for a in doc["actions"] if a["vm_name"] == vm_name and a["kind"] == kind]
+    doc["actions"] = [action]
+    plan.write_text(json.dumps(K.resign(doc)))
+    return action
+
+
+def run_in_thread_until_an_operation_runs(cfg_path: Path, plan: Path) -> tuple[threading.Thread, list[Any]]:
+    """An apply of ``plan`` in a thread of this process, returned once its operation started
+    (and, the sim holding operations, keeps running): it holds the estate's lock."""
+    from ftbridge.apply import ApplyEvent, apply_plan
+
+    started = threading.Event()
+    out: list[Any] = []
+
+    def on_event(e: ApplyEvent) -> None:
+        if e.event == "op_started":
+            started.set()
+
+    def work() -> None:
+        try:
+            out.append(apply_plan(load_config(cfg_path), plan, yes=True, on_event=on_event))
+        except BaseException as exc:  # the assertion below reports it
+            out.append(exc)
+        finally:
+            started.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    assert started.wait(120), "the apply never started its operation"  # a bound for a broken run
+    assert not out, out
+    return t, out
+
+
+def test_two_applies_with_two_state_dirs_on_one_estate(demo: tuple[Path, Path]) -> None:
+    cfg, plan = demo
+    other = cfg.with_name("ftbridge-b.toml")  # the same estate, another state directory
+    other.write_text(cfg.read_text().replace('dir = "state"', 'dir = "state-b"'))
+    one_action_plan(plan, "fra-crm01", "protect")
+    hold_operations(cfg, True)
+    try:
+        t, out = run_in_thread_until_an_operation_runs(cfg, plan)
+        line = refused(other, "apply", str(plan), "--yes", code=9)
+        assert "endpoint ovirt-fra is locked by another run" in line and f"pid {os.getpid()}" in line, line
+        assert not (cfg.parent / "state-b" / "journal.sqlite").exists()
+    finally:
+        hold_operations(cfg, False)
+    t.join(120)
+    (result,) = out
+    assert not isinstance(result, BaseException), result
+    assert result.counts() == {"succeeded": 1}
+    # once the first run ended, the lock is free for the other state directory
+    with EstateLock.for_endpoints(load_config(other), ["ovirt-fra"], holder="test"):
+        pass

@@ -146,7 +146,7 @@ def apply_plan(
     result = ApplyResult(doc.plan_id, str(plan_path), jpath, list(doc.actions))
     with ExitStack() as stack:
         if yes:  # before reading the journal: a run in progress shows up as LockBusy
-            stack.enter_context(EstateLock(state_dir / "locks", endpoints, holder=f"ftbridge apply {plan_path}"))
+            stack.enter_context(EstateLock.for_endpoints(config, endpoints, holder=f"ftbridge apply {plan_path}"))
         if given is None:
             journal = Journal.existing(jpath)
             if journal is not None:
