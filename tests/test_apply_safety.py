@@ -268,3 +268,45 @@ def test_two_applies_with_two_state_dirs_on_one_estate(demo: tuple[Path, Path]) 
     # once the first run ended, the lock is free for the other state directory
     with EstateLock.for_endpoints(load_config(other), ["ovirt-fra"], holder="test"):
         pass
+
+
+# -- resets refuse while a run holds the estate ----------------------------------------------------
+def test_sim_reset_refuses_while_an_apply_holds_the_estate(demo: tuple[Path, Path]) -> None:
+    cfg, plan = demo
+    one_action_plan(plan, "fra-crm01", "protect")
+    hold_operations(cfg, True)
+    try:
+        t, out = run_in_thread_until_an_operation_runs(cfg, plan)
+        line = refused(cfg, "sim", "reset", "--endpoint", "ovirt-fra", code=9)
+        assert "endpoint ovirt-fra is locked by another run" in line and f"pid {os.getpid()}" in line, line
+    finally:
+        hold_operations(cfg, False)
+    t.join(120)
+    (result,) = out
+    assert not isinstance(result, BaseException) and result.counts() == {"succeeded": 1}, result
+    assert K.ftb("-c", str(cfg), "sim", "reset", "--endpoint", "ovirt-fra").returncode == 0  # free again
+
+
+def test_demo_reset_refuses_while_an_apply_holds_the_estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path / "xdg")}
+    monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])  # this process's apply: the same state dir
+    r = K.ftb("demo", env=env)
+    assert r.returncode == 0, r.stderr
+    where = tmp_path / "xdg" / "ftbridge" / "demo"
+    cfg = where / "ftbridge.toml"
+    plan = tmp_path / "plan.json"
+    assert K.ftb("-c", str(cfg), "plan", "--out", str(plan), env=env).returncode == 0
+    one_action_plan(plan, "fra-crm01", "protect")
+    hold_operations(cfg, True)
+    try:
+        t, out = run_in_thread_until_an_operation_runs(cfg, plan)
+        before = K.sim_states(where)
+        r = K.ftb("demo", "--reset", env=env)
+        assert r.returncode == 9, r.stderr
+        assert "is locked by another run" in r.stderr and f"pid {os.getpid()}" in r.stderr, r.stderr
+        assert K.sim_states(where) == before, "the reset removed the state under the apply"
+    finally:
+        hold_operations(cfg, False)
+    t.join(120)
+    (result,) = out
+    assert not isinstance(result, BaseException) and result.counts() == {"succeeded": 1}, result

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ftbridge.cli.common import Output, OutputOpt, emit_json, say
 from ftbridge.cli.render import busy
+
+if TYPE_CHECKING:
+    from ftbridge.apply.locks import EstateLock
 
 DEMO_FILES = ("ftbridge.toml", "estate.toml")
 
@@ -23,11 +26,14 @@ def demo_dir() -> Path:
 
 def install_demo(reset: bool = False) -> Path:
     """Copy the demo config and estate into the state directory; reset drops the sim state."""
+    from contextlib import nullcontext
+
     target = demo_dir()
     target.mkdir(parents=True, exist_ok=True)
     if reset:
-        for p in target.glob("*.simstate.json*"):
-            p.unlink()
+        with _estate_locked(target) if (target / "ftbridge.toml").exists() else nullcontext():
+            for p in target.glob("*.simstate.json*"):
+                p.unlink()
     src = resources.files("ftbridge") / "demo"
     for name in DEMO_FILES:
         dst = target / name
@@ -35,6 +41,16 @@ def install_demo(reset: bool = False) -> Path:
             with resources.as_file(src / name) as f:
                 shutil.copyfile(f, dst)
     return target
+
+
+def _estate_locked(target: Path) -> EstateLock:
+    """The demo estates' locks: a reset refuses (exit 9) while a run holds one of them."""
+    from ftbridge.apply.locks import EstateLock
+    from ftbridge.config import load_config
+
+    cfg = load_config(target / "ftbridge.toml")
+    sims = [name for name, ep in cfg.endpoints.items() if ep.driver == "sim"]
+    return EstateLock.for_endpoints(cfg, sims, holder="ftbridge demo --reset")
 
 
 def register(app: typer.Typer) -> None:

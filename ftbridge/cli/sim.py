@@ -31,9 +31,13 @@ def _sim_drivers(ctx: typer.Context, endpoints: list[str] | None) -> list[SimDri
 
 @app.command()
 def reset(ctx: typer.Context, endpoint: EndpointOpt = None) -> None:
-    """Forget the sim state: the next command sees the estate file as written."""
+    """Forget the sim state: the next command sees the estate file as written. Exit 9 while a run
+    holds the estate (its actions would lose the state under them)."""
+    from ftbridge.apply.locks import EstateKey, EstateLock
+
     for drv in _sim_drivers(ctx, endpoint):
-        removed = drv.ex_reset()
+        with EstateLock([EstateKey.of(drv)], holder="ftbridge sim reset"):
+            removed = drv.ex_reset()
         say(f"{drv.endpoint}: {'state reset' if removed else 'no state yet'}")
 
 
