@@ -1,8 +1,10 @@
 """``apply``: carry a plan out through the drivers, journaled, locked, resumable.
 
 The order of checks is the order of cost and of harm: the plan file (corrupt, unknown
-action), the endpoints it names (another estate), the lock (another apply running), then the
-live inventory (another estate, or a stale plan unless ``revalidate``). Nothing changes on
+action), what made it (a producer this caller does not run, a kind its producer never writes,
+a forced step without ``force``), the endpoints it names (another estate), the estate lock
+(another run on it), then the live inventory (another estate, or a stale plan unless
+``revalidate``; the actions are re-checked against it whatever the fingerprint says). Nothing changes on
 any platform before all of them passed, and nothing changes at all without ``yes``: then
 the result is a preview of what would run.
 
