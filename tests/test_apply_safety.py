@@ -310,3 +310,13 @@ def test_demo_reset_refuses_while_an_apply_holds_the_estate(tmp_path: Path, monk
     t.join(120)
     (result,) = out
     assert not isinstance(result, BaseException) and result.counts() == {"succeeded": 1}, result
+
+
+def test_a_removal_is_refused_up_front_when_the_primary_cannot_be_read(demo: tuple[Path, Path]) -> None:
+    cfg_path, plan = demo
+    doc, old, stores = make_before_break(cfg_path, plan, "fra-crm01")
+    plan.write_text(json.dumps(doc))
+    ep = doc["actions"][0]["endpoint"]
+    SimDriver(load_config(cfg_path).endpoints[ep], endpoint=ep).ex_inject(datastores_down=stores)
+    line = refused(cfg_path, "apply", str(plan), "--yes", "--revalidate", code=8)
+    assert f"{doc['actions'][1]['id']}: fra-crm01's primary cannot be read" in line, line

@@ -246,8 +246,12 @@ def revalidate(doc: PlanDoc, inv: Inventory, config: Config | None = None) -> li
                         f"{policy.separation} level: {why}"
                     )
             vm = replace(vm, secondaries=(*vm.secondaries, new))
-        else:
-            assert isinstance(a, UnprotectAction)
+        elif isinstance(a, UnprotectAction):
+            lost = inv.primary_unreadable(vm)
+            if lost is not None:
+                problems.append(f"{a.id}: {a.vm_name}'s primary cannot be read ({lost}): its copies stay")
             vm = replace(vm, secondaries=tuple(s for s in vm.secondaries if s.id != a.secondary))
+        else:  # check_origin keeps failover kinds out of what is revalidated; never crash on one
+            problems.append(f"{a.id}: a {a.kind} action is not something a plan holds")
         vms[key] = vm
     return problems
