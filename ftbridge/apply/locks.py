@@ -38,6 +38,9 @@ from ftbridge.config import Config
 from ftbridge.drivers.base import Driver
 from ftbridge.errors import ConfigError, LockBusy
 
+#: how an elected watch controller's runs name themselves in a lock file
+CONTROLLER_HOLDER = "ftbridge watch controller"
+
 #: overrides the machine-wide lock directory (tests, or hosts without /run/lock)
 LOCK_DIR_ENV = "FTBRIDGE_LOCK_DIR"
 _SYSTEM_DIR = Path("/run/lock")
@@ -105,25 +108,35 @@ def _make_dir(path: Path) -> None:
 class EstateLock:
     """Exclusive locks on the given estates, held for the ``with`` block."""
 
-    def __init__(self, keys: Iterable[EstateKey], *, holder: str = "ftbridge apply") -> None:
+    def __init__(
+        self, keys: Iterable[EstateKey], *, holder: str = "ftbridge apply", yield_to: str | None = None
+    ) -> None:
+        """``yield_to``: a holder prefix (:data:`CONTROLLER_HOLDER`) whose lock does not stop
+        this run: an elected controller goes on past a deposed one that still holds the lock
+        (frozen, say), the election and the journal's fencing token deciding between them."""
         unique = {k.identity: k for k in keys}  # two endpoint names for one estate: one lock
         self.keys = [unique[i] for i in sorted(unique)]
         self.holder = holder
+        self.yield_to = yield_to
         self._files: list[IO[str]] = []
 
     @classmethod
-    def for_endpoints(cls, config: Config, endpoints: Iterable[str], *, holder: str = "ftbridge apply") -> EstateLock:
-        return cls(estate_keys(config, endpoints), holder=holder)
+    def for_endpoints(
+        cls, config: Config, endpoints: Iterable[str], *, holder: str = "ftbridge apply", yield_to: str | None = None
+    ) -> EstateLock:
+        return cls(estate_keys(config, endpoints), holder=holder, yield_to=yield_to)
 
     def acquire(self) -> None:
         try:
             for key in self.keys:
-                self._files.append(self._take(key))
+                f = self._take(key)
+                if f is not None:
+                    self._files.append(f)
         except BaseException:
             self.release()
             raise
 
-    def _take(self, key: EstateKey) -> IO[str]:
+    def _take(self, key: EstateKey) -> IO[str] | None:
         try:
             _make_dir(key.path.parent)
             try:
@@ -142,6 +155,8 @@ class EstateLock:
             f.seek(0)
             who = f.read().strip() or "another process"
             f.close()
+            if self.yield_to and self.yield_to in who:
+                return None  # another controller's: the election decides (see __init__)
             raise LockBusy(
                 f"endpoint {key.endpoint} is locked by another run ({who}); nothing was changed",
                 hint=f"wait for it to finish; lock file {key.path}",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ftbridge.apply.events import ApplyEvent, EventSink, ignore
 from ftbridge.apply.journal import BLOCKED, DONE_STATES, FAILED, PENDING, RUNNING, Journal, RunRecord
-from ftbridge.apply.locks import EstateLock
+from ftbridge.apply.locks import CONTROLLER_HOLDER, EstateLock
 from ftbridge.apply.scheduler import Limits, run_actions
 from ftbridge.apply.steps import Executor, LiveView, Outcome, Settings
 from ftbridge.apply.validate import ORDINARY, check_origin, effects_present, preview, revalidate
@@ -112,6 +112,7 @@ def apply_plan(
     live_checks: bool = False,
     accept: Collection[str] = ORDINARY,
     force: bool = False,
+    coordinated: bool = False,
     on_event: EventSink = ignore,
     sleep: Callable[[float], None] = time.sleep,
     journal: Journal | None = None,
@@ -128,6 +129,10 @@ def apply_plan(
 
     ``journal``: the journal to use (the caller's, e.g. a watch controller's fenced etcd store;
     the caller closes it); default: the SQLite journal in the state directory.
+
+    ``coordinated``: the caller is an elected watch controller whose journal writes are fenced:
+    an estate lock another *controller* holds (a deposed leader, frozen) does not stop it (the
+    election and the fencing token decide between controllers); one a person's run holds does.
     """
     t0 = time.monotonic()
     doc = load_plan(plan_path)
@@ -148,7 +153,9 @@ def apply_plan(
     result = ApplyResult(doc.plan_id, str(plan_path), jpath, list(doc.actions))
     with ExitStack() as stack:
         if yes:  # before reading the journal: a run in progress shows up as LockBusy
-            stack.enter_context(EstateLock.for_endpoints(config, endpoints, holder=f"ftbridge apply {plan_path}"))
+            holder = f"{CONTROLLER_HOLDER} apply {plan_path}" if coordinated else f"ftbridge apply {plan_path}"
+            share = CONTROLLER_HOLDER if coordinated else None
+            stack.enter_context(EstateLock.for_endpoints(config, endpoints, holder=holder, yield_to=share))
         if given is None:
             journal = Journal.existing(jpath)
             if journal is not None:

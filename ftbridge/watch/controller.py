@@ -301,6 +301,7 @@ class Controller:
             live_checks=live_checks,
             accept=("failover",) if live_checks else ("plan",),  # what the controller writes, nothing else
             journal=self.journal,
+            coordinated=True,
             on_event=self._on_apply_event,
         )
 
