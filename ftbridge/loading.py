@@ -294,4 +294,8 @@ def explain_validation(err: Any) -> str:
 def validation_line(source: str, err: Any, prefix: Loc = ()) -> str:
     """``<file>: <key path>: <explanation>`` for one pydantic error."""
     loc = [*prefix, *(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))]
-    return f"{_at(source, loc)}: {explain_validation(err)}"
+    words = explain_validation(err)
+    if words.startswith(("[", ".")) and ": " in words:  # a validator naming an entry further in
+        sub, words = words.split(": ", 1)
+        return f"{_at(source, loc)}{sub}: {words}"
+    return f"{_at(source, loc)}: {words}"
