@@ -250,6 +250,8 @@ _EXPECTED = {
     "model_type": "a table",
     "model_attributes_type": "a table",
     "list_type": "a list",
+    "sequence_str": "a list",
+    "is_instance_of": "a list",
     "tuple_type": "a list",
     "set_type": "a list",
     "frozen_set_type": "a list",
