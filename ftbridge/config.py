@@ -271,13 +271,11 @@ def _explain(source: Path, exc: ValidationError, model: type[BaseModel], prefix:
     An unknown key is reported before a missing one: a typo causes both, and the typo is news.
     No value from the file is echoed (it may be a secret): the line says what it is, not what."""
     err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-    loc = [str(x) for x in err["loc"]]
-    key = ".".join([prefix, *loc] if prefix else loc)
+    line = validation_line(str(source), err, [prefix] if prefix else [])
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
-        hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
-        return f"{source}: {key}: unknown key{hint}"
-    return validation_line(str(source), err, [prefix] if prefix else [])
+        allowed = _allowed_keys(model, [str(x) for x in err["loc"][:-1]])
+        line += f" (expected one of: {', '.join(allowed)})" if allowed else ""
+    return line
 
 
 def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
