@@ -22,7 +22,9 @@ __all__ = ["ConfigPath", "Duration", "Secret", "parse_duration", "strict_bool"]
 
 
 def _resolve(value: Any, info: ValidationInfo) -> Path:
-    path = Path(str(value)).expanduser()
+    if not isinstance(value, (str, Path)) or not str(value):
+        raise ValueError("expected a file name (a non-empty string)")
+    path = Path(value).expanduser()
     base = (info.context or {}).get("base_dir")
     if not path.is_absolute() and base is not None:
         path = Path(base) / path

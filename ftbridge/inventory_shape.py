@@ -20,9 +20,23 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ftbridge.errors import ConfigError
 from ftbridge.loading import validation_line
 from ftbridge.model import HostState, PowerState, SecondaryState
+from ftbridge.timefmt import parse_rfc3339
 
 _Bytes = Annotated[int, Field(ge=0)]
 _Seconds = Annotated[float, Field(ge=0)]
+
+
+def _time(value: str | float | None) -> str | float | None:
+    if isinstance(value, str):
+        try:
+            parse_rfc3339(value)
+        except ValueError:
+            raise ValueError("expected an RFC 3339 time such as 2025-03-01T10:00:00Z") from None
+    return value
+
+
+#: a time as a saved inventory holds it: RFC 3339 (what ftbridge writes) or epoch seconds (older files)
+_Time = Annotated[str | float | None, AfterValidator(_time)]
 
 
 def _one_of(kind: type[enum.Enum]) -> AfterValidator:
@@ -137,7 +151,7 @@ class _Secondary(_S):
     config_datastore: str | None = None
     host: str | None = None
     state: Annotated[str, _one_of(SecondaryState)]
-    last_sync: str | float | None = None
+    last_sync: _Time = None
     lag: _Seconds | None = None
     metadata_datastore: str | None = None
     target_endpoint: str | None = None
@@ -171,7 +185,7 @@ class _VM(_S):
 class _Inventory(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     schema_version: int
-    collected_at: str | float | None = None
+    collected_at: _Time = None
     endpoints: Sequence[_Endpoint]
     hosts: Sequence[_Host]
     datastores: Sequence[_Datastore]
@@ -186,3 +200,10 @@ def check_inventory(data: Any, *, source: str) -> None:
         _Inventory.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_line(source, exc.errors()[0])) from None
+    for what in ("hosts", "datastores", "networks", "vms"):
+        seen: set[tuple[str, str]] = set()
+        for i, item in enumerate(data.get(what, [])):
+            key = (item["endpoint"], item["id"])
+            if key in seen:  # one object of two: which one a plan means would be a guess
+                raise ConfigError(f"{source}: {what}[{i}].id: {key[0]}/{key[1]} appears twice")
+            seen.add(key)
