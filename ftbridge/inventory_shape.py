@@ -12,18 +12,33 @@ a fact a platform can report, not a malformed file.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from ftbridge.errors import ConfigError
 from ftbridge.loading import validation_line
 from ftbridge.model import HostState, PowerState, SecondaryState
 from ftbridge.timefmt import parse_rfc3339
 
-_Bytes = Annotated[int, Field(ge=0)]
-_Seconds = Annotated[float, Field(ge=0)]
+# scalars as JSON holds them (a number is not a string, 1 is not true); lists and tables in lax
+# mode, which takes the tuples Inventory.to_dict leaves before any JSON round trip, and is faster
+Str = StrictStr
+Bool = StrictBool
+Int = StrictInt
+Num = Annotated[float, Field(strict=True)]
+_Bytes = Annotated[StrictInt, Field(ge=0)]
+_Seconds = Annotated[float, Field(strict=True, ge=0)]
 
 
 def _time(value: str | float | None) -> str | float | None:
@@ -36,7 +51,7 @@ def _time(value: str | float | None) -> str | float | None:
 
 
 #: a time as a saved inventory holds it: RFC 3339 (what ftbridge writes) or epoch seconds (older files)
-_Time = Annotated[str | float | None, AfterValidator(_time)]
+_Time = Annotated[StrictStr | Num | None, AfterValidator(_time)]
 
 
 def _one_of(kind: type[enum.Enum]) -> AfterValidator:
@@ -51,48 +66,48 @@ def _one_of(kind: type[enum.Enum]) -> AfterValidator:
 
 
 class _S(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class _Domain(_S):
-    site: str | None = None
-    room: str | None = None
-    array: str | None = None
-    datastore: str | None = None
-    host: str | None = None
+    site: Str | None = None
+    room: Str | None = None
+    array: Str | None = None
+    datastore: Str | None = None
+    host: Str | None = None
 
 
 class _Endpoint(_S):
-    name: str
-    driver: str
-    version: str = ""
-    mechanisms: Sequence[str] = []
-    capabilities: Sequence[str] | None = None
+    name: Str
+    driver: Str
+    version: Str = ""
+    mechanisms: list[Str] = []
+    capabilities: list[Str] | None = None
 
 
 class _Host(_S):
-    id: str
-    name: str
-    endpoint: str
-    cluster: str | None = None
+    id: Str
+    name: Str
+    endpoint: Str
+    cluster: Str | None = None
     state: Annotated[str, _one_of(HostState)]
     memory: _Bytes = 0
     domain: _Domain = _Domain()
 
 
 class _Datastore(_S):
-    id: str
-    name: str
-    endpoint: str
-    kind: str
-    shared: bool
-    hosts: Sequence[str]
+    id: Str
+    name: Str
+    endpoint: Str
+    kind: Str
+    shared: Bool
+    hosts: list[Str]
     capacity: _Bytes
-    free: int
-    accessible: bool = True
+    free: Int
+    accessible: Bool = True
     domain: _Domain = _Domain()
-    content: Sequence[str] | None = None
-    thin: bool = False
+    content: list[Str] | None = None
+    thin: Bool = False
     committed: _Bytes | None = None
     reserve: _Bytes = 0
 
@@ -104,96 +119,96 @@ class _Datastore(_S):
 
 
 class _Network(_S):
-    id: str
-    name: str
-    endpoint: str
-    kind: str
-    vlan: int | None = Field(default=None, ge=0, le=4095)
-    hosts: Sequence[str] = []
+    id: Str
+    name: Str
+    endpoint: Str
+    kind: Str
+    vlan: Int | None = Field(default=None, ge=0, le=4095)
+    hosts: list[Str] = []
 
 
 class _Dependency(_S):
-    kind: str
-    datastore: str
-    path: str = ""
+    kind: Str
+    datastore: Str
+    path: Str = ""
 
 
 class _Nic(_S):
-    id: str
-    network: str | None
-    mac: str = ""
-    model: str = ""
+    id: Str
+    network: Str | None
+    mac: Str = ""
+    model: Str = ""
 
 
 class _Disk(_S):
-    id: str
+    id: Str
     size: _Bytes
-    datastore: str
-    path: str = ""
-    movable: bool = True
-    kind: str = "disk"
-    content: str = "images"
+    datastore: Str
+    path: Str = ""
+    movable: Bool = True
+    kind: Str = "disk"
+    content: Str = "images"
     allocated: _Bytes | None = None
-    thin: bool = False
-    shared_by: Sequence[str] = []
+    thin: Bool = False
+    shared_by: list[Str] = []
 
 
 class _SecondaryDisk(_S):
-    disk: str
-    datastore: str
-    path: str = ""
+    disk: Str
+    datastore: Str
+    path: Str = ""
     size: _Bytes = 0
 
 
 class _Secondary(_S):
-    id: str
-    mechanism: str = Field(min_length=1)
-    config_datastore: str | None = None
-    host: str | None = None
+    id: Str
+    mechanism: Str = Field(min_length=1)
+    config_datastore: Str | None = None
+    host: Str | None = None
     state: Annotated[str, _one_of(SecondaryState)]
     last_sync: _Time = None
     lag: _Seconds | None = None
-    metadata_datastore: str | None = None
-    target_endpoint: str | None = None
-    missing: Sequence[str] = []
-    disks: Sequence[_SecondaryDisk]
+    metadata_datastore: Str | None = None
+    target_endpoint: Str | None = None
+    missing: list[Str] = []
+    disks: list[_SecondaryDisk]
 
 
 class _VM(_S):
-    id: str
-    name: str
-    endpoint: str
-    host: str | None = None
+    id: Str
+    name: Str
+    endpoint: Str
+    host: Str | None = None
     power: Annotated[str, _one_of(PowerState)]
-    config_datastore: str | None = None
-    config_path: str = ""
-    tags: Sequence[str] = []
-    vcpus: int = Field(default=1, ge=0)
+    config_datastore: Str | None = None
+    config_path: Str = ""
+    tags: list[Str] = []
+    vcpus: Int = Field(default=1, ge=0)
     memory: _Bytes = 0
-    ha: bool = False
-    warnings: Sequence[str] = []
-    mechanisms: Sequence[str] | None = None
-    managed_by: str | None = None
-    cluster: str | None = None
-    uuid: str = ""
-    depends_on: Sequence[_Dependency] = []
-    nics: Sequence[_Nic] = []
-    disks: Sequence[_Disk]
-    secondaries: Sequence[_Secondary] = []
+    ha: Bool = False
+    warnings: list[Str] = []
+    mechanisms: list[Str] | None = None
+    managed_by: Str | None = None
+    cluster: Str | None = None
+    uuid: Str = ""
+    depends_on: list[_Dependency] = []
+    nics: list[_Nic] = []
+    disks: list[_Disk]
+    secondaries: list[_Secondary] = []
 
 
 class _Inventory(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    schema_version: int
+    model_config = ConfigDict(extra="ignore")
+    schema_version: Int
     collected_at: _Time = None
-    endpoints: Sequence[_Endpoint]
-    hosts: Sequence[_Host]
-    datastores: Sequence[_Datastore]
-    networks: Sequence[_Network] = []
-    vms: Sequence[_VM]
+    endpoints: list[_Endpoint]
+    hosts: list[_Host]
+    datastores: list[_Datastore]
+    networks: list[_Network] = []
+    vms: list[_VM]
 
 
-def check_inventory(data: Any, *, source: str) -> None:
+def check_inventory(data: Any, *, source: Str) -> None:
     """Raise :class:`ConfigError` (one line: file, key, what was expected) unless ``data`` has
     the saved inventory's shape."""
     try:

@@ -127,61 +127,86 @@ def load_toml(path: str | Path, *, what: str, error: ErrorType = ConfigError) ->
 
 
 # -- parsing ---------------------------------------------------------------------------------
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_TOML_SKIP = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*')
-_BRACKET = re.compile(r"[\[\]{}]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_TOML_SKIP = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|\'[^\'\n]*\'|#[^\n]*')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_PAIR = re.compile(r"\[\]|\{\}")
 _LONG_INT = re.compile(r"(?<![\w.])[+-]?\d[\d_]{20,}")
 
 
-def _too_deep(text: str, strings: re.Pattern[str]) -> int | None:
-    """The line where brackets nest deeper than :data:`MAX_DEPTH` (strings and comments skipped),
-    or None. Cheap: most files have fewer brackets than the limit and are not scanned at all."""
+def _nesting(text: str) -> str:
+    """"ok" (brackets balanced within :data:`MAX_DEPTH`), "deep", or "unbalanced" (the parser
+    will say where). Innermost pairs are removed a level per pass, in C: a balanced text of depth
+    d is empty after d passes."""
+    only = _NOT_BRACKET.sub("", text)
+    for _ in range(MAX_DEPTH):
+        if not only:
+            return "ok"
+        fewer = _PAIR.sub("", only)
+        if fewer == only:
+            return "unbalanced"
+        only = fewer
+    return "deep" if only else "ok"
+
+
+def _too_deep(text: str, strings: re.Pattern[str]) -> bool:
+    """Whether brackets nest deeper than :data:`MAX_DEPTH`, strings and comments aside. Cheap:
+    most files have fewer brackets than the limit; a large one is first judged with brackets in
+    strings counted (they are rare), and only when that is not plainly fine with strings taken out."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return None
-    bare = strings.sub(lambda m: "\n" * m.group().count("\n"), text)
-    depth = 0
-    for m in _BRACKET.finditer(bare):
-        depth += 1 if m.group() in "[{" else -1
-        if depth > MAX_DEPTH:
-            return bare.count("\n", 0, m.start()) + 1
-    return None
+        return False
+    if _nesting(text) == "ok":
+        return False
+    return _nesting(strings.sub("", text)) == "deep"
 
 
-def _deep_error(source: str, what: str, line: int | None, error: ErrorType) -> FtbridgeError:
-    at = f"line {line}: " if line else ""
-    return error(f"{source}: not a {what}: {at}nested deeper than {MAX_DEPTH} levels")
+def _deep_error(source: str, what: str, error: ErrorType) -> FtbridgeError:
+    return error(f"{source}: not a {what}: nested deeper than {MAX_DEPTH} levels")
 
 
 def parse_json(text: str, *, source: str, what: str, error: ErrorType = ConfigError) -> Any:
     """JSON with the limits: NaN/Infinity and over-long integers are read as markers and refused
     (with their key) by :func:`check_values`."""
-    line = _too_deep(text, _JSON_STRING)
-    if line is not None:
-        raise _deep_error(source, what, line, error)
+    if _too_deep(text, _JSON_STRING):
+        raise _deep_error(source, what, error)
+    flagged = []  # the hooks see every number as it is parsed; the walk runs only to name the key
+
+    def whole(s: str) -> Any:
+        value = int(s) if len(s) <= 20 else _TOO_BIG
+        if value is _TOO_BIG or not -INT_LIMIT <= value < INT_LIMIT:
+            flagged.append(s)
+        return value
+
+    def real(s: str) -> float:
+        value = float(s)
+        if not math.isfinite(value):
+            flagged.append(s)
+        return value
+
+    def constant(s: str) -> float:
+        flagged.append(s)
+        return math.nan
+
     try:
-        data = json.loads(
-            text,
-            parse_int=lambda s: int(s) if len(s) <= 20 else _TOO_BIG,
-            parse_constant=lambda s: math.nan,
-        )
+        data = json.loads(text, parse_int=whole, parse_float=real, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise error(f"{source}: not a {what}: not JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
-        raise _deep_error(source, what, None, error) from None
-    check_values(data, source=source, error=error)
+        raise _deep_error(source, what, error) from None
+    if flagged:
+        check_values(data, source=source, error=error)
     return data
 
 
 def parse_toml(text: str, *, source: str, what: str, error: ErrorType = ConfigError) -> dict[str, Any]:
-    line = _too_deep(text, _TOML_SKIP)
-    if line is not None:
-        raise _deep_error(source, what, line, error)
+    if _too_deep(text, _TOML_SKIP):
+        raise _deep_error(source, what, error)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{source}: not a {what}: malformed TOML: {exc}") from None
     except RecursionError:
-        raise _deep_error(source, what, None, error) from None
+        raise _deep_error(source, what, error) from None
     except ValueError:  # int() refused a literal of thousands of digits
         m = _LONG_INT.search(_TOML_SKIP.sub(lambda m: "\n" * m.group().count("\n"), text))
         at = f"line {text.count(chr(10), 0, m.start()) + 1}: " if m else ""
@@ -195,9 +220,8 @@ def parse_yaml(text: str, *, source: str, what: str, error: ErrorType = ConfigEr
     import importlib
 
     yaml = importlib.import_module("yaml")
-    line = _too_deep(text, _JSON_STRING)  # flow style nests with brackets like JSON
-    if line is not None:
-        raise _deep_error(source, what, line, error)
+    if _too_deep(text, _JSON_STRING):  # flow style nests with brackets like JSON
+        raise _deep_error(source, what, error)
     try:
         data = [d for d in yaml.safe_load_all(text) if d is not None] if every else yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -205,7 +229,7 @@ def parse_yaml(text: str, *, source: str, what: str, error: ErrorType = ConfigEr
         at = f" at line {mark.line + 1}" if mark is not None else ""
         raise error(f"{source}: not a {what}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
     except RecursionError:
-        raise _deep_error(source, what, None, error) from None
+        raise _deep_error(source, what, error) from None
     except ValueError:
         raise error(f"{source}: not a {what}: integer too large (more than 64 bits)") from None
     check_values(data, source=source, error=error)
