@@ -169,11 +169,14 @@ def parse_json(text: str, *, source: str, what: str, error: ErrorType = ConfigEr
     (with their key) by :func:`check_values`."""
     if _too_deep(text, _JSON_STRING):
         raise _deep_error(source, what, error)
-    flagged = []  # the hooks see every number as it is parsed; the walk runs only to name the key
+    flagged: list[str] = []  # the hooks see every number as it is parsed; the walk only names the key
 
     def whole(s: str) -> Any:
-        value = int(s) if len(s) <= 20 else _TOO_BIG
-        if value is _TOO_BIG or not -INT_LIMIT <= value < INT_LIMIT:
+        if len(s) > 20:
+            flagged.append(s)
+            return _TOO_BIG
+        value = int(s)
+        if not -INT_LIMIT <= value < INT_LIMIT:
             flagged.append(s)
         return value
 
