@@ -135,7 +135,7 @@ _LONG_INT = re.compile(r"(?<![\w.])[+-]?\d[\d_]{20,}")
 
 
 def _nesting(text: str) -> str:
-    """"ok" (brackets balanced within :data:`MAX_DEPTH`), "deep", or "unbalanced" (the parser
+    """ "ok" (brackets balanced within :data:`MAX_DEPTH`), "deep", or "unbalanced" (the parser
     will say where). Innermost pairs are removed a level per pass, in C: a balanced text of depth
     d is empty after d passes."""
     only = _NOT_BRACKET.sub("", text)
