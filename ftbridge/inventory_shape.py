@@ -12,19 +12,20 @@ a fact a platform can report, not a malformed file.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
-    model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from ftbridge.errors import ConfigError
 from ftbridge.loading import validation_line
@@ -65,37 +66,37 @@ def _one_of(kind: type[enum.Enum]) -> AfterValidator:
     return AfterValidator(check)
 
 
-class _S(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@with_config(ConfigDict(extra="forbid"))
+class _Domain(TypedDict):
+    site: NotRequired[Str | None]
+    room: NotRequired[Str | None]
+    array: NotRequired[Str | None]
+    datastore: NotRequired[Str | None]
+    host: NotRequired[Str | None]
 
 
-class _Domain(_S):
-    site: Str | None = None
-    room: Str | None = None
-    array: Str | None = None
-    datastore: Str | None = None
-    host: Str | None = None
-
-
-class _Endpoint(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Endpoint(TypedDict):
     name: Str
     driver: Str
-    version: Str = ""
-    mechanisms: list[Str] = []
-    capabilities: list[Str] | None = None
+    version: NotRequired[Str]
+    mechanisms: NotRequired[list[Str]]
+    capabilities: NotRequired[list[Str] | None]
 
 
-class _Host(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Host(TypedDict):
     id: Str
     name: Str
     endpoint: Str
-    cluster: Str | None = None
-    state: Annotated[str, _one_of(HostState)]
-    memory: _Bytes = 0
-    domain: _Domain = _Domain()
+    cluster: NotRequired[Str | None]
+    state: Annotated[Str, _one_of(HostState)]
+    memory: NotRequired[_Bytes]
+    domain: NotRequired[_Domain]
 
 
-class _Datastore(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Datastore(TypedDict):
     id: Str
     name: Str
     endpoint: Str
@@ -104,117 +105,124 @@ class _Datastore(_S):
     hosts: list[Str]
     capacity: _Bytes
     free: Int
-    accessible: Bool = True
-    domain: _Domain = _Domain()
-    content: list[Str] | None = None
-    thin: Bool = False
-    committed: _Bytes | None = None
-    reserve: _Bytes = 0
-
-    @model_validator(mode="after")
-    def _free_within_capacity(self) -> _Datastore:
-        if self.free > self.capacity:
-            raise ValueError(".free: more free space than capacity")
-        return self
+    accessible: NotRequired[Bool]
+    domain: NotRequired[_Domain]
+    content: NotRequired[list[Str] | None]
+    thin: NotRequired[Bool]
+    committed: NotRequired[_Bytes | None]
+    reserve: NotRequired[_Bytes]
 
 
-class _Network(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Network(TypedDict):
     id: Str
     name: Str
     endpoint: Str
     kind: Str
-    vlan: Int | None = Field(default=None, ge=0, le=4095)
-    hosts: list[Str] = []
+    vlan: NotRequired[Annotated[Int, Field(ge=0, le=4095)] | None]
+    hosts: NotRequired[list[Str]]
 
 
-class _Dependency(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Dependency(TypedDict):
     kind: Str
     datastore: Str
-    path: Str = ""
+    path: NotRequired[Str]
 
 
-class _Nic(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Nic(TypedDict):
     id: Str
     network: Str | None
-    mac: Str = ""
-    model: Str = ""
+    mac: NotRequired[Str]
+    model: NotRequired[Str]
 
 
-class _Disk(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Disk(TypedDict):
     id: Str
     size: _Bytes
     datastore: Str
-    path: Str = ""
-    movable: Bool = True
-    kind: Str = "disk"
-    content: Str = "images"
-    allocated: _Bytes | None = None
-    thin: Bool = False
-    shared_by: list[Str] = []
+    path: NotRequired[Str]
+    movable: NotRequired[Bool]
+    kind: NotRequired[Str]
+    content: NotRequired[Str]
+    allocated: NotRequired[_Bytes | None]
+    thin: NotRequired[Bool]
+    shared_by: NotRequired[list[Str]]
 
 
-class _SecondaryDisk(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _SecondaryDisk(TypedDict):
     disk: Str
     datastore: Str
-    path: Str = ""
-    size: _Bytes = 0
+    path: NotRequired[Str]
+    size: NotRequired[_Bytes]
 
 
-class _Secondary(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _Secondary(TypedDict):
     id: Str
-    mechanism: Str = Field(min_length=1)
-    config_datastore: Str | None = None
-    host: Str | None = None
-    state: Annotated[str, _one_of(SecondaryState)]
-    last_sync: _Time = None
-    lag: _Seconds | None = None
-    metadata_datastore: Str | None = None
-    target_endpoint: Str | None = None
-    missing: list[Str] = []
+    mechanism: Annotated[Str, Field(min_length=1)]
+    config_datastore: NotRequired[Str | None]
+    host: NotRequired[Str | None]
+    state: Annotated[Str, _one_of(SecondaryState)]
+    last_sync: NotRequired[_Time]
+    lag: NotRequired[_Seconds | None]
+    metadata_datastore: NotRequired[Str | None]
+    target_endpoint: NotRequired[Str | None]
+    missing: NotRequired[list[Str]]
     disks: list[_SecondaryDisk]
 
 
-class _VM(_S):
+@with_config(ConfigDict(extra="forbid"))
+class _VM(TypedDict):
     id: Str
     name: Str
     endpoint: Str
-    host: Str | None = None
-    power: Annotated[str, _one_of(PowerState)]
-    config_datastore: Str | None = None
-    config_path: Str = ""
-    tags: list[Str] = []
-    vcpus: Int = Field(default=1, ge=0)
-    memory: _Bytes = 0
-    ha: Bool = False
-    warnings: list[Str] = []
-    mechanisms: list[Str] | None = None
-    managed_by: Str | None = None
-    cluster: Str | None = None
-    uuid: Str = ""
-    depends_on: list[_Dependency] = []
-    nics: list[_Nic] = []
+    host: NotRequired[Str | None]
+    power: Annotated[Str, _one_of(PowerState)]
+    config_datastore: NotRequired[Str | None]
+    config_path: NotRequired[Str]
+    tags: NotRequired[list[Str]]
+    vcpus: NotRequired[Annotated[Int, Field(ge=0)]]
+    memory: NotRequired[_Bytes]
+    ha: NotRequired[Bool]
+    warnings: NotRequired[list[Str]]
+    mechanisms: NotRequired[list[Str] | None]
+    managed_by: NotRequired[Str | None]
+    cluster: NotRequired[Str | None]
+    uuid: NotRequired[Str]
+    depends_on: NotRequired[list[_Dependency]]
+    nics: NotRequired[list[_Nic]]
     disks: list[_Disk]
-    secondaries: list[_Secondary] = []
+    secondaries: NotRequired[list[_Secondary]]
 
 
-class _Inventory(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+@with_config(ConfigDict(extra="ignore"))
+class _Inventory(TypedDict):
     schema_version: Int
-    collected_at: _Time = None
+    collected_at: NotRequired[_Time]
     endpoints: list[_Endpoint]
     hosts: list[_Host]
     datastores: list[_Datastore]
-    networks: list[_Network] = []
+    networks: NotRequired[list[_Network]]
     vms: list[_VM]
 
 
-def check_inventory(data: Any, *, source: Str) -> None:
+_SHAPE = TypeAdapter(_Inventory)
+
+
+def check_inventory(data: Any, *, source: str) -> None:
     """Raise :class:`ConfigError` (one line: file, key, what was expected) unless ``data`` has
     the saved inventory's shape."""
     try:
-        _Inventory.model_validate(data)
+        _SHAPE.validate_python(data)
     except ValidationError as exc:
         raise ConfigError(validation_line(source, exc.errors()[0])) from None
+    for i, d in enumerate(data["datastores"]):
+        if d["free"] > d["capacity"]:
+            raise ConfigError(f"{source}: datastores[{i}].free: more free space than capacity")
     for what in ("hosts", "datastores", "networks", "vms"):
         seen: set[tuple[str, str]] = set()
         for i, item in enumerate(data.get(what, [])):
