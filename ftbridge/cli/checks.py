@@ -1,8 +1,9 @@
 """Option values checked where they are parsed: before a command reads or changes anything.
 
-Each is a typer ``callback``: a bad value is a usage error (exit 2) naming the option, and the
-command never starts, so nothing is half done (a plan computed and then not writable, a fault
-injected with a negative delay).
+Each is a typer ``callback``, so the command never starts and nothing is half done (a plan
+computed and then not writable, a fault injected with a negative delay). A value out of range is
+a usage error (exit 2, naming the option); an output file that cannot be written is one line
+naming it, exit 3, as ``report --out`` always answered.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import typer
+
+from ftbridge.errors import ConfigError
 
 
 def output_file(value: Path | None) -> Path | None:
@@ -25,20 +28,25 @@ def output_file(value: Path | None) -> Path | None:
     if value is None:
         return None
     folder = value.parent
+    why = None
     if value.is_dir():
-        raise typer.BadParameter(f"{value}: is a folder; give a file name")
-    if not folder.is_dir():
-        raise typer.BadParameter(f"{value}: folder {folder} does not exist")
-    if value.exists() and not value.is_file():
-        raise typer.BadParameter(f"{value}: not a regular file")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".ftbridge-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise typer.BadParameter(f"{value}: cannot write in {folder}: {exc.strerror or exc}") from None
-    if value.exists() and not os.access(value, os.W_OK):
-        raise typer.BadParameter(f"{value}: not writable")
+        why = "it is a folder; give a file name"
+    elif not folder.is_dir():
+        why = f"folder {folder} does not exist"
+    elif value.exists() and not value.is_file():
+        why = "not a regular file"
+    else:
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".ftbridge-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            why = f"{exc.strerror or exc} in {folder}"
+        else:
+            if value.exists() and not os.access(value, os.W_OK):
+                why = "permission denied"
+    if why:
+        raise ConfigError(f"--out {value}: cannot write there: {why}")
     return value
 
 
