@@ -491,10 +491,16 @@ def run_malformed(w: World, kind: Kind, what: str, loc: Loc, cut: float, junk: b
 
 
 def _case(kind: Kind, w: World) -> st.SearchStrategy[tuple[str, Loc, float, bytes]]:
-    valid = kind.data(w)
-    options = mutations(valid, kind.rules, kind.fmt)
+    # the kind of mutation first (each as likely as the others: a file has one "binary" and
+    # thousands of "type" places), then where
+    by_kind: dict[str, list[Loc]] = {}
+    for what, loc in mutations(kind.data(w), kind.rules, kind.fmt):
+        by_kind.setdefault(what, []).append(loc)
+    chosen = st.sampled_from(sorted(by_kind)).flatmap(
+        lambda what: st.tuples(st.just(what), st.sampled_from(by_kind[what]))
+    )
     return st.tuples(
-        st.sampled_from(options),
+        chosen,
         st.floats(min_value=0.0, max_value=1.0),
         st.binary(min_size=0, max_size=64),
     ).map(lambda t: (t[0][0], t[0][1], t[1], t[2]))
