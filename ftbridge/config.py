@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ftbridge.configtypes import ConfigPath, Duration, Secret
+from ftbridge.configtypes import ConfigPath, Duration, Secret, strict_bool
 from ftbridge.drivers.base import DriverConfig
 from ftbridge.errors import ConfigError, FtbridgeError
+from ftbridge.loading import load_toml, validation_line
 from ftbridge.model import VM, Level
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _bools = field_validator("*", mode="before")(strict_bool)
 
 
 class DomainRule(_Strict):
@@ -74,7 +76,7 @@ class Policy(_Strict):
 
     name: str = ""
     separation: Literal["site", "room", "array", "datastore"] = "array"
-    rpo: Duration = 900.0
+    rpo: Duration = Field(default=900.0, gt=0.0)
     headroom: float = Field(default=10.0, ge=0, lt=100, description="percent of capacity kept free")
     require_secondary: bool = True
     require_shared_primary: bool = True
@@ -217,23 +219,14 @@ def default_state_dir() -> Path:
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
-    return parse_config(data, source=path)
+    return parse_config(load_toml(path, what="config file"), source=path)
 
 
 def parse_config(data: dict[str, Any], *, source: Path) -> Config:
     ctx = {"base_dir": source.parent.resolve()}
-    # policies: the table name is the policy's name
-    for name, body in (data.get("policies") or {}).items():
+    # policies: the table name is the policy's name (a wrong type is left to the model's words)
+    policies = data.get("policies")
+    for name, body in policies.items() if isinstance(policies, dict) else ():
         if isinstance(body, dict):
             body.setdefault("name", name)
     try:
@@ -275,20 +268,14 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
 def _explain(source: Path, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
     """The first validation error as one line: file, dotted key, what was expected.
 
-    An unknown key is reported before a missing one: a typo causes both, and the typo is news."""
+    An unknown key is reported before a missing one: a typo causes both, and the typo is news.
+    No value from the file is echoed (it may be a secret): the line says what it is, not what."""
     err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-    loc = [str(x) for x in err["loc"]]
-    key = ".".join([prefix, *loc] if prefix else loc)
+    line = validation_line(str(source), err, [prefix] if prefix else [])
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
-        hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
-        return f"{source}: {key}: unknown key{hint}"
-    if err["type"] == "missing":
-        return f"{source}: {key}: missing"
-    msg = err["msg"].removeprefix("Value error, ")
-    got = err.get("input")
-    shown = "" if isinstance(got, (dict, list)) or err["type"].startswith("value_error") else f" (got {got!r})"
-    return f"{source}: {key}: {msg}{shown}"
+        allowed = _allowed_keys(model, [str(x) for x in err["loc"][:-1]])
+        line += f" (expected one of: {', '.join(allowed)})" if allowed else ""
+    return line
 
 
 def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:

@@ -9,14 +9,15 @@ space is derived from what lives on it, so every consumer starts from the same n
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftbridge.errors import ConfigError
+from ftbridge.loading import load_json, load_toml, validation_line
 from ftbridge.model import (
     VM,
     Datastore,
@@ -54,23 +55,141 @@ class Estate:
 def load_estates(path: str | Path) -> dict[str, Estate]:
     """Every estate in a file, by name. Errors name the file and the key."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read estate file: {exc.strerror}") from exc
-    try:
-        if path.suffix == ".json":
-            data = json.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: malformed estate file: {exc}") from exc
-    return parse_estates(data, source=str(path))
+    loader = load_json if path.suffix == ".json" else load_toml
+    return parse_estates(loader(path, what="estate file"), source=str(path))
+
+
+# -- the file's shape: types of every key the reader below uses (unknown keys are left alone,
+# lab estates carry their own); sizes are numbers of 0 or more
+_Id = Annotated[str | int, Field(union_mode="left_to_right")]
+_Size = Annotated[float, Field(ge=0)]
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class _Sized(_Shape):
+    memory: _Size | None = None
+    memory_gib: _Size | None = None
+    memory_mib: _Size | None = None
+
+
+class _HostShape(_Sized):
+    id: _Id
+    name: _Id | None = None
+    cluster: str | None = None
+    state: str = "up"
+
+
+class _DatastoreShape(_Shape):
+    id: _Id
+    kind: str
+    name: _Id | None = None
+    hosts: list[_Id] = []
+    shared: bool | None = None
+    accessible: bool = True
+    thin: bool = False
+    content: list[str] | None = None
+    capacity: _Size | None = None
+    capacity_gib: _Size | None = None
+    capacity_mib: _Size | None = None
+    reserved: _Size | None = None
+    reserved_gib: _Size | None = None
+    reserved_mib: _Size | None = None
+    reserve: _Size | None = None
+    reserve_gib: _Size | None = None
+    reserve_mib: _Size | None = None
+
+
+class _NetworkShape(_Shape):
+    id: _Id
+    name: _Id | None = None
+    kind: str = "bridge"
+    vlan: int | None = Field(default=None, ge=0, le=4095)
+    hosts: list[_Id] = []
+
+
+class _DiskShape(_Shape):
+    id: _Id | None = None
+    datastore: _Id
+    path: str = ""
+    movable: bool = True
+    kind: str = "disk"
+    content: str = "images"
+    thin: bool = False
+    shared_by: list[_Id] = []
+    size: _Size | None = None
+    size_gib: _Size | None = None
+    size_mib: _Size | None = None
+    allocated: _Size | None = None
+    allocated_gib: _Size | None = None
+    allocated_mib: _Size | None = None
+
+
+class _NicShape(_Shape):
+    id: _Id | None = None
+    network: _Id | None = None
+    mac: str = ""
+    model: str = ""
+
+
+class _DependencyShape(_Shape):
+    kind: str
+    datastore: _Id
+    path: str = ""
+
+
+class _SecondaryShape(_Shape):
+    id: _Id | None = None
+    mechanism: str = Field(min_length=1)
+    disks: dict[str, _Id] = {}
+    config_datastore: _Id | None = None
+    metadata_datastore: _Id | None = None
+    host: _Id | None = None
+    state: str = "in_sync"
+    lag_s: _Size | None = None
+    missing: list[_Id] = []
+
+
+class _VMShape(_Sized):
+    id: _Id
+    name: _Id | None = None
+    host: _Id | None = None
+    power: str = "on"
+    disks: list[_DiskShape] = []
+    nics: list[_NicShape] = []
+    depends_on: list[_DependencyShape] = []
+    secondaries: list[_SecondaryShape] = []
+    config_datastore: _Id | None = None
+    tags: list[str] = []
+    vcpus: int = Field(default=1, ge=1)
+    ha: bool = False
+    managed_by: str | None = None
+    cluster: str | None = None
+    uuid: str = ""
+
+
+class _EstateShape(_Shape):
+    flavor: str = "generic"
+    hosts: list[_HostShape] = []
+    datastores: list[_DatastoreShape] = []
+    networks: list[_NetworkShape] = []
+    vms: list[_VMShape] = []
+    password_sha256: str | None = None
+
+
+class _EstatesShape(_Shape):
+    estates: dict[str, _EstateShape]
 
 
 def parse_estates(data: Any, *, source: str = "estate") -> dict[str, Estate]:
     if not isinstance(data, dict) or not isinstance(data.get("estates"), dict):
         raise ConfigError(f"{source}: expected a table 'estates' of named estates")
+    try:
+        _EstatesShape.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_line(source, exc.errors()[0])) from None
     out = {}
     for name, body in data["estates"].items():
         try:
@@ -83,6 +202,15 @@ def parse_estates(data: Any, *, source: str = "estate") -> dict[str, Estate]:
 class _Bad(Exception):
     def __init__(self, key: str, msg: str) -> None:
         self.key, self.msg = key, msg
+
+
+def _unique(ids: list[str], what: str) -> None:
+    """Two objects of one id in one estate: which one a plan means would be a guess."""
+    seen: set[str] = set()
+    for i, x in enumerate(ids):
+        if x in seen:
+            raise _Bad(f"{what}[{i}].id", f"{x!r} appears twice")
+        seen.add(x)
 
 
 def _size(d: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
@@ -121,6 +249,7 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
         except ValueError as exc:
             raise _Bad(f"{where}.state", str(exc)) from None
     host_ids = {h.id for h in hosts}
+    _unique([h.id for h in hosts], "hosts")
 
     ds_raw = []
     for i, d in enumerate(body.get("datastores", [])):
@@ -136,6 +265,7 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
             (d, mounted, _size(d, "capacity", where), _size(d, "reserved", where, 0), _size(d, "reserve", where, 0))
         )
     ds_ids = {str(d["id"]) for d, *_ in ds_raw}
+    _unique([str(d["id"]) for d, *_ in ds_raw], "datastores")
 
     networks = []
     for i, n in enumerate(body.get("networks", [])):
@@ -156,6 +286,8 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
             )
         )
     net_ids = {n.id for n in networks}
+    _unique([n.id for n in networks], "networks")
+    _unique([str(v["id"]) for v in body.get("vms", [])], "vms")
 
     vms = []
     used: dict[str, int] = {k: 0 for k in ds_ids}
@@ -275,6 +407,13 @@ def _estate(name: str, body: Mapping[str, Any]) -> Estate:
             )
         )
 
+    for i, (d, _, cap, reserved, _) in enumerate(ds_raw):
+        if reserved + used[str(d["id"])] > cap:
+            raise _Bad(
+                f"datastores[{i}]",
+                f"overcommitted: what lives on it ({(reserved + used[str(d['id'])]) / GIB:.1f} GiB) "
+                f"exceeds its capacity ({cap / GIB:.1f} GiB)",
+            )
     datastores = tuple(
         Datastore(
             id=str(d["id"]),

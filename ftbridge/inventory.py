@@ -7,7 +7,6 @@ The JSON form (``schema_version``) is what ``ftbridge inventory -o json`` writes
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -282,6 +281,9 @@ class Inventory:
                 f"{source}: not an ftbridge inventory (expected schema_version "
                 f"{' or '.join(map(str, READABLE_VERSIONS))})"
             )
+        from ftbridge.inventory_shape import check_inventory
+
+        check_inventory(data, source=source)
         try:
             return cls(
                 [_endpoint_from(e) for e in data["endpoints"]],
@@ -291,19 +293,14 @@ class Inventory:
                 _epoch(data.get("collected_at")) or 0.0,
                 [_net_from(n) for n in data.get("networks", [])],
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: malformed inventory: {exc!r}") from exc
+        except (KeyError, TypeError, ValueError) as exc:  # the shape check lets none through
+            raise ConfigError(f"{source}: malformed inventory: {type(exc).__name__}") from exc
 
     @classmethod
     def load(cls, path: str) -> Inventory:
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not JSON: line {exc.lineno}: {exc.msg}") from exc
-        return cls.from_dict(data, source=path)
+        from ftbridge.loading import load_json
+
+        return cls.from_dict(load_json(path, what="saved inventory"), source=path)
 
 
 def _dom(d: FailureDomain) -> dict[str, str]:

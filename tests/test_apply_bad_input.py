@@ -75,7 +75,7 @@ def test_edited_plan_is_refused(demo: tuple[Path, Path]) -> None:
     doc = json.loads(plan.read_text())
     doc["actions"][0]["bytes"] = -1
     plan.write_text(json.dumps(K.resign(doc)))
-    assert "malformed plan: actions.0" in refused(cfg, plan)
+    assert "malformed plan: actions[0]" in refused(cfg, plan)
     doc["actions"][0]["bytes"] = 1
     doc["actions"][0]["depends_on"] = ["a99999"]
     plan.write_text(json.dumps(K.resign(doc)))

@@ -122,7 +122,7 @@ def lab_dir(tmp_path: Path) -> Path:
     [
         ("[endpoints.lab\n", 3, ["ftbridge.toml", "malformed TOML"]),
         (SIM + "colour = 1\n", 3, ["endpoints.lab.colour: unknown key"]),
-        (SIM + "op_seconds = 'slow'\n", 3, ["endpoints.lab.op_seconds", "'slow'"]),
+        (SIM + "op_seconds = 'slow'\n", 3, ["endpoints.lab.op_seconds", "expected a number, got a string"]),
         (SIM + "password = { env = 'FTB_TEST_UNSET' }\n", 3, ["endpoints.lab.password", "FTB_TEST_UNSET"]),
         ('[endpoints.x]\ndriver = "vmware-classic"\n', 4, ["endpoints.x.driver", "'vmware-classic'"]),
         (SIM.replace('name = "lab"', 'name = "nope"'), 3, ["no estate named 'nope'"]),

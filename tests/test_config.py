@@ -39,8 +39,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
         ("[endpoints.x]\nestate = 'e'\n", "endpoints.x.driver: missing"),
         ("[policies.p]\nseparation = 'planet'\n", "policies.p.separation:"),
         ("[policies.p]\nrpo = 'soon'\n", "policies.p.rpo: expected a duration"),
-        ("[[domains]]\nsite = 'a'\n", "domains.0: give exactly one of datastore, host or cluster"),
-        ("[[domains]]\ndatastore = 'x*'\n", "domains.0: give at least one label"),
+        ("[[domains]]\nsite = 'a'\n", "domains[0]: give exactly one of datastore, host or cluster"),
+        ("[[domains]]\ndatastore = 'x*'\n", "domains[0]: give at least one label"),
         ("[apply]\nretries = -1\n", "apply.retries:"),
         (
             "[surprise]\n",

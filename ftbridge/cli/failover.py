@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ftbridge.cli.checks import output_file
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, YesOpt, again, emit_json, run, say, table
 from ftbridge.cli.progress import JsonLines, failure_json, running, show_failures, show_preview
 from ftbridge.cli.render import STATE_STYLES, Col, busy, plural, seconds, text_col
@@ -247,7 +248,8 @@ def plan_cmd(
         bool, typer.Option("--force", help="promote even if the primary may still run (recorded)")
     ] = False,
     out: Annotated[
-        Path | None, typer.Option("--out", metavar="FILE", help="write the plan here", show_default=False)
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="write the plan here", show_default=False, callback=output_file),
     ] = None,
     output: OutputOpt = Output.table,
 ) -> None:

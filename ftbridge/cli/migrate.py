@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ftbridge.cli.checks import output_file
 from ftbridge.cli.common import Output, OutputOpt, emit_json, gib, run, say, table
 
 if TYPE_CHECKING:
@@ -41,7 +42,9 @@ MapFormatOpt = Annotated[
 VmOpt = Annotated[list[str] | None, typer.Option("--vm", help="only VMs whose name or id matches (glob, repeatable)")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="only VMs with this tag (repeatable)")]
 WaveOpt = Annotated[int | None, typer.Option("--wave-size", min=1, help="at most this many VMs per wave")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="write the file here", show_default=False)]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="write the file here", show_default=False, callback=output_file)
+]
 PlanOpt = Annotated[Path | None, typer.Option("--plan", help="a migration plan file (default: the latest)")]
 
 
@@ -220,7 +223,9 @@ def verify_cmd(
     target: Annotated[str | None, typer.Option("--target", "-t", help="the target endpoint")] = None,
     plan: PlanOpt = None,
     target_from: TargetFromOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", help="write the restoring plan here")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write the restoring plan here", callback=output_file)
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Match the migrated VMs on the target (name or uuid), report deviations from the plan, and write

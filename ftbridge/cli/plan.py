@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ftbridge.cli.checks import output_file
 from ftbridge.cli.common import AllOpt, EndpointOpt, Output, OutputOpt, again, emit_json, gib, run, say, table
 from ftbridge.cli.inventory import FromOpt, load_inventory
 from ftbridge.cli.render import SUMMARY_ROWS, TOP_ROWS, Col, plural, summarise, text_col
@@ -28,6 +29,7 @@ OutOpt = Annotated[
         metavar="FILE",
         help="write the plan here (default: <state dir>/plans/plan-<id>.json)",
         show_default=False,
+        callback=output_file,
     ),
 ]
 

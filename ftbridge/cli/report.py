@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from ftbridge.cli.checks import output_file
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say
 from ftbridge.cli.inventory import FromOpt, load_inventory
 from ftbridge.cli.render import plural
@@ -24,7 +25,13 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         out: Annotated[
             Path | None,
-            typer.Option("--out", metavar="FILE", help="write the HTML page here (FILE.html)", show_default=False),
+            typer.Option(
+                "--out",
+                metavar="FILE",
+                help="write the HTML page here (FILE.html)",
+                show_default=False,
+                callback=output_file,
+            ),
         ] = None,
         endpoint: EndpointOpt = None,
         source: FromOpt = None,

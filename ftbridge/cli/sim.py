@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ftbridge.cli.checks import seconds, share
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, emit_json, run, say
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ def fault(
         typer.Option("--datastore-down", metavar="DATASTORE", help="this datastore is down (repeatable)"),
     ] = None,
     fail_rate: Annotated[
-        float | None, typer.Option(metavar="SHARE", help="share of operations failing, retryably (0..1)")
+        float | None,
+        typer.Option(metavar="SHARE", help="share of operations failing, retryably (0..1)", callback=share),
     ] = None,
     fail_vm: Annotated[
         list[str] | None, typer.Option("--fail-vm", metavar="VM", help="VM whose operations fail for good (repeatable)")
@@ -69,7 +71,9 @@ def fault(
         list[str] | None,
         typer.Option("--fail-sync", metavar="VM", help="VM whose new secondaries break while syncing (repeatable)"),
     ] = None,
-    slow: Annotated[float | None, typer.Option(metavar="SECONDS", help="seconds added to every operation")] = None,
+    slow: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="seconds added to every operation", callback=seconds)
+    ] = None,
     seed: Annotated[int | None, typer.Option(metavar="N", help="seed for --fail-rate")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove every fault first")] = False,
     output: OutputOpt = Output.table,

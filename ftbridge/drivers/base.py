@@ -53,8 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
+from ftbridge.configtypes import strict_bool
 from ftbridge.errors import OperationTimeout, UnsupportedOperation
 from ftbridge.inventory import InventoryPart
 from ftbridge.model import HostState, Secondary
@@ -132,6 +133,7 @@ class DriverConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _bools = field_validator("*", mode="before")(strict_bool)
 
     driver: str
 

@@ -110,6 +110,9 @@ class FailoverPlan:
                 f"{source}: schema_version {data.get('schema_version')!r}, "
                 f"this ftbridge reads {FAILOVER_SCHEMA_VERSION}"
             )
+        from ftbridge.failover.planshape import check_failover_plan
+
+        check_failover_plan(data, source=source)
         try:
             return cls(
                 scope=str(data["scope"]),
@@ -120,8 +123,8 @@ class FailoverPlan:
                 created_at=_when(data["created_at"]),
                 estate_id=str(data.get("estate_id", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PlanError(f"{source}: malformed failover plan: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:  # the shape check lets none through
+            raise PlanError(f"{source}: malformed failover plan: {type(exc).__name__}") from exc
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
@@ -130,13 +133,9 @@ class FailoverPlan:
 
     @classmethod
     def load(cls, path: str | Path) -> FailoverPlan:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise PlanError(f"{path}: cannot read: {exc.strerror}") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PlanError(f"{path}: corrupt failover plan (not JSON): {exc}") from exc
-        return cls.from_dict(data, str(path))
+        from ftbridge.loading import load_json
+
+        return cls.from_dict(load_json(path, what="failover plan", error=PlanError), str(path))
 
 
 def _when(value: Any) -> float:

@@ -16,25 +16,37 @@ VMs no group names come last, in a group called ``rest``.
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ftbridge.config import _explain
 from ftbridge.errors import ConfigError
+from ftbridge.loading import load_toml
 from ftbridge.model import VM
 
 
 class Group(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
+    name: str = Field(min_length=1)
     vms: tuple[str, ...]
 
 
 class RecoveryPlan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     groups: tuple[Group, ...] = ()
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_names(cls, groups: tuple[Group, ...]) -> tuple[Group, ...]:
+        """Two groups of one name would start in an order nobody chose: refused."""
+        seen: set[str] = set()
+        for i, g in enumerate(groups):
+            if g.name in seen or g.name == "rest":
+                why = "is kept for the VMs no group names" if g.name == "rest" else "appears twice"
+                raise ValueError(f"[{i}].name: group name {g.name!r} {why}")
+            seen.add(g.name)
+        return groups
 
     def place(self, vm: VM) -> tuple[int, str, int]:
         """(group index, group name, position in the group) for ordering."""
@@ -49,12 +61,7 @@ def load_recovery_plan(path: str | Path | None) -> RecoveryPlan:
     if path is None:
         return RecoveryPlan()
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read recovery plan: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+    data = load_toml(path, what="recovery plan")
     try:
         return RecoveryPlan.model_validate(data)
     except ValidationError as exc:

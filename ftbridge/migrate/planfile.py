@@ -170,13 +170,10 @@ def write_migration(doc: dict[str, Any], path: Path) -> None:
 
 def load_migration(path: str | Path) -> dict[str, Any]:
     """A migration plan file, checked: kind, version, and that it is unedited."""
+    from ftbridge.loading import load_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot read migration plan: {exc.strerror}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlanError(f"{path}: not a migration plan: not JSON ({exc})") from None
+    data = load_json(path, what="migration plan", error=PlanError)
     if not isinstance(data, dict) or data.get("kind") != MIGRATION_KIND:
         raise PlanError(f'{path}: not an ftbridge migration plan (no "kind": "{MIGRATION_KIND}")')
     if data.get("schema_version") != MIGRATION_SCHEMA_VERSION:

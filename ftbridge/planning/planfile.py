@@ -363,17 +363,9 @@ class PlanDoc(_M):
 def load_plan(path: str | Path) -> PlanDoc:
     """A plan file, checked through and through; every problem is one :class:`PlanError` line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot read plan: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise PlanError(f"{path}: not a plan file: not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"{path}: not a plan file: not JSON (line {exc.lineno}: {exc.msg})") from None
-    return parse_plan(data, source=str(path))
+    from ftbridge.loading import load_json
+
+    return parse_plan(load_json(path, what="plan file", error=PlanError), source=str(path))
 
 
 def parse_plan(data: Any, *, source: str = "plan") -> PlanDoc:
@@ -394,11 +386,13 @@ def parse_plan(data: Any, *, source: str = "plan") -> PlanDoc:
                 known = ", ".join(ACTION_KINDS + FAILOVER_ACTION_KINDS)
                 raise PlanError(f"{source}: action {ident}: unknown kind {kind!r} (known: {known})")
     try:
-        doc = PlanDoc.model_validate(data)
+        doc = PlanDoc.model_validate(data, strict=True)  # a number is not a string, 1 is not true
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise PlanError(f"{source}: malformed plan: {loc}: {err['msg']}") from None
+        from ftbridge.loading import validation_line
+
+        err = exc.errors()[0]  # the loc names the union member (the action's kind): not a key
+        err["loc"] = tuple(x for x in err["loc"] if x not in ACTION_KINDS and x not in FAILOVER_ACTION_KINDS)
+        raise PlanError(validation_line(f"{source}: malformed plan", err)) from None
     ids: dict[str, int] = {}
     for n, a in enumerate(doc.actions):
         if a.id in ids:

@@ -90,13 +90,10 @@ def detect(path: Path, text: str) -> str:
 
 def read_mapping(path: str | Path, fmt: str | None = None) -> Mapping:
     """A mapping file in any known format (``fmt`` None: detected)."""
+    from ftbridge.loading import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError(f"{path}: cannot read mapping file: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise MappingError(f"{path}: not a mapping file: not UTF-8 text") from None
+    text = read_text(path, what="mapping file", error=MappingError)
     return parse_mapping(text, fmt or detect(path, text), source=str(path))
 
 

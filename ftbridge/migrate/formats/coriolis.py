@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ftbridge.loading import parse_json
 from ftbridge.migrate.mapping import ItemRule, Mapping, Rule
 
 NAME = "coriolis"
@@ -35,10 +36,9 @@ def _err(msg: str) -> Exception:
 
 
 def read(text: str, *, source: str = "coriolis") -> Mapping:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _err(f"{source}: not JSON: line {exc.lineno}: {exc.msg}") from None
+    from ftbridge.migrate.formats import MappingError
+
+    data = parse_json(text, source=source, what="mapping file", error=MappingError)
     if not isinstance(data, dict):
         raise _err(f"{source}: expected a JSON object with storage_mappings and/or network_map")
     parts: list[tuple[str, Any]] = [("", data)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftbridge.loading import parse_yaml
 from ftbridge.migrate.mapping import Mapping, Rule
 
 NAME = "forklift"
@@ -40,13 +41,9 @@ def _yaml() -> Any:
 
 
 def read(text: str, *, source: str = "forklift") -> Mapping:
-    yaml = _yaml()
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise _err(f"{source}: not valid YAML{line}: {getattr(exc, 'problem', None) or exc}") from None
+    from ftbridge.migrate.formats import MappingError
+
+    docs = parse_yaml(text, source=source, what="mapping file", error=MappingError, every=True)
     if len(docs) == 1 and isinstance(docs[0], dict) and docs[0].get("kind") == "List":
         docs = list(docs[0].get("items") or [])
     storage: list[Rule] = []
@@ -57,13 +54,15 @@ def read(text: str, *, source: str = "forklift") -> Mapping:
         kind = doc.get("kind") if isinstance(doc, dict) else None
         where = f"{source}: document {n + 1}"
         if kind not in KINDS:
-            raise _err(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            raise _err(f"{where}: kind: expected one of {', '.join(KINDS)}")
         if doc.get("apiVersion") != API_VERSION:
-            raise _err(f"{where} ({kind}): apiVersion {doc.get('apiVersion')!r}, expected {API_VERSION}")
+            raise _err(f"{where} ({kind}): apiVersion: expected {API_VERSION}")
         spec = doc.get("spec")
         if not isinstance(spec, dict):
             raise _err(f"{where} ({kind}): spec: expected a mapping")
-        name = (doc.get("metadata") or {}).get("name", "")
+        meta = doc.get("metadata") or {}
+        name = meta.get("name", "") if isinstance(meta, dict) else ""
+        name = name if isinstance(name, str) else ""
         where = f"{source}: {kind} {name}".rstrip()
         found = True
         if kind == "Plan":

@@ -34,9 +34,9 @@ to = "vmbr1"
 from __future__ import annotations
 
 import json
-import tomllib
 from typing import Any
 
+from ftbridge.loading import kind_of, parse_toml
 from ftbridge.migrate.mapping import ItemRule, Mapping, Rule
 
 NAME = "ftbridge"
@@ -50,12 +50,9 @@ def _err(source: str, key: str, msg: str) -> Exception:
 
 
 def read(text: str, *, source: str = "mapping") -> Mapping:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        from ftbridge.migrate.formats import MappingError
+    from ftbridge.migrate.formats import MappingError
 
-        raise MappingError(f"{source}: not valid TOML: {exc}") from None
+    data = parse_toml(text, source=source, what="mapping file", error=MappingError)
     for key in data:
         if key not in TOP:
             raise _err(source, key, f"unknown key (expected one of: {', '.join(TOP)})")
@@ -111,7 +108,7 @@ def _target(value: Any, key: str, source: str, allow_none: bool) -> str | None:
     if isinstance(value, str) and value:
         return value
     expected = "a target name, or false to leave it unconnected" if allow_none else "a target name"
-    raise _err(source, key, f"expected {expected}, got {value!r}")
+    raise _err(source, key, f"expected {expected}, got {kind_of(value)}")
 
 
 def _pairs(table: Any, where: str, source: str, allow_none: bool) -> tuple[Rule, ...]:

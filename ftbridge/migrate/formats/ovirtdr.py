@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftbridge.loading import parse_yaml
 from ftbridge.migrate.mapping import Mapping, Rule
 
 NAME = "ovirt-dr"
@@ -69,13 +70,9 @@ def _no_password(obj: Any, where: str) -> None:
 
 
 def read(text: str, *, source: str = "ovirt-dr") -> Mapping:
-    yaml = _yaml()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise _err(f"{source}: not valid YAML{line}: {getattr(exc, 'problem', None) or exc}") from None
+    from ftbridge.migrate.formats import MappingError
+
+    data = parse_yaml(text, source=source, what="mapping file", error=MappingError)
     if not isinstance(data, dict):
         raise _err(f"{source}: expected the role's vars (a mapping with dr_import_storages)")
     for key in data:
