@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS obj(kind TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL, rev INTEGER NOT NULL,
-    PRIMARY KEY(kind, id)) WITHOUT ROWID;
+    UNIQUE(kind, id));
 CREATE INDEX IF NOT EXISTS obj_rev ON obj(rev);
 CREATE TABLE IF NOT EXISTS gone(kind TEXT NOT NULL, id TEXT NOT NULL, rev INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS gone_rev ON gone(rev);
@@ -150,6 +150,13 @@ def seed_state(estate: Estate) -> dict[str, Any]:
         "violations": [],
         "seq": 0,
     }
+
+
+# an update keeps the row (and its rowid: objects load in the order they were added)
+_UPSERT = (
+    "INSERT INTO obj(kind, id, value, rev) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(kind, id) DO UPDATE SET value = excluded.value, rev = excluded.rev"
+)
 
 
 def _dumps(value: Any) -> str:
@@ -335,7 +342,7 @@ class SimStore:
             if key not in ("rev", "gone_floor"):
                 self._meta[key] = value
                 state[key] = json.loads(value)
-        for kind, oid, value in conn.execute("SELECT kind, id, value FROM obj"):
+        for kind, oid, value in conn.execute("SELECT kind, id, value FROM obj ORDER BY rowid"):  # estate order
             dict.__setitem__(state[kind], oid, json.loads(value))
             self._blobs[kind][oid] = value
         self._state = state
@@ -359,7 +366,8 @@ class SimStore:
                 if self._meta.get(key) != value:
                     self._meta[key] = value
                     state[key] = json.loads(value)
-            for kind, oid, value in conn.execute("SELECT kind, id, value FROM obj WHERE rev > ?", (self._rev,)):
+            changed = "SELECT kind, id, value FROM obj WHERE rev > ? ORDER BY rowid"
+            for kind, oid, value in conn.execute(changed, (self._rev,)):
                 dict.__setitem__(state[kind], oid, json.loads(value))
                 self._blobs[kind][oid] = value
             for kind, oid in conn.execute("SELECT kind, id FROM gone WHERE rev > ?", (self._rev,)):
@@ -386,7 +394,7 @@ class SimStore:
                 if dict.__contains__(coll, key):
                     text = _dumps(dict.__getitem__(coll, key))
                     if blobs.get(key) != text:
-                        conn.execute("INSERT OR REPLACE INTO obj VALUES (?, ?, ?, ?)", (kind, key, text, rev))
+                        conn.execute(_UPSERT, (kind, key, text, rev))
                         blobs[key] = text
                         wrote = True
                 elif key in blobs:
