@@ -8,11 +8,15 @@ sites; every VM runs in site a with one copy in site b) and times, per call:
   ``test_failover`` + ``cleanup_test``, ``promote`` + ``poll`` (after site a fails);
 * a ``poll`` of a running operation (a read), ``health`` and ``inventory`` (reads).
 
+With ``--cycles N`` it runs N cycles on a 20-VM estate (a test failover of every VM with a copy
+and its cleanup, a protect and an unprotect, a health check: the platform side of test failover +
+plan + apply + health) and prints the state's size as it goes: retention keeps it bounded.
+
 With ``--failover`` it also runs a failover of ``--failover-vms`` VMs (site a fails) through
 the service ``ftbridge failover run`` uses, and prints its wall time against the ideal: the sum
 of the operations' times divided by the concurrency.
 
-Run:  python contrib/bench/sim_ops.py [--sizes 1000,10000] [--calls 100] [--failover]
+Run:  python contrib/bench/sim_ops.py [--sizes 1000,10000] [--calls 100] [--cycles 1000] [--failover]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,7 +58,12 @@ def estate(n: int) -> dict[str, Any]:
             "memory_gib": 4,
             "disks": [{"id": "d0", "size_gib": 20, "datastore": f"a-ds{i % DATASTORES}"}],
             "secondaries": [
-                {"mechanism": "sim-copy", "disks": {"d0": f"b-ds{(i * 3) % DATASTORES}"}, "state": "in_sync", "lag_s": 5}
+                {
+                    "mechanism": "sim-copy",
+                    "disks": {"d0": f"b-ds{(i * 3) % DATASTORES}"},
+                    "state": "in_sync",
+                    "lag_s": 5,
+                }
             ],
         }
         for i in range(n)
@@ -135,6 +145,43 @@ def bench_size(n: int, calls: int) -> list[tuple[str, float, float]]:
         return tm.rows
 
 
+def state_size(path: Path) -> tuple[int, int]:
+    """(bytes of the database once its WAL is checkpointed, operations it holds)."""
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        ops = c.execute("SELECT count(*) FROM obj WHERE kind = 'ops'").fetchone()[0]
+    return path.stat().st_size, int(ops)
+
+
+def cycles(n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp)
+        (where / "estate.json").write_text(json.dumps(estate(20)))
+        drv = SimDriver(SimConfig(driver="sim", estate=where / "estate.json"), endpoint="sim")
+        drv.open()
+        path = SimDriver.state_path(drv.cfg, "sim")
+        copied = [v.id for v in drv.inventory().vms if v.secondaries]
+        print(f"\n{n} cycles on {len(copied)} VMs with a copy: state size (checkpointed) and operations kept")
+        w, c = time.perf_counter(), time.process_time()
+        for i in range(1, n + 1):
+            for vm in copied:
+                sec = drv.replication_status(vm)[0].id
+                op = drv.test_failover(vm, sec)
+                finish(drv, op)
+                finish(drv, drv.cleanup_test(vm, drv.poll(op).result["test_id"]))
+            vm = copied[i % len(copied)]
+            op = drv.protect(vm, SecondarySpec("sim-copy", {"d0": f"c-ds{i % DATASTORES}"}))
+            finish(drv, op)
+            finish(drv, drv.unprotect(vm, op.id and drv.poll(op).result["secondary_id"]))
+            drv.health()
+            if i in (1, 10, 100) or i == n or i % 1000 == 0:
+                size, ops = state_size(path)
+                print(f"  after {i:>6} cycles: {size / 1024:8.0f} KiB, {ops} operations")
+        wall, cpu = time.perf_counter() - w, time.process_time() - c
+        per = f"{wall / n * 1000:.1f} ms wall, {cpu / n * 1000:.1f} ms CPU"
+        print(f"  {per} per cycle ({2 * len(copied) + 2} operations)")
+
+
 def failover(n: int, op_seconds: float, concurrency: int) -> None:
     from ftbridge.config import load_config
     from ftbridge.domains import Failed
@@ -173,18 +220,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000", help="estate sizes (VMs), comma-separated")
     ap.add_argument("--calls", type=int, default=100, help="calls timed per operation")
+    ap.add_argument("--cycles", type=int, default=0, help="also run this many cycles and print the state's size")
     ap.add_argument("--failover", action="store_true", help="also time a failover run")
     ap.add_argument("--failover-vms", type=int, default=1000)
     ap.add_argument("--op-seconds", type=float, default=0.05)
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
-    for n in (int(x) for x in args.sizes.split(",")):
+    for n in (int(x) for x in args.sizes.split(",") if x):
         print(f"\n{n} VMs: ms per call (wall / CPU)")
         for label, wall, cpu in bench_size(n, args.calls):
             if math.isnan(wall):
                 print(f"  {label}")
             else:
                 print(f"  {label:<45} {wall:9.2f} {'' if math.isnan(cpu) else f'{cpu:9.2f}'}")
+    if args.cycles:
+        cycles(args.cycles)
     if args.failover:
         failover(args.failover_vms, args.op_seconds, args.concurrency)
 

@@ -327,7 +327,8 @@ class SimDriver(Driver, StoragePlacement, Failover):
             )
             for did, d in state["datastores"].items()
         )
-        vms = tuple(self._vm(state, vid, v) for vid, v in state["vms"].items())
+        names = {k: d["name"] for k, d in state["datastores"].items()}
+        vms = tuple(self._vm(state, vid, v, names) for vid, v in state["vms"].items())
         networks = tuple(
             Network(
                 id=nid,
@@ -341,8 +342,9 @@ class SimDriver(Driver, StoragePlacement, Failover):
         )
         return InventoryPart(hosts, datastores, vms, networks)
 
-    def _vm(self, state: P.State, vid: str, v: dict[str, Any]) -> VM:
-        names = {k: d["name"] for k, d in state["datastores"].items()}
+    def _vm(self, state: P.State, vid: str, v: dict[str, Any], names: dict[str, str] | None = None) -> VM:
+        if names is None:
+            names = {k: d["name"] for k, d in state["datastores"].items()}
         now = time.time()
         disks = tuple(
             Disk(
