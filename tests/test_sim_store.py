@@ -74,6 +74,14 @@ def test_another_process_sees_changes_and_deletions(small_estate: Path) -> None:
     assert a.ex_inject()["slow"] == 2.5
 
 
+def test_a_reset_by_another_process_is_seen(small_estate: Path) -> None:
+    a = driver(small_estate)
+    a.ex_inject(slow=3.0)
+    driver(small_estate).ex_reset()
+    assert a.ex_inject()["slow"] == 0.0  # the estate as seeded again, not the deleted file
+    assert {v.id for v in a.inventory().vms} == {v.id for v in load_estates(small_estate)["lab"].vms}
+
+
 def test_finished_operations_are_forgotten_beyond_the_retention(small_estate: Path) -> None:
     drv = driver(small_estate, keep_operations=5)
     drv.ex_inject(hold=True)

@@ -227,6 +227,8 @@ class SimStore:
         self._force_ro = read_only
         self.read_only = read_only
         self._seeding = False
+        self._make: Callable[[], dict[str, Any]] | None = None  # how to seed it again after a reset
+        self._ino: tuple[int, int] | None = None  # the file this connection reads
         self._why_ro = ""
         self._state: dict[str, Any] | None = None
         self._rev = -1
@@ -274,9 +276,26 @@ class SimStore:
                 self._wait(lambda: conn.execute("PRAGMA journal_mode=WAL"), "set up")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 self._wait(lambda: conn.executescript(_SCHEMA), "set up")
+            st = os.stat(self.path)
+            self._ino = (st.st_ino, st.st_dev)
         except sqlite3.DatabaseError as exc:
             self.close()
             raise self._error(exc) from exc
+
+    def _ensure(self) -> None:
+        """Connected to the file now at ``path``: after ``sim reset`` another process's file is a
+        new one (seeded again, as the first command after a reset does)."""
+        if self._conn is not None:
+            try:
+                st = os.stat(self.path)
+                same = (st.st_ino, st.st_dev) == self._ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                self.close()
+                if self._make is not None:
+                    self._seed(self._make)
+        self.connect()
 
     def _open_ro(self) -> sqlite3.Connection:
         uri = f"file:{self.path}?mode=ro"
@@ -294,6 +313,7 @@ class SimStore:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+        self._ino = None
         self._state = None
         self._rev = -1
 
@@ -425,6 +445,7 @@ class SimStore:
             return self._seed(make)
 
     def _seed(self, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        self._make = make
         self.connect()
         if self._conn is None:  # read-only and nothing stored: the seed, in memory only
             if self._state is None:
@@ -483,13 +504,14 @@ class SimStore:
     def read(self) -> Iterator[dict[str, Any]]:
         """The last committed state (a reader never waits for a writer in WAL mode)."""
         with self._lock:
-            self.connect()
+            self._ensure()
             conn = self._conn
             if conn is None:
                 assert self._state is not None, "seed() first"
                 yield self._state
                 return
-            self._catch_up(conn)
+            if not conn.in_transaction:  # else: inside this thread's own write, already caught up
+                self._catch_up(conn)
             assert self._state is not None
             yield self._state
 
@@ -543,7 +565,7 @@ class SimStore:
         write what changed, commit. Changes made before an exception are kept (a fault counter,
         a recorded violation), as the platform would keep them."""
         with self._lock:
-            self.connect()
+            self._ensure()
             if self.read_only:
                 raise BackendError(f"{self.path}: cannot change the sim state: {self._why_ro}")
             with self._transaction() as state:
@@ -553,7 +575,7 @@ class SimStore:
     def exclusive(self) -> Iterator[None]:
         """Hold the write lock without changing anything (tests: freeze a process outside a call)."""
         with self._lock:
-            self.connect()
+            self._ensure()
             conn = self._conn
             assert conn is not None
             self._wait(lambda: conn.execute("BEGIN IMMEDIATE"), "hold it")
