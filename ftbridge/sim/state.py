@@ -257,11 +257,6 @@ class SimStore:
     def connect(self) -> None:
         if self._conn is not None:
             return
-        if is_json_state(self.path):
-            raise ConfigError(
-                f"{self.path}: sim state written by an older ftbridge (JSON); run `ftbridge sim reset` "
-                "(or `ftbridge demo --reset`) to start the estate afresh, or set another state path"
-            )
         self._why_ro = "opened read-only" if self._force_ro else self._writable()
         self.read_only = bool(self._why_ro)
         try:
@@ -280,6 +275,13 @@ class SimStore:
             self._ino = (st.st_ino, st.st_dev)
         except sqlite3.DatabaseError as exc:
             self.close()
+            # only now look at the bytes: opening and closing the database file outside SQLite
+            # would drop the POSIX locks SQLite holds on it in this process
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB" and is_json_state(self.path):
+                raise ConfigError(
+                    f"{self.path}: sim state written by an older ftbridge (JSON); run `ftbridge sim reset` "
+                    "(or `ftbridge demo --reset`) to start the estate afresh, or set another state path"
+                ) from None
             raise self._error(exc) from exc
 
     def _ensure(self) -> None:
@@ -310,12 +312,13 @@ class SimStore:
             return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
-        self._ino = None
-        self._state = None
-        self._rev = -1
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            self._ino = None
+            self._state = None
+            self._rev = -1
 
     def _error(self, exc: sqlite3.Error) -> BackendError:
         return BackendError(f"{self.path}: cannot use the sim state: {exc}")
