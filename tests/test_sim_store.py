@@ -82,6 +82,40 @@ def test_a_reset_by_another_process_is_seen(small_estate: Path) -> None:
     assert {v.id for v in a.inventory().vms} == {v.id for v in load_estates(small_estate)["lab"].vms}
 
 
+MID_OPERATION = """
+import sys
+from pathlib import Path
+from ftbridge.sim.driver import SimConfig, SimDriver
+drv = SimDriver(SimConfig(driver="sim", estate=Path(sys.argv[1]), name="lab"), endpoint="lab")
+drv.open()
+with drv._mutate() as state:  # an operation half done: space taken, VM moved, not committed
+    state["datastores"]["ds-b"]["free"] -= 1
+    state["vms"]["vm3"]["host"] = "h2"
+    print("inside", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_sigkill_mid_operation_leaves_the_last_committed_state(small_estate: Path) -> None:
+    driver(small_estate)
+    before = dump(db(small_estate))
+    child = subprocess.Popen(
+        [sys.executable, "-c", MID_OPERATION, str(small_estate)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "inside"
+    child.kill()
+    child.wait()
+    assert dump(db(small_estate)) == before  # none of the half-done operation
+    with sqlite3.connect(db(small_estate)) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    drv = driver(small_estate)
+    finish(drv, drv.move_disk("vm3", "d0", "ds-b"))  # the platform goes on
+    assert dump(db(small_estate))["vms"]["vm3"]["disks"][0]["datastore"] == "ds-b"
+
+
 def test_finished_operations_are_forgotten_beyond_the_retention(small_estate: Path) -> None:
     drv = driver(small_estate, keep_operations=5)
     drv.ex_inject(hold=True)

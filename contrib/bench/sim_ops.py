@@ -26,6 +26,7 @@ import json
 import math
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -206,6 +207,9 @@ def failover(n: int, op_seconds: float, concurrency: int) -> None:
             inv = collect(s)
         failed = Failed.from_inventory(inv)
         plan = plan_failover(inv, cfg, affected_by(inv, failed), failed)
+        spent = [0.0, 0]  # wall seconds inside sim driver calls (all threads), calls
+        for name in ("poll", "promote", "replication_status", "pending_operations", "health", "inventory"):
+            _time_calls(name, spent)
         w, c = time.perf_counter(), time.process_time()
         result = run_failover(cfg, plan, yes=True)
         wall, cpu = time.perf_counter() - w, time.process_time() - c
@@ -214,6 +218,27 @@ def failover(n: int, op_seconds: float, concurrency: int) -> None:
     ideal = math.ceil(n / concurrency) * op_seconds
     print(f"\nfailover of {n} VMs, op_seconds={op_seconds}, concurrency={concurrency}")
     print(f"  run wall time {wall:.2f} s (CPU {cpu:.2f} s); ideal {ideal:.2f} s; ratio {wall / ideal:.2f}x")
+    print(
+        f"  inside sim driver calls: {spent[0]:.2f} s summed over threads, {int(spent[1])} calls, "
+        f"{spent[0] / max(spent[1], 1) * 1000:.2f} ms per call"
+    )
+
+
+def _time_calls(name: str, spent: list[float]) -> None:
+    """Add the wall time of every ``SimDriver.name`` call (from any thread) to ``spent``."""
+    fn = getattr(SimDriver, name)
+    lock = threading.Lock()
+
+    def timed(*a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            with lock:
+                spent[0] += time.perf_counter() - t
+                spent[1] += 1
+
+    setattr(SimDriver, name, timed)
 
 
 def main() -> None:
