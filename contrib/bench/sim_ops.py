@@ -36,6 +36,7 @@ from ftbridge.drivers.base import Operation, OpState, SecondarySpec
 from ftbridge.sim.driver import SimConfig, SimDriver
 
 HOSTS = 16  # per site
+_SPENT_LOCK = threading.Lock()
 DATASTORES = 8  # per site
 
 
@@ -81,7 +82,7 @@ class Timer:
     def __init__(self) -> None:
         self.rows: list[tuple[str, float, float]] = []
 
-    def run(self, label: str, calls: int, fn: Callable[[int], None]) -> None:
+    def run(self, label: str, calls: int, fn: Callable[[int], object]) -> None:
         w, c = time.perf_counter(), time.process_time()
         for i in range(calls):
             fn(i)
@@ -116,7 +117,7 @@ def bench_size(n: int, calls: int) -> list[tuple[str, float, float]]:
         ops: list[Operation] = []
         tm.run("move_disk (start)", calls, lambda i: ops.append(drv.move_disk(f"v{calls + i}", "d0", "c-ds0")))
         drv.ex_inject(hold=True)
-        tm.run("poll (running: a read)", calls, lambda i: drv.poll(ops[i]) and None)
+        tm.run("poll (running: a read)", calls, lambda i: drv.poll(ops[i]))
         drv.ex_inject(hold=False)
         tm.run("poll (completes a move)", calls, lambda i: finish(drv, ops[i]))
         tests: list[tuple[str, str]] = []
@@ -139,8 +140,8 @@ def bench_size(n: int, calls: int) -> list[tuple[str, float, float]]:
             finish(drv, drv.promote(vm, drv.replication_status(vm)[0].id))
 
         tm.run("replication_status + promote + poll", calls, promote)
-        tm.run("health", min(calls, 20), lambda i: drv.health() and None)
-        tm.run("inventory", min(calls, 5), lambda i: drv.inventory() and None)
+        tm.run("health", min(calls, 20), lambda i: drv.health())
+        tm.run("inventory", min(calls, 5), lambda i: drv.inventory())
         size = sum(p.stat().st_size for p in where.iterdir() if ".simstate" in p.name)
         tm.rows.append((f"state on disk after these: {size / 1024:.0f} KiB", float("nan"), float("nan")))
         return tm.rows
@@ -200,7 +201,7 @@ def failover(n: int, op_seconds: float, concurrency: int) -> None:
             f"concurrency_per_datastore = {concurrency}\n"
         )
         cfg = load_config(where / "ftbridge.toml")
-        SimDriver(cfg.endpoints["sim"], endpoint="sim").ex_inject(  # type: ignore[arg-type]
+        SimDriver(cfg.endpoints["sim"], endpoint="sim").ex_inject(
             hosts_down=[f"a{i}" for i in range(HOSTS)], datastores_down=[f"a-ds{i}" for i in range(DATASTORES)]
         )
         with Session(cfg) as s:
@@ -227,14 +228,13 @@ def failover(n: int, op_seconds: float, concurrency: int) -> None:
 def _time_calls(name: str, spent: list[float]) -> None:
     """Add the wall time of every ``SimDriver.name`` call (from any thread) to ``spent``."""
     fn = getattr(SimDriver, name)
-    lock = threading.Lock()
 
     def timed(*a: Any, **k: Any) -> Any:
         t = time.perf_counter()
         try:
             return fn(*a, **k)
         finally:
-            with lock:
+            with _SPENT_LOCK:
                 spent[0] += time.perf_counter() - t
                 spent[1] += 1
 
