@@ -591,11 +591,14 @@ class SimStore:
         with self._lock:
             self.close()
         existed = self.path.exists() or (self.legacy is not None and self.legacy.exists())
-        for p in self.files():
-            p.unlink(missing_ok=True)
+        gone = self.files()
         if self.legacy is not None:
-            self.legacy.unlink(missing_ok=True)
-            self.legacy.with_name(self.legacy.name + ".lock").unlink(missing_ok=True)
+            gone += [self.legacy, self.legacy.with_name(self.legacy.name + ".lock")]
+        for p in gone:
+            try:
+                p.unlink(missing_ok=True)
+            except OSError as exc:
+                raise BackendError(f"{p}: cannot remove the sim state: {exc.strerror}") from exc
         return existed
 
 
