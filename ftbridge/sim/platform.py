@@ -4,6 +4,10 @@ Pure functions over the state dict of :mod:`ftbridge.sim.state`, so the rules re
 place: capacity (a copy holds space on both sides until it completes), a host uses only the
 datastores it mounts, one operation per VM at a time, each mechanism's own limits, and the
 invariant that no step leaves a VM without a verified copy.
+
+One rule for changing the state: look an object up by id (``state["vms"][vm_id]``) before
+changing it, never through ``.values()`` / ``.items()``: the store writes back only the objects
+a step looked up (:class:`ftbridge.sim.state.Tracked`).
 """
 
 from __future__ import annotations
