@@ -116,6 +116,18 @@ def test_sigkill_mid_operation_leaves_the_last_committed_state(small_estate: Pat
     assert dump(db(small_estate))["vms"]["vm3"]["disks"][0]["datastore"] == "ds-b"
 
 
+def test_platform_ha_restart_is_stored_for_every_process(small_estate: Path) -> None:
+    text = small_estate.read_text().replace('name = "web01"\n', 'name = "web01"\nha = true\n')
+    small_estate.write_text(text)
+    drv = driver(small_estate, ha_seconds=0)
+    drv.ex_inject(hosts_down=["h1"])
+    web = next(v for v in drv.inventory().vms if v.id == "vm3")  # HA acted: a read saw it due
+    assert web.host == "h2" and web.power.value == "on"
+    assert dump(db(small_estate))["vms"]["vm3"]["host"] == "h2"  # written, not only in this process
+    other = driver(small_estate)  # no HA of its own: sees what the platform did
+    assert next(v for v in other.inventory().vms if v.id == "vm3").host == "h2"
+
+
 def test_finished_operations_are_forgotten_beyond_the_retention(small_estate: Path) -> None:
     drv = driver(small_estate, keep_operations=5)
     drv.ex_inject(hold=True)
