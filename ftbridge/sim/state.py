@@ -300,16 +300,20 @@ class SimStore:
         self.connect()
 
     def _open_ro(self) -> sqlite3.Connection:
-        uri = f"file:{self.path}?mode=ro"
+        uri = self.path.resolve().as_uri()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=0)
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0)
-            conn.execute("SELECT 1 FROM meta LIMIT 1")
+            self._wait(lambda: conn.execute("SELECT 1 FROM meta LIMIT 1"), "read", conn)
             return conn
-        except sqlite3.OperationalError:
-            # WAL needs its -shm file; in a directory nobody may write it cannot be made, so nobody
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_READONLY_DIRECTORY", "SQLITE_CANTOPEN"):
+                raise
+            # WAL needs its -shm file, which a directory nobody may write cannot hold; then nobody
             # else can change the database either: read it as it is
-            uri = f"file:{self.path}?immutable=1"
-            return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0)
+            return sqlite3.connect(
+                f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False, timeout=0
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -323,10 +327,10 @@ class SimStore:
     def _error(self, exc: sqlite3.Error) -> BackendError:
         return BackendError(f"{self.path}: cannot use the sim state: {exc}")
 
-    def _wait(self, step: Callable[[], Any], what: str) -> Any:
+    def _wait(self, step: Callable[[], Any], what: str, conn: sqlite3.Connection | None = None) -> Any:
         """Run ``step``; while another process holds the database, retry, say so after about a
         second, and give up after ``busy_seconds`` with LockBusy (exit 9)."""
-        assert self._conn is not None
+        assert self._conn is not None or conn is not None
         start = time.monotonic()
         said = False
         delay = 0.001
