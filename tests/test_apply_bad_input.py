@@ -123,7 +123,7 @@ def test_plan_for_an_estate_with_other_datastores(demo: tuple[Path, Path]) -> No
         .replace('id = "datastore-202"', 'id = "datastore-999"')
         .replace('"datastore-202"', '"datastore-999"')
     )
-    for p in cfg.parent.glob("*.simstate.json"):
+    for p in cfg.parent.glob("*.simstate.db*"):
         p.unlink()
     K.ftb("-c", str(cfg), "inventory")  # seed the (different) estate
     assert "another estate" in refused(cfg, plan)

@@ -108,7 +108,7 @@ def test_separation_level_matters(small_estate: Path) -> None:
     # move its copy next to the primary: now not separated at array level, with evidence
     text = small_estate.read_text().replace('disks = { d0 = "ds-r" }', 'disks = { d0 = "ds-a" }')
     small_estate.write_text(text)
-    for state in small_estate.parent.glob("*.simstate.json"):
+    for state in small_estate.parent.glob("*.simstate.db*"):
         state.unlink()  # the sim keeps its state; start from the edited estate
     _, report = run_audit(cfg(small_estate))
     f = next(f for f in report.findings if f.vm_name == "app01")

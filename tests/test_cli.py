@@ -62,7 +62,7 @@ def test_saved_inventory_audits_offline_like_the_live_one(demo_config: Path, tmp
     live = json.loads(ftb("-c", str(demo_config), "audit", "-o", "json").out)
     # the sim estate vanishes: the offline audit must not need it
     (demo_config.parent / "estate.toml").unlink()
-    for p in demo_config.parent.glob("*.simstate.json"):
+    for p in demo_config.parent.glob("*.simstate.db*"):
         p.unlink()
     offline = ftb("-c", str(demo_config), "audit", "--from", str(saved), "-o", "json")
     assert offline.code == 1, offline.err

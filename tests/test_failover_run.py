@@ -26,6 +26,7 @@ from ftbridge.config import load_config  # noqa: E402
 from ftbridge.services.inventory import collect  # noqa: E402
 from ftbridge.services.session import Session  # noqa: E402
 from ftbridge.sim.driver import SimDriver  # noqa: E402
+from ftbridge.sim.state import dump as dump_sim_state
 
 
 def inject(cfg_path: Path, endpoint: str | None = None, **faults: Any) -> None:
@@ -44,7 +45,7 @@ def sims(cfg_path: Path) -> dict[str, SimDriver]:
 
 
 def raw_states(where: Path) -> dict[str, dict[str, Any]]:
-    return {(s := json.loads(p.read_text()))["estate"]: s for p in sorted(where.glob("*.simstate.json"))}
+    return {(s := dump_sim_state(p))["estate"]: s for p in sorted(where.glob("*.simstate.db"))}
 
 
 def running(where: Path) -> dict[tuple[str, str], list[str]]:

@@ -83,7 +83,7 @@ def test_report_json_is_what_the_page_shows_and_reads_a_saved_inventory(demo_con
     saved.write_text(ftb("-c", str(demo_config), "inventory", "-o", "json").out)
     # the estate vanishes: the report from the saved inventory must not need it
     (demo_config.parent / "estate.toml").unlink()
-    for p in demo_config.parent.glob("*.simstate.json"):
+    for p in demo_config.parent.glob("*.simstate.db*"):
         p.unlink()
     data_r = ftb("-c", str(demo_config), "report", "--from", str(saved), "-o", "json")
     assert data_r.code == 0, data_r.err

@@ -27,6 +27,7 @@ from ftbridge.planning import make_plan, parse_plan  # noqa: E402
 from ftbridge.services.inventory import collect  # noqa: E402
 from ftbridge.services.session import Session  # noqa: E402
 from ftbridge.sim.driver import SimDriver  # noqa: E402
+from ftbridge.sim.state import dump as dump_sim_state
 
 
 def inventory(cfg: Path) -> Any:
@@ -42,7 +43,7 @@ def sim(cfg: Path, endpoint: str) -> SimDriver:
 
 
 def states(where: Path) -> dict[str, dict[str, Any]]:
-    return {(s := json.loads(p.read_text()))["estate"]: s for p in sorted(where.glob("*.simstate.json"))}
+    return {(s := dump_sim_state(p))["estate"]: s for p in sorted(where.glob("*.simstate.db"))}
 
 
 def runs_on(where: Path, endpoint: str, vm: str) -> list[str]:

@@ -7,7 +7,6 @@ controllers' events, never for the clock; the sim's ``slow`` fault keeps a run i
 
 from __future__ import annotations
 
-import json
 import signal
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from etcdlab import Controller, EtcdCluster, needs_etcd, wait_any
 from ftbridge.config import load_config
 from ftbridge.coordination.etcd import EtcdCoordinator
 from ftbridge.sim.driver import SimDriver
-from ftbridge.sim.state import StateFile
+from ftbridge.sim.state import SimStore, dump
 
 pytestmark = [needs_etcd, pytest.mark.lab, pytest.mark.slow]
 
@@ -141,7 +140,7 @@ class Estate:
             d.mkdir()
             text = CONFIG.format(
                 estate=where / "estate.toml",
-                simstate=where / "lab.simstate.json",
+                simstate=where / "lab.simstate.db",
                 rpo=rpo,
                 auto="true" if auto else "false",
                 state=d / "state",
@@ -160,7 +159,7 @@ class Estate:
         return self.controllers
 
     def state(self) -> dict[str, Any]:
-        return dict(json.loads((self.where / "lab.simstate.json").read_text()))
+        return dump(self.where / "lab.simstate.db")
 
     def journal_view(self) -> Any:
         """An unfenced reader of the shared journal (as an operator's tool would read it)."""
@@ -252,10 +251,14 @@ def test_a_stopped_leader_wakes_up_deposed_its_writes_refused_and_estate_untouch
     second = next(c for c in ctls if c is not first)
     first.wait_for(lambda e: e["event"] == "op_started")
     run_id = first.wait_for(lambda e: e["event"] == "run_started")["run"]
-    # frozen past its lease: it cannot know. Frozen while not inside a platform call: the sim is
-    # a state file under a lock, which a real platform (a server) never lends to a client
-    with StateFile(est.where / "lab.simstate.json").locked():
+    # frozen past its lease: it cannot know. Frozen while not inside a platform call (holding the
+    # sim's write lock while stopping it): the sim is a database file, and a process stopped in
+    # its write transaction would stop every other writer, which a real platform (a server)
+    # never lets a client do
+    held = SimStore(est.where / "lab.simstate.db")
+    with held.exclusive():
         first.proc.send_signal(signal.SIGSTOP)
+    held.close()
     second.wait_for(lambda e: e["event"] == "leader_elected")
     second.wait_for(lambda e: e["event"] == "run_resuming" and e["run"] == run_id)
     est.sim.ex_inject(hold=False)  # the new leader resumes: let the platform finish

@@ -32,8 +32,9 @@ def install_demo(reset: bool = False) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     if reset:
         with _estate_locked(target) if (target / "ftbridge.toml").exists() else nullcontext():
-            for p in target.glob("*.simstate.json*"):
-                p.unlink()
+            for pattern in ("*.simstate.db*", "*.simstate.json*"):  # the sim's state, an older one's too
+                for p in target.glob(pattern):
+                    p.unlink()
     src = resources.files("ftbridge") / "demo"
     for name in DEMO_FILES:
         dst = target / name

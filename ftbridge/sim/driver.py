@@ -61,7 +61,7 @@ from ftbridge.model import (
     SecondaryState,
 )
 from ftbridge.sim import platform as P
-from ftbridge.sim.state import StateFile, seed_state
+from ftbridge.sim.state import SimStore, seed_state
 
 _ANY = None
 MECHANISMS: dict[str, MechanismRules] = {
@@ -129,7 +129,17 @@ CONFIG_ON_DATASTORE = frozenset({"vsphere", "generic"})
 class SimConfig(DriverConfig):
     estate: ConfigPath = Field(description="estate file (TOML or JSON)")
     name: str | None = Field(default=None, description="estate in the file; default: the endpoint name")
-    state: ConfigPath | None = Field(default=None, description="state file; default: beside the estate")
+    state: ConfigPath | None = Field(
+        default=None, description="state database (SQLite); default: beside the estate, <estate>.<name>.simstate.db"
+    )
+    busy_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a change waits while another process holds the state for writing (then exit 9)",
+    )
+    keep_operations: int = Field(
+        default=1000, ge=0, description="finished operations the platform remembers (every unfinished one is kept)"
+    )
     op_seconds: float = Field(default=0.0, ge=0, description="how long each operation takes")
     sync_seconds: float = Field(
         default=0.0, ge=0, description="how long a new secondary stays syncing after its operation ends"
@@ -162,14 +172,24 @@ class SimDriver(Driver, StoragePlacement, Failover):
         assert isinstance(config, SimConfig)
         self.cfg = config
         self.estate_name = config.name or endpoint
-        self._file: StateFile | None = None
-        self._state: P.State | None = None
-        self._mtime: float = -1.0
+        self._store: SimStore | None = None
 
     # lifecycle --------------------------------------------------------------------------
     @staticmethod
     def state_path(cfg: SimConfig, estate_name: str) -> Path:
-        return cfg.state or cfg.estate.with_name(f"{cfg.estate.stem}.{estate_name}.simstate.json")
+        return cfg.state or cfg.estate.with_name(f"{cfg.estate.stem}.{estate_name}.simstate.db")
+
+    @staticmethod
+    def legacy_state_path(cfg: SimConfig, estate_name: str) -> Path | None:
+        """Where an older ftbridge kept this estate's state (a JSON file), to import once."""
+        return None if cfg.state else cfg.estate.with_name(f"{cfg.estate.stem}.{estate_name}.simstate.json")
+
+    def _new_store(self) -> SimStore:
+        return SimStore(
+            self.state_path(self.cfg, self.estate_name),
+            busy_seconds=self.cfg.busy_seconds,
+            legacy=self.legacy_state_path(self.cfg, self.estate_name),
+        )
 
     def estate_identity(self) -> str:
         """The estate is its state file: every config naming that file reaches one estate."""
@@ -181,24 +201,24 @@ class SimDriver(Driver, StoragePlacement, Failover):
         return path.with_name(f".{path.stem}.estate-lock")
 
     def _attach(self) -> P.State:
-        """Find (or seed) the state file; no connection semantics, so faults can be set."""
-        self._file = StateFile(self.state_path(self.cfg, self.estate_name))
-        with self._file.locked():
-            if not self._file.exists():
-                estates = load_estates(self.cfg.estate)
-                if self.estate_name not in estates:
-                    raise ConfigError(
-                        f"{self.cfg.estate}: no estate named {self.estate_name!r} "
-                        f"(has: {', '.join(estates) or 'none'})",
-                        endpoint=self.endpoint,
-                    )
-                state = seed_state(estates[self.estate_name])
-                state["seeded_at"] = time.time()  # copies_age: a seeded copy's lag grows from here
-                if state["flavor"] not in CONFIG_ON_DATASTORE:
-                    for vm in state["vms"].values():
-                        vm["config_datastore"] = None  # the cluster keeps it, not a datastore
-                self._file.write(state)
-            return self._reload()
+        """Find (or seed) the state; no connection semantics, so faults can be set."""
+        if self._store is None:
+            self._store = self._new_store()
+        return self._store.seed(self._seed)
+
+    def _seed(self) -> P.State:
+        estates = load_estates(self.cfg.estate)
+        if self.estate_name not in estates:
+            raise ConfigError(
+                f"{self.cfg.estate}: no estate named {self.estate_name!r} (has: {', '.join(estates) or 'none'})",
+                endpoint=self.endpoint,
+            )
+        state = seed_state(estates[self.estate_name])
+        state["seeded_at"] = time.time()  # copies_age: a seeded copy's lag grows from here
+        if state["flavor"] not in CONFIG_ON_DATASTORE:
+            for vm in state["vms"].values():
+                vm["config_datastore"] = None  # the cluster keeps it, not a datastore
+        return state
 
     def open(self) -> None:
         state = self._attach()
@@ -213,64 +233,69 @@ class SimDriver(Driver, StoragePlacement, Failover):
             raise AuthenticationError("login rejected: this estate needs a password", endpoint=self.endpoint)
 
     def close(self) -> None:
-        self._state = None
+        if self._store is not None:
+            self._store.close()  # reconnects if used again (faults can be set on a closed driver)
 
     def probe(self) -> BackendInfo:
-        state = self._read()
+        with self._view() as state:
+            flavor = state["flavor"]
         return BackendInfo(
             product="ftbridge sim",
             version="1",
-            capabilities=self.site_capabilities(state),
-            mechanisms=self.offered(state),
-            details={"flavor": state["flavor"]},
+            capabilities=self.site_capabilities({"flavor": flavor}),
+            mechanisms=self.offered({"flavor": flavor}),
+            details={"flavor": flavor},
         )
 
+    def _flavor(self, state: P.State | None) -> str:
+        if state is not None:
+            return str(state["flavor"])
+        with self._view() as now:
+            return str(now["flavor"])
+
     def site_capabilities(self, state: P.State | None = None) -> frozenset[Capability]:
-        flavor = (state or self._read())["flavor"]
-        return FLAVOR_CAPABILITIES.get(flavor, self.capabilities)
+        return FLAVOR_CAPABILITIES.get(self._flavor(state), self.capabilities)
 
     def offered(self, state: P.State | None = None) -> tuple[str, ...]:
-        flavor = (state or self._read())["flavor"]
-        return FLAVOR_MECHANISMS.get(flavor, tuple(MECHANISMS))
+        return FLAVOR_MECHANISMS.get(self._flavor(state), tuple(MECHANISMS))
 
     # state access ---------------------------------------------------------------------
-    def _reload(self) -> P.State:
-        assert self._file is not None
-        mtime = self._file.path.stat().st_mtime_ns
-        if self._state is None or mtime != self._mtime:
-            self._state = self._file.read()
-            self._mtime = mtime
-        return self._state
-
-    def _read(self) -> P.State:
-        if self._file is None:
+    def _opened(self) -> SimStore:
+        if self._store is None:
             raise BackendUnavailable("driver is not open", endpoint=self.endpoint)
-        with self._file.locked():
-            state = self._reload()
-            if self.cfg.ha_seconds is not None and P.ha_restarts(state, time.time(), self.cfg.ha_seconds):
-                self._file.write(state)  # the platform's HA acted since the last read
-                self._mtime = self._file.path.stat().st_mtime_ns
-            return state
+        return self._store
+
+    @contextmanager
+    def _view(self) -> Iterator[P.State]:
+        """The last committed state, to read (never waits for a writer). The platform's HA acts
+        first if it is due (a write; not on a state this process cannot write)."""
+        store = self._opened()
+        ha = self.cfg.ha_seconds
+        if ha is not None and not store.read_only:
+            with store.read() as state:
+                due = P.ha_moves(state, time.time(), ha)
+            if due:
+                with self._mutate() as state:
+                    P.ha_restarts(state, time.time(), ha)
+        with store.read() as state:
+            yield state
 
     @contextmanager
     def _mutate(self) -> Iterator[P.State]:
-        """Lock, reload, let the caller change the state, check the invariant, save."""
-        if self._file is None:
-            raise BackendUnavailable("driver is not open", endpoint=self.endpoint)
-        with self._file.locked():
-            state = self._reload()
+        """One platform operation, one transaction: lock, catch up, let the caller change the
+        state, check the invariant on the VMs it touched, write what changed."""
+        with self._opened().write() as state:
             try:
                 yield state
             finally:
-                try:
-                    P.check_invariant(state)
-                finally:
-                    self._file.write(state)
-                    self._mtime = self._file.path.stat().st_mtime_ns
+                P.check_invariant(state, list(state["vms"].touched))
 
     # inventory ----------------------------------------------------------------------------
     def inventory(self) -> InventoryPart:
-        state = self._read()
+        with self._view() as state:
+            return self._inventory(state)
+
+    def _inventory(self, state: P.State) -> InventoryPart:
         ep = self.endpoint
         hosts = tuple(
             Host(
@@ -302,7 +327,8 @@ class SimDriver(Driver, StoragePlacement, Failover):
             )
             for did, d in state["datastores"].items()
         )
-        vms = tuple(self._vm(state, vid, v) for vid, v in state["vms"].items())
+        names = {k: d["name"] for k, d in state["datastores"].items()}
+        vms = tuple(self._vm(state, vid, v, names) for vid, v in state["vms"].items())
         networks = tuple(
             Network(
                 id=nid,
@@ -316,8 +342,9 @@ class SimDriver(Driver, StoragePlacement, Failover):
         )
         return InventoryPart(hosts, datastores, vms, networks)
 
-    def _vm(self, state: P.State, vid: str, v: dict[str, Any]) -> VM:
-        names = {k: d["name"] for k, d in state["datastores"].items()}
+    def _vm(self, state: P.State, vid: str, v: dict[str, Any], names: dict[str, str] | None = None) -> VM:
+        if names is None:
+            names = {k: d["name"] for k, d in state["datastores"].items()}
         now = time.time()
         disks = tuple(
             Disk(
@@ -404,8 +431,8 @@ class SimDriver(Driver, StoragePlacement, Failover):
         )
 
     def replication_status(self, vm_id: str) -> tuple[Secondary, ...]:
-        state = self._read()
-        return self._vm(state, vm_id, P.vm_of(state, vm_id)).secondaries
+        with self._view() as state:
+            return self._vm(state, vm_id, P.vm_of(state, vm_id)).secondaries
 
     # operations --------------------------------------------------------------------------
     def _start(
@@ -417,6 +444,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
             raise BackendUnavailable(f"sim: injected transient failure of {kind} on {vm_id}", endpoint=self.endpoint)
         state["seq"] += 1
         op_id = f"sim-{state['estate']}-{state['seq']}"
+        self._forget_old_operations(state)
         for ds_id, size in (effect_now or {}).items():
             state["datastores"][ds_id]["free"] -= size
         state["ops"][op_id] = {
@@ -430,20 +458,35 @@ class SimDriver(Driver, StoragePlacement, Failover):
             "reserved": effect_now or {},
             "message": "",
             "result": {},
+            "seq": state["seq"],
         }
         return Operation(id=op_id, endpoint=self.endpoint, kind=kind, vm=vm_id)
 
+    def _forget_old_operations(self, state: P.State) -> None:
+        """Retention: keep every unfinished operation and the last ``keep_operations`` finished
+        ones (a poll of an older one is NotFound, as on a platform whose task list rolled over).
+        Pruned in batches, so the cost per operation stays flat."""
+        keep = self.cfg.keep_operations
+        ops = state["ops"]
+        if len(ops) <= keep + max(keep // 4, 16):
+            return
+        done = sorted((int(o.get("seq", k.rsplit("-", 1)[-1])), k) for k, o in ops.items() if o["state"] != "running")
+        for _, k in done[: max(0, len(done) - keep)]:
+            del ops[k]
+
     def poll(self, op: Operation) -> OperationStatus:
-        now = self._read()
-        rec = now["ops"].get(op.id)
-        if rec is None:
-            raise NotFound(f"no operation {op.id}", endpoint=self.endpoint)
-        elapsed = time.time() - rec["started"]
-        if rec["state"] == "running" and (elapsed < rec["duration"] or now["faults"].get("hold")):
-            # still running: a read, not a write (polls are the commonest call by far)
-            return OperationStatus(OpState.RUNNING, progress=min(elapsed / max(rec["duration"], 1e-9), 0.99))
+        with self._view() as now:
+            rec = now["ops"].get(op.id)
+            if rec is None:
+                raise NotFound(f"no operation {op.id}", endpoint=self.endpoint)
+            elapsed = time.time() - rec["started"]
+            if rec["state"] == "running" and (elapsed < rec["duration"] or now["faults"].get("hold")):
+                # still running: a read, not a write (polls are the commonest call by far)
+                return OperationStatus(OpState.RUNNING, progress=min(elapsed / max(rec["duration"], 1e-9), 0.99))
         with self._mutate() as state:
-            rec = state["ops"][op.id]
+            rec = state["ops"].get(op.id)
+            if rec is None:
+                raise NotFound(f"no operation {op.id}", endpoint=self.endpoint)
             if rec["state"] == "running":
                 self._finish(state, rec)
             return OperationStatus(
@@ -451,12 +494,12 @@ class SimDriver(Driver, StoragePlacement, Failover):
             )
 
     def pending_operations(self, vm_id: str) -> list[Operation]:
-        state = self._read()
-        return [
-            Operation(id=k, endpoint=self.endpoint, kind=o["kind"], vm=o["vm"])
-            for k, o in state["ops"].items()
-            if o["vm"] == vm_id and o["state"] == "running"
-        ]
+        with self._view() as state:
+            return [
+                Operation(id=k, endpoint=self.endpoint, kind=o["kind"], vm=o["vm"])
+                for k, o in state["ops"].items()
+                if o["vm"] == vm_id and o["state"] == "running"
+            ]
 
     def _finish(self, state: P.State, rec: dict[str, Any]) -> None:
         if rec["fail"]:
@@ -579,12 +622,12 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     # failover ----------------------------------------------------------------------------
     def health(self) -> HealthReport:
-        state = self._read()
-        return HealthReport(
-            hosts={h: P.host_state(state, h) for h in state["hosts"]},
-            datastores={d: P.ds_up(state, d) for d in state["datastores"]},
-            quorum=None,
-        )
+        with self._view() as state:
+            return HealthReport(
+                hosts={h: P.host_state(state, h) for h in state["hosts"]},
+                datastores={d: P.ds_up(state, d) for d in state["datastores"]},
+                quorum=None,
+            )
 
     def _secondary(self, state: P.State, vm_id: str, sec_id: str) -> dict[str, Any]:
         vm = P.vm_of(state, vm_id)
@@ -748,15 +791,19 @@ class SimDriver(Driver, StoragePlacement, Failover):
 
     def ex_violations(self) -> list[str]:
         """Every invariant violation the platform saw (tests assert this stays empty)."""
-        if self._file is None:
+        if self._store is None:
             self._attach()
-        return list(self._read()["violations"])
+        with self._view() as state:
+            return list(state["violations"])
 
     def ex_reset(self) -> bool:
         """Forget the state: the next open() seeds the estate afresh."""
-        self._state = None
-        return StateFile(self.state_path(self.cfg, self.estate_name)).remove()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        return self._new_store().remove()
 
     def ex_tests(self) -> dict[str, Any]:
         """Test-failover instances still present (should be none after cleanup)."""
-        return dict(self._read()["tests"])
+        with self._view() as state:
+            return dict(state["tests"])

@@ -4,13 +4,17 @@ Pure functions over the state dict of :mod:`ftbridge.sim.state`, so the rules re
 place: capacity (a copy holds space on both sides until it completes), a host uses only the
 datastores it mounts, one operation per VM at a time, each mechanism's own limits, and the
 invariant that no step leaves a VM without a verified copy.
+
+One rule for changing the state: look an object up by id (``state["vms"][vm_id]``) before
+changing it, never through ``.values()`` / ``.items()``: the store writes back only the objects
+a step looked up (:class:`ftbridge.sim.state.Tracked`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ftbridge.drivers.base import MechanismRules, SecondarySpec
@@ -83,9 +87,20 @@ def sec_state(state: State, vm_id: str, s: Mapping[str, Any], now: float) -> str
 def ha_restarts(state: State, now: float, after: float) -> bool:
     """The platform's HA: VMs with HA on whose host failed at least ``after`` seconds ago start
     on a host that is up and mounts all their storage. True when it moved any."""
-    moved = False
+    moves = ha_moves(state, now, after)
+    for vm_id, host in moves:
+        vm = state["vms"][vm_id]  # by id: the store writes back what was looked up
+        vm["host"], vm["power"] = host, "on"
+    return bool(moves)
+
+
+def ha_moves(state: State, now: float, after: float) -> list[tuple[str, str]]:
+    """(VM id, host) for each restart the platform's HA is due to make now (changes nothing)."""
+    moves: list[tuple[str, str]] = []
     failed_at = state["faults"].get("hosts_down_at", {})
-    for vm in state["vms"].values():
+    if not state["faults"]["hosts_down"]:
+        return moves
+    for vm_id, vm in state["vms"].items():
         host = vm.get("host")
         if not vm.get("ha") or host not in state["faults"]["hosts_down"]:
             continue
@@ -102,10 +117,9 @@ def ha_restarts(state: State, now: float, after: float) -> bool:
                 and state["hosts"][cand].get("cluster") == cluster
                 and all(cand in state["datastores"][d]["hosts"] for d in stores)
             ):
-                vm["host"], vm["power"] = cand, "on"
-                moved = True
+                moves.append((vm_id, cand))
                 break
-    return moved
+    return moves
 
 
 def ds_up(state: State, ds_id: str) -> bool:
@@ -321,9 +335,12 @@ def violate(state: State, message: str) -> None:
     raise InvariantViolation(message)
 
 
-def check_invariant(state: State) -> None:
-    """Every disk of every VM exists on a datastore that exists. Called after every step."""
-    for vm in state["vms"].values():
+def check_invariant(state: State, vm_ids: Iterable[str] | None = None) -> None:
+    """Every disk of every VM (of ``vm_ids``: those a step touched) exists on a datastore that
+    exists, and every VM has a copy. Called after every step."""
+    vms = state["vms"]
+    chosen = vms.values() if vm_ids is None else [vms[v] for v in vm_ids if v in vms]
+    for vm in chosen:
         for d in vm["disks"]:
             if d["datastore"] not in state["datastores"]:
                 violate(state, f"{vm['name']}: disk {d['id']} is on no datastore")

@@ -28,6 +28,7 @@ from ftbridge.model import (
     SecondaryState,
 )
 from ftbridge.planning.planfile import content_digest
+from ftbridge.sim.state import dump as dump_sim_state
 
 GIB = 1024**3
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,16 +276,16 @@ def write_estate(
     return dst / "ftbridge.toml"
 
 
-def sim_states(where: Path) -> dict[str, bytes]:
-    """Every sim state file beside an estate, as bytes (to prove nothing changed)."""
-    return {p.name: p.read_bytes() for p in sorted(where.glob("*.simstate.json"))}
+def sim_states(where: Path) -> dict[str, Any]:
+    """Every sim state beside an estate, as plain data (to prove nothing changed)."""
+    return {p.name: dump_sim_state(p) for p in sorted(where.glob("*.simstate.db"))}
 
 
 def normalized_state(where: Path) -> dict[str, Any]:
     """The sim estates' end state without what differs between equivalent runs (ids, times)."""
     out: dict[str, Any] = {}
-    for p in sorted(where.glob("*.simstate.json")):
-        s = json.loads(p.read_text())
+    for p in sorted(where.glob("*.simstate.db")):
+        s = dump_sim_state(p)
         vms = {}
         for vid, v in s["vms"].items():
             vms[vid] = {
@@ -318,8 +319,8 @@ def normalized_state(where: Path) -> dict[str, Any]:
 def sim_ops(where: Path) -> list[dict[str, Any]]:
     """Every operation the sim platforms ran (kind, VM, params, state)."""
     out = []
-    for p in sorted(where.glob("*.simstate.json")):
-        s = json.loads(p.read_text())
+    for p in sorted(where.glob("*.simstate.db")):
+        s = dump_sim_state(p)
         for op_id, o in s["ops"].items():
             out.append(
                 {
