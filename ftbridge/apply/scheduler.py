@@ -79,7 +79,8 @@ def run_actions(
 
     ``states``: each action's journaled state (updated in place). ``stop``: once set, no new
     action starts; the call returns when the running ones finished, and the actions never
-    started stay pending (absent from the outcomes, not recorded blocked). ``probe`` is called
+    started stay pending (absent from the outcomes, not recorded blocked). An action that
+    raises instead of returning an outcome sets it, and the exception propagates. ``probe`` is called
     with an action's id each time the scheduler examines whether it can start.
     """
     return _Schedule(actions, states, executor, limits, journal, run_id, emit, stop, probe).run()
@@ -174,7 +175,12 @@ class _Schedule:
                 for fut in sorted(finished, key=running.__getitem__):
                     i = running.pop(fut)
                     self._take(i, -1)
-                    outcome = fut.result()
+                    try:
+                        outcome = fut.result()
+                    except BaseException:  # not an outcome (a journal that cannot be written):
+                        if self.stop is not None:  # the others stop at their next wait
+                            self.stop.set()
+                        raise
                     self.states[self.todo[i].id] = outcome.state
                     self.outcomes[self.todo[i].id] = outcome
                     self._finished(i, outcome.state in DONE_STATES)
