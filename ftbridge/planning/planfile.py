@@ -406,8 +406,7 @@ def _check_stages(doc: PlanDoc, source: str) -> None:
             continue
         if a.stage >= len(doc.groups):
             raise PlanError(
-                f"{source}: malformed plan: action {a.id}: stage {a.stage}, but the plan has "
-                f"{len(doc.groups)} group(s)"
+                f"{source}: malformed plan: action {a.id}: stage {a.stage}, but the plan has {len(doc.groups)} group(s)"
             )
         if a.stage < last:
             raise PlanError(
