@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def act(n: int, *, ep: str = "e1", vm: str | None = None, ds: tuple[str, ...] = 
 class Checking:
     """Runs nothing; fails the actions named in ``fail``; checks the rules at each start."""
 
-    def __init__(self, actions: list[PlanAction], limits: Limits, fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, actions: list[PlanAction], limits: Limits, fail: Collection[str] = ()) -> None:
         self.by_id = {a.id: a for a in actions}
         self.limits, self.fail = limits, fail
         self.lock = threading.Lock()
@@ -97,7 +98,7 @@ def schedule(
     actions: list[PlanAction],
     limits: Limits,
     *,
-    fail: set[str] = frozenset(),  # type: ignore[assignment]
+    fail: Collection[str] = (),
     states: dict[str, str] | None = None,
     stop: threading.Event | None = None,
     on: Any = None,
@@ -151,7 +152,6 @@ def test_every_rule_holds_and_each_action_is_examined_a_bounded_number_of_times(
     assert sorted(looked) == sorted(a.id for a in actions)
     # each examination either starts the action or parks it on a resource that is full; it is
     # woken only when that resource frees a unit
-    print(max(looked.values()), sum(looked.values()))
     assert max(looked.values()) <= 8, looked.most_common(3)
     assert sum(looked.values()) <= 3 * n, sum(looked.values())
 
