@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import sys
 import threading
@@ -512,3 +513,28 @@ def test_stop_starts_no_new_action_and_leaves_the_rest_pending(tmp_path: Path) -
     assert states.pop("a1") == "succeeded"
     assert set(states.values()) == {PENDING} and len(states) == len(acts) - 1
     assert seen.count("action_started") == 1 and "action_blocked" not in seen
+
+
+def test_stages_are_checked_when_a_document_is_read(demo_config: Path) -> None:
+    """Stages only in schema 2, within its groups, in order (so every wait points back)."""
+    from ftbridge.errors import PlanError
+
+    cfg = load_config(demo_config)
+    steps = [
+        Step("vc-ams", f"vm-{i}", f"vm{i}", "promote", "why", "s1", "sim-copy", None, None, 5.0, f"g{i}", i, 0)
+        for i in range(3)
+    ]
+    doc = failover_document(FailoverPlan("test", "f" * 16, steps, []), cfg)
+    bad: list[tuple[str, Any]] = [
+        ("groups: Field required", lambda d: d.pop("groups")),
+        ("action a1: stage: not in a schema_version 1 plan", lambda d: (d.pop("groups"), d.update(schema_version=1))),
+        ("action a3: stage 5, but the plan has 3 group(s)", lambda d: d["actions"][2].update(stage=5)),
+        ("action a3: stage 0 after an action of stage 1", lambda d: d["actions"][2].update(stage=0)),
+    ]
+    for message, mutate in bad:
+        d = json.loads(json.dumps(doc))
+        mutate(d)
+        with pytest.raises(PlanError, match=re.escape(message)):
+            parse_plan(K.resign(d))
+    assert written_the_old_way(doc)["schema_version"] == 1
+    parse_plan(written_the_old_way(doc))
