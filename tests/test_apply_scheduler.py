@@ -227,3 +227,16 @@ def test_resume_counts_actions_done_before_and_retries_failed_ones(tmp_path: Pat
     out, runner, *_ = schedule(tmp_path, actions, Limits({"e1": 1}, 1), states=states)
     assert runner.started == ["a2", "a3", "a4"]  # a2 is tried again before its stage opens
     assert {o.state for o in out.values()} == {SUCCEEDED} and "a1" not in out
+
+
+def test_a_dependency_that_failed_before_and_is_not_run_again_blocks_at_once(tmp_path: Path) -> None:
+    """Only part of a plan given (a1 is not): what waits for a1, directly or through a stage,
+    is blocked, each naming what it waits for."""
+    actions = [act(2, deps=(1,), stage=0), act(3, stage=1), act(4, deps=(3,))]
+    out, runner, *_ = schedule(tmp_path, actions, Limits({"e1": 1}, 1), states={"a1": FAILED})
+    assert runner.started == []
+    assert {k: o.message for k, o in out.items()} == {
+        "a2": "not run: it waits for a1, which failed",
+        "a3": "not run: it waits for a2, which was not run",
+        "a4": "not run: it waits for a3, which was not run",
+    }

@@ -115,7 +115,7 @@ class _Schedule:
         present = sorted({a.stage for a in actions if a.stage is not None})
         self.next_stage = dict(zip(present, present[1:], strict=False))
         self.prev_stage = {b: a for a, b in self.next_stage.items()}
-        #: stage -> positions of its unfinished members; -> count of them not done yet
+        #: stage -> positions of its members to run; -> how many of them are not done yet
         self.members: dict[int, list[int]] = defaultdict(list)
         self.left: Counter[int] = Counter()
         self.gate_closed: set[int] = set()  # stages whose previous stage is not all done
@@ -158,6 +158,7 @@ class _Schedule:
         for i, dep in self._wire():
             if not self.final[i]:
                 self._block(i, dep)
+                self._spread(i)
         for i in range(len(self.todo)):
             if self.waits[i] == 0 and not self.final[i]:
                 heapq.heappush(self.ready, i)
