@@ -454,7 +454,7 @@ def test_stages_keep_the_recovery_order_and_block_later_groups_when_one_fails(tm
         path = tmp_path / how / "doc.json"
         path.write_text(json.dumps(doc))
         inject(cfg, "vc-ams", fail_permanent=["vm-1002:promote"])  # ams-sql02, group db
-        result = apply_plan(load_config(cfg), path, yes=True, live_checks=True)
+        result = apply_plan(load_config(cfg), path, yes=True, live_checks=True, accept=("failover",))
         outcomes[how] = {a["id"]: (a["kind"], a["vm_name"], result.outcomes[a["id"]].state) for a in doc["actions"]}
         blocked = {k: o.message for k, o in result.outcomes.items() if o.state == "blocked"}
         failed = next(a["id"] for a in doc["actions"] if a["vm_name"] == "ams-sql02" and a["kind"] == "promote")
