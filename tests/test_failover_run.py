@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import sys
+import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,16 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 
 import plankit as K  # noqa: E402
 
-from ftbridge.apply.journal import CRASH_ENV  # noqa: E402
+from ftbridge.apply.events import ApplyEvent  # noqa: E402
+from ftbridge.apply.journal import CRASH_ENV, PENDING, Journal  # noqa: E402
+from ftbridge.apply.scheduler import Limits, run_actions  # noqa: E402
+from ftbridge.apply.service import apply_plan, settings_for  # noqa: E402
+from ftbridge.apply.steps import Executor, LiveView  # noqa: E402
 from ftbridge.audit import audit  # noqa: E402
 from ftbridge.config import load_config  # noqa: E402
+from ftbridge.failover.plan import FailoverPlan, Step  # noqa: E402
+from ftbridge.failover.run import _times, failover_document  # noqa: E402
+from ftbridge.planning.planfile import parse_plan  # noqa: E402
 from ftbridge.services.inventory import collect  # noqa: E402
 from ftbridge.services.session import Session  # noqa: E402
 from ftbridge.sim.driver import SimDriver  # noqa: E402
@@ -379,3 +389,153 @@ def test_injected_faults_are_reported_per_vm(tmp_path: Path) -> None:
     assert code == 0, err
     assert {v["state"] for v in lines[-1]["vms"]} == {"promoted", "restarted"}
     no_violations(cfg)
+
+
+# -- recovery order as stages (plan schema 2), and documents written before (schema 1) -----------
+GROUPS = '[[groups]]\nname = "dc"\nvms = ["ams-dc*"]\n[[groups]]\nname = "db"\nvms = ["ams-sql*"]\n'
+
+
+def site_failover(where: Path) -> tuple[Path, FailoverPlan]:
+    """The demo's site ams1 failover (fenced), in three recovery groups: dc, db, rest."""
+    cfg = K.copy_demo(where, op_seconds=0.01)
+    (where / "recovery.toml").write_text(GROUPS)
+    args = ["failover", "plan", "--domain", "site=ams1", "--fence", "--recovery-plan", str(where / "recovery.toml")]
+    r = K.ftb("-c", str(cfg), *args, "--out", str(where / "fo.json"))
+    assert r.returncode == 1, r.stderr  # VMs with no copy outside the site are blocked
+    return cfg, FailoverPlan.load(where / "fo.json")
+
+
+def written_the_old_way(doc: dict[str, Any]) -> dict[str, Any]:
+    """What ftbridge wrote before plan schema 2: every promote of a group depends on each
+    promote of the group before it; no stages."""
+    old = json.loads(json.dumps(doc))
+    stages: dict[int, list[str]] = {}
+    for a in old["actions"]:
+        if "stage" in a:
+            stages.setdefault(a["stage"], []).append(a["id"])
+    for a in old["actions"]:
+        stage = a.pop("stage", None)
+        if stage is not None and stage > 0:
+            a["depends_on"] = sorted(set(a["depends_on"]) | set(stages[stage - 1]), key=lambda x: int(x[1:]))
+    del old["groups"]
+    old["schema_version"] = 1
+    return K.resign(old)
+
+
+def test_a_document_has_one_edge_per_fence_however_many_vms_and_groups(demo_config: Path) -> None:
+    """Recovery order is a barrier per group, not n x m edges: 3,000 VMs in 3 groups (every
+    other one fenced) give exactly 1,500 edges, each from a promote to its own fence."""
+    cfg = load_config(demo_config)
+    steps = [
+        Step("vc-ams", f"vm-{i}", f"vm{i:05d}", "promote", "why", "s1", "sim-copy", "host-21", "esx21", 5.0,
+             f"g{i * 3 // 3000}", i * 3 // 3000, i, fence=i % 2 == 0, secondary_disks={"d0": "datastore-201"})
+        for i in range(3000)
+    ]  # fmt: skip
+    doc = failover_document(FailoverPlan("test", "f" * 16, steps, []), cfg)
+    parse_plan(doc)
+    edges = [(a["id"], d) for a in doc["actions"] for d in a["depends_on"]]
+    assert len(edges) == 1500
+    kinds = {a["id"]: a["kind"] for a in doc["actions"]}
+    assert all(kinds[a] == "promote" and kinds[d] == "fence" for a, d in edges)
+    assert doc["schema_version"] == 2 and doc["groups"] == ["g0", "g1", "g2"]
+    assert Counter(a.get("stage") for a in doc["actions"]) == {0: 1000, 1: 1000, 2: 1000, None: 1500}
+    # and the file grows linearly: a bounded size per VM, whatever the groups' sizes
+    assert len(json.dumps(doc)) < 3000 * 1500
+
+
+def test_stages_keep_the_recovery_order_and_block_later_groups_when_one_fails(tmp_path: Path) -> None:
+    """One promote of group db fails: the rest group is not run, naming it; and a document
+    written the old way (schema 1, all the edges) runs the same, action for action."""
+    outcomes = {}
+    for how in ("staged", "edges"):
+        cfg, plan = site_failover(tmp_path / how)
+        doc = failover_document(plan, load_config(cfg))
+        if how == "edges":
+            doc = written_the_old_way(doc)
+        path = tmp_path / how / "doc.json"
+        path.write_text(json.dumps(doc))
+        inject(cfg, "vc-ams", fail_permanent=["vm-1002:promote"])  # ams-sql02, group db
+        result = apply_plan(load_config(cfg), path, yes=True, live_checks=True, accept=("failover",))
+        outcomes[how] = {a["id"]: (a["kind"], a["vm_name"], result.outcomes[a["id"]].state) for a in doc["actions"]}
+        blocked = {k: o.message for k, o in result.outcomes.items() if o.state == "blocked"}
+        failed = next(a["id"] for a in doc["actions"] if a["vm_name"] == "ams-sql02" and a["kind"] == "promote")
+        ups = {a["id"]: a for a in doc["actions"] if a["kind"] in ("promote", "restart")}
+        assert {ups[k]["vm_name"] for k in blocked} == {"ams-web09", "ams-web10"}
+        assert set(blocked.values()) == {f"not run: it waits for {failed}, which failed"}
+        # order: no VM of a group came up before every VM of the group before it was up
+        start, end, _ = _times(result.journal, result.run_id)
+        by_group: dict[str, list[str]] = {}
+        for k, a in ups.items():
+            by_group.setdefault(a["group"], []).append(k)
+        assert max(end[k] for k in by_group["dc"]) <= min(start[k] for k in by_group["db"])
+        no_violations(cfg)
+    assert outcomes["staged"] == outcomes["edges"]
+    states = Counter(s for _, _, s in outcomes["staged"].values())
+    assert states == {"succeeded": 7, "failed": 1, "blocked": 2}, states
+
+
+def test_stop_starts_no_new_action_and_leaves_the_rest_pending(tmp_path: Path) -> None:
+    """The seam a signal handler uses: set from an event sink as the first action finishes,
+    nothing else starts; the actions never started stay pending in the journal."""
+    cfg_path, plan = site_failover(tmp_path)
+    cfg = load_config(cfg_path)
+    doc = parse_plan(failover_document(plan, cfg))
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def sink(e: ApplyEvent) -> None:
+        seen.append(e.event)
+        if e.event == "action_succeeded":
+            stop.set()
+
+    with Session(cfg) as s:
+        eps = sorted(e.name for e in doc.endpoints)
+        inv = collect(s, eps)
+        journal = Journal(tmp_path / "journal.sqlite")
+        acts = list(doc.actions)
+        run_id = journal.start_run(
+            doc.plan_id, "doc.json", inv.fingerprint(), [(a.id, a.kind, a.endpoint, a.vm) for a in acts]
+        )
+        ex = Executor(
+            {ep: s.driver(ep) for ep in eps},
+            LiveView(inv),
+            journal,
+            run_id,
+            journal.actions(run_id),
+            settings_for(cfg),
+            sink,
+        )
+        limits = Limits({ep: 1 for ep in eps}, 1)
+        pending = {a.id: PENDING for a in acts}
+        out = run_actions(acts, pending, ex, limits, journal, run_id, sink, stop=stop)
+        states = {k: r.state for k, r in journal.actions(run_id).items()}
+        journal.close()
+    assert list(out) == ["a1"] and out["a1"].state == "succeeded"
+    assert states.pop("a1") == "succeeded"
+    assert set(states.values()) == {PENDING} and len(states) == len(acts) - 1
+    assert seen.count("action_started") == 1 and "action_blocked" not in seen
+
+
+def test_stages_are_checked_when_a_document_is_read(demo_config: Path) -> None:
+    """Stages only in schema 2, within its groups, in order (so every wait points back)."""
+    from ftbridge.errors import PlanError
+
+    cfg = load_config(demo_config)
+    steps = [
+        Step("vc-ams", f"vm-{i}", f"vm{i}", "promote", "why", "s1", "sim-copy", None, None, 5.0, f"g{i}", i, 0)
+        for i in range(3)
+    ]
+    doc = failover_document(FailoverPlan("test", "f" * 16, steps, []), cfg)
+    bad: list[tuple[str, Any]] = [
+        ("groups: Field required", lambda d: d.pop("groups")),
+        ("action a1: stage: not in a schema_version 1 plan", lambda d: (d.pop("groups"), d.update(schema_version=1))),
+        ("action a3: stage 5, but the plan has 3 group(s)", lambda d: d["actions"][2].update(stage=5)),
+        ("action a3: stage 0 after an action of stage 1", lambda d: d["actions"][2].update(stage=0)),
+    ]
+    for message, mutate in bad:
+        d = json.loads(json.dumps(doc))
+        mutate(d)
+        with pytest.raises(PlanError, match=re.escape(message)):
+            parse_plan(K.resign(d))
+    assert written_the_old_way(doc)["schema_version"] == 1
+    parse_plan(written_the_old_way(doc))

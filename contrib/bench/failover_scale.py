@@ -1,28 +1,49 @@
-"""Failover benchmark: a site of 1,000 VMs fails on the sim; how much does orchestration cost?
+"""Failover benchmark: what ftbridge itself costs to fail a site over, and how close to ideal.
 
-Generates one sim endpoint (two sites; every VM runs in site a with a copy in site b), fails
-site a (hosts and datastores down), plans the failover and runs it through the same service
-``ftbridge failover run`` uses (journal, lock, limits). Each sim operation takes
-``--op-seconds``. Prints:
+Two measurements on the sim (one endpoint, two sites; every VM runs in site a with a copy in
+site b; site a's hosts and datastores are failed):
 
-* wall time of the run, and of planning;
-* the operations' own time: the sum of every promote's duration on the platform;
-* the ideal wall time at the run's concurrency (operations back to back, no orchestration);
-* orchestration overhead beyond it: total, and per VM (worker time each VM costs beyond its
-  operation: (wall x concurrency - operations' time) / VMs);
-* where that overhead goes: time inside sim driver calls (calls to one endpoint run one at a
-  time; the sim rewrites its whole JSON state file on each, so this share grows with the
-  estate and is the simulator's, not ftbridge's), and the journal's fsync'd commits.
+1. **Scale** (``--vms``, default 10,000, in ``--groups`` recovery groups, default 3): CPU
+   seconds (``time.process_time``: every thread of this process, so a loaded machine counts
+   less than in wall time) of
 
-Run:  python contrib/bench/failover_scale.py [--vms 1000] [--op-seconds 0.05] [--concurrency 8]
+   * *build*: the live inventory and ``plan_failover`` (what ``failover plan`` does), then the
+     plan document (``failover_document``) written and read back (``load_plan``, the checks
+     the apply makes), with its size and its number of ``depends_on`` edges;
+   * *schedule*: ``run_actions`` alone over the document's actions with an executor that does
+     nothing (every action succeeds at once): the scheduler's own cost;
+   * *run*: ``run_failover`` on the sim (what ``failover run`` does: the document again, the
+     apply's checks and inventory, the journal, the executor's live checks, the sim's work).
+
+   **ftbridge's own overhead** is the CPU of ``plan_failover`` and of the run minus the CPU
+   spent inside the sim driver's calls. The sim runs in this process, so its work is in the
+   process's CPU time: every public method of ``SimDriver`` is wrapped to add up the calling
+   thread's CPU time (``time.thread_time``) inside it (nested calls counted once). Those calls
+   are the platform's side (remote, on a real platform); everything else (planning, documents,
+   scheduling, the executor, the journal's commits, events) is ftbridge's, and the run's share
+   is broken down: the executor outside driver calls (and of it the journal's writes), and the
+   rest (main thread: documents, the apply's checks and inventory, scheduler, results). Target:
+   under 5 s. ``--edges`` also writes the same order the way plan schema 1 did (every action of
+   a group depending on each action of the group before) and schedules that, for comparison.
+
+2. **Against the ideal** (``--ideal-vms``, default 1,000, each sim operation taking
+   ``--op-seconds``): the run's wall time against the ideal, the operations' total time divided
+   by the concurrency (each VM is one promote of ``op_seconds``), and the ratio. Target: 1.5x.
+   Wall time includes the sim's calls (serialized per endpoint, like a real platform's
+   session), the executor's polling (it polls at 10, 20, 40 ms... up to the poll interval, so
+   a 50 ms operation is seen done after 70 ms) and the journal's fsync'd commits; a loaded
+   machine stretches it.
+
+Run:  python contrib/bench/failover_scale.py [--vms 10000] [--groups 3] [--ideal-vms 1000]
+      [--op-seconds 0.05] [--concurrency 8] [--skip-run] [--edges]
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import functools
+import inspect
 import json
-import math
 import tempfile
 import threading
 import time
@@ -30,10 +51,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ftbridge.config import load_config
+from ftbridge.apply.events import ignore
+from ftbridge.apply.journal import PENDING, SUCCEEDED, Journal
+from ftbridge.apply.scheduler import Limits, run_actions
+from ftbridge.apply.steps import Executor, Outcome
+from ftbridge.config import Config, load_config
 from ftbridge.domains import Failed
-from ftbridge.failover.plan import affected_by, plan_failover
-from ftbridge.failover.run import run_failover
+from ftbridge.failover.plan import FailoverPlan, affected_by, plan_failover
+from ftbridge.failover.recovery import Group, RecoveryPlan
+from ftbridge.failover.run import failover_document, run_failover
+from ftbridge.planning.planfile import PlanAction, content_digest, load_plan, write_plan
 from ftbridge.services.inventory import collect
 from ftbridge.services.session import Session
 from ftbridge.sim.driver import SimDriver
@@ -42,7 +69,7 @@ HOSTS = 16  # per site
 DATASTORES = 8  # per site
 
 
-def estate(n: int) -> dict[str, Any]:
+def estate(n: int, groups: int) -> dict[str, Any]:
     hosts = [
         {"id": f"{s}{i}", "name": f"{s}-esx{i:02d}", "cluster": "c", "memory_gib": 4096}
         for s in "ab"
@@ -50,118 +77,251 @@ def estate(n: int) -> dict[str, Any]:
     ]
     every = [h["id"] for h in hosts]
     dss = [
-        {"id": f"{s}-ds{i}", "name": f"{s}-ds{i}", "kind": "nfs", "hosts": every, "capacity_gib": 100_000}
+        {"id": f"{s}-ds{i}", "name": f"{s}-ds{i}", "kind": "nfs", "hosts": every, "capacity_gib": 1_000_000}
         for s in "ab"
         for i in range(DATASTORES)
     ]
-    vms = []
-    for i in range(n):
-        vms.append(
-            {
-                "id": f"v{i}",
-                "name": f"vm{i:05d}",
-                "host": f"a{i % HOSTS}",
-                "memory_gib": 4,
-                "disks": [{"id": "d0", "size_gib": 20, "datastore": f"a-ds{i % DATASTORES}"}],
-                "secondaries": [
-                    {
-                        "mechanism": "sim-copy",
-                        "disks": {"d0": f"b-ds{(i * 3) % DATASTORES}"},
-                        "state": "in_sync",
-                        "lag_s": 5,
-                    }
-                ],
-            }
-        )
+    vms = [
+        {
+            "id": f"v{i}",
+            "name": f"g{i * groups // n}-vm{i:05d}",
+            "host": f"a{i % HOSTS}",
+            "memory_gib": 2,
+            "disks": [{"id": "d0", "size_gib": 20, "datastore": f"a-ds{i % DATASTORES}"}],
+            "secondaries": [
+                {
+                    "mechanism": "sim-copy",
+                    "disks": {"d0": f"b-ds{(i * 3) % DATASTORES}"},
+                    "state": "in_sync",
+                    "lag_s": 5,
+                }
+            ],
+        }
+        for i in range(n)
+    ]
     return {"estates": {"sim": {"flavor": "generic", "hosts": hosts, "datastores": dss, "vms": vms}}}
 
 
-SPENT: collections.Counter[str] = collections.Counter()
-_LOCK = threading.Lock()
+class CpuMeter:
+    """CPU seconds spent inside some functions, over all threads (``time.thread_time`` of the
+    calling thread; a call nested in another measured by the same meter counts once)."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self.calls = 0
+        self.in_workers = 0.0  # of cpu: in the apply's worker threads
+        self._lock = threading.Lock()
+        self._depth = threading.local()
+
+    def wrap(self, cls: type, name: str) -> None:
+        fn: Callable[..., Any] = getattr(cls, name)
+
+        @functools.wraps(fn)
+        def timed(*a: Any, **k: Any) -> Any:
+            depth = getattr(self._depth, "n", 0)
+            self._depth.n = depth + 1
+            t = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                self._depth.n = depth
+                if depth == 0:
+                    spent = time.thread_time() - t
+                    with self._lock:
+                        self.cpu += spent
+                        self.calls += 1
+                        if threading.current_thread().name.startswith("ftbridge-apply"):
+                            self.in_workers += spent
+
+        setattr(cls, name, timed)
+
+    def read(self) -> tuple[float, int]:
+        with self._lock:
+            return self.cpu, self.calls
+
+    def workers(self) -> float:
+        with self._lock:
+            return self.in_workers
 
 
-def _timed(cls: type, name: str, label: str) -> None:
-    """Accumulate the wall time spent in ``cls.name`` (across threads) under ``label``."""
-    fn: Callable[..., Any] = getattr(cls, name)
+def driver_meter() -> CpuMeter:
+    """Every public method of the sim driver: the platform's side of the work."""
+    m = CpuMeter()
+    for name, fn in list(vars(SimDriver).items()):
+        if not name.startswith("_") and inspect.isfunction(fn):
+            m.wrap(SimDriver, name)
+    return m
 
-    def wrapper(*a: Any, **k: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            with _LOCK:
-                SPENT[label] += time.perf_counter() - t
 
-    setattr(cls, name, wrapper)
+def site(where: Path, n: int, groups: int, op_seconds: float, concurrency: int) -> Config:
+    (where / "estate.json").write_text(json.dumps(estate(n, groups)))
+    (where / "ftbridge.toml").write_text(
+        f'[endpoints.sim]\ndriver = "sim"\nestate = "estate.json"\nop_seconds = {op_seconds}\n\n'
+        f'[state]\ndir = "state"\n\n[apply]\nconcurrency_per_endpoint = {concurrency}\n'
+        f'concurrency_per_datastore = {concurrency}\nbackoff = "0.01s"\n'
+    )
+    cfg = load_config(where / "ftbridge.toml")
+    sim = SimDriver(cfg.endpoints["sim"], endpoint="sim")
+    sim.ex_inject(hosts_down=[f"a{i}" for i in range(HOSTS)], datastores_down=[f"a-ds{i}" for i in range(DATASTORES)])
+    return cfg
+
+
+def plan(cfg: Config, groups: int) -> FailoverPlan:
+    recovery = RecoveryPlan(groups=tuple(Group(name=f"g{k}", vms=(f"g{k}-*",)) for k in range(groups)))
+    with Session(cfg) as s:
+        inv = collect(s)
+    failed = Failed.from_inventory(inv)
+    return plan_failover(inv, cfg, affected_by(inv, failed), failed, recovery=recovery)
+
+
+class Instant:
+    """An executor that does nothing: every action succeeds at once (the scheduler alone)."""
+
+    def run(self, a: PlanAction) -> Outcome:
+        return Outcome(a.id, SUCCEEDED, 1, "")
+
+
+def as_edges(where: Path, doc: dict[str, Any], limits: Limits) -> None:
+    """The same order as plan schema 1 wrote it: all-pairs edges between consecutive groups."""
+    old = json.loads(json.dumps(doc))
+    stages: dict[int, list[str]] = {}
+    for a in old["actions"]:
+        if "stage" in a:
+            stages.setdefault(a["stage"], []).append(a["id"])
+    for a in old["actions"]:
+        stage = a.pop("stage", None)
+        if stage:
+            a["depends_on"] = sorted(set(a["depends_on"]) | set(stages[stage - 1]), key=lambda x: int(x[1:]))
+    del old["groups"]
+    old["schema_version"] = 1
+    old["plan_id"] = content_digest(old)
+    path = where / "doc-edges.json"
+    t0 = time.process_time()
+    write_plan(old, path)
+    parsed = load_plan(path)
+    t_doc = time.process_time() - t0
+    edges = sum(len(a.depends_on) for a in parsed.actions)
+    journal = Journal(where / "bench-journal-edges.sqlite")
+    acts = list(parsed.actions)
+    run_id = journal.start_run(parsed.plan_id, str(path), "f", [(a.id, a.kind, a.endpoint, a.vm) for a in acts])
+    t0 = time.process_time()
+    out = run_actions(acts, {a.id: PENDING for a in acts}, Instant(), limits, journal, run_id, ignore)
+    t_sched = time.process_time() - t0
+    journal.close()
+    assert len(out) == len(acts)
+    size = path.stat().st_size / 2**20
+    print(f"  as schema 1 (edges): file + load/check   {t_doc:7.2f} s  ({size:.0f} MiB, {edges:,} edges)")
+    print(f"            schedule on the edges          {t_sched:7.2f} s")
+
+
+def check(cfg: Config, result_vms: int, n: int) -> None:
+    sim = SimDriver(cfg.endpoints["sim"], endpoint="sim")
+    sim.open()
+    assert sim.ex_violations() == [], sim.ex_violations()[:3]
+    assert result_vms == n, f"only {result_vms} of {n} promoted"
+
+
+def scale(args: argparse.Namespace, clock: CpuMeter) -> None:
+    n, g = args.vms, args.groups
+    print(f"failover of {n:,} VMs in {g} recovery groups on the sim (concurrency {args.concurrency}; CPU seconds)")
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp)
+        cfg = site(where, n, g, 0.0, args.concurrency)
+        d0, c0 = clock.read()
+        t0 = time.process_time()
+        fplan = plan(cfg, g)
+        t_plan = time.process_time() - t0
+        assert len(fplan.steps) == n and not fplan.blocked, (len(fplan.steps), fplan.blocked[:3])
+        t0 = time.process_time()
+        doc = failover_document(fplan, cfg)
+        path = where / "doc.json"
+        write_plan(doc, path)
+        parsed = load_plan(path)
+        t_doc = time.process_time() - t0
+        d_build, c_build = clock.read()
+        d_build, c_build = d_build - d0, c_build - c0
+        edges = sum(len(a.depends_on) for a in parsed.actions)
+        size = path.stat().st_size
+
+        journal = Journal(where / "bench-journal.sqlite")
+        acts = list(parsed.actions)
+        run_id = journal.start_run(parsed.plan_id, str(path), "f", [(a.id, a.kind, a.endpoint, a.vm) for a in acts])
+        limits = Limits({"sim": args.concurrency}, args.concurrency)
+        t0 = time.process_time()
+        out = run_actions(acts, {a.id: PENDING for a in acts}, Instant(), limits, journal, run_id, ignore)
+        t_sched = time.process_time() - t0
+        journal.close()
+        assert len(out) == len(acts)
+
+        print(f"  build: inventory + plan_failover        {t_plan:7.2f} s  (sim driver inside: {d_build:.2f} s)")
+        print(f"         document + file + load/check       {t_doc:7.2f} s  ({size / 2**20:.1f} MiB, {edges:,} edges)")
+        print(f"  schedule: run_actions, no-op executor     {t_sched:7.2f} s  ({len(acts):,} actions, "
+              f"{t_sched / len(acts) * 1e3:.3f} ms each)")  # fmt: skip
+        if args.edges:
+            as_edges(where, doc, limits)
+        if args.skip_run:
+            return
+        executor, journal_cpu = CpuMeter(), CpuMeter()
+        executor.wrap(Executor, "run")
+        for name in ("record", "start_run", "finish_run", "events", "actions"):
+            journal_cpu.wrap(Journal, name)
+        d0, c0 = clock.read()
+        dw0 = clock.workers()
+        t0, w0 = time.process_time(), time.perf_counter()
+        result = run_failover(cfg, fplan, yes=True)
+        t_run, wall = time.process_time() - t0, time.perf_counter() - w0
+        d_run, c_run = clock.read()
+        d_run, c_run, d_workers = d_run - d0, c_run - c0, clock.workers() - dw0
+        check(cfg, sum(v.state == "promoted" for v in result.vms), n)
+    own_run = t_run - d_run
+    own = t_plan - d_build + own_run
+    ex_cpu, j_cpu = executor.read()[0], journal_cpu.read()[0]
+    print(f"  run: run_failover on the sim             {t_run:7.2f} s  (wall {wall:.1f} s)")
+    print(f"       of which inside sim driver calls    {d_run:7.2f} s  ({c_run:,} calls)")
+    print(f"       ftbridge's own                      {own_run:7.2f} s  ({own_run / n * 1e3:.2f} ms per VM)")
+    print(f"         executor, outside driver calls    {ex_cpu - d_workers:7.2f} s  (of which journal writes "
+          f"{journal_cpu.workers():.2f} s)")  # fmt: skip
+    print(f"         the rest (document, load, checks, {t_run - ex_cpu - (d_run - d_workers):7.2f} s  (journal "
+          f"{j_cpu - journal_cpu.workers():.2f} s)")  # fmt: skip
+    print("           inventory, scheduler, results)")
+    print(f"  ftbridge's own overhead, plan + run:     {own:7.2f} s  (target < 5 s: {'met' if own < 5 else 'NOT met'})")
+
+
+def ideal(args: argparse.Namespace, clock: CpuMeter) -> None:
+    n, op, conc = args.ideal_vms, args.op_seconds, args.concurrency
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = site(Path(tmp), n, 1, op, conc)
+        fplan = plan(cfg, 1)
+        d0, _ = clock.read()
+        t0, w0 = time.process_time(), time.perf_counter()
+        result = run_failover(cfg, fplan, yes=True)
+        cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+        d_run = clock.read()[0] - d0
+        check(cfg, sum(v.state == "promoted" for v in result.vms), n)
+    best = n * op / conc
+    ratio = wall / best
+    print(f"failover of {n:,} VMs on the sim, each promote {op} s, concurrency {conc}")
+    print(f"  ideal (operations' time / concurrency):  {best:7.2f} s")
+    print(f"  run wall time:                           {wall:7.2f} s  ratio {ratio:.2f}x "
+          f"(target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})")  # fmt: skip
+    print(f"  CPU: {cpu:.2f} s, of which inside sim driver calls {d_run:.2f} s, ftbridge's own {cpu - d_run:.2f} s")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--vms", type=int, default=1000)
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--vms", type=int, default=10_000)
+    ap.add_argument("--groups", type=int, default=3)
+    ap.add_argument("--ideal-vms", type=int, default=1000)
     ap.add_argument("--op-seconds", type=float, default=0.05)
     ap.add_argument("--concurrency", type=int, default=8, help="concurrent operations per endpoint")
+    ap.add_argument("--skip-run", action="store_true", help="scale: build and schedule only")
+    ap.add_argument("--edges", action="store_true", help="scale: also the order as schema 1 edges")
     args = ap.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        where = Path(tmp)
-        (where / "estate.json").write_text(json.dumps(estate(args.vms)))
-        (where / "ftbridge.toml").write_text(
-            f'[endpoints.sim]\ndriver = "sim"\nestate = "estate.json"\nop_seconds = {args.op_seconds}\n\n'
-            f'[state]\ndir = "state"\n\n[apply]\nconcurrency_per_endpoint = {args.concurrency}\n'
-            f"concurrency_per_datastore = {args.concurrency}\n"
-        )
-        cfg = load_config(where / "ftbridge.toml")
-        sim = SimDriver(cfg.endpoints["sim"], endpoint="sim")  # type: ignore[arg-type]
-        sim.ex_inject(
-            hosts_down=[f"a{i}" for i in range(HOSTS)], datastores_down=[f"a-ds{i}" for i in range(DATASTORES)]
-        )
-
-        t0 = time.perf_counter()
-        with Session(cfg) as s:
-            inv = collect(s)
-        failed = Failed.from_inventory(inv)
-        plan = plan_failover(inv, cfg, affected_by(inv, failed), failed)
-        t_plan = time.perf_counter() - t0
-        assert len(plan.steps) == args.vms and not plan.blocked, (len(plan.steps), plan.blocked[:3])
-
-        from ftbridge.apply.journal import Journal
-
-        for meth in ("poll", "promote", "replication_status", "pending_operations"):
-            _timed(SimDriver, meth, "sim")
-        _timed(Journal, "_commit", "journal")
-        t1 = time.perf_counter()
-        result = run_failover(cfg, plan, yes=True)
-        wall = time.perf_counter() - t1
-        promoted = sum(v.state == "promoted" for v in result.vms)
-        assert promoted == args.vms, f"only {promoted} of {args.vms} promoted"
-
-        sim.open()
-        state = json.loads(SimDriver.state_path(sim.cfg, "sim").read_text())
-        assert state["violations"] == []
-        ops = [o for o in state["ops"].values() if o["kind"] == "promote"]
-        op_time = sum(float(o["duration"]) for o in ops)
-        ideal = math.ceil(len(ops) / args.concurrency) * args.op_seconds
-        overhead = wall - ideal
-        per_vm = (wall * args.concurrency - op_time) / args.vms
-        secs = sorted(v.seconds or 0.0 for v in result.vms)
-
-    print(f"failover of {args.vms} VMs on the sim, op_seconds={args.op_seconds}, concurrency={args.concurrency}")
-    print(f"  plan (inventory + plan_failover):   {t_plan:8.2f} s")
-    print(
-        f"  run wall time:                      {wall:8.2f} s  (whole-run recovery time {result.total_seconds:.2f} s)"
-    )
-    print(f"  operations' own time (sum):         {op_time:8.2f} s  ({len(ops)} promotes)")
-    print(f"  ideal wall at this concurrency:     {ideal:8.2f} s")
-    print(f"  orchestration overhead, total:      {overhead:8.2f} s")
-    print(f"  orchestration overhead, per VM:     {per_vm * 1000:8.1f} ms of worker time beyond its operation")
-    print(
-        f"    of which inside sim driver calls: {SPENT['sim']:8.2f} s  (serialized per endpoint; the sim's state file)"
-    )
-    print(f"    journal commits (summed/threads): {SPENT['journal']:8.2f} s  (fsync'd, 3 per action)")
-    rest = wall - SPENT["sim"]
-    print(f"  wall time outside sim driver calls: {rest:8.2f} s  ({rest / args.vms * 1000:.1f} ms per VM; the bound")
-    print("    on ftbridge's own serial overhead when the sim's calls saturate the endpoint)")
-    print(f"  per-VM recovery time p50 / max:     {secs[len(secs) // 2]:8.2f} s / {secs[-1]:.2f} s")
+    clock = driver_meter()
+    if args.vms:
+        scale(args, clock)
+    if args.ideal_vms:
+        ideal(args, clock)
 
 
 if __name__ == "__main__":

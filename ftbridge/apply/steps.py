@@ -104,7 +104,11 @@ class LiveView:
 
     def __init__(self, inv: Inventory) -> None:
         self._lock = threading.Lock()
-        self._vms = {(v.endpoint, v.id): v for v in inv.vms}
+        self._vms: dict[tuple[str, str], VM] = {}
+        #: (endpoint, name) -> id -> VM: ``named`` is asked per action, a scan would cost O(VMs)
+        self._named: dict[tuple[str, str], dict[str, VM]] = {}
+        for v in inv.vms:
+            self._put(v)
         self._ds = {(d.endpoint, d.id): d for d in inv.datastores}
         self._hosts = {(h.endpoint, h.id): h for h in inv.hosts}
 
@@ -112,9 +116,16 @@ class LiveView:
         with self._lock:
             return self._vms.get((endpoint, vm_id))
 
+    def _put(self, vm: VM) -> None:
+        old = self._vms.get((vm.endpoint, vm.id))
+        if old is not None and old.name != vm.name:
+            self._named.get((old.endpoint, old.name), {}).pop(old.id, None)
+        self._vms[(vm.endpoint, vm.id)] = vm
+        self._named.setdefault((vm.endpoint, vm.name), {})[vm.id] = vm
+
     def set_vm(self, vm: VM) -> None:
         with self._lock:
-            self._vms[(vm.endpoint, vm.id)] = vm
+            self._put(vm)
 
     def datastore(self, endpoint: str, ds_id: str | None) -> Datastore | None:
         with self._lock:
@@ -154,7 +165,7 @@ class LiveView:
         """One endpoint as a fresh ``inventory()`` read it (the failover's live checks)."""
         with self._lock:
             for v in part.vms:
-                self._vms[(v.endpoint, v.id)] = v
+                self._put(v)
             for d in part.datastores:
                 self._ds[(d.endpoint, d.id)] = d
             for h in part.hosts:
@@ -163,7 +174,7 @@ class LiveView:
     def named(self, endpoint: str, name: str) -> list[VM]:
         """VMs by name: a promotion may give the VM a new id (a Proxmox standby's VMID)."""
         with self._lock:
-            return [v for (ep, _), v in self._vms.items() if ep == endpoint and v.name == name]
+            return list(self._named.get((endpoint, name), {}).values())
 
 
 class Executor:

@@ -3,9 +3,13 @@
 There is one executor in ftbridge (:mod:`ftbridge.apply`): journal, lock, resume, limits and
 progress come from it. This module only translates:
 
-* a :class:`~ftbridge.failover.plan.FailoverPlan` into ``fence`` and ``promote`` actions whose
-  ``depends_on`` encode the recovery order (every promote of a priority group waits for all
-  promotes of the group before it; a promote waits for its fence);
+* a :class:`~ftbridge.failover.plan.FailoverPlan` into ``fence`` and ``promote``/``restart``
+  actions in recovery order: each recovery group that brings any VM up is a *stage* (plan
+  schema 2, :data:`~ftbridge.planning.planfile.BARRIER_SCHEMA_VERSION`): every promote of a
+  group waits for all promotes of the group before it, as a barrier the scheduler keeps, not as
+  n x m ``depends_on`` edges (4,000 VMs in two groups were 4 million edges); a promote waits for
+  its fence through an edge. Documents written before (schema 1, the edges spelled out) still
+  load and run the same;
 * a test failover into ``test_failover`` + ``cleanup_test`` pairs (the cleanup waits for the
   test and takes its instance id from the journaled result, so a killed test is cleaned up by
   ``--resume``);
@@ -35,6 +39,7 @@ from ftbridge.failover.recovery import RecoveryPlan
 from ftbridge.inventory import Inventory
 from ftbridge.model import VM
 from ftbridge.planning.planfile import (
+    BARRIER_SCHEMA_VERSION,
     PLAN_KIND,
     PLAN_SCHEMA_VERSION,
     config_digest,
@@ -59,15 +64,17 @@ def document(
     generator: str,
     made_by: str,
     endpoints: Iterable[str] = (),
+    groups: list[str] | None = None,
 ) -> dict[str, Any]:
     """A plan document the apply accepts, for actions built outside the planner (``made_by``:
-    which producer, a key of :data:`ftbridge.planning.planfile.MADE_BY`)."""
+    which producer, a key of :data:`ftbridge.planning.planfile.MADE_BY`). With ``groups`` (the
+    stages' names, in order; actions name theirs by ``stage``) it is a schema 2 document."""
     names = sorted({a["endpoint"] for a in actions} | set(endpoints))
     by_kind: dict[str, int] = {}
     for a in actions:
         by_kind[a["kind"]] = by_kind.get(a["kind"], 0) + 1
     doc: dict[str, Any] = {
-        "schema_version": PLAN_SCHEMA_VERSION,
+        "schema_version": PLAN_SCHEMA_VERSION if groups is None else BARRIER_SCHEMA_VERSION,
         "kind": PLAN_KIND,
         "plan_id": "",
         "created_at": datetime.fromtimestamp(created_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -81,6 +88,8 @@ def document(
         "unfixable": [],
         "names": {},
     }
+    if groups is not None:
+        doc["groups"] = groups
     doc["plan_id"] = content_digest(doc)
     parse_plan(doc, source="failover document")  # what we write, the apply must read
     return doc
@@ -107,16 +116,14 @@ def failover_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
     from ftbridge import __version__
 
     actions: list[dict[str, Any]] = []
-    previous: list[str] = []  # promotes of the last group that had any
-    current: list[str] = []
+    groups: list[str] = []  # one stage per recovery group that brings any VM up, in order
     group: int | None = None
     steps = sorted(plan.steps, key=lambda s: (s.group_index, s.order, s.endpoint, s.vm_name))
     for s in steps:
         if s.group_index != group:
-            if current:
-                previous = current
-            current, group = [], s.group_index
-        deps = list(previous)
+            groups.append(s.group)
+            group = s.group_index
+        deps: list[str] = []
         if s.fence:
             fence = _action(
                 len(actions) + 1,
@@ -173,10 +180,9 @@ def failover_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
             up["datastores"] = sorted(
                 set(s.secondary_disks.values()) | ({s.secondary_config} if s.secondary_config else set())
             )
-        up["depends_on"] = sorted(set(deps), key=lambda x: int(x[1:]))
-        promote = up
-        actions.append(promote)
-        current.append(promote["id"])
+        up["depends_on"] = deps
+        up["stage"] = len(groups) - 1  # waits for every promote of the stage before (a barrier)
+        actions.append(up)
     return document(
         config,
         actions,
@@ -186,6 +192,7 @@ def failover_document(plan: FailoverPlan, config: Config) -> dict[str, Any]:
         generator=f"ftbridge {__version__} failover ({plan.scope})",
         made_by="failover",
         endpoints={s.target_endpoint for s in plan.steps if s.target_endpoint},
+        groups=groups,
     )
 
 

@@ -24,6 +24,13 @@ from ftbridge.inventory import Inventory
 from ftbridge.planning.actions import ACTION_KINDS, PlanResult
 
 PLAN_SCHEMA_VERSION = 1
+#: version 2 adds ordering by barriers: the document's ``groups`` (names, in order) and an
+#: action's ``stage`` (an index into them): an action of a stage starts only once every action
+#: of the previous stage the document has is done, as if it depended on each of them, without
+#: writing those edges out (n x m of them between two recovery groups). Failover documents are
+#: written as version 2; the planner's plans, which have no stages, stay version 1. Both are read.
+BARRIER_SCHEMA_VERSION = 2
+READ_SCHEMA_VERSIONS = (PLAN_SCHEMA_VERSION, BARRIER_SCHEMA_VERSION)
 PLAN_KIND = "ftbridge-plan"
 
 
@@ -172,6 +179,8 @@ class _ActionBase(_M):
     bytes: int = Field(ge=0)
     datastores: list[str]
     depends_on: list[str]
+    #: schema 2: waits for every action of the previous stage (see BARRIER_SCHEMA_VERSION)
+    stage: int | None = Field(default=None, ge=0)
     closes: list[str]
     reason: str = Field(min_length=1)
 
@@ -332,7 +341,7 @@ class UnfixableModel(_M):
 
 
 class PlanDoc(_M):
-    schema_version: Literal[1]
+    schema_version: Literal[1, 2]
     kind: Literal["ftbridge-plan"]
     plan_id: str
     created_at: str
@@ -346,6 +355,8 @@ class PlanDoc(_M):
     actions: list[PlanAction]
     unfixable: list[UnfixableModel]
     names: dict[str, dict[str, str]] = {}
+    #: schema 2: the stages' names (recovery groups), in the order they run
+    groups: list[str] | None = None
 
     def ds_name(self, endpoint: str, ds_id: str | None) -> str:
         return self.names.get("datastores", {}).get(f"{endpoint}/{ds_id}", ds_id or "-")
@@ -368,13 +379,42 @@ def load_plan(path: str | Path) -> PlanDoc:
     return parse_plan(load_json(path, what="plan file", error=PlanError), source=str(path))
 
 
+def _check_stages(doc: PlanDoc, source: str) -> None:
+    """Schema 2 has ``groups`` and may stage actions; schema 1 neither. Staged actions come in
+    stage order, so every wait (an edge or a stage's barrier) points to an earlier action and
+    the graph stays acyclic by construction."""
+    if doc.schema_version == PLAN_SCHEMA_VERSION:
+        if doc.groups is not None:
+            raise PlanError(f"{source}: malformed plan: groups: not in a schema_version 1 plan")
+        staged = next((a for a in doc.actions if a.stage is not None), None)
+        if staged is not None:
+            raise PlanError(f"{source}: malformed plan: action {staged.id}: stage: not in a schema_version 1 plan")
+        return
+    if doc.groups is None:
+        raise PlanError(f"{source}: malformed plan: groups: Field required (schema_version 2)")
+    last = 0
+    for a in doc.actions:
+        if a.stage is None:
+            continue
+        if a.stage >= len(doc.groups):
+            raise PlanError(
+                f"{source}: malformed plan: action {a.id}: stage {a.stage}, but the plan has {len(doc.groups)} group(s)"
+            )
+        if a.stage < last:
+            raise PlanError(
+                f"{source}: malformed plan: action {a.id}: stage {a.stage} after an action of stage {last} "
+                "(staged actions are listed in stage order)"
+            )
+        last = a.stage
+
+
 def parse_plan(data: Any, *, source: str = "plan") -> PlanDoc:
     if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
         raise PlanError(f'{source}: not an ftbridge plan (no "kind": "{PLAN_KIND}")')
-    if data.get("schema_version") != PLAN_SCHEMA_VERSION:
+    if data.get("schema_version") not in READ_SCHEMA_VERSIONS:
         raise PlanError(
             f"{source}: plan schema_version {data.get('schema_version')!r} is not supported "
-            f"(this ftbridge reads {PLAN_SCHEMA_VERSION})",
+            f"(this ftbridge reads {' and '.join(map(str, READ_SCHEMA_VERSIONS))})",
             hint="make a new plan with 'ftbridge plan'",
         )
     actions = data.get("actions")
@@ -403,6 +443,7 @@ def parse_plan(data: Any, *, source: str = "plan") -> PlanDoc:
                     f"{source}: malformed plan: action {a.id} depends on {dep}, which is not an earlier action"
                 )
         ids[a.id] = n
+    _check_stages(doc, source)
     if content_digest(data) != doc.plan_id:
         raise PlanError(
             f"{source}: plan content does not match its plan_id (damaged or edited)",
