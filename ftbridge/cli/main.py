@@ -120,22 +120,18 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
     ] = False,
 ) -> None:
+    from ftbridge.secrets import install
+
+    install()  # already done by main(); here too for callers that invoke ``app`` themselves
     ctx.obj = Run(config_path=config, debug=debug)
     _setup_logging(debug)
 
 
-class _Redacting(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        from ftbridge.secrets import redact
-
-        record.msg = redact(record.getMessage())
-        record.args = None
-        return True
-
-
 def _setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_Redacting())
+    from ftbridge.secrets import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)  # the redacting stream (see main())
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root_logger = logging.getLogger()
     for h in list(root_logger.handlers):
@@ -236,6 +232,11 @@ class _Argument(TyperArgument):
 
 
 def main() -> None:
+    from ftbridge.secrets import install
+
+    # the one redaction point: everything written to stdout or stderr from here on (tables,
+    # JSON, messages, --debug tracebacks, log lines) passes through ftbridge.secrets.redact
+    install()
     app(prog_name="ftbridge")
 
 
