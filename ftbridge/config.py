@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftbridge.configtypes import ConfigPath, Duration, Secret
 from ftbridge.drivers.base import DriverConfig
 from ftbridge.errors import ConfigError, FtbridgeError
 from ftbridge.model import VM, Level
+from ftbridge.secrets import refuse_userinfo
 
 
 class _Strict(BaseModel):
@@ -111,6 +112,9 @@ class FailoverSettings(_Strict):
 
 class StateSettings(_Strict):
     dir: ConfigPath | None = None
+    #: finished runs and ftbridge's own plan documents older than this are pruned after each
+    #: apply and failover run (see ftbridge.apply.retention); 0 keeps everything
+    retention: Duration = Field(default=30 * 86400.0, ge=0.0)
 
 
 class EtcdMember(_Strict):
@@ -118,6 +122,11 @@ class EtcdMember(_Strict):
 
     url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="client URL, e.g. https://etcd-ams1:2379")
     site: str | None = Field(default=None, description="the site label of the member; unknown proves nothing")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _no_credentials(cls, v: Any) -> Any:
+        return refuse_userinfo(v)
 
 
 class CoordinationSettings(_Strict):
@@ -185,6 +194,7 @@ class Config:
     coordination: CoordinationSettings = CoordinationSettings()
     watch: WatchSettings = WatchSettings()
     failover: FailoverSettings = FailoverSettings()
+    state: StateSettings = StateSettings()
 
     def policy_for(self, vm: VM) -> Policy | None:
         """The first policy (in file order) with a selector matching the VM; None: unmanaged."""
@@ -269,6 +279,7 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
         raw.coordination,
         raw.watch,
         raw.failover,
+        raw.state,
     )
 
 

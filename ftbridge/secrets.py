@@ -23,6 +23,7 @@ import os
 import re
 import threading
 from html import escape as html_escape
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, quote_plus, urlsplit
 from xml.sax.saxutils import escape as xml_escape
@@ -217,11 +218,25 @@ def install() -> None:
         sys.stderr = RedactingStream(sys.stderr)
 
 
-def refuse_userinfo(value: str | None) -> str | None:
+def tighten_dir(path: Path) -> None:
+    """Take group and others' access away from ``path`` when it exists and is ours: a state
+    directory made by an older version (or by hand) stops being readable by others, and with it
+    every journal, plan and lock inside, whatever their own modes. Creating it is left to the
+    writers (0700 under the CLI's umask); a folder we cannot change is left to them to report."""
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            path.chmod(st.st_mode & 0o700)
+    except OSError:
+        pass
+
+
+def refuse_userinfo(value: Any) -> Any:
     """A host or URL with ``user[:password]@`` in it is refused: credentials belong in
     ``user`` and a :class:`Secret`, and a URL is printed in messages. The error never repeats
-    the value (its password)."""
-    if value is None:
+    the value (its password). Use it as a ``mode="before"`` validator of every host/URL key,
+    so no later check quotes the value first; anything but a string is left to those checks."""
+    if not isinstance(value, str):
         return value
     netloc = urlsplit(value).netloc if "://" in value else value.split("/", 1)[0]
     if "@" in netloc:

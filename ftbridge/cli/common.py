@@ -55,8 +55,10 @@ class Run:
     def config(self) -> Config:
         if self._config is None:
             from ftbridge.config import find_config, load_config
+            from ftbridge.secrets import tighten_dir
 
             self._config = load_config(find_config(self.config_path))
+            tighten_dir(self._config.state_dir)  # new files are 0600 and folders 0700: see main()
         return self._config
 
 

@@ -232,8 +232,15 @@ class _Argument(TyperArgument):
 
 
 def main() -> None:
+    import os
+
     from ftbridge.secrets import install
 
+    # every file ftbridge writes (journal and SQLite's -wal/-shm, locks, plans, history,
+    # lastseen, sim state, the demo's config copy, temp files of atomic writers) is created 0600
+    # and every folder 0700: one umask here instead of a mode in each writer, which would miss
+    # the files SQLite and the SDKs create themselves
+    os.umask(0o077)
     # the one redaction point: everything written to stdout or stderr from here on (tables,
     # JSON, messages, --debug tracebacks, log lines) passes through ftbridge.secrets.redact
     install()
