@@ -30,6 +30,7 @@ SECRET = 'CANARY-s3cr3t p@ss+w/rd&"<ok>'
 TICKET = "PVE:ftbridge@pve:65A1B2C3::CANARYTICKETsig+abc/def=="
 CSRF = "65A1B2C3:CANARYcsrfTOKENxyz"
 BEARER = "CANARY-ovirt-bearer-0f9e8d7c6b5a"
+SESSION = "CANARY-vsphere-session-9a8b7c6d5e4f"
 MARKER = "REFLECTED-REQUEST"
 
 Answer = Callable[["_Reflector"], None]
@@ -184,3 +185,87 @@ def test_ovirt_bearer_token_echoed_by_the_api_is_masked(
         f'user = "admin@internal"\npassword = {{ env = "ECHO_SECRET" }}\nca_file = "{ca}"\n'
     )
     assert_no_leak(run_everywhere(cfg, tmp_path), {"password": forms(SECRET), "bearer": forms(BEARER)})
+
+
+# -- vSphere: the SOAP Login (password XML-escaped in the body) ---------------------------------
+_SOAP = (
+    '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
+    ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+    "<soapenv:Body>{}</soapenv:Body></soapenv:Envelope>"
+)
+
+
+def _versions() -> str:
+    """vimServiceVersions.xml naming every version this pyVmomi knows (the client picks its newest)."""
+    from pyVmomi import VmomiSupport
+
+    ids = sorted({v for k, v in VmomiSupport.versionIdMap.items() if k.startswith("vim.version")})
+    prior = "".join(f"<version>{v}</version>" for v in ids)
+    return (
+        f'<namespaces version="1.0"><namespace><name>urn:vim25</name><version>{ids[-1]}</version>'
+        f"<priorVersions>{prior}</priorVersions></namespace></namespaces>"
+    )
+
+
+def _vsphere(login_ok: bool) -> Answer:
+    """A vCenter as far as Login: its versions and service content; then either the Login is
+    answered by a fault quoting the request, or it succeeds (with a session cookie) and the next
+    call is answered so."""
+    versions = _versions()
+
+    def answer(h: _Reflector) -> None:
+        if h.command == "GET":
+            h.send(200, versions, ctype="text/xml")
+        elif "RetrieveServiceContent" in h.body and "vmware_soap_session" not in str(h.headers):
+            h.send(200, _SOAP.format(_CONTENT), ctype="text/xml; charset=utf-8")
+        elif login_ok and "<Login " in h.body:
+            h.send_response(200)
+            h.send_header("Set-Cookie", f'vmware_soap_session="{SESSION}"; Path=/; HttpOnly; Secure')
+            data = _SOAP.format(_LOGIN).encode()
+            h.send_header("Content-Type", "text/xml; charset=utf-8")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+        else:
+            fault = (
+                "<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
+                f"<faultstring>{xml_escape(h.reflected())}</faultstring>"
+                '<detail><SystemErrorFault xmlns="urn:vim25" xsi:type="SystemError">'
+                "<reason>proxy error</reason></SystemErrorFault></detail></soapenv:Fault>"
+            )
+            h.send(500, _SOAP.format(fault), ctype="text/xml; charset=utf-8")
+
+    return answer
+
+
+_CONTENT = (
+    '<RetrieveServiceContentResponse xmlns="urn:vim25"><returnval>'
+    '<rootFolder type="Folder">group-d1</rootFolder>'
+    '<propertyCollector type="PropertyCollector">propertyCollector</propertyCollector>'
+    "<about><name>VMware vCenter Server</name><fullName>VMware vCenter Server 8.0.2</fullName>"
+    "<vendor>VMware, Inc.</vendor><version>8.0.2</version><build>1</build><osType>linux-x64</osType>"
+    "<productLineId>vpx</productLineId><apiType>VirtualCenter</apiType><apiVersion>8.0.2.0</apiVersion>"
+    '</about><sessionManager type="SessionManager">SessionManager</sessionManager>'
+    "</returnval></RetrieveServiceContentResponse>"
+)
+_LOGIN = (
+    '<LoginResponse xmlns="urn:vim25"><returnval><key>52a1-session-key</key>'
+    "<userName>VSPHERE.LOCAL\\Administrator</userName><fullName>Administrator</fullName>"
+    "<loginTime>2026-01-01T00:00:00Z</loginTime><lastActiveTime>2026-01-01T00:00:00Z</lastActiveTime>"
+    "<locale>en</locale><messageLocale>en</messageLocale><extensionSession>false</extensionSession>"
+    "<ipAddress>127.0.0.1</ipAddress><userAgent>pyvmomi</userAgent><callCount>0</callCount>"
+    "</returnval></LoginResponse>"
+)
+
+
+@pytest.mark.parametrize("login_ok", [False, True], ids=["password-in-login", "session-cookie-after-login"])
+def test_vsphere_password_and_session_echoed_are_masked(
+    reflector: Callable[[Answer], tuple[int, Path]], tmp_path: Path, login_ok: bool
+) -> None:
+    port, ca = reflector(_vsphere(login_ok))
+    cfg = tmp_path / "ftbridge.toml"
+    cfg.write_text(
+        f'[endpoints.vc]\ndriver = "vsphere"\nhost = "127.0.0.1"\nport = {port}\n'
+        f'user = "administrator@vsphere.local"\npassword = {{ env = "ECHO_SECRET" }}\nca_file = "{ca}"\n'
+    )
+    assert_no_leak(run_everywhere(cfg, tmp_path), {"password": forms(SECRET), "session": forms(SESSION)})
