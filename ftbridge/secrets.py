@@ -89,6 +89,7 @@ def remember(value: str, *, user: str | None = None) -> None:
     if len(value) < MIN_LENGTH:
         return
     forms = _forms(value)
+    forms |= {re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in forms}  # %2f as well as %2F
     if user is not None:
         basic = base64.b64encode(f"{user}:{value}".encode()).decode()
         forms |= {basic, basic.rstrip("=")}

@@ -245,3 +245,11 @@ def test_state_retention_prunes_after_each_run(tmp_path: Path) -> None:
     assert r.code in (0, 1), r.err
     assert _runs(journal).keys() == {2, 3}
     assert "retention: removed 1 run (1-1) older than 30d" in r.err
+
+
+def test_an_error_never_shows_a_secret(registry: None) -> None:
+    from ftbridge.errors import BackendError
+
+    secrets.remember("s3cr/et&1")
+    err = BackendError("HTTP 400: password=s3cr%2fet%261 rejected", endpoint="pve", hint="check")
+    assert "s3cr" not in str(err) and "s3cr" not in err.one_line() and secrets.MASK in str(err)
