@@ -121,9 +121,10 @@ def test_state_files_are_private_after_demo_plan_apply(tmp_path: Path) -> None:
     assert r.code == 0, r.err
     modes = _modes(state)
     names = set(modes)
-    for expected in ("journal.sqlite", "demo/ftbridge.toml", "demo/estate.toml", "locks", "plans"):
+    for expected in ("journal.sqlite", "demo/ftbridge.toml", "demo/estate.toml", "plans"):
         assert expected in names, sorted(names)
-    assert any(n.startswith("demo/") and ".simstate" in n for n in names), sorted(names)
+    assert any(n.startswith("demo/") and n.endswith(".simstate.json") for n in names), sorted(names)
+    assert any(n.startswith("demo/") and "estate-lock" in n for n in names), sorted(names)  # the estate's lock
     loose = {n: oct(m) for n, m in modes.items() if m != (0o700 if (state / n).is_dir() else 0o600)}
     assert not loose, loose
 
