@@ -21,6 +21,7 @@ from ftbridge.drivers.base import DriverConfig
 from ftbridge.errors import ConfigError, FtbridgeError
 from ftbridge.loading import load_toml, validation_line
 from ftbridge.model import VM, Level
+from ftbridge.secrets import refuse_userinfo
 
 
 class _Strict(BaseModel):
@@ -113,6 +114,9 @@ class FailoverSettings(_Strict):
 
 class StateSettings(_Strict):
     dir: ConfigPath | None = None
+    #: finished runs and ftbridge's own plan documents older than this are pruned after each
+    #: apply and failover run (see ftbridge.apply.retention); 0 keeps everything
+    retention: Duration = Field(default=30 * 86400.0, ge=0.0)
 
 
 class EtcdMember(_Strict):
@@ -120,6 +124,11 @@ class EtcdMember(_Strict):
 
     url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="client URL, e.g. https://etcd-ams1:2379")
     site: str | None = Field(default=None, description="the site label of the member; unknown proves nothing")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _no_credentials(cls, v: Any) -> Any:
+        return refuse_userinfo(v)
 
 
 class CoordinationSettings(_Strict):
@@ -187,6 +196,7 @@ class Config:
     coordination: CoordinationSettings = CoordinationSettings()
     watch: WatchSettings = WatchSettings()
     failover: FailoverSettings = FailoverSettings()
+    state: StateSettings = StateSettings()
 
     def policy_for(self, vm: VM) -> Policy | None:
         """The first policy (in file order) with a selector matching the VM; None: unmanaged."""
@@ -262,6 +272,7 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
         raw.coordination,
         raw.watch,
         raw.failover,
+        raw.state,
     )
 
 

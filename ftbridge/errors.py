@@ -47,8 +47,12 @@ class FtbridgeError(Exception):
             self.retryable = retryable
 
     def __str__(self) -> str:
+        """Secrets masked (:func:`ftbridge.secrets.redact`): an error's text also goes where the
+        output's redacting stream does not, such as the journal and exported files."""
+        from ftbridge.secrets import redact
+
         prefix = f"{self.endpoint}: " if self.endpoint else ""
-        return f"{prefix}{self.message}"
+        return redact(f"{prefix}{self.message}")
 
     def one_line(self) -> str:
         """The line the CLI prints: message, then the hint if any."""

@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
+from xml.sax.saxutils import escape as xml_escape
 
 import jsonschema
 import pytest
@@ -184,7 +186,8 @@ def test_rejected_login(lab_dir: Path) -> None:
 
 
 def test_canary_secret_never_leaves(lab_dir: Path) -> None:
-    canary = "CANARY-7f3a9c-secret"
+    canary = 'CANARY-7f3a9c-secret&"<x> y+z'  # changes under URL, JSON and XML encoding
+    forms = {canary, quote(canary, safe=""), quote_plus(canary), json.dumps(canary)[1:-1], xml_escape(canary)}
     est = lab_dir / "estate.toml"
     est.write_text(
         est.read_text().replace(
@@ -206,6 +209,8 @@ def test_canary_secret_never_leaves(lab_dir: Path) -> None:
         ["inventory", "-o", "json"],
         ["audit", "-o", "json"],
         ["endpoints", "check"],
+        ["endpoints", "check", "-o", "json"],
+        ["--debug", "endpoints", "check"],
         ["--debug", "inventory"],
         ["--debug", "audit"],
         ["drivers", "show", "sim"],
@@ -213,10 +218,10 @@ def test_canary_secret_never_leaves(lab_dir: Path) -> None:
         r = ftb("-c", str(lab_dir / "ftbridge.toml"), *args, env=env)
         assert r.code in (0, 1), (args, r.err)
         outputs += [r.out, r.err]
-    assert not [o for o in outputs if canary in o]
+    assert not [(o, f) for o in outputs for f in forms if f in o]
     written = [p for p in lab_dir.rglob("*") if p.is_file() and p.name != "pw"]
     assert written, "ftbridge should have written its state"
-    assert not [p for p in written if canary.encode() in p.read_bytes()]
+    assert not [(p, f) for p in written for f in forms if f.encode() in p.read_bytes()]
 
 
 def test_no_sdk_imported_at_start_up() -> None:

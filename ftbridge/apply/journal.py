@@ -210,6 +210,11 @@ class JournalStore(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def delete_runs(self, run_ids: list[int]) -> tuple[int, int]:
+        """Retention (:mod:`ftbridge.apply.retention` decides which runs): remove these runs with
+        their actions and events in one transaction; returns (actions, events) removed."""
+        raise NotImplementedError(f"{type(self).__name__} keeps every run (no retention)")
+
     def latest_unfinished(self, path_prefix: str) -> RunRecord | None:
         for r in self.runs(unfinished=True):
             if r.plan_path is not None and r.plan_path.startswith(path_prefix):
@@ -428,6 +433,22 @@ class SqliteJournalStore(JournalStore):
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
 
+    def delete_runs(self, run_ids: list[int]) -> tuple[int, int]:
+        if not run_ids:
+            return 0, 0
+        marks = ",".join("?" * len(run_ids))
+
+        def body(cur: sqlite3.Cursor) -> tuple[int, int]:
+            events = cur.execute(f"DELETE FROM events WHERE run_id IN ({marks})", run_ids).rowcount
+            actions = cur.execute(f"DELETE FROM actions WHERE run_id IN ({marks})", run_ids).rowcount
+            cur.execute(f"DELETE FROM runs WHERE id IN ({marks})", run_ids)
+            return actions, events
+
+        removed = self._commit(body)
+        with self._lock:  # the freed pages are reused; the WAL goes back to nothing
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
     def runs(self, *, limit: int | None = None, unfinished: bool = False) -> list[RunRecord]:
         sql = f"SELECT {_RUN_COLS} FROM runs" + (" WHERE status != 'done'" if unfinished else "") + " ORDER BY id DESC"
         args: tuple[Any, ...] = ()
@@ -586,6 +607,10 @@ class Journal:
 
     def actions(self, run_id: int) -> dict[str, ActionRecord]:
         return self.store.actions(run_id)
+
+    def delete_runs(self, run_ids: list[int]) -> tuple[int, int]:
+        """Retention: remove finished runs (see :mod:`ftbridge.apply.retention`). One write."""
+        return self._commit(lambda: self.store.delete_runs(run_ids))
 
     def run_actions(self, run_id: int) -> list[ActionRow]:
         return self.store.run_actions(run_id)

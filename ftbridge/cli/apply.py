@@ -18,6 +18,7 @@ import typer
 from ftbridge.cli.common import Output, OutputOpt, YesOpt, again, run, say
 from ftbridge.cli.progress import JsonLines, failure_json, running, show_failures, show_preview
 from ftbridge.cli.render import plural
+from ftbridge.cli.runs import retain
 
 if TYPE_CHECKING:
     from ftbridge.apply import ApplyResult
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
             say(f"plan {result.plan_id} was applied completely (run {result.run_id}); nothing to do")
             return
         _show_summary(result, lines)
+        retain(ctx)
         result.raise_for_failures()
 
 

@@ -55,8 +55,10 @@ class Run:
     def config(self) -> Config:
         if self._config is None:
             from ftbridge.config import find_config, load_config
+            from ftbridge.secrets import tighten_dir
 
             self._config = load_config(find_config(self.config_path))
+            tighten_dir(self._config.state_dir)  # new files are 0600 and folders 0700: see main()
         return self._config
 
 
@@ -100,21 +102,20 @@ def err() -> Console:
 
 
 def emit_json(data: Any) -> None:
-    """``data`` as indented JSON on stdout, secrets masked, written a piece at a time (a
+    """``data`` as indented JSON on stdout (secrets masked there, see main()), a piece at a time (a
     top-level list may be an iterator, converted as it is written: see
     :mod:`ftbridge.cli.jsonout`); never one string the size of the document."""
     from ftbridge.cli.jsonout import chunks
-    from ftbridge.secrets import redact
 
     pending: list[str] = []
     size = 0
     for piece in chunks(data):
         pending.append(piece)
         size += len(piece)
-        if size >= _JSON_BATCH:  # a secret never spans pieces: each holds whole JSON values
-            sys.stdout.write(redact("".join(pending)))
+        if size >= _JSON_BATCH:
+            sys.stdout.write("".join(pending))
             pending, size = [], 0
-    sys.stdout.write(redact("".join(pending)) + "\n")
+    sys.stdout.write("".join(pending) + "\n")
     sys.stdout.flush()
 
 
@@ -122,12 +123,10 @@ _JSON_BATCH = 1 << 16
 
 
 def say(message: str, style: str | None = None) -> None:
-    """A message for the person at the terminal: stderr, secrets masked."""
+    """A message for the person at the terminal: stderr (secrets masked there, see main())."""
     from rich.markup import escape
 
-    from ftbridge.secrets import redact
-
-    text = escape(redact(message))
+    text = escape(message)
     err().print(f"[{style}]{text}[/{style}]" if style else text)
 
 

@@ -15,6 +15,7 @@ from ftbridge.cli.checks import output_file
 from ftbridge.cli.common import EndpointOpt, Output, OutputOpt, YesOpt, again, emit_json, run, say, table
 from ftbridge.cli.progress import JsonLines, failure_json, running, show_failures, show_preview
 from ftbridge.cli.render import STATE_STYLES, Col, busy, plural, seconds, text_col
+from ftbridge.cli.runs import retain
 
 if TYPE_CHECKING:
     from ftbridge.failover.failback import AfterResult
@@ -157,6 +158,8 @@ def register(root: typer.Typer) -> None:
             hint,
             lambda sink: run_failback(cfg, fplan, inv, yes=yes, resume=resume, on_event=sink),
         )
+        if yes:
+            retain(ctx)
         _after(res, output, "failback", hint)
 
     @root.command()
@@ -176,6 +179,8 @@ def register(root: typer.Typer) -> None:
         res = running(
             "reprotect", output, yes, hint, lambda sink: run_reprotect(cfg, inv, yes=yes, resume=resume, on_event=sink)
         )
+        if yes:
+            retain(ctx)
         _after(res, output, "reprotect", hint)
 
 
@@ -318,6 +323,8 @@ def run_cmd(
         hint,
         lambda sink: run_failover(cfg, fplan, yes=yes, resume=resume, force=force, on_event=sink),
     )
+    if yes:
+        retain(ctx)
     _report(res, output, "failover", hint=f"fix the cause, then: {hint}")
 
 
@@ -370,6 +377,7 @@ def test_cmd(
     res = running(
         "test failover", output, True, hint, lambda sink: run_test(cfg, fplan, resume=resume, keep=keep, on_event=sink)
     )
+    retain(ctx)
     _report(res, output, "test failover", hint=f"{hint} cleans up what is left")
     if keep and res.ok:
         say(f"the test copies stay up; remove them with: {again(ctx, 'failover', 'test', '--cleanup')}")

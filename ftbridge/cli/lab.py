@@ -59,8 +59,10 @@ def run_(
     lab = cls(estates[pick], port=port)
     env_path: str | None = None
     stop = threading.Event()
-    # before anything exists to clean up: a SIGTERM at any moment ends in the `finally` below
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # before anything exists to clean up: SIGTERM, Ctrl-C (SIGINT) or a closed terminal (SIGHUP)
+    # at any moment ends in the `finally` below; none of them can interrupt the cleanup itself
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
     lab.start()
     try:
         fd, env_path = tempfile.mkstemp(prefix=f"ftbridge-lab-{name}-", suffix=".env")
@@ -76,9 +78,12 @@ def run_(
         except KeyboardInterrupt:
             pass
     finally:
-        lab.stop()
-        if env_path is not None:  # the credentials die with the lab
-            Path(env_path).unlink(missing_ok=True)
+        try:
+            if env_path is not None:  # the credentials go first: they die even if stopping fails
+                Path(env_path).unlink(missing_ok=True)
+        finally:
+            lab.stop()
+        if env_path is not None:
             say(f"lab {name} stopped; {env_path} removed")
 
 

@@ -120,22 +120,18 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
     ] = False,
 ) -> None:
+    from ftbridge.secrets import install
+
+    install()  # already done by main(); here too for callers that invoke ``app`` themselves
     ctx.obj = Run(config_path=config, debug=debug)
     _setup_logging(debug)
 
 
-class _Redacting(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        from ftbridge.secrets import redact
-
-        record.msg = redact(record.getMessage())
-        record.args = None
-        return True
-
-
 def _setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_Redacting())
+    from ftbridge.secrets import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)  # the redacting stream (see main())
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root_logger = logging.getLogger()
     for h in list(root_logger.handlers):
@@ -236,6 +232,18 @@ class _Argument(TyperArgument):
 
 
 def main() -> None:
+    import os
+
+    from ftbridge.secrets import install
+
+    # every file ftbridge writes (journal and SQLite's -wal/-shm, locks, plans, history,
+    # lastseen, sim state, the demo's config copy, temp files of atomic writers) is created 0600
+    # and every folder 0700: one umask here instead of a mode in each writer, which would miss
+    # the files SQLite and the SDKs create themselves
+    os.umask(0o077)
+    # the one redaction point: everything written to stdout or stderr from here on (tables,
+    # JSON, messages, --debug tracebacks, log lines) passes through ftbridge.secrets.redact
+    install()
     app(prog_name="ftbridge")
 
 

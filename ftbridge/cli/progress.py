@@ -98,10 +98,8 @@ class JsonLines:
         self.write(self._ids.line(event.to_dict()))
 
     def write(self, data: dict[str, Any]) -> None:
-        from ftbridge.secrets import redact
-
         with self._lock:
-            sys.stdout.write(redact(json.dumps(data, default=str)) + "\n")
+            sys.stdout.write(json.dumps(data, default=str) + "\n")
             sys.stdout.flush()
 
 
@@ -232,9 +230,7 @@ class Bars:
 def _escape(text: str) -> str:
     from rich.markup import escape
 
-    from ftbridge.secrets import redact
-
-    return escape(redact(text))
+    return escape(text)
 
 
 def _figures(size: int, fraction: float, elapsed: float) -> str:

@@ -289,9 +289,7 @@ def _plain(console: Console, title: str | None, cols: list[Col], cells: list[lis
 
 def _write(console: Console, lines: list[str]) -> None:
     del console  # plain lines go straight to stdout: no markup, no wrapping
-    from ftbridge.secrets import redact
-
-    sys.stdout.write(redact("\n".join(lines)) + "\n")
+    sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
 
 

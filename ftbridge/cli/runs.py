@@ -4,7 +4,9 @@ Every apply, failover, test failover, failback and reprotect run: when, who, whi
 the result, its actions, the bytes it copied, how long it ran, and per VM the recovery
 time (failover) or the evidence of the test (which copy, started, verified, cleaned up).
 Read only: the journal is not created, changed or locked. Exit 0; 2 for a run that is not
-in the journal.
+in the journal. ``ftbridge runs prune --older-than 30d`` is the exception: it removes finished
+runs and ftbridge's own plan documents (see :mod:`ftbridge.apply.retention`), as every apply and
+failover run does by itself after ``[state] retention``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ftbridge.cli.render import STATE_STYLES, Col, facts, human_bytes, plural, s
 
 if TYPE_CHECKING:
     from ftbridge.apply.history import History, RunDetail, RunInfo
+    from ftbridge.apply.retention import Pruned
 
 app = typer.Typer(
     help="The run history: apply, failover, test failover, failback and reprotect runs, from the journal.",
@@ -127,6 +130,66 @@ def show(
         emit_json({"schema_version": 1, **detail.to_dict()})
         return
     show_detail(detail, history.state_dir)
+
+
+@app.command("prune")
+def prune_cmd(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option("--older-than", metavar="DURATION", help="what finished longer ago than this: 30d, 12h")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go; remove nothing")] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Remove finished runs and ftbridge's own plan documents older than DURATION; never a run that
+    is not done, the newest run, kept test copies' runs or each VM's newest verified test. Exit 0."""
+    from ftbridge.apply.retention import prune
+    from ftbridge.configtypes import parse_duration
+
+    try:
+        seconds_ = parse_duration(older_than)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{older_than!r} is not a duration such as 30d, 12h or 90m", param_hint="--older-than"
+        ) from None
+    cfg = run(ctx).config()
+    done = prune(cfg.state_dir, seconds_, dry_run=dry_run)
+    if output is Output.json:
+        emit_json({"schema_version": 1, "older_than": seconds_, **done.to_dict()})
+        return
+    say(_pruned_line(done, older_than))
+    for number, why in sorted(done.kept.items()):
+        say(f"  kept run {number}: {why}")
+
+
+def _pruned_line(done: Pruned, older_than: str) -> str:
+    verb = "would remove" if done.dry_run else "removed"
+    runs = done.runs
+    which = f" ({runs[0]}-{runs[-1]})" if runs else ""
+    return (
+        f"{verb} {plural(len(runs), 'run')}{which} older than {older_than}: "
+        f"{plural(done.actions, 'action')}, {plural(done.events, 'event')}, {plural(len(done.files), 'plan document')}"
+    )
+
+
+def retain(ctx: typer.Context) -> None:
+    """After an apply or failover run: prune what ``[state] retention`` no longer keeps. A
+    failure here never fails the run: one warning line."""
+    import sqlite3
+
+    from ftbridge.apply.retention import prune
+
+    cfg = run(ctx).config()
+    if cfg.state.retention <= 0:
+        return
+    try:
+        done = prune(cfg.state_dir, cfg.state.retention)
+    except (OSError, sqlite3.Error) as exc:
+        say(f"warning: retention: could not prune {cfg.state_dir}: {exc}", "yellow")
+        return
+    if done.runs or done.files:
+        r = cfg.state.retention
+        say("retention: " + _pruned_line(done, f"{r / 86400:g}d" if r % 86400 == 0 else seconds(r)))
 
 
 def _short(path: str | None, state_dir: Path) -> str:

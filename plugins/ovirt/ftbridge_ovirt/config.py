@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ftbridge.configtypes import ConfigPath, Duration, Secret
 from ftbridge.drivers import DriverConfig
+from ftbridge.secrets import refuse_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,11 @@ class OvirtConfig(DriverConfig):
     filter: bool = Field(
         default=False, description="send 'Filter: true': required for a user without the engine's admin roles"
     )
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _no_credentials(cls, v: Any) -> Any:
+        return refuse_userinfo(v)
 
     @field_validator("url")
     @classmethod

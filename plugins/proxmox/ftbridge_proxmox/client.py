@@ -31,6 +31,7 @@ from ftbridge.errors import (
     OperationTimeout,
     UnsupportedOperation,
 )
+from ftbridge.secrets import remember
 from ftbridge_proxmox.config import ProxmoxConfig
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class PveClient:
             api = proxmoxer.ProxmoxAPI(host, **kwargs)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - every SDK failure is translated
             raise translate(exc, cfg=cfg, endpoint=self.endpoint, action="log in") from exc
+        self._remember_tokens(api)
         # proxmoxer's session keeps 10 connections; inventory reads run `concurrency` at once
         session = api._store["session"]
         session.mount(
@@ -164,7 +166,14 @@ class PveClient:
                 return resource.put(**wire)
             return resource.delete(**wire)
         except Exception as exc:  # noqa: BLE001 - every SDK failure is translated
+            self._remember_tokens(self._api)  # proxmoxer renews the ticket itself, hourly
             raise translate(exc, cfg=self.cfg, endpoint=self.endpoint, action=f"{method} /{path}") from exc
+
+    def _remember_tokens(self, api: Any) -> None:
+        """A password login's ticket and CSRF token are credentials too (sent on every call)."""
+        for value in api.get_tokens():  # (None, None) with an API token
+            if isinstance(value, str):
+                remember(value)
 
 
 def _wire(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,12 +8,14 @@ API token (preferred: no ticket to renew, revocable on its own) or a password, b
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from ftbridge.configtypes import ConfigPath, Duration, Secret
 from ftbridge.drivers import DriverConfig
+from ftbridge.secrets import refuse_userinfo
 
 #: pve-access-control ``PVE/Auth/Plugin.pm``: ``user_regex`` ``[^\s:/]+`` (greedy, so the realm is
 #: what follows the last '@'), ``realm_regex``; ``verify_username``: 3 to 64 characters
@@ -40,6 +42,11 @@ class ProxmoxConfig(DriverConfig):
     bwlimit: int | None = Field(default=None, ge=0, description="KiB/s limit for disk moves and clones")
     replication_schedule: str = Field(default="*/15", description="pvesr schedule of jobs ftbridge creates")
     ha_on_protect: bool = Field(default=True, description="put protected VMs under PVE HA")
+
+    @field_validator("host", "url", mode="before")
+    @classmethod
+    def _no_credentials(cls, v: Any) -> Any:
+        return refuse_userinfo(v)
 
     @field_validator("user")
     @classmethod

@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import io
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +40,7 @@ from ftbridge.errors import (
     NotFound,
     UnsupportedOperation,
 )
-from ftbridge.secrets import redact
+from ftbridge.secrets import redact, remember
 from ftbridge_vsphere import wire
 
 if TYPE_CHECKING:
@@ -572,9 +573,17 @@ def connect(cfg: VsphereConfig, endpoint: str) -> Session:
         si = s.connect.SmartConnect(
             host=cfg.host, port=cfg.port, user=cfg.user, pwd=password, sslContext=ctx, httpConnectionTimeout=cfg.timeout
         )
+        remember_session(getattr(si._stub, "cookie", "") or "")
         return Session(si, endpoint)
     except Exception as exc:  # noqa: BLE001 - translated, chained
         raise translate(exc, endpoint=endpoint, doing=f"connecting to {cfg.host}:{cfg.port}") from exc
+
+
+def remember_session(cookie: str) -> None:
+    """The session cookie pyVmomi sends on every call after Login (``vmware_soap_session="..."``)
+    is a credential: registered, so a server or proxy echoing a request never shows it."""
+    for m in re.finditer(r'vmware_soap_session="?([^";\s]+)', cookie):
+        remember(m.group(1))
 
 
 @contextmanager

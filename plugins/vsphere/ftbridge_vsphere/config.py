@@ -7,10 +7,13 @@ store. ``verify_tls = false`` is allowed but the driver warns on every open.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, field_validator
 
 from ftbridge.configtypes import ConfigPath, Secret
 from ftbridge.drivers import DriverConfig
+from ftbridge.secrets import refuse_userinfo
 
 
 class VsphereConfig(DriverConfig):
@@ -23,3 +26,8 @@ class VsphereConfig(DriverConfig):
     datacenter: str | None = Field(default=None, description="only this datacenter (inventory path or name)")
     cluster: str | None = Field(default=None, description="only hosts of this cluster, and their VMs and datastores")
     timeout: float = Field(default=60.0, gt=0, description="seconds to wait for a connection or a reply")
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _no_credentials(cls, v: Any) -> Any:
+        return refuse_userinfo(v)
