@@ -203,6 +203,8 @@ class SimDriver(Driver, StoragePlacement, Failover):
     def _attach(self) -> P.State:
         """Find (or seed) the state; no connection semantics, so faults can be set."""
         if self._store is None:
+            if not self.state_path(self.cfg, self.estate_name).exists():
+                load_estates(self.cfg.estate)  # a bad estate file is refused before any state file is made
             self._store = self._new_store()
         return self._store.seed(self._seed)
 
