@@ -218,6 +218,7 @@ def one_action_plan(plan: Path, vm_name: str, kind: str) -> dict[str, Any]:
     (action,) = [a for a in doc["actions"] if a["vm_name"] == vm_name and a["kind"] == kind]
     doc["actions"] = [action]
     plan.write_text(json.dumps(K.resign(doc)))
+    assert isinstance(action, dict)
     return action
 
 
