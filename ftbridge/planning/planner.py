@@ -711,7 +711,7 @@ class Planner:
                 continue
             rest = [d for d in movable if st.placement[d.id] != x]
             qx = replace(q, need=sum(d.size for d in rest), need_thin=sum(d.used if d.thin else d.size for d in rest))
-            if self.index.find(qx, accept=_only(i, accept)) is not None:
+            if self.index.admits(i, qx, accept):
                 need = qx.need_on(self.ds_list[i])
                 if choice is None or need < choice[0]:
                     choice = (need, i)
@@ -1378,10 +1378,6 @@ class Planner:
         return PlanResult(
             self.actions, unfixable, len(self.findings), sum(f.fixable for f in self.findings), closed, used
         )
-
-
-def _only(i: int, accept: Accept) -> Accept:
-    return lambda k: k == i and accept(k)
 
 
 def _movable(d: Disk) -> bool:
