@@ -199,15 +199,19 @@ class Inventory:
             if any(d is None for d in stores):
                 found = ()
             else:
-                pool = (
-                    self._clusters.get((endpoint, cluster), ())
-                    if cluster is not None
-                    else tuple(h for h in self.hosts if h.endpoint == endpoint)
-                )
+                pool: Iterable[Host]
+                if stores:  # the hosts that mount the first, not all of the endpoint's (perf)
+                    first = stores[0]
+                    assert first is not None
+                    pool = (h for x in first.hosts if (h := self._hosts.get((endpoint, x))) is not None)
+                else:
+                    pool = (h for h in self.hosts if h.endpoint == endpoint)
                 found = tuple(
                     self.host_place(endpoint, h.id)
-                    for h in sorted(pool, key=lambda h: h.id)
-                    if not h.state.proven_down and all(h.id in d.hosts for d in stores if d is not None)
+                    for h in sorted({h.id: h for h in pool}.values(), key=lambda h: h.id)
+                    if (cluster is None or h.cluster == cluster)
+                    and not h.state.proven_down
+                    and all(h.id in d.hosts for d in stores if d is not None)
                 )
             self._runners[key] = found
         return found
