@@ -64,6 +64,7 @@ class Inventory:
         "_clusters",
         "_places",
         "_runners",
+        "_fingerprint",
     )
 
     def __init__(
@@ -91,6 +92,7 @@ class Inventory:
             self._clusters[key] = (*self._clusters.get(key, ()), h)
         self._places: dict[tuple[str, str, str], Place] = {}
         self._runners: dict[tuple[str, str | None, frozenset[str]], tuple[Place, ...]] = {}
+        self._fingerprint: str | None = None
 
     # lookups ---------------------------------------------------------------------------
     def host(self, endpoint: str, host_id: str | None) -> Host | None:
@@ -261,7 +263,15 @@ class Inventory:
         }
 
     def fingerprint(self) -> str:
-        """A digest of placement facts only: what a plan depends on, not free space or lag."""
+        """A digest of placement facts only: what a plan depends on, not free space or lag.
+        Computed once: the audit and the plan document both ask (an inventory is not changed
+        in place; :meth:`with_parts` makes a new one)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
+        self._fingerprint = self._digest()
+        return self._fingerprint
+
+    def _digest(self) -> str:
         h = hashlib.sha256()
         for ep in sorted(e.name for e in self.endpoints):
             h.update(f"E{ep}\n".encode())
