@@ -116,6 +116,60 @@ class _VM:
 
 
 @dataclass
+class Prepared:
+    """What every planning run over one inventory and config starts from: datastores in
+    their fixed order, each one's headroom percentage (the highest policy of the VMs touching
+    it, as the audit computes it), the managed VMs on it, policies and host groups. Built once
+    by :func:`prepare` and shared by the balanced and the best-fit runs."""
+
+    ds_list: list[Datastore]
+    pos: dict[tuple[str, str], int]
+    pct: list[float]
+    on_ds: dict[int, list[VM]]
+    policies: dict[tuple[str, str, tuple[str, ...]], Policy | None]
+    names_free: bool
+    hosts_by_group: dict[tuple[str, str | None], list[Host]]
+
+
+def prepare(inv: Inventory, config: Config) -> Prepared:
+    ds_list = sorted(inv.datastores, key=lambda d: (d.endpoint, d.id))
+    pos = {(d.endpoint, d.id): i for i, d in enumerate(ds_list)}
+    # when no policy selects by name, a VM's policy depends on its endpoint and tags only
+    names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
+    policies: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
+    pct = [0.0] * len(ds_list)
+    on_ds: dict[int, list[VM]] = {}
+    for vm in inv.vms:
+        key = (vm.endpoint, "" if names_free else vm.name, vm.tags)
+        try:
+            p = policies[key]
+        except KeyError:
+            p = policies[key] = config.policy_for(vm)
+        if p is None:
+            continue
+        own = vm.primary_datastores
+        touched = set(own)
+        for s in vm.secondaries:
+            touched.update(s.datastores)
+        ep = vm.endpoint
+        for ds_id in touched:
+            i = pos.get((ep, ds_id))
+            if i is not None and p.headroom > pct[i]:
+                pct[i] = p.headroom
+        if vm.managed_by is not None:
+            continue  # its manager places it: never moved for headroom
+        for ds_id in own:
+            i = pos.get((ep, ds_id))
+            if i is not None:
+                on_ds.setdefault(i, []).append(vm)
+    hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
+    for h in sorted(inv.hosts, key=lambda h: (h.endpoint, h.id)):
+        hosts_by_group.setdefault((h.endpoint, h.cluster), []).append(h)
+        hosts_by_group.setdefault((h.endpoint, "\0all"), []).append(h)
+    return Prepared(ds_list, pos, pct, on_ds, policies, names_free, hosts_by_group)
+
+
+@dataclass
 class _Fail:
     category: str
     reason: str
@@ -135,6 +189,7 @@ class Planner:
         tight: bool = False,
         smallest_first: bool = False,
         capabilities: Capabilities | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         self.smallest_first = smallest_first
         self.caps: Capabilities = capabilities or {}
@@ -144,25 +199,22 @@ class Planner:
         self.rules = rules
         self.known = known_rules if known_rules is not None else rules
         self.undo = Undo()
-        self.ds_list: list[Datastore] = sorted(inv.datastores, key=lambda d: (d.endpoint, d.id))
-        self.pos = {(d.endpoint, d.id): i for i, d in enumerate(self.ds_list)}
-        self._policies: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
-        # when no policy selects by name, a VM's policy depends on its endpoint and tags only
-        self._names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
-        pct, self.on_ds = self._scan()
+        est = prepared if prepared is not None else prepare(inv, config)
+        self.ds_list = est.ds_list
+        self.pos = est.pos
+        self._policies = est.policies
+        self._names_free = est.names_free
+        self.on_ds = est.on_ds
         self.ledger = SpaceLedger(
             [d.capacity for d in self.ds_list],
             [d.free for d in self.ds_list],
-            pct,
+            est.pct,
             self.undo,
             reserve=[d.reserve for d in self.ds_list],
         )
         self.index = CandidateIndex(self.ds_list, self.ledger, tight=tight)
         self.ledger.on_change = self.index.update
-        self.hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
-        for h in sorted(inv.hosts, key=lambda h: (h.endpoint, h.id)):
-            self.hosts_by_group.setdefault((h.endpoint, h.cluster), []).append(h)
-            self.hosts_by_group.setdefault((h.endpoint, "\0all"), []).append(h)
+        self.hosts_by_group = est.hosts_by_group
         self.host_ledgers: dict[tuple[str, str], HostLedger] = {}
         self._init_host_ledgers()
         self.actions: list[Action] = []
@@ -175,30 +227,6 @@ class Planner:
         if key not in self._policies:
             self._policies[key] = self.config.policy_for(vm)
         return self._policies[key]
-
-    def _scan(self) -> tuple[list[float], dict[int, list[VM]]]:
-        """Per datastore: the audit's headroom percentage, and the managed VMs on it."""
-        pct = [0.0] * len(self.ds_list)
-        on_ds: dict[int, list[VM]] = {}
-        pos = self.pos
-        for vm in self.inv.vms:
-            p = self.policy(vm)
-            if p is None:
-                continue
-            touched = set(vm.primary_datastores)
-            for s in vm.secondaries:
-                touched |= s.datastores
-            for ds_id in touched:
-                i = pos.get((vm.endpoint, ds_id))
-                if i is not None and p.headroom > pct[i]:
-                    pct[i] = p.headroom
-            if vm.managed_by is not None:
-                continue  # its manager places it: never moved for headroom
-            for ds_id in vm.primary_datastores:
-                i = pos.get((vm.endpoint, ds_id))
-                if i is not None:
-                    on_ds.setdefault(i, []).append(vm)
-        return pct, on_ds
 
     def _init_host_ledgers(self) -> None:
         for ep, mechs in self.known.items():
