@@ -231,9 +231,9 @@ class CandidateIndex:
             rooms = g.rooms
             for k in range(len(rooms) - 1, -1, -1):
                 filed, i = rooms[k]
+                seen += 1
                 if filed < least or filed < best_room:
                     break  # nothing further down can fit or do better
-                seen += 1
                 v = _OK if cache is None else self._verdict(cache, dkey[i], q)
                 if v == _SKIP:
                     continue
@@ -254,9 +254,9 @@ class CandidateIndex:
             rooms = g.rooms
             for k in range(bisect.bisect_left(rooms, (q.least, -1)), len(rooms)):
                 filed, i = rooms[k]
+                seen += 1
                 if filed > best_room:
                     break  # the rest of this group fits worse
-                seen += 1
                 v = _OK if cache is None else self._verdict(cache, dkey[i], q)
                 if v == _SKIP:
                     continue
@@ -277,9 +277,9 @@ class CandidateIndex:
             rooms = g.rooms
             for k in range(len(rooms) - 1, -1, -1):
                 filed, i = rooms[k]
+                self.examined += 1
                 if count and filed < best_room:
                     break
-                self.examined += 1
                 v = _OK if cache is None else self._verdict(cache, self._dkey[i], q)
                 if v == _SKIP or not self._ok(i, q, v == _CHECK, accept):
                     continue
