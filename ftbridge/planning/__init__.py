@@ -73,6 +73,10 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         if was:
+            # what planning left is old now: filed with the oldest generation (freeze, then
+            # unfreeze), not traversed at once by the first young collection after enable()
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

@@ -70,7 +70,7 @@ Capabilities = Mapping[str, frozenset[str] | None]
 Accept = Callable[[int], bool]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Snap:
     placement: dict[str, str]
     config: str | None
@@ -94,6 +94,10 @@ class _VM:
     last: str | None = None
     unavailable: str | None = None
     done: set[str] = field(default_factory=set)  # finding ids handled (closed or explained)
+    level: Level = field(init=False)  # the policy's, asked once (Policy.level builds it)
+
+    def __post_init__(self) -> None:
+        self.level = self.policy.level
 
     def snapshot(self) -> _Snap:
         return _Snap(dict(self.placement), self.config, dict(self.present), set(self.bad), self.last, set(self.done))
@@ -364,7 +368,7 @@ class Planner:
     def _kept_separated(self, st: _VM) -> list[Location]:
         """Locations of the secondaries a primary move must stay apart from: kept ones that are
         separated now (a move must not make them worse)."""
-        level, now = st.policy.level, self.prim_loc(st)
+        level, now = st.level, self.prim_loc(st)
         out = []
         for s in sorted(st.present.values(), key=lambda s: s.id):
             if s.id in st.bad or s.missing:
@@ -378,7 +382,7 @@ class Planner:
         """A primary move's target must keep the primary whole in one domain (not split across
         two, unless it already was and ``strict`` is off) and apart from kept secondaries.
         ``local``: also in the site its hosts run in (a preference: storage near its compute)."""
-        level = st.policy.level
+        level = st.level
         keep_whole = strict or self.prim_loc(st).split(level) is None
         kept = self._kept_separated(st)
         base = st.primary() - sources
@@ -401,9 +405,9 @@ class Planner:
     def _host_domain(self, st: _VM, ids: Iterable[str] | None = None) -> tuple[FailureDomain, ...]:
         """The domain at the policy's level that holds every host of the primary, when there is
         one: a secondary must avoid it as it avoids the primary's storage."""
-        if st.policy.level not in (Level.SITE, Level.ROOM):
+        if st.level not in (Level.SITE, Level.ROOM):
             return ()  # an array or a datastore holds no host
-        d = self.prim_loc(st, ids).domain_of_hosts(st.policy.level)
+        d = self.prim_loc(st, ids).domain_of_hosts(st.level)
         return (d,) if d is not None and d.as_dict() else ()
 
     # -- the run -------------------------------------------------------------------------
@@ -520,7 +524,7 @@ class Planner:
         domain that holds most of its bytes): then one loss at the policy's level no longer
         stops a VM that two losses could each stop."""
         (f,) = st.of("primary-split")[:1]
-        vm, ep, level = st.vm, st.vm.endpoint, st.policy.level
+        vm, ep, level = st.vm, st.vm.endpoint, st.level
         if st.unavailable:
             self._explain(f, "unavailable", st.unavailable)
             return
@@ -626,7 +630,7 @@ class Planner:
             ep,
             sum(d.size for d in disks),
             pol.headroom,
-            pol.level if avoid else None,
+            st.level if avoid else None,
             avoid,
             kinds,
             True,
@@ -690,7 +694,7 @@ class Planner:
         return None
 
     def _compute_words(self, st: _VM) -> str:
-        if st.policy.level not in (Level.SITE, Level.ROOM):
+        if st.level not in (Level.SITE, Level.ROOM):
             return ""
         hosts = self.prim_loc(st).hosts
         return f" in the {st.policy.separation} of the hosts that run it ({joined(h.name for h in hosts[:3])})"
@@ -805,7 +809,7 @@ class Planner:
         model says which); empty when the primary's hosts share it too (moving storage alone
         would not help) or the cause is not a datastore of the VM's own files."""
         ep = st.vm.endpoint
-        mine, _ = self.prim_loc(st).culprits(self.inv.secondary_location(st.vm, s), st.policy.level)
+        mine, _ = self.prim_loc(st).culprits(self.inv.secondary_location(st.vm, s), st.level)
         if any(p.kind == "host" for p in mine):
             return set()
         own = {x for x in st.primary() if self.inv.store_place(ep, x) in mine}
@@ -818,7 +822,7 @@ class Planner:
             return
         sid = s.id
         fs = st.of("secondary-not-separated", sid)
-        level = st.policy.level
+        level = st.level
         sec_domains = [d.domain for x in s.datastores if (d := self.ds(ep, x)) is not None]
         offending = self._offending(st, s)
         if not offending:
@@ -1107,7 +1111,7 @@ class Planner:
             a = self._action(
                 st,
                 "protect",
-                f"{why}: {m} {where}, {outside(pol.level, prim) or 'apart from the primary'} ({size(nbytes)})",
+                f"{why}: {m} {where}, {outside(st.level, prim) or 'apart from the primary'} ({size(nbytes)})",
                 nbytes=nbytes,
                 datastores=sorted(
                     {*sspec.disks.values(), *(x for x in (sspec.config_datastore, sspec.metadata_datastore) if x)}
@@ -1191,7 +1195,7 @@ class Planner:
             ep,
             vm.size,
             pol.headroom,
-            pol.level,
+            st.level,
             avoid,
             r.secondary_kinds,
             None,
@@ -1229,7 +1233,7 @@ class Planner:
         hosts = self._candidate_hosts(st, r, hl, prim)
         if not hosts:
             where = ""
-            if pol.level in (Level.SITE, Level.ROOM):
+            if st.level in (Level.SITE, Level.ROOM):
                 where = f" outside the {pol.separation} of {vm.name}'s primary"
             return _Fail("placement", f"no other host that is up in {vm.name}'s cluster{where} for a {m} secondary")
         best: tuple[tuple[int, int], str, int] | None = None
@@ -1301,7 +1305,7 @@ class Planner:
         """Hosts that may run the secondary: up, not the primary's own where the mechanism
         forbids it, and never in a domain whose loss would also take the primary (the model
         decides); the primary's host last, the least loaded first."""
-        vm, ep, level = st.vm, st.vm.endpoint, st.policy.level
+        vm, ep, level = st.vm, st.vm.endpoint, st.level
         cluster = self.inv.cluster_of(vm)
         group = self.hosts_by_group.get((ep, cluster), []) if cluster else self.hosts_by_group.get((ep, "\0all"), [])
         out = []
@@ -1333,7 +1337,7 @@ class Planner:
     def _secondary_accept(self, st: _VM, prim: Location, m: str, r: MechanismRules, host: str | None) -> Accept:
         """The model's verdict on a candidate target: no one loss at the policy's level takes
         both the primary and the new secondary (its storage and what can run it)."""
-        level = st.policy.level
+        level = st.level
 
         def accept(i: int) -> bool:
             return prim.separated_from(self.inv.secondary_location(st.vm, self._candidate(st, m, r, i, host)), level)
@@ -1343,7 +1347,7 @@ class Planner:
     def _metadata(self, st: _VM, prim: Location, m: str, r: MechanismRules, host: str, t: int) -> str | None:
         """A shared datastore both hosts mount for the FT tie-breaker: the secondary cannot take
         over without it, so it must survive what the secondary survives."""
-        ep, other, level = st.vm.endpoint, st.vm.host, st.policy.level
+        ep, other, level = st.vm.endpoint, st.vm.host, st.level
 
         def ok(i: int) -> bool:
             if other is not None and other not in self.ds_list[i].hosts:
