@@ -142,6 +142,7 @@ class _Ctx:
 
     def __init__(self, inv: Inventory, vm: VM, policy: Policy) -> None:
         self.inv, self.vm, self.policy = inv, vm, policy
+        self.level = policy.level  # a property that builds the enum: asked once per VM
         self.own = vm.primary_datastores
         needed = self.own | {d.datastore for d in vm.depends_on} if vm.depends_on else self.own
         self.primary = [d for i in sorted(self.own) if (d := inv.datastore(vm.endpoint, i))]
@@ -234,7 +235,7 @@ def _primary_not_shared(c: _Ctx) -> Iterator[Finding]:
 
 
 def _primary_split(c: _Ctx) -> Iterator[Finding]:
-    why = c.where.split(c.policy.level)
+    why = c.where.split(c.level)
     if why is not None:
         yield c.finding(
             "primary-split",
@@ -299,7 +300,7 @@ def _partial(c: _Ctx) -> Iterator[Finding]:
 
 
 def _separation(c: _Ctx) -> Iterator[Finding]:
-    level = c.policy.level
+    level = c.level
     primary = c.where
     for s in c.counted():
         why = None if s.missing else primary.shared_failure(c.inv.secondary_location(c.vm, s), level)

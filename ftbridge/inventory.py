@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from operator import attrgetter
 from typing import Any
 
 from ftbridge.errors import ConfigError
@@ -279,13 +280,17 @@ class Inventory:
             h.update(f"D{d.endpoint}/{d.id}/{d.shared}/{','.join(d.hosts)}/{d.accessible}\n".encode())
         for hst in sorted(self.hosts, key=lambda x: (x.endpoint, x.id)):
             h.update(f"H{hst.endpoint}/{hst.id}/{hst.state.value}\n".encode())
-        for v in sorted(self.vms, key=lambda v: (v.endpoint, v.id)):
-            h.update(f"V{v.endpoint}/{v.id}/{v.host}/{v.config_datastore}\n".encode())
-            for dk in v.disks:
-                h.update(f" d{dk.id}/{dk.datastore}/{dk.size}\n".encode())
+        lines: list[str] = []  # the same bytes as one update per line, hashed a block at a time
+        for v in sorted(self.vms, key=attrgetter("endpoint", "id")):
+            lines.append(f"V{v.endpoint}/{v.id}/{v.host}/{v.config_datastore}\n")
+            lines += [f" d{dk.id}/{dk.datastore}/{dk.size}\n" for dk in v.disks]
             for s in v.secondaries:
                 ds = ",".join(f"{x.disk}:{x.datastore}" for x in s.disks)
-                h.update(f" s{s.id}/{s.mechanism}/{s.host}/{s.config_datastore}/{ds}/{s.metadata_datastore}\n".encode())
+                lines.append(f" s{s.id}/{s.mechanism}/{s.host}/{s.config_datastore}/{ds}/{s.metadata_datastore}\n")
+            if len(lines) > 4096:
+                h.update("".join(lines).encode())
+                lines.clear()
+        h.update("".join(lines).encode())
         return h.hexdigest()[:32]
 
     @classmethod

@@ -431,6 +431,8 @@ class Location:
         storage in another dies with either site, and no second site can hold a copy that
         survives both). Storage spread over several domains alone is not a split: a separated
         secondary covers it. Only known labels prove a split."""
+        if not self.hosts or level not in (Level.SITE, Level.ROOM, Level.HOST):
+            return None  # no group of hosts is a killer at this level (see _killers): no split
         killers = [k for k in self._killers(level) if k and _one_domain(k, level) is not None]
         hosts = [k for k in killers if k[0].kind == "host"]
         for a in hosts:
