@@ -437,22 +437,30 @@ class Planner:
             (st for st in self.states.values() if st.findings),
             key=lambda st: ((st.vm.size if self.smallest_first else -st.vm.size), st.vm.endpoint, st.vm.id),
         )
+        # between two VMs' fixes nothing is taken back: the undo log is cleared there
         for st in work:
             if st.of("primary-not-shared"):
                 self._fix_primary(st)
+                self.undo.clear()
         for st in work:
             if st.of("primary-split"):
                 self._fix_split(st)
+                self.undo.clear()
         for st in work:
             if st.of("secondary-not-separated"):
                 self._separate_by_move(st)
+                self.undo.clear()
         expected = self._expected_removals()
         for f in sorted(ds_findings, key=lambda f: f.id):
             self._fix_headroom(f, expected)
+            self.undo.clear()
         self._fix_secondaries(work)
         for f in sorted(ds_findings, key=lambda f: f.id):
             self._fix_headroom(f, {})  # what the secondaries pass did not free after all
-        return self._result(ds_findings)
+            self.undo.clear()
+        result = self._result(ds_findings)
+        self.ledger.on_change = None  # no cycle left: the run's state is freed as soon as dropped
+        return result
 
     def _expected_removals(self) -> dict[int, int]:
         """Bytes per datastore that removing bad secondaries will free (if their fix works out)."""
@@ -954,6 +962,7 @@ class Planner:
             retry: list[_VM] = []
             for st in pending:
                 res = self._replace(st)
+                self.undo.clear()
                 if res is None:
                     progress = True
                     failures.pop(id(st), None)
