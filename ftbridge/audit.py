@@ -142,9 +142,13 @@ class _Ctx:
 
     def __init__(self, inv: Inventory, vm: VM, policy: Policy) -> None:
         self.inv, self.vm, self.policy = inv, vm, policy
-        self.primary = [d for i in sorted(vm.primary_datastores) if (d := inv.datastore(vm.endpoint, i))]
-        self.needed = [d for i in sorted(vm.needed_datastores) if (d := inv.datastore(vm.endpoint, i))]
+        self.level = policy.level  # a property that builds the enum: asked once per VM
+        self.own = vm.primary_datastores
+        needed = self.own | {d.datastore for d in vm.depends_on} if vm.depends_on else self.own
+        self.primary = [d for i in sorted(self.own) if (d := inv.datastore(vm.endpoint, i))]
+        self.needed = [d for i in sorted(needed) if (d := inv.datastore(vm.endpoint, i))]
         self._where: Location | None = None
+        self._counted = [s for s in vm.secondaries if policy.counts(s.mechanism)]
 
     @property
     def where(self) -> Location:
@@ -181,7 +185,7 @@ class _Ctx:
         )
 
     def counted(self) -> list[Secondary]:
-        return [s for s in self.vm.secondaries if self.policy.counts(s.mechanism)]
+        return self._counted
 
     def whole(self) -> list[Secondary]:
         """Counted secondaries that hold every disk: the ones that can bring the VM up."""
@@ -231,7 +235,7 @@ def _primary_not_shared(c: _Ctx) -> Iterator[Finding]:
 
 
 def _primary_split(c: _Ctx) -> Iterator[Finding]:
-    why = c.where.split(c.policy.level)
+    why = c.where.split(c.level)
     if why is not None:
         yield c.finding(
             "primary-split",
@@ -296,7 +300,7 @@ def _partial(c: _Ctx) -> Iterator[Finding]:
 
 
 def _separation(c: _Ctx) -> Iterator[Finding]:
-    level = c.policy.level
+    level = c.level
     primary = c.where
     for s in c.counted():
         why = None if s.missing else primary.shared_failure(c.inv.secondary_location(c.vm, s), level)
@@ -368,13 +372,31 @@ def _managed(vm: VM, policy: Policy) -> Finding:
     )
 
 
+def policy_lookup(config: Config) -> Callable[[VM], Policy | None]:
+    """:meth:`Config.policy_for`, asked once per (endpoint, tags) when no selector names VMs:
+    the answer depends on nothing else, and a million VMs share a few dozen answers."""
+    names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
+    cache: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
+
+    def lookup(vm: VM) -> Policy | None:
+        key = (vm.endpoint, "" if names_free else vm.name, vm.tags)
+        try:
+            return cache[key]
+        except KeyError:
+            found = cache[key] = config.policy_for(vm)
+            return found
+
+    return lookup
+
+
 def audit(inv: Inventory, config: Config) -> AuditReport:
     """Every finding, sorted by severity (worst first), endpoint, VM, rule."""
     findings: list[Finding] = []
     headroom: dict[tuple[str, str], float] = {}
     unmanaged = 0
+    policy_for = policy_lookup(config)
     for vm in inv.vms:
-        policy = config.policy_for(vm)
+        policy = policy_for(vm)
         if policy is None:
             unmanaged += 1
             continue
@@ -384,10 +406,14 @@ def audit(inv: Inventory, config: Config) -> AuditReport:
         ctx = _Ctx(inv, vm, policy)
         for rule in VM_RULES:
             findings.extend(rule(ctx))
-        touched = set(vm.primary_datastores) | {x for s in vm.secondaries for x in s.datastores}
+        touched = set(ctx.own)
+        for s in vm.secondaries:
+            touched.update(s.datastores)
+        pct = policy.headroom
         for ds_id in touched:
             key = (vm.endpoint, ds_id)
-            headroom[key] = max(headroom.get(key, 0.0), policy.headroom)
+            if headroom.get(key, -1.0) < pct:
+                headroom[key] = pct
     for (ep, ds_id), pct in sorted(headroom.items()):
         ds = inv.datastore(ep, ds_id)
         if ds is None or ds.capacity <= 0:

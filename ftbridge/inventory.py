@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from operator import attrgetter
 from typing import Any
 
 from ftbridge.errors import ConfigError
@@ -64,6 +65,7 @@ class Inventory:
         "_clusters",
         "_places",
         "_runners",
+        "_fingerprint",
     )
 
     def __init__(
@@ -91,6 +93,7 @@ class Inventory:
             self._clusters[key] = (*self._clusters.get(key, ()), h)
         self._places: dict[tuple[str, str, str], Place] = {}
         self._runners: dict[tuple[str, str | None, frozenset[str]], tuple[Place, ...]] = {}
+        self._fingerprint: str | None = None
 
     # lookups ---------------------------------------------------------------------------
     def host(self, endpoint: str, host_id: str | None) -> Host | None:
@@ -199,15 +202,19 @@ class Inventory:
             if any(d is None for d in stores):
                 found = ()
             else:
-                pool = (
-                    self._clusters.get((endpoint, cluster), ())
-                    if cluster is not None
-                    else tuple(h for h in self.hosts if h.endpoint == endpoint)
-                )
+                pool: Iterable[Host]
+                if stores:  # the hosts that mount the first, not all of the endpoint's (perf)
+                    first = stores[0]
+                    assert first is not None
+                    pool = (h for x in first.hosts if (h := self._hosts.get((endpoint, x))) is not None)
+                else:
+                    pool = (h for h in self.hosts if h.endpoint == endpoint)
                 found = tuple(
                     self.host_place(endpoint, h.id)
-                    for h in sorted(pool, key=lambda h: h.id)
-                    if not h.state.proven_down and all(h.id in d.hosts for d in stores if d is not None)
+                    for h in sorted({h.id: h for h in pool}.values(), key=lambda h: h.id)
+                    if (cluster is None or h.cluster == cluster)
+                    and not h.state.proven_down
+                    and all(h.id in d.hosts for d in stores if d is not None)
                 )
             self._runners[key] = found
         return found
@@ -257,7 +264,15 @@ class Inventory:
         }
 
     def fingerprint(self) -> str:
-        """A digest of placement facts only: what a plan depends on, not free space or lag."""
+        """A digest of placement facts only: what a plan depends on, not free space or lag.
+        Computed once: the audit and the plan document both ask (an inventory is not changed
+        in place; :meth:`with_parts` makes a new one)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
+        self._fingerprint = self._digest()
+        return self._fingerprint
+
+    def _digest(self) -> str:
         h = hashlib.sha256()
         for ep in sorted(e.name for e in self.endpoints):
             h.update(f"E{ep}\n".encode())
@@ -265,13 +280,17 @@ class Inventory:
             h.update(f"D{d.endpoint}/{d.id}/{d.shared}/{','.join(d.hosts)}/{d.accessible}\n".encode())
         for hst in sorted(self.hosts, key=lambda x: (x.endpoint, x.id)):
             h.update(f"H{hst.endpoint}/{hst.id}/{hst.state.value}\n".encode())
-        for v in sorted(self.vms, key=lambda v: (v.endpoint, v.id)):
-            h.update(f"V{v.endpoint}/{v.id}/{v.host}/{v.config_datastore}\n".encode())
-            for dk in v.disks:
-                h.update(f" d{dk.id}/{dk.datastore}/{dk.size}\n".encode())
+        lines: list[str] = []  # the same bytes as one update per line, hashed a block at a time
+        for v in sorted(self.vms, key=attrgetter("endpoint", "id")):
+            lines.append(f"V{v.endpoint}/{v.id}/{v.host}/{v.config_datastore}\n")
+            lines += [f" d{dk.id}/{dk.datastore}/{dk.size}\n" for dk in v.disks]
             for s in v.secondaries:
                 ds = ",".join(f"{x.disk}:{x.datastore}" for x in s.disks)
-                h.update(f" s{s.id}/{s.mechanism}/{s.host}/{s.config_datastore}/{ds}/{s.metadata_datastore}\n".encode())
+                lines.append(f" s{s.id}/{s.mechanism}/{s.host}/{s.config_datastore}/{ds}/{s.metadata_datastore}\n")
+            if len(lines) > 4096:
+                h.update("".join(lines).encode())
+                lines.clear()
+        h.update("".join(lines).encode())
         return h.hexdigest()[:32]
 
     @classmethod

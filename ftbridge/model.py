@@ -38,7 +38,7 @@ class FailureDomain:
     host: str | None = None
 
     def label(self, level: Level) -> str | None:
-        return getattr(self, level.value)  # type: ignore[no-any-return]
+        return getattr(self, _ATTR[level])  # type: ignore[no-any-return]
 
     def merged(self, labels: Mapping[str, str]) -> FailureDomain:
         """These labels overridden by ``labels`` (operator config wins over the driver)."""
@@ -65,6 +65,7 @@ class FailureDomain:
 
 
 _LEVEL_NAMES = frozenset(lvl.value for lvl in Level)
+_ATTR = {lvl: lvl.value for lvl in Level}  # Level.value is an enum property: slow in hot loops
 
 
 def _differ(a: str | None, b: str | None) -> bool:
@@ -430,6 +431,8 @@ class Location:
         storage in another dies with either site, and no second site can hold a copy that
         survives both). Storage spread over several domains alone is not a split: a separated
         secondary covers it. Only known labels prove a split."""
+        if not self.hosts or level not in (Level.SITE, Level.ROOM, Level.HOST):
+            return None  # no group of hosts is a killer at this level (see _killers): no split
         killers = [k for k in self._killers(level) if k and _one_domain(k, level) is not None]
         hosts = [k for k in killers if k[0].kind == "host"]
         for a in hosts:
@@ -458,14 +461,22 @@ def _levels_to(level: Level) -> tuple[Level, ...]:
     return NESTED_LEVELS[: NESTED_LEVELS.index(level) + 1]
 
 
+_LEVELS_TO = {level: tuple((lvl, lvl.value) for lvl in _levels_to(level)) for level in Level}
+
+
 def _one_domain(places: tuple[Place, ...], level: Level) -> dict[Level, str | None] | None:
     """The labels of one domain at ``level`` that may hold all ``places``, or None if none can."""
     labels: dict[Level, str | None] = {}
-    for lvl in _levels_to(level):
-        known = {v for p in places if (v := p.domain.label(lvl)) is not None}
-        if len(known) > 1:
-            return None
-        labels[lvl] = next(iter(known), None)
+    for lvl, attr in _LEVELS_TO[level]:
+        value: str | None = None
+        for p in places:
+            v = getattr(p.domain, attr)
+            if v is not None:
+                if value is None:
+                    value = v
+                elif v != value:
+                    return None
+        labels[lvl] = value
     return labels
 
 

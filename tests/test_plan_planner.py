@@ -411,3 +411,62 @@ def test_a_vm_only_some_mechanisms_can_protect() -> None:
     assert "can be protected by none" in u["reason"]
     (p,) = by_vm(doc, "v2")
     assert p["mechanism"] == "pve-standby"
+
+
+# -- scale: the work per placement does not grow with the estate ------------------------------
+def _work_per_query(n_vms: int, monkeypatch: pytest.MonkeyPatch) -> tuple[float, float, int]:
+    """Plan the benchmark's estate of ``n_vms`` VMs (50 per datastore, 20 arrays); return the
+    datastores the candidate index looked at per query, the ledger's room lookups per query,
+    and the number of queries. Counts, not clocks: a scan of every datastore (or of every
+    failure domain) per query makes both grow with the estate."""
+    sys.path.insert(0, str(K.ROOT / "contrib" / "bench"))
+    import plan_scale
+
+    from ftbridge.planning.index import CandidateIndex
+    from ftbridge.planning.ledger import SpaceLedger
+
+    indexes: list[CandidateIndex] = []
+    queries = [0]
+    rooms = [0]
+    init, potential = CandidateIndex.__init__, SpaceLedger.potential
+
+    def counting_init(self: CandidateIndex, *a: Any, **k: Any) -> None:
+        init(self, *a, **k)
+        indexes.append(self)
+
+    def counting_potential(self: SpaceLedger, i: int, pct: float = 0.0) -> int:
+        rooms[0] += 1
+        return potential(self, i, pct)
+
+    monkeypatch.setattr(CandidateIndex, "__init__", counting_init)
+    monkeypatch.setattr(SpaceLedger, "potential", counting_potential)
+    for name in ("find", "survey", "admits"):
+        method = getattr(CandidateIndex, name)
+
+        def counted(self: CandidateIndex, *a: Any, _m: Any = method, **k: Any) -> Any:
+            queries[0] += 1
+            return _m(self, *a, **k)
+
+        monkeypatch.setattr(CandidateIndex, name, counted)
+    inv = plan_scale.make_estate(n_vms, n_vms // 50, 20)
+    cfg = plan_scale.config()
+    from ftbridge.planning import Planner, capabilities_for, rules_for
+
+    findings = audit(inv, cfg).findings
+    rules, known = rules_for(inv)
+    for tight in (False, True):  # balance (the roomiest) and best fit (the tightest)
+        result = Planner(inv, cfg, findings, rules, known, tight=tight, capabilities=capabilities_for(inv)).run()
+        assert len(result.actions) > n_vms // 20
+    monkeypatch.undo()
+    n = queries[0]
+    return sum(ix.examined for ix in indexes) / n, (rooms[0] - 2 * len(inv.datastores)) / n, n
+
+
+def test_the_work_per_placement_does_not_grow_with_the_estate(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = _work_per_query(2_000, monkeypatch)
+    large = _work_per_query(8_000, monkeypatch)
+    assert large[2] > 3 * small[2]  # four times the VMs: about four times the queries
+    # per query, a handful of datastores looked at, the same at four times the estate
+    assert large[0] <= 1.25 * small[0] + 0.5, (small, large)
+    assert large[1] <= 1.25 * small[1] + 0.5, (small, large)
+    assert large[0] < 10 and large[1] < 10, large

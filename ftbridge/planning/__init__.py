@@ -35,7 +35,7 @@ from ftbridge.planning.planfile import (
     plan_document,
     write_plan,
 )
-from ftbridge.planning.planner import Planner, min_cover
+from ftbridge.planning.planner import Planner, min_cover, prepare
 
 __all__ = [
     "ACTION_KINDS",
@@ -73,6 +73,10 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         if was:
+            # what planning left is old now: filed with the oldest generation (freeze, then
+            # unfreeze), not traversed at once by the first young collection after enable()
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
@@ -136,10 +140,13 @@ def plan(
         rules, known_rules = rules_for(inv)
     caps = capabilities_for(inv)
     with _gc_paused():
-        balanced = Planner(inv, config, findings, rules, known_rules, capabilities=caps).run()
+        prepared = prepare(inv, config)
+        balanced = Planner(inv, config, findings, rules, known_rules, capabilities=caps, prepared=prepared).run()
         if not any(u.category == "capacity" for u in balanced.unfixable):
             return balanced
-        tight = Planner(inv, config, findings, rules, known_rules, tight=True, capabilities=caps).run()
+        tight = Planner(
+            inv, config, findings, rules, known_rules, tight=True, capabilities=caps, prepared=prepared
+        ).run()
     fixable = {f.id for f in findings if f.fixable}
 
     def score(r: PlanResult) -> tuple[int, int]:

@@ -58,6 +58,8 @@ class Action:
 
 
 def _id_order(action_id: str) -> tuple[int, str]:
+    if action_id[1:].isdigit() and action_id.isascii():  # the planner's own ids: "a" and a number
+        return (int(action_id[1:]), action_id)
     digits = "".join(ch for ch in action_id if ch.isdigit())
     return (int(digits) if digits else 0, action_id)
 

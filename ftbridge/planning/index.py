@@ -1,21 +1,25 @@
 """Finding a target datastore without scanning every datastore for every VM.
 
-Datastores are grouped in *buckets* of the same endpoint, failure domain (site, room, array),
-kind, sharing and content types (and, in a second view, the same set of mounting hosts). Separation from a
-primary, the kinds a mechanism accepts and "mounted by this host" are properties of a whole
-bucket, so a query first picks the compatible buckets (cached: thousands of VMs share a
-query shape), then looks at the top of each bucket's max-heap of room. A query costs about
-the number of compatible buckets, not the number of datastores; that keeps 100k VMs over
-2k datastores close to linear.
+Datastores are filed in *groups* of the same endpoint, kind, sharing and content types: one
+group per such combination for the whole endpoint, and one per combination and set of mounting
+hosts (a query that needs a given host to mount the target looks only at the groups of the
+mount sets that contain it). A group is a list of (room, datastore) kept sorted, so the
+datastore that fits tightest is found by bisection and the roomiest is at the end.
 
-Heaps are lazy: a datastore whose room changed gets a fresh entry with a new version, and
-stale entries are dropped when they surface.
+Separation is the model's to decide: the index only skips datastores whose failure domain
+(site, room, array labels) :meth:`~ftbridge.model.FailureDomain.separated_at` says is not
+apart from the domains a query avoids (a verdict cached per domain, not per datastore), and
+leaves the rest to the caller's ``accept`` callback, which asks the model. The number of
+groups a query looks at does not grow with the estate, and a query stops at the first
+datastore that fits (best fit: the first one above the room needed; balance: the roomiest),
+so planning cost grows close to linearly with VMs and datastores.
+
+:attr:`CandidateIndex.examined` counts the datastores looked at, for the tests that keep it so.
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +28,8 @@ from ftbridge.planning.ledger import SpaceLedger
 
 DomainKey = tuple[str | None, str | None, str | None]  # site, room, array
 Content = frozenset[str] | None
+
+_SKIP, _OK, _CHECK = 0, 1, 2  # a domain's verdict for a query: apart, not apart, ask per datastore
 
 
 def domain_key(d: FailureDomain) -> DomainKey:
@@ -62,115 +68,125 @@ class Query:
         return self.need_thin if self.need_thin is not None and d.thin else self.need
 
 
-class _Bucket:
-    __slots__ = ("key", "heap", "rooms", "members")
+class _Group:
+    """Datastores of one endpoint, kind, sharing and content (and maybe mount set)."""
 
-    def __init__(self, key: DomainKey) -> None:
-        self.key = key
-        self.heap: list[tuple[int, int, int]] = []  # (-room, ds index, version): roomiest first
-        self.rooms: list[tuple[int, int]] = []  # (room, ds index), sorted: best fit by bisection
-        self.members: list[int] = []
+    __slots__ = ("kind", "shared", "content", "rooms", "first")
+
+    def __init__(self, kind: str, shared: bool, content: Content, first: int) -> None:
+        self.kind, self.shared, self.content = kind, shared, content
+        self.rooms: list[tuple[int, int]] = []  # (room, ds index), sorted
+        self.first = first  # lowest member: a stable order between groups
 
 
 class CandidateIndex:
-    """Target datastores by domain, kind, sharing and mounting host, best room first."""
+    """Target datastores by kind, sharing, content and mounting hosts, sorted by room."""
 
     def __init__(self, datastores: list[Datastore], ledger: SpaceLedger, *, tight: bool = False) -> None:
         self.tight = tight
         self.ds = datastores
         self.ledger = ledger
-        self.version = [0] * len(datastores)
+        #: datastores looked at by queries so far (a measure of the work, for tests)
+        self.examined = 0
         self.room = [0] * len(datastores)  # the room each datastore is filed under
-        self._any: dict[tuple[str, DomainKey, str, bool, Content], _Bucket] = {}
-        self._by_mount: dict[tuple[str, DomainKey, str, bool, Content, int], _Bucket] = {}
-        self._mount_ids: dict[tuple[str, ...], int] = {}
+        self._filed = [False] * len(datastores)
+        self._dkey = [domain_key(d.domain) for d in datastores]
+        self._member_of: list[list[_Group]] = [[] for _ in datastores]
+        self._by_ep: dict[str, list[_Group]] = {}
+        self._by_mount: dict[tuple[str, int], list[_Group]] = {}
         self._host_mounts: dict[tuple[str, str], set[int]] = {}
-        self._member_of: list[list[_Bucket]] = [[] for _ in datastores]
-        self._compat: dict[tuple[object, ...], list[tuple[_Bucket, bool]]] = {}
-        self._any_by_ep: dict[str, list[tuple[tuple[str, DomainKey, str, bool, Content], _Bucket]]] = {}
-        self._mount_by_id: dict[
-            tuple[str, int], list[tuple[tuple[str, DomainKey, str, bool, Content, int], _Bucket]]
-        ] = {}
+        self._groups_cache: dict[tuple[object, ...], list[_Group]] = {}
+        self._verdicts: dict[tuple[Level, frozenset[DomainKey]], dict[DomainKey, int]] = {}
+        whole: dict[tuple[str, str, bool, Content], _Group] = {}
+        by_mount: dict[tuple[str, str, bool, Content, int], _Group] = {}
+        mount_ids: dict[tuple[str, ...], int] = {}
         for i, d in enumerate(datastores):
             if not d.accessible:
                 continue  # never a target
-            key = domain_key(d.domain)
             mounts = tuple(sorted(d.hosts))
-            mid = self._mount_ids.setdefault(mounts, len(self._mount_ids))
+            mid = mount_ids.setdefault(mounts, len(mount_ids))
             for h in mounts:
                 self._host_mounts.setdefault((d.endpoint, h), set()).add(mid)
-            for bucket in (
-                self._any.setdefault((d.endpoint, key, d.kind, d.shared, d.content), _Bucket(key)),
-                self._by_mount.setdefault((d.endpoint, key, d.kind, d.shared, d.content, mid), _Bucket(key)),
-            ):
-                bucket.members.append(i)
-                self._member_of[i].append(bucket)
-        for k, b in self._any.items():
-            self._any_by_ep.setdefault(k[0], []).append((k, b))
-        for km, b in self._by_mount.items():
-            self._mount_by_id.setdefault((km[0], km[5]), []).append((km, b))
+            g = whole.get((d.endpoint, d.kind, d.shared, d.content))
+            if g is None:
+                g = whole[(d.endpoint, d.kind, d.shared, d.content)] = _Group(d.kind, d.shared, d.content, i)
+                self._by_ep.setdefault(d.endpoint, []).append(g)
+            gm = by_mount.get((d.endpoint, d.kind, d.shared, d.content, mid))
+            if gm is None:
+                gm = by_mount[(d.endpoint, d.kind, d.shared, d.content, mid)] = _Group(d.kind, d.shared, d.content, i)
+                self._by_mount.setdefault((d.endpoint, mid), []).append(gm)
+            self._member_of[i] = [g, gm]
         for i in range(len(datastores)):
             self.update(i)
 
     def update(self, i: int) -> None:
-        """The room of datastore ``i`` changed: file it again in its buckets."""
-        if not self._member_of[i]:
+        """The room of datastore ``i`` changed: file it again in its groups."""
+        groups = self._member_of[i]
+        if not groups:
             return
-        self.version[i] += 1
         old, new = self.room[i], self.ledger.potential(i)
+        if self._filed[i] and old == new:
+            return
         self.room[i] = new
-        entry = (-new, i, self.version[i])
-        for b in self._member_of[i]:
-            if self.tight:
-                if self.version[i] > 1:
-                    del b.rooms[bisect.bisect_left(b.rooms, (old, i))]
-                bisect.insort(b.rooms, (new, i))
-                continue
-            heapq.heappush(b.heap, entry)
-            if len(b.heap) > 4 * len(b.members) + 64:
-                self._compact(b)
+        for g in groups:
+            rooms = g.rooms
+            if self._filed[i]:
+                del rooms[bisect.bisect_left(rooms, (old, i))]
+            bisect.insort(rooms, (new, i))
+        self._filed[i] = True
 
-    def _compact(self, b: _Bucket) -> None:
-        b.heap = [(-self.ledger.potential(i), i, self.version[i]) for i in b.members]
-        heapq.heapify(b.heap)
-
-    def _compatible(self, q: Query) -> list[tuple[_Bucket, bool]]:
-        """Buckets that can hold a target for ``q``; the flag: check separation per datastore."""
-        avoid_keys = frozenset(domain_key(a) for a in q.avoid)
-        ck = (q.endpoint, q.level, avoid_keys, q.kinds, q.shared, q.host, q.near, q.content)
-        found = self._compat.get(ck)
+    def _groups(self, q: Query) -> list[_Group]:
+        """The groups that can hold a target for ``q`` (cached: many VMs share a query shape)."""
+        ck = (q.endpoint, q.kinds, q.shared, q.host, q.near, q.content)
+        found = self._groups_cache.get(ck)
         if found is not None:
             return found
-        source: list[tuple[tuple[object, ...], _Bucket]] = []
+        source: list[_Group] = []
         if q.host is not None or q.near is not None:
             hosts = {q.host} if q.host is not None else set(q.near or ())
             mids = {m for h in hosts for m in self._host_mounts.get((q.endpoint, h), ())}
             for mid in sorted(mids):
-                source += self._mount_by_id.get((q.endpoint, mid), [])
+                source += self._by_mount.get((q.endpoint, mid), [])
         else:
-            source += self._any_by_ep.get(q.endpoint, [])
-        out: list[tuple[_Bucket, bool]] = []
-        for k, b in source:
-            kind, shared, content = k[2], k[3], k[4]
-            assert content is None or isinstance(content, frozenset)
-            if q.kinds is not None and kind not in q.kinds:
-                continue
-            if q.shared is not None and shared != q.shared:
-                continue
-            if content is not None and not q.content <= content:
-                continue
-            if q.level is None or not avoid_keys:
-                out.append((b, False))
-                continue
-            coarse = q.level if q.level is not Level.DATASTORE else Level.ARRAY
-            mine = _key_domain(b.key)
-            if all(mine.separated_at(_key_domain(a), coarse) for a in avoid_keys):
-                out.append((b, False))
-            elif q.level is Level.DATASTORE:
-                out.append((b, True))  # separated only if the datastore labels differ
-        out.sort(key=lambda x: min(x[0].members))
-        self._compat[ck] = out
+            source = self._by_ep.get(q.endpoint, [])
+        out = [
+            g
+            for g in source
+            if (q.kinds is None or g.kind in q.kinds)
+            and (q.shared is None or g.shared == q.shared)
+            and (g.content is None or q.content <= g.content)
+        ]
+        out.sort(key=lambda g: g.first)
+        self._groups_cache[ck] = out
         return out
+
+    def _verdict_of(self, q: Query) -> dict[DomainKey, int] | None:
+        """The verdict cache for ``q``'s separation (None: nothing to avoid)."""
+        if q.level is None or not q.avoid:
+            return None
+        vk = (q.level, frozenset(domain_key(a) for a in q.avoid))
+        found = self._verdicts.get(vk)
+        if found is None:
+            found = self._verdicts[vk] = {}
+        return found
+
+    def _verdict(self, cache: dict[DomainKey, int], key: DomainKey, q: Query) -> int:
+        """May a datastore of domain ``key`` be apart from ``q.avoid``? The model's
+        :meth:`~ftbridge.model.FailureDomain.separated_at` on the labels every datastore of that
+        domain shares; at datastore level those labels may not be enough: then ask per datastore."""
+        v = cache.get(key)
+        if v is None:
+            assert q.level is not None
+            coarse = q.level if q.level is not Level.DATASTORE else Level.ARRAY
+            mine = _key_domain(key)
+            if all(mine.separated_at(a, coarse) for a in q.avoid):
+                v = _OK
+            elif q.level is Level.DATASTORE:
+                v = _CHECK
+            else:
+                v = _SKIP
+            cache[key] = v
+        return v
 
     def _ok(self, i: int, q: Query, check: bool, accept: Callable[[int], bool] | None) -> bool:
         if i in q.exclude:
@@ -179,78 +195,96 @@ class CandidateIndex:
             return False
         return accept is None or accept(i)
 
+    def admits(self, i: int, q: Query, accept: Callable[[int], bool] | None = None) -> bool:
+        """Would :meth:`find` take datastore ``i`` for ``q`` (room included)? Without a scan."""
+        groups = self._member_of[i]
+        if not groups or self.ds[i].endpoint != q.endpoint:
+            return False
+        g = groups[0]
+        if q.kinds is not None and g.kind not in q.kinds:
+            return False
+        if (q.shared is not None and g.shared != q.shared) or (g.content is not None and not q.content <= g.content):
+            return False
+        if q.host is not None or q.near is not None:
+            hosts = {q.host} if q.host is not None else set(q.near or ())
+            if not hosts & set(self.ds[i].hosts):
+                return False
+        self.examined += 1
+        cache = self._verdict_of(q)
+        v = _OK if cache is None else self._verdict(cache, self._dkey[i], q)
+        if v == _SKIP or self.ledger.potential(i, q.pct) < q.need_on(self.ds[i]):
+            return False
+        return self._ok(i, q, v == _CHECK, accept)
+
     def find(self, q: Query, accept: Callable[[int], bool] | None = None) -> int | None:
         """A compatible datastore with room for ``q.need`` bytes, or None: the roomiest
-        (balance), or with ``tight`` set the one it fills best (keeps big holes for big items)."""
+        (balance), or with ``tight`` set the one it fills best (keeps big holes for big items).
+        Ties go to the lowest index: the same input gives the same answer."""
         if self.tight:
             return self._tightest(q, accept)
         best, best_room = None, -1
         least = q.least
-        heappop, heappush = heapq.heappop, heapq.heappush
-        for b, check in self._compatible(q):
-            heap = b.heap
-            aside: list[tuple[int, int, int]] = []
-            while heap:
-                negroom, i, ver = heap[0]
-                if ver != self.version[i]:
-                    heappop(heap)
+        cache = self._verdict_of(q)
+        potential, dkey, ds = self.ledger.potential, self._dkey, self.ds
+        seen = 0
+        for g in self._groups(q):
+            rooms = g.rooms
+            for k in range(len(rooms) - 1, -1, -1):
+                filed, i = rooms[k]
+                seen += 1
+                if filed < least or filed < best_room:
+                    break  # nothing further down can fit or do better
+                v = _OK if cache is None else self._verdict(cache, dkey[i], q)
+                if v == _SKIP:
                     continue
-                if -negroom < least or -negroom < best_room:
-                    break  # nothing further down this heap can fit or do better
-                room = self.ledger.potential(i, q.pct)
-                if room >= q.need_on(self.ds[i]) and self._ok(i, q, check, accept):
-                    if room > best_room or (room == best_room and best is not None and i < best):
-                        best, best_room = i, room
-                    break
-                aside.append(heappop(heap))
-            for e in aside:
-                heappush(heap, e)
+                room = potential(i, q.pct)
+                if room < q.need_on(ds[i]) or room < best_room or (room == best_room and best is not None and i > best):
+                    continue
+                if self._ok(i, q, v == _CHECK, accept):
+                    best, best_room = i, room
+        self.examined += seen
         return best
 
     def _tightest(self, q: Query, accept: Callable[[int], bool] | None) -> int | None:
         best, best_room = None, 1 << 62
-        for b, check in self._compatible(q):
-            rooms = b.rooms
+        cache = self._verdict_of(q)
+        potential, dkey, ds = self.ledger.potential, self._dkey, self.ds
+        seen = 0
+        for g in self._groups(q):
+            rooms = g.rooms
             for k in range(bisect.bisect_left(rooms, (q.least, -1)), len(rooms)):
                 filed, i = rooms[k]
+                seen += 1
                 if filed > best_room:
-                    break  # the rest of this bucket fits worse
-                room = self.ledger.potential(i, q.pct)
-                if room >= q.need_on(self.ds[i]) and self._ok(i, q, check, accept):
-                    if room < best_room or (room == best_room and best is not None and i < best):
-                        best, best_room = i, room
-                    break
+                    break  # the rest of this group fits worse
+                v = _OK if cache is None else self._verdict(cache, dkey[i], q)
+                if v == _SKIP:
+                    continue
+                room = potential(i, q.pct)
+                if room < q.need_on(ds[i]) or room > best_room or (room == best_room and best is not None and i > best):
+                    continue
+                if self._ok(i, q, v == _CHECK, accept):
+                    best, best_room = i, room
+        self.examined += seen
         return best
 
     def survey(self, q: Query, accept: Callable[[int], bool] | None = None) -> tuple[int, int | None, int]:
-        """For explanations: (compatible datastores, the one with the most room, its room)."""
+        """For explanations: (compatible datastores seen, 0 when there is none at all; the one
+        with the most room; its room). Stops once nothing further can have more room."""
         count, best, best_room = 0, None, -(1 << 62)
-        for b, check in self._compatible(q):
-            if not check and accept is None and not q.exclude and self.tight:
-                count += len(b.members)
-                if b.rooms:
-                    i = b.rooms[-1][1]
-                    room = self.ledger.potential(i, q.pct)
-                    if room > best_room:
-                        best, best_room = i, room
-                continue
-            if not check and accept is None and not q.exclude:
-                # cheap path: the top of the heap is the roomiest member
-                heap = b.heap
-                while heap and heap[0][2] != self.version[heap[0][1]]:
-                    heapq.heappop(heap)
-                count += len(b.members)
-                if heap:
-                    i = heap[0][1]
-                    room = self.ledger.potential(i, q.pct)
-                    if room > best_room:
-                        best, best_room = i, room
-                continue
-            for i in b.members:
-                if not self._ok(i, q, check, accept):
+        cache = self._verdict_of(q)
+        for g in self._groups(q):
+            rooms = g.rooms
+            for k in range(len(rooms) - 1, -1, -1):
+                filed, i = rooms[k]
+                self.examined += 1
+                if count and filed < best_room:
+                    break
+                v = _OK if cache is None else self._verdict(cache, self._dkey[i], q)
+                if v == _SKIP or not self._ok(i, q, v == _CHECK, accept):
                     continue
                 count += 1
                 room = self.ledger.potential(i, q.pct)
-                if room > best_room:
+                if room > best_room or (room == best_room and best is not None and i < best):
                     best, best_room = i, room
         return count, best, best_room

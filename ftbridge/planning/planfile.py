@@ -146,15 +146,27 @@ def _names(inv: Inventory, result: PlanResult) -> dict[str, dict[str, str]]:
     return {"datastores": dict(sorted(ds.items())), "hosts": dict(sorted(hosts.items()))}
 
 
+def dumps_bytes(doc: dict[str, Any]) -> bytes:
+    """The file's bytes: JSON indented by two, UTF-8, one final newline. orjson writes it ten
+    times faster than the standard library's indenting encoder (a million-VM plan: seconds);
+    what it cannot encode (an integer beyond 64 bits) falls back to the standard library."""
+    import orjson
+
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps_bytes(doc).decode()
 
 
 def write_plan(doc: dict[str, Any], path: Path) -> None:
     """Atomically: a reader never sees half a plan."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dumps(doc), encoding="utf-8")
+    tmp.write_bytes(dumps_bytes(doc))
     os.replace(tmp, path)
 
 

@@ -70,7 +70,7 @@ Capabilities = Mapping[str, frozenset[str] | None]
 Accept = Callable[[int], bool]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Snap:
     placement: dict[str, str]
     config: str | None
@@ -94,6 +94,10 @@ class _VM:
     last: str | None = None
     unavailable: str | None = None
     done: set[str] = field(default_factory=set)  # finding ids handled (closed or explained)
+    level: Level = field(init=False)  # the policy's, asked once (Policy.level builds it)
+
+    def __post_init__(self) -> None:
+        self.level = self.policy.level
 
     def snapshot(self) -> _Snap:
         return _Snap(dict(self.placement), self.config, dict(self.present), set(self.bad), self.last, set(self.done))
@@ -116,6 +120,60 @@ class _VM:
 
 
 @dataclass
+class Prepared:
+    """What every planning run over one inventory and config starts from: datastores in
+    their fixed order, each one's headroom percentage (the highest policy of the VMs touching
+    it, as the audit computes it), the managed VMs on it, policies and host groups. Built once
+    by :func:`prepare` and shared by the balanced and the best-fit runs."""
+
+    ds_list: list[Datastore]
+    pos: dict[tuple[str, str], int]
+    pct: list[float]
+    on_ds: dict[int, list[VM]]
+    policies: dict[tuple[str, str, tuple[str, ...]], Policy | None]
+    names_free: bool
+    hosts_by_group: dict[tuple[str, str | None], list[Host]]
+
+
+def prepare(inv: Inventory, config: Config) -> Prepared:
+    ds_list = sorted(inv.datastores, key=lambda d: (d.endpoint, d.id))
+    pos = {(d.endpoint, d.id): i for i, d in enumerate(ds_list)}
+    # when no policy selects by name, a VM's policy depends on its endpoint and tags only
+    names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
+    policies: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
+    pct = [0.0] * len(ds_list)
+    on_ds: dict[int, list[VM]] = {}
+    for vm in inv.vms:
+        key = (vm.endpoint, "" if names_free else vm.name, vm.tags)
+        try:
+            p = policies[key]
+        except KeyError:
+            p = policies[key] = config.policy_for(vm)
+        if p is None:
+            continue
+        own = vm.primary_datastores
+        touched = set(own)
+        for s in vm.secondaries:
+            touched.update(s.datastores)
+        ep = vm.endpoint
+        for ds_id in touched:
+            i = pos.get((ep, ds_id))
+            if i is not None and p.headroom > pct[i]:
+                pct[i] = p.headroom
+        if vm.managed_by is not None:
+            continue  # its manager places it: never moved for headroom
+        for ds_id in own:
+            i = pos.get((ep, ds_id))
+            if i is not None:
+                on_ds.setdefault(i, []).append(vm)
+    hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
+    for h in sorted(inv.hosts, key=lambda h: (h.endpoint, h.id)):
+        hosts_by_group.setdefault((h.endpoint, h.cluster), []).append(h)
+        hosts_by_group.setdefault((h.endpoint, "\0all"), []).append(h)
+    return Prepared(ds_list, pos, pct, on_ds, policies, names_free, hosts_by_group)
+
+
+@dataclass
 class _Fail:
     category: str
     reason: str
@@ -135,6 +193,7 @@ class Planner:
         tight: bool = False,
         smallest_first: bool = False,
         capabilities: Capabilities | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         self.smallest_first = smallest_first
         self.caps: Capabilities = capabilities or {}
@@ -144,25 +203,22 @@ class Planner:
         self.rules = rules
         self.known = known_rules if known_rules is not None else rules
         self.undo = Undo()
-        self.ds_list: list[Datastore] = sorted(inv.datastores, key=lambda d: (d.endpoint, d.id))
-        self.pos = {(d.endpoint, d.id): i for i, d in enumerate(self.ds_list)}
-        self._policies: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
-        # when no policy selects by name, a VM's policy depends on its endpoint and tags only
-        self._names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
-        pct, self.on_ds = self._scan()
+        est = prepared if prepared is not None else prepare(inv, config)
+        self.ds_list = est.ds_list
+        self.pos = est.pos
+        self._policies = est.policies
+        self._names_free = est.names_free
+        self.on_ds = est.on_ds
         self.ledger = SpaceLedger(
             [d.capacity for d in self.ds_list],
             [d.free for d in self.ds_list],
-            pct,
+            est.pct,
             self.undo,
             reserve=[d.reserve for d in self.ds_list],
         )
         self.index = CandidateIndex(self.ds_list, self.ledger, tight=tight)
         self.ledger.on_change = self.index.update
-        self.hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
-        for h in sorted(inv.hosts, key=lambda h: (h.endpoint, h.id)):
-            self.hosts_by_group.setdefault((h.endpoint, h.cluster), []).append(h)
-            self.hosts_by_group.setdefault((h.endpoint, "\0all"), []).append(h)
+        self.hosts_by_group = est.hosts_by_group
         self.host_ledgers: dict[tuple[str, str], HostLedger] = {}
         self._init_host_ledgers()
         self.actions: list[Action] = []
@@ -175,30 +231,6 @@ class Planner:
         if key not in self._policies:
             self._policies[key] = self.config.policy_for(vm)
         return self._policies[key]
-
-    def _scan(self) -> tuple[list[float], dict[int, list[VM]]]:
-        """Per datastore: the audit's headroom percentage, and the managed VMs on it."""
-        pct = [0.0] * len(self.ds_list)
-        on_ds: dict[int, list[VM]] = {}
-        pos = self.pos
-        for vm in self.inv.vms:
-            p = self.policy(vm)
-            if p is None:
-                continue
-            touched = set(vm.primary_datastores)
-            for s in vm.secondaries:
-                touched |= s.datastores
-            for ds_id in touched:
-                i = pos.get((vm.endpoint, ds_id))
-                if i is not None and p.headroom > pct[i]:
-                    pct[i] = p.headroom
-            if vm.managed_by is not None:
-                continue  # its manager places it: never moved for headroom
-            for ds_id in vm.primary_datastores:
-                i = pos.get((vm.endpoint, ds_id))
-                if i is not None:
-                    on_ds.setdefault(i, []).append(vm)
-        return pct, on_ds
 
     def _init_host_ledgers(self) -> None:
         for ep, mechs in self.known.items():
@@ -336,7 +368,7 @@ class Planner:
     def _kept_separated(self, st: _VM) -> list[Location]:
         """Locations of the secondaries a primary move must stay apart from: kept ones that are
         separated now (a move must not make them worse)."""
-        level, now = st.policy.level, self.prim_loc(st)
+        level, now = st.level, self.prim_loc(st)
         out = []
         for s in sorted(st.present.values(), key=lambda s: s.id):
             if s.id in st.bad or s.missing:
@@ -350,7 +382,7 @@ class Planner:
         """A primary move's target must keep the primary whole in one domain (not split across
         two, unless it already was and ``strict`` is off) and apart from kept secondaries.
         ``local``: also in the site its hosts run in (a preference: storage near its compute)."""
-        level = st.policy.level
+        level = st.level
         keep_whole = strict or self.prim_loc(st).split(level) is None
         kept = self._kept_separated(st)
         base = st.primary() - sources
@@ -373,9 +405,9 @@ class Planner:
     def _host_domain(self, st: _VM, ids: Iterable[str] | None = None) -> tuple[FailureDomain, ...]:
         """The domain at the policy's level that holds every host of the primary, when there is
         one: a secondary must avoid it as it avoids the primary's storage."""
-        if st.policy.level not in (Level.SITE, Level.ROOM):
+        if st.level not in (Level.SITE, Level.ROOM):
             return ()  # an array or a datastore holds no host
-        d = self.prim_loc(st, ids).domain_of_hosts(st.policy.level)
+        d = self.prim_loc(st, ids).domain_of_hosts(st.level)
         return (d,) if d is not None and d.as_dict() else ()
 
     # -- the run -------------------------------------------------------------------------
@@ -405,22 +437,30 @@ class Planner:
             (st for st in self.states.values() if st.findings),
             key=lambda st: ((st.vm.size if self.smallest_first else -st.vm.size), st.vm.endpoint, st.vm.id),
         )
+        # between two VMs' fixes nothing is taken back: the undo log is cleared there
         for st in work:
             if st.of("primary-not-shared"):
                 self._fix_primary(st)
+                self.undo.clear()
         for st in work:
             if st.of("primary-split"):
                 self._fix_split(st)
+                self.undo.clear()
         for st in work:
             if st.of("secondary-not-separated"):
                 self._separate_by_move(st)
+                self.undo.clear()
         expected = self._expected_removals()
         for f in sorted(ds_findings, key=lambda f: f.id):
             self._fix_headroom(f, expected)
+            self.undo.clear()
         self._fix_secondaries(work)
         for f in sorted(ds_findings, key=lambda f: f.id):
             self._fix_headroom(f, {})  # what the secondaries pass did not free after all
-        return self._result(ds_findings)
+            self.undo.clear()
+        result = self._result(ds_findings)
+        self.ledger.on_change = None  # no cycle left: the run's state is freed as soon as dropped
+        return result
 
     def _expected_removals(self) -> dict[int, int]:
         """Bytes per datastore that removing bad secondaries will free (if their fix works out)."""
@@ -492,7 +532,7 @@ class Planner:
         domain that holds most of its bytes): then one loss at the policy's level no longer
         stops a VM that two losses could each stop."""
         (f,) = st.of("primary-split")[:1]
-        vm, ep, level = st.vm, st.vm.endpoint, st.policy.level
+        vm, ep, level = st.vm, st.vm.endpoint, st.level
         if st.unavailable:
             self._explain(f, "unavailable", st.unavailable)
             return
@@ -598,7 +638,7 @@ class Planner:
             ep,
             sum(d.size for d in disks),
             pol.headroom,
-            pol.level if avoid else None,
+            st.level if avoid else None,
             avoid,
             kinds,
             True,
@@ -662,7 +702,7 @@ class Planner:
         return None
 
     def _compute_words(self, st: _VM) -> str:
-        if st.policy.level not in (Level.SITE, Level.ROOM):
+        if st.level not in (Level.SITE, Level.ROOM):
             return ""
         hosts = self.prim_loc(st).hosts
         return f" in the {st.policy.separation} of the hosts that run it ({joined(h.name for h in hosts[:3])})"
@@ -711,7 +751,7 @@ class Planner:
                 continue
             rest = [d for d in movable if st.placement[d.id] != x]
             qx = replace(q, need=sum(d.size for d in rest), need_thin=sum(d.used if d.thin else d.size for d in rest))
-            if self.index.find(qx, accept=_only(i, accept)) is not None:
+            if self.index.admits(i, qx, accept):
                 need = qx.need_on(self.ds_list[i])
                 if choice is None or need < choice[0]:
                     choice = (need, i)
@@ -777,7 +817,7 @@ class Planner:
         model says which); empty when the primary's hosts share it too (moving storage alone
         would not help) or the cause is not a datastore of the VM's own files."""
         ep = st.vm.endpoint
-        mine, _ = self.prim_loc(st).culprits(self.inv.secondary_location(st.vm, s), st.policy.level)
+        mine, _ = self.prim_loc(st).culprits(self.inv.secondary_location(st.vm, s), st.level)
         if any(p.kind == "host" for p in mine):
             return set()
         own = {x for x in st.primary() if self.inv.store_place(ep, x) in mine}
@@ -790,7 +830,7 @@ class Planner:
             return
         sid = s.id
         fs = st.of("secondary-not-separated", sid)
-        level = st.policy.level
+        level = st.level
         sec_domains = [d.domain for x in s.datastores if (d := self.ds(ep, x)) is not None]
         offending = self._offending(st, s)
         if not offending:
@@ -922,6 +962,7 @@ class Planner:
             retry: list[_VM] = []
             for st in pending:
                 res = self._replace(st)
+                self.undo.clear()
                 if res is None:
                     progress = True
                     failures.pop(id(st), None)
@@ -1079,7 +1120,7 @@ class Planner:
             a = self._action(
                 st,
                 "protect",
-                f"{why}: {m} {where}, {outside(pol.level, prim) or 'apart from the primary'} ({size(nbytes)})",
+                f"{why}: {m} {where}, {outside(st.level, prim) or 'apart from the primary'} ({size(nbytes)})",
                 nbytes=nbytes,
                 datastores=sorted(
                     {*sspec.disks.values(), *(x for x in (sspec.config_datastore, sspec.metadata_datastore) if x)}
@@ -1163,7 +1204,7 @@ class Planner:
             ep,
             vm.size,
             pol.headroom,
-            pol.level,
+            st.level,
             avoid,
             r.secondary_kinds,
             None,
@@ -1201,7 +1242,7 @@ class Planner:
         hosts = self._candidate_hosts(st, r, hl, prim)
         if not hosts:
             where = ""
-            if pol.level in (Level.SITE, Level.ROOM):
+            if st.level in (Level.SITE, Level.ROOM):
                 where = f" outside the {pol.separation} of {vm.name}'s primary"
             return _Fail("placement", f"no other host that is up in {vm.name}'s cluster{where} for a {m} secondary")
         best: tuple[tuple[int, int], str, int] | None = None
@@ -1273,7 +1314,7 @@ class Planner:
         """Hosts that may run the secondary: up, not the primary's own where the mechanism
         forbids it, and never in a domain whose loss would also take the primary (the model
         decides); the primary's host last, the least loaded first."""
-        vm, ep, level = st.vm, st.vm.endpoint, st.policy.level
+        vm, ep, level = st.vm, st.vm.endpoint, st.level
         cluster = self.inv.cluster_of(vm)
         group = self.hosts_by_group.get((ep, cluster), []) if cluster else self.hosts_by_group.get((ep, "\0all"), [])
         out = []
@@ -1305,7 +1346,7 @@ class Planner:
     def _secondary_accept(self, st: _VM, prim: Location, m: str, r: MechanismRules, host: str | None) -> Accept:
         """The model's verdict on a candidate target: no one loss at the policy's level takes
         both the primary and the new secondary (its storage and what can run it)."""
-        level = st.policy.level
+        level = st.level
 
         def accept(i: int) -> bool:
             return prim.separated_from(self.inv.secondary_location(st.vm, self._candidate(st, m, r, i, host)), level)
@@ -1315,7 +1356,7 @@ class Planner:
     def _metadata(self, st: _VM, prim: Location, m: str, r: MechanismRules, host: str, t: int) -> str | None:
         """A shared datastore both hosts mount for the FT tie-breaker: the secondary cannot take
         over without it, so it must survive what the secondary survives."""
-        ep, other, level = st.vm.endpoint, st.vm.host, st.policy.level
+        ep, other, level = st.vm.endpoint, st.vm.host, st.level
 
         def ok(i: int) -> bool:
             if other is not None and other not in self.ds_list[i].hosts:
@@ -1378,10 +1419,6 @@ class Planner:
         return PlanResult(
             self.actions, unfixable, len(self.findings), sum(f.fixable for f in self.findings), closed, used
         )
-
-
-def _only(i: int, accept: Accept) -> Accept:
-    return lambda k: k == i and accept(k)
 
 
 def _movable(d: Disk) -> bool:
