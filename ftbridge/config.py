@@ -111,6 +111,8 @@ class FailoverSettings(_Strict):
 
 class StateSettings(_Strict):
     dir: ConfigPath | None = None
+    #: how long a command waits for a journal another process holds, then exit 9
+    busy_timeout: Duration = Field(default=60.0, ge=0.0, description="seconds to wait for a busy journal")
 
 
 class EtcdMember(_Strict):
@@ -185,6 +187,7 @@ class Config:
     coordination: CoordinationSettings = CoordinationSettings()
     watch: WatchSettings = WatchSettings()
     failover: FailoverSettings = FailoverSettings()
+    state: StateSettings = StateSettings()
 
     def policy_for(self, vm: VM) -> Policy | None:
         """The first policy (in file order) with a selector matching the VM; None: unmanaged."""
@@ -269,6 +272,7 @@ def parse_config(data: dict[str, Any], *, source: Path) -> Config:
         raw.coordination,
         raw.watch,
         raw.failover,
+        raw.state,
     )
 
 

@@ -18,6 +18,7 @@ Exit codes (documented in README.md):
 8     plan invalid: corrupt, for another estate, or stale
 9     another run holds the lock on this estate
 10    operation not supported by the driver
+11    state storage: a file ftbridge keeps cannot be written (disk full, read-only, permission)
 70    internal error (a bug: please report it with ``--debug``)
 ====  ===========================================================
 """
@@ -126,6 +127,14 @@ class LockBusy(FtbridgeError):
     """Another run holds the lock on this estate."""
 
     exit_code = 9
+
+
+class StateStorageError(FtbridgeError):
+    """A file ftbridge keeps (the state directory's journal, plans, locks) cannot be read or
+    written: the disk is full, the file system read-only, or this user may not. The message names
+    the path and which; nothing half-written is left behind (see :mod:`ftbridge.statefiles`)."""
+
+    exit_code = 11
 
 
 class PartialFailure(FtbridgeError):

@@ -57,6 +57,9 @@ class Run:
             from ftbridge.config import find_config, load_config
 
             self._config = load_config(find_config(self.config_path))
+            from ftbridge import statefiles
+
+            statefiles.configure(busy_timeout=self._config.state.busy_timeout, notice=lambda m: say(m, "yellow"))
         return self._config
 
 
