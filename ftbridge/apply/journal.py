@@ -307,9 +307,7 @@ class SqliteJournalStore(JournalStore):
             if is_storage_error(exc):
                 raise storage_error(self.path, exc) from exc
             raise
-        conn = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=_quiet_wait()
-        )
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=_quiet_wait())
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")

@@ -9,6 +9,7 @@ pool; the main thread only decides what starts next.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -36,8 +37,14 @@ def run_actions(
     journal: Journal,
     run_id: int,
     emit: EventSink,
+    *,
+    stop: threading.Event | None = None,
 ) -> dict[str, Outcome]:
-    """Run every action not done yet; returns the outcome of each action it touched."""
+    """Run every action not done yet; returns the outcome of each action it touched.
+
+    ``stop``: once set, nothing new starts (those actions stay pending, absent from the
+    outcomes) and this returns when the running ones have returned. An action that raises (a
+    journal that cannot be written) sets it, so the others stop at their next wait."""
     outcomes: dict[str, Outcome] = {}
     ep_busy: Counter[str] = Counter()
     ds_busy: Counter[tuple[str, str]] = Counter()
@@ -61,6 +68,8 @@ def run_actions(
     with ThreadPoolExecutor(max_workers=limits.workers(), thread_name_prefix="ftbridge-apply") as pool:
         running: dict[Future[Outcome], PlanAction] = {}
         while pending or running:
+            if stop is not None and stop.is_set():
+                pending = []  # start nothing new: the rest stays pending in the journal
             waiting: list[PlanAction] = []
             for a in pending:
                 stopped = [d for d in a.depends_on if states.get(d) in (FAILED, BLOCKED)]
@@ -95,7 +104,12 @@ def run_actions(
             for fut in finished:
                 a = running.pop(fut)
                 take(a, -1)
-                outcome = fut.result()
+                try:
+                    outcome = fut.result()
+                except BaseException:
+                    if stop is not None:
+                        stop.set()
+                    raise
                 states[a.id] = outcome.state
                 outcomes[a.id] = outcome
     return outcomes
