@@ -100,6 +100,16 @@ def journal(cfg: Path) -> tuple[list[str], dict[str, tuple[str, str | None]], li
     return runs, actions, events
 
 
+def journaled_op(cfg: Path) -> bool:
+    """Whether some action's operation handle is in the journal yet (False while it is made)."""
+    if not (cfg.parent / "state" / "journal.sqlite").exists():
+        return False
+    try:
+        return any(e == "op_started" for _, e in journal(cfg)[2])
+    except sqlite3.OperationalError:
+        return False
+
+
 def resume_matches_uninterrupted(cfg: Path, plan: Path, ref: Path) -> None:
     hold(cfg, False)
     r = K.ftb("-c", str(cfg), "apply", str(plan), "--yes", "--resume")
@@ -233,3 +243,52 @@ def with_wait(cfg: Path, wait: str) -> None:
     text = cfg.read_text()
     assert '[state]\ndir = "state"\n' in text
     cfg.write_text(text.replace('[state]\ndir = "state"\n', f'[state]\ndir = "state"\nbusy_timeout = "{wait}"\n'))
+
+
+def test_sigterm_gives_the_terminal_its_cursor_back(estates: tuple[Path, Path, Path]) -> None:
+    """On a terminal the apply shows live bars, which hide the cursor; SIGTERM must end with the
+    cursor shown again (stderr is a real pseudo-terminal here)."""
+    import pty
+    import time
+
+    cfg, plan, _ = estates
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "ftbridge", "-c", str(cfg), "apply", str(plan), "--yes"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env={**env(), "TERM": "xterm", "COLUMNS": "120"},
+    )
+    os.close(slave)
+    seen = bytearray()
+
+    def pump() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + BOUND  # a bound for a broken run, not a measure of speed
+        while not journaled_op(cfg):
+            assert p.poll() is None and time.monotonic() < deadline, bytes(seen)
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=BOUND) == 143, bytes(seen)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        reader.join(timeout=BOUND)
+        os.close(master)
+    text = bytes(seen)
+    assert b"\x1b[?25l" in text, "the live bars did not hide the cursor: this test shows nothing"
+    assert text.rfind(b"\x1b[?25h") > text.rfind(b"\x1b[?25l"), "the cursor is left hidden"
+    assert b"Traceback" not in text and b"carry on with: " in text
+    assert journal(cfg)[0] == ["interrupted"]
