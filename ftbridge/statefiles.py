@@ -67,15 +67,15 @@ def is_storage_error(exc: BaseException) -> bool:
 def storage_error(path: str | Path, exc: OSError, doing: str = "cannot write") -> StateStorageError:
     """The user's view of an ``OSError`` of the disk: ``<path>: cannot write: disk full ...``."""
     why = _WHY.get(exc.errno or 0, exc.strerror or str(exc))
-    return StateStorageError(f"{path}: {doing + ': ' if doing else ''}{why}", hint=_hint(exc.errno))
+    return StateStorageError(f"{path}: {doing + ': ' if doing else ''}{why}", remedy=_remedy(exc.errno))
 
 
-def _hint(code: int | None) -> str:
+def _remedy(code: int | None) -> str:
     if code in (errno.ENOSPC, errno.EDQUOT):
-        return "free some space there and run the command again (an apply carries on with --resume)"
+        return "free some space there"
     if code == errno.EROFS:
-        return "remount it read-write, or point [state] dir in the config at a writable directory"
-    return "run as the directory's owner, or point [state] dir in the config at a directory you may write"
+        return "remount it read-write (or point [state] dir in the config at a writable directory)"
+    return "run as its owner (or point [state] dir in the config at a directory you may write)"
 
 
 def why_readonly(path: Path) -> str:
@@ -106,7 +106,7 @@ def sqlite_storage_error(path: Path, exc: sqlite3.Error) -> StateStorageError | 
         code = errno.ENOSPC
     else:
         return None
-    return StateStorageError(f"{path}: cannot write: {why}", hint=_hint(code))
+    return StateStorageError(f"{path}: cannot write: {why}", remedy=_remedy(code))
 
 
 def atomic_write(path: Path, data: str | bytes, *, encoding: str = "utf-8") -> None:

@@ -290,7 +290,7 @@ def running(command: str, output: Output, yes: bool, resume_hint: str, body: Cal
         raise typer.Exit(stopper.exit_code) from None
     except StateStorageError as exc:
         if tally.run is not None:  # what was started is journaled: once the disk is right, carry on
-            exc.hint = f"{exc.hint + '; ' if exc.hint else ''}then: {resume_hint}"
+            exc.carry_on(resume_hint)
         raise
 
 
