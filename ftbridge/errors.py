@@ -20,6 +20,7 @@ Exit codes (documented in README.md):
 10    operation not supported by the driver
 11    state storage: a file ftbridge keeps cannot be written (disk full, read-only, permission)
 70    internal error (a bug: please report it with ``--debug``)
+130   interrupted by SIGINT (Ctrl-C); 143 by SIGTERM
 ====  ===========================================================
 """
 
