@@ -79,8 +79,10 @@ def rest(q: queue.Queue[str | None]) -> list[str]:
 @pytest.fixture
 def estates(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
     """(config of the estate that gets interrupted, its plan, config of an untouched twin)."""
-    cfg = K.copy_demo(tmp_path / "live", op_seconds=0.01)
-    ref = K.copy_demo(tmp_path / "ref", op_seconds=0.01)
+    # one action at a time per endpoint: once each endpoint has one in flight, nothing else can
+    # start while operations are held, so anything that starts after the signal is the bug
+    cfg = K.copy_demo(tmp_path / "live", op_seconds=0.01, extra="concurrency_per_endpoint = 1")
+    ref = K.copy_demo(tmp_path / "ref", op_seconds=0.01, extra="concurrency_per_endpoint = 1")
     plan = tmp_path / "plan.json"
     r = K.ftb("-c", str(cfg), "plan", "--out", str(plan))
     assert r.returncode == 0, r.stderr
@@ -137,7 +139,9 @@ def test_signal_stops_starting_and_resume_completes(
     )
     try:
         out = lines(p.stdout)  # type: ignore[arg-type]
-        before = until(out, '"event": "op_started"')  # one action's handle is journaled
+        before: list[str] = []
+        while len({json.loads(x)["endpoint"] for x in before if '"event": "op_started"' in x}) < 3:
+            before += until(out, '"event": "op_started"')  # every endpoint's slot is taken, handle journaled
         p.send_signal(sig)
         after = rest(out)
         err = p.stderr.read()  # type: ignore[union-attr]
@@ -151,6 +155,10 @@ def test_signal_stops_starting_and_resume_completes(
     assert last["signal"] == sig.name and last["resume"].endswith("--yes --resume")
     assert last["in_flight"] and all(f["operation"] for f in last["in_flight"]), last
     assert last["not_started"], "with every operation held, some actions cannot have started"
+    started_before = {e["action"] for e in events[: len(before)] if e["event"] == "action_started"}
+    assert {f["action"] for f in last["in_flight"]} == started_before
+    late = [e for e in events[len(before) :] if e["event"] in ("action_started", "op_started")]
+    assert late == [], f"actions started after the signal: {late}"
     assert "Traceback" not in err
     assert "apply: stopping: no new action starts" in err
     assert f"apply interrupted: run {last['run']}: " in err and "not started" in err
