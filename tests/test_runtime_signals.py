@@ -300,3 +300,48 @@ def test_sigterm_gives_the_terminal_its_cursor_back(estates: tuple[Path, Path, P
     assert text.rfind(b"\x1b[?25h") > text.rfind(b"\x1b[?25l"), "the cursor is left hidden"
     assert b"Traceback" not in text and b"carry on with: " in text
     assert journal(cfg)[0] == ["interrupted"]
+
+
+def test_ctrl_c_during_failover_then_resume(tmp_path: Path) -> None:
+    """The same for ``failover run`` (it reaches the apply through the failover service)."""
+    cfgs, plans = {}, {}
+    for name in ("ref", "live"):
+        cfgs[name] = K.copy_demo(tmp_path / name, op_seconds=0.01)
+        plans[name] = tmp_path / name / "fo.json"
+        r = K.ftb(
+            "-c", str(cfgs[name]), "failover", "plan", "--domain", "site=ams1", "--fence", "--out", str(plans[name])
+        )
+        assert r.returncode in (0, 1) and plans[name].exists(), r.stderr  # 1: some VMs cannot be brought up
+    cfg, plan = cfgs["live"], plans["live"]
+    hold(cfg, True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "ftbridge", "-c", str(cfg), "failover", "run", str(plan), "--yes", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    try:
+        out = lines(p.stdout)  # type: ignore[arg-type]
+        until(out, '"event": "op_started"')
+        p.send_signal(signal.SIGINT)
+        last = json.loads(rest(out)[-1])
+        err = p.stderr.read()  # type: ignore[union-attr]
+        assert p.wait(timeout=BOUND) == 130, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        hold(cfg, False)
+    assert last["event"] == "interrupted" and last["in_flight"], last
+    assert "Traceback" not in err and "failover interrupted: run " in err
+    assert f"failover run {plan} --yes --resume" in last["resume"]
+    assert journal(cfg)[0] == ["interrupted"]
+
+    r = K.ftb("-c", str(cfg), "failover", "run", str(plan), "--yes", "--resume")
+    assert r.returncode == 0, r.stderr
+    r = K.ftb("-c", str(cfgs["ref"]), "failover", "run", str(plans["ref"]), "--yes")
+    assert r.returncode == 0, r.stderr
+    assert K.normalized_state(cfg.parent) == K.normalized_state(cfgs["ref"].parent)
+    for kind in ("promote", "restart"):  # each VM brought up once, not once per run
+        done = [o["vm"] for o in K.sim_ops(cfg.parent) if o["kind"] == kind and o["state"] == "succeeded"]
+        assert sorted(done) == sorted(set(done)), (kind, done)
