@@ -60,7 +60,7 @@ def lines(stream: IO[str]) -> queue.Queue[str | None]:
 
 def until(q: queue.Queue[str | None], wanted: str) -> list[str]:
     """Lines up to and including the first that contains ``wanted``."""
-    seen = []
+    seen: list[str] = []
     while True:
         line = q.get(timeout=BOUND)
         assert line is not None, f"the stream ended before {wanted!r}: {seen}"
