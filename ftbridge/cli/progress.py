@@ -35,6 +35,7 @@ from ftbridge.cli.render import plural
 
 if TYPE_CHECKING:
     from ftbridge.apply import ApplyEvent, Outcome
+    from ftbridge.apply.interrupt import RunInterrupted
     from ftbridge.planning.planfile import PlanAction
 
 T = TypeVar("T")
@@ -258,7 +259,7 @@ def _figures(size: int, fraction: float, elapsed: float) -> str:
 
 def running(command: str, output: Output, yes: bool, resume_hint: str, body: Callable[[Any], T]) -> T:
     """Run ``body(sink)`` with the display that suits where the output goes (see the module
-    docstring); Ctrl-C and SIGTERM stop it as :func:`_Stopper` says."""
+    docstring); Ctrl-C and SIGTERM stop it as :class:`_Stopper` says."""
     from ftbridge.apply.interrupt import RunInterrupted, stopping
     from ftbridge.cli.render import busy
     from ftbridge.errors import StateStorageError
@@ -356,7 +357,7 @@ class _Stopper:
         sys.stderr.flush()
         os._exit(self.exit_code)
 
-    def report(self, exc: Any) -> None:
+    def report(self, exc: RunInterrupted) -> None:
         """What is left of a run that stopped (the journal's account, see ``RunInterrupted``)."""
         if isinstance(self.display, JsonLines):
             self.display.write(
