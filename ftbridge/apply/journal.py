@@ -353,8 +353,7 @@ class SqliteJournalStore(JournalStore):
                     raise LockBusy(
                         f"{self.path}: held by another process for over {statefiles.busy_timeout():g}s; "
                         "nothing was changed",
-                        hint="wait for it to finish (see 'fuser' or 'lsof' for who holds it), "
-                        "or raise [state] busy_timeout",
+                        hint=f"wait for it to finish ('fuser {self.path}' names it), or raise [state] busy_timeout",
                     ) from None
                 time.sleep(min(0.05, max(0.0, deadline - now)))
 
