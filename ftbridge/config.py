@@ -114,6 +114,8 @@ class FailoverSettings(_Strict):
 
 class StateSettings(_Strict):
     dir: ConfigPath | None = None
+    #: how long a command waits for a journal another process holds, then exit 9
+    busy_timeout: Duration = Field(default=60.0, ge=0.0, description="seconds to wait for a busy journal")
     #: finished runs and ftbridge's own plan documents older than this are pruned after each
     #: apply and failover run (see ftbridge.apply.retention); 0 keeps everything
     retention: Duration = Field(default=30 * 86400.0, ge=0.0)

@@ -18,7 +18,9 @@ Exit codes (documented in README.md):
 8     plan invalid: corrupt, for another estate, or stale
 9     another run holds the lock on this estate
 10    operation not supported by the driver
+11    state storage: a file ftbridge keeps cannot be written (disk full, read-only, permission)
 70    internal error (a bug: please report it with ``--debug``)
+130   interrupted by SIGINT (Ctrl-C); 143 by SIGTERM
 ====  ===========================================================
 """
 
@@ -130,6 +132,24 @@ class LockBusy(FtbridgeError):
     """Another run holds the lock on this estate."""
 
     exit_code = 9
+
+
+class StateStorageError(FtbridgeError):
+    """A file ftbridge keeps (the state directory's journal, plans, locks) cannot be read or
+    written: the disk is full, the file system read-only, or this user may not. The message names
+    the path and which; nothing half-written is left behind (see :mod:`ftbridge.statefiles`).
+
+    ``remedy``: what the user does about it; the hint is that, then run the command again
+    (:meth:`carry_on` names another command, such as an apply's ``--resume``)."""
+
+    exit_code = 11
+
+    def __init__(self, message: str, *, remedy: str) -> None:
+        self.remedy = remedy
+        super().__init__(message, hint=f"{remedy}, then run the command again")
+
+    def carry_on(self, command: str) -> None:
+        self.hint = f"{self.remedy}, then carry on with: {command}"
 
 
 class PartialFailure(FtbridgeError):

@@ -222,7 +222,8 @@ class History:
         self._events: dict[int, list[dict[str, Any]]] = {}
         self._docs: dict[int, dict[str, Any] | None] = {}
         self._cleanups: list[tuple[int, str, str, float | None]] | None = None
-        journal = Journal.existing(self.journal_path)  # reading must not create a journal
+        # reading must neither create a journal nor write one (a read-only state dir is fine)
+        journal = Journal.existing(self.journal_path, readonly=True)
         if journal is None:
             return
         try:
@@ -488,7 +489,7 @@ def _user(events: list[dict[str, Any]]) -> str | None:
 
 
 def _result(rec: RunRecord) -> str:
-    if rec.status in ("done", "failed"):
+    if rec.status in ("done", "failed", "interrupted"):
         return rec.status
     return "running" if rec.pid is not None and _alive(rec.pid) else "interrupted"
 

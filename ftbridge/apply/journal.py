@@ -32,12 +32,15 @@ import signal
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ftbridge import statefiles
 from ftbridge.errors import LockBusy
+from ftbridge.statefiles import is_storage_error, sqlite_storage_error, storage_error
 
 JOURNAL_SCHEMA = 1
 CRASH_ENV = "FTBRIDGE_CRASH_AFTER_JOURNAL_WRITES"
@@ -275,23 +278,89 @@ EPOCH_KEY = "epoch"
 _RUN_COLS = "id, plan_id, plan_path, status, pid, started_at, finished_at"
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "database is locked" in text or "database is busy" in text
+
+
+def _quiet_wait() -> float:
+    """How long SQLite itself waits for a lock before we say that we wait (ordinary contention
+    between this tool's own processes ends well within it)."""
+    return min(1.0, statefiles.busy_timeout())
+
+
 class SqliteJournalStore(JournalStore):
     """One SQLite file per state directory (WAL, synchronous=FULL), shared by every run of every plan.
 
     The fencing token is the ``epoch`` in the meta table: each write reads it inside its
     ``BEGIN IMMEDIATE`` transaction and rolls back when it is not the fence's."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """``readonly``: for commands that only read (history, runs): nothing is created or
+        written, so they work on a read-only or foreign state directory too."""
         self.path = path
         self.location = str(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.readonly = readonly
         self._lock = threading.Lock()
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(JOURNAL_SCHEMA),))
+            self._conn = self._guard(self._open_ro if readonly else self._open)
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if is_storage_error(exc):
+                raise storage_error(self.path, exc) from exc
+            raise
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=_quiet_wait())
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(JOURNAL_SCHEMA),))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_ro(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, timeout=_quiet_wait())
+            conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "unable to open" not in str(exc):
+                raise
+        # WAL needs its shared-memory file beside the database; in a directory nobody here may
+        # write there is none to make, so read the file as it stands (nothing here can change it)
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+    def _guard(self, step: Callable[[], T]) -> T:
+        """Run one SQLite step: a disk error becomes :class:`StateStorageError` naming the
+        journal; a journal another process holds is waited for, saying so once on the
+        terminal, up to ``[state] busy_timeout``, then :class:`LockBusy` (exit 9)."""
+        deadline: float | None = None
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    found = sqlite_storage_error(self.path, exc)
+                    if found is not None:
+                        raise found from exc
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + statefiles.busy_timeout()
+                    statefiles.notice(f"waiting for {self.path}, held by another process")
+                if now >= deadline:
+                    raise LockBusy(
+                        f"{self.path}: held by another process for over {statefiles.busy_timeout():g}s; "
+                        "nothing was changed",
+                        hint=f"wait for it to finish ('fuser {self.path}' names it), or raise [state] busy_timeout",
+                    ) from None
+                time.sleep(min(0.05, max(0.0, deadline - now)))
 
     def close(self) -> None:
         with self._lock:
@@ -300,21 +369,27 @@ class SqliteJournalStore(JournalStore):
     def _commit(self, body: Callable[[sqlite3.Cursor], T]) -> T:
         token = self.check_fence()
         with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                if token is not None:
-                    row = cur.execute("SELECT value FROM meta WHERE key = ?", (EPOCH_KEY,)).fetchone()
-                    if row is None or int(row[0]) != token:
-                        raise StaleLeader(
-                            f"journal write refused: epoch {token} is no longer current in {self.path} "
-                            f"(now {row[0] if row else 'none'}): another controller leads"
-                        )
-                out = body(cur)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+            return self._guard(lambda: self._transaction(body, token))
+
+    def _transaction(self, body: Callable[[sqlite3.Cursor], T], token: int | None) -> T:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            if token is not None:
+                row = cur.execute("SELECT value FROM meta WHERE key = ?", (EPOCH_KEY,)).fetchone()
+                if row is None or int(row[0]) != token:
+                    raise StaleLeader(
+                        f"journal write refused: epoch {token} is no longer current in {self.path} "
+                        f"(now {row[0] if row else 'none'}): another controller leads"
+                    )
+            out = body(cur)
+            cur.execute("COMMIT")
+        except BaseException:
+            # SQLite has already rolled back on some errors (a full disk, an I/O error): rolling
+            # back again would replace the real error with "no transaction is active"
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            raise
         return out
 
     def bump_epoch(self) -> int:
@@ -428,9 +503,16 @@ class SqliteJournalStore(JournalStore):
 
         self._commit(body)
 
-    def get_meta(self, key: str) -> str | None:
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return self._guard(lambda: self._conn.execute(sql, args).fetchall())
+
+    def _row(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._row("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row[0]) if row else None
 
     def delete_runs(self, run_ids: list[int]) -> tuple[int, int]:
@@ -455,33 +537,27 @@ class SqliteJournalStore(JournalStore):
         if limit is not None:
             sql += " LIMIT ?"
             args = (limit,)
-        with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+        rows = self._rows(sql, args)
         return [RunRecord(*r) for r in rows]
 
     def latest_run(self, plan_id: str) -> RunRecord | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_RUN_COLS} FROM runs WHERE plan_id = ? ORDER BY id DESC LIMIT 1", (plan_id,)
-            ).fetchone()
+        row = self._row(f"SELECT {_RUN_COLS} FROM runs WHERE plan_id = ? ORDER BY id DESC LIMIT 1", (plan_id,))
         return RunRecord(*row) if row else None
 
     def latest_unfinished(self, path_prefix: str) -> RunRecord | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_RUN_COLS} FROM runs WHERE status != 'done' AND substr(plan_path, 1, ?) = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (len(path_prefix), path_prefix),
-            ).fetchone()
+        row = self._row(
+            f"SELECT {_RUN_COLS} FROM runs WHERE status != 'done' AND substr(plan_path, 1, ?) = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (len(path_prefix), path_prefix),
+        )
         return RunRecord(*row) if row else None
 
     def actions(self, run_id: int) -> dict[str, ActionRecord]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT action_id, state, attempts, operation, result, error FROM actions WHERE run_id = ? "
-                "ORDER BY position",
-                (run_id,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT action_id, state, attempts, operation, result, error FROM actions WHERE run_id = ? "
+            "ORDER BY position",
+            (run_id,),
+        )
         return {
             r[0]: ActionRecord(
                 r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, json.loads(r[4]) if r[4] else None, r[5]
@@ -490,12 +566,11 @@ class SqliteJournalStore(JournalStore):
         }
 
     def run_actions(self, run_id: int) -> list[ActionRow]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT action_id, position, kind, endpoint, vm, state, attempts, error, updated_at FROM actions "
-                "WHERE run_id = ? ORDER BY position",
-                (run_id,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT action_id, position, kind, endpoint, vm, state, attempts, error, updated_at FROM actions "
+            "WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        )
         return [ActionRow(*r) for r in rows]
 
     def events(self, run_id: int | None = None) -> list[dict[str, Any]]:
@@ -504,8 +579,7 @@ class SqliteJournalStore(JournalStore):
         if run_id is not None:
             sql += " WHERE run_id = ?"
             args = (run_id,)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY seq", args).fetchall()
+        rows = self._rows(sql + " ORDER BY seq", args)
         return [
             {
                 "seq": r[0],
@@ -524,11 +598,11 @@ class Journal:
     """The journal every service uses: by default one SQLite file per state directory, shared by
     every run of every plan; ``Journal(store=...)`` for another store (etcd, for controllers)."""
 
-    def __init__(self, path: Path | None = None, *, store: JournalStore | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, store: JournalStore | None = None, readonly: bool = False) -> None:
         if store is None:
             if path is None:
                 raise ValueError("Journal needs a path or a store")
-            store = SqliteJournalStore(path)
+            store = SqliteJournalStore(path, readonly=readonly)
         self.store = store
         self.path = path if path is not None else Path(store.location)
         self._writes = 0
@@ -539,9 +613,10 @@ class Journal:
             self._crash_after = 0
 
     @classmethod
-    def existing(cls, path: Path) -> Journal | None:
-        """The journal if the file exists; reading it must not create one."""
-        return cls(path) if path.exists() else None
+    def existing(cls, path: Path, *, readonly: bool = False) -> Journal | None:
+        """The journal if the file exists; reading it must not create one. ``readonly``: for
+        those that only read (works on a read-only or foreign state directory)."""
+        return cls(path, readonly=readonly) if path.exists() else None
 
     def close(self) -> None:
         self.store.close()

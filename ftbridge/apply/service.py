@@ -18,6 +18,7 @@ changed because of this plan); each action's own pre- and postconditions guard i
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection
 from contextlib import ExitStack
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftbridge.apply.events import ApplyEvent, EventSink, ignore
+from ftbridge.apply.interrupt import Interrupted, RunInterrupted, current_stop, stoppable
 from ftbridge.apply.journal import BLOCKED, DONE_STATES, FAILED, PENDING, RUNNING, Journal, RunRecord
 from ftbridge.apply.locks import CONTROLLER_HOLDER, EstateLock
 from ftbridge.apply.scheduler import Limits, run_actions
@@ -116,6 +118,7 @@ def apply_plan(
     on_event: EventSink = ignore,
     sleep: Callable[[float], None] = time.sleep,
     journal: Journal | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Apply (or, without ``yes``, preview) a plan file. Raises PlanError, LockBusy, ...
 
@@ -133,8 +136,15 @@ def apply_plan(
     ``coordinated``: the caller is an elected watch controller whose journal writes are fenced:
     an estate lock another *controller* holds (a deposed leader, frozen) does not stop it (the
     election and the fencing token decide between controllers); one a person's run holds does.
+
+    ``stop``: once set (default: the enclosing ``interrupt.stopping`` block's), no new action
+    starts, waits end, the run is marked interrupted and :class:`RunInterrupted` says what is left
+    (see :mod:`ftbridge.apply.interrupt`).
     """
     t0 = time.monotonic()
+    stop = stop if stop is not None else current_stop()
+    if stop is not None:
+        sleep = stoppable(stop, sleep)
     doc = load_plan(plan_path)
     check_origin(doc, accept, str(plan_path))
     forced = [a for a in doc.actions if getattr(a, "forced", False)]
@@ -174,8 +184,13 @@ def apply_plan(
         resuming = resume and unfinished is not None
         if resuming and yes:
             assert journal is not None and unfinished is not None
-            _settle_in_flight(doc, journal, unfinished, drivers, settings_for(config), on_event, sleep)
+            try:
+                _settle_in_flight(doc, journal, unfinished, drivers, settings_for(config), on_event, sleep)
+            except Interrupted:
+                raise RunInterrupted.of_run(doc.plan_id, list(doc.actions), journal, unfinished.id) from None
         inv = collect(session, endpoints)
+        if stop is not None and stop.is_set():
+            raise RunInterrupted(plan_id=doc.plan_id)
         if not resuming:
             # what is left to do is the estate's answer, not the journal's: a plan run to the end
             # before is done only while the estate still shows its effects (a reset estate does not)
@@ -231,13 +246,16 @@ def apply_plan(
             config.apply.concurrency_per_datastore,
         )
         states = {aid: (PENDING if r.state == RUNNING else r.state) for aid, r in records.items()}
-        result.outcomes = run_actions(list(doc.actions), states, executor, limits, journal, run_id, on_event)
+        result.outcomes = run_actions(list(doc.actions), states, executor, limits, journal, run_id, on_event, stop=stop)
         for a in doc.actions:  # actions done in an earlier run of this plan
             if a.id not in result.outcomes and records[a.id].state in DONE_STATES:
                 result.outcomes[a.id] = Outcome(a.id, records[a.id].state, records[a.id].attempts, "done earlier")
         ok = all(o.state in DONE_STATES for o in result.outcomes.values()) and len(result.outcomes) == len(doc.actions)
         result.elapsed = time.monotonic() - t0
         summary = result.summary()
+        if not ok and stop is not None and stop.is_set():
+            journal.finish_run(run_id, "interrupted", {k: v for k, v in summary.items() if k != "plan_id"})
+            raise RunInterrupted.of_run(doc.plan_id, list(doc.actions), journal, run_id)
         journal.finish_run(run_id, "done" if ok else "failed", {k: v for k, v in summary.items() if k != "plan_id"})
         on_event(ApplyEvent("run_finished", state="done" if ok else "failed", data=summary))
     return result

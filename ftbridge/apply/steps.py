@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from ftbridge.apply.events import ApplyEvent, EventSink
+from ftbridge.apply.interrupt import Interrupted
 from ftbridge.apply.journal import DONE_STATES, FAILED, RUNNING, SKIPPED, SUCCEEDED, ActionRecord, Journal
 from ftbridge.apply.validate import fenced
 from ftbridge.drivers.base import (
@@ -349,6 +350,8 @@ class Executor:
         attempts = rec.attempts if rec else 0
         try:
             return self._run(a, rec, attempts)
+        except Interrupted:  # asked to stop while waiting: it stays running, its operation journaled
+            return Outcome(a.id, RUNNING, max(attempts, self._attempts.get(a.id, attempts)), "interrupted")
         except (StepFailed, FtbridgeError) as exc:
             msg = exc.one_line() if isinstance(exc, FtbridgeError) else str(exc)
         except Exception as exc:  # a bug (ours or a driver's): fail this action, keep the run consistent

@@ -58,6 +58,9 @@ class Run:
             from ftbridge.secrets import tighten_dir
 
             self._config = load_config(find_config(self.config_path))
+            from ftbridge import statefiles
+
+            statefiles.configure(busy_timeout=self._config.state.busy_timeout, notice=lambda m: say(m, "yellow"))
             tighten_dir(self._config.state_dir)  # new files are 0600 and folders 0700: see main()
         return self._config
 

@@ -38,6 +38,11 @@ class _Group(TyperGroup):
         except Exception as exc:  # a bug: one line unless --debug
             if _debug(ctx):
                 raise
+            from ftbridge.statefiles import is_storage_error, storage_error
+
+            if isinstance(exc, OSError) and is_storage_error(exc):  # the disk's, not a bug: exit 11
+                say(f"error: {storage_error(exc.filename or '?', exc, '').one_line()}", "red")
+                raise typer.Exit(11) from None
             say(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", "red")
             raise typer.Exit(70) from None
 

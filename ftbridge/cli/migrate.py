@@ -284,7 +284,9 @@ def export_cmd(
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        from ftbridge.statefiles import atomic_write
+
+        atomic_write(out, text)  # whole or not at all; a full or read-only disk: exit 11
         say(f"{fmt} mapping written to {out}")
 
 

@@ -8,10 +8,12 @@ Every command that runs through the apply (``apply``, ``failover run``, ``failov
   bytes, throughput and time left for actions that copy data (from the fraction the
   platform reports and the bytes the plan says the action copies);
 * writes one JSON object per event with ``-o json``, and nothing while it runs otherwise;
-* on Ctrl-C says what was done, what was running and what was left, and the command that
-  carries on. The first Ctrl-C lets the operations already running end (so their results
-  are journaled); a second one leaves at once: the journal holds every operation's handle,
-  so ``--resume`` finds them either way, the same way it does after a crash.
+* on Ctrl-C or SIGTERM stops starting actions and stops waiting (operations in flight go on on
+  the platform, their handles journaled), marks the run interrupted, restores the terminal,
+  says what was done, what is in flight and what was not started, and the command that carries
+  on (with ``-o json`` as a last ``{"event": "interrupted", ...}`` line); exit 130 (SIGINT) or
+  143 (SIGTERM). A second signal leaves at once, still without a traceback: the journal holds
+  every state before any wait, so ``--resume`` finds the run as after a crash.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ftbridge.cli.render import plural
 
 if TYPE_CHECKING:
     from ftbridge.apply import ApplyEvent, Outcome
+    from ftbridge.apply.interrupt import RunInterrupted
     from ftbridge.planning.planfile import PlanAction
 
 T = TypeVar("T")
@@ -252,8 +255,10 @@ def _figures(size: int, fraction: float, elapsed: float) -> str:
 
 def running(command: str, output: Output, yes: bool, resume_hint: str, body: Callable[[Any], T]) -> T:
     """Run ``body(sink)`` with the display that suits where the output goes (see the module
-    docstring), and turn Ctrl-C into a message saying what is left and how to carry on."""
+    docstring); Ctrl-C and SIGTERM stop it as :class:`_Stopper` says."""
+    from ftbridge.apply.interrupt import RunInterrupted, stopping
     from ftbridge.cli.render import busy
+    from ftbridge.errors import StateStorageError
 
     tally = Tally()
     if output is Output.json:
@@ -267,39 +272,112 @@ def running(command: str, output: Output, yes: bool, resume_hint: str, body: Cal
         tally(event)
         display(event)
 
-    presses = 0
+    stopper = _Stopper(command, tally, resume_hint, display)
+    try:
+        with stopper, stopping(stopper.stop):
+            if isinstance(display, Bars):
+                with display:
+                    return body(sink)
+            if not yes and output is not Output.json:
+                with busy(f"{command}: checking the plan against the live estate"):
+                    return body(sink)
+            return body(sink)
+    except RunInterrupted as exc:
+        stopper.report(exc)
+        raise typer.Exit(stopper.exit_code) from None
+    except StateStorageError as exc:
+        if tally.run is not None:  # what was started is journaled: once the disk is right, carry on
+            exc.carry_on(resume_hint)
+        raise
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
+
+class _Stopper:
+    """Ctrl-C (SIGINT) and SIGTERM during a run.
+
+    The first one sets :attr:`stop`: the run starts nothing new, stops waiting on the operations
+    in flight (their handles are in the journal), marks itself interrupted, and the command says
+    what is left and how to carry on, then exits 130 (SIGINT) or 143 (SIGTERM). A second one
+    leaves at once: the terminal is restored, the same is said from what the events showed, and
+    the process ends without unwinding (every state is committed to the journal before any wait,
+    so ``--resume`` finds the run as after a crash)."""
+
+    def __init__(self, command: str, tally: Tally, resume_hint: str, display: Any) -> None:
+        self.command = command
+        self.tally = tally
+        self.resume_hint = resume_hint
+        self.display = display
+        self.stop = threading.Event()
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signal or signal.SIGINT)
+
+    def __enter__(self) -> _Stopper:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is None:
+            self.signal = signum
+            self.stop.set()
             say(
-                f"{command}: stopping; operations already running end first and are journaled "
-                "(Ctrl-C again leaves them to --resume)",
+                f"{self.command}: stopping: no new action starts, actions in flight leave their operations "
+                "to the journal (Ctrl-C again leaves at once)",
                 "yellow",
             )
-            raise KeyboardInterrupt
-        _interrupted(command, tally, resume_hint)
+            return
+        # the second signal: leave now, without unwinding the worker threads
+        _show_cursor()
+        if isinstance(self.display, JsonLines):
+            self.display.write(
+                {
+                    "event": "interrupted",
+                    "signal": signal.Signals(self.signal).name,
+                    "forced": True,
+                    "summary": self.tally.left(),
+                    "resume": self.resume_hint,
+                }
+            )
+        say(f"{self.command} interrupted: {self.tally.left()}", "yellow")
+        if self.tally.run is not None:
+            say(f"carry on with: {self.resume_hint}")
+        sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(INTERRUPTED)  # the journal holds every handle: --resume finds them, as after a crash
+        os._exit(self.exit_code)
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        if isinstance(display, Bars):
-            with display:
-                return body(sink)
-        if not yes and output is not Output.json:
-            with busy(f"{command}: checking the plan against the live estate"):
-                return body(sink)
-        return body(sink)
-    except KeyboardInterrupt:
-        _interrupted(command, tally, resume_hint)
-        raise typer.Exit(INTERRUPTED) from None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def report(self, exc: RunInterrupted) -> None:
+        """What is left of a run that stopped (the journal's account, see ``RunInterrupted``)."""
+        if isinstance(self.display, JsonLines):
+            self.display.write(
+                {
+                    "event": "interrupted",
+                    "signal": signal.Signals(self.signal or signal.SIGINT).name,
+                    **exc.to_dict(),
+                    "resume": self.resume_hint if exc.run is not None else None,
+                }
+            )
+        say(f"{self.command} interrupted: {exc.left()}", "yellow")
+        if exc.run is not None:
+            say(f"carry on with: {self.resume_hint}")
+
+
+def _show_cursor() -> None:
+    """Give the terminal its cursor back (a live display hides it) before leaving without unwinding."""
+    console = err()
+    if console.is_terminal:
+        try:
+            console.file.write("\x1b[?25h\n")
+            console.file.flush()
+        except OSError:
+            pass
 
 
 # -- what every run-through-the-apply command prints before and after ---------------------------
@@ -345,12 +423,6 @@ def show_failures(failures: list[tuple[PlanAction, Outcome]]) -> None:
             ["action", "kind", "vm", Col("state", styles=STATE_STYLES), text_col("why")],
             [[a.id, a.kind, a.vm_name, o.state, o.message] for a, o in failures],
         )
-
-
-def _interrupted(command: str, tally: Tally, resume_hint: str) -> None:
-    say(f"{command} interrupted: {tally.left()}", "yellow")
-    if tally.run is not None:
-        say(f"carry on with: {resume_hint}")
 
 
 __all__ = [

@@ -127,9 +127,9 @@ class FailoverPlan:
             raise PlanError(f"{source}: malformed failover plan: {type(exc).__name__}") from exc
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        from ftbridge.statefiles import atomic_write
+
+        atomic_write(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> FailoverPlan:

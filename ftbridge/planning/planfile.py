@@ -163,11 +163,10 @@ def dumps(doc: dict[str, Any]) -> str:
 
 
 def write_plan(doc: dict[str, Any], path: Path) -> None:
-    """Atomically: a reader never sees half a plan."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(dumps_bytes(doc))
-    os.replace(tmp, path)
+    """Atomically: a reader never sees half a plan (a full or read-only disk: StateStorageError)."""
+    from ftbridge.statefiles import atomic_write
+
+    atomic_write(path, dumps_bytes(doc))
 
 
 # -- reading ---------------------------------------------------------------------------------

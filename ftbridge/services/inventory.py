@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ftbridge.drivers.base import BackendInfo, Capability, Driver, StoragePlacement
-from ftbridge.errors import FtbridgeError, UnsupportedOperation
+from ftbridge.errors import FtbridgeError, StateStorageError, UnsupportedOperation
 from ftbridge.inventory import Inventory, InventoryPart
 from ftbridge.labels import apply_labels
 from ftbridge.model import EndpointInfo
@@ -79,6 +79,6 @@ def collect(session: Session, endpoints: Iterable[str] | None = None) -> Invento
         inv = inv.with_parts(ep, part)
     try:
         lastseen.record(Path(session.config.state_dir), inv)
-    except OSError as exc:  # a read-only state dir must not stop a read-only command
+    except (OSError, StateStorageError) as exc:  # a read-only state dir must not stop a read-only command
         log.warning("cannot record where VMs run in %s: %s", session.config.state_dir, exc)
     return apply_labels(inv, session.config.domains)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from ftbridge.inventory import Inventory
 from ftbridge.model import VM, Disk, PowerState
+from ftbridge.statefiles import atomic_write
 
 FILE = "last-running.json"
 
@@ -54,9 +54,7 @@ def record(state_dir: Path, inv: Inventory) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         known = _read(path)
         known.update(fresh)
-        tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, sort_keys=True, separators=(",", ":")), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, json.dumps(known, sort_keys=True, separators=(",", ":")))
 
 
 def load(state_dir: Path) -> dict[tuple[str, str], Seen]:
