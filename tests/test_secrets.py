@@ -85,7 +85,7 @@ def test_the_stream_masks_a_secret_written_in_pieces(registry: None) -> None:
         ),
         (
             '[coordination]\nbackend = "etcd"\nmembers = [{{ url = "https://u:{pw}@etcd1:2379" }}]\n',
-            "coordination.members.0.url",
+            "coordination.members[0].url",
         ),
     ],
 )
@@ -123,7 +123,7 @@ def test_state_files_are_private_after_demo_plan_apply(tmp_path: Path) -> None:
     names = set(modes)
     for expected in ("journal.sqlite", "demo/ftbridge.toml", "demo/estate.toml", "plans"):
         assert expected in names, sorted(names)
-    assert any(n.startswith("demo/") and n.endswith(".simstate.json") for n in names), sorted(names)
+    assert any(n.startswith("demo/") and n.endswith(".simstate.db") for n in names), sorted(names)
     assert any(n.startswith("demo/") and "estate-lock" in n for n in names), sorted(names)  # the estate's lock
     loose = {n: oct(m) for n, m in modes.items() if m != (0o700 if (state / n).is_dir() else 0o600)}
     assert not loose, loose

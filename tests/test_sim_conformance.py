@@ -48,7 +48,9 @@ class TestSimConformance(DriverConformance):
             'flavor = "generic"', f'flavor = "generic"\npassword_sha256 = "{hashlib.sha256(b"right").hexdigest()}"'
         )
         small_estate.write_text(text)
-        monkeypatch.setenv("SIM_PW", "wrong")
+        # not a dictionary word: the secrets registry is process-wide, and a registered "wrong"
+        # would (rightly) mask that word in every later test's messages
+        monkeypatch.setenv("SIM_PW", "not-the-sim-pw")
         cfg = SimConfig.model_validate(
             {"driver": "sim", "estate": str(small_estate), "name": "lab", "password": {"env": "SIM_PW"}}
         )
