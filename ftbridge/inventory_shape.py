@@ -30,7 +30,7 @@ from typing_extensions import TypedDict
 from ftbridge.errors import ConfigError
 from ftbridge.loading import validation_line
 from ftbridge.model import HostState, PowerState, SecondaryState
-from ftbridge.timefmt import parse_rfc3339
+from ftbridge.timefmt import checked_time
 
 # scalars as JSON holds them (a number is not a string, 1 is not true); lists and tables in lax
 # mode, which takes the tuples Inventory.to_dict leaves before any JSON round trip, and is faster
@@ -42,17 +42,8 @@ _Bytes = Annotated[StrictInt, Field(ge=0)]
 _Seconds = Annotated[float, Field(strict=True, ge=0)]
 
 
-def _time(value: str | float | None) -> str | float | None:
-    if isinstance(value, str):
-        try:
-            parse_rfc3339(value)
-        except ValueError:
-            raise ValueError("expected an RFC 3339 time such as 2025-03-01T10:00:00Z") from None
-    return value
-
-
 #: a time as a saved inventory holds it: RFC 3339 (what ftbridge writes) or epoch seconds (older files)
-_Time = Annotated[StrictStr | Num | None, AfterValidator(_time)]
+_Time = Annotated[StrictStr | Num | None, AfterValidator(checked_time)]
 
 
 def _one_of(kind: type[enum.Enum]) -> AfterValidator:

@@ -43,3 +43,14 @@ def human(epoch: float | None, *, since: float | None = None) -> str:
     if since is not None and datetime.fromtimestamp(since, tz=UTC).date() == dt.date():
         return dt.strftime("%H:%M:%S")
     return dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def checked_time(value: object) -> object:
+    """``value`` unchanged when it is not a string or is an RFC 3339 time; else ``ValueError``
+    with what was expected (a validator for files that may hold epoch seconds or a time)."""
+    if isinstance(value, str):
+        try:
+            parse_rfc3339(value)
+        except ValueError:
+            raise ValueError("expected an RFC 3339 time such as 2025-03-01T10:00:00Z") from None
+    return value

@@ -18,16 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from ftbridge.errors import PlanError
 from ftbridge.failover.plan import Blocked, Step
 from ftbridge.loading import validation_line
-from ftbridge.timefmt import parse_rfc3339
-
-
-def _time(value: str | float) -> str | float:
-    if isinstance(value, str):
-        try:
-            parse_rfc3339(value)
-        except ValueError:
-            raise ValueError("expected an RFC 3339 time such as 2025-03-01T10:00:00Z") from None
-    return value
+from ftbridge.timefmt import checked_time
 
 
 class _Doc(BaseModel):
@@ -35,7 +26,7 @@ class _Doc(BaseModel):
     schema_version: int
     kind: Literal["failover"]
     scope: str
-    created_at: Annotated[str | float, AfterValidator(_time)]
+    created_at: Annotated[str | float, AfterValidator(checked_time)]
     inventory_fingerprint: str
     estate_id: str = ""
     steps: list[Step]
