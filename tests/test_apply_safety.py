@@ -321,3 +321,26 @@ def test_a_removal_is_refused_up_front_when_the_primary_cannot_be_read(demo: tup
     SimDriver(load_config(cfg_path).endpoints[ep], endpoint=ep).ex_inject(datastores_down=stores)
     line = refused(cfg_path, "apply", str(plan), "--yes", "--revalidate", code=8)
     assert f"{doc['actions'][1]['id']}: fra-crm01's primary cannot be read" in line, line
+
+
+def test_a_lock_in_the_machine_wide_directory_opens_for_every_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's umask (077) must not make the shared lock file unopenable by other users: they
+    would then be refused on that estate for as long as the file exists, run or no run."""
+    from ftbridge.apply import locks
+
+    system = tmp_path / "run-lock"
+    system.mkdir()
+    monkeypatch.setattr(locks, "_SYSTEM_DIR", system)
+    monkeypatch.delenv(locks.LOCK_DIR_ENV, raising=False)
+    key = locks.EstateKey("vc", "vsphere:vc.example:443", locks.lock_dir() / "vc.lock")
+    assert key.path.parent == system / "ftbridge"
+    old = os.umask(0o077)
+    try:
+        with EstateLock([key]):
+            pass
+    finally:
+        os.umask(old)
+    assert key.path.stat().st_mode & 0o777 == 0o644
+    assert (system / "ftbridge").stat().st_mode & 0o7777 == 0o1777

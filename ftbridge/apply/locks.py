@@ -105,6 +105,17 @@ def _make_dir(path: Path) -> None:
             pass  # made by someone else meanwhile: theirs to set
 
 
+def _readable_by_all(f: IO[str]) -> None:
+    """In the machine-wide directory, a lock file must open for every user (``flock`` needs an
+    open file, reading suffices), whatever the umask (ftbridge's CLI runs with 077): it holds a
+    pid and a command, nothing secret. Only its owner may change the mode; others' stay as is."""
+    try:
+        if os.fstat(f.fileno()).st_uid == os.geteuid():
+            os.fchmod(f.fileno(), 0o644)
+    except OSError:
+        pass
+
+
 class EstateLock:
     """Exclusive locks on the given estates, held for the ``with`` block."""
 
@@ -141,6 +152,8 @@ class EstateLock:
             _make_dir(key.path.parent)
             try:
                 f = open(key.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+                if key.path.parent.parent == _SYSTEM_DIR:
+                    _readable_by_all(f)
             except PermissionError:  # another user's lock file: locking needs no write access
                 f = open(key.path, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
