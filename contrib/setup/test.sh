@@ -5,6 +5,9 @@ source "$(dirname "$0")/common.sh"
 # gcc + libxml2-dev + python3-dev: ovirt-engine-sdk-python builds from source;
 # golang-go + golang-github-vmware-govmomi-dev: the project's vcsim (contrib/vcsim) builds offline.
 apt_install gcc libxml2-dev golang-go golang-github-vmware-govmomi-dev chromium
+# mount (tmpfs, read-only bind) and setpriv (util-linux): the disk-full / read-only / foreign-owned
+# state dir tests (run as root, as CI does); both are Essential on Debian, named here all the same
+apt_install mount util-linux
 apt_install etcd-server  # a real three-member etcd cluster on loopback for the watch/coordination tests
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || apt_install python3-dev

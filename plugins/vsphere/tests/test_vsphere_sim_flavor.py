@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from ftbridge_vsphere.driver import VsphereDriver
 
 from ftbridge.sim import driver as sim
@@ -19,7 +18,4 @@ def test_the_vsphere_flavor_offers_the_drivers_mechanisms_with_its_rules() -> No
 
 
 def test_the_vsphere_flavor_declares_the_drivers_capabilities() -> None:
-    flavors = getattr(sim, "FLAVOR_CAPABILITIES", None)
-    if flavors is None:
-        pytest.skip("ftbridge.sim.driver.FLAVOR_CAPABILITIES is not in this core yet")
-    assert frozenset(flavors["vsphere"]) == VsphereDriver.capabilities
+    assert frozenset(sim.FLAVOR_CAPABILITIES["vsphere"]) == VsphereDriver.capabilities
