@@ -263,7 +263,10 @@ def test_one_json_vocabulary(tmp_path: Path) -> None:
     assert started and all(e["vm"] in vms["ids"] and e["vm_name"] in vms["names"] for e in started)
 
 
-def test_lab_run_removes_its_credentials_file_when_it_stops(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_lab_run_removes_its_credentials_file_when_it_stops(tmp_path: Path, sig: str) -> None:
+    """Stopped by a service manager (SIGTERM), Ctrl-C or a closed terminal (SIGHUP), the lab
+    leaves no credentials file behind."""
     import os
     import signal
     import subprocess
@@ -288,11 +291,12 @@ def test_lab_run_removes_its_credentials_file_when_it_stops(tmp_path: Path) -> N
         creds = Path(m.group(1))
         assert creds.exists() and creds.parent == tmp_path and (creds.stat().st_mode & 0o777) == 0o600
         assert "export " in creds.read_text()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, sig))
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
     assert not creds.exists(), "the credentials outlived the lab"
+    assert not list(tmp_path.glob("ftbridge-lab-*")), "nothing of the lab's is left in TMPDIR"
     assert "[endpoints.lab-proxmox]" in out and "removed" in err

@@ -8,11 +8,7 @@ import base64
 import io
 import json
 import os
-import re
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -138,37 +134,6 @@ def test_an_existing_open_state_dir_is_tightened(tmp_path: Path) -> None:
         f.write(f'\n[state]\ndir = "{state}"\n')
     assert ftb("-c", str(cfg), "inventory", "-o", "json").code == 0
     assert state.stat().st_mode & 0o777 == 0o700
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
-def test_lab_run_removes_its_credentials_on_ctrl_c_and_hangup(tmp_path: Path, sig: int) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")} | {"TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ftbridge", "lab", "run", "proxmox"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stderr is not None
-        said = ""
-        for line in proc.stderr:  # the lab says where its credentials are once it serves
-            said += line
-            if "credentials: source " in line:
-                break
-        m = re.search(r"credentials: source (\S+);", said)
-        assert m, said
-        creds = Path(m.group(1))
-        assert creds.exists()
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    assert not creds.exists(), "the credentials outlived the lab"
-    assert not list(tmp_path.glob("ftbridge-lab-*")), "nothing of the lab's is left in TMPDIR"
 
 
 # -- retention -----------------------------------------------------------------------------------
