@@ -34,3 +34,31 @@ def copy_demo(dst: Path) -> Path:
     for name in ("ftbridge.toml", "estate.toml"):
         shutil.copy(DEMO / name, dst / name)
     return dst / "ftbridge.toml"
+
+
+def hold_journal(path: Path) -> subprocess.Popen[str]:
+    """Another process holding an SQLite journal's write lock (BEGIN EXCLUSIVE, WAL mode as
+    ftbridge's journal is) until :func:`release_journal`; returns once it holds it."""
+    code = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "c.execute('PRAGMA journal_mode=WAL')\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "c.execute('ROLLBACK')\n"
+    )
+    h = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert h.stdout is not None and h.stdout.readline().strip() == "locked"
+    return h
+
+
+def release_journal(h: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Tell a :func:`hold_journal` holder to let go, and wait for it to end."""
+    assert h.stdin is not None
+    try:
+        h.stdin.write("\n")
+        h.stdin.close()
+    except BrokenPipeError:
+        pass  # it has ended already
+    h.wait(timeout=timeout)

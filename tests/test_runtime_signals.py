@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from helpers import hold_journal, release_journal
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 
@@ -208,7 +209,7 @@ def test_second_ctrl_c_leaves_at_once(estates: tuple[Path, Path, Path], tmp_path
         if p.poll() is None:
             p.kill()
         if holder is not None:
-            release(holder)
+            release_journal(holder, BOUND)
     last = json.loads(tail[-1])
     assert last["event"] == "interrupted" and last["forced"] is True, tail
     assert "Traceback" not in said
@@ -219,31 +220,6 @@ def test_second_ctrl_c_leaves_at_once(estates: tuple[Path, Path, Path], tmp_path
     with sqlite3.connect(cfg.parent / "state" / "journal.sqlite") as c:
         assert c.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     resume_matches_uninterrupted(cfg, plan, ref)
-
-
-def hold_journal(path: Path) -> subprocess.Popen[str]:
-    """Another process holding the journal's write lock (BEGIN EXCLUSIVE) until told to let go."""
-    code = (
-        "import sqlite3, sys\n"
-        f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-        "c.execute('BEGIN EXCLUSIVE')\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.readline()\n"
-        "c.execute('ROLLBACK')\n"
-    )
-    h = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert h.stdout is not None and h.stdout.readline().strip() == "locked"
-    return h
-
-
-def release(h: subprocess.Popen[str]) -> None:
-    assert h.stdin is not None
-    try:
-        h.stdin.write("\n")
-        h.stdin.close()
-    except BrokenPipeError:
-        pass
-    h.wait(timeout=BOUND)
 
 
 def with_wait(cfg: Path, wait: str) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from helpers import hold_journal, release_journal
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 
@@ -203,30 +204,6 @@ def test_state_dir_of_another_user(tmp_path: Path) -> None:
 
 
 # -- a journal another process holds ------------------------------------------------------------
-def hold_journal(path: Path) -> subprocess.Popen[str]:
-    """Another process holding the journal's write lock (BEGIN EXCLUSIVE) until told to let go;
-    returns once it holds it."""
-    code = (
-        "import sqlite3, sys\n"
-        f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-        "c.execute('PRAGMA journal_mode=WAL')\n"
-        "c.execute('BEGIN EXCLUSIVE')\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.readline()\n"
-        "c.execute('ROLLBACK')\n"
-    )
-    h = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert h.stdout is not None and h.stdout.readline().strip() == "locked"
-    return h
-
-
-def release(h: subprocess.Popen[str]) -> None:
-    assert h.stdin is not None
-    h.stdin.write("\n")
-    h.stdin.close()
-    h.wait(timeout=BOUND)
-
-
 def test_busy_journal_waits_then_exit_9(tmp_path: Path) -> None:
     state = tmp_path / "state"
     cfg = demo(tmp_path / "live", state, 'busy_timeout = "1s"\n')
@@ -239,7 +216,7 @@ def test_busy_journal_waits_then_exit_9(tmp_path: Path) -> None:
     try:
         r = K.ftb("-c", str(cfg), "apply", str(plan), "--yes")
     finally:
-        release(holder)
+        release_journal(holder, BOUND)
     assert r.returncode == 9, r.stderr
     assert r.stderr.count(f"waiting for {jpath}, held by another process") == 1, r.stderr
     line = one_error_line(r.stderr)
@@ -278,7 +255,7 @@ def test_busy_journal_released_while_waiting(tmp_path: Path) -> None:
         first = first_line(p.stderr)
         assert first.strip() == f"waiting for {jpath}, held by another process", first
     finally:
-        release(holder)
+        release_journal(holder, BOUND)
     out, err = p.communicate(timeout=BOUND)
     assert p.returncode == 0, first + err
     with sqlite3.connect(jpath) as c:
