@@ -69,7 +69,10 @@ HOSTS = 16  # per site
 DATASTORES = 8  # per site
 
 
-def estate(n: int, groups: int) -> dict[str, Any]:
+def estate(n: int, groups: int, *, sites: str = "ab", memory_gib: int = 2) -> dict[str, Any]:
+    """``n`` VMs on site a's hosts and datastores, each with a sim-copy on site b, named by the
+    recovery group they fall in (``groups`` of them); ``sites``: the sites that get datastores
+    (a third one gives moves somewhere to go). Also ``sim_ops.py``'s estate."""
     hosts = [
         {"id": f"{s}{i}", "name": f"{s}-esx{i:02d}", "cluster": "c", "memory_gib": 4096}
         for s in "ab"
@@ -78,7 +81,7 @@ def estate(n: int, groups: int) -> dict[str, Any]:
     every = [h["id"] for h in hosts]
     dss = [
         {"id": f"{s}-ds{i}", "name": f"{s}-ds{i}", "kind": "nfs", "hosts": every, "capacity_gib": 1_000_000}
-        for s in "ab"
+        for s in sites
         for i in range(DATASTORES)
     ]
     vms = [
@@ -86,7 +89,7 @@ def estate(n: int, groups: int) -> dict[str, Any]:
             "id": f"v{i}",
             "name": f"g{i * groups // n}-vm{i:05d}",
             "host": f"a{i % HOSTS}",
-            "memory_gib": 2,
+            "memory_gib": memory_gib,
             "disks": [{"id": "d0", "size_gib": 20, "datastore": f"a-ds{i % DATASTORES}"}],
             "secondaries": [
                 {

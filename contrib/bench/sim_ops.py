@@ -32,45 +32,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from failover_scale import (  # noqa: E402 (the estate is that benchmark's)
+    DATASTORES,
+    HOSTS,
+    estate as failover_estate,  # noqa: E402
+)
+
 from ftbridge.drivers.base import Operation, OpState, SecondarySpec
 from ftbridge.sim.driver import SimConfig, SimDriver
 
-HOSTS = 16  # per site
 _SPENT_LOCK = threading.Lock()
-DATASTORES = 8  # per site
 
 
 def estate(n: int) -> dict[str, Any]:
-    hosts = [
-        {"id": f"{s}{i}", "name": f"{s}-esx{i:02d}", "cluster": "c", "memory_gib": 4096}
-        for s in "ab"
-        for i in range(HOSTS)
-    ]
-    every = [h["id"] for h in hosts]
-    dss = [
-        {"id": f"{s}-ds{i}", "name": f"{s}-ds{i}", "kind": "nfs", "hosts": every, "capacity_gib": 1_000_000}
-        for s in "abc"
-        for i in range(DATASTORES)
-    ]
-    vms = [
-        {
-            "id": f"v{i}",
-            "name": f"vm{i:05d}",
-            "host": f"a{i % HOSTS}",
-            "memory_gib": 4,
-            "disks": [{"id": "d0", "size_gib": 20, "datastore": f"a-ds{i % DATASTORES}"}],
-            "secondaries": [
-                {
-                    "mechanism": "sim-copy",
-                    "disks": {"d0": f"b-ds{(i * 3) % DATASTORES}"},
-                    "state": "in_sync",
-                    "lag_s": 5,
-                }
-            ],
-        }
-        for i in range(n)
-    ]
-    return {"estates": {"sim": {"flavor": "generic", "hosts": hosts, "datastores": dss, "vms": vms}}}
+    """The failover benchmark's estate (one recovery group), with a third site's datastores."""
+    return failover_estate(n, 1, sites="abc", memory_gib=4)
 
 
 def finish(drv: SimDriver, op: Operation) -> None:
