@@ -165,6 +165,9 @@ def test_journal_store_round_trip_and_history(cluster: EtcdCluster, tmp_path: Pa
             "run_finished",
             "run_resumed",
         ]
+        times = j.event_times(run, ("op_started", "action_succeeded"))
+        assert [(aid, ev) for aid, _, ev in times] == [("a1", "op_started"), ("a1", "action_succeeded")]
+        assert times[0][1] <= times[1][1]
         run2 = j.start_run("plan-y", "/q.json", "fp", [])
         assert run2 > run and [r.id for r in j.runs()] == [run2, run]
     finally:

@@ -30,9 +30,10 @@ site b; site a's hosts and datastores are failed):
    ``--op-seconds``): the run's wall time against the ideal, the operations' total time divided
    by the concurrency (each VM is one promote of ``op_seconds``), and the ratio. Target: 1.5x.
    Wall time includes the sim's calls (serialized per endpoint, like a real platform's
-   session), the executor's polling (it polls at 10, 20, 40 ms... up to the poll interval, so
-   a 50 ms operation is seen done after 70 ms) and the journal's fsync'd commits; a loaded
-   machine stretches it.
+   session), the executor's polling (at once, after 10 ms, then when the progress the sim
+   reports says the operation ends; backing off alone, 10, 20, 40 ms..., saw a 50 ms
+   operation done only at 70 ms) and the journal's fsync'd commits (grouped: writes that
+   arrive while one commits share the next transaction); a loaded machine stretches it.
 
 Run:  python contrib/bench/failover_scale.py [--vms 10000] [--groups 3] [--ideal-vms 1000]
       [--op-seconds 0.05] [--concurrency 8] [--skip-run] [--edges]

@@ -21,10 +21,10 @@ action is thus examined a bounded number of times, at O(log n) each, plus its ed
 from __future__ import annotations
 
 import heapq
+import queue
 import threading
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,6 +52,52 @@ class Runner(Protocol):
     one action to its outcome, in a worker thread; never raises (a failure is an outcome)."""
 
     def run(self, a: PlanAction) -> Outcome: ...
+
+
+class _Workers:
+    """The worker threads (started as work comes, up to ``size``): each runs the actions it is
+    handed and puts each outcome, or what the action raised, on one queue that the main thread
+    reads. Waiting for the next outcomes costs the same however many actions run (a thread
+    pool's ``wait(FIRST_COMPLETED)`` hooked a waiter on every running future, each time)."""
+
+    def __init__(self, size: int, executor: Runner, actions: list[PlanAction]) -> None:
+        self.size, self.executor, self.actions = size, executor, actions
+        self.todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[int, Outcome | None, BaseException | None]] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.in_flight = 0
+
+    def submit(self, i: int) -> None:
+        self.in_flight += 1
+        if len(self.threads) < min(self.size, self.in_flight):
+            t = threading.Thread(target=self._work, name=f"ftbridge-apply_{len(self.threads)}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        self.todo.put(i)
+
+    def finished(self) -> list[tuple[int, Outcome | None, BaseException | None]]:
+        """The actions that ended since the last call (waits for one at least), in plan order."""
+        out = [self.done.get()]
+        while True:
+            try:
+                out.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(out)
+        return sorted(out, key=lambda x: x[0])
+
+    def _work(self) -> None:
+        while (i := self.todo.get()) is not None:
+            try:
+                self.done.put((i, self.executor.run(self.actions[i]), None))
+            except BaseException as exc:  # the main thread re-raises it
+                self.done.put((i, None, exc))
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.todo.put(None)
+        for t in self.threads:
+            t.join()
 
 
 #: counts the times the scheduler looked at an action to decide whether it starts (tests use it
@@ -162,29 +208,30 @@ class _Schedule:
         for i in range(len(self.todo)):
             if self.waits[i] == 0 and not self.final[i]:
                 heapq.heappush(self.ready, i)
-        with ThreadPoolExecutor(max_workers=self.limits.workers(), thread_name_prefix="ftbridge-apply") as pool:
-            running: dict[Future[Outcome], int] = {}
+        pool = _Workers(self.limits.workers(), self.executor, self.todo)
+        try:
+            running = 0
             while True:
                 if not self._stopped():
                     for i in self._startable():  # their resources are held already
                         self.started[i] = True
                         self.states[self.todo[i].id] = RUNNING
-                        running[pool.submit(self.executor.run, self.todo[i])] = i
+                        pool.submit(i)
+                        running += 1
                 if not running:
                     break  # nothing runs and nothing can start (or we were told to stop)
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in sorted(finished, key=running.__getitem__):
-                    i = running.pop(fut)
+                for i, outcome, error in pool.finished():
+                    running -= 1
                     self._take(i, -1)
-                    try:
-                        outcome = fut.result()
-                    except BaseException:  # not an outcome (a journal that cannot be written):
+                    if outcome is None:  # not an outcome (a journal that cannot be written):
                         if self.stop is not None:  # the others stop at their next wait
                             self.stop.set()
-                        raise
+                        raise error or RuntimeError(f"action {self.todo[i].id} gave no outcome")
                     self.states[self.todo[i].id] = outcome.state
                     self.outcomes[self.todo[i].id] = outcome
                     self._finished(i, outcome.state in DONE_STATES)
+        finally:
+            pool.close()  # waits for the actions still running, as a thread pool's exit does
         return self.outcomes
 
     def _stopped(self) -> bool:

@@ -426,6 +426,7 @@ class Executor:
                 )
                 self._live(a)
                 self._precondition(a)  # the estate moved on while we waited
+            started = time.monotonic()
             try:
                 op = self._start(a)
             except FtbridgeError as exc:
@@ -443,7 +444,7 @@ class Executor:
                     continue
                 raise
             self._record(a, RUNNING, "op_started", f"operation {op.id}", operation=op.to_dict())
-            status = self._wait(a, op)
+            status = self._wait(a, op, started)
             if status.state is OpState.SUCCEEDED:
                 return self._succeeded(a, attempts, status)
             if status.retryable and tries <= self.settings.retries:
@@ -466,11 +467,20 @@ class Executor:
         )
         self.sleep(delay)
 
-    def _wait(self, a: PlanAction, op: Operation) -> OperationStatus:
-        """Poll until the operation ends; transient poll errors are retried, a timeout fails."""
+    def _wait(self, a: PlanAction, op: Operation, started: float | None = None) -> OperationStatus:
+        """Poll until the operation ends; transient poll errors are retried, a timeout fails.
+
+        ``started``: when this run asked for the operation (None: it was found running). Between
+        two polls the executor waits as long as the progress the platform reports says is left,
+        at the rate seen since the start (or since the first poll), up to the poll interval. With
+        no progress reported, or none since the last poll (an operation held at 99%), it backs
+        off: 10, 20, 40 ms... up to the poll interval. Backing off alone saw a 50 ms operation
+        end only at its 70 ms poll; a 1,000-VM failover took 1.75x the operations' time."""
         drv = self.drivers[a.endpoint]
         deadline = time.monotonic() + self.settings.operation_timeout
         delay = min(0.01, self.settings.poll_interval)
+        origin: tuple[float, float] | None = (started, 0.0) if started is not None else None
+        seen: float | None = None  # the progress the last poll reported
         errors = 0
         while True:
             try:
@@ -495,15 +505,23 @@ class Executor:
             )
             if status.done:
                 return status
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise OperationTimeout(
                     f"operation {op.id} ({a.kind} of {a.vm_name}) still running after "
                     f"{self.settings.operation_timeout:.0f}s; its handle is journaled: "
                     f"'ftbridge apply --resume' waits for it",
                     endpoint=a.endpoint,
                 )
-            self.sleep(delay)
-            delay = min(delay * 2, self.settings.poll_interval)
+            if origin is None:
+                origin = (now, status.progress)
+            left = _time_left(origin, now, status.progress, seen)
+            seen = status.progress
+            if left is None:
+                self.sleep(delay)
+                delay = min(delay * 2, self.settings.poll_interval)
+            else:
+                self.sleep(min(left, self.settings.poll_interval))
 
     def _set_result(self, action_id: str, result: dict[str, Any]) -> None:
         if result:
@@ -912,6 +930,17 @@ class Executor:
             return self.call(a.endpoint, drv.protect, a.vm, spec)
         assert isinstance(a, UnprotectAction)
         return self.call(a.endpoint, drv.unprotect, a.vm, a.secondary)
+
+
+def _time_left(origin: tuple[float, float], now: float, progress: float, seen: float | None) -> float | None:
+    """Seconds until an operation should end, at the rate its progress grew since ``origin``
+    (when, at what progress); None when that says nothing: less than 5% done since, or no
+    progress since the last poll (``seen``), such as an operation the platform holds. At least
+    a millisecond, so that an estimate that falls short does not poll in a tight loop."""
+    at, base = origin
+    if progress - base < 0.05 or progress == seen or now <= at:
+        return None
+    return max(0.001, (1.0 - progress) * (now - at) / (progress - base))
 
 
 def _sync_state(sid: str, sec: Secondary | None, late: bool, timeout: float) -> str:

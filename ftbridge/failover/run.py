@@ -45,7 +45,6 @@ from ftbridge.planning.planfile import (
     config_digest,
     content_digest,
     estate_id,
-    parse_plan,
     write_plan,
 )
 
@@ -91,8 +90,7 @@ def document(
     if groups is not None:
         doc["groups"] = groups
     doc["plan_id"] = content_digest(doc)
-    parse_plan(doc, source="failover document")  # what we write, the apply must read
-    return doc
+    return doc  # checked where it is read: the apply's load_plan (every producer's output is applied in tests)
 
 
 def _action(n: int, kind: str, endpoint: str, vm: str, vm_name: str, reason: str, **detail: Any) -> dict[str, Any]:
@@ -333,14 +331,14 @@ def _times(journal_path: Path, run_id: int | None) -> tuple[dict[str, float], di
         return start, end, run_start
     j = Journal(journal_path)
     try:
-        for e in j.events(run_id):
-            aid = e["action_id"]
-            if e["event"] == "run_started" and run_start is None:
-                run_start = float(e["at"])
-            elif aid and e["event"] == "action_started":
-                start.setdefault(aid, float(e["at"]))
-            elif aid and e["event"] in ("action_succeeded", "action_skipped"):
-                end[aid] = float(e["at"])
+        kinds = ("run_started", "action_started", "action_succeeded", "action_skipped")
+        for aid, at, event in j.event_times(run_id, kinds):
+            if event == "run_started" and run_start is None:
+                run_start = at
+            elif aid and event == "action_started":
+                start.setdefault(aid, at)
+            elif aid and event in ("action_succeeded", "action_skipped"):
+                end[aid] = at
     finally:
         j.close()
     return start, end, run_start

@@ -1,0 +1,142 @@
+"""How an apply keeps pace with the platform: it polls an operation when the operation's own
+progress says it ends (not on a blind backoff), and actions journaling at once share one
+durable transaction (group commit) without one bad write taking the others down."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+
+import plankit as K  # noqa: E402
+
+from ftbridge.apply.events import ApplyEvent  # noqa: E402
+from ftbridge.apply.journal import RUNNING, SUCCEEDED, Journal, SqliteJournalStore  # noqa: E402
+from ftbridge.apply.steps import _time_left  # noqa: E402
+from ftbridge.config import load_config  # noqa: E402
+from ftbridge.failover.plan import FailoverPlan  # noqa: E402
+from ftbridge.failover.run import run_failover  # noqa: E402
+from ftbridge.sim.driver import SimDriver  # noqa: E402
+
+
+# -- the pace of polling -------------------------------------------------------------------
+def test_time_left_follows_the_rate_of_progress() -> None:
+    # started at t=10 s; at t=10.2 s a quarter is done: three quarters are left, 0.6 s at that rate
+    assert _time_left((10.0, 0.0), 10.2, 0.25, None) == pytest.approx(0.6)
+    # found running at 40% (a resumed wait): the rate counts from there
+    assert _time_left((10.0, 0.4), 11.0, 0.6, 0.5) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("origin", "now", "progress", "seen"),
+    [
+        ((10.0, 0.0), 10.01, 0.02, None),  # under 5% done: too little to extrapolate from
+        ((10.0, 0.0), 12.0, 0.99, 0.99),  # no progress since the last poll: held, back off
+        ((10.0, 0.3), 11.0, 0.3, None),  # found at 30% and still there
+        ((10.0, 0.0), 10.0, 0.5, None),  # no time has passed
+    ],
+)
+def test_time_left_says_nothing_without_a_rate(
+    origin: tuple[float, float], now: float, progress: float, seen: float | None
+) -> None:
+    assert _time_left(origin, now, progress, seen) is None
+
+
+def test_an_estimate_that_falls_short_still_waits_a_little() -> None:
+    assert _time_left((10.0, 0.0), 11.0, 0.999999, 0.9) == 0.001
+
+
+def test_an_operation_is_polled_when_its_progress_says_it_ends(tmp_path: Path) -> None:
+    """A 0.4 s promote: polled at once, then after 10 (and 20) ms, then once its progress says
+    it is done. Backing off alone (10, 20, 40 ... ms) polls it 7 times before it is seen done."""
+    cfg_path = K.copy_demo(tmp_path, op_seconds=0.4)
+    # the poll interval (the longest pause) follows the backoff: 1 s, longer than the operation
+    cfg_path.write_text(cfg_path.read_text().replace('backoff = "0.01s"', 'backoff = "1s"'))
+    cfg = load_config(cfg_path)
+    SimDriver(cfg.endpoints["vc-ams"], endpoint="vc-ams").ex_inject(hosts_down=["host-11"])
+    plan = tmp_path / "fo.json"
+    r = K.ftb("-c", str(cfg_path), "failover", "plan", "--vm", "ams-sql01", "--out", str(plan))
+    assert r.returncode == 0, r.stderr
+    events: list[ApplyEvent] = []
+    result = run_failover(cfg, FailoverPlan.load(plan), yes=True, on_event=events.append).apply
+    assert {o.state for o in result.outcomes.values()} == {SUCCEEDED}
+    (promote,) = [a.id for a in result.actions if a.kind == "promote"]
+    polls = [e for e in events if e.event == "action_progress" and e.action == promote]
+    assert 2 <= len(polls) <= 5, [e.progress for e in polls]
+    assert polls[-1].progress == 1.0
+
+
+# -- group commit ----------------------------------------------------------------------------
+def test_writes_that_arrive_together_commit_together_and_a_bad_one_fails_alone(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+    run = journal.start_run("p1", "plan.json", "f", [(f"a{i}", "promote", "ep", f"vm{i}") for i in range(6)])
+    transactions: list[int] = []  # how many writes each transaction carried
+    real = store._transaction
+
+    def counted(bodies: list, token: int | None) -> list:  # type: ignore[type-arg]
+        transactions.append(len(bodies))
+        return real(bodies, token)
+
+    store._transaction = counted  # type: ignore[method-assign]
+    inside, go = threading.Event(), threading.Event()
+
+    def slow(cur: sqlite3.Cursor) -> str:  # holds its transaction open until told to go
+        inside.set()
+        go.wait(60)
+        return "slow"
+
+    def bad(cur: sqlite3.Cursor) -> None:
+        cur.execute("INSERT INTO no_such_table VALUES (1)")
+
+    answers: dict[str, object] = {}
+
+    def call(name: str, fn: object) -> None:
+        try:
+            answers[name] = fn()  # type: ignore[operator]
+        except Exception as exc:
+            answers[name] = exc
+
+    first = threading.Thread(target=call, args=("slow", lambda: store._commit(slow)))
+    first.start()
+    assert inside.wait(60)
+    others = [
+        threading.Thread(
+            target=call, args=(f"a{i}", lambda i=i: journal.record(run, f"a{i}", RUNNING, "action_started", attempts=1))
+        )
+        for i in range(5)
+    ]
+    others.append(threading.Thread(target=call, args=("bad", lambda: store._commit(bad))))
+    for t in others:
+        t.start()
+    # every other write waits behind the open transaction
+    while True:
+        with store._queued:
+            if len(store._queue) == len(others):
+                break
+        threading.Event().wait(0.001)
+    go.set()
+    for t in [first, *others]:
+        t.join(60)
+    assert answers["slow"] == "slow"
+    assert isinstance(answers["bad"], sqlite3.OperationalError) and "no_such_table" in str(answers["bad"])
+    assert all(answers[f"a{i}"] is None for i in range(5))
+    # the six waiting writes went as one transaction, which the bad one spoiled; then each alone
+    assert transactions[:2] == [1, 6] and sorted(transactions[2:]) == [1] * 6
+    recs = journal.actions(run)
+    assert {recs[f"a{i}"].state for i in range(5)} == {RUNNING} and recs["a5"].state == "pending"
+    # the store's own answer for times equals what its events say
+    times = journal.event_times(run, ("run_started", "action_started"))
+    assert times == [
+        (e["action_id"], e["at"], e["event"])
+        for e in journal.events(run)
+        if e["event"] in ("run_started", "action_started")
+    ]
+    assert sorted(aid or "" for aid, _, _ in times) == ["", "a0", "a1", "a2", "a3", "a4"]
+    journal.close()
