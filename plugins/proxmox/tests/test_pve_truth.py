@@ -432,12 +432,12 @@ def test_state_map_maintenance_from_the_ha_lrm() -> None:
 
 
 def test_inventory_cost_stays_flat(tlab: ProxmoxLab, drv: ProxmoxDriver) -> None:
-    before = tlab.request_count
+    tlab.reset_counts()
     drv.inventory()
     guests = len(tlab.cluster.guests)
     # 3 cluster reads + replication (jobs, 2 source nodes) + HA (resources, rules, manager) +
     # networks (3 nodes, vnets) + one config per guest
-    assert tlab.request_count - before == guests + 3 + 3 + 3 + 4
+    assert tlab.request_count == guests + 3 + 3 + 3 + 4, sorted(tlab.core.counts.items())
 
 
 def test_lab_speaks_for_every_rule_only_in_pves_status_codes(tlab: ProxmoxLab) -> None:
