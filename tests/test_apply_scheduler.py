@@ -240,3 +240,35 @@ def test_a_dependency_that_failed_before_and_is_not_run_again_blocks_at_once(tmp
         "a3": "not run: it waits for a2, which was not run",
         "a4": "not run: it waits for a3, which was not run",
     }
+
+
+def test_an_action_that_raises_stops_the_run_after_the_running_ones_end(tmp_path: Path) -> None:
+    """Not an outcome (a journal that cannot be written): the scheduler sets ``stop``, starts
+    nothing more, lets what runs end, and raises it; no worker thread is left behind."""
+    actions = [act(i) for i in range(1, 7)]
+    limits = Limits({"e1": 3}, 3)
+    started: list[str] = []
+    others_in = threading.Barrier(3)  # a1 raises only once a2 and a3 run beside it
+    lock = threading.Lock()
+
+    class Raising:
+        def run(self, a: PlanAction) -> Outcome:
+            with lock:
+                started.append(a.id)
+            if a.id in ("a1", "a2", "a3"):
+                others_in.wait(60)
+            if a.id == "a1":
+                raise OSError("disk full")
+            stop.wait(60)  # the scheduler sets it once it sees a1's exception
+            return Outcome(a.id, SUCCEEDED, 1, "ok")
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    run_id = journal.start_run("p", "plan.json", "f", [(a.id, a.kind, a.endpoint, a.vm) for a in actions])
+    stop = threading.Event()
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(OSError, match="disk full"):
+        run_actions(actions, {a.id: PENDING for a in actions}, Raising(), limits, journal, run_id,
+                    lambda e: None, stop=stop)  # fmt: skip
+    assert stop.is_set()
+    assert sorted(started) == ["a1", "a2", "a3"]  # nothing started after the failure
+    assert {t.name for t in threading.enumerate()} - before == set()
