@@ -470,3 +470,78 @@ def test_the_work_per_placement_does_not_grow_with_the_estate(monkeypatch: pytes
     assert large[0] <= 1.25 * small[0] + 0.5, (small, large)
     assert large[1] <= 1.25 * small[1] + 0.5, (small, large)
     assert large[0] < 10 and large[1] < 10, large
+
+
+# -- best fit where balance runs short of room, per endpoint ---------------------------------
+def _two_endpoints() -> Inventory:
+    """Endpoint 'ex': copies of 60, 50 and 50 GiB, room for them (above 10% headroom) 100 and 60
+    GiB outside the primaries' array: the roomiest-first placement strands the last copy, best
+    fit places all three. Endpoint 'ey': two small copies that fit anywhere."""
+    hosts, dss, vms = [], [], []
+    for ep in ("ex", "ey"):
+        hosts += [K.host(h, ep=ep) for h in ("h1", "h2", "h3")]
+        dss += [
+            K.ds("p", 2000, 1500, array="A", ep=ep),
+            K.ds("b1", 1000, 200, array="B", ep=ep),
+            K.ds("b2", 1000, 160, array="C", ep=ep),
+        ]
+    vms += [K.vm(f"x{s}-{k}", "h1", [("d0", s, "p")], tags=("t1",), ep="ex") for k, s in enumerate((60, 50, 50))]
+    vms += [K.vm(f"y{s}", "h1", [("d0", s, "p")], tags=("t1",), ep="ey") for s in (30, 20)]
+    return K.inventory(hosts, dss, vms)
+
+
+def _runs(monkeypatch: pytest.MonkeyPatch) -> list[bool | frozenset[str]]:
+    """The planning runs made (each one's ``tight``), counted by wrapping Planner.run."""
+    from ftbridge.planning import Planner
+
+    made: list[bool | frozenset[str]] = []
+    real = Planner.run
+
+    def run(self: Planner) -> Any:
+        made.append(self.index.tight)
+        return real(self)
+
+    monkeypatch.setattr(Planner, "run", run)
+    return made
+
+
+def test_best_fit_is_taken_only_where_balance_runs_short_of_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    inv = _two_endpoints()
+    runs = _runs(monkeypatch)
+    doc = plan(inv)
+    # balance everywhere, best fit for 'ex' alone, then the mix planned as one run
+    assert runs == [False, True, frozenset({"ex"})]
+    protect = {(a["endpoint"], a["vm"]): a["spec"]["disks"]["d0"] for a in doc["actions"] if a["kind"] == "protect"}
+    # 'ex': all three copies, the 60 GiB one filling b2 (best fit); 'ey': both on the roomiest
+    assert protect == {("ex", "x60-0"): "b2", ("ex", "x50-1"): "b1", ("ex", "x50-2"): "b1",
+                       ("ey", "y30"): "b1", ("ey", "y20"): "b1"}  # fmt: skip
+    assert doc["unfixable"] == [] and [a["id"] for a in doc["actions"]] == [f"a{k:05d}" for k in range(1, 6)]
+    assert K.capacity_violations(doc, inv, keep_pct=10) == []
+    # a global choice would have taken best fit for 'ey' as well (it fixes more in total)
+    from ftbridge.planning import Planner, capabilities_for, rules_for
+
+    monkeypatch.undo()
+    cfg = K.config(TIER1)
+    findings = audit(inv, cfg).findings
+    rules, known = rules_for(inv)
+    everywhere = Planner(inv, cfg, findings, rules, known, tight=True, capabilities=capabilities_for(inv)).run()
+    ey = sorted(a.detail["spec"]["disks"]["d0"] for a in everywhere.actions if a.endpoint == "ey")
+    assert ey == ["b2", "b2"]
+
+
+def test_no_best_fit_run_when_nothing_lacks_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 'full' is below its headroom, and no datastore its VMs' hosts mount can take their disks
+    # whatever the room: best fit cannot help, so it is not tried
+    dss = [K.ds("full", 100, 5, array="A"), K.ds("far", 1000, 900, array="B", hosts=("h9", "h8"))]
+    vms = [K.vm(f"v{k}", "h1", [("d0", 20, "full")]) for k in range(3)]
+    inv = K.inventory([*HOSTS, K.host("h8"), K.host("h9")], dss, vms)
+    runs = _runs(monkeypatch)
+    doc = plan(inv)
+    (u,) = doc["unfixable"]
+    assert u["rule"] == "datastore-over-headroom" and u["category"] == "capacity"
+    assert runs == [False]
+    # with room lacking (a target exists, too full), it is tried
+    dss[1] = K.ds("far", 1000, 110, array="B")
+    runs.clear()
+    plan(K.inventory(HOSTS, dss, vms))
+    assert runs == [False, True]

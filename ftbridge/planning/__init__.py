@@ -129,10 +129,13 @@ def plan(
 ) -> PlanResult:
     """The actions and unfixable findings, as values (see :func:`make_plan` for the document).
 
-    Targets are first chosen for balance (the roomiest that fits). When that leaves findings
-    unfixed for lack of room, planning again with best-fit placement (keeping big holes for big
-    copies) often fixes more; the better plan wins: more findings fixed, then fewer bytes, then
-    the balanced one.
+    Targets are first chosen for balance (the roomiest that fits). Where that leaves findings
+    unfixed for lack of room, planning those endpoints again with best-fit placement (keeping
+    big holes for big copies) often fixes more; per endpoint, the better plan wins: more
+    findings fixed, then fewer bytes, then the balanced one. Endpoints share no datastore or
+    host, so each one's part of a plan is what a run over it alone gives: the best-fit run
+    covers only the endpoints short of room, and a mix is planned again in one run, so the plan
+    reads (action ids, order) as one run made it.
     """
     if findings is None:
         findings = audit(inv, config).findings
@@ -141,18 +144,31 @@ def plan(
     caps = capabilities_for(inv)
     with _gc_paused():
         prepared = prepare(inv, config)
-        balanced = Planner(inv, config, findings, rules, known_rules, capabilities=caps, prepared=prepared).run()
-        if not any(u.category == "capacity" for u in balanced.unfixable):
+
+        def run(tight: bool | frozenset[str], these: Sequence[Finding]) -> tuple[PlanResult, set[str]]:
+            planner = Planner(inv, config, these, rules, known_rules, tight=tight, capabilities=caps, prepared=prepared)
+            return planner.run(), planner.short_of_room
+
+        balanced, short = run(False, findings)
+        if not short:
             return balanced
-        tight = Planner(
-            inv, config, findings, rules, known_rules, tight=True, capabilities=caps, prepared=prepared
-        ).run()
-    fixable = {f.id for f in findings if f.fixable}
+        tight, _ = run(True, [f for f in findings if f.endpoint in short])
+        fixable: dict[str, set[str]] = {}  # per endpoint
+        for f in findings:
+            if f.fixable:
+                fixable.setdefault(f.endpoint, set()).add(f.id)
 
-    def score(r: PlanResult) -> tuple[int, int]:
-        return (-len(r.closed & fixable), r.bytes_moved)
+        def score(r: PlanResult, endpoint: str) -> tuple[int, int]:
+            mine = fixable.get(endpoint, set())
+            return (-len(r.closed & mine), sum(a.bytes for a in r.actions if a.endpoint == endpoint))
 
-    return tight if score(tight) < score(balanced) else balanced
+        better = frozenset(ep for ep in short if score(tight, ep) < score(balanced, ep))
+        if not better:
+            return balanced
+        if better.issuperset(f.endpoint for f in findings):
+            return tight  # every endpoint with findings, re-planned by best fit: that run is the plan
+        del balanced, tight
+        return run(better, findings)[0]
 
 
 def make_plan(

@@ -82,7 +82,10 @@ class _Group:
 class CandidateIndex:
     """Target datastores by kind, sharing, content and mounting hosts, sorted by room."""
 
-    def __init__(self, datastores: list[Datastore], ledger: SpaceLedger, *, tight: bool = False) -> None:
+    def __init__(
+        self, datastores: list[Datastore], ledger: SpaceLedger, *, tight: bool | frozenset[str] = False
+    ) -> None:
+        #: best fit instead of balance: everywhere (True) or on these endpoints
         self.tight = tight
         self.ds = datastores
         self.ledger = ledger
@@ -218,9 +221,9 @@ class CandidateIndex:
 
     def find(self, q: Query, accept: Callable[[int], bool] | None = None) -> int | None:
         """A compatible datastore with room for ``q.need`` bytes, or None: the roomiest
-        (balance), or with ``tight`` set the one it fills best (keeps big holes for big items).
+        (balance), or where ``tight`` says so the one it fills best (keeps big holes for big items).
         Ties go to the lowest index: the same input gives the same answer."""
-        if self.tight:
+        if self.tight is True or (isinstance(self.tight, frozenset) and q.endpoint in self.tight):
             return self._tightest(q, accept)
         best, best_room = None, -1
         least = q.least

@@ -177,10 +177,19 @@ def prepare(inv: Inventory, config: Config) -> Prepared:
 class _Fail:
     category: str
     reason: str
+    #: for "capacity": some target was refused for lack of room, so placing differently (best
+    #: fit) might find it; False when nothing could go anywhere whatever the room
+    room: bool = True
 
 
 class Planner:
-    """One planning run. Build it, call :meth:`run` once."""
+    """One planning run. Build it, call :meth:`run` once.
+
+    ``tight``: place by best fit (the fullest target that fits) instead of balance (the
+    roomiest), on every endpoint or on the endpoints named. Endpoints never share a datastore
+    or a host, so each endpoint's part of a run depends on its own findings alone: a run over
+    some endpoints' findings plans them exactly as a run over all would.
+    """
 
     def __init__(
         self,
@@ -190,7 +199,7 @@ class Planner:
         rules: Rules,
         known_rules: Rules | None = None,
         *,
-        tight: bool = False,
+        tight: bool | frozenset[str] = False,
         smallest_first: bool = False,
         capabilities: Capabilities | None = None,
         prepared: Prepared | None = None,
@@ -224,6 +233,9 @@ class Planner:
         self.actions: list[Action] = []
         self.states: dict[tuple[str, str], _VM] = {}
         self.why: dict[str, _Fail] = {}
+        #: endpoints where a finding is left open for lack of room (after :meth:`run`): where
+        #: placing by best fit instead of balance may fix more
+        self.short_of_room: set[str] = set()
 
     # -- set-up --------------------------------------------------------------------------
     def policy(self, vm: VM) -> Policy | None:
@@ -867,6 +879,7 @@ class Planner:
         ds = self.ds_list[i]
         cands: list[tuple[int, str, _VM, str]] = []  # (bytes, sort key, vm, disk)
         skipped_ft = 0
+        short = False  # some disk found a target it may go to, but not the room there
         for vm in sorted(self.on_ds.get(i, []), key=lambda v: v.id):
             st = self.state(vm)
             if st is None or st.unavailable or (vm.host is not None and not self._host_ok(ep, vm.host)):
@@ -879,6 +892,8 @@ class Planner:
                     q, _, accept = self._primary_query(st, [d], {ds.id})
                     if self.index.find(q, accept) is not None:
                         cands.append((d.used, f"{vm.id}/{d.id}", st, d.id))
+                    elif not short and self.index.survey(q, accept)[0]:
+                        short = True  # a target it may go to exists, without the room
         why = (
             f"free {ds.name}: {size(ds.capacity - self.ledger.end_free[i])} used of {size(ds.capacity)}, "
             f"its {self.ledger.pct[i]:g}% headroom needs {size(deficit)} more free"
@@ -917,6 +932,7 @@ class Planner:
             f"{ds.name} needs {size(deficit)} moved off to keep {self.ledger.pct[i]:g}% "
             f"free, but its disks that fit elsewhere total {size(movable)}{extra}: "
             f"grow it or free space by hand",
+            room=short or bool(cands),
         )
 
     # -- pass 4: secondaries -------------------------------------------------------------
@@ -1408,7 +1424,10 @@ class Planner:
             if f.id in closed:
                 continue
             if f.id in self.why:
-                cat, reason = self.why[f.id].category, self.why[f.id].reason
+                fail = self.why[f.id]
+                cat, reason = fail.category, fail.reason
+                if cat == "capacity" and fail.room:
+                    self.short_of_room.add(f.endpoint)
             elif not f.fixable:
                 cat, reason = "manual", f"not something a plan can fix: {f.fix}"
             else:
