@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ftbridge.config import Config, Policy
 from ftbridge.inventory import Inventory
-from ftbridge.model import VM, Datastore, HostState, Location, Secondary, SecondaryState
+from ftbridge.model import VM, Datastore, HostState, Level, Location, Secondary, SecondaryState
 from ftbridge.timefmt import rfc3339
 
 AUDIT_SCHEMA_VERSION = 2  # 2: generated_at is RFC 3339 UTC (was epoch seconds)
@@ -140,15 +140,23 @@ def gib(n: int) -> str:
 class _Ctx:
     """One VM's facts, resolved once, for the rules."""
 
-    def __init__(self, inv: Inventory, vm: VM, policy: Policy) -> None:
-        self.inv, self.vm, self.policy = inv, vm, policy
-        self.level = policy.level  # a property that builds the enum: asked once per VM
+    __slots__ = ("inv", "vm", "policy", "level", "own", "needed", "_ds", "_where", "_counted")
+
+    def __init__(
+        self, inv: Inventory, vm: VM, policy: Policy, level: Level, datastores: Mapping[str, Datastore]
+    ) -> None:
+        self.inv, self.vm, self.policy, self.level = inv, vm, policy, level
+        self._ds = datastores  # the VM's endpoint's, by id
         self.own = vm.primary_datastores
         needed = self.own | {d.datastore for d in vm.depends_on} if vm.depends_on else self.own
-        self.primary = [d for i in sorted(self.own) if (d := inv.datastore(vm.endpoint, i))]
-        self.needed = [d for i in sorted(needed) if (d := inv.datastore(vm.endpoint, i))]
+        self.needed = [d for i in sorted(needed) if (d := datastores.get(i))]
         self._where: Location | None = None
-        self._counted = [s for s in vm.secondaries if policy.counts(s.mechanism)]
+        self._counted = [s for s in vm.secondaries if policy.counts(s.mechanism)] if vm.secondaries else []
+
+    @property
+    def primary(self) -> list[Datastore]:
+        """The datastores holding its own files (config and disks)."""
+        return [d for i in sorted(self.own) if (d := self._ds.get(i))]
 
     @property
     def where(self) -> Location:
@@ -158,7 +166,7 @@ class _Ctx:
         return self._where
 
     def ds(self, ds_id: str | None) -> Datastore | None:
-        return self.inv.datastore(self.vm.endpoint, ds_id)
+        return self._ds.get(ds_id) if ds_id else None
 
     def finding(
         self,
@@ -192,160 +200,205 @@ class _Ctx:
         return [s for s in self.counted() if not s.missing]
 
 
-def _primary_unavailable(c: _Ctx) -> Iterator[Finding]:
+# Each rule returns its findings for one VM (most VMs have none: an empty tuple, no generator)
+Found = list[Finding] | tuple[()]
+
+
+def _primary_unavailable(c: _Ctx) -> Found:
     host = c.inv.host(c.vm.endpoint, c.vm.host)
     down = [d.name for d in c.needed if not d.accessible]
+    out: list[Finding] = []
     if host is not None and host.state is HostState.UNREACHABLE and not down:
-        yield c.finding(
-            "primary-unreachable",
-            f"{c.vm.name}: its host {host.name} cannot be reached; the VM may still run there",
-            "check the host's management network; fence it before any failover",
-            fixable=False,
-            host=host.name,
+        out.append(
+            c.finding(
+                "primary-unreachable",
+                f"{c.vm.name}: its host {host.name} cannot be reached; the VM may still run there",
+                "check the host's management network; fence it before any failover",
+                fixable=False,
+                host=host.name,
+            )
         )
     if down or (host is not None and host.state.proven_down):
-        yield c.finding(
-            "primary-unavailable",
-            f"{c.vm.name}: "
-            + (
-                f"primary storage {', '.join(down)} is not accessible"
-                if down
-                else f"host {host.name if host else '?'} is down"
-            ),
-            "fail over: ftbridge failover plan --vm " + f"{c.vm.endpoint}/{c.vm.name}",
-            fixable=False,
-            datastores_down=down,
-            host=host.name if host else None,
+        out.append(
+            c.finding(
+                "primary-unavailable",
+                f"{c.vm.name}: "
+                + (
+                    f"primary storage {', '.join(down)} is not accessible"
+                    if down
+                    else f"host {host.name if host else '?'} is down"
+                ),
+                "fail over: ftbridge failover plan --vm " + f"{c.vm.endpoint}/{c.vm.name}",
+                fixable=False,
+                datastores_down=down,
+                host=host.name if host else None,
+            )
         )
+    return out
 
 
-def _primary_not_shared(c: _Ctx) -> Iterator[Finding]:
+def _primary_not_shared(c: _Ctx) -> Found:
     if not c.policy.require_shared_primary:
-        return
-    local = [d for d in c.primary if not d.shared]
-    if local:
-        names = sorted({d.name for d in local})
-        yield c.finding(
+        return ()
+    primary = c.primary
+    local = [d for d in primary if not d.shared]
+    if not local:
+        return ()
+    names = sorted({d.name for d in local})
+    return [
+        c.finding(
             "primary-not-shared",
             f"{c.vm.name}: primary files on non-shared {', '.join(names)}",
             "move them to shared storage the VM's hosts mount",
             datastores=names,
             bytes=sum(d.size for d in c.vm.disks if c.ds(d.datastore) in local),
         )
+    ]
 
 
-def _primary_split(c: _Ctx) -> Iterator[Finding]:
+def _primary_split(c: _Ctx) -> Found:
+    if not Location.may_split(c.level):
+        return ()  # no location is split at this level: its location need not be built
     why = c.where.split(c.level)
-    if why is not None:
-        yield c.finding(
+    if why is None:
+        return ()
+    return [
+        c.finding(
             "primary-split",
             f"{c.vm.name}: {why}",
             f"keep its storage in the {c.policy.separation} its hosts run in (or run it where its storage is)",
             level=c.policy.separation,
             why=why,
         )
+    ]
 
 
-def _no_secondary(c: _Ctx) -> Iterator[Finding]:
+def _no_secondary(c: _Ctx) -> Found:
     if not c.policy.require_secondary or c.counted():
-        return
+        return ()
     ignored = sorted({s.mechanism for s in c.vm.secondaries})
     extra = f" (ignored: {', '.join(ignored)}, not counted by policy {c.policy.name})" if ignored else ""
-    yield c.finding(
-        "no-secondary",
-        f"{c.vm.name}: no secondary{extra}",
-        f"create a secondary separated at {c.policy.separation} level",
-        ignored_mechanisms=ignored,
-    )
+    return [
+        c.finding(
+            "no-secondary",
+            f"{c.vm.name}: no secondary{extra}",
+            f"create a secondary separated at {c.policy.separation} level",
+            ignored_mechanisms=ignored,
+        )
+    ]
 
 
-def _secondary_health(c: _Ctx) -> Iterator[Finding]:
+def _secondary_health(c: _Ctx) -> Found:
+    out: list[Finding] = []
     for s in c.counted():
         if s.state in (SecondaryState.BROKEN, SecondaryState.UNKNOWN):
-            yield c.finding(
-                "secondary-unhealthy",
-                f"{c.vm.name}: secondary {s.id} is {s.state.value}",
-                "re-create the secondary",
-                secondary=s,
-                state=s.state.value,
+            out.append(
+                c.finding(
+                    "secondary-unhealthy",
+                    f"{c.vm.name}: secondary {s.id} is {s.state.value}",
+                    "re-create the secondary",
+                    secondary=s,
+                    state=s.state.value,
+                )
             )
         lag = s.lag
         if s.state is SecondaryState.STALE or (lag is not None and lag > c.policy.rpo):
-            yield c.finding(
-                "secondary-lag",
-                f"{c.vm.name}: secondary {s.id} lags "
-                + (f"{lag:.0f}s" if lag is not None else "(stale)")
-                + f", RPO {c.policy.rpo:.0f}s",
-                "make a fresh copy, or check the replication schedule and link",
-                fixable=False,
-                secondary=s,
-                lag=lag,
-                rpo=c.policy.rpo,
+            out.append(
+                c.finding(
+                    "secondary-lag",
+                    f"{c.vm.name}: secondary {s.id} lags "
+                    + (f"{lag:.0f}s" if lag is not None else "(stale)")
+                    + f", RPO {c.policy.rpo:.0f}s",
+                    "make a fresh copy, or check the replication schedule and link",
+                    fixable=False,
+                    secondary=s,
+                    lag=lag,
+                    rpo=c.policy.rpo,
+                )
             )
+    return out
 
 
-def _partial(c: _Ctx) -> Iterator[Finding]:
-    by_id = {d.id: d for d in c.vm.disks}
+def _partial(c: _Ctx) -> Found:
+    out: list[Finding] = []
     for s in c.counted():
         if s.missing:
+            by_id = {d.id: d for d in c.vm.disks}
             what = ", ".join(f"{d} ({by_id[d].kind})" if d in by_id else d for d in s.missing)
-            yield c.finding(
-                "secondary-partial",
-                f"{c.vm.name}: secondary {s.id} lacks {what}: it cannot bring the VM up whole",
-                "protect those disks another way (array replication of the LUN), or detach them",
-                fixable=False,
-                secondary=s,
-                missing=list(s.missing),
+            out.append(
+                c.finding(
+                    "secondary-partial",
+                    f"{c.vm.name}: secondary {s.id} lacks {what}: it cannot bring the VM up whole",
+                    "protect those disks another way (array replication of the LUN), or detach them",
+                    fixable=False,
+                    secondary=s,
+                    missing=list(s.missing),
+                )
             )
+    return out
 
 
-def _separation(c: _Ctx) -> Iterator[Finding]:
+def _separation(c: _Ctx) -> Found:
+    counted = c.counted()
+    if not counted:
+        return ()
     level = c.level
     primary = c.where
-    for s in c.counted():
+    out: list[Finding] = []
+    for s in counted:
         why = None if s.missing else primary.shared_failure(c.inv.secondary_location(c.vm, s), level)
         if why is not None:
-            yield c.finding(
-                "secondary-not-separated",
-                f"{c.vm.name}: secondary {s.id} not separated from the primary at {level.value} level: {why}",
-                f"place the secondary (its storage and the host that runs it) in another {level.value}",
-                secondary=s,
-                level=level.value,
-                why=why,
+            out.append(
+                c.finding(
+                    "secondary-not-separated",
+                    f"{c.vm.name}: secondary {s.id} not separated from the primary at {level.value} level: {why}",
+                    f"place the secondary (its storage and the host that runs it) in another {level.value}",
+                    secondary=s,
+                    level=level.value,
+                    why=why,
+                )
             )
         if s.host is not None and s.host == c.vm.host:
             host = c.inv.host(c.vm.endpoint, s.host)
-            yield c.finding(
-                "secondary-on-primary-host",
-                f"{c.vm.name}: secondary {s.id} on the primary's host {host.name if host else s.host}",
-                "move the secondary to another host",
-                secondary=s,
-                host=s.host,
+            out.append(
+                c.finding(
+                    "secondary-on-primary-host",
+                    f"{c.vm.name}: secondary {s.id} on the primary's host {host.name if host else s.host}",
+                    "move the secondary to another host",
+                    secondary=s,
+                    host=s.host,
+                )
             )
         if s.metadata_datastore is not None:
             md = c.ds(s.metadata_datastore)
             if md is not None and not md.shared:
-                yield c.finding(
-                    "ft-metadata-not-shared",
-                    f"{c.vm.name}: FT metadata on non-shared {md.name}",
-                    "re-create the secondary with its metadata on shared storage",
-                    secondary=s,
-                    datastore=md.name,
+                out.append(
+                    c.finding(
+                        "ft-metadata-not-shared",
+                        f"{c.vm.name}: FT metadata on non-shared {md.name}",
+                        "re-create the secondary with its metadata on shared storage",
+                        secondary=s,
+                        datastore=md.name,
+                    )
                 )
+    return out
 
 
-def _inventory_warnings(c: _Ctx) -> Iterator[Finding]:
-    if c.vm.warnings:
-        yield c.finding(
+def _inventory_warnings(c: _Ctx) -> Found:
+    if not c.vm.warnings:
+        return ()
+    return [
+        c.finding(
             "inventory-warning",
             f"{c.vm.name}: " + "; ".join(c.vm.warnings),
             "check the VM's config; report the line to the driver's authors",
             fixable=False,
             warnings=list(c.vm.warnings),
         )
+    ]
 
 
-VM_RULES: tuple[Callable[[_Ctx], Iterable[Finding]], ...] = (
+VM_RULES: tuple[Callable[[_Ctx], Found], ...] = (
     _primary_unavailable,
     _primary_not_shared,
     _primary_split,
@@ -392,9 +445,12 @@ def policy_lookup(config: Config) -> Callable[[VM], Policy | None]:
 def audit(inv: Inventory, config: Config) -> AuditReport:
     """Every finding, sorted by severity (worst first), endpoint, VM, rule."""
     findings: list[Finding] = []
-    headroom: dict[tuple[str, str], float] = {}
+    # per endpoint and datastore: the highest headroom of the policies of the VMs touching it
+    touched: dict[str, dict[str, float]] = {}
     unmanaged = 0
     policy_for = policy_lookup(config)
+    levels = {p.name: p.level for p in config.policies}  # Policy.level builds the enum: once each
+    rules = VM_RULES
     for vm in inv.vms:
         policy = policy_for(vm)
         if policy is None:
@@ -403,17 +459,23 @@ def audit(inv: Inventory, config: Config) -> AuditReport:
         if vm.managed_by is not None:
             findings.append(_managed(vm, policy))
             continue
-        ctx = _Ctx(inv, vm, policy)
-        for rule in VM_RULES:
-            findings.extend(rule(ctx))
-        touched = set(ctx.own)
-        for s in vm.secondaries:
-            touched.update(s.datastores)
+        ctx = _Ctx(inv, vm, policy, levels[policy.name], inv.datastores_of(vm.endpoint))
+        for rule in rules:
+            found = rule(ctx)
+            if found:
+                findings.extend(found)
         pct = policy.headroom
-        for ds_id in touched:
-            key = (vm.endpoint, ds_id)
-            if headroom.get(key, -1.0) < pct:
-                headroom[key] = pct
+        seen = touched.get(vm.endpoint)
+        if seen is None:
+            seen = touched[vm.endpoint] = {}
+        for ds_id in ctx.own:
+            if seen.get(ds_id, -1.0) < pct:
+                seen[ds_id] = pct
+        for s in vm.secondaries:
+            for x in s.datastores:
+                if seen.get(x, -1.0) < pct:
+                    seen[x] = pct
+    headroom = {(ep, ds_id): pct for ep, seen in touched.items() for ds_id, pct in seen.items()}
     for (ep, ds_id), pct in sorted(headroom.items()):
         ds = inv.datastore(ep, ds_id)
         if ds is None or ds.capacity <= 0:

@@ -7,10 +7,10 @@ The JSON form (``schema_version``) is what ``ftbridge inventory -o json`` writes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ftbridge.errors import ConfigError
 from ftbridge.model import (
@@ -38,6 +38,28 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 
+class _Owned(Protocol):
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Owned)
+_NONE: Mapping[str, Any] = {}
+
+
+def _by_endpoint(objs: Iterable[_T]) -> dict[str, dict[str, _T]]:
+    """Objects by endpoint, then id (a later one of the same ids replaces an earlier one)."""
+    out: dict[str, dict[str, _T]] = {}
+    for o in objs:
+        mine = out.get(o.endpoint)
+        if mine is None:
+            mine = out[o.endpoint] = {}
+        mine[o.id] = o
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class InventoryPart:
     """What one driver's ``inventory()`` returns: one endpoint's objects."""
@@ -63,7 +85,8 @@ class Inventory:
         "_vms",
         "_nets",
         "_clusters",
-        "_places",
+        "_host_places",
+        "_store_places",
         "_runners",
         "_fingerprint",
     )
@@ -83,30 +106,37 @@ class Inventory:
         self.vms = tuple(vms)
         self.networks = tuple(networks)
         self.collected_at = collected_at
-        self._hosts = {(h.endpoint, h.id): h for h in self.hosts}
-        self._ds = {(d.endpoint, d.id): d for d in self.datastores}
-        self._vms = {(v.endpoint, v.id): v for v in self.vms}
-        self._nets = {(n.endpoint, n.id): n for n in self.networks}
+        # looked up per endpoint, then by id: no (endpoint, id) tuple kept per object (a million
+        # VMs: 60 MiB of keys)
+        self._hosts = _by_endpoint(self.hosts)
+        self._ds = _by_endpoint(self.datastores)
+        self._vms = _by_endpoint(self.vms)
+        self._nets = _by_endpoint(self.networks)
         self._clusters: dict[tuple[str, str | None], tuple[Host, ...]] = {}
         for h in self.hosts:
             key = (h.endpoint, h.cluster)
             self._clusters[key] = (*self._clusters.get(key, ()), h)
-        self._places: dict[tuple[str, str, str], Place] = {}
+        self._host_places: dict[str, dict[str, Place]] = {}
+        self._store_places: dict[str, dict[str, Place]] = {}
         self._runners: dict[tuple[str, str | None, frozenset[str]], tuple[Place, ...]] = {}
         self._fingerprint: str | None = None
 
     # lookups ---------------------------------------------------------------------------
     def host(self, endpoint: str, host_id: str | None) -> Host | None:
-        return self._hosts.get((endpoint, host_id)) if host_id else None
+        return self._hosts.get(endpoint, _NONE).get(host_id) if host_id else None
 
     def datastore(self, endpoint: str, ds_id: str | None) -> Datastore | None:
-        return self._ds.get((endpoint, ds_id)) if ds_id else None
+        return self._ds.get(endpoint, _NONE).get(ds_id) if ds_id else None
+
+    def datastores_of(self, endpoint: str) -> Mapping[str, Datastore]:
+        """One endpoint's datastores by id (for loops that look up many of the same endpoint)."""
+        return self._ds.get(endpoint, _NONE)
 
     def vm(self, endpoint: str, vm_id: str) -> VM | None:
-        return self._vms.get((endpoint, vm_id))
+        return self._vms.get(endpoint, _NONE).get(vm_id)
 
     def network(self, endpoint: str, net_id: str | None) -> Network | None:
-        return self._nets.get((endpoint, net_id)) if net_id else None
+        return self._nets.get(endpoint, _NONE).get(net_id) if net_id else None
 
     def cluster_of(self, vm: VM) -> str | None:
         if vm.cluster is not None:
@@ -143,14 +173,15 @@ class Inventory:
         of any disk it lacks included) and its host where the mechanism pins one, else any host
         of its endpoint that mounts all of them."""
         ep = sec.target_endpoint or vm.endpoint
-        ids = set(sec.needed_datastores)
-        missing = set(sec.missing)
+        ids = sec.needed_datastores
         stores = [self.store_place(ep, i) for i in sorted(ids)]
-        stores += [self.store_place(vm.endpoint, d.datastore) for d in vm.disks if d.id in missing]
+        if sec.missing:
+            missing = set(sec.missing)
+            stores += [self.store_place(vm.endpoint, d.datastore) for d in vm.disks if d.id in missing]
         if sec.host is not None:
             hosts: tuple[Place, ...] = (self.host_place(ep, sec.host),)
         else:
-            hosts = self._runners_for(ep, None, frozenset(ids))
+            hosts = self._runners_for(ep, None, ids)
             if not hosts and sec.target_endpoint is not None:
                 # a replica another site keeps is mounted there only once failover imports it:
                 # any host of that endpoint the platform does not report down can then run it
@@ -163,8 +194,10 @@ class Inventory:
 
     def host_place(self, endpoint: str, host_id: str) -> Place:
         """A host as a place in the failure model (its own name labels it at host level)."""
-        key = ("h", endpoint, host_id)
-        place = self._places.get(key)
+        places = self._host_places.get(endpoint)
+        if places is None:
+            places = self._host_places[endpoint] = {}
+        place = places.get(host_id)
         if place is None:
             h = self.host(endpoint, host_id)
             if h is None:
@@ -172,13 +205,15 @@ class Inventory:
             else:
                 dom = h.domain if h.domain.host else h.domain.merged({"host": h.name})
                 place = Place("host", h.name, dom)
-            self._places[key] = place
+            places[host_id] = place
         return place
 
     def store_place(self, endpoint: str, ds_id: str) -> Place:
         """A datastore as a place in the failure model (unknown when not in the inventory)."""
-        key = ("d", endpoint, ds_id)
-        place = self._places.get(key)
+        places = self._store_places.get(endpoint)
+        if places is None:
+            places = self._store_places[endpoint] = {}
+        place = places.get(ds_id)
         if place is None:
             d = self.datastore(endpoint, ds_id)
             if d is None:
@@ -189,7 +224,7 @@ class Inventory:
                     h = self.host(endpoint, d.hosts[0])
                     dom = dom.merged({"host": h.name if h else d.hosts[0]})
                 place = Place("datastore", d.name, dom, shared=d.shared)
-            self._places[key] = place
+            places[ds_id] = place
         return place
 
     def _runners_for(self, endpoint: str, cluster: str | None, ds_ids: frozenset[str]) -> tuple[Place, ...]:
@@ -206,7 +241,8 @@ class Inventory:
                 if stores:  # the hosts that mount the first, not all of the endpoint's (perf)
                     first = stores[0]
                     assert first is not None
-                    pool = (h for x in first.hosts if (h := self._hosts.get((endpoint, x))) is not None)
+                    mine = self._hosts.get(endpoint, _NONE)
+                    pool = (h for x in first.hosts if (h := mine.get(x)) is not None)
                 else:
                     pool = (h for h in self.hosts if h.endpoint == endpoint)
                 found = tuple(
@@ -226,7 +262,7 @@ class Inventory:
         """A VM by ``endpoint/id``, ``endpoint/name``, or a name unique in the estate."""
         if "/" in ref:
             ep, _, key = ref.partition("/")
-            found = self._vms.get((ep, key))
+            found = self.vm(ep, key)
             if found:
                 return found
             matches = [v for v in self.vms if v.endpoint == ep and v.name == key]
@@ -281,13 +317,15 @@ class Inventory:
         for hst in sorted(self.hosts, key=lambda x: (x.endpoint, x.id)):
             h.update(f"H{hst.endpoint}/{hst.id}/{hst.state.value}\n".encode())
         lines: list[str] = []  # the same bytes as one update per line, hashed a block at a time
+        add = lines.append
         for v in sorted(self.vms, key=attrgetter("endpoint", "id")):
-            lines.append(f"V{v.endpoint}/{v.id}/{v.host}/{v.config_datastore}\n")
-            lines += [f" d{dk.id}/{dk.datastore}/{dk.size}\n" for dk in v.disks]
+            add(f"V{v.endpoint}/{v.id}/{v.host}/{v.config_datastore}\n")
+            for dk in v.disks:
+                add(f" d{dk.id}/{dk.datastore}/{dk.size}\n")
             for s in v.secondaries:
-                ds = ",".join(f"{x.disk}:{x.datastore}" for x in s.disks)
-                lines.append(f" s{s.id}/{s.mechanism}/{s.host}/{s.config_datastore}/{ds}/{s.metadata_datastore}\n")
-            if len(lines) > 4096:
+                ds = ",".join([f"{x.disk}:{x.datastore}" for x in s.disks])
+                add(f" s{s.id}/{s.mechanism}/{s.host}/{s.config_datastore}/{ds}/{s.metadata_datastore}\n")
+            if len(lines) > 8192:
                 h.update("".join(lines).encode())
                 lines.clear()
         h.update("".join(lines).encode())

@@ -309,6 +309,8 @@ class VM:
     @property
     def needed_datastores(self) -> frozenset[str]:
         """Every datastore it needs to run: its own files plus what it depends on."""
+        if not self.depends_on:
+            return self.primary_datastores
         return self.primary_datastores | {d.datastore for d in self.depends_on}
 
     @property
@@ -342,6 +344,10 @@ class VM:
         if self.host is not None and (host is None or host.state not in (HostState.UP, HostState.MAINTENANCE)):
             return f"its host {host.name if host else self.host} is {host.state.value if host else 'not listed'}"
         return None
+
+
+#: the levels hosts lie in (a group of hosts can fall in one domain): sites, rooms, hosts
+_SPLIT_LEVELS = frozenset({Level.SITE, Level.ROOM, Level.HOST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +391,7 @@ class Location:
         out: list[tuple[Place, ...]] = [(s,) for s in self.stores if level is not Level.HOST or not s.shared]
         if not self.hosts:
             out.append(())  # it runs nowhere: any failure finds it dead
-        elif level in (Level.SITE, Level.ROOM, Level.HOST):
+        elif level in _SPLIT_LEVELS:  # the levels hosts lie in
             out.append(self.hosts)
         return out
 
@@ -397,8 +403,9 @@ class Location:
 
         Unknown labels prove nothing: a place whose label is unknown may lie in any domain.
         """
+        others = other._killers(level)
         for mine in self._killers(level):
-            for theirs in other._killers(level):
+            for theirs in others:
                 labels = _one_domain((*mine, *theirs), level)
                 if labels is not None:
                     return (
@@ -418,8 +425,9 @@ class Location:
         """
         mine: set[Place] = set()
         theirs: set[Place] = set()
+        others = other._killers(level)
         for a in self._killers(level):
-            for b in other._killers(level):
+            for b in others:
                 if _one_domain((*a, *b), level) is not None:
                     mine.update(a)
                     theirs.update(b)
@@ -431,8 +439,8 @@ class Location:
         storage in another dies with either site, and no second site can hold a copy that
         survives both). Storage spread over several domains alone is not a split: a separated
         secondary covers it. Only known labels prove a split."""
-        if not self.hosts or level not in (Level.SITE, Level.ROOM, Level.HOST):
-            return None  # no group of hosts is a killer at this level (see _killers): no split
+        if not self.hosts or not Location.may_split(level):
+            return None
         killers = [k for k in self._killers(level) if k and _one_domain(k, level) is not None]
         hosts = [k for k in killers if k[0].kind == "host"]
         for a in hosts:
@@ -445,6 +453,13 @@ class Location:
                         f"{_domain_words(db, level)}: losing either stops it"
                     )
         return None
+
+    @staticmethod
+    def may_split(level: Level) -> bool:
+        """Can any copy be split at ``level``? Only where a group of hosts can fall in one
+        domain (site, room, host; see :meth:`_killers`): an array or a datastore holds no host,
+        so :meth:`split` is None at those levels whatever the location."""
+        return level in _SPLIT_LEVELS
 
     def domain_of_hosts(self, level: Level) -> FailureDomain | None:
         """The one domain at ``level`` that holds every host of this copy, as far as labels
