@@ -35,7 +35,7 @@ from ftbridge.planning.planfile import (
     plan_document,
     write_plan,
 )
-from ftbridge.planning.planner import Planner, min_cover, prepare
+from ftbridge.planning.planner import Planner, limited_mechanisms, min_cover, prepare
 
 __all__ = [
     "ACTION_KINDS",
@@ -143,7 +143,7 @@ def plan(
         rules, known_rules = rules_for(inv)
     caps = capabilities_for(inv)
     with _gc_paused():
-        prepared = prepare(inv, config)
+        prepared = prepare(inv, config, findings, limited_mechanisms(known_rules if known_rules is not None else rules))
 
         def run(tight: bool | frozenset[str], these: Sequence[Finding]) -> tuple[PlanResult, set[str]]:
             planner = Planner(inv, config, these, rules, known_rules, tight=tight, capabilities=caps, prepared=prepared)

@@ -13,7 +13,7 @@ Every change is recorded in an :class:`Undo` log, so the planner can try a multi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from ftbridge.drivers.base import MechanismRules
 
@@ -157,19 +157,16 @@ class HostLedger:
     counting only for actions that wait for its removal.
     """
 
-    def __init__(self, rules: MechanismRules, undo: Undo) -> None:
+    def __init__(self, rules: MechanismRules, undo: Undo, loads: Mapping[str, Sequence[int]] | None = None) -> None:
+        """``loads``: per host, the (pairs, vCPUs) it carries before the plan."""
         self.rules = rules
-        self.vms: dict[str, int] = {}
-        self.vcpus: dict[str, int] = {}
+        self.vms: dict[str, int] = {h: n for h, (n, _) in (loads or {}).items()}
+        self.vcpus: dict[str, int] = {h: c for h, (_, c) in (loads or {}).items()}
         self.releases: dict[str, list[HostRelease]] = {}
         self.undo = undo
 
     def load(self, host: str) -> tuple[int, int]:
         return self.vms.get(host, 0), self.vcpus.get(host, 0)
-
-    def add_initial(self, host: str, vcpus: int) -> None:
-        self.vms[host] = self.vms.get(host, 0) + 1
-        self.vcpus[host] = self.vcpus.get(host, 0) + vcpus
 
     def fits(self, host: str, vcpus: int) -> bool:
         """Could one more pair of ``vcpus`` go here, waiting for releases if need be?"""

@@ -68,8 +68,26 @@ def default_created_at() -> float:
 
 
 def content_digest(doc: dict[str, Any]) -> str:
+    """The plan's id: a digest of ``json.dumps(body, sort_keys=True, separators=(",", ":"))``,
+    the document without ``plan_id`` and ``created_at``. Hashed as that text is written, a
+    top-level list an item at a time: a million-VM plan's text is never held whole (160 MB)."""
     body = {k: v for k, v in doc.items() if k not in ("plan_id", "created_at")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    h = hashlib.sha256()
+    h.update(b"{")
+    for n, key in enumerate(sorted(body)):
+        h.update(f"{',' if n else ''}{encode(key)}:".encode())
+        value = body[key]
+        if not isinstance(value, list):
+            h.update(encode(value).encode())
+            continue
+        h.update(b"[")
+        for k in range(0, len(value), 1024):
+            chunk = ",".join([encode(x) for x in value[k : k + 1024]])
+            h.update(f"{',' if k else ''}{chunk}".encode())
+        h.update(b"]")
+    h.update(b"}")
+    return h.hexdigest()[:16]
 
 
 def plan_document(

@@ -80,7 +80,7 @@ class _Snap:
     done: set[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class _VM:
     """One VM as the plan changes it: where its disks are and which secondaries it has."""
 
@@ -123,8 +123,9 @@ class _VM:
 class Prepared:
     """What every planning run over one inventory and config starts from: datastores in
     their fixed order, each one's headroom percentage (the highest policy of the VMs touching
-    it, as the audit computes it), the managed VMs on it, policies and host groups. Built once
-    by :func:`prepare` and shared by the balanced and the best-fit runs."""
+    it, as the audit computes it), the managed VMs on the datastores below their headroom (the
+    only ones the plan looks for there), policies, host groups, and the initial load per host of
+    the mechanisms with host limits. Built once by :func:`prepare` and shared by the runs."""
 
     ds_list: list[Datastore]
     pos: dict[tuple[str, str], int]
@@ -133,44 +134,84 @@ class Prepared:
     policies: dict[tuple[str, str, tuple[str, ...]], Policy | None]
     names_free: bool
     hosts_by_group: dict[tuple[str, str | None], list[Host]]
+    #: (endpoint, mechanism) -> host -> [pairs, vCPUs] (see :class:`HostLedger`)
+    host_loads: dict[tuple[str, str], dict[str, list[int]]]
 
 
-def prepare(inv: Inventory, config: Config) -> Prepared:
+def prepare(
+    inv: Inventory,
+    config: Config,
+    findings: Iterable[Finding] = (),
+    limited: Iterable[tuple[str, str]] = (),
+) -> Prepared:
+    """``findings``: those the runs will plan (their over-headroom datastores are the ones whose
+    VMs are listed); ``limited``: the (endpoint, mechanism) pairs with per-host limits."""
     ds_list = sorted(inv.datastores, key=lambda d: (d.endpoint, d.id))
     pos = {(d.endpoint, d.id): i for i, d in enumerate(ds_list)}
+    pos_in: dict[str, dict[str, int]] = {}  # the same per endpoint, for the loop over every VM
+    for (ep, ds_id), i in pos.items():
+        pos_in.setdefault(ep, {})[ds_id] = i
+    over = {
+        j
+        for f in findings
+        if f.rule == "datastore-over-headroom" and (j := pos.get((f.endpoint, f.datastore or ""))) is not None
+    }
+    host_loads: dict[tuple[str, str], dict[str, list[int]]] = {k: {} for k in limited}
     # when no policy selects by name, a VM's policy depends on its endpoint and tags only
     names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
     policies: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
     pct = [0.0] * len(ds_list)
     on_ds: dict[int, list[VM]] = {}
     for vm in inv.vms:
-        key = (vm.endpoint, "" if names_free else vm.name, vm.tags)
+        ep = vm.endpoint
+        if host_loads:
+            for s in vm.secondaries:
+                loads = host_loads.get((ep, s.mechanism))
+                if loads is not None:
+                    for hid in {x for x in (s.host, vm.host) if x is not None}:
+                        load = loads.setdefault(hid, [0, 0])
+                        load[0] += 1
+                        load[1] += vm.vcpus
+        key = (ep, "" if names_free else vm.name, vm.tags)
         try:
             p = policies[key]
         except KeyError:
             p = policies[key] = config.policy_for(vm)
         if p is None:
             continue
-        own = vm.primary_datastores
-        touched = set(own)
+        # the datastores it touches: its own files' and every secondary's
+        where, hr = pos_in.get(ep, {}), p.headroom
+        for d in vm.disks:
+            if (j := where.get(d.datastore)) is not None and hr > pct[j]:
+                pct[j] = hr
+        if vm.config_datastore and (j := where.get(vm.config_datastore)) is not None and hr > pct[j]:
+            pct[j] = hr
         for s in vm.secondaries:
-            touched.update(s.datastores)
-        ep = vm.endpoint
-        for ds_id in touched:
-            i = pos.get((ep, ds_id))
-            if i is not None and p.headroom > pct[i]:
-                pct[i] = p.headroom
-        if vm.managed_by is not None:
-            continue  # its manager places it: never moved for headroom
-        for ds_id in own:
-            i = pos.get((ep, ds_id))
-            if i is not None:
-                on_ds.setdefault(i, []).append(vm)
+            for sd in s.disks:
+                if (j := where.get(sd.datastore)) is not None and hr > pct[j]:
+                    pct[j] = hr
+            if s.config_datastore and (j := where.get(s.config_datastore)) is not None and hr > pct[j]:
+                pct[j] = hr
+        if vm.managed_by is not None or not over:
+            continue  # a managed VM's manager places it: never moved for headroom
+        for ds_id in vm.primary_datastores:
+            if (j := where.get(ds_id)) is not None and j in over:
+                on_ds.setdefault(j, []).append(vm)
     hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
     for h in sorted(inv.hosts, key=lambda h: (h.endpoint, h.id)):
         hosts_by_group.setdefault((h.endpoint, h.cluster), []).append(h)
         hosts_by_group.setdefault((h.endpoint, "\0all"), []).append(h)
-    return Prepared(ds_list, pos, pct, on_ds, policies, names_free, hosts_by_group)
+    return Prepared(ds_list, pos, pct, on_ds, policies, names_free, hosts_by_group, host_loads)
+
+
+def limited_mechanisms(known: Rules) -> list[tuple[str, str]]:
+    """The (endpoint, mechanism) pairs whose rules limit the load per host."""
+    return [
+        (ep, name)
+        for ep, mechs in known.items()
+        for name, r in mechs.items()
+        if r.max_vms_per_host is not None or r.max_vcpus_per_host is not None
+    ]
 
 
 @dataclass
@@ -212,7 +253,7 @@ class Planner:
         self.rules = rules
         self.known = known_rules if known_rules is not None else rules
         self.undo = Undo()
-        est = prepared if prepared is not None else prepare(inv, config)
+        est = prepared if prepared is not None else prepare(inv, config, self.findings, limited_mechanisms(self.known))
         self.ds_list = est.ds_list
         self.pos = est.pos
         self._policies = est.policies
@@ -229,7 +270,7 @@ class Planner:
         self.ledger.on_change = self.index.update
         self.hosts_by_group = est.hosts_by_group
         self.host_ledgers: dict[tuple[str, str], HostLedger] = {}
-        self._init_host_ledgers()
+        self._init_host_ledgers(est.host_loads)
         self.actions: list[Action] = []
         self.states: dict[tuple[str, str], _VM] = {}
         self.why: dict[str, _Fail] = {}
@@ -244,19 +285,11 @@ class Planner:
             self._policies[key] = self.config.policy_for(vm)
         return self._policies[key]
 
-    def _init_host_ledgers(self) -> None:
-        for ep, mechs in self.known.items():
-            for name, r in mechs.items():
-                if r.max_vms_per_host is not None or r.max_vcpus_per_host is not None:
-                    self.host_ledgers[(ep, name)] = HostLedger(r, self.undo)
-        if not self.host_ledgers:
-            return
-        for vm in self.inv.vms:
-            for s in vm.secondaries:
-                hl = self.host_ledgers.get((vm.endpoint, s.mechanism))
-                if hl is not None:
-                    for h in {x for x in (s.host, vm.host) if x is not None}:
-                        hl.add_initial(h, vm.vcpus)
+    def _init_host_ledgers(self, loads: Mapping[tuple[str, str], Mapping[str, list[int]]]) -> None:
+        for ep, name in limited_mechanisms(self.known):
+            if (ep, name) not in loads:
+                raise ValueError(f"prepare() was not told that {ep}'s {name} has host limits")
+            self.host_ledgers[(ep, name)] = HostLedger(self.known[ep][name], self.undo, loads[(ep, name)])
 
     def state(self, vm: VM) -> _VM | None:
         key = (vm.endpoint, vm.id)
