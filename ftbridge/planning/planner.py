@@ -274,6 +274,7 @@ class Planner:
         self.actions: list[Action] = []
         self.states: dict[tuple[str, str], _VM] = {}
         self.why: dict[str, _Fail] = {}
+        self._candidate_locs: dict[tuple[int, str | None, str | None], Location] = {}
         #: endpoints where a finding is left open for lack of room (after :meth:`run`): where
         #: placing by best fit instead of balance may fix more
         self.short_of_room: set[str] = set()
@@ -447,12 +448,12 @@ class Planner:
 
         return accept
 
-    def _host_domain(self, st: _VM, ids: Iterable[str] | None = None) -> tuple[FailureDomain, ...]:
-        """The domain at the policy's level that holds every host of the primary, when there is
-        one: a secondary must avoid it as it avoids the primary's storage."""
+    def _host_domain(self, st: _VM, prim: Location) -> tuple[FailureDomain, ...]:
+        """The domain at the policy's level that holds every host of the primary (at ``prim``),
+        when there is one: a secondary must avoid it as it avoids the primary's storage."""
         if st.level not in (Level.SITE, Level.ROOM):
             return ()  # an array or a datastore holds no host
-        d = self.prim_loc(st, ids).domain_of_hosts(st.level)
+        d = prim.domain_of_hosts(st.level)
         return (d,) if d is not None and d.as_dict() else ()
 
     # -- the run -------------------------------------------------------------------------
@@ -1246,9 +1247,13 @@ class Planner:
         if r.max_disks is not None and len(vm.disks) > r.max_disks:
             return _Fail("limits", f"{vm.name} has {len(vm.disks)} disks; {m} allows at most {r.max_disks}")
         prim_ids = st.primary()
-        avoid, names = self._domains(ep, prim_ids | {d.datastore for d in vm.depends_on})
-        avoid = (*avoid, *self._host_domain(st))
-        prim = self.prim_loc(st)
+        prim = self.prim_loc(st, prim_ids)
+        avoid, names = self._domains(ep, prim_ids | {d.datastore for d in vm.depends_on} if vm.depends_on else prim_ids)
+        avoid = (*avoid, *self._host_domain(st, prim))
+        near = None
+        if r.same_hosts:
+            # the copy stays within the hosts that see the primary (oVirt: its data center)
+            near = frozenset(h for x in prim_ids if (pd := self.ds(ep, x)) is not None for h in pd.hosts)
         base = Query(
             ep,
             vm.size,
@@ -1259,14 +1264,11 @@ class Planner:
             None,
             None,
             frozenset(),
-            content=frozenset(d.content for d in vm.disks) or frozenset({"images"}),
-            need_thin=sum(d.used if d.thin else d.size for d in vm.disks),
+            near,
+            frozenset(d.content for d in vm.disks) or frozenset({"images"}),
+            sum(d.used if d.thin else d.size for d in vm.disks),
         )
         hl = self.host_ledgers.get((ep, m))
-        if r.same_hosts:
-            # the copy stays within the hosts that see the primary (oVirt: its data center)
-            near = frozenset(h for x in prim_ids if (pd := self.ds(ep, x)) is not None for h in pd.hosts)
-            base = replace(base, near=near)
         if not (r.needs_other_host or r.host_must_mount):
             accept = self._secondary_accept(st, prim, m, r, None)
             t = self.index.find(base, accept)
@@ -1392,13 +1394,27 @@ class Planner:
             metadata_datastore=meta,
         )
 
+    def _candidate_location(
+        self, st: _VM, m: str, r: MechanismRules, t: int, host: str | None, meta: str | None = None
+    ) -> Location:
+        """Where the candidate secondary would live, as the model says. A candidate holds every
+        disk (and its config) on datastore ``t``, so its location depends on ``t``, its host and
+        its metadata datastore alone, whatever the VM of the endpoint: asked once per run."""
+        key = (t, host, meta)
+        loc = self._candidate_locs.get(key)
+        if loc is None:
+            loc = self._candidate_locs[key] = self.inv.secondary_location(
+                st.vm, self._candidate(st, m, r, t, host, meta)
+            )
+        return loc
+
     def _secondary_accept(self, st: _VM, prim: Location, m: str, r: MechanismRules, host: str | None) -> Accept:
         """The model's verdict on a candidate target: no one loss at the policy's level takes
         both the primary and the new secondary (its storage and what can run it)."""
         level = st.level
 
         def accept(i: int) -> bool:
-            return prim.separated_from(self.inv.secondary_location(st.vm, self._candidate(st, m, r, i, host)), level)
+            return prim.separated_from(self._candidate_location(st, m, r, i, host), level)
 
         return accept
 
@@ -1410,8 +1426,7 @@ class Planner:
         def ok(i: int) -> bool:
             if other is not None and other not in self.ds_list[i].hosts:
                 return False
-            sec = self._candidate(st, m, r, t, host, self.ds_list[i].id)
-            return prim.separated_from(self.inv.secondary_location(st.vm, sec), level)
+            return prim.separated_from(self._candidate_location(st, m, r, t, host, self.ds_list[i].id), level)
 
         for need in (0, -(1 << 62)):
             found = self.index.find(Query(ep, need, 0.0, None, (), None, True, host, content=frozenset()), accept=ok)
