@@ -529,19 +529,29 @@ def test_best_fit_is_taken_only_where_balance_runs_short_of_room(monkeypatch: py
     assert ey == ["b2", "b2"]
 
 
-def test_no_best_fit_run_when_nothing_lacks_room(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 'full' is below its headroom, and no datastore its VMs' hosts mount can take their disks
-    # whatever the room: best fit cannot help, so it is not tried
-    dss = [K.ds("full", 100, 5, array="A"), K.ds("far", 1000, 900, array="B", hosts=("h9", "h8"))]
-    vms = [K.vm(f"v{k}", "h1", [("d0", 20, "full")]) for k in range(3)]
-    inv = K.inventory([*HOSTS, K.host("h8"), K.host("h9")], dss, vms)
+def test_best_fit_is_tried_only_where_the_plan_took_the_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 'full' is below its 10% headroom: one of its 20 GiB disks must leave. Best fit keeps big
+    # holes for big items; it cannot make a hole where none was, so it is tried only when the
+    # balanced plan's own placements took the room a target had.
     runs = _runs(monkeypatch)
-    doc = plan(inv)
-    (u,) = doc["unfixable"]
-    assert u["rule"] == "datastore-over-headroom" and u["category"] == "capacity"
+    vms = [K.vm(f"v{k}", "h1", [("d0", 20, "full")]) for k in range(3)]
+    hosts = [*HOSTS, K.host("h8"), K.host("h9")]
+
+    def left(far: Any, *extra: Any) -> dict[str, Any]:
+        runs.clear()
+        dss = [K.ds("full", 100, 5, array="A"), far, K.ds("loc", 500, 400, hosts=("h1",), array="L")]
+        doc = plan(K.inventory(hosts, dss, [*vms, *extra]))
+        (u,) = [u for u in doc["unfixable"] if u["rule"] == "datastore-over-headroom"]
+        assert u["category"] == "capacity"
+        return doc
+
+    # no datastore its VMs' hosts mount can take a disk, whatever the room
+    left(K.ds("far", 1000, 900, array="B", hosts=("h9", "h8")))
     assert runs == [False]
-    # with room lacking (a target exists, too full), it is tried
-    dss[1] = K.ds("far", 1000, 110, array="B")
-    runs.clear()
-    plan(K.inventory(HOSTS, dss, vms))
+    # one could, but it was too full before the plan began (10 GiB above its headroom)
+    left(K.ds("far", 1000, 110, array="B"))
+    assert runs == [False]
+    # it had 25 GiB, and the plan moved a VM off local storage there first: tried
+    doc = left(K.ds("far", 1000, 125, array="B"), K.vm("local", "h1", [("d0", 20, "loc")]))
+    assert [a["vm"] for a in doc["actions"]] == ["local"]
     assert runs == [False, True]

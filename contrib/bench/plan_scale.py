@@ -7,6 +7,24 @@ and broken secondaries, datastores over their headroom). Prints, per size, each 
 process: audit, plan, and plan document + file in CPU seconds, the process's peak RSS, actions
 and the plan file's size; then the growth from 100k to 1M VMs against linear.
 
+What is measured, per size, in a fresh interpreter:
+
+* **audit**: ``audit(inventory, config)``, the inventory's fingerprint included (asked once);
+* **plan**: ``plan(inventory, config, findings)``, every run it makes (balanced placement; best
+  fit again for the endpoints balance left short of room; a mixed run when the two split);
+* **file**: ``plan_document`` and ``write_plan``, what ``ftbridge plan -o FILE`` adds;
+* **RSS**: the process's peak resident memory: the interpreter, the estate, the audit, the plan,
+  the document and the file's bytes. The estate is built here as model objects, the way a
+  driver's ``inventory()`` returns them: no input dicts or JSON exist, so nothing but the
+  estate itself is held besides what ftbridge holds (about 1 GiB of the 1M figure is the estate
+  of a million VMs). Loading a saved inventory (``--from``) is not measured: its file is
+  limited to 256 MiB (about 300k VMs of this shape), and parsing it holds its dicts next to the
+  objects built from them.
+
+Not measured either: collecting the inventory from the platforms, or printing tables. CPU
+seconds (user + system) count only this process's work, whatever else the machine runs; they
+still rise somewhat on a loaded machine (shared caches).
+
 The optimality comparison with an exact optimum is in ``optimality.py``.
 
 Run:  python contrib/bench/plan_scale.py [--sizes 10000,100000,300000,1000000]

@@ -129,13 +129,15 @@ def plan(
 ) -> PlanResult:
     """The actions and unfixable findings, as values (see :func:`make_plan` for the document).
 
-    Targets are first chosen for balance (the roomiest that fits). Where that leaves findings
-    unfixed for lack of room, planning those endpoints again with best-fit placement (keeping
-    big holes for big copies) often fixes more; per endpoint, the better plan wins: more
-    findings fixed, then fewer bytes, then the balanced one. Endpoints share no datastore or
-    host, so each one's part of a plan is what a run over it alone gives: the best-fit run
-    covers only the endpoints short of room, and a mix is planned again in one run, so the plan
-    reads (action ids, order) as one run made it.
+    Targets are first chosen for balance (the roomiest that fits). Where that leaves a finding
+    unfixed because the plan's own placements took the room a target had, planning that
+    endpoint again with best-fit placement (keeping big holes for big copies) often fixes more;
+    per endpoint, the better plan wins: more findings fixed, then fewer bytes, then the balanced
+    one. (Best fit cannot make a hole where none was: room short before the plan began is not
+    a reason to try it.) Endpoints share no datastore or host, so each one's part of a plan is
+    what a run over it alone gives: the best-fit run covers only the endpoints short of room,
+    and a mix is planned again in one run, so the plan reads (action ids, order) as one run
+    made it.
     """
     if findings is None:
         findings = audit(inv, config).findings

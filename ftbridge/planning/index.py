@@ -271,6 +271,20 @@ class CandidateIndex:
         self.examined += seen
         return best
 
+    def any_fits(self, q: Query, room: Callable[[int], int], accept: Callable[[int], bool] | None = None) -> bool:
+        """Is there a datastore :meth:`find` would take for ``q`` (room aside) where ``room(i)``
+        bytes would hold it? For explanations only: looks at every compatible datastore."""
+        cache = self._verdict_of(q)
+        for g in self._groups(q):
+            for _, i in g.rooms:
+                self.examined += 1
+                if room(i) < q.need_on(self.ds[i]):
+                    continue
+                v = _OK if cache is None else self._verdict(cache, self._dkey[i], q)
+                if v != _SKIP and self._ok(i, q, v == _CHECK, accept):
+                    return True
+        return False
+
     def survey(self, q: Query, accept: Callable[[int], bool] | None = None) -> tuple[int, int | None, int]:
         """For explanations: (compatible datastores seen, 0 when there is none at all; the one
         with the most room; its room). Stops once nothing further can have more room."""

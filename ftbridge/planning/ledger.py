@@ -73,6 +73,7 @@ class SpaceLedger:
         self.pct = list(pct)
         self.releases: list[list[Release]] = [[] for _ in capacity]
         self.released = [0] * len(capacity)  # unclaimed bytes per datastore
+        self.taken = [0] * len(capacity)  # bytes the plan's actions take per datastore
         self.undo = undo
         self.on_change = on_change
 
@@ -96,7 +97,7 @@ class SpaceLedger:
 
     def consume(self, i: int, nbytes: int, pct: float) -> list[str]:
         """Take ``nbytes`` (caller checked :meth:`potential`); returns the actions to wait for."""
-        old = (self.free[i], self.end_free[i], self.pct[i], self.releases[i], self.released[i])
+        old = (self.free[i], self.end_free[i], self.pct[i], self.releases[i], self.released[i], self.taken[i])
         need = nbytes - (self.free[i] - self.floor(i, pct))
         deps: list[str] = []
         if need > 0:
@@ -115,10 +116,11 @@ class SpaceLedger:
             self.releases[i] = remaining
         self.free[i] -= nbytes
         self.end_free[i] -= nbytes
+        self.taken[i] += nbytes
         self.pct[i] = max(self.pct[i], pct)
 
         def inverse() -> None:
-            self.free[i], self.end_free[i], self.pct[i], self.releases[i], self.released[i] = old
+            self.free[i], self.end_free[i], self.pct[i], self.releases[i], self.released[i], self.taken[i] = old
             self._changed(i)
 
         self.undo.push(inverse)

@@ -218,8 +218,8 @@ def limited_mechanisms(known: Rules) -> list[tuple[str, str]]:
 class _Fail:
     category: str
     reason: str
-    #: for "capacity": some target was refused for lack of room, so placing differently (best
-    #: fit) might find it; False when nothing could go anywhere whatever the room
+    #: for "capacity": a target would have had the room but for what this plan placed there,
+    #: so placing differently (best fit) might keep it; False when the room was never there
     room: bool = True
 
 
@@ -275,8 +275,8 @@ class Planner:
         self.states: dict[tuple[str, str], _VM] = {}
         self.why: dict[str, _Fail] = {}
         self._candidate_locs: dict[tuple[int, str | None, str | None], Location] = {}
-        #: endpoints where a finding is left open for lack of room (after :meth:`run`): where
-        #: placing by best fit instead of balance may fix more
+        #: endpoints where a finding is left open because the plan took the room a target had
+        #: (after :meth:`run`): where placing by best fit instead of balance may fix more
         self.short_of_room: set[str] = set()
 
     # -- set-up --------------------------------------------------------------------------
@@ -383,6 +383,10 @@ class Planner:
 
     def _explain(self, f: Finding, category: str, reason: str) -> None:
         self.why.setdefault(f.id, _Fail(category, reason))
+
+    def _blame(self, f: Finding, fail: _Fail) -> None:
+        """``f`` stays open for ``fail`` (the first reason found is kept)."""
+        self.why.setdefault(f.id, fail)
 
     def _domains(self, endpoint: str, ds_ids: Iterable[str]) -> tuple[tuple[FailureDomain, ...], list[str]]:
         out, names = [], []
@@ -552,7 +556,7 @@ class Planner:
             st, local, [f.id], "its primary must move to shared storage", "move off non-shared storage"
         )
         if fail is not None:
-            self._explain(f, fail.category, fail.reason)
+            self._blame(f, fail)
 
     def _relocate(self, st: _VM, sources: set[str], closes: list[str], need: str, why: str) -> _Fail | None:
         """Move the primary files on ``sources``, turning off (and on again at the new place)
@@ -628,7 +632,7 @@ class Planner:
             f"bring {vm.name}'s storage into {level.value} {home.label(level)}, where it runs",
         )
         if fail is not None:
-            self._explain(f, fail.category, fail.reason)
+            self._blame(f, fail)
 
     def _window_off(self, st: _VM, blocking: list[Secondary], why: str) -> list[Action]:
         """Turn off secondaries that forbid primary moves: the VM runs without them until re-created."""
@@ -653,6 +657,7 @@ class Planner:
                 res.category,
                 f"moving {st.vm.name}'s primary needs {prefer[0]} off, and it could not "
                 f"be turned on again afterwards: {res.reason}",
+                res.room,
             )
         for a in window:
             a.detail["restore"] = res.id
@@ -705,7 +710,15 @@ class Planner:
             "capacity",
             f"no {where} has {size(q.need)} free above its {q.pct:g}% headroom "
             f"(the most: {size(max(room, 0))} on {self.ds_list[best].name})",
+            self._room_taken(q, accept),
         )
+
+    def _room_taken(self, q: Query, accept: Accept | None) -> bool:
+        """Would some target of ``q`` have had the room but for what this plan has placed on
+        it? Then placing differently (best fit, which keeps big holes for big items) might leave
+        it; if not, the room was never there (or only the plan's own frees could make it)."""
+        ledger = self.ledger
+        return self.index.any_fits(q, lambda i: ledger.potential(i, q.pct) + ledger.taken[i], accept)
 
     def _target_words(self, q: Query, names: list[str], what: str) -> str:
         parts = [what]
@@ -913,7 +926,7 @@ class Planner:
         ds = self.ds_list[i]
         cands: list[tuple[int, str, _VM, str]] = []  # (bytes, sort key, vm, disk)
         skipped_ft = 0
-        short = False  # some disk found a target it may go to, but not the room there
+        short = False  # a disk found no room where it would have but for this plan's placements
         for vm in sorted(self.on_ds.get(i, []), key=lambda v: v.id):
             st = self.state(vm)
             if st is None or st.unavailable or (vm.host is not None and not self._host_ok(ep, vm.host)):
@@ -926,8 +939,8 @@ class Planner:
                     q, _, accept = self._primary_query(st, [d], {ds.id})
                     if self.index.find(q, accept) is not None:
                         cands.append((d.used, f"{vm.id}/{d.id}", st, d.id))
-                    elif not short and self.index.survey(q, accept)[0]:
-                        short = True  # a target it may go to exists, without the room
+                    elif not short:
+                        short = self._room_taken(q, accept)  # the plan took the room it needs
         why = (
             f"free {ds.name}: {size(ds.capacity - self.ledger.end_free[i])} used of {size(ds.capacity)}, "
             f"its {self.ledger.pct[i]:g}% headroom needs {size(deficit)} more free"
@@ -966,7 +979,7 @@ class Planner:
             f"{ds.name} needs {size(deficit)} moved off to keep {self.ledger.pct[i]:g}% "
             f"free, but its disks that fit elsewhere total {size(movable)}{extra}: "
             f"grow it or free space by hand",
-            room=short or bool(cands),
+            room=short or bool(banned),
         )
 
     # -- pass 4: secondaries -------------------------------------------------------------
@@ -1028,7 +1041,7 @@ class Planner:
                 if f.rule == "no-secondary" or (
                     f.secondary in st.bad and (f.rule in SECONDARY_RULES or self._refresh(st, f))
                 ):
-                    self._explain(f, fail.category, fail.reason)
+                    self._blame(f, fail)
 
     def _sec_problem(self, st: _VM, s: Secondary) -> str:
         msgs = [
@@ -1199,7 +1212,8 @@ class Planner:
             return fails[0][1]
         order = {"limits": 0, "capacity": 1, "placement": 2, "unavailable": 3}
         cat = min((f.category for _, f in fails), key=lambda c: order.get(c, 9))
-        return _Fail(cat, "; ".join(f"{m}: {f.reason}" for m, f in fails))
+        room = any(f.room for _, f in fails if f.category == "capacity")
+        return _Fail(cat, "; ".join(f"{m}: {f.reason}" for m, f in fails), room)
 
     def _make_room(self, st: _VM, m: str, r: MechanismRules, replaces: Sequence[str]) -> list[Action] | _Fail:
         """When the mechanism allows fewer secondaries per VM than a make-before-break needs
@@ -1330,6 +1344,7 @@ class Planner:
                     fail.reason.replace(
                         f"that host {self.host_name(ep, last_q.host)} mounts", "that another host mounts"
                     ),
+                    fail.room,
                 )
             return fail
         _, host, t = best
