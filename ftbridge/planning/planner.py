@@ -194,9 +194,11 @@ def prepare(
                 pct[j] = hr
         if vm.managed_by is not None or not over:
             continue  # a managed VM's manager places it: never moved for headroom
-        for ds_id in vm.primary_datastores:
-            if (j := where.get(ds_id)) is not None and j in over:
-                on_ds.setdefault(j, []).append(vm)
+        for on in (vm.config_datastore, *(d.datastore for d in vm.disks)):
+            if on and (j := where.get(on)) is not None and j in over:
+                listed = on_ds.setdefault(j, [])
+                if not listed or listed[-1] is not vm:  # once per VM
+                    listed.append(vm)
     hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
     for h in sorted(inv.hosts, key=lambda h: (h.endpoint, h.id)):
         hosts_by_group.setdefault((h.endpoint, h.cluster), []).append(h)
