@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import plankit as K  # noqa: E402
 
 from ftbridge.errors import PlanError  # noqa: E402
 from ftbridge.planning import parse_plan  # noqa: E402
+from ftbridge.planning.planfile import content_digest  # noqa: E402
 
 SCHEMA = json.loads((K.ROOT / "ftbridge" / "schemas" / "plan.schema.json").read_text())
 
@@ -97,3 +99,21 @@ def test_parse_plan_errors_are_one_clear_line() -> None:
         parse_plan({"kind": "ftbridge-plan", "schema_version": 7})
     with pytest.raises(PlanError, match="malformed plan"):
         parse_plan({"kind": "ftbridge-plan", "schema_version": 1, "actions": []})
+
+
+def test_the_plan_id_is_the_digest_of_the_compact_sorted_text_saved_plans_were_signed_with() -> None:
+    """The id is hashed a list item at a time (a million-VM plan's text is never held whole); it
+    must stay the digest of the very text earlier versions hashed, or every saved plan would
+    read as damaged."""
+    doc = {
+        "plan_id": "ignored",
+        "created_at": "ignored too",
+        "kind": "ftbridge-plan",
+        "actions": [{"id": f"a{i}", "reason": "déplacer ✓", "bytes": i * 10**12, "lag": 0.1 * i} for i in range(2500)],
+        "unfixable": [],
+        "names": {"z": 1, "a": [1.5e-05, 1e16, None, True]},
+        "summary": {"by_kind": {"protect": 2}},
+    }
+    body = {k: v for k, v in doc.items() if k not in ("plan_id", "created_at")}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    assert content_digest(doc) == hashlib.sha256(text.encode()).hexdigest()[:16]

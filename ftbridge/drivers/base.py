@@ -290,7 +290,10 @@ class OperationStatus:
     """
 
     state: OpState
-    progress: float = 0.0  # 0..1; 1.0 once the operation has ended, either way
+    #: 0..1; 1.0 once the operation has ended, either way. Report the platform's own figure when
+    #: it gives one (a vSphere task's percent): the apply polls again when the rate of progress
+    #: says the operation ends, instead of backing off blindly; leave 0.0 when there is none
+    progress: float = 0.0
     message: str = ""  # for people: the platform's own words on a failure
     retryable: bool = False  # when FAILED: may the same operation be tried again?
     result: Mapping[str, str] = field(default_factory=dict)
