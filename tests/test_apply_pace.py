@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 import plankit as K  # noqa: E402
 
 from ftbridge.apply.events import ApplyEvent  # noqa: E402
-from ftbridge.apply.journal import RUNNING, SUCCEEDED, Journal, SqliteJournalStore  # noqa: E402
+from ftbridge.apply.journal import RUNNING, SUCCEEDED, Fence, Journal, SqliteJournalStore  # noqa: E402
 from ftbridge.apply.steps import _time_left  # noqa: E402
 from ftbridge.config import load_config  # noqa: E402
 from ftbridge.failover.plan import FailoverPlan  # noqa: E402
@@ -139,4 +139,61 @@ def test_writes_that_arrive_together_commit_together_and_a_bad_one_fails_alone(t
         if e["event"] in ("run_started", "action_started")
     ]
     assert sorted(aid or "" for aid, _, _ in times) == ["", "a0", "a1", "a2", "a3", "a4"]
+    journal.close()
+
+
+def test_a_commit_interrupted_half_way_leaves_no_write_reported_as_done(tmp_path: Path) -> None:
+    """Two fencing tokens in one batch are two transactions; when the first is interrupted (a
+    Ctrl-C in the thread that leads), the writes of the second were never tried: their callers
+    get the interruption too, not a silent success."""
+    journal = Journal(tmp_path / "journal.sqlite")
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+    run = journal.start_run("p1", "plan.json", "f", [("a0", "promote", "ep", "vm0"), ("a1", "promote", "ep", "vm1")])
+    inside, go = threading.Event(), threading.Event()
+
+    def slow(cur: sqlite3.Cursor) -> None:  # holds the journal while the batch forms behind it
+        inside.set()
+        go.wait(60)
+
+    def interrupted(cur: sqlite3.Cursor) -> None:
+        raise KeyboardInterrupt
+
+    answers: dict[str, object] = {}
+
+    def call(name: str, fn: object) -> None:
+        try:
+            answers[name] = fn()  # type: ignore[operator]
+        except BaseException as exc:
+            answers[name] = exc
+
+    def queued(n: int) -> None:
+        while True:
+            with store._queued:
+                if len(store._queue) == n:
+                    return
+            threading.Event().wait(0.001)
+
+    first = threading.Thread(target=call, args=("first", lambda: store._commit(slow)))
+    first.start()
+    assert inside.wait(60)
+    threads = [first]
+    for name, fn in (
+        ("lead", lambda: store._commit(interrupted)),  # first in the queue: it leads the next batch
+        ("same", lambda: journal.record(run, "a0", RUNNING, "action_started")),
+    ):
+        threads.append(threading.Thread(target=call, args=(name, fn)))
+        threads[-1].start()
+        queued(len(threads) - 1)
+    store.fence = Fence(7, lambda: None)  # the next write carries another token: another transaction
+    threads.append(threading.Thread(target=call, args=("other", lambda: journal.record(run, "a1", RUNNING, "x"))))
+    threads[-1].start()
+    queued(3)
+    go.set()
+    for t in threads:
+        t.join(60)
+    assert answers["first"] is None
+    assert all(isinstance(answers[k], KeyboardInterrupt) for k in ("lead", "same", "other")), answers
+    store.fence = None
+    assert {r.state for r in journal.actions(run).values()} == {"pending"}
     journal.close()

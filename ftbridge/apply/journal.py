@@ -304,7 +304,8 @@ class _Write:
     token: int | None
     out: Any = None
     error: BaseException | None = None
-    done: bool = False
+    ok: bool = False  # committed
+    done: bool = False  # its leader is through with it (committed, or error set)
     wake: threading.Lock = field(default_factory=threading.Lock)  # see _commit
 
 
@@ -414,6 +415,11 @@ class SqliteJournalStore(JournalStore):
                 batch, self._queue = self._queue, []
             try:
                 self._commit_batch(batch)
+            except BaseException as exc:  # interrupted while committing: what is not written says so
+                for w in batch:
+                    if not w.ok and w.error is None:
+                        w.error = exc
+                raise
             finally:
                 for w in batch:
                     w.done = True
@@ -446,15 +452,12 @@ class SqliteJournalStore(JournalStore):
                     for w in writes:
                         try:
                             w.out = self._guard(partial(self._transaction, [w.body], token))[0]
+                            w.ok = True
                         except Exception as alone:
                             w.error = alone
-                except BaseException as exc:  # interrupted while committing: none of them is written
-                    for w in writes:
-                        w.error = exc
-                    raise
                 else:
                     for w, out in zip(writes, outs, strict=True):
-                        w.out = out
+                        w.out, w.ok = out, True
 
     def _transaction(self, bodies: list[Callable[[sqlite3.Cursor], Any]], token: int | None) -> list[Any]:
         cur = self._conn.cursor()
