@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,18 @@ def test_an_operation_is_polled_when_its_progress_says_it_ends(tmp_path: Path) -
 
 
 # -- group commit ----------------------------------------------------------------------------
+def answering(answers: dict[str, object]) -> Callable[[str, Callable[[], object]], None]:
+    """A thread target: ``call(name, fn)`` keeps what ``fn`` returned, or what it raised."""
+
+    def call(name: str, fn: Callable[[], object]) -> None:
+        try:
+            answers[name] = fn()
+        except BaseException as exc:
+            answers[name] = exc
+
+    return call
+
+
 def test_writes_that_arrive_together_commit_together_and_a_bad_one_fails_alone(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.sqlite")
     store = journal.store
@@ -96,12 +109,7 @@ def test_writes_that_arrive_together_commit_together_and_a_bad_one_fails_alone(t
         cur.execute("INSERT INTO no_such_table VALUES (1)")
 
     answers: dict[str, object] = {}
-
-    def call(name: str, fn: object) -> None:
-        try:
-            answers[name] = fn()  # type: ignore[operator]
-        except Exception as exc:
-            answers[name] = exc
+    call = answering(answers)
 
     first = threading.Thread(target=call, args=("slow", lambda: store._commit(slow)))
     first.start()
@@ -160,12 +168,7 @@ def test_a_commit_interrupted_half_way_leaves_no_write_reported_as_done(tmp_path
         raise KeyboardInterrupt
 
     answers: dict[str, object] = {}
-
-    def call(name: str, fn: object) -> None:
-        try:
-            answers[name] = fn()  # type: ignore[operator]
-        except BaseException as exc:
-            answers[name] = exc
+    call = answering(answers)
 
     def queued(n: int) -> None:
         while True:
