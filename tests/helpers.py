@@ -21,13 +21,32 @@ class Result:
     err: str
 
 
+def isolated_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the user's FTBRIDGE_* settings, plus ``extra``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")} | (extra or {})
+
+
 def ftb(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> Result:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")}
-    base.update(env or {})
     p = subprocess.run(
-        [sys.executable, "-m", "ftbridge", *args], capture_output=True, text=True, env=base, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "ftbridge", *args],
+        capture_output=True,
+        text=True,
+        env=isolated_env(env),
+        cwd=cwd,
+        timeout=timeout,
     )
     return Result(p.returncode, p.stdout, p.stderr)
+
+
+def ftb_running(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The real ``ftbridge ARGS`` started (stdout and stderr piped, as text), isolated as :func:`ftb` is."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ftbridge", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=isolated_env(env),
+    )
 
 
 def copy_demo(dst: Path) -> Path:

@@ -267,18 +267,11 @@ def test_one_json_vocabulary(tmp_path: Path) -> None:
 def test_lab_run_removes_its_credentials_file_when_it_stops(tmp_path: Path, sig: str) -> None:
     """Stopped by a service manager (SIGTERM), Ctrl-C or a closed terminal (SIGHUP), the lab
     leaves no credentials file behind."""
-    import os
     import signal
-    import subprocess
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")} | {"TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ftbridge", "lab", "run", "proxmox"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    from helpers import ftb_running
+
+    proc = ftb_running("lab", "run", "proxmox", env={"TMPDIR": str(tmp_path)})
     try:
         assert proc.stderr is not None
         said = ""

@@ -32,7 +32,7 @@ from ftbridge.audit import audit  # noqa: E402
 from ftbridge.config import load_config  # noqa: E402
 from ftbridge.failover.plan import FailoverPlan, Step  # noqa: E402
 from ftbridge.failover.run import _times, failover_document  # noqa: E402
-from ftbridge.planning.planfile import parse_plan  # noqa: E402
+from ftbridge.planning.planfile import barriers_as_edges, parse_plan  # noqa: E402
 from ftbridge.services.inventory import collect  # noqa: E402
 from ftbridge.services.session import Session  # noqa: E402
 from ftbridge.sim.driver import SimDriver  # noqa: E402
@@ -405,23 +405,6 @@ def site_failover(where: Path) -> tuple[Path, FailoverPlan]:
     return cfg, FailoverPlan.load(where / "fo.json")
 
 
-def written_the_old_way(doc: dict[str, Any]) -> dict[str, Any]:
-    """What ftbridge wrote before plan schema 2: every promote of a group depends on each
-    promote of the group before it; no stages."""
-    old = json.loads(json.dumps(doc))
-    stages: dict[int, list[str]] = {}
-    for a in old["actions"]:
-        if "stage" in a:
-            stages.setdefault(a["stage"], []).append(a["id"])
-    for a in old["actions"]:
-        stage = a.pop("stage", None)
-        if stage is not None and stage > 0:
-            a["depends_on"] = sorted(set(a["depends_on"]) | set(stages[stage - 1]), key=lambda x: int(x[1:]))
-    del old["groups"]
-    old["schema_version"] = 1
-    return K.resign(old)
-
-
 def test_a_document_has_one_edge_per_fence_however_many_vms_and_groups(demo_config: Path) -> None:
     """Recovery order is a barrier per group, not n x m edges: 3,000 VMs in 3 groups (every
     other one fenced) give exactly 1,500 edges, each from a promote to its own fence."""
@@ -451,7 +434,7 @@ def test_stages_keep_the_recovery_order_and_block_later_groups_when_one_fails(tm
         cfg, plan = site_failover(tmp_path / how)
         doc = failover_document(plan, load_config(cfg))
         if how == "edges":
-            doc = written_the_old_way(doc)
+            doc = barriers_as_edges(doc)
         path = tmp_path / how / "doc.json"
         path.write_text(json.dumps(doc))
         inject(cfg, "vc-ams", fail_permanent=["vm-1002:promote"])  # ams-sql02, group db
@@ -537,5 +520,5 @@ def test_stages_are_checked_when_a_document_is_read(demo_config: Path) -> None:
         mutate(d)
         with pytest.raises(PlanError, match=re.escape(message)):
             parse_plan(K.resign(d))
-    assert written_the_old_way(doc)["schema_version"] == 1
-    parse_plan(written_the_old_way(doc))
+    assert barriers_as_edges(doc)["schema_version"] == 1
+    parse_plan(barriers_as_edges(doc))

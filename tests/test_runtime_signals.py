@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from helpers import hold_journal, release_journal
+from helpers import ftb_running, hold_journal, release_journal
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 
@@ -131,13 +131,7 @@ def test_signal_stops_starting_and_resume_completes(
     estates: tuple[Path, Path, Path], sig: signal.Signals, code: int
 ) -> None:
     cfg, plan, ref = estates
-    p = subprocess.Popen(
-        [sys.executable, "-m", "ftbridge", "-c", str(cfg), "apply", str(plan), "--yes", "-o", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-    )
+    p = ftb_running("-c", str(cfg), "apply", str(plan), "--yes", "-o", "json")
     try:
         out = lines(p.stdout)  # type: ignore[arg-type]
         before: list[str] = []
@@ -187,13 +181,7 @@ def test_second_ctrl_c_leaves_at_once(estates: tuple[Path, Path, Path], tmp_path
     once: no traceback, what is left and the resume command said, the journal consistent."""
     cfg, plan, ref = estates
     with_wait(cfg, "10m")  # the first Ctrl-C's run waits on the journal until the second
-    p = subprocess.Popen(
-        [sys.executable, "-m", "ftbridge", "-c", str(cfg), "apply", str(plan), "--yes", "-o", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-    )
+    p = ftb_running("-c", str(cfg), "apply", str(plan), "--yes", "-o", "json")
     holder = None
     try:
         out, err = lines(p.stdout), lines(p.stderr)  # type: ignore[arg-type]
@@ -290,13 +278,7 @@ def test_ctrl_c_during_failover_then_resume(tmp_path: Path) -> None:
         assert r.returncode in (0, 1) and plans[name].exists(), r.stderr  # 1: some VMs cannot be brought up
     cfg, plan = cfgs["live"], plans["live"]
     hold(cfg, True)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "ftbridge", "-c", str(cfg), "failover", "run", str(plan), "--yes", "-o", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-    )
+    p = ftb_running("-c", str(cfg), "failover", "run", str(plan), "--yes", "-o", "json")
     try:
         out = lines(p.stdout)  # type: ignore[arg-type]
         until(out, '"event": "op_started"')

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from helpers import hold_journal, release_journal
+from helpers import ftb_running, hold_journal, release_journal
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 
@@ -204,13 +204,18 @@ def test_state_dir_of_another_user(tmp_path: Path) -> None:
 
 
 # -- a journal another process holds ------------------------------------------------------------
-def test_busy_journal_waits_then_exit_9(tmp_path: Path) -> None:
+def busy_demo(tmp_path: Path, busy_timeout: str) -> tuple[Path, Path, Path]:
+    """The demo with a plan made and its state directory there: (config, plan, journal path)."""
     state = tmp_path / "state"
-    cfg = demo(tmp_path / "live", state, 'busy_timeout = "1s"\n')
+    cfg = demo(tmp_path / "live", state, f'busy_timeout = "{busy_timeout}"\n')
     plan = tmp_path / "plan.json"
     assert K.ftb("-c", str(cfg), "plan", "--out", str(plan)).returncode == 0
-    jpath = state / "journal.sqlite"
     state.mkdir(parents=True, exist_ok=True)
+    return cfg, plan, state / "journal.sqlite"
+
+
+def test_busy_journal_waits_then_exit_9(tmp_path: Path) -> None:
+    cfg, plan, jpath = busy_demo(tmp_path, "1s")
     ops_before = K.sim_ops(cfg.parent)
     holder = hold_journal(jpath)
     try:
@@ -235,21 +240,9 @@ def first_line(stream: IO[str]) -> str:
 
 def test_busy_journal_released_while_waiting(tmp_path: Path) -> None:
     """The holder lets go once the apply says it waits: the apply then carries on to the end."""
-    state = tmp_path / "state"
-    cfg = demo(tmp_path / "live", state, 'busy_timeout = "10m"\n')
-    plan = tmp_path / "plan.json"
-    assert K.ftb("-c", str(cfg), "plan", "--out", str(plan)).returncode == 0
-    jpath = state / "journal.sqlite"
-    state.mkdir(parents=True, exist_ok=True)
+    cfg, plan, jpath = busy_demo(tmp_path, "10m")
     holder = hold_journal(jpath)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "ftbridge", "-c", str(cfg), "apply", str(plan), "--yes"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    p = ftb_running("-c", str(cfg), "apply", str(plan), "--yes")
     try:
         assert p.stderr is not None
         first = first_line(p.stderr)

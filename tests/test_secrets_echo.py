@@ -119,16 +119,24 @@ def assert_no_leak(outputs: list[str], secrets: dict[str, set[str]]) -> None:
 
 
 # -- Proxmox VE: API token, then password login -------------------------------------------------
-def test_proxmox_token_echoed_is_masked(reflector: Callable[[Answer], tuple[int, Path]], tmp_path: Path) -> None:
-    def answer(h: _Reflector) -> None:  # every request: 400 with the request in the error body
-        h.send(400, json.dumps({"data": None, "errors": {"request": h.reflected()}}), reason="Bad Request")
+def pve_reflects(h: _Reflector) -> None:
+    """PVE's error shape (400), with the request it got in the error body."""
+    h.send(400, json.dumps({"data": None, "errors": {"request": h.reflected()}}), reason="Bad Request")
 
-    port, ca = reflector(answer)
-    cfg = tmp_path / "ftbridge.toml"
+
+def pve_config(where: Path, port: int, ca: Path, auth: str) -> Path:
+    """A config with one PVE endpoint on the reflector; ``auth``: its credential lines."""
+    cfg = where / "ftbridge.toml"
     cfg.write_text(
         f'[endpoints.pve]\ndriver = "proxmox"\nurl = "https://127.0.0.1:{port}"\nuser = "ftbridge@pve"\n'
-        f'token_name = "ci"\ntoken = {{ env = "ECHO_SECRET" }}\nca_file = "{ca}"\nread_retries = 0\n'
+        f'{auth}ca_file = "{ca}"\nread_retries = 0\n'
     )
+    return cfg
+
+
+def test_proxmox_token_echoed_is_masked(reflector: Callable[[Answer], tuple[int, Path]], tmp_path: Path) -> None:
+    port, ca = reflector(pve_reflects)  # every request: 400 with the request in the error body
+    cfg = pve_config(tmp_path, port, ca, 'token_name = "ci"\ntoken = { env = "ECHO_SECRET" }\n')
     assert_no_leak(run_everywhere(cfg, tmp_path), {"token": forms(SECRET)})
 
 
@@ -139,14 +147,10 @@ def test_proxmox_password_and_ticket_echoed_are_masked(
         if h.path.endswith("/access/ticket"):
             h.send(200, json.dumps({"data": {"ticket": TICKET, "CSRFPreventionToken": CSRF, "username": "x@pve"}}))
         else:
-            h.send(400, json.dumps({"data": None, "errors": {"request": h.reflected()}}), reason="Bad Request")
+            pve_reflects(h)
 
     port, ca = reflector(answer)
-    cfg = tmp_path / "ftbridge.toml"
-    cfg.write_text(
-        f'[endpoints.pve]\ndriver = "proxmox"\nurl = "https://127.0.0.1:{port}"\nuser = "ftbridge@pve"\n'
-        f'password = {{ env = "ECHO_SECRET" }}\nca_file = "{ca}"\nread_retries = 0\n'
-    )
+    cfg = pve_config(tmp_path, port, ca, 'password = { env = "ECHO_SECRET" }\n')
     assert_no_leak(
         run_everywhere(cfg, tmp_path), {"password": forms(SECRET), "ticket": forms(TICKET), "csrf": forms(CSRF)}
     )

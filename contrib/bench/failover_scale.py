@@ -62,7 +62,7 @@ from ftbridge.errors import PlanError
 from ftbridge.failover.plan import FailoverPlan, affected_by, plan_failover
 from ftbridge.failover.recovery import Group, RecoveryPlan
 from ftbridge.failover.run import failover_document, run_failover
-from ftbridge.planning.planfile import PlanAction, content_digest, load_plan, parse_plan, write_plan
+from ftbridge.planning.planfile import PlanAction, barriers_as_edges, load_plan, parse_plan, write_plan
 from ftbridge.services.inventory import collect
 from ftbridge.services.session import Session
 from ftbridge.sim.driver import SimDriver
@@ -188,18 +188,7 @@ class Instant:
 
 def as_edges(where: Path, doc: dict[str, Any], limits: Limits) -> None:
     """The same order as plan schema 1 wrote it: all-pairs edges between consecutive groups."""
-    old = json.loads(json.dumps(doc))
-    stages: dict[int, list[str]] = {}
-    for a in old["actions"]:
-        if "stage" in a:
-            stages.setdefault(a["stage"], []).append(a["id"])
-    for a in old["actions"]:
-        stage = a.pop("stage", None)
-        if stage:
-            a["depends_on"] = sorted(set(a["depends_on"]) | set(stages[stage - 1]), key=lambda x: int(x[1:]))
-    del old["groups"]
-    old["schema_version"] = 1
-    old["plan_id"] = content_digest(old)
+    old = barriers_as_edges(doc)
     path = where / "doc-edges.json"
     t0 = time.process_time()
     write_plan(old, path)

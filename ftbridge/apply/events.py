@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+
+class Acted(Protocol):
+    """What an event names of the action it is about (a :class:`~ftbridge.planning.planfile.PlanAction`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def vm_name(self) -> str: ...
+    @property
+    def endpoint(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,11 @@ class ApplyEvent:
     progress: float | None = None
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def about(cls, event: str, a: Acted, **fields: Any) -> ApplyEvent:
+        """An event about action ``a``: its id, kind, VM and endpoint, plus ``fields``."""
+        return cls(event, action=a.id, kind=a.kind, vm=a.vm_name, endpoint=a.endpoint, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.event}

@@ -340,12 +340,9 @@ class _Schedule:
         self.states[a.id] = BLOCKED
         self.journal.record(self.run_id, a.id, BLOCKED, "action_blocked", error=why)
         self.emit(
-            ApplyEvent(
+            ApplyEvent.about(
                 "action_blocked",
-                action=a.id,
-                kind=a.kind,
-                vm=a.vm_name,
-                endpoint=a.endpoint,
+                a,
                 state=BLOCKED,
                 message=why,
             )

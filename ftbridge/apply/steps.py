@@ -329,12 +329,9 @@ class Executor:
     def _record(self, a: PlanAction, state: str, event: str, message: str = "", **kw: Any) -> None:
         self.journal.record(self.run_id, a.id, state, event, **kw)
         self.emit(
-            ApplyEvent(
+            ApplyEvent.about(
                 event,
-                action=a.id,
-                kind=a.kind,
-                vm=a.vm_name,
-                endpoint=a.endpoint,
+                a,
                 state=state,
                 attempt=kw.get("attempts"),
                 message=message or (kw.get("error") or ""),
@@ -368,12 +365,9 @@ class Executor:
             if rec.operation is not None:
                 op = Operation.from_dict(rec.operation)
                 self.emit(
-                    ApplyEvent(
+                    ApplyEvent.about(
                         "action_resumed",
-                        action=a.id,
-                        kind=a.kind,
-                        vm=a.vm_name,
-                        endpoint=ep,
+                        a,
                         message=f"waiting for operation {op.id} journaled earlier",
                     )
                 )
@@ -414,12 +408,9 @@ class Executor:
                     self._record(a, SUCCEEDED, "action_succeeded", msg, result=result)
                     return Outcome(a.id, SUCCEEDED, attempts, msg)
                 self.emit(
-                    ApplyEvent(
+                    ApplyEvent.about(
                         "note",
-                        action=a.id,
-                        kind=a.kind,
-                        vm=a.vm_name,
-                        endpoint=a.endpoint,
+                        a,
                         message=f"the platform's HA did not restart {a.vm_name} within {a.ha_grace:.0f}s: "
                         "ftbridge restarts it",
                     )
@@ -455,12 +446,9 @@ class Executor:
     def _retry(self, a: PlanAction, tries: int, why: str) -> None:
         delay = self._delay(tries)
         self.emit(
-            ApplyEvent(
+            ApplyEvent.about(
                 "action_retry",
-                action=a.id,
-                kind=a.kind,
-                vm=a.vm_name,
-                endpoint=a.endpoint,
+                a,
                 attempt=tries,
                 message=f"{why}; retrying in {delay:.1f}s",
             )
@@ -493,12 +481,9 @@ class Executor:
                 self.sleep(self._delay(errors))
                 continue
             self.emit(
-                ApplyEvent(
+                ApplyEvent.about(
                     "action_progress",
-                    action=a.id,
-                    kind=a.kind,
-                    vm=a.vm_name,
-                    endpoint=a.endpoint,
+                    a,
                     progress=status.progress,
                     message=status.message,
                 )

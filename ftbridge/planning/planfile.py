@@ -90,6 +90,26 @@ def content_digest(doc: dict[str, Any]) -> str:
     return h.hexdigest()[:16]
 
 
+def barriers_as_edges(doc: dict[str, Any]) -> dict[str, Any]:
+    """A schema 2 document (recovery groups as stage barriers) written as schema 1 wrote the
+    same order: each staged action depends on every action of the stage before it, and no
+    stages. The reader takes both; tests and the failover benchmark compare them with this.
+    Returns a new document with its own ``plan_id``."""
+    old: dict[str, Any] = json.loads(json.dumps(doc))
+    stages: dict[int, list[str]] = {}
+    for a in old["actions"]:
+        if "stage" in a:
+            stages.setdefault(a["stage"], []).append(a["id"])
+    for a in old["actions"]:
+        stage = a.pop("stage", None)
+        if stage:  # stage 0 waits for nothing before it
+            a["depends_on"] = sorted(set(a["depends_on"]) | set(stages[stage - 1]), key=lambda x: int(x[1:]))
+    old.pop("groups", None)
+    old["schema_version"] = PLAN_SCHEMA_VERSION
+    old["plan_id"] = content_digest(old)
+    return old
+
+
 def plan_document(
     inv: Inventory, config: Config, result: PlanResult, *, created_at: float, generator: str
 ) -> dict[str, Any]:
