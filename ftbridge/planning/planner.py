@@ -384,7 +384,7 @@ class Planner:
         return a
 
     def _explain(self, f: Finding, category: str, reason: str) -> None:
-        self.why.setdefault(f.id, _Fail(category, reason))
+        self._blame(f, _Fail(category, reason))
 
     def _blame(self, f: Finding, fail: _Fail) -> None:
         """``f`` stays open for ``fail`` (the first reason found is kept)."""
