@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftbridge.errors import ConfigError
-from ftbridge.loading import load_json, load_toml, validation_line
+from ftbridge.loading import building, load_json, load_toml, validation_line
 from ftbridge.model import (
     VM,
     Datastore,
@@ -56,7 +56,8 @@ def load_estates(path: str | Path) -> dict[str, Estate]:
     """Every estate in a file, by name. Errors name the file and the key."""
     path = Path(path)
     loader = load_json if path.suffix == ".json" else load_toml
-    return parse_estates(loader(path, what="estate file"), source=str(path))
+    with building():
+        return parse_estates(loader(path, what="estate file"), source=str(path))
 
 
 # -- the file's shape: types of every key the reader below uses (unknown keys are left alone,

@@ -355,9 +355,10 @@ class Inventory:
 
     @classmethod
     def load(cls, path: str) -> Inventory:
-        from ftbridge.loading import load_json
+        from ftbridge.loading import building, load_json
 
-        return cls.from_dict(load_json(path, what="saved inventory"), source=path)
+        with building():
+            return cls.from_dict(load_json(path, what="saved inventory"), source=path)
 
 
 def _dom(d: FailureDomain) -> dict[str, str]:

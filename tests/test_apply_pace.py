@@ -200,3 +200,65 @@ def test_a_commit_interrupted_half_way_leaves_no_write_reported_as_done(tmp_path
     store.fence = None
     assert {r.state for r in journal.actions(run).values()} == {"pending"}
     journal.close()
+
+
+def _committed(path: Path, run: int) -> dict[str, str]:
+    """Action states as another reader sees them on disk (the journal itself would flush first)."""
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT action_id, state FROM actions WHERE run_id = ?", (run,)).fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_write_nobody_waits_for_keeps_its_place_and_its_failure_is_told_once(tmp_path: Path) -> None:
+    """An outcome written without waiting returns while another transaction is open; the
+    thread committing then commits it too (nobody else would), before any later write; a
+    failed one is raised by the next write, once, and the journal goes on."""
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+    run = journal.start_run("p1", "plan.json", "f", [(f"a{i}", "promote", "ep", f"vm{i}") for i in range(3)])
+    inside, go = threading.Event(), threading.Event()
+
+    def slow(cur: sqlite3.Cursor) -> None:
+        inside.set()
+        go.wait(60)
+
+    def bad(cur: sqlite3.Cursor) -> None:
+        cur.execute("INSERT INTO no_such_table VALUES (1)")
+
+    answers: dict[str, object] = {}
+    first = threading.Thread(target=answering(answers), args=("slow", lambda: store._commit(slow)))
+    first.start()
+    assert inside.wait(60)
+    journal.record(run, "a0", SUCCEEDED, "action_succeeded", result={"host": "h1"}, wait=False)  # returns at once
+    store._write(bad, wait=False)
+    assert _committed(path, run)["a0"] == "pending"  # not on disk yet: the open transaction holds the journal
+    go.set()
+    first.join(60)
+    assert answers["slow"] is None
+    assert _committed(path, run)["a0"] == SUCCEEDED  # committed by the thread that was committing
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        journal.record(run, "a1", RUNNING, "action_started", attempts=1)  # the next write tells the failure
+    journal.record(run, "a1", RUNNING, "action_started", attempts=1)  # once: the journal goes on
+    journal.flush()
+    events = [e["event"] for e in journal.events(run) if e["action_id"]]
+    assert events == ["action_succeeded", "action_started"]  # in the order they were made
+    assert _committed(path, run) == {"a0": SUCCEEDED, "a1": RUNNING, "a2": "pending"}
+    journal.close()
+
+
+def test_closing_the_journal_commits_what_nobody_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+    run = journal.start_run("p1", "plan.json", "f", [("a0", "promote", "ep", "vm0")])
+    store._committing = True  # as if another thread were committing: the write is only queued
+    journal.record(run, "a0", SUCCEEDED, "action_succeeded", wait=False)
+    assert _committed(path, run)["a0"] == "pending"
+    store._committing = False  # that thread is gone without handing over (interrupted)
+    journal.close()
+    assert _committed(path, run)["a0"] == SUCCEEDED

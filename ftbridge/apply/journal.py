@@ -1,8 +1,12 @@
 """The apply journal: every state change of every action, committed at once, in a store.
 
 One row per (run, action) holds the action's current state, its attempt count and the
-platform's handle on the operation in flight (written *before* the apply waits on it, so a
+platform's handle on the operation in flight (written before the apply waits on it, so a
 crashed apply finds the operation again); an append-only list of events keeps the history.
+Writes keep their order. An action's ``action_started`` is on disk before the platform is asked
+anything; its handle and its outcome go in order without their caller waiting (see
+:meth:`Journal.record`), so a crash can lose only the last of them, and a resume looks at the
+platform for those.
 
 :class:`JournalStore` is the port (an ABC beside its adapters, as everywhere in ftbridge);
 :class:`SqliteJournalStore` is the default (one SQLite file per state directory, WAL) and
@@ -17,7 +21,8 @@ commits only if the store's current token still equals ours, in the same transac
 write, so a deposed leader's writes are refused (:class:`StaleLeader`), never interleaved.
 
 Fault injection (tests only): with ``FTBRIDGE_CRASH_AFTER_JOURNAL_WRITES=N`` in the
-environment, the process sends itself SIGKILL right after its N-th committed journal write.
+environment, the process sends itself SIGKILL right after its N-th journal write (committed,
+or queued when its caller does not wait, which then is likely lost with the process).
 That is a real, unannounced death of the real code at a known journal position, which is
 how the crash test proves that ``--resume`` carries on correctly from any of them.
 """
@@ -182,9 +187,24 @@ class JournalStore(abc.ABC):
 
     @abc.abstractmethod
     def record(
-        self, run_id: int, action_id: str, event: str, update: dict[str, Any], detail: dict[str, Any] | None
+        self,
+        run_id: int,
+        action_id: str,
+        event: str,
+        update: dict[str, Any],
+        detail: dict[str, Any] | None,
+        *,
+        wait: bool = True,
     ) -> None:
-        """Apply ``update`` (from :func:`action_update`) to the action and append the event."""
+        """Apply ``update`` (from :func:`action_update`) to the action and append the event.
+
+        ``wait=False``: the store may return before the write is committed, provided it stays
+        in order (every later write commits after it) and its failure is raised by a later
+        write or by :meth:`flush`. A store may ignore it and always wait."""
+
+    def flush(self) -> None:  # noqa: B027  (a store whose writes always wait has nothing to do)
+        """Return once every write made so far is committed; raise the failure of one made
+        without waiting that no later write has raised yet."""
 
     @abc.abstractmethod
     def set_meta(self, key: str, value: str | None) -> None:
@@ -306,6 +326,7 @@ class _Write:
     error: BaseException | None = None
     ok: bool = False  # committed
     done: bool = False  # its leader is through with it (committed, or error set)
+    waits: bool = True  # its caller waits for it (False: queued in order, see _commit)
     wake: threading.Lock = field(default_factory=threading.Lock)  # see _commit
 
 
@@ -333,6 +354,7 @@ class SqliteJournalStore(JournalStore):
         self._queued = threading.Lock()  # guards _queue and _committing
         self._queue: list[_Write] = []
         self._committing = False
+        self._failed: BaseException | None = None  # of a write nobody waited for; see _commit
         with self._lock:
             self._conn = self._guard(self._open_ro if readonly else self._open)
 
@@ -393,46 +415,94 @@ class SqliteJournalStore(JournalStore):
                     ) from None
                 time.sleep(min(0.05, max(0.0, deadline - now)))
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
     def _commit(self, body: Callable[[sqlite3.Cursor], T]) -> T:
         """Run ``body`` in a transaction, committed before this returns (see group commit in
         the class docstring); what ``body`` returns, or what it (or the commit) raised."""
-        me = _Write(body, self.check_fence())
+        return self._write(body, wait=True).out  # type: ignore[no-any-return]
+
+    def _write(self, body: Callable[[sqlite3.Cursor], Any], *, wait: bool) -> _Write:
+        """Queue ``body``; with ``wait``, return once it is committed (raising what it raised).
+        Without: return at once when another thread is committing, which commits it in its
+        next transaction, in order; its failure is then raised by the next write or
+        :meth:`flush`. When nobody commits, this thread commits it either way."""
+        self._raise_failed()
+        me = _Write(body, self.check_fence(), waits=wait)
         with self._queued:
             self._queue.append(me)
             lead = not self._committing  # nobody commits now: this thread does
             self._committing = True
             if not lead:
+                if not wait:
+                    return me
                 me.wake.acquire()  # taken now, released by a leader: when done, or to lead
         if not lead:
             me.wake.acquire()
             lead = not me.done
-        if lead:  # commit every write queued so far (this one too), then hand over
+        if lead:
+            self._lead(me)
+        if me.error is not None:
+            raise me.error
+        return me
+
+    def _lead(self, me: _Write) -> None:
+        """Commit every write queued so far (``me`` too), then hand over (:meth:`_hand_over`)."""
+        while True:
             with self._queued:
                 batch, self._queue = self._queue, []
+            done = False
             try:
                 self._commit_batch(batch)
+                done = True
             except BaseException as exc:  # interrupted while committing: what is not written says so
                 for w in batch:
                     if not w.ok and w.error is None:
                         w.error = exc
                 raise
             finally:
-                for w in batch:
-                    w.done = True
-                    if w is not me:
-                        w.wake.release()
-                with self._queued:
-                    if self._queue:  # arrived meanwhile: the first of them leads next
-                        self._queue[0].wake.release()
-                    else:
-                        self._committing = False
-        if me.error is not None:
-            raise me.error
-        return me.out  # type: ignore[no-any-return]
+                again = self._hand_over(batch, me, interrupted=not done)
+            if not again:
+                return
+
+    def _hand_over(self, batch: list[_Write], me: _Write, *, interrupted: bool) -> bool:
+        """Wake the callers of ``batch``; the first queued write whose caller waits leads the
+        next transaction. True: only writes nobody waits for are queued, so this thread commits
+        them too (nobody else would); after an interruption the next writer to come takes them."""
+        with self._queued:
+            for w in batch:
+                w.done = True
+                if w is not me and not w.waits and w.error is not None and self._failed is None:
+                    self._failed = w.error
+                if w is not me and w.waits:
+                    w.wake.release()
+            nxt = next((w for w in self._queue if w.waits), None)
+            if nxt is not None:
+                nxt.wake.release()
+                return False
+            if self._queue and not interrupted:
+                return True
+            self._committing = False
+            return False
+
+    def _raise_failed(self) -> None:
+        """A write nobody waited for failed: the next write (or flush) says so, once."""
+        with self._queued:
+            failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
+
+    def flush(self) -> None:
+        with self._queued:
+            idle = not self._committing and not self._queue
+        if not idle:
+            self._commit(lambda _cur: None)  # in order: after every write queued before it
+        self._raise_failed()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._conn.close()
 
     def _commit_batch(self, batch: list[_Write]) -> None:
         """Every write of ``batch`` in one transaction per fencing token (there is one token
@@ -556,7 +626,14 @@ class SqliteJournalStore(JournalStore):
         self._commit(body)
 
     def record(
-        self, run_id: int, action_id: str, event: str, update: dict[str, Any], detail: dict[str, Any] | None
+        self,
+        run_id: int,
+        action_id: str,
+        event: str,
+        update: dict[str, Any],
+        detail: dict[str, Any] | None,
+        *,
+        wait: bool = True,
     ) -> None:
         cols = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in update.items()}
 
@@ -577,7 +654,7 @@ class SqliteJournalStore(JournalStore):
                 ),
             )
 
-        self._commit(body)
+        self._write(body, wait=wait)
 
     def set_meta(self, key: str, value: str | None) -> None:
         if key == EPOCH_KEY:
@@ -592,6 +669,7 @@ class SqliteJournalStore(JournalStore):
         self._commit(body)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        self.flush()  # this process's own writes first, those it did not wait for too
         with self._lock:
             return self._guard(lambda: self._conn.execute(sql, args).fetchall())
 
@@ -754,14 +832,28 @@ class Journal:
         result: dict[str, Any] | None = None,
         error: str | None = None,
         detail: dict[str, Any] | None = None,
+        wait: bool = True,
     ) -> None:
         """One state change of one action (row and event in one transaction).
 
         ``operation``: a handle to store, None to clear it, False (default) to leave it.
+
+        ``wait=False``: for what a resume can do without, an operation's handle and an action's
+        outcome. The write keeps its place (every later write, such as the next action's
+        ``action_started``, commits after it), but the caller goes on before it is on disk, so
+        a crash can lose only the last few of them. A resume then decides from the live estate:
+        an action running without a handle adopts what the platform still runs for its VM, and
+        one whose operation ended is judged by its postcondition. The ``action_started`` that
+        precedes every request to a platform is always waited for: it is what makes a crashed
+        run look at the platform at all. A failed write is raised by a later one (or flush).
         """
         update = action_update(state, attempts=attempts, operation=operation, result=result, error=error)
         info = event_detail(error, operation, result, detail or {})
-        self._commit(lambda: self.store.record(run_id, action_id, event, update, info))
+        self._commit(lambda: self.store.record(run_id, action_id, event, update, info, wait=wait))
+
+    def flush(self) -> None:
+        """Every write made so far committed (see ``wait`` in :meth:`record`)."""
+        self.store.flush()
 
     # -- reading -------------------------------------------------------------------------
     def latest_run(self, plan_id: str) -> RunRecord | None:

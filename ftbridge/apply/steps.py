@@ -73,6 +73,9 @@ from ftbridge.planning.planfile import (
 #: kinds that change where a VM's files are: they run only on a fresh read of what they need
 _STORAGE_ACTIONS = (MoveDiskAction, MoveVMAction, ProtectAction, UnprotectAction)
 
+#: the journal records an action's caller waits for (see Executor._record): the one before any
+#: request to the platform, and an operation adopted after a crash
+_WAITED = frozenset({"action_started", "op_adopted"})
 #: kinds whose operation's own result matters: an operation adopted after a crash counts as theirs
 _ADOPT_RESULT = frozenset({"fence", "restart", "promote", "test_failover", "cleanup_test"})
 
@@ -327,7 +330,10 @@ class Executor:
         return dict(type(self.drivers[endpoint]).mechanisms)
 
     def _record(self, a: PlanAction, state: str, event: str, message: str = "", **kw: Any) -> None:
-        self.journal.record(self.run_id, a.id, state, event, **kw)
+        """Journal and report a state change. Handles and outcomes (everything but
+        ``action_started`` and adoption) are not waited for: see ``wait`` in
+        :meth:`~ftbridge.apply.journal.Journal.record`."""
+        self.journal.record(self.run_id, a.id, state, event, wait=event in _WAITED, **kw)
         self.emit(
             ApplyEvent.about(
                 event,

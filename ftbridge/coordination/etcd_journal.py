@@ -187,8 +187,17 @@ class EtcdJournalStore(JournalStore):
         )
 
     def record(
-        self, run_id: int, action_id: str, event: str, update: dict[str, Any], detail: dict[str, Any] | None
+        self,
+        run_id: int,
+        action_id: str,
+        event: str,
+        update: dict[str, Any],
+        detail: dict[str, Any] | None,
+        *,
+        wait: bool = True,
     ) -> None:
+        """Every write waits for etcd's answer (``wait`` is not used: a transaction's round trip
+        is the write)."""
         self.check_fence()
         key = self._k("actions", self._rid(run_id), action_id)
         with self._lock:

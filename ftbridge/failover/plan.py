@@ -133,9 +133,10 @@ class FailoverPlan:
 
     @classmethod
     def load(cls, path: str | Path) -> FailoverPlan:
-        from ftbridge.loading import load_json
+        from ftbridge.loading import building, load_json
 
-        return cls.from_dict(load_json(path, what="failover plan", error=PlanError), str(path))
+        with building():
+            return cls.from_dict(load_json(path, what="failover plan", error=PlanError), str(path))
 
 
 def _when(value: Any) -> float:

@@ -423,9 +423,10 @@ class PlanDoc(_M):
 def load_plan(path: str | Path) -> PlanDoc:
     """A plan file, checked through and through; every problem is one :class:`PlanError` line."""
     path = Path(path)
-    from ftbridge.loading import load_json
+    from ftbridge.loading import building, load_json
 
-    return parse_plan(load_json(path, what="plan file", error=PlanError), source=str(path))
+    with building():
+        return parse_plan(load_json(path, what="plan file", error=PlanError), source=str(path))
 
 
 def _check_stages(doc: PlanDoc, source: str) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from ftbridge.errors import BackendError, ConfigError, LockBusy
 from ftbridge.estate import Estate
+from ftbridge.loading import building
 
 STATE_VERSION = 1
 #: state keys stored one row per object; every other key is one ``meta`` row
@@ -362,6 +363,10 @@ class SimStore:
 
     # state in memory ---------------------------------------------------------------------
     def _load_all(self, conn: sqlite3.Connection) -> None:
+        with building():  # a whole estate's objects at once (see building)
+            self._load_rows(conn)
+
+    def _load_rows(self, conn: sqlite3.Connection) -> None:
         state: dict[str, Any] = {k: Tracked() for k in COLLECTIONS}
         self._blobs = {k: {} for k in COLLECTIONS}
         self._meta = {}
