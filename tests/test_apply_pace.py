@@ -211,15 +211,24 @@ def _committed(path: Path, run: int) -> dict[str, str]:
         conn.close()
 
 
-def test_a_write_nobody_waits_for_keeps_its_place_and_its_failure_is_told_once(tmp_path: Path) -> None:
-    """An outcome written without waiting returns while another transaction is open; the
-    thread committing then commits it too (nobody else would), before any later write; a
-    failed one is raised by the next write, once, and the journal goes on."""
+def test_a_write_nobody_waits_for_rides_the_next_transaction_and_its_failure_is_told_once(tmp_path: Path) -> None:
+    """An outcome written without waiting returns at once, even while another transaction is
+    open, and opens no transaction of its own: the next waiting write carries it, in order. A
+    failed one is raised by the write after, once, and the journal goes on."""
     path = tmp_path / "journal.sqlite"
     journal = Journal(path)
     store = journal.store
     assert isinstance(store, SqliteJournalStore)
+    store.flush_after = 3600.0  # no timer in this test: only writes carry it
     run = journal.start_run("p1", "plan.json", "f", [(f"a{i}", "promote", "ep", f"vm{i}") for i in range(3)])
+    transactions: list[int] = []
+    real = store._transaction
+
+    def counted(bodies: list, token: int | None) -> list:  # type: ignore[type-arg]
+        transactions.append(len(bodies))
+        return real(bodies, token)
+
+    store._transaction = counted  # type: ignore[method-assign]
     inside, go = threading.Event(), threading.Event()
 
     def slow(cur: sqlite3.Cursor) -> None:
@@ -235,18 +244,34 @@ def test_a_write_nobody_waits_for_keeps_its_place_and_its_failure_is_told_once(t
     assert inside.wait(60)
     journal.record(run, "a0", SUCCEEDED, "action_succeeded", result={"host": "h1"}, wait=False)  # returns at once
     store._write(bad, wait=False)
-    assert _committed(path, run)["a0"] == "pending"  # not on disk yet: the open transaction holds the journal
     go.set()
     first.join(60)
-    assert answers["slow"] is None
-    assert _committed(path, run)["a0"] == SUCCEEDED  # committed by the thread that was committing
-    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
-        journal.record(run, "a1", RUNNING, "action_started", attempts=1)  # the next write tells the failure
-    journal.record(run, "a1", RUNNING, "action_started", attempts=1)  # once: the journal goes on
-    journal.flush()
-    events = [e["event"] for e in journal.events(run) if e["action_id"]]
-    assert events == ["action_succeeded", "action_started"]  # in the order they were made
+    assert answers["slow"] is None and transactions == [1]  # the open one ended; nothing else opened
+    assert _committed(path, run)["a0"] == "pending"  # not on disk: it waits for the next write
+    journal.record(run, "a1", RUNNING, "action_started", attempts=1)  # carries both (the bad one fails alone)
+    assert transactions[1:] == [3, 1, 1, 1]
     assert _committed(path, run) == {"a0": SUCCEEDED, "a1": RUNNING, "a2": "pending"}
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        journal.record(run, "a2", RUNNING, "action_started", attempts=1)  # the next write tells the failure
+    journal.record(run, "a2", RUNNING, "action_started", attempts=1)  # once: the journal goes on
+    events = [e["event"] for e in journal.events(run) if e["action_id"]]
+    assert events == ["action_succeeded", "action_started", "action_started"]  # in the order they were made
+    journal.close()
+
+
+def test_a_write_nobody_waits_for_is_committed_soon_when_no_other_comes(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+    store.flush_after = 0.01
+    run = journal.start_run("p1", "plan.json", "f", [("a0", "promote", "ep", "vm0")])
+    journal.record(run, "a0", SUCCEEDED, "action_succeeded", wait=False)
+    for _ in range(6000):  # the timer's transaction, whenever it comes (bounded: a minute)
+        if _committed(path, run)["a0"] == SUCCEEDED:
+            break
+        threading.Event().wait(0.01)
+    assert _committed(path, run)["a0"] == SUCCEEDED
     journal.close()
 
 
@@ -255,10 +280,9 @@ def test_closing_the_journal_commits_what_nobody_waited_for(tmp_path: Path) -> N
     journal = Journal(path)
     store = journal.store
     assert isinstance(store, SqliteJournalStore)
+    store.flush_after = 3600.0
     run = journal.start_run("p1", "plan.json", "f", [("a0", "promote", "ep", "vm0")])
-    store._committing = True  # as if another thread were committing: the write is only queued
     journal.record(run, "a0", SUCCEEDED, "action_succeeded", wait=False)
     assert _committed(path, run)["a0"] == "pending"
-    store._committing = False  # that thread is gone without handing over (interrupted)
     journal.close()
     assert _committed(path, run)["a0"] == SUCCEEDED
