@@ -647,6 +647,7 @@ def test_deeply_nested_json_inventory_and_numbers(demo: Path) -> None:
         (good.out.replace('"capacity": ', '"capacity": 1e999 + ', 1).replace(" + ", ', "x": ', 1), "finite"),
         (good.out.replace('"free": ', '"free": NaN, "y": ', 1), "finite"),
         (good.out.replace('"capacity": ', '"capacity": ' + "9" * 5000 + ', "x": ', 1), "64 bits"),
+        (good.out.replace('"capacity": ', f'"capacity": {2**63}, "x": ', 1), "64 bits"),  # the shortest too big
         (good.out.replace('"capacity": ', '"capacity": -1, "x": ', 1), "datastores[0].capacity: must be at least 0"),
     ):
         inv.write_text(bad)

@@ -83,7 +83,7 @@ def content_digest(doc: dict[str, Any]) -> str:
             continue
         h.update(b"[")
         for k in range(0, len(value), 1024):
-            chunk = ",".join([encode(x) for x in value[k : k + 1024]])
+            chunk = encode(value[k : k + 1024])[1:-1]  # the items as the whole list writes them
             h.update(f"{',' if k else ''}{chunk}".encode())
         h.update(b"]")
     h.update(b"}")
