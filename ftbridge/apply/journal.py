@@ -831,14 +831,16 @@ class Journal:
         self.store.close()
 
     # -- writing -------------------------------------------------------------------------
-    def _commit(self, write: Callable[[], T]) -> T:
-        """One store transaction; counts as one journal write (see the crash hook)."""
+    def _commit(self, write: Callable[[], T], what: str = "") -> T:
+        """One store write; counts as one journal write (see the crash hook, which names
+        ``what`` on stderr before it kills the process)."""
         out = write()
         with self._count_lock:
             self._writes += 1
             crash = bool(self._crash_after and self._writes >= self._crash_after)
-        if crash:
-            os.kill(os.getpid(), signal.SIGKILL)  # fault injection: see the module docstring
+        if crash:  # fault injection: see the module docstring
+            os.write(2, f"ftbridge: killed after journal write {self._writes} ({what})\n".encode())
+            os.kill(os.getpid(), signal.SIGKILL)
         return out
 
     def start_run(
@@ -884,7 +886,7 @@ class Journal:
         """
         update = action_update(state, attempts=attempts, operation=operation, result=result, error=error)
         info = event_detail(error, operation, result, detail or {})
-        self._commit(lambda: self.store.record(run_id, action_id, event, update, info, wait=wait))
+        self._commit(lambda: self.store.record(run_id, action_id, event, update, info, wait=wait), event)
 
     def flush(self) -> None:
         """Every write made so far committed (see ``wait`` in :meth:`record`)."""
