@@ -103,6 +103,20 @@ class Outcome:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One live state read of an endpoint: when it began, and the hosts and datastores it
+    covered (asked for, or reported)."""
+
+    began: float
+    hosts: frozenset[str]
+    stores: frozenset[str]
+
+    def serves(self, since: float | None, max_age: float, hosts: Collection[str], stores: Collection[str]) -> bool:
+        fresh = self.began >= since if since is not None else time.monotonic() - self.began < max_age
+        return fresh and self.hosts.issuperset(hosts) and self.stores.issuperset(stores)
+
+
 class LiveView:
     """The estate as the apply knows it: the inventory taken at start, plus its own effects."""
 
@@ -211,7 +225,7 @@ class Executor:
         self._results_lock = threading.Lock()
         self._attempts: dict[str, int] = {}
         self._fresh: dict[str, float] = {}  # endpoint -> monotonic time of its last live read
-        self._fresh_health: dict[str, float] = {}  # endpoint -> when its last live state read began
+        self._reads: dict[str, _Read] = {}  # endpoint -> its last live state read
         self._live_locks = {ep: threading.Lock() for ep in drivers}
 
     # -- plumbing ------------------------------------------------------------------------
@@ -250,24 +264,24 @@ class Executor:
         self._fresh[endpoint] = time.monotonic()
         return True
 
-    def _health(self, endpoint: str, since: float | None = None, *, about: PlanAction | None = None) -> bool:
+    def _health(
+        self, endpoint: str, since: float | None = None, *, hosts: Collection[str] = (), stores: Collection[str] = ()
+    ) -> bool:
         """Hosts' and datastores' states as the endpoint reports them now (its
-        :meth:`~ftbridge.drivers.base.StoragePlacement.live_state`, else its health call). A
-        read that began after ``since`` serves (steps running at once share one read); without
-        ``since``, one younger than the poll interval does. False when it cannot be read: then
-        nothing about it is proven."""
+        :meth:`~ftbridge.drivers.base.StoragePlacement.live_state`, else its health call), for
+        at least these ``hosts`` and ``stores``. The last read serves when it began after
+        ``since`` (steps running at once share one read; without ``since``, when it is younger
+        than the poll interval) *and* covered them: asked for them or reported them, as a driver
+        may read only what it is asked. False when it cannot be read: then nothing is proven."""
         drv = self.drivers.get(endpoint)
         lock = self._live_locks.get(endpoint)
         if drv is None or lock is None:
             return False
         with lock:  # one read at a time per endpoint: a step waiting here takes the next one's answer
-            last = self._fresh_health.get(endpoint)
-            if last is not None and (
-                last >= since if since is not None else time.monotonic() - last < self.settings.poll_interval
-            ):
+            last = self._reads.get(endpoint)
+            if last is not None and last.serves(since, self.settings.poll_interval, hosts, stores):
                 return True
             began = time.monotonic()
-            hosts, stores = self._depends_on(about, endpoint) if about is not None else ((), ())
             try:
                 if isinstance(drv, StoragePlacement):
                     report = self.call(endpoint, drv.live_state, hosts, stores)
@@ -278,7 +292,9 @@ class Executor:
             except FtbridgeError:
                 return False
             self.view.live(endpoint, report, stores)
-            self._fresh_health[endpoint] = began
+            self._reads[endpoint] = _Read(
+                began, frozenset(hosts) | report.hosts.keys(), frozenset(stores) | report.datastores.keys()
+            )
             return True
 
     def _depends_on(self, a: PlanAction, endpoint: str) -> tuple[list[str], list[str]]:
@@ -313,7 +329,8 @@ class Executor:
         (its own checks treat an endpoint that does not answer as proving nothing)."""
         since = time.monotonic()
         for ep in dict.fromkeys((a.endpoint, _runs_on(a))):
-            if not self._health(ep, since, about=a) and isinstance(a, _STORAGE_ACTIONS):
+            hosts, stores = self._depends_on(a, ep)
+            if not self._health(ep, since, hosts=hosts, stores=stores) and isinstance(a, _STORAGE_ACTIONS):
                 raise StepFailed(
                     f"endpoint {ep} cannot be read now: the state of what {a.kind} of {a.vm_name} "
                     "depends on is unknown, so it does not run"
@@ -321,7 +338,7 @@ class Executor:
 
     def _may_run(self, vm: VM) -> bool:
         """The model's answer on a fresh read of the hosts: could the primary still be running?"""
-        if not self._health(vm.endpoint):
+        if not self._health(vm.endpoint, hosts=[vm.host] if vm.host else []):
             return True  # its endpoint does not answer: nothing is proven
         now = self.view.vm(vm.endpoint, vm.id) or vm
         return now.may_run(self.view.host(now.endpoint, now.host))
@@ -841,7 +858,7 @@ class Executor:
                 f"its host {host.name} cannot be reached ({host.state.value})"
                 if host is not None and host.state in (HostState.UNREACHABLE, HostState.UNKNOWN)
                 else "its endpoint cannot be read"
-                if vm.endpoint not in self._fresh_health and vm.endpoint not in self._fresh
+                if vm.endpoint not in self._reads and vm.endpoint not in self._fresh
                 else "it still runs on a reachable host"
             )
             fence = "its fence did not prove it off" if a.fenced else "plan with --fence or --force"
@@ -874,7 +891,8 @@ class Executor:
             others = [s for s in secs if s.id != a.secondary and s.state is SecondaryState.IN_SYNC]
             if not others:
                 raise StepFailed(f"refusing to remove secondary {a.secondary} of {a.vm_name}: no other in-sync copy")
-        if not self._health(a.endpoint, time.monotonic(), about=a):
+        hosts, stores = self._depends_on(a, a.endpoint)
+        if not self._health(a.endpoint, time.monotonic(), hosts=hosts, stores=stores):
             raise StepFailed(
                 f"refusing to remove secondary {a.secondary} of {a.vm_name}: endpoint {a.endpoint} "
                 "cannot be read now, so its primary is not known to be readable"

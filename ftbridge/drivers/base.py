@@ -762,7 +762,8 @@ class StoragePlacement(abc.ABC):
             longer lists is left out (the core then counts it as lost); a host it cannot reach
             is ``UNREACHABLE`` or ``UNKNOWN``. Default: :meth:`Failover.health` when the driver
             offers it, else a one-endpoint :meth:`inventory`. Override to read only the named
-            objects when the platform allows it.
+            objects when the platform allows it: steps running at once share a read only for
+            the ids it asked for or reported, so a narrow read never vouches for the others.
 
         Raises:
             BackendUnavailable: the endpoint stopped answering.
