@@ -23,7 +23,9 @@ site b; site a's hosts and datastores are failed):
    scheduling, the executor, the journal's commits, events) is ftbridge's, and the run's share
    is broken down: the executor outside driver calls (and of it the journal's writes), and the
    rest (main thread: documents, the apply's checks and inventory, scheduler, results). Target:
-   under 5 s. ``--edges`` also writes the same order the way plan schema 1 did (every action of
+   under 5 s. CPU seconds still grow when other processes share the machine's two cores (caches,
+   memory bandwidth: up to 1.6x here), so ``--repeat N`` runs it N times and the least is the
+   figure, as ``timeit`` takes the least of its repeats. ``--edges`` also writes the same order the way plan schema 1 did (every action of
    a group depending on each action of the group before) and schedules that, for comparison.
 
 2. **Against the ideal** (``--ideal-vms``, default 1,000, each sim operation taking
@@ -36,7 +38,7 @@ site b; site a's hosts and datastores are failed):
    arrive while one commits share the next transaction); a loaded machine stretches it.
 
 Run:  python contrib/bench/failover_scale.py [--vms 10000] [--groups 3] [--ideal-vms 1000]
-      [--op-seconds 0.05] [--concurrency 8] [--skip-run] [--edges]
+      [--op-seconds 0.05] [--concurrency 8] [--skip-run] [--edges] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -219,7 +221,8 @@ def check(cfg: Config, result_vms: int, n: int) -> None:
     assert result_vms == n, f"only {result_vms} of {n} promoted"
 
 
-def scale(args: argparse.Namespace, clock: CpuMeter) -> None:
+def scale(args: argparse.Namespace, clock: CpuMeter) -> float | None:
+    """Prints the figures of one run; returns ftbridge's own overhead (None with --skip-run)."""
     n, g = args.vms, args.groups
     print(f"failover of {n:,} VMs in {g} recovery groups on the sim (concurrency {args.concurrency}; CPU seconds)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,7 +261,7 @@ def scale(args: argparse.Namespace, clock: CpuMeter) -> None:
         if args.edges:
             as_edges(where, doc, limits)
         if args.skip_run:
-            return
+            return None
         executor, journal_cpu = CpuMeter(), CpuMeter()
         executor.wrap(Executor, "run")
         for name in ("record", "start_run", "finish_run", "events", "actions"):
@@ -283,6 +286,7 @@ def scale(args: argparse.Namespace, clock: CpuMeter) -> None:
           f"{j_cpu - journal_cpu.workers():.2f} s)")  # fmt: skip
     print("           inventory, scheduler, results)")
     print(f"  ftbridge's own overhead, plan + run:     {own:7.2f} s  (target < 5 s: {'met' if own < 5 else 'NOT met'})")
+    return own
 
 
 def ideal(args: argparse.Namespace, clock: CpuMeter) -> None:
@@ -314,10 +318,16 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="concurrent operations per endpoint")
     ap.add_argument("--skip-run", action="store_true", help="scale: build and schedule only")
     ap.add_argument("--edges", action="store_true", help="scale: also the order as schema 1 edges")
+    ap.add_argument("--repeat", type=int, default=1, help="scale: runs; the least overhead is the figure")
     args = ap.parse_args()
     clock = driver_meter()
     if args.vms:
-        scale(args, clock)
+        owns = [scale(args, clock) for _ in range(max(1, args.repeat))]
+        if len(owns) > 1 and None not in owns:
+            best = min(o for o in owns if o is not None)
+            runs = ", ".join(f"{o:.2f}" for o in owns if o is not None)
+            print(f"ftbridge's own overhead, least of {len(owns)} runs: {best:.2f} s (runs: {runs}; target < 5 s: "
+                  f"{'met' if best < 5 else 'NOT met'})")  # fmt: skip
     if args.ideal_vms:
         ideal(args, clock)
 

@@ -64,6 +64,9 @@ DONE_STATES = frozenset({SUCCEEDED, SKIPPED})
 
 T = TypeVar("T")
 
+#: ``json.dumps(value, sort_keys=True)`` without making an encoder per call (two per record)
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
+
 
 class StaleLeader(LockBusy):
     """This process no longer leads: its leadership's deadline passed or another leader's token
@@ -515,6 +518,8 @@ class SqliteJournalStore(JournalStore):
 
     def _raise_failed(self) -> None:
         """A write nobody waited for failed: the next write (or flush) says so, once."""
+        if self._failed is None:  # the common case, without the lock (it is set under it)
+            return
         with self._queued:
             failed, self._failed = self._failed, None
         if failed is not None:
@@ -670,7 +675,7 @@ class SqliteJournalStore(JournalStore):
         *,
         wait: bool = True,
     ) -> None:
-        cols = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in update.items()}
+        cols = {k: (_sorted_json(v) if isinstance(v, dict) else v) for k, v in update.items()}
 
         def body(cur: sqlite3.Cursor) -> None:
             sets = ", ".join(f"{k} = ?" for k in cols)
@@ -685,7 +690,7 @@ class SqliteJournalStore(JournalStore):
                     update["updated_at"],
                     event,
                     update["state"],
-                    json.dumps(detail, sort_keys=True) if detail else None,
+                    _sorted_json(detail) if detail else None,
                 ),
             )
 
