@@ -25,8 +25,9 @@ site b; site a's hosts and datastores are failed):
    rest (main thread: documents, the apply's checks and inventory, scheduler, results). Target:
    under 5 s. CPU seconds still grow when other processes share the machine's two cores (caches,
    memory bandwidth: up to 1.6x here), so ``--repeat N`` runs it N times and the least is the
-   figure, as ``timeit`` takes the least of its repeats. ``--edges`` also writes the same order the way plan schema 1 did (every action of
-   a group depending on each action of the group before) and schedules that, for comparison.
+   figure, as ``timeit`` takes the least of its repeats. ``--edges`` also writes the same order
+   the way plan schema 1 did (every action of a group depending on each action of the group
+   before) and schedules that, for comparison.
 
 2. **Against the ideal** (``--ideal-vms``, default 1,000, each sim operation taking
    ``--op-seconds``): the run's wall time against the ideal, the operations' total time divided
