@@ -76,6 +76,9 @@ _STORAGE_ACTIONS = (MoveDiskAction, MoveVMAction, ProtectAction, UnprotectAction
 #: the journal records an action's caller waits for (see Executor._record): the one before any
 #: request to the platform, and an operation adopted after a crash
 _WAITED = frozenset({"action_started", "op_adopted"})
+#: kinds whose effect the platform does not show (a test instance is just another VM): only the
+#: journal knows they ran, so every record of theirs is waited for
+_JOURNAL_ONLY = (TestFailoverAction, CleanupTestAction)
 #: kinds whose operation's own result matters: an operation adopted after a crash counts as theirs
 _ADOPT_RESULT = frozenset({"fence", "restart", "promote", "test_failover", "cleanup_test"})
 
@@ -348,9 +351,12 @@ class Executor:
 
     def _record(self, a: PlanAction, state: str, event: str, message: str = "", **kw: Any) -> None:
         """Journal and report a state change. Handles and outcomes (everything but
-        ``action_started`` and adoption) are not waited for: see ``wait`` in
-        :meth:`~ftbridge.apply.journal.Journal.record`."""
-        self.journal.record(self.run_id, a.id, state, event, wait=event in _WAITED, **kw)
+        ``action_started`` and adoption) are not waited for, as a resume finds them out from the
+        platform (see ``wait`` in :meth:`~ftbridge.apply.journal.Journal.record`), except for the
+        kinds only the journal remembers (a lost test failover would be run twice, and the
+        first test instance never cleaned up)."""
+        wait = event in _WAITED or isinstance(a, _JOURNAL_ONLY)
+        self.journal.record(self.run_id, a.id, state, event, wait=wait, **kw)
         self.emit(
             ApplyEvent.about(
                 event,
@@ -747,7 +753,7 @@ class Executor:
                 "forced": a.forced,
                 "fenced": a.fenced,
             }
-        if isinstance(a, (TestFailoverAction, CleanupTestAction)):
+        if isinstance(a, _JOURNAL_ONLY):
             return False, {}  # nothing on the platform says "tested": the journal does
         if isinstance(a, MoveDiskAction):
             vm = self._vm(a)
