@@ -880,8 +880,9 @@ class Journal:
 
         ``operation``: a handle to store, None to clear it, False (default) to leave it.
 
-        ``wait=False``: for what a resume can do without, an operation's handle and an action's
-        outcome. The write keeps its place (every later write, such as the next action's
+        ``wait=False``: for what a resume can find out from the platform, an operation's handle
+        and an action's outcome (the apply waits for them too for the kinds only the journal
+        remembers, such as a test failover). The write keeps its place (every later write, such as the next action's
         ``action_started``, commits after it), but the caller goes on before it is on disk, so
         a crash can lose only the last few of them. A resume then decides from the live estate:
         an action running without a handle adopts what the platform still runs for its VM, and
