@@ -344,3 +344,24 @@ def test_a_lock_in_the_machine_wide_directory_opens_for_every_user(
         os.umask(old)
     assert key.path.stat().st_mode & 0o777 == 0o644
     assert (system / "ftbridge").stat().st_mode & 0o7777 == 0o1777
+
+
+def test_a_controller_goes_past_another_controllers_lock_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An elected controller goes on past a deposed controller's lock, never past a person's,
+    even one whose plan path happens to contain the controller's name."""
+    from ftbridge.apply.locks import CONTROLLER_HOLDER, LOCK_DIR_ENV
+    from ftbridge.errors import LockBusy
+
+    monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path / "locks"))
+    cfg = load_config(K.copy_demo(tmp_path / "demo"))
+
+    def controller() -> EstateLock:
+        return EstateLock.for_endpoints(
+            cfg, ["ovirt-fra"], holder=f"{CONTROLLER_HOLDER} apply plan.json", yield_to=CONTROLLER_HOLDER
+        )
+
+    with EstateLock.for_endpoints(cfg, ["ovirt-fra"], holder=f"ftbridge apply /srv/{CONTROLLER_HOLDER}/plan.json"):
+        with pytest.raises(LockBusy, match="locked by another run"), controller():
+            pass
+    with EstateLock.for_endpoints(cfg, ["ovirt-fra"], holder=f"{CONTROLLER_HOLDER} apply old.json"), controller():
+        pass  # the deposed controller's lock does not stop it

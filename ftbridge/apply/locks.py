@@ -116,6 +116,13 @@ def _readable_by_all(f: IO[str]) -> None:
         pass
 
 
+def _holder(line: str) -> str:
+    """What holds a lock, from its file's line (``pid N: <holder>``, see :meth:`EstateLock._take`):
+    matched from its start, as a person's run may name a plan whose path says anything."""
+    pid, sep, holder = line.partition(": ")
+    return holder if sep and pid.startswith("pid ") else ""
+
+
 class EstateLock:
     """Exclusive locks on the given estates, held for the ``with`` block."""
 
@@ -168,7 +175,7 @@ class EstateLock:
             f.seek(0)
             who = f.read().strip() or "another process"
             f.close()
-            if self.yield_to and self.yield_to in who:
+            if self.yield_to and _holder(who).startswith(self.yield_to):
                 return None  # another controller's: the election decides (see __init__)
             raise LockBusy(
                 f"endpoint {key.endpoint} is locked by another run ({who}); nothing was changed",
