@@ -17,7 +17,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftbridge.errors import ConfigError
-from ftbridge.loading import building, load_json, load_toml, validation_line
+from ftbridge.gcpause import gc_paused
+from ftbridge.loading import load_json, load_toml, validation_line
 from ftbridge.model import (
     VM,
     Datastore,
@@ -56,7 +57,7 @@ def load_estates(path: str | Path) -> dict[str, Estate]:
     """Every estate in a file, by name. Errors name the file and the key."""
     path = Path(path)
     loader = load_json if path.suffix == ".json" else load_toml
-    with building():
+    with gc_paused():
         return parse_estates(loader(path, what="estate file"), source=str(path))
 
 

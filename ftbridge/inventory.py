@@ -355,9 +355,10 @@ class Inventory:
 
     @classmethod
     def load(cls, path: str) -> Inventory:
-        from ftbridge.loading import building, load_json
+        from ftbridge.gcpause import gc_paused
+        from ftbridge.loading import load_json
 
-        with building():
+        with gc_paused():
             return cls.from_dict(load_json(path, what="saved inventory"), source=path)
 
 

@@ -19,13 +19,11 @@ a value may be a secret, so messages say its type (:func:`kind_of`).
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,25 +100,6 @@ def kind_of(value: Any) -> str:
 
 
 # -- reading ---------------------------------------------------------------------------------
-@contextmanager
-def building() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a document is read and its objects are built.
-
-    Why: building a large tree of new objects (a 10,000-action plan holds about a million) sets
-    the collector off again and again, and each full pass walks every object the process holds,
-    the inventory and an embedded sim's state included. Loading one such plan spent about half
-    a CPU second in it, for nothing: a freshly built tree holds no garbage cycles. Reference
-    counting frees everything else meanwhile, and the collector runs as before afterwards.
-    Nested or concurrent uses are harmless (it is only switched back on if it was on)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def read_text(path: str | Path, *, what: str, error: ErrorType = ConfigError) -> str:
     """The file's text: at most :data:`MAX_BYTES`, UTF-8. ``what`` names the file's role."""
     path = Path(path)

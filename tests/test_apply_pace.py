@@ -259,14 +259,19 @@ def test_a_write_nobody_waits_for_rides_the_next_transaction_and_its_failure_is_
     journal.close()
 
 
-def test_a_write_nobody_waits_for_is_committed_soon_when_no_other_comes(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite"
+def _one_outcome_queued(path: Path, flush_after: float) -> tuple[Journal, int]:
+    """A journal whose one action's outcome was written without waiting (a timer ``flush_after``)."""
     journal = Journal(path)
-    store = journal.store
-    assert isinstance(store, SqliteJournalStore)
-    store.flush_after = 0.01
+    assert isinstance(journal.store, SqliteJournalStore)
+    journal.store.flush_after = flush_after
     run = journal.start_run("p1", "plan.json", "f", [("a0", "promote", "ep", "vm0")])
     journal.record(run, "a0", SUCCEEDED, "action_succeeded", wait=False)
+    return journal, run
+
+
+def test_a_write_nobody_waits_for_is_committed_soon_when_no_other_comes(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal, run = _one_outcome_queued(path, 0.01)
     for _ in range(6000):  # the timer's transaction, whenever it comes (bounded: a minute)
         if _committed(path, run)["a0"] == SUCCEEDED:
             break
@@ -277,12 +282,7 @@ def test_a_write_nobody_waits_for_is_committed_soon_when_no_other_comes(tmp_path
 
 def test_closing_the_journal_commits_what_nobody_waited_for(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite"
-    journal = Journal(path)
-    store = journal.store
-    assert isinstance(store, SqliteJournalStore)
-    store.flush_after = 3600.0
-    run = journal.start_run("p1", "plan.json", "f", [("a0", "promote", "ep", "vm0")])
-    journal.record(run, "a0", SUCCEEDED, "action_succeeded", wait=False)
+    journal, run = _one_outcome_queued(path, 3600.0)
     assert _committed(path, run)["a0"] == "pending"
     journal.close()
     assert _committed(path, run)["a0"] == SUCCEEDED

@@ -133,9 +133,10 @@ class FailoverPlan:
 
     @classmethod
     def load(cls, path: str | Path) -> FailoverPlan:
-        from ftbridge.loading import building, load_json
+        from ftbridge.gcpause import gc_paused
+        from ftbridge.loading import load_json
 
-        with building():
+        with gc_paused():
             return cls.from_dict(load_json(path, what="failover plan", error=PlanError), str(path))
 
 

@@ -13,15 +13,14 @@ saved inventory (``ftbridge plan --from inventory.json``).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from ftbridge.audit import Finding, audit
 from ftbridge.config import Config
 from ftbridge.drivers.base import MechanismRules
 from ftbridge.errors import FtbridgeError
+from ftbridge.gcpause import gc_paused
 from ftbridge.inventory import Inventory
 from ftbridge.planning.actions import ACTION_KINDS, Action, PlanResult, Unfixable
 from ftbridge.planning.planfile import (
@@ -60,24 +59,6 @@ __all__ = [
 ]
 
 RulesByEndpoint = dict[str, dict[str, MechanismRules]]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Planning allocates many small objects next to a large inventory: full collections would
-    rescan the whole inventory again and again (a third of the time at 100k VMs). Nothing the
-    planner builds needs the cycle collector while it runs."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            # what planning left is old now: filed with the oldest generation (freeze, then
-            # unfreeze), not traversed at once by the first young collection after enable()
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def rules_for(inv: Inventory) -> tuple[RulesByEndpoint, RulesByEndpoint]:
@@ -144,7 +125,7 @@ def plan(
     if rules is None:
         rules, known_rules = rules_for(inv)
     caps = capabilities_for(inv)
-    with _gc_paused():
+    with gc_paused():
         prepared = prepare(inv, config, findings, limited_mechanisms(known_rules if known_rules is not None else rules))
 
         def run(tight: bool | frozenset[str], these: Sequence[Finding]) -> tuple[PlanResult, set[str]]:

@@ -423,9 +423,10 @@ class PlanDoc(_M):
 def load_plan(path: str | Path) -> PlanDoc:
     """A plan file, checked through and through; every problem is one :class:`PlanError` line."""
     path = Path(path)
-    from ftbridge.loading import building, load_json
+    from ftbridge.gcpause import gc_paused
+    from ftbridge.loading import load_json
 
-    with building():
+    with gc_paused():
         return parse_plan(load_json(path, what="plan file", error=PlanError), source=str(path))
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from ftbridge.errors import BackendError, ConfigError, LockBusy
 from ftbridge.estate import Estate
-from ftbridge.loading import building
+from ftbridge.gcpause import gc_paused
 
 STATE_VERSION = 1
 #: state keys stored one row per object; every other key is one ``meta`` row
@@ -363,7 +363,7 @@ class SimStore:
 
     # state in memory ---------------------------------------------------------------------
     def _load_all(self, conn: sqlite3.Connection) -> None:
-        with building():  # a whole estate's objects at once (see building)
+        with gc_paused():  # a whole estate's objects at once (see ftbridge.gcpause)
             self._load_rows(conn)
 
     def _load_rows(self, conn: sqlite3.Connection) -> None:

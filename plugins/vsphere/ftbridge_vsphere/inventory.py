@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ftbridge.errors import AuthenticationError
+from ftbridge.gcpause import gc_paused
 from ftbridge.inventory import InventoryPart
 from ftbridge.model import (
     VM,
@@ -158,7 +159,7 @@ def read(
                 hint="check the endpoint's datacenter key (an inventory path such as dc1)",
             )
         container = ("Datacenter", dc)
-    with wire.gc_paused():
+    with gc_paused():
         objects = session.collect(SPECS, container=container)
         check_refusal(objects, endpoint)
         thin = thin_vms(objects)
