@@ -85,12 +85,9 @@ def answering(answers: dict[str, object]) -> Callable[[str, Callable[[], object]
     return call
 
 
-def test_writes_that_arrive_together_commit_together_and_a_bad_one_fails_alone(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "journal.sqlite")
-    store = journal.store
-    assert isinstance(store, SqliteJournalStore)
-    run = journal.start_run("p1", "plan.json", "f", [(f"a{i}", "promote", "ep", f"vm{i}") for i in range(6)])
-    transactions: list[int] = []  # how many writes each transaction carried
+def counting(store: SqliteJournalStore) -> list[int]:
+    """How many writes each transaction of ``store`` carries, from now on."""
+    transactions: list[int] = []
     real = store._transaction
 
     def counted(bodies: list, token: int | None) -> list:  # type: ignore[type-arg]
@@ -98,6 +95,15 @@ def test_writes_that_arrive_together_commit_together_and_a_bad_one_fails_alone(t
         return real(bodies, token)
 
     store._transaction = counted  # type: ignore[method-assign]
+    return transactions
+
+
+def test_writes_that_arrive_together_commit_together_and_a_bad_one_fails_alone(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+    run = journal.start_run("p1", "plan.json", "f", [(f"a{i}", "promote", "ep", f"vm{i}") for i in range(6)])
+    transactions = counting(store)
     inside, go = threading.Event(), threading.Event()
 
     def slow(cur: sqlite3.Cursor) -> str:  # holds its transaction open until told to go
@@ -221,14 +227,7 @@ def test_a_write_nobody_waits_for_rides_the_next_transaction_and_its_failure_is_
     assert isinstance(store, SqliteJournalStore)
     store.flush_after = 3600.0  # no timer in this test: only writes carry it
     run = journal.start_run("p1", "plan.json", "f", [(f"a{i}", "promote", "ep", f"vm{i}") for i in range(3)])
-    transactions: list[int] = []
-    real = store._transaction
-
-    def counted(bodies: list, token: int | None) -> list:  # type: ignore[type-arg]
-        transactions.append(len(bodies))
-        return real(bodies, token)
-
-    store._transaction = counted  # type: ignore[method-assign]
+    transactions = counting(store)
     inside, go = threading.Event(), threading.Event()
 
     def slow(cur: sqlite3.Cursor) -> None:
