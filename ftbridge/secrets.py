@@ -36,7 +36,9 @@ _lock = threading.Lock()
 _known: set[str] = set()  # every form of every secret
 _pattern: re.Pattern[str] | None = None  # rebuilt when a secret is added
 MASK = "********"
-MIN_LENGTH = 4  # shorter values would mask ordinary words; no real secret is this short
+#: a secret of any length is masked (whole words only, so a short one masks little else); only
+#: the empty value, which would match everywhere, is not a secret
+MIN_LENGTH = 1
 
 
 class Secret(BaseModel):

@@ -33,6 +33,15 @@ def test_whole_values_only(registry: None) -> None:
     assert secrets.redact(text) == "password=********; my_pass passport bypass ********\n(********) '********'"
 
 
+def test_a_short_secret_is_masked_too(registry: None) -> None:
+    """A three-letter password is a bad one, but it must not show: masked as a whole word."""
+    secrets.remember("pve")
+    secrets.remember("")  # an empty token an SDK hands back: not a secret (it would match everywhere)
+    assert secrets.redact("login root@pam password pve failed (pve-manager)") == (
+        "login root@pam password ******** failed (********-manager)"
+    )
+
+
 def test_every_encoding_is_masked(registry: None) -> None:
     value = 'S3cr3t p@ss+w/rd&"<x>'
     secrets.remember(value, user="root@pam")
