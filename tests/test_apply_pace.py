@@ -1,6 +1,8 @@
 """How an apply keeps pace with the platform: it polls an operation when the operation's own
 progress says it ends (not on a blind backoff), and actions journaling at once share one
-durable transaction (group commit) without one bad write taking the others down."""
+durable transaction (group commit) without one bad write taking the others down; the writes
+nobody waits for ride the next transaction; and a run's large heap stays out of the cyclic
+collector's way without a nested block thawing it early."""
 
 from __future__ import annotations
 
@@ -285,3 +287,26 @@ def test_closing_the_journal_commits_what_nobody_waited_for(tmp_path: Path) -> N
     assert _committed(path, run)["a0"] == "pending"
     journal.close()
     assert _committed(path, run)["a0"] == SUCCEEDED
+
+
+# -- the collector during a run ------------------------------------------------------------------
+def test_frozen_blocks_nest_and_only_the_outermost_thaws() -> None:
+    """A failover run freezes its heap and the apply inside it freezes again: the apply's end
+    must not thaw what the failover still holds."""
+    import gc
+
+    from ftbridge.gcpause import gc_frozen, gc_paused
+
+    assert gc.get_freeze_count() == 0
+    with gc_frozen():
+        outer = gc.get_freeze_count()
+        with gc_frozen():
+            pass
+        assert gc.get_freeze_count() >= outer > 0  # still frozen after the inner block
+        with gc_paused():  # a plan loaded during the run
+            pass
+        assert gc.get_freeze_count() >= outer  # and after a bulk load inside it
+    assert gc.get_freeze_count() == 0
+    with gc_paused():
+        pass
+    assert gc.get_freeze_count() == 0 and gc.isenabled()

@@ -35,6 +35,7 @@ from ftbridge.apply.validate import ORDINARY, check_origin, effects_present, pre
 from ftbridge.config import Config
 from ftbridge.drivers.base import Driver, Operation
 from ftbridge.errors import FtbridgeError, NotFound, PartialFailure, PlanError
+from ftbridge.gcpause import gc_frozen
 from ftbridge.inventory import Inventory
 from ftbridge.planning.planfile import PlanAction, PlanDoc, estate_id, load_plan
 from ftbridge.services.inventory import collect
@@ -212,6 +213,7 @@ def apply_plan(
         if journal is None:
             journal = Journal(jpath)
             stack.callback(journal.close)
+        stack.enter_context(gc_frozen())  # the plan and the estate live as long as the run (see gc_frozen)
         if resuming:
             assert unfinished is not None
             run_id = unfinished.id

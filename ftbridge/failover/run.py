@@ -36,6 +36,7 @@ from ftbridge.domains import DomainSelector, Failed
 from ftbridge.errors import ConfigError
 from ftbridge.failover.plan import Blocked, FailoverPlan, affected_by, estate_of, plan_failover
 from ftbridge.failover.recovery import RecoveryPlan
+from ftbridge.gcpause import gc_frozen
 from ftbridge.inventory import Inventory
 from ftbridge.model import VM
 from ftbridge.planning.planfile import (
@@ -367,6 +368,13 @@ def run_failover(
 ) -> FailoverResult:
     """Carry the failover plan out through :func:`ftbridge.apply.apply_plan` (live checks).
     ``force``: the operator's --force now (steps the plan forced need it again at run time)."""
+    with gc_frozen():  # the plan, its document and the estate live as long as this (see gc_frozen)
+        return _run_failover(config, plan, yes=yes, resume=resume, force=force, on_event=on_event)
+
+
+def _run_failover(
+    config: Config, plan: FailoverPlan, *, yes: bool, resume: bool, force: bool, on_event: EventSink
+) -> FailoverResult:
     doc = failover_document(plan, config)
     path = Path(config.state_dir) / FAILOVER_DIR / f"failover-{doc['plan_id']}.json"
     if not path.exists():
