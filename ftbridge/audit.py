@@ -442,6 +442,31 @@ def policy_lookup(config: Config) -> Callable[[VM], Policy | None]:
     return lookup
 
 
+def raise_headroom(seen: dict[str, float], vm: VM, policy: Policy) -> None:
+    """The headroom rule, the one place it is written: a datastore's headroom is the highest
+    headroom of the policies of the VMs touching it (their own files and every secondary's).
+    A VM its manager places (``managed_by``) is not judged, so it does not count.
+
+    ``seen``: one endpoint's datastore id -> headroom % so far; raised here for ``vm`` under
+    ``policy``. The audit and the planner feed it from the pass they already make over the VMs."""
+    if vm.managed_by is not None:
+        return
+    pct = policy.headroom
+    for d in vm.disks:
+        if seen.get(d.datastore, -1.0) < pct:
+            seen[d.datastore] = pct
+    x = vm.config_datastore
+    if x and seen.get(x, -1.0) < pct:
+        seen[x] = pct
+    for s in vm.secondaries:
+        for sd in s.disks:
+            if seen.get(sd.datastore, -1.0) < pct:
+                seen[sd.datastore] = pct
+        x = s.config_datastore
+        if x and seen.get(x, -1.0) < pct:
+            seen[x] = pct
+
+
 def audit(inv: Inventory, config: Config) -> AuditReport:
     """Every finding, sorted by severity (worst first), endpoint, VM, rule."""
     findings: list[Finding] = []
@@ -464,17 +489,10 @@ def audit(inv: Inventory, config: Config) -> AuditReport:
             found = rule(ctx)
             if found:
                 findings.extend(found)
-        pct = policy.headroom
         seen = touched.get(vm.endpoint)
         if seen is None:
             seen = touched[vm.endpoint] = {}
-        for ds_id in ctx.own:
-            if seen.get(ds_id, -1.0) < pct:
-                seen[ds_id] = pct
-        for s in vm.secondaries:
-            for x in s.datastores:
-                if seen.get(x, -1.0) < pct:
-                    seen[x] = pct
+        raise_headroom(seen, vm, policy)
     headroom = {(ep, ds_id): pct for ep, seen in touched.items() for ds_id, pct in seen.items()}
     for (ep, ds_id), pct in sorted(headroom.items()):
         ds = inv.datastore(ep, ds_id)

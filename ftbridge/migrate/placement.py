@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from ftbridge.audit import raise_headroom
 from ftbridge.config import Config, Policy
 from ftbridge.inventory import Inventory
 from ftbridge.migrate.mapping import Mapping
@@ -74,15 +75,12 @@ class Placer:
         for d in self.ds_list:
             self.by_name.setdefault(d.name, d)
             self.by_name.setdefault(d.id, d)
-        pct = [0.0] * len(self.ds_list)
+        seen: dict[str, float] = {}
         for vm in target.vms:  # the headroom the audit applies already, from the VMs there now
             p = config.policy_for(vm) if vm.endpoint == endpoint else None
-            if p is None:
-                continue
-            for x in vm.primary_datastores | {y for s in vm.secondaries for y in s.datastores}:
-                i = self.pos.get(x)
-                if i is not None and p.headroom > pct[i]:
-                    pct[i] = p.headroom
+            if p is not None:
+                raise_headroom(seen, vm, p)
+        pct = [seen.get(d.id, 0.0) for d in self.ds_list]
         self.ledger = SpaceLedger(
             [d.capacity - d.reserve for d in self.ds_list], [d.free - d.reserve for d in self.ds_list], pct, Undo()
         )

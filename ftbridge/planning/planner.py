@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ftbridge.audit import Finding
+from ftbridge.audit import Finding, raise_headroom
 from ftbridge.config import Config, Policy
 from ftbridge.drivers.base import MechanismRules, SecondarySpec
 from ftbridge.inventory import Inventory
@@ -122,10 +122,10 @@ class _VM:
 @dataclass
 class Prepared:
     """What every planning run over one inventory and config starts from: datastores in
-    their fixed order, each one's headroom percentage (the highest policy of the VMs touching
-    it, as the audit computes it), the managed VMs on the datastores below their headroom (the
-    only ones the plan looks for there), policies, host groups, and the initial load per host of
-    the mechanisms with host limits. Built once by :func:`prepare` and shared by the runs."""
+    their fixed order, each one's headroom percentage (the audit's rule:
+    :func:`~ftbridge.audit.raise_headroom`), the managed VMs on the datastores below their
+    headroom (the only ones the plan looks for there), policies, host groups, and the initial
+    load per host of the mechanisms with host limits. Built once by :func:`prepare` and shared by the runs."""
 
     ds_list: list[Datastore]
     pos: dict[tuple[str, str], int]
@@ -160,7 +160,7 @@ def prepare(
     # when no policy selects by name, a VM's policy depends on its endpoint and tags only
     names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
     policies: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
-    pct = [0.0] * len(ds_list)
+    touched: dict[str, dict[str, float]] = {}  # per endpoint: datastore id -> headroom %
     on_ds: dict[int, list[VM]] = {}
     for vm in inv.vms:
         ep = vm.endpoint
@@ -179,26 +179,19 @@ def prepare(
             p = policies[key] = config.policy_for(vm)
         if p is None:
             continue
-        # the datastores it touches: its own files' and every secondary's
-        where, hr = pos_in.get(ep, {}), p.headroom
-        for d in vm.disks:
-            if (j := where.get(d.datastore)) is not None and hr > pct[j]:
-                pct[j] = hr
-        if vm.config_datastore and (j := where.get(vm.config_datastore)) is not None and hr > pct[j]:
-            pct[j] = hr
-        for s in vm.secondaries:
-            for sd in s.disks:
-                if (j := where.get(sd.datastore)) is not None and hr > pct[j]:
-                    pct[j] = hr
-            if s.config_datastore and (j := where.get(s.config_datastore)) is not None and hr > pct[j]:
-                pct[j] = hr
+        seen = touched.get(ep)
+        if seen is None:
+            seen = touched[ep] = {}
+        raise_headroom(seen, vm, p)  # the audit's rule, from this same pass
         if vm.managed_by is not None or not over:
             continue  # a managed VM's manager places it: never moved for headroom
+        where = pos_in.get(ep, {})
         for on in (vm.config_datastore, *(d.datastore for d in vm.disks)):
             if on and (j := where.get(on)) is not None and j in over:
                 listed = on_ds.setdefault(j, [])
                 if not listed or listed[-1] is not vm:  # once per VM
                     listed.append(vm)
+    pct = [touched.get(d.endpoint, {}).get(d.id, 0.0) for d in ds_list]
     hosts_by_group: dict[tuple[str, str | None], list[Host]] = {}
     for h in sorted(inv.hosts, key=lambda h: (h.endpoint, h.id)):
         hosts_by_group.setdefault((h.endpoint, h.cluster), []).append(h)
