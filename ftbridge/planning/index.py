@@ -20,7 +20,7 @@ so planning cost grows close to linearly with VMs and datastores.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ftbridge.model import Datastore, FailureDomain, Level
@@ -274,16 +274,23 @@ class CandidateIndex:
     def any_fits(self, q: Query, room: Callable[[int], int], accept: Callable[[int], bool] | None = None) -> bool:
         """Is there a datastore :meth:`find` would take for ``q`` (room aside) where ``room(i)``
         bytes would hold it? For explanations only: looks at every compatible datastore."""
+        return next(self.fitting(q, room, accept), None) is not None
+
+    def fitting(
+        self, q: Query, room: Callable[[int], int], accept: Callable[[int], bool] | None = None
+    ) -> Iterator[int]:
+        """The datastores :meth:`find` would take for ``q`` (room aside) where ``room(i)`` bytes
+        would hold it, in group order. For explanations and the planner's repair step (which
+        makes room where the plan took it): looks at every compatible datastore."""
         cache = self._verdict_of(q)
         for g in self._groups(q):
-            for _, i in g.rooms:
+            for _, i in list(g.rooms):
                 self.examined += 1
                 if room(i) < q.need_on(self.ds[i]):
                     continue
                 v = _OK if cache is None else self._verdict(cache, self._dkey[i], q)
                 if v != _SKIP and self._ok(i, q, v == _CHECK, accept):
-                    return True
-        return False
+                    yield i
 
     def survey(self, q: Query, accept: Callable[[int], bool] | None = None) -> tuple[int, int | None, int]:
         """For explanations: (compatible datastores seen, 0 when there is none at all; the one

@@ -97,9 +97,14 @@ class SpaceLedger:
 
     def consume(self, i: int, nbytes: int, pct: float) -> list[str]:
         """Take ``nbytes`` (caller checked :meth:`potential`); returns the actions to wait for."""
+        return [action_id for action_id, _ in self.take(i, nbytes, pct)]
+
+    def take(self, i: int, nbytes: int, pct: float) -> list[Release]:
+        """:meth:`consume`, returning the releases claimed (action, bytes): what :meth:`give_back`
+        needs to take the consumption back later."""
         old = (self.free[i], self.end_free[i], self.pct[i], self.releases[i], self.released[i], self.taken[i])
         need = nbytes - (self.free[i] - self.floor(i, pct))
-        deps: list[str] = []
+        claims: list[Release] = []
         if need > 0:
             remaining: list[Release] = []
             for action_id, amount in self.releases[i]:
@@ -108,7 +113,7 @@ class SpaceLedger:
                     need -= take
                     self.free[i] += take
                     self.released[i] -= take
-                    deps.append(action_id)
+                    claims.append((action_id, take))
                     if amount - take:
                         remaining.append((action_id, amount - take))
                 else:
@@ -125,7 +130,28 @@ class SpaceLedger:
 
         self.undo.push(inverse)
         self._changed(i)
-        return deps
+        return claims
+
+    def give_back(self, i: int, nbytes: int, claims: Sequence[Release]) -> None:
+        """An earlier :meth:`take` of ``nbytes`` is withdrawn (the plan puts that copy elsewhere):
+        its bytes are free again, except those it had claimed from releases, which are
+        releases again (an action must still wait for them). The headroom it raised stays
+        raised (pessimistic: other placements may rely on it)."""
+        claimed = sum(n for _, n in claims)
+        old = (self.free[i], self.end_free[i], self.releases[i], self.released[i], self.taken[i])
+        self.free[i] += nbytes - claimed
+        self.end_free[i] += nbytes
+        self.taken[i] -= nbytes
+        if claims:
+            self.releases[i] = [*self.releases[i], *claims]
+            self.released[i] += claimed
+
+        def inverse() -> None:
+            self.free[i], self.end_free[i], self.releases[i], self.released[i], self.taken[i] = old
+            self._changed(i)
+
+        self.undo.push(inverse)
+        self._changed(i)
 
     def release(self, i: int, nbytes: int, action_id: str) -> None:
         """``action_id`` frees ``nbytes`` here when it completes."""

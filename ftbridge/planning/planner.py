@@ -53,7 +53,7 @@ from ftbridge.model import (
 from ftbridge.planning.actions import Action, PlanResult, Unfixable
 from ftbridge.planning.explain import joined, outside, plural, size
 from ftbridge.planning.index import CandidateIndex, Query
-from ftbridge.planning.ledger import HostLedger, SpaceLedger, Undo
+from ftbridge.planning.ledger import HostLedger, Release, SpaceLedger, Undo
 
 #: rules whose findings are about one secondary and are closed by removing it
 SECONDARY_RULES = frozenset(
@@ -63,6 +63,11 @@ SECONDARY_RULES = frozenset(
 HOST_CHOICES = 3
 #: above this many candidate disks, the headroom pass uses greedy instead of subset-sum
 EXACT_STATES = 50_000
+#: the repair step's bounds (:meth:`Planner._repair`): copies it may consider moving in one
+#: run, and per VM it tries to fix; how many copies one repair may move in a chain
+REPAIR_WORK = 2_000
+REPAIR_WORK_EACH = 200
+REPAIR_DEPTH = 2
 
 Rules = Mapping[str, Mapping[str, MechanismRules]]
 #: per endpoint, the operations it can carry out (None: not known here, nothing is ruled out)
@@ -270,6 +275,11 @@ class Planner:
         self.states: dict[tuple[str, str], _VM] = {}
         self.why: dict[str, _Fail] = {}
         self._candidate_locs: dict[tuple[int, str | None, str | None], Location] = {}
+        #: per protect action that claimed releases: (the claims, its other dependencies), so
+        #: the repair step can move the copy elsewhere (see :meth:`_retarget`)
+        self._claims: dict[str, tuple[list[Release], list[str]]] = {}
+        #: copies the repair step considered moving (its work, bounded by REPAIR_WORK)
+        self.repair_work = 0
         #: endpoints where a finding is left open because the plan took the room a target had
         #: (after :meth:`run`): where placing by best fit instead of balance may fix more
         self.short_of_room: set[str] = set()
@@ -1031,12 +1041,166 @@ class Planner:
             pending = retry
             if not progress or not pending:
                 break
+        short = [st for st, fail in failures.values() if fail.category == "capacity" and fail.room]
+        if short:  # nothing else costs the repair step anything
+            for st in self._repair(short):
+                failures.pop(id(st), None)
         for st, fail in failures.values():
             for f in st.findings:
                 if f.rule == "no-secondary" or (
                     f.secondary in st.bad and (f.rule in SECONDARY_RULES or self._refresh(st, f))
                 ):
                     self._blame(f, fail)
+
+    # -- the repair step: make room by moving copies this plan placed ----------------------
+    def _repair(self, stuck: list[_VM]) -> list[_VM]:
+        """VMs whose new secondary found no room where some target would have had it but for
+        copies this plan placed there get it by moving one of those copies elsewhere; that copy
+        may in turn take the place of another (an ejection chain of at most
+        :data:`REPAIR_DEPTH` moved copies). Returns the VMs it fixed.
+
+        Only copies this plan creates move (nothing on disk does), each to space that is
+        certainly free (it waits for no release), so every step of the plan stays safe in any
+        order and the dependency graph acyclic; the model judges every new place (separation,
+        kinds, hosts that see the primary). Copies whose mechanism places them with a host
+        (FT-like) stay where they are. Bounded: at most :data:`REPAIR_WORK` copies considered
+        per run, :data:`REPAIR_WORK_EACH` per VM, counted in :attr:`repair_work`; largest VM
+        first. Called only when such a finding is left."""
+        placed: dict[int, list[Action]] = {}  # datastore -> copies of this plan that could move
+        for a in self.actions:
+            if a.kind != "protect":
+                continue
+            r = self.rule(a.endpoint, a.detail["mechanism"])
+            owner = self.states.get((a.endpoint, a.vm))
+            sec = owner.present.get("+" + a.id) if owner is not None else None
+            if r is not None and _datastore_only(r) and sec is not None and sec.disks:
+                i = self.pos.get((a.endpoint, sec.disks[0].datastore))
+                if i is not None:
+                    placed.setdefault(i, []).append(a)
+        fixed = []
+        for st in sorted(stuck, key=lambda st: (-st.vm.size, st.vm.endpoint, st.vm.id)):
+            if self.repair_work >= REPAIR_WORK:
+                break
+            if self._repair_one(st, placed, min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)):
+                fixed.append(st)
+        return fixed
+
+    def _repair_one(self, st: _VM, placed: dict[int, list[Action]], budget: int) -> bool:
+        """Try each target the VM's copy could take were a copy of this plan not there, the
+        smallest shortfall first; planned (True) or everything taken back (False)."""
+        ep, ledger = st.vm.endpoint, self.ledger
+        prefer = [st.present[x].mechanism for x in sorted(st.bad) if x in st.present]
+        for m in self._mechanisms(st, prefer, None):
+            r = self.rules[ep][m]
+            if not _datastore_only(r):
+                continue
+            q, _, prim = self._secondary_query(st, r)
+            accept = self._secondary_accept(st, prim, m, r, None)
+
+            def room(i: int, pct: float = q.pct) -> int:
+                return ledger.potential(i, pct) + ledger.taken[i]  # were this plan's placements not there
+
+            targets = sorted(
+                (q.need_on(self.ds_list[i]) - ledger.potential(i, q.pct), i)
+                for i in self.index.fitting(q, room, accept)
+                if i in placed
+            )
+            for short, t in targets:
+                there = sorted((a for a in placed.get(t, []) if a.vm != st.vm.id), key=lambda a: (a.bytes, a.id))
+                # one copy that frees enough (the smallest first), else the set of copies that
+                # frees enough with the fewest bytes
+                tries = [[y] for y in there if y.bytes >= short]
+                cover = min_cover([y.bytes for y in there], short)
+                if cover is not None and len(cover) > 1:
+                    tries.append([there[k] for k in cover])
+                for out in tries:
+                    if self.repair_work >= budget:
+                        return False
+                    tx = self._begin(st)
+                    if all(self._eject(y, t, REPAIR_DEPTH, frozenset({t}), placed, budget) for y in out):
+                        if self._replace(st) is None:
+                            return True
+                    self._rollback(tx, st)
+        return False
+
+    def _eject(
+        self, y: Action, frm: int, depth: int, banned: frozenset[int], placed: dict[int, list[Action]], budget: int
+    ) -> bool:
+        """Move copy ``y`` (planned on datastore ``frm``) to certainly-free space elsewhere,
+        outside ``banned``; with ``depth`` > 1 it may take the place of another copy, moved
+        the same way. True when moved; on False the caller rolls back."""
+        self.repair_work += 1
+        sty = self.states[(y.endpoint, y.vm)]
+        m = y.detail["mechanism"]
+        r = self.rules[y.endpoint][m]
+        q, _, prim = self._secondary_query(sty, r)
+        q = replace(q, exclude=banned)
+        accept = self._secondary_accept(sty, prim, m, r, None)
+        ledger, ds = self.ledger, self.ds_list
+
+        def spare(i: int) -> int:
+            """Room now without waiting for any release (a copy planned earlier must not wait
+            for an action planned after it)."""
+            return ledger.free[i] - ledger.floor(i, q.pct) - q.need_on(ds[i])
+
+        t = self.index.find(q, lambda i: spare(i) >= 0 and accept(i))
+        if t is not None:
+            self._retarget(y, sty, frm, t, placed)
+            return True
+        if depth <= 1:
+            return False
+        targets = sorted(
+            (-spare(i), i)
+            for i in self.index.fitting(q, lambda i: spare(i) + q.need + ledger.taken[i], accept)
+            if i in placed
+        )
+        for short, t2 in targets:
+            for z in sorted(placed.get(t2, []), key=lambda a: (a.bytes, a.id)):
+                if z is y or z.bytes < short:
+                    continue
+                if self.repair_work >= budget:
+                    return False
+                mark = self.undo.mark()
+                if self._eject(z, t2, depth - 1, banned | {t2}, placed, budget) and spare(t2) >= 0:
+                    self._retarget(y, sty, frm, t2, placed)
+                    return True
+                self.undo.rollback(mark)
+        return False
+
+    def _retarget(self, y: Action, sty: _VM, frm: int, to: int, placed: dict[int, list[Action]]) -> None:
+        """Put the copy protect action ``y`` plans on datastore ``to`` instead of ``frm`` (the
+        caller checked the model and that ``to`` has the room free now). Undoable."""
+        key, vm, ep = "+" + y.id, sty.vm, y.endpoint
+        m = y.detail["mechanism"]
+        r = self.rules[ep][m]
+        dst = self.ds_list[to]
+        claims, others = self._claims.get(y.id, ([], y.depends_on))
+        self.ledger.give_back(frm, y.bytes, claims)
+        nbytes = sum(d.space_on(dst) for d in vm.disks)
+        self.ledger.take(to, nbytes, sty.policy.headroom)  # free space: claims nothing
+        old = (y.reason, y.bytes, y.datastores, y.depends_on, y.detail["spec"], sty.present[key])
+        spec = self._spec(m, r, vm, to, None, None)
+        sec = old[5]
+        sty.present[key] = replace(
+            sec,
+            disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
+            config_datastore=spec.config_datastore,
+        )
+        y.bytes, y.depends_on, y.detail["spec"] = nbytes, list(others), spec.to_dict()
+        y.datastores = sorted({*spec.disks.values(), *([spec.config_datastore] if spec.config_datastore else [])})
+        y.reason = self._protect_reason(sty, m, y.detail["replaces"], dst, None, nbytes)
+        had = self._claims.pop(y.id, None)
+        placed[frm].remove(y)
+        placed.setdefault(to, []).append(y)
+
+        def inverse() -> None:
+            y.reason, y.bytes, y.datastores, y.depends_on, y.detail["spec"], sty.present[key] = old
+            if had is not None:
+                self._claims[y.id] = had
+            placed[to].remove(y)
+            placed[frm].append(y)
+
+        self.undo.push(inverse)
 
     def _sec_problem(self, st: _VM, s: Secondary) -> str:
         msgs = [
@@ -1167,23 +1331,22 @@ class Planner:
                 self._rollback(mark, st)
                 fails.append((m, res))
                 continue
-            sspec, target, host, deps_space, deps_host = res
+            sspec, target, host, claims, deps_host = res
             spec = sspec.to_dict()
             existing = sorted(s.id for s in st.present.values() if not s.id.startswith("+"))
             nbytes = sum(d.space_on(self.ds_list[target]) for d in vm.disks)
-            why = f"replace {joined(replaces)}" if replaces else "create a secondary"
             dst = self.ds_list[target]
-            where = f"on {dst.name}" + (f", host {self.host_name(ep, host)}" if host else "")
-            prim, _ = self._domains(ep, st.primary())
+            if claims:  # what the repair step must know to move this copy elsewhere
+                self._claims[f"a{len(self.actions) + 1:05d}"] = (claims, [st.last] if st.last else [])
             a = self._action(
                 st,
                 "protect",
-                f"{why}: {m} {where}, {outside(st.level, prim) or 'apart from the primary'} ({size(nbytes)})",
+                self._protect_reason(st, m, replaces, dst, host, nbytes),
                 nbytes=nbytes,
                 datastores=sorted(
                     {*sspec.disks.values(), *(x for x in (sspec.config_datastore, sspec.metadata_datastore) if x)}
                 ),
-                deps=[*deps_space, *deps_host],
+                deps=[*(x for x, _ in claims), *deps_host],
                 closes=closes,
                 mechanism=m,
                 spec=spec,
@@ -1209,6 +1372,14 @@ class Planner:
         cat = min((f.category for _, f in fails), key=lambda c: order.get(c, 9))
         room = any(f.room for _, f in fails if f.category == "capacity")
         return _Fail(cat, "; ".join(f"{m}: {f.reason}" for m, f in fails), room)
+
+    def _protect_reason(
+        self, st: _VM, m: str, replaces: Sequence[str], dst: Datastore, host: str | None, nbytes: int
+    ) -> str:
+        why = f"replace {joined(replaces)}" if replaces else "create a secondary"
+        where = f"on {dst.name}" + (f", host {self.host_name(st.vm.endpoint, host)}" if host else "")
+        prim, _ = self._domains(st.vm.endpoint, st.primary())
+        return f"{why}: {m} {where}, {outside(st.level, prim) or 'apart from the primary'} ({size(nbytes)})"
 
     def _make_room(self, st: _VM, m: str, r: MechanismRules, replaces: Sequence[str]) -> list[Action] | _Fail:
         """When the mechanism allows fewer secondaries per VM than a make-before-break needs
@@ -1236,7 +1407,7 @@ class Planner:
 
     def _place(
         self, st: _VM, m: str, r: MechanismRules
-    ) -> _Fail | tuple[SecondarySpec, int, str | None, list[str], list[str]]:
+    ) -> _Fail | tuple[SecondarySpec, int, str | None, list[Release], list[str]]:
         vm, ep, pol = st.vm, st.vm.endpoint, st.policy
         if r.primary_kinds is not None:
             for d in vm.disks:
@@ -1255,36 +1426,15 @@ class Planner:
             )
         if r.max_disks is not None and len(vm.disks) > r.max_disks:
             return _Fail("limits", f"{vm.name} has {len(vm.disks)} disks; {m} allows at most {r.max_disks}")
-        prim_ids = st.primary()
-        prim = self.prim_loc(st, prim_ids)
-        avoid, names = self._domains(ep, prim_ids | {d.datastore for d in vm.depends_on} if vm.depends_on else prim_ids)
-        avoid = (*avoid, *self._host_domain(st, prim))
-        near = None
-        if r.same_hosts:
-            # the copy stays within the hosts that see the primary (oVirt: its data center)
-            near = frozenset(h for x in prim_ids if (pd := self.ds(ep, x)) is not None for h in pd.hosts)
-        base = Query(
-            ep,
-            vm.size,
-            pol.headroom,
-            st.level,
-            avoid,
-            r.secondary_kinds,
-            None,
-            None,
-            frozenset(),
-            near,
-            frozenset(d.content for d in vm.disks) or frozenset({"images"}),
-            sum(d.used if d.thin else d.size for d in vm.disks),
-        )
+        base, names, prim = self._secondary_query(st, r)
         hl = self.host_ledgers.get((ep, m))
         if not (r.needs_other_host or r.host_must_mount):
             accept = self._secondary_accept(st, prim, m, r, None)
             t = self.index.find(base, accept)
             if t is None:
                 return self._no_target(base, names, "datastore", accept)
-            deps = self.ledger.consume(t, base.need_on(self.ds_list[t]), pol.headroom)
-            return self._spec(m, r, vm, t, None, None), t, None, deps, []
+            claims = self.ledger.take(t, base.need_on(self.ds_list[t]), pol.headroom)
+            return self._spec(m, r, vm, t, None, None), t, None, claims, []
         y = vm.host
         if hl is not None and y is not None and not hl.fits(y, vm.vcpus):
             # the platform counts the VM's own host too, for every pair: a replacement made
@@ -1353,13 +1503,42 @@ class Planner:
                     f"{self.host_name(ep, y)} both mount, for {m}'s metadata, "
                     f"apart from the primary at {pol.separation} level",
                 )
-        deps = self.ledger.consume(t, base.need_on(self.ds_list[t]), pol.headroom)
+        claims = self.ledger.take(t, base.need_on(self.ds_list[t]), pol.headroom)
         hdeps: list[str] = []
         if hl is not None:
             hdeps += hl.take(host, vm.vcpus)
             if y is not None:
                 hdeps += hl.take(y, vm.vcpus)
-        return self._spec(m, r, vm, t, host, meta), t, host, deps, hdeps
+        return self._spec(m, r, vm, t, host, meta), t, host, claims, hdeps
+
+    def _secondary_query(self, st: _VM, r: MechanismRules) -> tuple[Query, list[str], Location]:
+        """Where a new secondary of ``st``'s VM may go, host aside: apart from its primary (where
+        the plan has put it) and what it depends on, on the mechanism's kinds, near the
+        primary's hosts where ``same_hosts``; with the primary's names and location."""
+        vm, ep, pol = st.vm, st.vm.endpoint, st.policy
+        prim_ids = st.primary()
+        prim = self.prim_loc(st, prim_ids)
+        avoid, names = self._domains(ep, prim_ids | {d.datastore for d in vm.depends_on} if vm.depends_on else prim_ids)
+        avoid = (*avoid, *self._host_domain(st, prim))
+        near = None
+        if r.same_hosts:
+            # the copy stays within the hosts that see the primary (oVirt: its data center)
+            near = frozenset(h for x in prim_ids if (pd := self.ds(ep, x)) is not None for h in pd.hosts)
+        q = Query(
+            ep,
+            vm.size,
+            pol.headroom,
+            st.level,
+            avoid,
+            r.secondary_kinds,
+            None,
+            None,
+            frozenset(),
+            near,
+            frozenset(d.content for d in vm.disks) or frozenset({"images"}),
+            sum(d.used if d.thin else d.size for d in vm.disks),
+        )
+        return q, names, prim
 
     def _limits(self, r: MechanismRules) -> str:
         parts = []
@@ -1502,6 +1681,12 @@ def _movable(d: Disk) -> bool:
     """A disk a plan may move: not a LUN or pass-through, not shared with other VMs (moving it
     moves it under them too)."""
     return d.movable and not d.shared_by
+
+
+def _datastore_only(r: MechanismRules) -> bool:
+    """A mechanism whose copy is placed by datastore alone (no host, no tie-breaker): the
+    repair step may move such a copy to another datastore."""
+    return not (r.needs_other_host or r.host_must_mount or r.needs_metadata_datastore)
 
 
 def _why_fixed(d: Disk, vm: VM) -> str:
