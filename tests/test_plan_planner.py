@@ -474,18 +474,21 @@ def test_the_work_per_placement_does_not_grow_with_the_estate(monkeypatch: pytes
 
 # -- best fit where balance runs short of room, per endpoint ---------------------------------
 def _two_endpoints() -> Inventory:
-    """Endpoint 'ex': copies of 60, 50 and 50 GiB, room for them (above 10% headroom) 100 and 60
-    GiB outside the primaries' array: the roomiest-first placement strands the last copy, best
-    fit places all three. Endpoint 'ey': two small copies that fit anywhere."""
+    """Endpoint 'ex': primaries of 60, 50 and 50 GiB on host-local storage, room for them on
+    shared storage (above 10% headroom) 100 and 60 GiB: the roomiest-first placement strands the
+    last move, best fit places all three (the repair step moves only copies, not these moves).
+    Endpoint 'ey': two small copies that fit anywhere."""
     hosts, dss, vms = [], [], []
     for ep in ("ex", "ey"):
         hosts += [K.host(h, ep=ep) for h in ("h1", "h2", "h3")]
         dss += [
-            K.ds("p", 2000, 1500, array="A", ep=ep),
+            K.ds("p", 2000, 1500, array="A", ep=ep)
+            if ep == "ey"
+            else K.ds("p", 1000, 800, hosts=("h1",), array="L", ep=ep),
             K.ds("b1", 1000, 200, array="B", ep=ep),
             K.ds("b2", 1000, 160, array="C", ep=ep),
         ]
-    vms += [K.vm(f"x{s}-{k}", "h1", [("d0", s, "p")], tags=("t1",), ep="ex") for k, s in enumerate((60, 50, 50))]
+    vms += [K.vm(f"x{s}-{k}", "h1", [("d0", s, "p")], ep="ex") for k, s in enumerate((60, 50, 50))]
     vms += [K.vm(f"y{s}", "h1", [("d0", s, "p")], tags=("t1",), ep="ey") for s in (30, 20)]
     return K.inventory(hosts, dss, vms)
 
@@ -511,9 +514,12 @@ def test_best_fit_is_taken_only_where_balance_runs_short_of_room(monkeypatch: py
     doc = plan(inv)
     # balance everywhere, best fit for 'ex' alone, then the mix planned as one run
     assert runs == [False, True, frozenset({"ex"})]
-    protect = {(a["endpoint"], a["vm"]): a["spec"]["disks"]["d0"] for a in doc["actions"] if a["kind"] == "protect"}
-    # 'ex': all three copies, the 60 GiB one filling b2 (best fit); 'ey': both on the roomiest
-    assert protect == {("ex", "x60-0"): "b2", ("ex", "x50-1"): "b1", ("ex", "x50-2"): "b1",
+    placed = {
+        (a["endpoint"], a["vm"]): a["to"] if a["kind"] == "move_vm" else a["spec"]["disks"]["d0"]
+        for a in doc["actions"]
+    }
+    # 'ex': all three moves, the 60 GiB one filling b2 (best fit); 'ey': both copies on the roomiest
+    assert placed == {("ex", "x60-0"): "b2", ("ex", "x50-1"): "b1", ("ex", "x50-2"): "b1",
                        ("ey", "y30"): "b1", ("ey", "y20"): "b1"}  # fmt: skip
     assert doc["unfixable"] == [] and [a["id"] for a in doc["actions"]] == [f"a{k:05d}" for k in range(1, 6)]
     assert K.capacity_violations(doc, inv, keep_pct=10) == []

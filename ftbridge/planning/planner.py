@@ -30,7 +30,7 @@ same plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ftbridge.audit import Finding, raise_headroom
@@ -887,28 +887,33 @@ class Planner:
         own = {x for x in st.primary() if self.inv.store_place(ep, x) in mine}
         return own if len(own) == len(mine) else set()
 
-    def _separate_by_move(self, st: _VM) -> None:
+    def _separate_by_move(self, st: _VM, *, fallback: bool = False) -> bool:
+        """Separate the primary from its one bad secondary by moving the primary's part that
+        shares a domain with it, when that copies fewer bytes than a new secondary (or as
+        many and it relieves a datastore over its headroom); with ``fallback`` whatever it
+        costs (never more than a new secondary): a new secondary found no room. True when
+        planned."""
         vm, ep = st.vm, st.vm.endpoint
         s = self._sep_only(st)
         if s is None:
-            return
+            return False
         sid = s.id
         fs = st.of("secondary-not-separated", sid)
         level = st.level
         sec_domains = [d.domain for x in s.datastores if (d := self.ds(ep, x)) is not None]
         offending = self._offending(st, s)
         if not offending:
-            return
+            return False
         disks = [d for d in vm.disks if st.placement[d.id] in offending]
         if any(not _movable(d) for d in disks):
-            return
+            return False
         if st.config in offending and len(disks) != len(vm.disks):
-            return  # the config can only move with every disk: that is never cheaper
+            return False  # the config can only move with every disk: that is never cheaper
         cost_move = sum(d.size for d in disks)
         cost_recreate = vm.size
         relieves = any(self.ledger.headroom_deficit(self.pos[(ep, p)]) > 0 for p in offending)
-        if not (cost_move < cost_recreate or (cost_move == cost_recreate and relieves)):
-            return
+        if not (fallback or cost_move < cost_recreate or (cost_move == cost_recreate and relieves)):
+            return False
         tx = self._begin(st)
         st.bad.discard(sid)  # kept: the moved disks must land apart from it
         why = (
@@ -918,6 +923,7 @@ class Planner:
         fail = self._move_primary(st, offending, [f.id for f in fs], why)
         if fail is not None:
             self._rollback(tx, st)
+        return fail is None
 
     # -- pass 3: datastores below their headroom ----------------------------------------
     def _fix_headroom(self, f: Finding, expected: dict[int, int]) -> None:
@@ -1030,6 +1036,8 @@ class Planner:
             retry: list[_VM] = []
             for st in pending:
                 res = self._replace(st)
+                if res is not None and res.category == "capacity" and self._separate_by_move(st, fallback=True):
+                    res = None  # no room for a new copy: the primary moved away from the old one
                 self.undo.clear()
                 if res is None:
                     progress = True
@@ -1086,16 +1094,12 @@ class Planner:
         return fixed
 
     def _repair_one(self, st: _VM, placed: dict[int, list[Action]], budget: int) -> bool:
-        """Try each target the VM's copy could take were a copy of this plan not there, the
-        smallest shortfall first; planned (True) or everything taken back (False)."""
-        ep, ledger = st.vm.endpoint, self.ledger
-        prefer = [st.present[x].mechanism for x in sorted(st.bad) if x in st.present]
-        for m in self._mechanisms(st, prefer, None):
-            r = self.rules[ep][m]
-            if not _datastore_only(r):
-                continue
-            q, _, prim = self._secondary_query(st, r)
-            accept = self._secondary_accept(st, prim, m, r, None)
+        """Try each way to fix the VM (a new copy by each mechanism that places by datastore;
+        for a copy wrong only for sharing a domain with the primary, moving that part of the
+        primary) on each target it could take were copies of this plan not there, the smallest
+        shortfall first; planned (True) or everything taken back (False)."""
+        ledger = self.ledger
+        for q, accept, attempt in self._repair_ways(st):
 
             def room(i: int, pct: float = q.pct) -> int:
                 return ledger.potential(i, pct) + ledger.taken[i]  # were this plan's placements not there
@@ -1117,24 +1121,53 @@ class Planner:
                     if self.repair_work >= budget:
                         return False
                     tx = self._begin(st)
-                    if all(self._eject(y, t, REPAIR_DEPTH, frozenset({t}), placed, budget) for y in out):
-                        if self._replace(st) is None:
-                            return True
+                    for y in out:
+                        self._lift(y, t, placed)
+                    # the fix's room is held on t while the lifted copies land elsewhere (one may
+                    # land on t again after all when the chain frees enough there: a swap)
+                    need = q.need_on(self.ds_list[t])
+                    if ledger.potential(t, q.pct) >= need:
+                        hold = ledger.take(t, need, q.pct)
+                        if all(self._land(y, t, REPAIR_DEPTH, placed, budget) for y in out):
+                            ledger.give_back(t, need, hold)
+                            if attempt():
+                                return True
                     self._rollback(tx, st)
         return False
 
-    def _eject(
-        self, y: Action, frm: int, depth: int, banned: frozenset[int], placed: dict[int, list[Action]], budget: int
-    ) -> bool:
-        """Move copy ``y`` (planned on datastore ``frm``) to certainly-free space elsewhere,
-        outside ``banned``; with ``depth`` > 1 it may take the place of another copy, moved
-        the same way. True when moved; on False the caller rolls back."""
+    def _repair_ways(self, st: _VM) -> Iterator[tuple[Query, Accept, Callable[[], bool]]]:
+        """(where the fix needs room, the model's verdict on a target, the fix itself)."""
+        ep = st.vm.endpoint
+        prefer = [st.present[x].mechanism for x in sorted(st.bad) if x in st.present]
+        for m in self._mechanisms(st, prefer, None):
+            r = self.rules[ep][m]
+            if _datastore_only(r):
+                q, _, prim = self._secondary_query(st, r)
+                yield q, self._secondary_accept(st, prim, m, r, None), lambda: self._replace(st) is None
+        s = self._sep_only(st)
+        offending = self._offending(st, s) if s is not None else set()
+        disks = [d for d in st.vm.disks if st.placement[d.id] in offending]
+        if (
+            s is not None
+            and disks
+            and all(_movable(d) for d in disks)
+            and (st.config not in offending or len(disks) == len(st.vm.disks))
+        ):
+            st.bad.discard(s.id)  # as _separate_by_move sees it: the copy stays, the primary moves
+            q, _, accept = self._primary_query(st, disks, offending)
+            st.bad.add(s.id)
+            yield q, accept, lambda: self._separate_by_move(st, fallback=True)
+
+    def _land(self, y: Action, frm: int, depth: int, placed: dict[int, list[Action]], budget: int) -> bool:
+        """Put lifted copy ``y`` (planned on datastore ``frm``) on certainly-free space elsewhere;
+        with ``depth`` > 1 it may take the place of another copy, lifted and landed the same way.
+        True when landed; on False the caller rolls back."""
         self.repair_work += 1
         sty = self.states[(y.endpoint, y.vm)]
         m = y.detail["mechanism"]
         r = self.rules[y.endpoint][m]
         q, _, prim = self._secondary_query(sty, r)
-        q = replace(q, exclude=banned)
+        q = replace(q, exclude=frozenset({frm}))
         accept = self._secondary_accept(sty, prim, m, r, None)
         ledger, ds = self.ledger, self.ds_list
 
@@ -1145,7 +1178,7 @@ class Planner:
 
         t = self.index.find(q, lambda i: spare(i) >= 0 and accept(i))
         if t is not None:
-            self._retarget(y, sty, frm, t, placed)
+            self._put(y, sty, t, placed)
             return True
         if depth <= 1:
             return False
@@ -1156,41 +1189,48 @@ class Planner:
         )
         for short, t2 in targets:
             for z in sorted(placed.get(t2, []), key=lambda a: (a.bytes, a.id)):
-                if z is y or z.bytes < short:
+                if z.bytes < short:
                     continue
                 if self.repair_work >= budget:
                     return False
                 mark = self.undo.mark()
-                if self._eject(z, t2, depth - 1, banned | {t2}, placed, budget) and spare(t2) >= 0:
-                    self._retarget(y, sty, frm, t2, placed)
-                    return True
+                self._lift(z, t2, placed)
+                if spare(t2) >= 0:
+                    self._put(y, sty, t2, placed)
+                    if self._land(z, t2, depth - 1, placed, budget):
+                        return True
                 self.undo.rollback(mark)
         return False
 
-    def _retarget(self, y: Action, sty: _VM, frm: int, to: int, placed: dict[int, list[Action]]) -> None:
-        """Put the copy protect action ``y`` plans on datastore ``to`` instead of ``frm`` (the
-        caller checked the model and that ``to`` has the room free now). Undoable."""
+    def _lift(self, y: Action, frm: int, placed: dict[int, list[Action]]) -> None:
+        """Take copy ``y``'s space on datastore ``frm`` back (it is to land elsewhere:
+        :meth:`_put`). Undoable."""
+        claims, _ = self._claims.get(y.id, ([], []))
+        self.ledger.give_back(frm, y.bytes, claims)
+        placed[frm].remove(y)
+        self.undo.push(lambda: placed[frm].append(y))
+
+    def _put(self, y: Action, sty: _VM, to: int, placed: dict[int, list[Action]]) -> None:
+        """Plan lifted copy ``y`` on datastore ``to`` (the caller checked the model and that the
+        room is free now, so it waits for no release). Undoable."""
         key, vm, ep = "+" + y.id, sty.vm, y.endpoint
         m = y.detail["mechanism"]
         r = self.rules[ep][m]
         dst = self.ds_list[to]
-        claims, others = self._claims.get(y.id, ([], y.depends_on))
-        self.ledger.give_back(frm, y.bytes, claims)
         nbytes = sum(d.space_on(dst) for d in vm.disks)
         self.ledger.take(to, nbytes, sty.policy.headroom)  # free space: claims nothing
         old = (y.reason, y.bytes, y.datastores, y.depends_on, y.detail["spec"], sty.present[key])
+        had = self._claims.pop(y.id, None)
         spec = self._spec(m, r, vm, to, None, None)
-        sec = old[5]
         sty.present[key] = replace(
-            sec,
+            old[5],
             disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
             config_datastore=spec.config_datastore,
         )
-        y.bytes, y.depends_on, y.detail["spec"] = nbytes, list(others), spec.to_dict()
+        y.bytes, y.detail["spec"] = nbytes, spec.to_dict()
+        y.depends_on = list(had[1]) if had is not None else y.depends_on  # no wait for a release now
         y.datastores = sorted({*spec.disks.values(), *([spec.config_datastore] if spec.config_datastore else [])})
         y.reason = self._protect_reason(sty, m, y.detail["replaces"], dst, None, nbytes)
-        had = self._claims.pop(y.id, None)
-        placed[frm].remove(y)
         placed.setdefault(to, []).append(y)
 
         def inverse() -> None:
@@ -1198,7 +1238,6 @@ class Planner:
             if had is not None:
                 self._claims[y.id] = had
             placed[to].remove(y)
-            placed[frm].append(y)
 
         self.undo.push(inverse)
 
