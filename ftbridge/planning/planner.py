@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import combinations
 
 from ftbridge.audit import Finding, raise_headroom
 from ftbridge.config import Config, Policy
@@ -63,6 +64,10 @@ SECONDARY_RULES = frozenset(
 HOST_CHOICES = 3
 #: above this many candidate disks, the headroom pass uses greedy instead of subset-sum
 EXACT_STATES = 50_000
+#: the headroom pass tries every set of disks that frees enough (fewest bytes first, at most
+#: COVER_TRIES) when a datastore has at most this many candidates and the first does not fit
+EXACT_COVER = 12
+COVER_TRIES = 64
 #: the repair step's bounds (:meth:`Planner._repair`): copies it may consider moving in one
 #: run, and per VM it tries to fix; how many copies one repair may move in a chain
 REPAIR_WORK = 2_000
@@ -215,6 +220,15 @@ def limited_mechanisms(known: Rules) -> list[tuple[str, str]]:
 
 
 @dataclass
+class _Liftable:
+    """This plan's placements the repair step may put elsewhere, by the datastore they take
+    room on (:meth:`Planner._liftable`); ``seen``: actions looked at so far."""
+
+    on: dict[int, list[Action]] = field(default_factory=dict)
+    seen: int = 0
+
+
+@dataclass
 class _Fail:
     category: str
     reason: str
@@ -275,11 +289,12 @@ class Planner:
         self.states: dict[tuple[str, str], _VM] = {}
         self.why: dict[str, _Fail] = {}
         self._candidate_locs: dict[tuple[int, str | None, str | None], Location] = {}
-        #: per protect action that claimed releases: (the claims, its other dependencies), so
-        #: the repair step can move the copy elsewhere (see :meth:`_retarget`)
+        #: per copy or disk move that claimed releases: (the claims, its other dependencies),
+        #: so the repair step can put it elsewhere (:meth:`_lift`, :meth:`_put`)
         self._claims: dict[str, tuple[list[Release], list[str]]] = {}
-        #: copies the repair step considered moving (its work, bounded by REPAIR_WORK)
+        #: placements the repair step considered putting elsewhere (its work, bounded)
         self.repair_work = 0
+        self._lift_reg: _Liftable | None = None
         #: endpoints where a finding is left open because the plan took the room a target had
         #: (after :meth:`run`): where placing by best fit instead of balance may fix more
         self.short_of_room: set[str] = set()
@@ -777,14 +792,16 @@ class Planner:
         src = st.placement[disk]
         dst = self.ds_list[target]
         nbytes = d.space_on(dst)
-        deps = self.ledger.consume(target, nbytes, pct)
+        claims = self.ledger.take(target, nbytes, pct)
+        if claims:  # what the repair step must know to put this move elsewhere
+            self._claims[f"a{len(self.actions) + 1:05d}"] = (claims, [st.last] if st.last else [])
         a = self._action(
             st,
             "move_disk",
             f"{why}: disk {disk} ({size(nbytes)}) from {self.ds_name(ep, src)} to {dst.name}",
             nbytes=nbytes,
             datastores=[src, dst.id],
-            deps=deps,
+            deps=[x for x, _ in claims],
             closes=closes,
             disk=disk,
             **{"from": src},
@@ -935,7 +952,8 @@ class Planner:
         if deficit <= 0:
             return  # earlier moves (or removals to come) free enough; closes are attached at the end
         ds = self.ds_list[i]
-        cands: list[tuple[int, str, _VM, str]] = []  # (bytes, sort key, vm, disk)
+        cands: list[_Cand] = []
+        misses: list[_Cand] = []  # disks that fit nowhere now
         skipped_ft = 0
         short = False  # a disk found no room where it would have but for this plan's placements
         for vm in sorted(self.on_ds.get(i, []), key=lambda v: v.id):
@@ -950,37 +968,50 @@ class Planner:
                     q, _, accept = self._primary_query(st, [d], {ds.id})
                     if self.index.find(q, accept) is not None:
                         cands.append((d.used, f"{vm.id}/{d.id}", st, d.id))
-                    elif not short:
-                        short = self._room_taken(q, accept)  # the plan took the room it needs
+                    else:
+                        misses.append((d.used, f"{vm.id}/{d.id}", st, d.id))
+                        if not short:
+                            short = self._room_taken(q, accept)  # the plan took the room it needs
         why = (
             f"free {ds.name}: {size(ds.capacity - self.ledger.end_free[i])} used of {size(ds.capacity)}, "
             f"its {self.ledger.pct[i]:g}% headroom needs {size(deficit)} more free"
         )
-        banned: set[str] = set()
-        for _ in range(len(cands) + 1):
-            live = [c for c in cands if c[1] not in banned]
-            chosen = min_cover([c[0] for c in live], deficit)
-            if chosen is None:
-                break
-            picks = sorted((live[k] for k in chosen), key=lambda c: (-c[0], c[1]))
+
+        def attempt(picks: list[_Cand], repair: bool) -> str | None:
+            """Move ``picks`` off (largest first) or take everything back: the key of the disk
+            that found no room, None when planned. ``repair``: make room where this plan's own
+            placements took it (:meth:`_room_for`)."""
+            picks = sorted(picks, key=lambda c: (-c[0], c[1]))
             marks = {id(c[2]): self._begin(c[2]) for c in picks}
             mark, n = self.undo.mark(), len(self.actions)
-            failed = None
+            budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
             for _nbytes, key, st, disk in picks:
                 dk = next(x for x in st.vm.disks if x.id == disk)
                 q, _, accept = self._primary_query(st, [dk], {ds.id})
                 t = self.index.find(q, accept)
+                if t is None and repair and self._room_for(q, accept, self._liftable(n), budget, st.vm.id):
+                    t = self.index.find(q, accept)
                 if t is None:
-                    failed = key
-                    break
+                    self.undo.rollback(mark)
+                    del self.actions[n:]
+                    for c in picks:
+                        c[2].restore(marks[id(c[2])][2])
+                    return key
                 self._move_disk(st, dk, t, [f.id], why, q.pct)
-            if failed is None:
+            return None
+
+        done, banned = _choose_cover(cands, deficit, lambda picks: attempt(picks, False))
+        if done:
+            return
+        if short:
+            # disks that fit only where this plan's own placements are: with the repair step
+            more = []
+            for c in misses:
+                q, _, accept = self._primary_query(c[2], [next(x for x in c[2].vm.disks if x.id == c[3])], {ds.id})
+                if self._room_taken(q, accept):
+                    more.append(c)
+            if more and _choose_cover([*cands, *more], deficit, lambda picks: attempt(picks, True))[0]:
                 return
-            self.undo.rollback(mark)
-            del self.actions[n:]
-            for c in picks:
-                c[2].restore(marks[id(c[2])][2])
-            banned.add(failed)
         movable = sum(c[0] for c in cands if c[1] not in banned)
         extra = (
             f"; {plural(skipped_ft, 'VM')} with FT-like secondaries are not moved for headroom" if skipped_ft else ""
@@ -1060,83 +1091,68 @@ class Planner:
                 ):
                     self._blame(f, fail)
 
-    # -- the repair step: make room by moving copies this plan placed ----------------------
-    def _repair(self, stuck: list[_VM]) -> list[_VM]:
-        """VMs whose new secondary found no room where some target would have had it but for
-        copies this plan placed there get it by moving one of those copies elsewhere; that copy
-        may in turn take the place of another (an ejection chain of at most
-        :data:`REPAIR_DEPTH` moved copies). Returns the VMs it fixed.
+    # -- the repair step: make room by putting this plan's own placements elsewhere --------
+    def _liftable(self, upto: int) -> _Liftable:
+        """The registry of what the repair step may put elsewhere, brought up to action ``upto``
+        (the actions after it belong to a fix still in progress). Built on first need only."""
+        reg = self._lift_reg
+        if reg is None:
+            reg = self._lift_reg = _Liftable()
+        for a in self.actions[reg.seen : upto]:
+            i = self._lift_target(a)
+            if i is not None:
+                reg.on.setdefault(i, []).append(a)
+        reg.seen = max(reg.seen, upto)
+        return reg
 
-        Only copies this plan creates move (nothing on disk does), each to space that is
-        certainly free (it waits for no release), so every step of the plan stays safe in any
-        order and the dependency graph acyclic; the model judges every new place (separation,
-        kinds, hosts that see the primary). Copies whose mechanism places them with a host
-        (FT-like) stay where they are. Bounded: at most :data:`REPAIR_WORK` copies considered
-        per run, :data:`REPAIR_WORK_EACH` per VM, counted in :attr:`repair_work`; largest VM
-        first. Called only when such a finding is left."""
-        placed: dict[int, list[Action]] = {}  # datastore -> copies of this plan that could move
-        for a in self.actions:
-            if a.kind != "protect":
-                continue
+    def _lift_target(self, a: Action) -> int | None:
+        """Where action ``a`` takes space that the repair step may free by putting it elsewhere:
+        a copy whose mechanism places it by datastore alone, or a disk move made for room or
+        shared storage (not one that brings a split VM together, nor of a VM whose secondary
+        forbids primary moves); None for anything else."""
+        st = self.states.get((a.endpoint, a.vm))
+        if st is None:
+            return None
+        if a.kind == "protect":
             r = self.rule(a.endpoint, a.detail["mechanism"])
-            owner = self.states.get((a.endpoint, a.vm))
-            sec = owner.present.get("+" + a.id) if owner is not None else None
-            if r is not None and _datastore_only(r) and sec is not None and sec.disks:
-                i = self.pos.get((a.endpoint, sec.disks[0].datastore))
-                if i is not None:
-                    placed.setdefault(i, []).append(a)
+            sec = st.present.get("+" + a.id)
+            if r is None or not _datastore_only(r) or sec is None or not sec.disks:
+                return None
+            return self.pos.get((a.endpoint, sec.disks[0].datastore))
+        if a.kind == "move_disk" and st.placement.get(a.detail["disk"]) == a.detail["to"]:
+            if any(c.startswith("primary-split:") for c in a.closes):
+                return None
+            if any(self.blocks_move(a.endpoint, s) for s in st.present.values()):
+                return None
+            return self.pos.get((a.endpoint, a.detail["to"]))
+        return None
+
+    def _repair(self, stuck: list[_VM]) -> list[_VM]:
+        """The repair step for VMs whose new secondary found no room where some target would
+        have had it but for what this plan placed there: make that room by putting those
+        placements elsewhere (:meth:`_room_for`), then plan the fix again. Returns the VMs it
+        fixed. Bounded: at most :data:`REPAIR_WORK` placements considered per run,
+        :data:`REPAIR_WORK_EACH` per VM, counted in :attr:`repair_work`; largest VM first.
+        Called only when such a finding is left."""
+        reg = self._liftable(len(self.actions))
         fixed = []
         for st in sorted(stuck, key=lambda st: (-st.vm.size, st.vm.endpoint, st.vm.id)):
             if self.repair_work >= REPAIR_WORK:
                 break
-            if self._repair_one(st, placed, min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)):
-                fixed.append(st)
+            budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
+            for q, accept, attempt in self._repair_ways(st):
+                tx = self._begin(st)
+                if self._room_for(q, accept, reg, budget, st.vm.id) and attempt():
+                    fixed.append(st)
+                    break
+                self._rollback(tx, st)
         return fixed
 
-    def _repair_one(self, st: _VM, placed: dict[int, list[Action]], budget: int) -> bool:
-        """Try each way to fix the VM (a new copy by each mechanism that places by datastore;
-        for a copy wrong only for sharing a domain with the primary, moving that part of the
-        primary) on each target it could take were copies of this plan not there, the smallest
-        shortfall first; planned (True) or everything taken back (False)."""
-        ledger = self.ledger
-        for q, accept, attempt in self._repair_ways(st):
-
-            def room(i: int, pct: float = q.pct) -> int:
-                return ledger.potential(i, pct) + ledger.taken[i]  # were this plan's placements not there
-
-            targets = sorted(
-                (q.need_on(self.ds_list[i]) - ledger.potential(i, q.pct), i)
-                for i in self.index.fitting(q, room, accept)
-                if i in placed
-            )
-            for short, t in targets:
-                there = sorted((a for a in placed.get(t, []) if a.vm != st.vm.id), key=lambda a: (a.bytes, a.id))
-                # one copy that frees enough (the smallest first), else the set of copies that
-                # frees enough with the fewest bytes
-                tries = [[y] for y in there if y.bytes >= short]
-                cover = min_cover([y.bytes for y in there], short)
-                if cover is not None and len(cover) > 1:
-                    tries.append([there[k] for k in cover])
-                for out in tries:
-                    if self.repair_work >= budget:
-                        return False
-                    tx = self._begin(st)
-                    for y in out:
-                        self._lift(y, t, placed)
-                    # the fix's room is held on t while the lifted copies land elsewhere (one may
-                    # land on t again after all when the chain frees enough there: a swap)
-                    need = q.need_on(self.ds_list[t])
-                    if ledger.potential(t, q.pct) >= need:
-                        hold = ledger.take(t, need, q.pct)
-                        if all(self._land(y, t, REPAIR_DEPTH, placed, budget) for y in out):
-                            ledger.give_back(t, need, hold)
-                            if attempt():
-                                return True
-                    self._rollback(tx, st)
-        return False
-
     def _repair_ways(self, st: _VM) -> Iterator[tuple[Query, Accept, Callable[[], bool]]]:
-        """(where the fix needs room, the model's verdict on a target, the fix itself)."""
+        """The ways to fix a VM's missing or bad secondary, each as (where it needs room, the
+        model's verdict on a target, the fix): a new copy by each mechanism that places by
+        datastore; for a copy wrong only for sharing a domain with the primary, moving that
+        part of the primary away from it."""
         ep = st.vm.endpoint
         prefer = [st.present[x].mechanism for x in sorted(st.bad) if x in st.present]
         for m in self._mechanisms(st, prefer, None):
@@ -1147,97 +1163,169 @@ class Planner:
         s = self._sep_only(st)
         offending = self._offending(st, s) if s is not None else set()
         disks = [d for d in st.vm.disks if st.placement[d.id] in offending]
-        if (
-            s is not None
-            and disks
-            and all(_movable(d) for d in disks)
-            and (st.config not in offending or len(disks) == len(st.vm.disks))
-        ):
+        whole = st.config not in offending or len(disks) == len(st.vm.disks)
+        if s is not None and disks and whole and all(_movable(d) for d in disks):
             st.bad.discard(s.id)  # as _separate_by_move sees it: the copy stays, the primary moves
             q, _, accept = self._primary_query(st, disks, offending)
             st.bad.add(s.id)
             yield q, accept, lambda: self._separate_by_move(st, fallback=True)
 
-    def _land(self, y: Action, frm: int, depth: int, placed: dict[int, list[Action]], budget: int) -> bool:
-        """Put lifted copy ``y`` (planned on datastore ``frm``) on certainly-free space elsewhere;
-        with ``depth`` > 1 it may take the place of another copy, lifted and landed the same way.
-        True when landed; on False the caller rolls back."""
+    def _room_for(self, q: Query, accept: Accept, reg: _Liftable, budget: int, skip_vm: str) -> bool:
+        """Make room for ``q`` on a target that would have it but for placements of this plan
+        (an ejection chain): lift one of them (the smallest that frees enough) or the set that
+        frees enough with the fewest bytes, hold the room, and land what was lifted elsewhere
+        (:meth:`_land`, chains of at most :data:`REPAIR_DEPTH`). Targets with the smallest
+        shortfall first. True when the room is there (a :meth:`CandidateIndex.find` for ``q``
+        now finds a target); on False everything is as before. Nothing on disk moves because of
+        it: only this plan's own choices change, so the plan's step order stays safe."""
+        ledger, ds = self.ledger, self.ds_list
+
+        def room(i: int) -> int:
+            return ledger.potential(i, q.pct) + ledger.taken[i]  # were this plan's placements not there
+
+        targets = sorted(
+            (q.need_on(ds[i]) - ledger.potential(i, q.pct), i)
+            for i in self.index.fitting(q, room, accept)
+            if i in reg.on
+        )
+        for short, t in targets:
+            there = sorted((a for a in reg.on[t] if a.vm != skip_vm), key=lambda a: (a.bytes, a.id))
+            tries = [[y] for y in there if y.bytes >= short]
+            cover = min_cover([y.bytes for y in there], short)
+            if cover is not None and len(cover) > 1:
+                tries.append([there[k] for k in cover])
+            need = q.need_on(ds[t])
+            for out in tries:
+                if self.repair_work >= budget:
+                    return False
+                mark = self.undo.mark()
+                for y in out:
+                    self._lift(y, t, reg)
+                # the room is held on t while the lifted ones land elsewhere (one may land on t
+                # again after all when the chain frees enough there: a swap)
+                if ledger.potential(t, q.pct) >= need:
+                    hold = ledger.take(t, need, q.pct)
+                    if all(self._land(y, t, REPAIR_DEPTH, reg, budget) for y in out):
+                        ledger.give_back(t, need, hold)
+                        return True
+                self.undo.rollback(mark)
+        return False
+
+    def _land(self, y: Action, frm: int, depth: int, reg: _Liftable, budget: int) -> bool:
+        """Put lifted ``y`` (planned on datastore ``frm``) on certainly-free room elsewhere; with
+        ``depth`` > 1 it may take the place of another placement, lifted and landed the same
+        way. True when landed; on False the caller rolls back."""
         self.repair_work += 1
         sty = self.states[(y.endpoint, y.vm)]
-        m = y.detail["mechanism"]
-        r = self.rules[y.endpoint][m]
-        q, _, prim = self._secondary_query(sty, r)
-        q = replace(q, exclude=frozenset({frm}))
-        accept = self._secondary_accept(sty, prim, m, r, None)
+        q, accept = self._lift_query(y, sty, frm)
         ledger, ds = self.ledger, self.ds_list
 
         def spare(i: int) -> int:
-            """Room now without waiting for any release (a copy planned earlier must not wait
-            for an action planned after it)."""
+            """Room now without waiting for any release (an action planned earlier must not
+            wait for one planned after it)."""
             return ledger.free[i] - ledger.floor(i, q.pct) - q.need_on(ds[i])
 
         t = self.index.find(q, lambda i: spare(i) >= 0 and accept(i))
         if t is not None:
-            self._put(y, sty, t, placed)
+            self._put(y, sty, t, reg)
             return True
         if depth <= 1:
             return False
         targets = sorted(
             (-spare(i), i)
             for i in self.index.fitting(q, lambda i: spare(i) + q.need + ledger.taken[i], accept)
-            if i in placed
+            if i in reg.on
         )
         for short, t2 in targets:
-            for z in sorted(placed.get(t2, []), key=lambda a: (a.bytes, a.id)):
-                if z.bytes < short:
+            for z in sorted(reg.on[t2], key=lambda a: (a.bytes, a.id)):
+                if z.bytes < short or z.vm == y.vm:
                     continue
                 if self.repair_work >= budget:
                     return False
                 mark = self.undo.mark()
-                self._lift(z, t2, placed)
+                self._lift(z, t2, reg)
                 if spare(t2) >= 0:
-                    self._put(y, sty, t2, placed)
-                    if self._land(z, t2, depth - 1, placed, budget):
+                    self._put(y, sty, t2, reg)
+                    if self._land(z, t2, depth - 1, reg, budget):
                         return True
                 self.undo.rollback(mark)
         return False
 
-    def _lift(self, y: Action, frm: int, placed: dict[int, list[Action]]) -> None:
-        """Take copy ``y``'s space on datastore ``frm`` back (it is to land elsewhere:
-        :meth:`_put`). Undoable."""
+    def _lift_query(self, y: Action, sty: _VM, frm: int) -> tuple[Query, Accept]:
+        """Where lifted ``y`` may land, as it was first placed (the model decides)."""
+        if y.kind == "protect":
+            m = y.detail["mechanism"]
+            r = self.rules[y.endpoint][m]
+            q, _, prim = self._secondary_query(sty, r)
+            return replace(q, exclude=frozenset({frm})), self._secondary_accept(sty, prim, m, r, None)
+        d = next(x for x in sty.vm.disks if x.id == y.detail["disk"])
+        q, _, accept = self._primary_query(sty, [d], {y.detail["from"]})
+        return replace(q, exclude=q.exclude | {frm}), accept
+
+    def _lift(self, y: Action, frm: int, reg: _Liftable) -> None:
+        """Take back the room ``y`` takes on datastore ``frm`` (it is to land elsewhere:
+        :meth:`_put`); a moved disk is back at its source meanwhile. Undoable."""
         claims, _ = self._claims.get(y.id, ([], []))
         self.ledger.give_back(frm, y.bytes, claims)
-        placed[frm].remove(y)
-        self.undo.push(lambda: placed[frm].append(y))
-
-    def _put(self, y: Action, sty: _VM, to: int, placed: dict[int, list[Action]]) -> None:
-        """Plan lifted copy ``y`` on datastore ``to`` (the caller checked the model and that the
-        room is free now, so it waits for no release). Undoable."""
-        key, vm, ep = "+" + y.id, sty.vm, y.endpoint
-        m = y.detail["mechanism"]
-        r = self.rules[ep][m]
-        dst = self.ds_list[to]
-        nbytes = sum(d.space_on(dst) for d in vm.disks)
-        self.ledger.take(to, nbytes, sty.policy.headroom)  # free space: claims nothing
-        old = (y.reason, y.bytes, y.datastores, y.depends_on, y.detail["spec"], sty.present[key])
-        had = self._claims.pop(y.id, None)
-        spec = self._spec(m, r, vm, to, None, None)
-        sty.present[key] = replace(
-            old[5],
-            disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
-            config_datastore=spec.config_datastore,
-        )
-        y.bytes, y.detail["spec"] = nbytes, spec.to_dict()
-        y.depends_on = list(had[1]) if had is not None else y.depends_on  # no wait for a release now
-        y.datastores = sorted({*spec.disks.values(), *([spec.config_datastore] if spec.config_datastore else [])})
-        y.reason = self._protect_reason(sty, m, y.detail["replaces"], dst, None, nbytes)
-        placed.setdefault(to, []).append(y)
+        reg.on[frm].remove(y)
+        st = self.states[(y.endpoint, y.vm)]
+        if y.kind == "move_disk":
+            st.placement[y.detail["disk"]] = y.detail["from"]
 
         def inverse() -> None:
-            y.reason, y.bytes, y.datastores, y.depends_on, y.detail["spec"], sty.present[key] = old
+            reg.on[frm].append(y)
+            if y.kind == "move_disk":
+                st.placement[y.detail["disk"]] = y.detail["to"]
+
+        self.undo.push(inverse)
+
+    def _put(self, y: Action, sty: _VM, to: int, reg: _Liftable) -> None:
+        """Plan lifted ``y`` on datastore ``to`` (the caller checked the model and that the room
+        is free now, so it waits for no release). Undoable."""
+        vm, ep, dst = sty.vm, y.endpoint, self.ds_list[to]
+        old_detail = dict(y.detail)
+        old = (y.reason, y.bytes, y.datastores, y.depends_on)
+        had = self._claims.pop(y.id, None)
+        if had is not None:
+            y.depends_on = list(had[1])  # it waits for no release now
+        key = "+" + y.id
+        old_sec = sty.present.get(key)
+        if y.kind == "protect":
+            m = y.detail["mechanism"]
+            spec = self._spec(m, self.rules[ep][m], vm, to, None, None)
+            nbytes = sum(d.space_on(dst) for d in vm.disks)
+            sty.present[key] = replace(
+                sty.present[key],
+                disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
+                config_datastore=spec.config_datastore,
+            )
+            y.detail["spec"] = spec.to_dict()
+            y.datastores = sorted({*spec.disks.values(), *([spec.config_datastore] if spec.config_datastore else [])})
+            y.reason = self._protect_reason(sty, m, y.detail["replaces"], dst, None, nbytes)
+        else:
+            disk, src = y.detail["disk"], y.detail["from"]
+            d = next(x for x in vm.disks if x.id == disk)
+            nbytes = d.space_on(dst)
+            sty.placement[disk] = dst.id
+            y.detail["to"] = dst.id
+            y.datastores = sorted({src, dst.id})
+            why = y.reason[: y.reason.rindex(": disk ")]
+            y.reason = f"{why}: disk {disk} ({size(nbytes)}) from {self.ds_name(ep, src)} to {dst.name}"
+        self.ledger.take(to, nbytes, sty.policy.headroom)  # free room: claims nothing
+        y.bytes = nbytes
+        reg.on.setdefault(to, []).append(y)
+
+        def inverse() -> None:
+            y.reason, y.bytes, y.datastores, y.depends_on = old
+            y.detail.clear()
+            y.detail.update(old_detail)
             if had is not None:
                 self._claims[y.id] = had
-            placed[to].remove(y)
+            if old_sec is not None:
+                sty.present[key] = old_sec
+            if y.kind == "move_disk":
+                sty.placement[y.detail["disk"]] = y.detail["from"]
+            reg.on[to].remove(y)
 
         self.undo.push(inverse)
 
@@ -1739,6 +1827,50 @@ def _sources(a: Action) -> list[str]:
     if isinstance(src, str):
         return [src]
     return list(src) if isinstance(src, list) else []
+
+
+_Cand = tuple[int, str, "_VM", str]  # a disk that may leave a datastore: (bytes, key, its VM, disk id)
+
+
+def _choose_cover(cands: list[_Cand], need: int, attempt: Callable[[list[_Cand]], str | None]) -> tuple[bool, set[str]]:
+    """Which disks leave a datastore over its headroom: the set of ``cands`` that frees at least
+    ``need`` bytes with the fewest bytes (:func:`min_cover`) *and* finds room elsewhere
+    (``attempt`` plans it, or names the disk that found none and takes everything back).
+
+    The fewest-bytes set is tried first. When it does not fit: with at most
+    :data:`EXACT_COVER` candidates, every set that frees enough, fewest bytes first (ties: the
+    lexically first keys), at most :data:`COVER_TRIES` of them; beyond that, greedy: the disk
+    that found no room is left out and the fewest-bytes set of the rest tried, once per
+    candidate. Returns (planned, the disks left out)."""
+    banned: set[str] = set()
+    first = min_cover([c[0] for c in cands], need)
+    if first is None:
+        return False, banned
+    failed = attempt([cands[k] for k in first])
+    if failed is None:
+        return True, banned
+    banned.add(failed)
+    if len(cands) <= EXACT_COVER:
+        sets = sorted(
+            (sum(cands[k][0] for k in combo), [cands[k][1] for k in combo], combo)
+            for r in range(1, len(cands) + 1)
+            for combo in combinations(range(len(cands)), r)
+            if sum(cands[k][0] for k in combo) >= need
+        )
+        for _, _, combo in [x for x in sets if list(x[2]) != sorted(first)][: COVER_TRIES - 1]:
+            if attempt([cands[k] for k in combo]) is None:
+                return True, set()
+        return False, banned
+    for _ in range(len(cands)):
+        live = [c for c in cands if c[1] not in banned]
+        chosen = min_cover([c[0] for c in live], need)
+        if chosen is None:
+            break
+        failed = attempt([live[k] for k in chosen])
+        if failed is None:
+            return True, banned
+        banned.add(failed)
+    return False, banned
 
 
 def min_cover(sizes: Sequence[int], need: int) -> list[int] | None:
