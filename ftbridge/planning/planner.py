@@ -904,33 +904,28 @@ class Planner:
         own = {x for x in st.primary() if self.inv.store_place(ep, x) in mine}
         return own if len(own) == len(mine) else set()
 
-    def _separate_by_move(self, st: _VM, *, fallback: bool = False) -> bool:
-        """Separate the primary from its one bad secondary by moving the primary's part that
-        shares a domain with it, when that copies fewer bytes than a new secondary (or as
-        many and it relieves a datastore over its headroom); with ``fallback`` whatever it
-        costs (never more than a new secondary): a new secondary found no room. True when
-        planned."""
+    def _separate_by_move(self, st: _VM) -> None:
         vm, ep = st.vm, st.vm.endpoint
         s = self._sep_only(st)
         if s is None:
-            return False
+            return
         sid = s.id
         fs = st.of("secondary-not-separated", sid)
         level = st.level
         sec_domains = [d.domain for x in s.datastores if (d := self.ds(ep, x)) is not None]
         offending = self._offending(st, s)
         if not offending:
-            return False
+            return
         disks = [d for d in vm.disks if st.placement[d.id] in offending]
         if any(not _movable(d) for d in disks):
-            return False
+            return
         if st.config in offending and len(disks) != len(vm.disks):
-            return False  # the config can only move with every disk: that is never cheaper
+            return  # the config can only move with every disk: that is never cheaper
         cost_move = sum(d.size for d in disks)
         cost_recreate = vm.size
         relieves = any(self.ledger.headroom_deficit(self.pos[(ep, p)]) > 0 for p in offending)
-        if not (fallback or cost_move < cost_recreate or (cost_move == cost_recreate and relieves)):
-            return False
+        if not (cost_move < cost_recreate or (cost_move == cost_recreate and relieves)):
+            return
         tx = self._begin(st)
         st.bad.discard(sid)  # kept: the moved disks must land apart from it
         why = (
@@ -940,7 +935,6 @@ class Planner:
         fail = self._move_primary(st, offending, [f.id for f in fs], why)
         if fail is not None:
             self._rollback(tx, st)
-        return fail is None
 
     # -- pass 3: datastores below their headroom ----------------------------------------
     def _fix_headroom(self, f: Finding, expected: dict[int, int]) -> None:
@@ -1067,8 +1061,6 @@ class Planner:
             retry: list[_VM] = []
             for st in pending:
                 res = self._replace(st)
-                if res is not None and res.category == "capacity" and self._separate_by_move(st, fallback=True):
-                    res = None  # no room for a new copy: the primary moved away from the old one
                 self.undo.clear()
                 if res is None:
                     progress = True
@@ -1151,8 +1143,7 @@ class Planner:
     def _repair_ways(self, st: _VM) -> Iterator[tuple[Query, Accept, Callable[[], bool]]]:
         """The ways to fix a VM's missing or bad secondary, each as (where it needs room, the
         model's verdict on a target, the fix): a new copy by each mechanism that places by
-        datastore; for a copy wrong only for sharing a domain with the primary, moving that
-        part of the primary away from it."""
+        datastore."""
         ep = st.vm.endpoint
         prefer = [st.present[x].mechanism for x in sorted(st.bad) if x in st.present]
         for m in self._mechanisms(st, prefer, None):
@@ -1160,15 +1151,6 @@ class Planner:
             if _datastore_only(r):
                 q, _, prim = self._secondary_query(st, r)
                 yield q, self._secondary_accept(st, prim, m, r, None), lambda: self._replace(st) is None
-        s = self._sep_only(st)
-        offending = self._offending(st, s) if s is not None else set()
-        disks = [d for d in st.vm.disks if st.placement[d.id] in offending]
-        whole = st.config not in offending or len(disks) == len(st.vm.disks)
-        if s is not None and disks and whole and all(_movable(d) for d in disks):
-            st.bad.discard(s.id)  # as _separate_by_move sees it: the copy stays, the primary moves
-            q, _, accept = self._primary_query(st, disks, offending)
-            st.bad.add(s.id)
-            yield q, accept, lambda: self._separate_by_move(st, fallback=True)
 
     def _room_for(self, q: Query, accept: Accept, reg: _Liftable, budget: int, skip_vm: str) -> bool:
         """Make room for ``q`` on a target that would have it but for placements of this plan
