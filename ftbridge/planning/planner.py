@@ -528,6 +528,7 @@ class Planner:
         for f in sorted(ds_findings, key=lambda f: f.id):
             self._fix_headroom(f, {})  # what the secondaries pass did not free after all
             self.undo.clear()
+        self._primaries_again(work)
         result = self._result(ds_findings)
         self.ledger.on_change = None  # no cycle left: the run's state is freed as soon as dropped
         return result
@@ -1139,6 +1140,36 @@ class Planner:
                     break
                 self._rollback(tx, st)
         return fixed
+
+    def _primaries_again(self, work: list[_VM]) -> None:
+        """Primaries that found no room off non-shared storage in the first pass try again at
+        the end: the later passes may have freed room since (a move waits for those frees),
+        and the repair step may make room where this plan's placements took it
+        (:meth:`_room_for`). Only for findings left open for capacity, bounded like the repair
+        step; a VM with a secondary that forbids primary moves is left as it is."""
+        for st in work:
+            fs = st.of("primary-not-shared")
+            fail = self.why.get(fs[0].id) if fs else None
+            if fail is None or fail.category != "capacity" or fs[0].id in st.done:
+                continue
+            if any(self.blocks_move(st.vm.endpoint, s) for s in st.present.values()):
+                continue
+            if self.repair_work >= REPAIR_WORK:
+                break
+            self._fix_primary(st)
+            if fs[0].id not in st.done:
+                ep = st.vm.endpoint
+                local = {x for x in st.primary() if (d := self.ds(ep, x)) is not None and not d.shared}
+                disks = [d for d in st.vm.disks if st.placement[d.id] in local]
+                if disks and all(_movable(d) for d in disks):
+                    tx = self._begin(st)
+                    q, _, accept = self._primary_query(st, disks, local)
+                    budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
+                    if self._room_for(q, accept, self._liftable(len(self.actions)), budget, st.vm.id):
+                        self._fix_primary(st)
+                    if fs[0].id not in st.done:
+                        self._rollback(tx, st)
+            self.undo.clear()
 
     def _repair_ways(self, st: _VM) -> Iterator[tuple[Query, Accept, Callable[[], bool]]]:
         """The ways to fix a VM's missing or bad secondary, each as (where it needs room, the
