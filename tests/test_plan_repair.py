@@ -154,3 +154,27 @@ def test_headroom_choice_is_joint_with_where_the_disks_fit() -> None:
     tried.clear()
     done, left_out = P._choose_cover(many, 30, attempt)  # type: ignore[arg-type]
     assert len(tried) <= len(many) + 1 and left_out
+
+
+def test_a_primary_move_without_room_tries_again_after_the_headroom_pass() -> None:
+    # L's primary must leave host-local storage for s, the one shared datastore its host mounts,
+    # which is 10 GiB below its headroom; the headroom pass moves v1's 100 GiB off s (to t, which
+    # L's host does not mount): then s has room for L's 90 GiB, once v1's move is done.
+    policies = {"all": {"separation": "array", "headroom": 10, "require_secondary": False, "match": [{}]}}
+    dss = [
+        K.ds("loc", 1000, 500, hosts=("h1",), array="L"),
+        K.ds("s", 1000, 90, array="B"),
+        K.ds("t", 1000, 200, hosts=("h2", "h3"), array="C"),
+    ]
+    vms = [
+        K.vm("L", "h1", [("d0", 90, "loc")]),
+        K.vm("v1", "h2", [("d0", 100, "s")]),
+        K.vm("f", "h2", [("d0", 810, "s")]),
+    ]
+    inv = K.inventory(HOSTS, dss, vms)
+    _, doc = _balanced(inv, policies)
+    assert doc["unfixable"] == []
+    (v1,) = [a for a in doc["actions"] if a["vm"] == "v1"]
+    (mv,) = [a for a in doc["actions"] if a["vm"] == "L"]
+    assert (v1["to"], mv["to"]) == ("t", "s") and v1["id"] in mv["depends_on"]
+    _fixed_for_good(doc, inv, policies)
