@@ -1133,6 +1133,9 @@ class Planner:
             if self.repair_work >= REPAIR_WORK:
                 break
             budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
+            if self._replace(st) is None:  # an earlier repair left room for it
+                fixed.append(st)
+                continue
             for q, accept, attempt in self._repair_ways(st):
                 tx = self._begin(st)
                 if self._room_for(q, accept, reg, budget, st.vm.id) and attempt():
@@ -1201,36 +1204,42 @@ class Planner:
             for i in self.index.fitting(q, room, accept)
             if i in reg.on
         )
-        for short, t in targets:
-            there = sorted((a for a in reg.on[t] if a.vm != skip_vm), key=lambda a: (a.bytes, a.id))
-            tries = [[y] for y in there if y.bytes >= short]
-            cover = min_cover([y.bytes for y in there], short)
-            if cover is not None and len(cover) > 1:
-                tries.append([there[k] for k in cover])
-            need = q.need_on(ds[t])
-            for out in tries:
-                if self.repair_work >= budget:
-                    return False
-                mark = self.undo.mark()
-                for y in out:
-                    self._lift(y, t, reg)
-                # the room is held on t while the lifted ones land elsewhere (one may land on t
-                # again after all when the chain frees enough there: a swap)
-                if ledger.potential(t, q.pct) >= need:
-                    hold = ledger.take(t, need, q.pct)
-                    if all(self._land(y, t, REPAIR_DEPTH, reg, budget) for y in out):
-                        ledger.give_back(t, need, hold)
-                        return True
-                self.undo.rollback(mark)
+        # chains that leave t alone first; then swaps (a chain may end on t again, beside the
+        # room held there, when it frees enough)
+        for swap in (False, True):
+            for short, t in targets:
+                there = sorted((a for a in reg.on[t] if a.vm != skip_vm), key=lambda a: (a.bytes, a.id))
+                tries = [[y] for y in there if y.bytes >= short]
+                cover = min_cover([y.bytes for y in there], short)
+                if cover is not None and len(cover) > 1:
+                    tries.append([there[k] for k in cover])
+                need = q.need_on(ds[t])
+                avoid = frozenset() if swap else frozenset({t})
+                for out in tries:
+                    if self.repair_work >= budget:
+                        return False
+                    mark = self.undo.mark()
+                    for y in out:
+                        self._lift(y, t, reg)
+                    # the room is held on t while the lifted ones land elsewhere
+                    if ledger.potential(t, q.pct) >= need:
+                        hold = ledger.take(t, need, q.pct)
+                        if all(self._land(y, t, REPAIR_DEPTH, reg, budget, avoid) for y in out):
+                            ledger.give_back(t, need, hold)
+                            return True
+                    self.undo.rollback(mark)
         return False
 
-    def _land(self, y: Action, frm: int, depth: int, reg: _Liftable, budget: int) -> bool:
-        """Put lifted ``y`` (planned on datastore ``frm``) on certainly-free room elsewhere; with
-        ``depth`` > 1 it may take the place of another placement, lifted and landed the same
-        way. True when landed; on False the caller rolls back."""
+    def _land(
+        self, y: Action, frm: int, depth: int, reg: _Liftable, budget: int, avoid: frozenset[int] = frozenset()
+    ) -> bool:
+        """Put lifted ``y`` (planned on datastore ``frm``) on certainly-free room elsewhere, not
+        on ``avoid``; with ``depth`` > 1 it may take the place of another placement, lifted and
+        landed the same way. True when landed; on False the caller rolls back."""
         self.repair_work += 1
         sty = self.states[(y.endpoint, y.vm)]
         q, accept = self._lift_query(y, sty, frm)
+        q = replace(q, exclude=q.exclude | avoid)
         ledger, ds = self.ledger, self.ds_list
 
         def spare(i: int) -> int:
@@ -1259,7 +1268,7 @@ class Planner:
                 self._lift(z, t2, reg)
                 if spare(t2) >= 0:
                     self._put(y, sty, t2, reg)
-                    if self._land(z, t2, depth - 1, reg, budget):
+                    if self._land(z, t2, depth - 1, reg, budget, avoid):
                         return True
                 self.undo.rollback(mark)
         return False
