@@ -11,7 +11,8 @@ find room before small ones fragment it:
    primary, moving that part can cost fewer bytes than re-creating the whole secondary (and
    may empty a datastore that is over its headroom): then it is preferred.
 3. **headroom**: a datastore below its headroom gets the set of disks moved off that frees
-   enough with the fewest bytes (exact subset-sum on small sets, greedy beyond).
+   enough with the fewest bytes *and* finds room elsewhere (exact on small sets, greedy
+   beyond: :func:`_choose_cover`).
 4. **secondaries**: a missing or bad secondary (broken, unseparated, on the primary's host,
    FT metadata on local storage, or a lagging copy of a ``refreshable`` mechanism) gets a new
    one, separated from the primary's final place at the policy's level, on another host where
@@ -21,7 +22,14 @@ find room before small ones fragment it:
    then the wrong copy goes first, in a window the plan marks. A VM with a good copy besides
    a bad one just loses the bad one. When a host's FT slots are full the pass repeats, so
    slots freed by earlier removals are used. Over-headroom datastores that these removals did
-   not relieve after all get a second headroom pass.
+   not relieve after all get a second headroom pass; primaries that found no room in pass 1
+   try again (later passes may have freed some).
+
+**Repair step**: a finding left open for lack of room where some target would have had it but
+for what this plan itself placed there (a new copy, a headroom pick, a primary retried) gets
+that room by putting this plan's own copies and disk moves elsewhere: an ejection chain,
+bounded in depth and work (:meth:`Planner._room_for`). Nothing on disk moves because of it,
+so the plan's step-order safety is untouched; it costs nothing when no such finding is left.
 
 Capacity is tracked by :mod:`ftbridge.planning.ledger`, targets found through
 :mod:`ftbridge.planning.index`. Everything iterates in sorted order: the same input gives the
