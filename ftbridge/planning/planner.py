@@ -303,6 +303,7 @@ class Planner:
         #: placements the repair step considered putting elsewhere (its work, bounded)
         self.repair_work = 0
         self._lift_reg: _Liftable | None = None
+        self._repaired: set[int] = set()  # the VMs (their state's id) the repair step tried
         #: endpoints where a finding is left open because the plan took the room a target had
         #: (after :meth:`run`): where placing by best fit instead of balance may fix more
         self.short_of_room: set[str] = set()
@@ -1071,6 +1072,9 @@ class Planner:
             for st in pending:
                 res = self._replace(st)
                 self.undo.clear()
+                if res is not None and res.category == "capacity" and res.room and self._repair([st]):
+                    res = None  # room made where this plan's own placements had taken it
+                    self.undo.clear()
                 if res is None:
                     progress = True
                     failures.pop(id(st), None)
@@ -1132,7 +1136,9 @@ class Planner:
         """The repair step for VMs whose new secondary found no room where some target would
         have had it but for what this plan placed there: make that room by putting those
         placements elsewhere (:meth:`_room_for`), then plan the fix again. Returns the VMs it
-        fixed. Bounded: at most :data:`REPAIR_WORK` placements considered per run,
+        fixed. Called as soon as such a VM fails (later VMs then fill what is left) and once
+        more for those still failing at the end of the pass; each VM is tried once per run.
+        Bounded: at most :data:`REPAIR_WORK` placements considered per run,
         :data:`REPAIR_WORK_EACH` per VM, counted in :attr:`repair_work`; largest VM first.
         Called only when such a finding is left."""
         reg = self._liftable(len(self.actions))
@@ -1140,6 +1146,9 @@ class Planner:
         for st in sorted(stuck, key=lambda st: (-st.vm.size, st.vm.endpoint, st.vm.id)):
             if self.repair_work >= REPAIR_WORK:
                 break
+            if id(st) in self._repaired:
+                continue  # one repair per VM and run
+            self._repaired.add(id(st))
             budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
             if self._replace(st) is None:  # an earlier repair left room for it
                 fixed.append(st)
