@@ -452,17 +452,12 @@ def raise_headroom(seen: dict[str, float], vm: VM, policy: Policy) -> None:
     if vm.managed_by is not None:
         return
     pct = policy.headroom
-    for d in vm.disks:
-        if seen.get(d.datastore, -1.0) < pct:
-            seen[d.datastore] = pct
-    x = vm.config_datastore
-    if x and seen.get(x, -1.0) < pct:
-        seen[x] = pct
-    for s in vm.secondaries:
-        for sd in s.disks:
-            if seen.get(sd.datastore, -1.0) < pct:
-                seen[sd.datastore] = pct
-        x = s.config_datastore
+    holders: tuple[VM | Secondary, ...] = (vm, *vm.secondaries)  # each: disks, maybe a config file
+    for files in holders:
+        for d in files.disks:
+            if seen.get(d.datastore, -1.0) < pct:
+                seen[d.datastore] = pct
+        x = files.config_datastore
         if x and seen.get(x, -1.0) < pct:
             seen[x] = pct
 

@@ -29,6 +29,8 @@ TIER1 = {
     "rest": {"separation": "array", "headroom": 10, "require_secondary": False, "match": [{}]},
 }
 HOSTS = [K.host("h1"), K.host("h2"), K.host("h3")]
+#: every VM under one policy that wants no secondary: only moves (headroom, shared storage)
+MOVES_ONLY = {"all": {"separation": "array", "headroom": 10, "require_secondary": False, "match": [{}]}}
 
 
 def _copies(*sizes: int) -> Inventory:
@@ -107,7 +109,6 @@ def test_headroom_repair_puts_an_earlier_disk_move_elsewhere() -> None:
     # full1 must free 30 GiB, full2 80 GiB; room above the headroom: 50 GiB on a, 100 on b. The
     # roomiest-first pass moves full1's 30 GiB disk to b, leaving 70 there: full2's 80 GiB disk
     # then fits nowhere, unless the earlier move goes to a instead.
-    policies = {"all": {"separation": "array", "headroom": 10, "require_secondary": False, "match": [{}]}}
     dss = [
         K.ds("full1", 1000, 70, array="A"),
         K.ds("full2", 1000, 20, array="A"),
@@ -121,14 +122,14 @@ def test_headroom_repair_puts_an_earlier_disk_move_elsewhere() -> None:
         K.vm("f2", "h1", [("d0", 500, "full2")]),
     ]
     inv = K.inventory(HOSTS, dss, vms)
-    planner, doc = _balanced(inv, policies)
+    planner, doc = _balanced(inv, MOVES_ONLY)
     assert doc["unfixable"] == []
     assert {a["vm"]: a["to"] for a in doc["actions"]} == {"v1": "a", "v2": "b"}
-    _fixed_for_good(doc, inv, policies)
+    _fixed_for_good(doc, inv, MOVES_ONLY)
     (m1,) = [a for a in doc["actions"] if a["vm"] == "v1"]
     assert m1["reason"].endswith("from ds-full1 to ds-a") and m1["datastores"] == ["a", "full1"]
     # through make_plan too (the same plan: nothing was left for a best-fit run)
-    assert make_plan(inv, K.config(policies), created_at=0.0)["actions"] == doc["actions"]
+    assert make_plan(inv, K.config(MOVES_ONLY), created_at=0.0)["actions"] == doc["actions"]
 
 
 def test_headroom_choice_is_joint_with_where_the_disks_fit() -> None:
@@ -160,7 +161,6 @@ def test_a_primary_move_without_room_tries_again_after_the_headroom_pass() -> No
     # L's primary must leave host-local storage for s, the one shared datastore its host mounts,
     # which is 10 GiB below its headroom; the headroom pass moves v1's 100 GiB off s (to t, which
     # L's host does not mount): then s has room for L's 90 GiB, once v1's move is done.
-    policies = {"all": {"separation": "array", "headroom": 10, "require_secondary": False, "match": [{}]}}
     dss = [
         K.ds("loc", 1000, 500, hosts=("h1",), array="L"),
         K.ds("s", 1000, 90, array="B"),
@@ -172,9 +172,9 @@ def test_a_primary_move_without_room_tries_again_after_the_headroom_pass() -> No
         K.vm("f", "h2", [("d0", 810, "s")]),
     ]
     inv = K.inventory(HOSTS, dss, vms)
-    _, doc = _balanced(inv, policies)
+    _, doc = _balanced(inv, MOVES_ONLY)
     assert doc["unfixable"] == []
     (v1,) = [a for a in doc["actions"] if a["vm"] == "v1"]
     (mv,) = [a for a in doc["actions"] if a["vm"] == "L"]
     assert (v1["to"], mv["to"]) == ("t", "s") and v1["id"] in mv["depends_on"]
-    _fixed_for_good(doc, inv, policies)
+    _fixed_for_good(doc, inv, MOVES_ONLY)
