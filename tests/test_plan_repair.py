@@ -178,3 +178,28 @@ def test_a_primary_move_without_room_tries_again_after_the_headroom_pass() -> No
     (mv,) = [a for a in doc["actions"] if a["vm"] == "L"]
     assert (v1["to"], mv["to"]) == ("t", "s") and v1["id"] in mv["depends_on"]
     _fixed_for_good(doc, inv, MOVES_ONLY)
+
+
+def test_a_copy_put_elsewhere_waits_for_the_room_it_takes() -> None:
+    # w's broken copy on b2 goes once its replacement (on p) is made: 70 GiB freed by that
+    # removal. x1's copy takes 40 of it (and waits for it), x2's 50 fits nowhere: the repair step
+    # puts the 60 GiB copy on b2 instead (room free only once w's old copy is gone, an action
+    # planned before it: it waits for that) and both 50s on b1.
+    dss = [
+        K.ds("p", 2000, 1500, array="A"),
+        K.ds("p2", 1000, 100, array="D"),
+        K.ds("b1", 1000, 200, array="B"),
+        K.ds("b2", 1000, 110, array="C"),
+    ]
+    broken = K.sec("w-s", "sim-copy", {"d0": "b2"}, sizes={"d0": 70}, state=K.SecondaryState.BROKEN)
+    vms = [
+        K.vm("w", "h1", [("d0", 70, "p2")], tags=("t1",), secs=(broken,)),
+        *(K.vm(f"x{k}-{s}", "h1", [("d0", s, "p")], tags=("t1",)) for k, s in enumerate((60, 50, 50))),
+    ]
+    inv = K.inventory(HOSTS, dss, vms)
+    _, doc = _balanced(inv)
+    assert doc["unfixable"] == []
+    (gone,) = [a for a in doc["actions"] if a["kind"] == "unprotect"]
+    (big,) = [a for a in doc["actions"] if a["vm"] == "x0-60"]
+    assert big["spec"]["disks"] == {"d0": "b2"} and gone["id"] in big["depends_on"]
+    _fixed_for_good(doc, inv)

@@ -99,16 +99,17 @@ class SpaceLedger:
         """Take ``nbytes`` (caller checked :meth:`potential`); returns the actions to wait for."""
         return [action_id for action_id, _ in self.take(i, nbytes, pct)]
 
-    def take(self, i: int, nbytes: int, pct: float) -> list[Release]:
+    def take(self, i: int, nbytes: int, pct: float, only: Callable[[str], bool] | None = None) -> list[Release]:
         """:meth:`consume`, returning the releases claimed (action, bytes): what :meth:`give_back`
-        needs to take the consumption back later."""
+        needs to take the consumption back later. ``only``: the actions whose releases may be
+        claimed (the caller checked they hold enough); None: any."""
         old = (self.free[i], self.end_free[i], self.pct[i], self.releases[i], self.released[i], self.taken[i])
         need = nbytes - (self.free[i] - self.floor(i, pct))
         claims: list[Release] = []
         if need > 0:
             remaining: list[Release] = []
             for action_id, amount in self.releases[i]:
-                if need > 0:
+                if need > 0 and (only is None or only(action_id)):
                     take = min(amount, need)
                     need -= take
                     self.free[i] += take

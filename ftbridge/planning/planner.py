@@ -1250,9 +1250,10 @@ class Planner:
     def _land(
         self, y: Action, frm: int, depth: int, reg: _Liftable, budget: int, avoid: frozenset[int] = frozenset()
     ) -> bool:
-        """Put lifted ``y`` (planned on datastore ``frm``) on certainly-free room elsewhere, not
-        on ``avoid``; with ``depth`` > 1 it may take the place of another placement, lifted and
-        landed the same way. True when landed; on False the caller rolls back."""
+        """Put lifted ``y`` (planned on datastore ``frm``) elsewhere, not on ``avoid``, on room
+        that is free or freed by actions planned before it (it waits for those); with
+        ``depth`` > 1 it may take the place of another placement, lifted and landed the same
+        way. True when landed; on False the caller rolls back."""
         self.repair_work += 1
         sty = self.states[(y.endpoint, y.vm)]
         q, accept = self._lift_query(y, sty, frm)
@@ -1260,9 +1261,10 @@ class Planner:
         ledger, ds = self.ledger, self.ds_list
 
         def spare(i: int) -> int:
-            """Room now without waiting for any release (an action planned earlier must not
-            wait for one planned after it)."""
-            return ledger.free[i] - ledger.floor(i, q.pct) - q.need_on(ds[i])
+            """Room for it, waiting at most for releases of actions planned before it (the
+            dependency graph stays acyclic)."""
+            early = sum(n for a, n in ledger.releases[i] if _before(a, y.id))
+            return ledger.free[i] + early - ledger.floor(i, q.pct) - q.need_on(ds[i])
 
         t = self.index.find(q, lambda i: spare(i) >= 0 and accept(i))
         if t is not None:
@@ -1320,13 +1322,13 @@ class Planner:
 
     def _put(self, y: Action, sty: _VM, to: int, reg: _Liftable) -> None:
         """Plan lifted ``y`` on datastore ``to`` (the caller checked the model and that the room
-        is free now, so it waits for no release). Undoable."""
+        is free or freed by actions planned before ``y``: it waits for those, so every
+        dependency still points at an earlier action). Undoable."""
         vm, ep, dst = sty.vm, y.endpoint, self.ds_list[to]
         old_detail = dict(y.detail)
         old = (y.reason, y.bytes, y.datastores, y.depends_on)
         had = self._claims.pop(y.id, None)
-        if had is not None:
-            y.depends_on = list(had[1])  # it waits for no release now
+        others = list(had[1]) if had is not None else list(y.depends_on)  # what it waits for besides room
         key = "+" + y.id
         old_sec = sty.present.get(key)
         if y.kind == "protect":
@@ -1350,7 +1352,10 @@ class Planner:
             y.datastores = sorted({src, dst.id})
             why = y.reason[: y.reason.rindex(": disk ")]
             y.reason = f"{why}: disk {disk} ({size(nbytes)}) from {self.ds_name(ep, src)} to {dst.name}"
-        self.ledger.take(to, nbytes, sty.policy.headroom)  # free room: claims nothing
+        claims = self.ledger.take(to, nbytes, sty.policy.headroom, lambda a: _before(a, y.id))
+        y.depends_on = others + [a for a, _ in claims if a not in others]
+        if claims:
+            self._claims[y.id] = (claims, others)
         y.bytes = nbytes
         reg.on.setdefault(to, []).append(y)
 
@@ -1358,6 +1363,7 @@ class Planner:
             y.reason, y.bytes, y.datastores, y.depends_on = old
             y.detail.clear()
             y.detail.update(old_detail)
+            self._claims.pop(y.id, None)
             if had is not None:
                 self._claims[y.id] = had
             if old_sec is not None:
@@ -1847,6 +1853,12 @@ def _movable(d: Disk) -> bool:
     """A disk a plan may move: not a LUN or pass-through, not shared with other VMs (moving it
     moves it under them too)."""
     return d.movable and not d.shared_by
+
+
+def _before(a: str, b: str) -> bool:
+    """Was action ``a`` planned before action ``b``? (ids: "a" and a number, padded to five
+    digits and longer beyond)"""
+    return (len(a), a) < (len(b), b)
 
 
 def _datastore_only(r: MechanismRules) -> bool:
