@@ -15,6 +15,7 @@ import plankit as K  # noqa: E402
 
 from ftbridge.audit import audit  # noqa: E402
 from ftbridge.inventory import Inventory  # noqa: E402
+from ftbridge.model import SecondaryState  # noqa: E402
 from ftbridge.planning import (  # noqa: E402
     capabilities_for,
     make_plan,
@@ -191,7 +192,7 @@ def test_a_copy_put_elsewhere_waits_for_the_room_it_takes() -> None:
         K.ds("b1", 1000, 200, array="B"),
         K.ds("b2", 1000, 110, array="C"),
     ]
-    broken = K.sec("w-s", "sim-copy", {"d0": "b2"}, sizes={"d0": 70}, state=K.SecondaryState.BROKEN)
+    broken = K.sec("w-s", "sim-copy", {"d0": "b2"}, sizes={"d0": 70}, state=SecondaryState.BROKEN)
     vms = [
         K.vm("w", "h1", [("d0", 70, "p2")], tags=("t1",), secs=(broken,)),
         *(K.vm(f"x{k}-{s}", "h1", [("d0", s, "p")], tags=("t1",)) for k, s in enumerate((60, 50, 50))),
