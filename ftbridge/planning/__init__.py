@@ -110,7 +110,9 @@ def plan(
 ) -> PlanResult:
     """The actions and unfixable findings, as values (see :func:`make_plan` for the document).
 
-    Targets are first chosen for balance (the roomiest that fits). Where that leaves a finding
+    Targets are first chosen for balance (the roomiest that fits), each run repairing what it
+    can where its own placements took the room a finding needed (the planner's repair step
+    puts them elsewhere). Where that still leaves a finding
     unfixed because the plan's own placements took the room a target had, planning that
     endpoint again with best-fit placement (keeping big holes for big copies) often fixes more;
     per endpoint, the better plan wins: more findings fixed, then fewer bytes, then the balanced
