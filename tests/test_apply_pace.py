@@ -310,3 +310,21 @@ def test_frozen_blocks_nest_and_only_the_outermost_thaws() -> None:
     with gc_paused():
         pass
     assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+def test_a_read_commits_what_is_queued_and_leaves_a_failure_to_the_next_write(tmp_path: Path) -> None:
+    """Reading the journal shows this process's own writes, those it did not wait for too; a
+    failed one is not the reader's to swallow: the next write still tells it."""
+    path = tmp_path / "journal.sqlite"
+    journal, run = _one_outcome_queued(path, 3600.0)
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+
+    def bad(cur: sqlite3.Cursor) -> None:
+        cur.execute("INSERT INTO no_such_table VALUES (1)")
+
+    store._write(bad, wait=False)
+    assert journal.actions(run)["a0"].state == SUCCEEDED  # the read committed the queue first
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        journal.record(run, "a0", SUCCEEDED, "note")
+    journal.close()

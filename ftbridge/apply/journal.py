@@ -508,11 +508,19 @@ class SqliteJournalStore(JournalStore):
     def _on_timer(self) -> None:
         with self._queued:
             self._timer = None
-            if not self._queue or self._committing or self._closed:
+            if self._committing or self._closed:
+                return
+        self._drain()
+
+    def _drain(self) -> None:
+        """Commit what is queued, in order; a failure is kept for the next write or
+        :meth:`flush` to tell (a reader or the timer has nobody to tell it to)."""
+        with self._queued:
+            if not self._committing and not self._queue:
                 return
         try:
             self._write(lambda _cur: None, wait=True, tell=False)  # in order: after what is queued
-        except BaseException as exc:  # nobody to tell here: the next write or flush says it
+        except BaseException as exc:
             with self._queued:
                 self._failed = self._failed or exc
 
@@ -526,10 +534,7 @@ class SqliteJournalStore(JournalStore):
             raise failed
 
     def flush(self) -> None:
-        with self._queued:
-            idle = not self._committing and not self._queue
-        if not idle:
-            self._write(lambda _cur: None, wait=True, tell=False)  # in order: after what is queued
+        self._drain()
         self._raise_failed()
 
     def close(self) -> None:
@@ -709,7 +714,7 @@ class SqliteJournalStore(JournalStore):
         self._commit(body)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        self.flush()  # this process's own writes first, those it did not wait for too
+        self._drain()  # this process's own writes first, those it did not wait for too
         with self._lock:
             return self._guard(lambda: self._conn.execute(sql, args).fetchall())
 
