@@ -32,6 +32,7 @@ import typer
 
 from ftbridge.cli.common import Output, err, say
 from ftbridge.cli.render import plural
+from ftbridge.signalsafe import set_from_handler
 
 if TYPE_CHECKING:
     from ftbridge.apply import ApplyEvent, Outcome
@@ -327,7 +328,7 @@ class _Stopper:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is None:
             self.signal = signum
-            self.stop.set()
+            set_from_handler(self.stop)
             say(
                 f"{self.command}: stopping: no new action starts, actions in flight leave their operations "
                 "to the journal (Ctrl-C again leaves at once)",

@@ -21,6 +21,7 @@ import typer
 from ftbridge.cli.common import Output, OutputOpt, emit_json, run, say, table
 from ftbridge.cli.progress import VmIds
 from ftbridge.cli.render import Col, seconds
+from ftbridge.signalsafe import set_from_handler
 from ftbridge.timefmt import human, rfc3339
 
 
@@ -98,7 +99,7 @@ def register(app: typer.Typer) -> None:
             controller = Controller(cfg, coord, emit=events, metrics=metrics)
 
             def stop(_sig: int, _frame: Any) -> None:
-                controller.stop.set()
+                set_from_handler(controller.stop)
 
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)

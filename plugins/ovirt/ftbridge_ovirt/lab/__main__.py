@@ -10,6 +10,7 @@ import threading
 
 from ftbridge.errors import FtbridgeError
 from ftbridge.estate import load_estates
+from ftbridge.signalsafe import set_from_handler
 from ftbridge_ovirt.lab import OvirtLab
 
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: set_from_handler(stop))
     lab = OvirtLab(estates[name], port=args.port, http_port=args.http_port, op_seconds=args.op_seconds)
     lab.start()
     # the password goes to a private file, never to the terminal
