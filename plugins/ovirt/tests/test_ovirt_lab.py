@@ -152,6 +152,11 @@ def test_runs_on_its_own(tmp_path: Path) -> None:
         assert any("password = { file = " in line for line in lines)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # not left serving after the test (it once deadlocked on its Ctrl-C)
+            proc.communicate()
+            raise
     assert proc.returncode == 0, err
     assert "Traceback" not in err
