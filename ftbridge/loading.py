@@ -132,8 +132,9 @@ _TOML_SKIP = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"[^"\\\n]*(?:\\.[^
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _PAIR = re.compile(r"\[\]|\{\}")
 _LONG_INT = re.compile(r"(?<![\w.])[+-]?\d[\d_]{20,}")
-#: for :func:`_no_long_digit_runs`: digits become 0, every other byte a space
-_DIGITS = bytes(ord("0") if chr(b).isdigit() else ord(" ") for b in range(256))
+#: for :func:`_no_long_digit_runs`: ASCII digits (all a JSON number holds) become 0, every
+#: other byte a space (``str.isdigit`` would count bytes of UTF-8 text such as superscripts)
+_DIGITS = bytes(ord("0") if ord("0") <= b <= ord("9") else ord(" ") for b in range(256))
 
 
 def _no_long_digit_runs(text: str) -> bool:

@@ -273,7 +273,8 @@ class CandidateIndex:
 
     def any_fits(self, q: Query, room: Callable[[int], int], accept: Callable[[int], bool] | None = None) -> bool:
         """Is there a datastore :meth:`find` would take for ``q`` (room aside) where ``room(i)``
-        bytes would hold it? For explanations only: looks at every compatible datastore."""
+        bytes would hold it? For explanations and for deciding whether room the plan took is
+        worth a rerun (the planner's ``short_of_room``): looks at every compatible datastore."""
         return next(self.fitting(q, room, accept), None) is not None
 
     def fitting(
