@@ -206,6 +206,47 @@ def test_a_secondary_that_breaks_at_once_is_reported_broken_with_the_reason(demo
     assert "is broken: the initial sync failed (fault fail_sync)" in outcome.message, outcome.message
 
 
+def test_a_lease_that_lapses_after_action_started_stops_the_step_before_its_request(
+    demo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``action_started`` was written while this process led; the live reads and checks that
+    follow can outlast its lease (a stopped or starved controller). The request that changes
+    the estate is then not made: another controller may already run that step."""
+    from ftbridge.apply import apply_plan
+    from ftbridge.apply.events import ApplyEvent
+    from ftbridge.apply.journal import Fence, Journal, SqliteJournalStore, StaleLeader
+
+    cfg_path, plan = demo
+    doc = json.loads(plan.read_text())
+    (protect,) = [a for a in doc["actions"] if a["vm_name"] == "rtm-kafka01" and a["kind"] == "protect"]
+    doc["actions"] = [protect]
+    plan.write_text(json.dumps(K.resign(doc)))
+    journal = Journal(tmp_path / "fenced.sqlite")
+    lapsed = threading.Event()
+
+    def check() -> None:
+        if lapsed.is_set():
+            raise StaleLeader("controller t could not renew its lease before the deadline: it stopped acting")
+
+    store = journal.store
+    assert isinstance(store, SqliteJournalStore)
+    store.fence = Fence(store.bump_epoch(), check)
+
+    def on_event(e: ApplyEvent) -> None:
+        if e.event == "action_started":  # journaled under the lease; it lapses now
+            lapsed.set()
+
+    before = K.sim_ops(cfg_path.parent)
+    try:
+        with pytest.raises(StaleLeader, match="could not renew its lease"):
+            apply_plan(load_config(cfg_path), plan, yes=True, on_event=on_event, journal=journal)
+    finally:
+        store.fence = None
+        journal.close()
+    assert lapsed.is_set(), "the step never started: the test did not reach the request"
+    assert K.sim_ops(cfg_path.parent) == before, "a deposed process asked the platform to act"
+
+
 # -- the lock belongs to the estate ----------------------------------------------------------------
 def hold_operations(cfg_path: Path, hold: bool) -> None:
     cfg = load_config(cfg_path)

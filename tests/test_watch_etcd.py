@@ -100,6 +100,7 @@ dir = "{state}"
 [apply]
 backoff = "0.05s"
 retries = 1
+concurrency_per_endpoint = {concurrency}
 
 [coordination]
 backend = "etcd"
@@ -126,7 +127,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
 class Estate:
     """The shared estate, the configs of N controllers, and the controllers once started."""
 
-    def __init__(self, where: Path, cluster: EtcdCluster, *, n: int, lag: float, rpo: str, auto: bool) -> None:
+    def __init__(
+        self, where: Path, cluster: EtcdCluster, *, n: int, lag: float, rpo: str, auto: bool, concurrency: int = 0
+    ) -> None:
         self.where = where
         hosts = "".join(
             HOST.format(id=h, cluster="ams" if h[0] == "a" else "fra") for h in ("a1", "a2", "b1", "b2", "b3")
@@ -147,6 +150,7 @@ class Estate:
                 name=f"ctl{i}",
                 prefix=self.prefix,
                 members=cluster.members_toml(),
+                concurrency=concurrency,
             )
             (d / "ftbridge.toml").write_text(text)
             self.configs.append(d / "ftbridge.toml")
@@ -244,17 +248,20 @@ def test_one_leader_then_sigkill_mid_run_and_another_finishes_it(estate_factory:
 
 
 def test_a_stopped_leader_wakes_up_deposed_its_writes_refused_and_estate_untouched(estate_factory: Any) -> None:
-    est = estate_factory(n=2, lag=400, rpo="600s", auto=False)
+    # one operation at a time: once its first is in flight (held), the old leader only polls
+    est = estate_factory(n=2, lag=400, rpo="600s", auto=False, concurrency=1)
     est.sim.ex_inject(hold=True)  # operations stay in flight until released: the run cannot end early
     ctls = est.start()
     first = leader_of(ctls)
     second = next(c for c in ctls if c is not first)
     first.wait_for(lambda e: e["event"] == "op_started")
     run_id = first.wait_for(lambda e: e["event"] == "run_started")["run"]
-    # frozen past its lease: it cannot know. Frozen while not inside a platform call (holding the
-    # sim's write lock while stopping it): the sim is a database file, and a process stopped in
-    # its write transaction would stop every other writer, which a real platform (a server)
-    # never lets a client do
+    # frozen past its lease: it cannot know. Frozen while not inside a platform call: the sim is
+    # a database file in the caller's process, so a call made before the stop is served only after
+    # it (a server would have served it at once), and a process stopped in its write transaction
+    # would stop every other writer, which a server never lets a client do. So the old leader is
+    # stopped while it only polls its one held operation, and while the test holds the sim's
+    # write lock. (A lease that lapses before a step starts its operation: test_apply_safety.)
     held = SimStore(est.where / "lab.simstate.db")
     with held.exclusive():
         first.proc.send_signal(signal.SIGSTOP)

@@ -903,6 +903,14 @@ class Journal:
         """Every write made so far committed (see ``wait`` in :meth:`record`)."""
         self.store.flush()
 
+    def may_act(self) -> None:
+        """Raise :class:`StaleLeader` when this process may no longer act (its store's fence
+        check, as before a write). The apply asks just before each request that changes the
+        estate: the ``action_started`` written before it was allowed, but the live reads and
+        checks since may have outlasted the lease (a stopped or starved process finds out only
+        here), and another controller may have taken the run over."""
+        self.store.check_fence()
+
     # -- reading -------------------------------------------------------------------------
     def latest_run(self, plan_id: str) -> RunRecord | None:
         return self.store.latest_run(plan_id)

@@ -921,6 +921,7 @@ class Executor:
             return str((self.results.get(a.after or "") or {}).get("test_id") or "")
 
     def _start(self, a: PlanAction) -> Operation:
+        self.journal.may_act()  # the lease may have lapsed since action_started: ask nothing then
         if isinstance(a, FenceAction):
             return self.call(a.endpoint, self.failover(a).fence, a.vm)
         if isinstance(a, RestartAction):
