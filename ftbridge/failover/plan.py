@@ -171,7 +171,8 @@ def plan_failover(
     """``last_seen``: VMs the inventory shows where they were last seen running (the platform
     no longer places them; :mod:`ftbridge.services.lastseen`), and when: their steps say so."""
     recovery = recovery or RecoveryPlan()
-    load: dict[tuple[str, str], int] = {}  # memory promised per host in this plan
+    room = _Room(inv, failed)
+    load = room.load
     for v in inv.vms:
         if v.host and v.power is PowerState.ON and (v.endpoint, v.host) not in failed.hosts:
             load[(v.endpoint, v.host)] = load.get((v.endpoint, v.host), 0) + v.memory
@@ -186,7 +187,7 @@ def plan_failover(
     )
     for vm in ordered:
         host = inv.host(vm.endpoint, vm.host)
-        kind, reason, choice = _path(inv, config, vm, failed, load)
+        kind, reason, choice = _path(inv, config, vm, failed, room)
         if last_seen and (vm.endpoint, vm.id) in last_seen:
             at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_seen[(vm.endpoint, vm.id)]))
             reason += f" (its platform no longer places it: where it was last seen running, {at})"
@@ -257,14 +258,14 @@ def _may_run_words(host: Host | None) -> str:
 
 
 def _path(
-    inv: Inventory, config: Config, vm: VM, failed: Failed, load: dict[tuple[str, str], int]
+    inv: Inventory, config: Config, vm: VM, failed: Failed, room: _Room
 ) -> tuple[str, str, tuple[Secondary | None, str | None] | None]:
     """(kind, why, (secondary or None, target host)) for one VM; choice None: blocked, why says why."""
     lost = _lost_storage(inv, vm, failed)
     if not vm.needed_datastores:
         # nothing known of its storage (a config its lost host alone could serve): unknown is
         # not intact, so it is not restarted from it
-        reason, choice = _choose(inv, vm, failed, load)
+        reason, choice = _choose(inv, vm, failed, room)
         if choice is None:
             return "promote", f"its storage is unknown (its config could not be read) and {reason}", None
         return (
@@ -273,7 +274,7 @@ def _path(
             choice,
         )
     if not lost:
-        target, why_not = _restart_host(inv, vm, failed, load)
+        target, why_not = _restart_host(inv, vm, failed, room)
         if target is not None:
             name = h.name if (h := inv.host(vm.endpoint, target)) else target
             if vm.ha:
@@ -284,11 +285,11 @@ def _path(
             else:
                 why = f"its host failed but its storage did not: restart it on {name} from that storage, losing nothing"
             return "restart", why, (None, target)
-        reason, choice = _choose(inv, vm, failed, load)
+        reason, choice = _choose(inv, vm, failed, room)
         if choice is None:
             return "promote", f"its storage survived but {why_not}; and no copy can take over: {reason}", None
         return "promote", f"its storage survived but {why_not}: promote {_copy_words(choice[0])}", choice
-    reason, choice = _choose(inv, vm, failed, load)
+    reason, choice = _choose(inv, vm, failed, room)
     if choice is None:
         return "promote", f"its primary storage is lost ({', '.join(lost)}) and {reason}", None
     return "promote", f"its primary storage is lost ({', '.join(lost)}): promote {_copy_words(choice[0])}", choice
@@ -320,25 +321,67 @@ def _survivor(inv: Inventory, endpoint: str, h: Host, failed: Failed) -> bool:
     return h.endpoint == endpoint and h.state is HostState.UP and (endpoint, h.id) not in failed.hosts
 
 
-def _restart_host(inv: Inventory, vm: VM, failed: Failed, load: dict[tuple[str, str], int]) -> tuple[str | None, str]:
+class _Room:
+    """Where a failover may bring VMs up: the memory this plan promised per host so far
+    (``load``), and the surviving hosts that mount a set of datastores, worked out once per set
+    (and cluster) rather than once per VM: a site's thousands of VMs share a few such sets, and
+    a scan of every host for every VM grew with both."""
+
+    def __init__(self, inv: Inventory, failed: Failed) -> None:
+        self.inv, self.failed = inv, failed
+        self.load: dict[tuple[str, str], int] = {}
+        self._mounting: dict[tuple[str, tuple[str, ...], str | None], list[Host]] = {}
+
+    def mounting(self, endpoint: str, stores: Iterable[str], cluster: str | None = None) -> list[Host]:
+        """The surviving hosts of ``endpoint`` (of ``cluster``, unless None) that mount every
+        datastore of ``stores``, by id; none when one of them is unknown (unknown mounts
+        nothing). Every host of the endpoint when ``stores`` is empty."""
+        key = (endpoint, tuple(sorted(stores)), cluster)
+        found = self._mounting.get(key)
+        if found is None:
+            inv = self.inv
+            known = [inv.datastore(endpoint, i) for i in key[1]]
+            if any(d is None for d in known):
+                found = []
+            else:
+                # from the datastores' own mount lists, not from every host
+                ids = set.intersection(*(set(d.hosts) for d in known if d)) if known else None
+                pool = (
+                    [h for i in sorted(ids) if (h := inv.host(endpoint, i))]
+                    if ids is not None
+                    else sorted((h for h in inv.hosts if h.endpoint == endpoint), key=lambda h: h.id)
+                )
+                found = [
+                    h
+                    for h in pool
+                    if _survivor(inv, endpoint, h, self.failed) and (cluster is None or h.cluster == cluster)
+                ]
+            self._mounting[key] = found
+        return found
+
+    def fits(self, vm: VM, hosts: Iterable[Host], here: str | None = None) -> list[Host]:
+        """``hosts`` with memory for ``vm`` beside what this plan promised them (``here``: the
+        host where its running secondary holds its memory already)."""
+        load = self.load
+        return [
+            h for h in hosts if not h.memory or h.id == here or load.get((vm.endpoint, h.id), 0) + vm.memory <= h.memory
+        ]
+
+    def least_loaded(self, vm: VM, fits: list[Host]) -> Host:
+        """The host of ``fits`` with the most memory left (then by id)."""
+        load = self.load
+        return min(fits, key=lambda h: (load.get((vm.endpoint, h.id), 0) - h.memory if h.memory else 0, h.id))
+
+
+def _restart_host(inv: Inventory, vm: VM, failed: Failed, room: _Room) -> tuple[str | None, str]:
     """A surviving host of the VM's cluster that mounts all its storage and has room; or why not."""
-    stores = [inv.datastore(vm.endpoint, i) for i in sorted(vm.needed_datastores)]
-    cluster = inv.cluster_of(vm)
-    mounting = [
-        h
-        for h in sorted(inv.hosts, key=lambda h: h.id)
-        if _survivor(inv, vm.endpoint, h, failed)
-        and h.id != vm.host
-        and (cluster is None or h.cluster == cluster)
-        and all(d is not None and h.id in d.hosts for d in stores)
-    ]
+    mounting = [h for h in room.mounting(vm.endpoint, vm.needed_datastores, inv.cluster_of(vm)) if h.id != vm.host]
     if not mounting:
         return None, "no surviving host of its cluster mounts it"
-    fits = [h for h in mounting if not h.memory or load.get((vm.endpoint, h.id), 0) + vm.memory <= h.memory]
+    fits = room.fits(vm, mounting)
     if not fits:
         return None, f"no surviving host that mounts it has room for its {vm.memory / 1024**3:.0f} GiB"
-    fits.sort(key=lambda h: (load.get((vm.endpoint, h.id), 0) - h.memory if h.memory else 0, h.id))
-    return fits[0].id, ""
+    return room.least_loaded(vm, fits).id, ""
 
 
 def estate_of(inv: Inventory, endpoints: set[str]) -> str:
@@ -356,7 +399,7 @@ def estate_of(inv: Inventory, endpoints: set[str]) -> str:
 
 
 def _choose(
-    inv: Inventory, vm: VM, failed: Failed, load: dict[tuple[str, str], int]
+    inv: Inventory, vm: VM, failed: Failed, room: _Room
 ) -> tuple[str, tuple[Secondary | None, str | None] | None]:
     if not vm.secondaries:
         return "it has no secondary", None
@@ -386,7 +429,7 @@ def _choose(
         if gone:
             reasons.append(f"secondary {s.id} is on inaccessible storage")
             continue
-        host, why = _host_for(inv, vm, s, failed, load)
+        host, why = _host_for(inv, vm, s, failed, room)
         if host is None:
             reasons.append(why)
             continue
@@ -405,28 +448,12 @@ def _sid(s: Secondary | None) -> str:
     return "" if s is None else s.id
 
 
-def _host_for(
-    inv: Inventory, vm: VM, s: Secondary, failed: Failed, load: dict[tuple[str, str], int]
-) -> tuple[str | None, str]:
-    hot = _hot_standby(inv, vm.endpoint, s.mechanism)
-    # the copy's datastores, looked up once (not once per host: 10,000 VMs x every host)
-    stores = [d for i in s.needed_datastores if (d := inv.datastore(vm.endpoint, i))]
-
-    def roomy(h: Host) -> bool:
-        room = hot and h.id == s.host  # a running secondary holds its memory there already
-        return not h.memory or room or load.get((vm.endpoint, h.id), 0) + vm.memory <= h.memory
-
-    def ok(host_id: str) -> bool:
-        h = inv.host(vm.endpoint, host_id)
-        if h is None or h.state is not HostState.UP or (vm.endpoint, host_id) in failed.hosts:
-            return False
-        return roomy(h) and all(host_id in d.hosts for d in stores)
-
+def _host_for(inv: Inventory, vm: VM, s: Secondary, failed: Failed, room: _Room) -> tuple[str | None, str]:
+    # a running secondary holds its memory on its host already
+    here = s.host if _hot_standby(inv, vm.endpoint, s.mechanism) else None
     if s.host:  # the mechanism pins it to its host (an FT secondary, a standby on its node)
-        if ok(s.host):
-            return s.host, ""
         h = inv.host(vm.endpoint, s.host)
-        if h is None or h.state is not HostState.UP or (vm.endpoint, s.host) in failed.hosts:
+        if h is None or not _survivor(inv, vm.endpoint, h, failed):
             return None, f"secondary {s.id}'s host {h.name if h else s.host} is lost with it"
         unmounted = [
             d.name if d else i
@@ -435,24 +462,18 @@ def _host_for(
         ]
         if unmounted:
             return None, f"secondary {s.id}'s host {h.name} does not mount {', '.join(unmounted)}"
+        if room.fits(vm, [h], here):
+            return s.host, ""
         need = vm.memory / 1024**3
         return None, f"not enough memory on {h.name} for {need:.0f} GiB (secondary {s.id})"
-    # the hosts that mount every datastore of the copy, from the datastores' own mount lists
-    # (a scan of every host for every VM grew with both)
-    if stores:
-        common = set(stores[0].hosts).intersection(*(d.hosts for d in stores[1:]))
-        candidates = [h for i in common if (h := inv.host(vm.endpoint, i)) is not None]
-    else:
-        candidates = [h for h in inv.hosts if h.endpoint == vm.endpoint]
-    mounting = [h for h in candidates if h.state is HostState.UP and (vm.endpoint, h.id) not in failed.hosts]
+    mounting = room.mounting(vm.endpoint, s.needed_datastores)
     if not mounting:
         return None, f"no surviving host mounts the datastores of secondary {s.id}"
-    fits = [h for h in mounting if roomy(h)]
+    fits = room.fits(vm, mounting, here)
     if not fits:
         need = vm.memory / 1024**3
         return None, f"not enough memory on the surviving hosts for {need:.0f} GiB (secondary {s.id})"
-    fits.sort(key=lambda h: (load.get((vm.endpoint, h.id), 0) - h.memory if h.memory else 0, h.id))
-    return fits[0].id, ""
+    return room.least_loaded(vm, fits).id, ""
 
 
 def _hot_standby(inv: Inventory, endpoint: str, mechanism: str) -> bool:
