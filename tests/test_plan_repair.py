@@ -21,8 +21,10 @@ from ftbridge.planning import (  # noqa: E402
     make_plan,
     plan_document,
     planner as P,  # noqa: E402
+    repair as R,  # noqa: E402
     rules_for,
 )
+from ftbridge.planning.cover import EXACT_COVER, choose_cover  # noqa: E402
 
 GIB = K.GIB
 TIER1 = {
@@ -69,7 +71,7 @@ def test_repair_moves_a_copy_this_plan_placed_to_make_room() -> None:
     assert doc["unfixable"] == []
     where = {a["vm"]: a["spec"]["disks"]["d0"] for a in doc["actions"]}
     assert where == {"x0-60": "b2", "x1-50": "b1", "x2-50": "b1"}
-    assert planner.repair_work > 0
+    assert planner.repair.work > 0
     _fixed_for_good(doc, inv)
     # the moved copy's action reads as if planned there: its reason names its new place
     (big,) = [a for a in doc["actions"] if a["vm"] == "x0-60"]
@@ -83,27 +85,27 @@ def test_repair_gives_up_when_no_choice_fits_and_keeps_the_reason(monkeypatch: p
     assert len([a for a in doc["actions"] if a["kind"] == "protect"]) == 3
     (u,) = doc["unfixable"]
     assert u["category"] == "capacity" and "50 GiB free above its 10% headroom" in u["reason"], u
-    assert 0 < planner.repair_work <= P.REPAIR_WORK_EACH
+    assert 0 < planner.repair.work <= R.REPAIR_WORK_EACH
     _fixed_for_good(doc, inv)
     # the work is bounded by what it is given (placements considered, counted): in all, and per
     # VM it tries to fix; seven copies are left whatever it does here
     inv = _copies(60, 50, 50, 50, 40, 40, 30, 30, 20, 20)
     unbounded, _ = _balanced(inv)
-    assert unbounded.repair_work > 10
-    monkeypatch.setattr(P, "REPAIR_WORK", 5)
+    assert unbounded.repair.work > 10
+    monkeypatch.setattr(R, "REPAIR_WORK", 5)
     planner, doc = _balanced(inv)
-    assert planner.repair_work <= 5 and len(doc["unfixable"]) == 7
-    monkeypatch.setattr(P, "REPAIR_WORK", 2_000)
-    monkeypatch.setattr(P, "REPAIR_WORK_EACH", 1)
+    assert planner.repair.work <= 5 and len(doc["unfixable"]) == 7
+    monkeypatch.setattr(R, "REPAIR_WORK", 2_000)
+    monkeypatch.setattr(R, "REPAIR_WORK_EACH", 1)
     planner, doc = _balanced(inv)
-    assert planner.repair_work <= 7 and len(doc["unfixable"]) == 7
+    assert planner.repair.work <= 7 and len(doc["unfixable"]) == 7
     assert K.capacity_violations(doc, inv, keep_pct=10) == []
 
 
 def test_nothing_left_open_means_no_repair() -> None:
     inv = _copies(50, 50)
     planner, doc = _balanced(inv)
-    assert doc["unfixable"] == [] and planner.repair_work == 0 and planner._lift_reg is None
+    assert doc["unfixable"] == [] and planner.repair.work == 0 and planner.repair._reg is None
 
 
 def test_headroom_repair_puts_an_earlier_disk_move_elsewhere() -> None:
@@ -147,14 +149,14 @@ def test_headroom_choice_is_joint_with_where_the_disks_fit() -> None:
             return None
         return "b20" if "b20" in keys else keys[0]
 
-    done, _ = P._choose_cover(cands, 30, attempt)  # type: ignore[arg-type]
+    done, _ = choose_cover(cands, 30, attempt)
     assert done and tried[-1] == ["b20", "c12"]
     assert tried[0] in (["a30"], ["b20", "d10"])  # the fewest bytes first
     assert all(sum(int(k[1:]) for k in t) >= 30 for t in tried)
     # beyond EXACT_COVER candidates: greedy (leave out what found no room), bounded
-    many = cands + [(1, f"z{k:02d}", None, "") for k in range(P.EXACT_COVER)]
+    many = cands + [(1, f"z{k:02d}", None, "") for k in range(EXACT_COVER)]
     tried.clear()
-    done, left_out = P._choose_cover(many, 30, attempt)  # type: ignore[arg-type]
+    done, left_out = choose_cover(many, 30, attempt)
     assert len(tried) <= len(many) + 1 and left_out
 
 

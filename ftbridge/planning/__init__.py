@@ -23,6 +23,7 @@ from ftbridge.errors import FtbridgeError
 from ftbridge.gcpause import gc_paused
 from ftbridge.inventory import Inventory
 from ftbridge.planning.actions import ACTION_KINDS, Action, PlanResult, Unfixable
+from ftbridge.planning.cover import min_cover
 from ftbridge.planning.planfile import (
     PLAN_SCHEMA_VERSION,
     PlanDoc,
@@ -34,7 +35,7 @@ from ftbridge.planning.planfile import (
     plan_document,
     write_plan,
 )
-from ftbridge.planning.planner import Planner, limited_mechanisms, min_cover, prepare
+from ftbridge.planning.planner import Planner, limited_mechanisms, prepare
 
 __all__ = [
     "ACTION_KINDS",

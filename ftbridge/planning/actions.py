@@ -57,6 +57,12 @@ class Action:
         }
 
 
+def before(a: str, b: str) -> bool:
+    """Was action ``a`` planned before action ``b``? (the planner's ids: "a" and a number,
+    padded to five digits and longer beyond)"""
+    return (len(a), a) < (len(b), b)
+
+
 def _id_order(action_id: str) -> tuple[int, str]:
     if action_id[1:].isdigit() and action_id.isascii():  # the planner's own ids: "a" and a number
         return (int(action_id[1:]), action_id)

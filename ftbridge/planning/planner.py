@@ -12,7 +12,7 @@ find room before small ones fragment it:
    may empty a datastore that is over its headroom): then it is preferred.
 3. **headroom**: a datastore below its headroom gets the set of disks moved off that frees
    enough with the fewest bytes *and* finds room elsewhere (exact on small sets, greedy
-   beyond: :func:`_choose_cover`).
+   beyond: :func:`~ftbridge.planning.cover.choose_cover`).
 4. **secondaries**: a missing or bad secondary (broken, unseparated, on the primary's host,
    FT metadata on local storage, or a lagging copy of a ``refreshable`` mechanism) gets a new
    one, separated from the primary's final place at the policy's level, on another host where
@@ -28,7 +28,7 @@ find room before small ones fragment it:
 **Repair step**: a finding left open for lack of room where some target would have had it but
 for what this plan itself placed there (a new copy, a headroom pick, a primary retried) gets
 that room by putting this plan's own copies and disk moves elsewhere: an ejection chain,
-bounded in depth and work (:meth:`Planner._room_for`). Nothing on disk moves because of it,
+bounded in depth and work (:mod:`ftbridge.planning.repair`). Nothing on disk moves because of it,
 so the plan's step-order safety is untouched; it costs nothing when no such finding is left.
 
 Capacity is tracked by :mod:`ftbridge.planning.ledger`, targets found through
@@ -38,9 +38,8 @@ same plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import combinations
 
 from ftbridge.audit import Finding, raise_headroom
 from ftbridge.config import Config, Policy
@@ -60,9 +59,11 @@ from ftbridge.model import (
     SecondaryState,
 )
 from ftbridge.planning.actions import Action, PlanResult, Unfixable
+from ftbridge.planning.cover import choose_cover
 from ftbridge.planning.explain import joined, outside, plural, size
 from ftbridge.planning.index import CandidateIndex, Query
 from ftbridge.planning.ledger import HostLedger, Release, SpaceLedger, Undo
+from ftbridge.planning.repair import Repair
 
 #: rules whose findings are about one secondary and are closed by removing it
 SECONDARY_RULES = frozenset(
@@ -70,22 +71,12 @@ SECONDARY_RULES = frozenset(
 )
 #: how many hosts a placement compares before settling (balance without scanning a cluster)
 HOST_CHOICES = 3
-#: above this many candidate disks, the headroom pass uses greedy instead of subset-sum
-EXACT_STATES = 50_000
-#: the headroom pass tries every set of disks that frees enough (fewest bytes first, at most
-#: COVER_TRIES) when a datastore has at most this many candidates and the first does not fit
-EXACT_COVER = 12
-COVER_TRIES = 64
-#: the repair step's bounds (:meth:`Planner._repair`): copies it may consider moving in one
-#: run, and per VM it tries to fix; how many copies one repair may move in a chain
-REPAIR_WORK = 2_000
-REPAIR_WORK_EACH = 200
-REPAIR_DEPTH = 2
 
 Rules = Mapping[str, Mapping[str, MechanismRules]]
 #: per endpoint, the operations it can carry out (None: not known here, nothing is ruled out)
 Capabilities = Mapping[str, frozenset[str] | None]
 Accept = Callable[[int], bool]
+_Cand = tuple[int, str, "_VM", str]  # a disk that may leave a datastore: (bytes, key, its VM, disk id)
 
 
 @dataclass(slots=True)
@@ -228,15 +219,6 @@ def limited_mechanisms(known: Rules) -> list[tuple[str, str]]:
 
 
 @dataclass
-class _Liftable:
-    """This plan's placements the repair step may put elsewhere, by the datastore they take
-    room on (:meth:`Planner._liftable`); ``seen``: actions looked at so far."""
-
-    on: dict[int, list[Action]] = field(default_factory=dict)
-    seen: int = 0
-
-
-@dataclass
 class _Fail:
     category: str
     reason: str
@@ -301,9 +283,7 @@ class Planner:
         #: so the repair step can put it elsewhere (:meth:`_lift`, :meth:`_put`)
         self._claims: dict[str, tuple[list[Release], list[str]]] = {}
         #: placements the repair step considered putting elsewhere (its work, bounded)
-        self.repair_work = 0
-        self._lift_reg: _Liftable | None = None
-        self._repaired: set[int] = set()  # the VMs (their state's id) the repair step tried
+        self.repair = Repair(self)
         #: endpoints where a finding is left open because the plan took the room a target had
         #: (after :meth:`run`): where placing by best fit instead of balance may fix more
         self.short_of_room: set[str] = set()
@@ -984,16 +964,16 @@ class Planner:
         def attempt(picks: list[_Cand], repair: bool) -> str | None:
             """Move ``picks`` off (largest first) or take everything back: the key of the disk
             that found no room, None when planned. ``repair``: make room where this plan's own
-            placements took it (:meth:`_room_for`)."""
+            placements took it (:meth:`~ftbridge.planning.repair.Repair.room_for`)."""
             picks = sorted(picks, key=lambda c: (-c[0], c[1]))
             marks = {id(c[2]): self._begin(c[2]) for c in picks}
             mark, n = self.undo.mark(), len(self.actions)
-            budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
+            budget = self.repair.budget()
             for _nbytes, key, st, disk in picks:
                 dk = next(x for x in st.vm.disks if x.id == disk)
                 q, _, accept = self._primary_query(st, [dk], {ds.id})
                 t = self.index.find(q, accept)
-                if t is None and repair and self._room_for(q, accept, self._liftable(n), budget, st.vm.id):
+                if t is None and repair and self.repair.room_for(q, accept, self.repair.registry(n), budget, st.vm.id):
                     t = self.index.find(q, accept)
                 if t is None:
                     self.undo.rollback(mark)
@@ -1004,7 +984,7 @@ class Planner:
                 self._move_disk(st, dk, t, [f.id], why, q.pct)
             return None
 
-        done, banned = _choose_cover(cands, deficit, lambda picks: attempt(picks, False))
+        done, banned = choose_cover(cands, deficit, lambda picks: attempt(picks, False))
         if done:
             return
         if short:
@@ -1014,7 +994,7 @@ class Planner:
                 q, _, accept = self._primary_query(c[2], [next(x for x in c[2].vm.disks if x.id == c[3])], {ds.id})
                 if self._room_taken(q, accept):
                     more.append(c)
-            if more and _choose_cover([*cands, *more], deficit, lambda picks: attempt(picks, True))[0]:
+            if more and choose_cover([*cands, *more], deficit, lambda picks: attempt(picks, True))[0]:
                 return
         movable = sum(c[0] for c in cands if c[1] not in banned)
         extra = (
@@ -1072,7 +1052,7 @@ class Planner:
             for st in pending:
                 res = self._replace(st)
                 self.undo.clear()
-                if res is not None and res.category == "capacity" and res.room and self._repair([st]):
+                if res is not None and res.category == "capacity" and res.room and self.repair.fix([st]):
                     res = None  # room made where this plan's own placements had taken it
                     self.undo.clear()
                 if res is None:
@@ -1087,7 +1067,7 @@ class Planner:
                 break
         short = [st for st, fail in failures.values() if fail.category == "capacity" and fail.room]
         if short:  # nothing else costs the repair step anything
-            for st in self._repair(short):
+            for st in self.repair.fix(short):
                 failures.pop(id(st), None)
         for st, fail in failures.values():
             for f in st.findings:
@@ -1096,77 +1076,13 @@ class Planner:
                 ):
                     self._blame(f, fail)
 
-    # -- the repair step: make room by putting this plan's own placements elsewhere --------
-    def _liftable(self, upto: int) -> _Liftable:
-        """The registry of what the repair step may put elsewhere, brought up to action ``upto``
-        (the actions after it belong to a fix still in progress). Built on first need only."""
-        reg = self._lift_reg
-        if reg is None:
-            reg = self._lift_reg = _Liftable()
-        for a in self.actions[reg.seen : upto]:
-            i = self._lift_target(a)
-            if i is not None:
-                reg.on.setdefault(i, []).append(a)
-        reg.seen = max(reg.seen, upto)
-        return reg
-
-    def _lift_target(self, a: Action) -> int | None:
-        """Where action ``a`` takes space that the repair step may free by putting it elsewhere:
-        a copy whose mechanism places it by datastore alone, or a disk move made for room or
-        shared storage (not one that brings a split VM together, nor of a VM whose secondary
-        forbids primary moves); None for anything else."""
-        st = self.states.get((a.endpoint, a.vm))
-        if st is None:
-            return None
-        if a.kind == "protect":
-            r = self.rule(a.endpoint, a.detail["mechanism"])
-            sec = st.present.get("+" + a.id)
-            if r is None or not _datastore_only(r) or sec is None or not sec.disks:
-                return None
-            return self.pos.get((a.endpoint, sec.disks[0].datastore))
-        if a.kind == "move_disk" and st.placement.get(a.detail["disk"]) == a.detail["to"]:
-            if any(c.startswith("primary-split:") for c in a.closes):
-                return None
-            if any(self.blocks_move(a.endpoint, s) for s in st.present.values()):
-                return None
-            return self.pos.get((a.endpoint, a.detail["to"]))
-        return None
-
-    def _repair(self, stuck: list[_VM]) -> list[_VM]:
-        """The repair step for VMs whose new secondary found no room where some target would
-        have had it but for what this plan placed there: make that room by putting those
-        placements elsewhere (:meth:`_room_for`), then plan the fix again. Returns the VMs it
-        fixed. Called as soon as such a VM fails (later VMs then fill what is left) and once
-        more for those still failing at the end of the pass; each VM is tried once per run.
-        Bounded: at most :data:`REPAIR_WORK` placements considered per run,
-        :data:`REPAIR_WORK_EACH` per VM, counted in :attr:`repair_work`; largest VM first.
-        Called only when such a finding is left."""
-        reg = self._liftable(len(self.actions))
-        fixed = []
-        for st in sorted(stuck, key=lambda st: (-st.vm.size, st.vm.endpoint, st.vm.id)):
-            if self.repair_work >= REPAIR_WORK:
-                break
-            if id(st) in self._repaired:
-                continue  # one repair per VM and run
-            self._repaired.add(id(st))
-            budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
-            if self._replace(st) is None:  # an earlier repair left room for it
-                fixed.append(st)
-                continue
-            for q, accept, attempt in self._repair_ways(st):
-                tx = self._begin(st)
-                if self._room_for(q, accept, reg, budget, st.vm.id) and attempt():
-                    fixed.append(st)
-                    break
-                self._rollback(tx, st)
-        return fixed
-
     def _primaries_again(self, work: list[_VM]) -> None:
         """Primaries that found no room off non-shared storage in the first pass try again at
         the end: the later passes may have freed room since (a move waits for those frees),
         and the repair step may make room where this plan's placements took it
-        (:meth:`_room_for`). Only for findings left open for capacity, bounded like the repair
-        step; a VM with a secondary that forbids primary moves is left as it is."""
+        (:meth:`~ftbridge.planning.repair.Repair.room_for`). Only for findings left open for
+        capacity, bounded like the repair step; a VM with a secondary that forbids primary
+        moves is left as it is."""
         for st in work:
             fs = st.of("primary-not-shared")
             fail = self.why.get(fs[0].id) if fs else None
@@ -1174,7 +1090,7 @@ class Planner:
                 continue
             if any(self.blocks_move(st.vm.endpoint, s) for s in st.present.values()):
                 continue
-            if self.repair_work >= REPAIR_WORK:
+            if self.repair.spent():
                 break
             self._fix_primary(st)
             if fs[0].id not in st.done:
@@ -1184,195 +1100,13 @@ class Planner:
                 if disks and all(_movable(d) for d in disks):
                     tx = self._begin(st)
                     q, _, accept = self._primary_query(st, disks, local)
-                    budget = min(REPAIR_WORK, self.repair_work + REPAIR_WORK_EACH)
-                    if self._room_for(q, accept, self._liftable(len(self.actions)), budget, st.vm.id):
+                    budget = self.repair.budget()
+                    reg = self.repair.registry(len(self.actions))
+                    if self.repair.room_for(q, accept, reg, budget, st.vm.id):
                         self._fix_primary(st)
                     if fs[0].id not in st.done:
                         self._rollback(tx, st)
             self.undo.clear()
-
-    def _repair_ways(self, st: _VM) -> Iterator[tuple[Query, Accept, Callable[[], bool]]]:
-        """The ways to fix a VM's missing or bad secondary, each as (where it needs room, the
-        model's verdict on a target, the fix): a new copy by each mechanism that places by
-        datastore."""
-        ep = st.vm.endpoint
-        prefer = [st.present[x].mechanism for x in sorted(st.bad) if x in st.present]
-        for m in self._mechanisms(st, prefer, None):
-            r = self.rules[ep][m]
-            if _datastore_only(r):
-                q, _, prim = self._secondary_query(st, r)
-                yield q, self._secondary_accept(st, prim, m, r, None), lambda: self._replace(st) is None
-
-    def _room_for(self, q: Query, accept: Accept, reg: _Liftable, budget: int, skip_vm: str) -> bool:
-        """Make room for ``q`` on a target that would have it but for placements of this plan
-        (an ejection chain): lift one of them (the smallest that frees enough) or the set that
-        frees enough with the fewest bytes, hold the room, and land what was lifted elsewhere
-        (:meth:`_land`, chains of at most :data:`REPAIR_DEPTH`). Targets with the smallest
-        shortfall first. True when the room is there (a :meth:`CandidateIndex.find` for ``q``
-        now finds a target); on False everything is as before. Nothing on disk moves because of
-        it: only this plan's own choices change, so the plan's step order stays safe."""
-        ledger, ds = self.ledger, self.ds_list
-
-        def room(i: int) -> int:
-            return ledger.potential(i, q.pct) + ledger.taken[i]  # were this plan's placements not there
-
-        targets = sorted(
-            (q.need_on(ds[i]) - ledger.potential(i, q.pct), i)
-            for i in self.index.fitting(q, room, accept)
-            if i in reg.on
-        )
-        # chains that leave t alone first; then swaps (a chain may end on t again, beside the
-        # room held there, when it frees enough)
-        for swap in (False, True):
-            for short, t in targets:
-                there = sorted((a for a in reg.on[t] if a.vm != skip_vm), key=lambda a: (a.bytes, a.id))
-                tries = [[y] for y in there if y.bytes >= short]
-                cover = min_cover([y.bytes for y in there], short)
-                if cover is not None and len(cover) > 1:
-                    tries.append([there[k] for k in cover])
-                need = q.need_on(ds[t])
-                avoid = frozenset() if swap else frozenset({t})
-                for out in tries:
-                    if self.repair_work >= budget:
-                        return False
-                    mark = self.undo.mark()
-                    for y in out:
-                        self._lift(y, t, reg)
-                    # the room is held on t while the lifted ones land elsewhere
-                    if ledger.potential(t, q.pct) >= need:
-                        hold = ledger.take(t, need, q.pct)
-                        if all(self._land(y, t, REPAIR_DEPTH, reg, budget, avoid) for y in out):
-                            ledger.give_back(t, need, hold)
-                            return True
-                    self.undo.rollback(mark)
-        return False
-
-    def _land(
-        self, y: Action, frm: int, depth: int, reg: _Liftable, budget: int, avoid: frozenset[int] = frozenset()
-    ) -> bool:
-        """Put lifted ``y`` (planned on datastore ``frm``) elsewhere, not on ``avoid``, on room
-        that is free or freed by actions planned before it (it waits for those); with
-        ``depth`` > 1 it may take the place of another placement, lifted and landed the same
-        way. True when landed; on False the caller rolls back."""
-        self.repair_work += 1
-        sty = self.states[(y.endpoint, y.vm)]
-        q, accept = self._lift_query(y, sty, frm)
-        q = replace(q, exclude=q.exclude | avoid)
-        ledger, ds = self.ledger, self.ds_list
-
-        def spare(i: int) -> int:
-            """Room for it, waiting at most for releases of actions planned before it (the
-            dependency graph stays acyclic)."""
-            early = sum(n for a, n in ledger.releases[i] if _before(a, y.id))
-            return ledger.free[i] + early - ledger.floor(i, q.pct) - q.need_on(ds[i])
-
-        t = self.index.find(q, lambda i: spare(i) >= 0 and accept(i))
-        if t is not None:
-            self._put(y, sty, t, reg)
-            return True
-        if depth <= 1:
-            return False
-        targets = sorted(
-            (-spare(i), i)
-            for i in self.index.fitting(q, lambda i: spare(i) + q.need + ledger.taken[i], accept)
-            if i in reg.on
-        )
-        for short, t2 in targets:
-            for z in sorted(reg.on[t2], key=lambda a: (a.bytes, a.id)):
-                if z.bytes < short or z.vm == y.vm:
-                    continue
-                if self.repair_work >= budget:
-                    return False
-                mark = self.undo.mark()
-                self._lift(z, t2, reg)
-                if spare(t2) >= 0:
-                    self._put(y, sty, t2, reg)
-                    if self._land(z, t2, depth - 1, reg, budget, avoid):
-                        return True
-                self.undo.rollback(mark)
-        return False
-
-    def _lift_query(self, y: Action, sty: _VM, frm: int) -> tuple[Query, Accept]:
-        """Where lifted ``y`` may land, as it was first placed (the model decides)."""
-        if y.kind == "protect":
-            m = y.detail["mechanism"]
-            r = self.rules[y.endpoint][m]
-            q, _, prim = self._secondary_query(sty, r)
-            return replace(q, exclude=frozenset({frm})), self._secondary_accept(sty, prim, m, r, None)
-        d = next(x for x in sty.vm.disks if x.id == y.detail["disk"])
-        q, _, accept = self._primary_query(sty, [d], {y.detail["from"]})
-        return replace(q, exclude=q.exclude | {frm}), accept
-
-    def _lift(self, y: Action, frm: int, reg: _Liftable) -> None:
-        """Take back the room ``y`` takes on datastore ``frm`` (it is to land elsewhere:
-        :meth:`_put`); a moved disk is back at its source meanwhile. Undoable."""
-        claims, _ = self._claims.get(y.id, ([], []))
-        self.ledger.give_back(frm, y.bytes, claims)
-        reg.on[frm].remove(y)
-        st = self.states[(y.endpoint, y.vm)]
-        if y.kind == "move_disk":
-            st.placement[y.detail["disk"]] = y.detail["from"]
-
-        def inverse() -> None:
-            reg.on[frm].append(y)
-            if y.kind == "move_disk":
-                st.placement[y.detail["disk"]] = y.detail["to"]
-
-        self.undo.push(inverse)
-
-    def _put(self, y: Action, sty: _VM, to: int, reg: _Liftable) -> None:
-        """Plan lifted ``y`` on datastore ``to`` (the caller checked the model and that the room
-        is free or freed by actions planned before ``y``: it waits for those, so every
-        dependency still points at an earlier action). Undoable."""
-        vm, ep, dst = sty.vm, y.endpoint, self.ds_list[to]
-        old_detail = dict(y.detail)
-        old = (y.reason, y.bytes, y.datastores, y.depends_on)
-        had = self._claims.pop(y.id, None)
-        others = list(had[1]) if had is not None else list(y.depends_on)  # what it waits for besides room
-        key = "+" + y.id
-        old_sec = sty.present.get(key)
-        if y.kind == "protect":
-            m = y.detail["mechanism"]
-            spec = self._spec(m, self.rules[ep][m], vm, to, None, None)
-            nbytes = sum(d.space_on(dst) for d in vm.disks)
-            sty.present[key] = replace(
-                sty.present[key],
-                disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
-                config_datastore=spec.config_datastore,
-            )
-            y.detail["spec"] = spec.to_dict()
-            y.datastores = sorted({*spec.disks.values(), *([spec.config_datastore] if spec.config_datastore else [])})
-            y.reason = self._protect_reason(sty, m, y.detail["replaces"], dst, None, nbytes)
-        else:
-            disk, src = y.detail["disk"], y.detail["from"]
-            d = next(x for x in vm.disks if x.id == disk)
-            nbytes = d.space_on(dst)
-            sty.placement[disk] = dst.id
-            y.detail["to"] = dst.id
-            y.datastores = sorted({src, dst.id})
-            why = y.reason[: y.reason.rindex(": disk ")]
-            y.reason = f"{why}: disk {disk} ({size(nbytes)}) from {self.ds_name(ep, src)} to {dst.name}"
-        claims = self.ledger.take(to, nbytes, sty.policy.headroom, lambda a: _before(a, y.id))
-        y.depends_on = others + [a for a, _ in claims if a not in others]
-        if claims:
-            self._claims[y.id] = (claims, others)
-        y.bytes = nbytes
-        reg.on.setdefault(to, []).append(y)
-
-        def inverse() -> None:
-            y.reason, y.bytes, y.datastores, y.depends_on = old
-            y.detail.clear()
-            y.detail.update(old_detail)
-            self._claims.pop(y.id, None)
-            if had is not None:
-                self._claims[y.id] = had
-            if old_sec is not None:
-                sty.present[key] = old_sec
-            if y.kind == "move_disk":
-                sty.placement[y.detail["disk"]] = y.detail["from"]
-            reg.on[to].remove(y)
-
-        self.undo.push(inverse)
 
     def _sec_problem(self, st: _VM, s: Secondary) -> str:
         msgs = [
@@ -1855,18 +1589,6 @@ def _movable(d: Disk) -> bool:
     return d.movable and not d.shared_by
 
 
-def _before(a: str, b: str) -> bool:
-    """Was action ``a`` planned before action ``b``? (ids: "a" and a number, padded to five
-    digits and longer beyond)"""
-    return (len(a), a) < (len(b), b)
-
-
-def _datastore_only(r: MechanismRules) -> bool:
-    """A mechanism whose copy is placed by datastore alone (no host, no tie-breaker): the
-    repair step may move such a copy to another datastore."""
-    return not (r.needs_other_host or r.host_must_mount or r.needs_metadata_datastore)
-
-
 def _why_fixed(d: Disk, vm: VM) -> str:
     if d.shared_by:
         return f"disk {d.id} of {vm.name} is shared with {plural(len(d.shared_by), 'other VM')}: it is not moved"
@@ -1878,103 +1600,3 @@ def _sources(a: Action) -> list[str]:
     if isinstance(src, str):
         return [src]
     return list(src) if isinstance(src, list) else []
-
-
-_Cand = tuple[int, str, "_VM", str]  # a disk that may leave a datastore: (bytes, key, its VM, disk id)
-
-
-def _choose_cover(cands: list[_Cand], need: int, attempt: Callable[[list[_Cand]], str | None]) -> tuple[bool, set[str]]:
-    """Which disks leave a datastore over its headroom: the set of ``cands`` that frees at least
-    ``need`` bytes with the fewest bytes (:func:`min_cover`) *and* finds room elsewhere
-    (``attempt`` plans it, or names the disk that found none and takes everything back).
-
-    The fewest-bytes set is tried first. When it does not fit: with at most
-    :data:`EXACT_COVER` candidates, every set that frees enough, fewest bytes first (ties: the
-    lexically first keys), at most :data:`COVER_TRIES` of them; beyond that, greedy: the disk
-    that found no room is left out and the fewest-bytes set of the rest tried, once per
-    candidate. Returns (planned, the disks left out)."""
-    banned: set[str] = set()
-    first = min_cover([c[0] for c in cands], need)
-    if first is None:
-        return False, banned
-    failed = attempt([cands[k] for k in first])
-    if failed is None:
-        return True, banned
-    banned.add(failed)
-    if len(cands) <= EXACT_COVER:
-        sets = sorted(
-            (sum(cands[k][0] for k in combo), [cands[k][1] for k in combo], combo)
-            for r in range(1, len(cands) + 1)
-            for combo in combinations(range(len(cands)), r)
-            if sum(cands[k][0] for k in combo) >= need
-        )
-        for _, _, combo in [x for x in sets if list(x[2]) != sorted(first)][: COVER_TRIES - 1]:
-            if attempt([cands[k] for k in combo]) is None:
-                return True, set()
-        return False, banned
-    for _ in range(len(cands)):
-        live = [c for c in cands if c[1] not in banned]
-        chosen = min_cover([c[0] for c in live], need)
-        if chosen is None:
-            break
-        failed = attempt([live[k] for k in chosen])
-        if failed is None:
-            return True, banned
-        banned.add(failed)
-    return False, banned
-
-
-def min_cover(sizes: Sequence[int], need: int) -> list[int] | None:
-    """Indexes of ``sizes`` whose sum is at least ``need`` and as small as possible.
-
-    Exact subset-sum (sums reached, each with the item that first reached it) while the number
-    of distinct sums stays small; otherwise the better of "one item big enough" and "largest
-    first, then drop what is not needed".
-    """
-    if need <= 0:
-        return []
-    if sum(sizes) < need:
-        return None
-    order = sorted(range(len(sizes)), key=lambda k: (-sizes[k], k))
-    # greedy upper bound
-    greedy: list[int] = []
-    acc = 0
-    for k in order:
-        if acc >= need:
-            break
-        greedy.append(k)
-        acc += sizes[k]
-    for k in sorted(greedy, key=lambda k: (sizes[k], k)):
-        if acc - sizes[k] >= need:
-            greedy.remove(k)
-            acc -= sizes[k]
-    best_sum, best = acc, greedy
-    singles = [k for k in order if sizes[k] >= need]
-    if singles:
-        k = min(singles, key=lambda k: (sizes[k], k))
-        if sizes[k] < best_sum:
-            best_sum, best = sizes[k], [k]
-    if best_sum == need:
-        return sorted(best)
-    reached: dict[int, tuple[int, int]] = {0: (-1, -1)}  # sum -> (item, previous sum)
-    for k in order:
-        s = sizes[k]
-        for total in list(reached):
-            if total >= need:
-                continue
-            new = total + s
-            if new >= best_sum or new in reached:
-                continue
-            reached[new] = (k, total)
-            if new >= need:
-                best_sum = new
-        if len(reached) > EXACT_STATES:
-            return sorted(best)
-    if best_sum not in reached:
-        return sorted(best)
-    out = []
-    total = best_sum
-    while total:
-        k, total = reached[total]
-        out.append(k)
-    return sorted(out)
