@@ -7,6 +7,10 @@ datastore with more free space than capacity is one line naming the file and the
 in the reader. Only the reader's own keys are checked; a key it does not read is left alone
 (files written by a newer ftbridge). Free space may be negative: an overcommitted datastore is
 a fact a platform can report, not a malformed file.
+
+``schemas/inventory.schema.json`` describes the same keys for other programs (JSON Schema is
+too slow to check a million VMs with); ``tests/test_inventory_shape.py`` keeps the two naming
+the same keys.
 """
 
 from __future__ import annotations
@@ -163,6 +167,7 @@ class _Secondary(TypedDict):
     metadata_datastore: NotRequired[Str | None]
     target_endpoint: NotRequired[Str | None]
     missing: NotRequired[list[Str]]
+    reason: NotRequired[Str]
     disks: list[_SecondaryDisk]
 
 
