@@ -15,9 +15,8 @@ from typing_extensions import is_typeddict
 
 from ftbridge import inventory_shape
 
-SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[1] / "ftbridge" / "schemas" / "inventory.schema.json").read_text()
-)
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((ROOT / "ftbridge" / "schemas" / "inventory.schema.json").read_text())
 
 
 def _object(node: dict[str, Any]) -> dict[str, Any] | None:
@@ -81,3 +80,56 @@ def test_the_comparison_sees_a_key_missing_on_either_side() -> None:
         "secondary.brand_new: in the schema, refused or ignored by the reader",
         "secondary.lag: read, but not in the schema",
     ]
+
+
+# -- every state an outage leaves reads back ------------------------------------------------------
+def _outages(inv: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Per endpoint: each datastore down, each host down, each host unreachable, and every
+    host down at once."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for d in inv.datastores:
+        out.append((d.endpoint, {"datastores_down": [d.id]}))
+    for h in inv.hosts:
+        out.append((h.endpoint, {"hosts_down": [h.id]}))
+        out.append((h.endpoint, {"hosts_unreachable": [h.id]}))
+    for ep in sorted({h.endpoint for h in inv.hosts}):
+        out.append((ep, {"hosts_down": [h.id for h in inv.hosts if h.endpoint == ep]}))
+    return out
+
+
+def test_an_inventory_taken_in_any_outage_reads_back_whole_and_audits_alike(tmp_path: Path) -> None:
+    """Whatever the platform reports while hosts or datastores are lost (broken copies and
+    their reasons, unknown power, unreachable hosts), the saved inventory reads back to the
+    same inventory and the same audit: an operator's offline copy of a bad night is usable."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    import plankit as K
+
+    from ftbridge.audit import audit
+    from ftbridge.config import load_config
+    from ftbridge.inventory import Inventory
+    from ftbridge.services.inventory import collect
+    from ftbridge.services.session import Session
+    from ftbridge.sim.driver import SimDriver
+
+    cfg = load_config(K.copy_demo(tmp_path))
+    clear: dict[str, Any] = {"datastores_down": [], "hosts_down": [], "hosts_unreachable": []}
+    with Session(cfg) as s:
+        base = collect(s)
+    cases = _outages(base)
+    broken = 0
+    for ep, fault in cases:
+        sim = SimDriver(cfg.endpoints[ep], endpoint=ep)
+        sim.ex_inject(**{**clear, **fault})
+        try:
+            with Session(cfg) as s:
+                inv = collect(s)
+            saved = json.loads(json.dumps(inv.to_dict()))
+            back = Inventory.from_dict(saved, source=f"{ep} {fault}")
+            assert json.loads(json.dumps(back.to_dict())) == saved, (ep, fault)
+            assert [f.id for f in audit(back, cfg).findings] == [f.id for f in audit(inv, cfg).findings], (ep, fault)
+            broken += sum(s.reason != "" for v in inv.vms for s in v.secondaries)
+        finally:
+            sim.ex_inject(**clear)
+    assert len(cases) > 40 and broken > 0  # outages that broke copies, with the platform's reason
