@@ -587,6 +587,32 @@ def test_bad_config_values(demo: Path, text: str, needles: list[str]) -> None:
     one_error(cli("-c", str(path), "audit"), 3, str(path), *needles)
 
 
+def _sparse(path: Path, size: int) -> Path:
+    """A file of ``size`` bytes that takes no room on disk (a hole)."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def test_a_file_over_its_size_limit_is_refused_before_it_is_read(demo: Path) -> None:
+    """256 MiB for every input; a saved inventory may be 1 GiB (about 750 bytes a VM: a
+    million-VM estate's is 725 MiB). Judged by the file's size, before a byte is read: a
+    test that read them would hold a gigabyte."""
+    from ftbridge.inventory import MAX_SAVED_BYTES
+    from ftbridge.loading import MAX_BYTES
+
+    cfg = _sparse(demo.parent / "huge.toml", MAX_BYTES + 1)
+    one_error(cli("-c", str(cfg), "audit"), 3, str(cfg), "not a config file: larger than 256 MiB")
+    plan = _sparse(demo.parent / "huge-plan.json", MAX_BYTES + 1)
+    one_error(cli("-c", str(demo), "apply", str(plan)), 8, str(plan), "larger than 256 MiB")
+    inv = _sparse(demo.parent / "huge-inventory.json", MAX_SAVED_BYTES + 1)
+    one_error(cli("-c", str(demo), "audit", "--from", str(inv)), 3, str(inv), "larger than 1024 MiB")
+    # over the others' limit, within its own: read (and refused for what it holds, not its size)
+    inv = _sparse(demo.parent / "big-inventory.json", MAX_BYTES + 1)
+    line = one_error(cli("-c", str(demo), "audit", "--from", str(inv)), 3, str(inv))
+    assert "larger than" not in line
+
+
 def test_backoff_below_zero_is_refused(demo: Path) -> None:
     path = demo.parent / "bad.toml"
     path.write_text(demo.read_text().replace('backoff = "0.01s"', "backoff = -1"))
