@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -607,6 +608,19 @@ def test_a_file_over_its_size_limit_is_refused_before_it_is_read(demo: Path) -> 
     one_error(cli("-c", str(demo), "apply", str(plan)), 8, str(plan), "larger than 256 MiB")
     inv = _sparse(demo.parent / "huge-inventory.json", MAX_SAVED_BYTES + 1)
     one_error(cli("-c", str(demo), "audit", "--from", str(inv)), 3, str(inv), "larger than 1024 MiB")
+    # the real command, alone in its process: it never held the gigabyte (its own peak memory)
+    err = demo.parent / "huge.err"
+    with open(err, "w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ftbridge", "-c", str(demo), "audit", "--from", str(inv)],
+            stdout=subprocess.DEVNULL,
+            stderr=f,
+            env={k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")},
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 3 and "larger than 1024 MiB" in err.read_text(), err.read_text()
+    assert usage.ru_maxrss < MAX_BYTES // 1024, f"peak {usage.ru_maxrss // 1024} MiB"  # ru_maxrss: KiB
     # over the others' limit, within its own: read (and refused for what it holds, not its size)
     inv = _sparse(demo.parent / "big-inventory.json", MAX_BYTES + 1)
     line = one_error(cli("-c", str(demo), "audit", "--from", str(inv)), 3, str(inv))
