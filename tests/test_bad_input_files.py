@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -617,7 +618,13 @@ def test_a_file_over_its_size_limit_is_refused_before_it_is_read(demo: Path) -> 
             stderr=f,
             env={k: v for k, v in os.environ.items() if not k.startswith("FTBRIDGE_")},
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        # reaped by wait4 (its rusage is this child's alone); a safety net kills it after 120 s
+        killer = threading.Timer(120, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 3 and "larger than 1024 MiB" in err.read_text(), err.read_text()
     assert usage.ru_maxrss < MAX_BYTES // 1024, f"peak {usage.ru_maxrss // 1024} MiB"  # ru_maxrss: KiB

@@ -7,13 +7,24 @@ outage did not read back), or read but never described."""
 from __future__ import annotations
 
 import json
+import sys
 import typing
 from pathlib import Path
 from typing import Any
 
 from typing_extensions import is_typeddict
 
-from ftbridge import inventory_shape
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+
+import plankit as K  # noqa: E402
+
+from ftbridge import inventory_shape  # noqa: E402
+from ftbridge.audit import audit  # noqa: E402
+from ftbridge.config import load_config  # noqa: E402
+from ftbridge.inventory import Inventory  # noqa: E402
+from ftbridge.services.inventory import collect  # noqa: E402
+from ftbridge.services.session import Session  # noqa: E402
+from ftbridge.sim.driver import SimDriver  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "ftbridge" / "schemas" / "inventory.schema.json").read_text())
@@ -83,7 +94,7 @@ def test_the_comparison_sees_a_key_missing_on_either_side() -> None:
 
 
 # -- every state an outage leaves reads back ------------------------------------------------------
-def _outages(inv: Any) -> list[tuple[str, dict[str, Any]]]:
+def _outages(inv: Inventory) -> list[tuple[str, dict[str, Any]]]:
     """Per endpoint: each datastore down, each host down, each host unreachable, and every
     host down at once."""
     out: list[tuple[str, dict[str, Any]]] = []
@@ -101,18 +112,6 @@ def test_an_inventory_taken_in_any_outage_reads_back_whole_and_audits_alike(tmp_
     """Whatever the platform reports while hosts or datastores are lost (broken copies and
     their reasons, unknown power, unreachable hosts), the saved inventory reads back to the
     same inventory and the same audit: an operator's offline copy of a bad night is usable."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests" / "data"))
-    import plankit as K
-
-    from ftbridge.audit import audit
-    from ftbridge.config import load_config
-    from ftbridge.inventory import Inventory
-    from ftbridge.services.inventory import collect
-    from ftbridge.services.session import Session
-    from ftbridge.sim.driver import SimDriver
-
     cfg = load_config(K.copy_demo(tmp_path))
     clear: dict[str, Any] = {"datastores_down": [], "hosts_down": [], "hosts_unreachable": []}
     with Session(cfg) as s:

@@ -187,7 +187,7 @@ def plan_failover(
     )
     for vm in ordered:
         host = inv.host(vm.endpoint, vm.host)
-        kind, reason, choice = _path(inv, config, vm, failed, room)
+        kind, reason, choice = _path(config, vm, room)
         if last_seen and (vm.endpoint, vm.id) in last_seen:
             at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_seen[(vm.endpoint, vm.id)]))
             reason += f" (its platform no longer places it: where it was last seen running, {at})"
@@ -257,15 +257,14 @@ def _may_run_words(host: Host | None) -> str:
     )
 
 
-def _path(
-    inv: Inventory, config: Config, vm: VM, failed: Failed, room: _Room
-) -> tuple[str, str, tuple[Secondary | None, str | None] | None]:
+def _path(config: Config, vm: VM, room: _Room) -> tuple[str, str, tuple[Secondary | None, str | None] | None]:
     """(kind, why, (secondary or None, target host)) for one VM; choice None: blocked, why says why."""
+    inv, failed = room.inv, room.failed
     lost = _lost_storage(inv, vm, failed)
     if not vm.needed_datastores:
         # nothing known of its storage (a config its lost host alone could serve): unknown is
         # not intact, so it is not restarted from it
-        reason, choice = _choose(inv, vm, failed, room)
+        reason, choice = _choose(vm, room)
         if choice is None:
             return "promote", f"its storage is unknown (its config could not be read) and {reason}", None
         return (
@@ -274,7 +273,7 @@ def _path(
             choice,
         )
     if not lost:
-        target, why_not = _restart_host(inv, vm, failed, room)
+        target, why_not = _restart_host(vm, room)
         if target is not None:
             name = h.name if (h := inv.host(vm.endpoint, target)) else target
             if vm.ha:
@@ -285,11 +284,11 @@ def _path(
             else:
                 why = f"its host failed but its storage did not: restart it on {name} from that storage, losing nothing"
             return "restart", why, (None, target)
-        reason, choice = _choose(inv, vm, failed, room)
+        reason, choice = _choose(vm, room)
         if choice is None:
             return "promote", f"its storage survived but {why_not}; and no copy can take over: {reason}", None
         return "promote", f"its storage survived but {why_not}: promote {_copy_words(choice[0])}", choice
-    reason, choice = _choose(inv, vm, failed, room)
+    reason, choice = _choose(vm, room)
     if choice is None:
         return "promote", f"its primary storage is lost ({', '.join(lost)}) and {reason}", None
     return "promote", f"its primary storage is lost ({', '.join(lost)}): promote {_copy_words(choice[0])}", choice
@@ -373,9 +372,10 @@ class _Room:
         return min(fits, key=lambda h: (load.get((vm.endpoint, h.id), 0) - h.memory if h.memory else 0, h.id))
 
 
-def _restart_host(inv: Inventory, vm: VM, failed: Failed, room: _Room) -> tuple[str | None, str]:
+def _restart_host(vm: VM, room: _Room) -> tuple[str | None, str]:
     """A surviving host of the VM's cluster that mounts all its storage and has room; or why not."""
-    mounting = [h for h in room.mounting(vm.endpoint, vm.needed_datastores, inv.cluster_of(vm)) if h.id != vm.host]
+    cluster = room.inv.cluster_of(vm)
+    mounting = [h for h in room.mounting(vm.endpoint, vm.needed_datastores, cluster) if h.id != vm.host]
     if not mounting:
         return None, "no surviving host of its cluster mounts it"
     fits = room.fits(vm, mounting)
@@ -398,9 +398,8 @@ def estate_of(inv: Inventory, endpoints: set[str]) -> str:
     )
 
 
-def _choose(
-    inv: Inventory, vm: VM, failed: Failed, room: _Room
-) -> tuple[str, tuple[Secondary | None, str | None] | None]:
+def _choose(vm: VM, room: _Room) -> tuple[str, tuple[Secondary | None, str | None] | None]:
+    inv, failed = room.inv, room.failed
     if not vm.secondaries:
         return "it has no secondary", None
     reasons = []
@@ -429,7 +428,7 @@ def _choose(
         if gone:
             reasons.append(f"secondary {s.id} is on inaccessible storage")
             continue
-        host, why = _host_for(inv, vm, s, failed, room)
+        host, why = _host_for(vm, s, room)
         if host is None:
             reasons.append(why)
             continue
@@ -448,7 +447,8 @@ def _sid(s: Secondary | None) -> str:
     return "" if s is None else s.id
 
 
-def _host_for(inv: Inventory, vm: VM, s: Secondary, failed: Failed, room: _Room) -> tuple[str | None, str]:
+def _host_for(vm: VM, s: Secondary, room: _Room) -> tuple[str | None, str]:
+    inv, failed = room.inv, room.failed
     # a running secondary holds its memory on its host already
     here = s.host if _hot_standby(inv, vm.endpoint, s.mechanism) else None
     if s.host:  # the mechanism pins it to its host (an FT secondary, a standby on its node)

@@ -25,11 +25,8 @@ find room before small ones fragment it:
    not relieve after all get a second headroom pass; primaries that found no room in pass 1
    try again (later passes may have freed some).
 
-**Repair step**: a finding left open for lack of room where some target would have had it but
-for what this plan itself placed there (a new copy, a headroom pick, a primary retried) gets
-that room by putting this plan's own copies and disk moves elsewhere: an ejection chain,
-bounded in depth and work (:mod:`ftbridge.planning.repair`). Nothing on disk moves because of it,
-so the plan's step-order safety is untouched; it costs nothing when no such finding is left.
+**Repair step** (:mod:`ftbridge.planning.repair`): a finding left open for lack of room that
+this plan's own placements took gets it by putting those placements elsewhere.
 
 Capacity is tracked by :mod:`ftbridge.planning.ledger`, targets found through
 :mod:`ftbridge.planning.index`. Everything iterates in sorted order: the same input gives the
@@ -973,7 +970,7 @@ class Planner:
                 dk = next(x for x in st.vm.disks if x.id == disk)
                 q, _, accept = self._primary_query(st, [dk], {ds.id})
                 t = self.index.find(q, accept)
-                if t is None and repair and self.repair.room_for(q, accept, self.repair.registry(n), budget, st.vm.id):
+                if t is None and repair and self.repair.room_for(q, accept, n, budget, st.vm.id):
                     t = self.index.find(q, accept)
                 if t is None:
                     self.undo.rollback(mark)
@@ -1101,8 +1098,7 @@ class Planner:
                     tx = self._begin(st)
                     q, _, accept = self._primary_query(st, disks, local)
                     budget = self.repair.budget()
-                    reg = self.repair.registry(len(self.actions))
-                    if self.repair.room_for(q, accept, reg, budget, st.vm.id):
+                    if self.repair.room_for(q, accept, len(self.actions), budget, st.vm.id):
                         self._fix_primary(st)
                     if fs[0].id not in st.done:
                         self._rollback(tx, st)

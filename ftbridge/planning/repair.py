@@ -44,7 +44,7 @@ def datastore_only(r: MechanismRules) -> bool:
 @dataclass
 class Liftable:
     """This plan's placements the repair step may put elsewhere, by the datastore they take
-    room on (:meth:`Repair.registry`); ``seen``: actions looked at so far."""
+    room on (:meth:`Repair._registry`); ``seen``: actions looked at so far."""
 
     on: dict[int, list[Action]] = field(default_factory=dict)
     seen: int = 0
@@ -67,7 +67,7 @@ class Repair:
     def spent(self) -> bool:
         return self.work >= REPAIR_WORK
 
-    def registry(self, upto: int) -> Liftable:
+    def _registry(self, upto: int) -> Liftable:
         """The registry of what the repair step may put elsewhere, brought up to action ``upto``
         (the actions after it belong to a fix still in progress). Built on first need only."""
         reg = self._reg
@@ -111,7 +111,8 @@ class Repair:
         Bounded: at most :data:`REPAIR_WORK` placements considered per run,
         :data:`REPAIR_WORK_EACH` per VM, counted in :attr:`work`; largest VM first.
         Called only when such a finding is left."""
-        reg = self.registry(len(self.p.actions))
+        upto = len(self.p.actions)  # this plan's placements so far (the fixes below add more)
+        self._registry(upto)  # taken as they stand now
         fixed = []
         for st in sorted(stuck, key=lambda st: (-st.vm.size, st.vm.endpoint, st.vm.id)):
             if self.spent():
@@ -125,7 +126,7 @@ class Repair:
                 continue
             for q, accept, attempt in self._ways(st):
                 tx = self.p._begin(st)
-                if self.room_for(q, accept, reg, budget, st.vm.id) and attempt():
+                if self.room_for(q, accept, upto, budget, st.vm.id) and attempt():
                     fixed.append(st)
                     break
                 self.p._rollback(tx, st)
@@ -143,15 +144,17 @@ class Repair:
                 q, _, prim = self.p._secondary_query(st, r)
                 yield q, self.p._secondary_accept(st, prim, m, r, None), lambda: self.p._replace(st) is None
 
-    def room_for(self, q: Query, accept: Accept, reg: Liftable, budget: int, skip_vm: str) -> bool:
+    def room_for(self, q: Query, accept: Accept, upto: int, budget: int, skip_vm: str) -> bool:
         """Make room for ``q`` on a target that would have it but for placements of this plan
-        (an ejection chain): lift one of them (the smallest that frees enough) or the set that
-        frees enough with the fewest bytes, hold the room, and land what was lifted elsewhere
-        (:meth:`_land`, chains of at most :data:`REPAIR_DEPTH`). Targets with the smallest
-        shortfall first. True when the room is there (a :meth:`CandidateIndex.find` for ``q``
-        now finds a target); on False everything is as before. Nothing on disk moves because of
-        it: only this plan's own choices change, so the plan's step order stays safe."""
+        (its first ``upto`` actions, and what this step moved since): an ejection chain. Lift
+        one of them (the smallest that frees enough) or the set that frees enough with the
+        fewest bytes, hold the room, and land what was lifted elsewhere (:meth:`_land`, chains
+        of at most :data:`REPAIR_DEPTH`). Targets with the smallest shortfall first. True when
+        the room is there (a :meth:`CandidateIndex.find` for ``q`` now finds a target); on False
+        everything is as before. Nothing on disk moves because of it: only this plan's own
+        choices change, so the plan's step order stays safe."""
         ledger, ds = self.p.ledger, self.p.ds_list
+        reg = self._registry(upto)
 
         def room(i: int) -> int:
             return ledger.potential(i, q.pct) + ledger.taken[i]  # were this plan's placements not there
