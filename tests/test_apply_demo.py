@@ -4,11 +4,13 @@ service, with the sim driver keeping score (its invariant violations must stay e
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 
@@ -20,6 +22,7 @@ from ftbridge.audit import audit  # noqa: E402
 from ftbridge.config import load_config  # noqa: E402
 from ftbridge.services.inventory import collect  # noqa: E402
 from ftbridge.services.session import Session  # noqa: E402
+from ftbridge.sim.driver import SimDriver  # noqa: E402
 
 SCHEMA = json.loads((K.ROOT / "ftbridge" / "schemas" / "plan.schema.json").read_text())
 
@@ -134,6 +137,34 @@ def test_concurrency_limits_per_endpoint_and_datastore(tmp_path: Path) -> None:
     result = apply_plan(cfg, tmp_path / "p.json", yes=True, on_event=watch)
     assert result.failures() == []
     assert max(peak_ep.values()) <= 2 and max(peak_ds.values()) <= 1
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_an_apply_on_in_process_platforms_runs_on_one_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_process: bool
+) -> None:
+    """The sim runs in this interpreter, so the apply's threads run on one CPU (see
+    ftbridge.apply.affinity); a driver that talks to a remote platform (here the sim declaring
+    itself one) leaves them on every CPU. Either way the caller has its CPUs back."""
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("one CPU only: pinned and unpinned look the same here")
+    monkeypatch.setattr(SimDriver, "in_process", in_process)
+    cfg_path = K.copy_demo(tmp_path)
+    assert K.ftb("-c", str(cfg_path), "plan", "--out", str(tmp_path / "p.json")).returncode == 0
+    seen: list[set[int]] = []
+
+    def watch(e: ApplyEvent) -> None:
+        if e.event == "action_started" and threading.current_thread() is not threading.main_thread():
+            seen.append(os.sched_getaffinity(0))
+
+    result = apply_plan(load_config(cfg_path), tmp_path / "p.json", yes=True, on_event=watch)
+    assert result.failures() == [] and seen
+    if in_process:
+        assert len({frozenset(s) for s in seen}) == 1 and len(seen[0]) == 1 and seen[0] <= before
+    else:
+        assert all(s == before for s in seen)
+    assert os.sched_getaffinity(0) == before
 
 
 # -- an FT estate: off / move / on, and make-before-break ---------------------------------------

@@ -7,6 +7,7 @@ test): it checks, as each action starts, every rule the scheduler must keep, and
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Collection
@@ -272,3 +273,47 @@ def test_an_action_that_raises_stops_the_run_after_the_running_ones_end(tmp_path
     assert stop.is_set()
     assert sorted(started) == ["a1", "a2", "a3"]  # nothing started after the failure
     assert {t.name for t in threading.enumerate()} - before == set()
+
+
+def _two_cpus() -> set[int]:
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        pytest.skip("one CPU only: pinned and unpinned look the same here")
+    return cpus
+
+
+@pytest.mark.parametrize("one_cpu", [True, False])
+@pytest.mark.parametrize("raises", [False, True])
+def test_one_cpu_runs_the_scheduler_and_its_workers_on_one_cpu_and_gives_them_back(
+    tmp_path: Path, one_cpu: bool, raises: bool
+) -> None:
+    """``Limits.one_cpu`` (every platform in this interpreter): each worker runs on one CPU,
+    the same for all; the calling thread has its CPUs back afterwards, even when an action
+    raised. Without it nothing is narrowed."""
+    before = _two_cpus()
+    actions = [act(i) for i in range(1, 9)]
+    seen: list[set[int]] = []
+    lock = threading.Lock()
+
+    class Recording:
+        def run(self, a: PlanAction) -> Outcome:
+            with lock:
+                seen.append(os.sched_getaffinity(0))
+            if raises and a.id == "a8":
+                raise OSError("disk full")
+            return Outcome(a.id, SUCCEEDED, 1, "ok")
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    run_id = journal.start_run("p", "plan.json", "f", [(a.id, a.kind, a.endpoint, a.vm) for a in actions])
+    limits = Limits({"e1": 4}, 4, one_cpu=one_cpu)
+    try:
+        run_actions(actions, {a.id: PENDING for a in actions}, Recording(), limits, journal, run_id, lambda e: None)
+    except OSError:
+        assert raises
+    journal.close()
+    assert len(seen) == 8
+    if one_cpu:
+        assert len({frozenset(s) for s in seen}) == 1 and len(seen[0]) == 1 and seen[0] <= before
+    else:
+        assert all(s == before for s in seen)
+    assert os.sched_getaffinity(0) == before

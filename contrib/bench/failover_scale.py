@@ -28,16 +28,14 @@ site b; site a's hosts and datastores are failed):
    (every action of a group depending on each action of the group before) and schedules that,
    for comparison.
 
-   **One core by default** (``--cores 1``: the process pins itself to one CPU before it starts
-   a thread; ``--cores 0``: every CPU it may use). The sim runs in this process, and each of
-   its calls makes several short SQLite calls (about 25 per VM in all), each of which lets
-   another thread take the interpreter lock: with two cores free, the apply's threads hand it across cores thousands
-   of times a second, and the same run costs about twice the CPU (user and system time; the
-   wall time grows too: 16 s instead of 10 s here). That is the embedded sim sharing the
-   process, not ftbridge's work: against a real platform the threads wait on sockets and hand
-   the lock over once per request. It is also why this figure used to "drift" with the
-   machine's load: a busy machine kept the threads on one core. Both figures are printed by
-   two runs (``--cores 1``, ``--cores 0``).
+   **Every CPU by default** (``--cores 0``; ``--cores N`` pins the whole process to N CPUs
+   before it starts a thread). The sim runs in this process, and each of its calls makes
+   several short SQLite calls (about 25 per VM in all), each of which lets another thread take
+   the interpreter lock: with two CPUs free, the apply's threads handed it across CPUs at each
+   one, and the run cost about twice the CPU (user and system time; 286,000 voluntary context
+   switches against 78,000). The apply now runs its threads on one CPU by itself when every
+   endpoint is in-process (:mod:`ftbridge.apply.affinity`), so the default measures what a user
+   gets; ``--cores 1`` pins this whole process too (the plan, the no-op schedule) for comparison.
 
 2. **Against the ideal** (``--ideal-vms``, default 1,000, each sim operation taking
    ``--op-seconds``): the run's wall time against the ideal, the operations' total time divided
@@ -49,7 +47,7 @@ site b; site a's hosts and datastores are failed):
    arrive while one commits share the next transaction); a loaded machine stretches it.
 
 Run:  python contrib/bench/failover_scale.py [--vms 10000] [--groups 3] [--ideal-vms 1000]
-      [--op-seconds 0.05] [--concurrency 8] [--skip-run] [--edges] [--repeat 1] [--cores 1]
+      [--op-seconds 0.05] [--concurrency 8] [--skip-run] [--edges] [--repeat 1] [--cores 0]
 """
 
 from __future__ import annotations
@@ -331,7 +329,7 @@ def main() -> None:
     ap.add_argument("--skip-run", action="store_true", help="scale: build and schedule only")
     ap.add_argument("--edges", action="store_true", help="scale: also the order as schema 1 edges")
     ap.add_argument("--repeat", type=int, default=1, help="scale: runs; the least overhead is the figure")
-    ap.add_argument("--cores", type=int, default=1, help="CPUs to run on (0: every one this process may use)")
+    ap.add_argument("--cores", type=int, default=0, help="CPUs to run on (0: every one this process may use)")
     args = ap.parse_args()
     allowed = sorted(os.sched_getaffinity(0))
     if args.cores:

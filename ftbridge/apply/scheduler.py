@@ -6,7 +6,9 @@ every datastore it touches are below their limits. An action of a ``stage`` (a r
 group, plan schema 2) also waits for every action of the previous stage the plan has, as if
 it depended on each of them. An action whose dependency (or previous stage) failed or was
 not run is ``blocked``: it is not run, and says which action stopped it. Workers come from a
-thread pool; the main thread only decides what starts next.
+thread pool; the main thread only decides what starts next. When every endpoint's platform
+runs in this interpreter (``Limits.one_cpu``), the main thread and the workers run on one CPU
+(:mod:`ftbridge.apply.affinity` says why).
 
 Why it is built the way it is: the cost of deciding must not grow with the plan (a failover
 of 10,000 VMs is one plan). So nothing is rescanned: each action counts what it still waits
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ftbridge.apply import affinity
 from ftbridge.apply.events import ApplyEvent, EventSink
 from ftbridge.apply.journal import BLOCKED, DONE_STATES, FAILED, RUNNING, Journal
 from ftbridge.apply.steps import Outcome
@@ -42,6 +45,9 @@ Resource = tuple[str, ...]
 class Limits:
     per_endpoint: dict[str, int]
     per_datastore: int
+    #: run the scheduler and its workers on one CPU: every endpoint's platform runs in this
+    #: interpreter (:attr:`ftbridge.drivers.base.Driver.in_process`; see :mod:`.affinity`)
+    one_cpu: bool = False
 
     def workers(self) -> int:
         return max(1, min(64, sum(self.per_endpoint.values())))
@@ -208,7 +214,11 @@ class _Schedule:
         for i in range(len(self.todo)):
             if self.waits[i] == 0 and not self.final[i]:
                 heapq.heappush(self.ready, i)
-        pool = _Workers(self.limits.workers(), self.executor, self.todo)
+        with affinity.one_cpu(self.limits.one_cpu):  # the workers, started inside, inherit it
+            self._loop(_Workers(self.limits.workers(), self.executor, self.todo))
+        return self.outcomes
+
+    def _loop(self, pool: _Workers) -> None:
         try:
             running = 0
             while True:
@@ -232,7 +242,6 @@ class _Schedule:
                     self._finished(i, outcome.state in DONE_STATES)
         finally:
             pool.close()  # waits for the actions still running, as a thread pool's exit does
-        return self.outcomes
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()

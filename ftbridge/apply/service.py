@@ -246,6 +246,7 @@ def apply_plan(
         limits = Limits(
             {ep: config.apply.concurrency_per_endpoint or type(drivers[ep]).default_concurrency for ep in endpoints},
             config.apply.concurrency_per_datastore,
+            one_cpu=all(type(drivers[ep]).in_process for ep in endpoints),
         )
         states = {aid: (PENDING if r.state == RUNNING else r.state) for aid, r in records.items()}
         result.outcomes = run_actions(list(doc.actions), states, executor, limits, journal, run_id, on_event, stop=stop)

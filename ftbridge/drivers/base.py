@@ -431,6 +431,10 @@ class Driver(abc.ABC):
     supported: ClassVar[bool] = True
     #: a sensible number of concurrent long operations against one endpoint
     default_concurrency: ClassVar[int] = 4
+    #: True: the platform runs inside this interpreter (a simulator), so the driver's calls are
+    #: CPU work under CPython's interpreter lock, not waits on a remote peer. An apply whose
+    #: endpoints all say so runs its threads on one CPU (:mod:`ftbridge.apply.affinity`).
+    in_process: ClassVar[bool] = False
 
     def __init__(self, config: DriverConfig, *, endpoint: str) -> None:
         """Keep the validated config and the endpoint's name. No I/O: nothing may connect,

@@ -166,6 +166,7 @@ class SimDriver(Driver, StoragePlacement, Failover):
     capabilities = frozenset(Capability)
     mechanisms = MECHANISMS
     default_concurrency = 8
+    in_process = True  # the platform is this module, in the caller's threads
 
     def __init__(self, config: DriverConfig, *, endpoint: str) -> None:
         super().__init__(config, endpoint=endpoint)
