@@ -7,7 +7,7 @@ The JSON form (``schema_version``) is what ``ftbridge inventory -o json`` writes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from operator import attrgetter
 from typing import Any, Protocol, TypeVar
@@ -337,34 +337,84 @@ class Inventory:
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "inventory") -> Inventory:
-        if not isinstance(data, dict) or data.get("schema_version") not in READABLE_VERSIONS:
-            raise ConfigError(
-                f"{source}: not an ftbridge inventory (expected schema_version "
-                f"{' or '.join(map(str, READABLE_VERSIONS))})"
-            )
+        """An inventory from its JSON form (:meth:`to_dict`), checked first (one line per bad
+        entry, :class:`ConfigError`)."""
         from ftbridge.inventory_shape import check_inventory
 
+        _check_version(data, source)
         check_inventory(data, source=source)
-        try:
-            return cls(
-                [_endpoint_from(e) for e in data["endpoints"]],
-                [_host_from(h) for h in data["hosts"]],
-                [_ds_from(d) for d in data["datastores"]],
-                [_vm_from(v) for v in data["vms"]],
-                _epoch(data.get("collected_at")) or 0.0,
-                [_net_from(n) for n in data.get("networks", [])],
-            )
-        except (KeyError, TypeError, ValueError) as exc:  # the shape check lets none through
-            raise ConfigError(f"{source}: malformed inventory: {type(exc).__name__}") from exc
+        return _built(data, source, lambda: [_vm_from(v) for v in data["vms"]])
 
     @classmethod
     def load(cls, path: str) -> Inventory:
-        """A saved inventory (``--from FILE``), up to :data:`MAX_SAVED_BYTES`."""
+        """A saved inventory (``--from FILE``), up to :data:`MAX_SAVED_BYTES`.
+
+        The VMs are read one at a time (:func:`~ftbridge.loading.parse_json_streaming`): each
+        is checked and made an object as it is parsed, and its parsed form dropped, so the
+        file's parsed tree never exists whole (a million VMs: 5.2 GB at peak when it did). The
+        keys before ``vms`` (``Inventory.to_dict`` and key-sorted copies put every other key
+        first) are checked before the first VM; a file with its VMs first is checked whole."""
         from ftbridge.gcpause import gc_paused
-        from ftbridge.loading import load_json
+        from ftbridge.inventory_shape import VmCheck, check_head
+        from ftbridge.loading import parse_json_streaming, read_text
+
+        what = "saved inventory"
+        text = read_text(path, what=what, limit=MAX_SAVED_BYTES)
+        vms: list[VM] = []
+        late: list[Any] = []  # VMs that came before those keys: checked whole at the end
+        check = VmCheck(path)
+
+        def each(i: int, vm: Any, head: dict[str, Any]) -> None:
+            if i == 0 and not late:
+                if _HEAD_KEYS <= head.keys():
+                    _check_version(head, path)
+                    check_head(head, source=path)
+                else:
+                    late.append(None)  # the marker: keep them all for the end
+            if late:
+                late.append(vm)
+                return
+            check(i, vm)
+            try:
+                vms.append(_vm_from(vm))
+            except (KeyError, TypeError, ValueError) as exc:  # the shape check lets none through
+                raise ConfigError(f"{path}: malformed inventory: {type(exc).__name__}") from exc
 
         with gc_paused():
-            return cls.from_dict(load_json(path, what="saved inventory", limit=MAX_SAVED_BYTES), source=path)
+            data = parse_json_streaming(text, source=path, what=what, stream="vms", each=each)
+            del text
+            if late or not vms:
+                data["vms"] = late[1:] if late else data.get("vms", [])
+                return cls.from_dict(data, source=path)
+            check_head(data, source=path)  # again, for keys after the VMs
+            return _built(data, path, lambda: vms)
+
+
+#: the keys checked before the first VM is (the version: a file that is no inventory is not
+#: judged by its VMs; the rest: a bad one is named before any VM's, as ``from_dict`` names it)
+_HEAD_KEYS = frozenset({"schema_version", "endpoints", "hosts", "datastores"})
+
+
+def _check_version(data: Any, source: str) -> None:
+    if not isinstance(data, dict) or data.get("schema_version") not in READABLE_VERSIONS:
+        raise ConfigError(
+            f"{source}: not an ftbridge inventory (expected schema_version {' or '.join(map(str, READABLE_VERSIONS))})"
+        )
+
+
+def _built(data: dict[str, Any], source: str, vms: Callable[[], list[VM]]) -> Inventory:
+    """The inventory of a checked document; ``vms`` makes (or hands over) its VMs."""
+    try:
+        return Inventory(
+            [_endpoint_from(e) for e in data["endpoints"]],
+            [_host_from(h) for h in data["hosts"]],
+            [_ds_from(d) for d in data["datastores"]],
+            vms(),
+            _epoch(data.get("collected_at")) or 0.0,
+            [_net_from(n) for n in data.get("networks", [])],
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # the shape check lets none through
+        raise ConfigError(f"{source}: malformed inventory: {type(exc).__name__}") from exc
 
 
 def _dom(d: FailureDomain) -> dict[str, str]:

@@ -207,22 +207,53 @@ class _Inventory(TypedDict):
 
 
 _SHAPE = TypeAdapter(_Inventory)
+_VM_SHAPE = TypeAdapter(_VM)
 
 
 def check_inventory(data: Any, *, source: str) -> None:
     """Raise :class:`ConfigError` (one line: file, key, what was expected) unless ``data`` has
     the saved inventory's shape."""
+    check_head(data, source=source)
+    check = VmCheck(source)
+    for i, vm in enumerate(data["vms"]):
+        check(i, vm)
+
+
+def check_head(data: dict[str, Any], *, source: str) -> None:
+    """Everything but the VMs themselves (``vms`` must be a list): the shape, free space within
+    capacity, and each host, datastore and network once. A reader that streams the VMs checks
+    this before the first one (:class:`VmCheck` checks each)."""
+    vms = data.get("vms")
     try:
-        _SHAPE.validate_python(data)
+        _SHAPE.validate_python({**data, "vms": []} if isinstance(vms, list) else data)
     except ValidationError as exc:
         raise ConfigError(validation_line(source, exc.errors()[0])) from None
     for i, d in enumerate(data["datastores"]):
         if d["free"] > d["capacity"]:
             raise ConfigError(f"{source}: datastores[{i}].free: more free space than capacity")
-    for what in ("hosts", "datastores", "networks", "vms"):
-        seen: set[tuple[str, str]] = set()
-        for i, item in enumerate(data.get(what, [])):
-            key = (item["endpoint"], item["id"])
-            if key in seen:  # one object of two: which one a plan means would be a guess
-                raise ConfigError(f"{source}: {what}[{i}].id: {key[0]}/{key[1]} appears twice")
-            seen.add(key)
+    for what in ("hosts", "datastores", "networks"):
+        _once(data.get(what, []), what, source, set())
+
+
+class VmCheck:
+    """One VM's shape, and its id once per endpoint across the calls: ``check(i, vm)`` for the
+    i-th VM of the file, in order."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.seen: set[tuple[str, str]] = set()
+
+    def __call__(self, i: int, vm: Any) -> None:
+        try:
+            _VM_SHAPE.validate_python(vm)
+        except ValidationError as exc:
+            raise ConfigError(validation_line(self.source, exc.errors()[0], ("vms", i))) from None
+        _once([vm], "vms", self.source, self.seen, i)
+
+
+def _once(items: list[Any], what: str, source: str, seen: set[tuple[str, str]], first: int = 0) -> None:
+    for i, item in enumerate(items, first):
+        key = (item["endpoint"], item["id"])
+        if key in seen:  # one object of two: which one a plan means would be a guess
+            raise ConfigError(f"{source}: {what}[{i}].id: {key[0]}/{key[1]} appears twice")
+        seen.add(key)

@@ -24,7 +24,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "load_json",
     "load_toml",
     "parse_json",
+    "parse_json_streaming",
     "parse_toml",
     "parse_yaml",
     "read_text",
@@ -151,8 +152,19 @@ _DIGITS = bytes(ord("0") if ord("0") <= b <= ord("9") else ord(" ") for b in ran
 def _no_long_digit_runs(text: str) -> bool:
     """Whether no 19 digits stand in a row in ``text`` (2**63 has 19; strings count too): then
     every integer is in range as the parser reads it. A table lookup per byte in C: a regular
-    expression took as long as the parse it spares."""
-    return b"0" * 19 not in text.encode("utf-8", "surrogatepass").translate(_DIGITS)
+    expression took as long as the parse it spares. A slice at a time (overlapping by a run's
+    length), so a 700 MiB file is not copied twice over at once."""
+    run = b"0" * 19
+    step = _DIGIT_SLICE
+    for at in range(0, len(text), step):
+        piece = text[max(0, at - len(run)) : at + step]
+        if run in piece.encode("utf-8", "surrogatepass").translate(_DIGITS):
+            return False
+    return True
+
+
+#: characters checked at a time by :func:`_no_long_digit_runs`
+_DIGIT_SLICE = 16 * 2**20
 
 
 def _nesting(text: str) -> str:
@@ -185,11 +197,10 @@ def _deep_error(source: str, what: str, error: ErrorType) -> FtbridgeError:
     return error(f"{source}: not a {what}: nested deeper than {MAX_DEPTH} levels")
 
 
-def parse_json(text: str, *, source: str, what: str, error: ErrorType = ConfigError) -> Any:
-    """JSON with the limits: NaN/Infinity and over-long integers are read as markers and refused
-    (with their key) by :func:`check_values`."""
-    if _too_deep(text, _JSON_STRING):
-        raise _deep_error(source, what, error)
+def _json_hooks(text: str) -> tuple[dict[str, Any], list[str]]:
+    """The decoder's number hooks for ``text``, and the list they flag bad numbers in: NaN,
+    Infinity and over-long integers are read as markers, refused (with their key) by
+    :func:`check_values`. Integers are left to the parser (in C) when no digit run is long."""
     flagged: list[str] = []  # the hooks see every number as it is parsed; the walk only names the key
 
     def whole(s: str) -> Any:
@@ -211,11 +222,20 @@ def parse_json(text: str, *, source: str, what: str, error: ErrorType = ConfigEr
         flagged.append(s)
         return math.nan
 
+    hooks: dict[str, Any] = {"parse_float": real, "parse_constant": constant}
+    if not _no_long_digit_runs(text):
+        hooks["parse_int"] = whole
+    return hooks, flagged
+
+
+def parse_json(text: str, *, source: str, what: str, error: ErrorType = ConfigError) -> Any:
+    """JSON with the limits: NaN/Infinity and over-long integers are read as markers and refused
+    (with their key) by :func:`check_values`."""
+    if _too_deep(text, _JSON_STRING):
+        raise _deep_error(source, what, error)
+    hooks, flagged = _json_hooks(text)
     try:
-        if _no_long_digit_runs(text):  # integers as the parser reads them, in C
-            data = json.loads(text, parse_float=real, parse_constant=constant)
-        else:
-            data = json.loads(text, parse_int=whole, parse_float=real, parse_constant=constant)
+        data = json.loads(text, **hooks)
     except json.JSONDecodeError as exc:
         raise error(f"{source}: not a {what}: not JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
@@ -223,6 +243,83 @@ def parse_json(text: str, *, source: str, what: str, error: ErrorType = ConfigEr
     if flagged:
         check_values(data, source=source, error=error)
     return data
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def parse_json_streaming(
+    text: str,
+    *,
+    source: str,
+    what: str,
+    stream: str,
+    each: Callable[[int, Any, dict[str, Any]], None],
+    error: ErrorType = ConfigError,
+) -> Any:
+    """:func:`parse_json`, for a document whose top-level object holds one long list under
+    ``stream``: each item of it is handed to ``each(index, item, head)`` as soon as it is
+    parsed, and not kept (the result holds an empty list there). ``head`` is the top-level
+    object as far as it is read (the keys before ``stream``). So the parsed tree of a large
+    file never exists whole: a million-VM saved inventory's tree took 3 GiB beside its objects.
+
+    The same limits and the same one-line errors as :func:`parse_json` (the whole text is
+    checked for depth first; a bad number is named with its key). A document that is not an
+    object is parsed whole, and a ``stream`` that is not a list is kept as it is: ``each`` is
+    not called for them (the caller's checks say what is wrong). A ``stream`` list twice is
+    refused (``json.loads`` would keep the last; the first was handed out already)."""
+    if _too_deep(text, _JSON_STRING):
+        raise _deep_error(source, what, error)
+    hooks, flagged = _json_hooks(text)
+    decode = json.JSONDecoder(**hooks).raw_decode
+
+    def value(at: int, loc: tuple[str | int, ...]) -> tuple[Any, int]:
+        item, end = decode(text, at)
+        if flagged:
+            check_values(item, source=source, error=error, loc=loc)
+        return item, _WS.match(text, end).end()  # type: ignore[union-attr]
+
+    def expect(at: int, char: str, msg: str) -> int:
+        if not text.startswith(char, at):
+            raise json.JSONDecodeError(msg, text, at)
+        return _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+
+    head: dict[str, Any] = {}
+    try:
+        at = _WS.match(text).end()  # type: ignore[union-attr]
+        if not text.startswith("{", at):
+            return parse_json(text, source=source, what=what, error=error)
+        at = expect(at, "{", "Expecting value")
+        while not text.startswith("}", at):
+            if head:
+                at = expect(at, ",", "Expecting ',' delimiter")
+            if not text.startswith('"', at):
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
+            key, at = decode(text, at)  # a string: it starts with a quote
+            at = expect(_WS.match(text, at).end(), ":", "Expecting ':' delimiter")  # type: ignore[union-attr]
+            if key == stream and text.startswith("[", at):
+                if key in head:
+                    raise error(f"{source}: not a {what}: {key} appears twice")
+                head[key] = []
+                at = expect(at, "[", "Expecting value")
+                n = 0
+                while not text.startswith("]", at):
+                    if n:
+                        at = expect(at, ",", "Expecting ',' delimiter")
+                    item, at = value(at, (key, n))
+                    each(n, item, head)
+                    n += 1
+                at = expect(at, "]", "Expecting ',' delimiter")
+            else:
+                head[key], at = value(at, (key,))
+        at = expect(at, "}", "Expecting ',' delimiter")
+        if at != len(text):
+            raise json.JSONDecodeError("Extra data", text, at)
+    except json.JSONDecodeError as exc:
+        raise error(f"{source}: not a {what}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise _deep_error(source, what, error) from None
+    return head
 
 
 def parse_toml(text: str, *, source: str, what: str, error: ErrorType = ConfigError) -> dict[str, Any]:
@@ -263,10 +360,11 @@ def parse_yaml(text: str, *, source: str, what: str, error: ErrorType = ConfigEr
     return data
 
 
-def check_values(data: Any, *, source: str, error: ErrorType = ConfigError) -> None:
+def check_values(data: Any, *, source: str, error: ErrorType = ConfigError, loc: tuple[str | int, ...] = ()) -> None:
     """Every number finite and within 64 bits, nesting within :data:`MAX_DEPTH`, no more than
-    :data:`MAX_NODES` values. Iterative: a deep structure cannot exhaust the stack here."""
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    :data:`MAX_NODES` values. Iterative: a deep structure cannot exhaust the stack here.
+    ``loc``: where ``data`` sits in its file (a part checked on its own)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, loc)]
     seen = 0
     while stack:
         value, loc = stack.pop()

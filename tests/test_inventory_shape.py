@@ -127,6 +127,9 @@ def test_an_inventory_taken_in_any_outage_reads_back_whole_and_audits_alike(tmp_
             saved = json.loads(json.dumps(inv.to_dict()))
             back = Inventory.from_dict(saved, source=f"{ep} {fault}")
             assert json.loads(json.dumps(back.to_dict())) == saved, (ep, fault)
+            (tmp_path / "saved.json").write_text(json.dumps(saved))  # what --from reads, streamed
+            loaded = Inventory.load(str(tmp_path / "saved.json"))
+            assert json.loads(json.dumps(loaded.to_dict())) == saved, (ep, fault)
             assert [f.id for f in audit(back, cfg).findings] == [f.id for f in audit(inv, cfg).findings], (ep, fault)
             broken += sum(s.reason != "" for v in inv.vms for s in v.secondaries)
         finally:

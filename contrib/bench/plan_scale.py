@@ -17,9 +17,8 @@ What is measured, per size, in a fresh interpreter:
   the document and the file's bytes. The estate is built here as model objects, the way a
   driver's ``inventory()`` returns them: no input dicts or JSON exist, so nothing but the
   estate itself is held besides what ftbridge holds (about 1 GiB of the 1M figure is the estate
-  of a million VMs). Loading a saved inventory (``--from``) is not measured: its file is
-  limited to 256 MiB (about 300k VMs of this shape), and parsing it holds its dicts next to the
-  objects built from them.
+  of a million VMs). Reading a saved inventory back (``--from``) is measured by
+  ``inventory_load.py``.
 
 Not measured either: collecting the inventory from the platforms, or printing tables. CPU
 seconds (user + system) count only this process's work, whatever else the machine runs; they
