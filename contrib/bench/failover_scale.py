@@ -32,10 +32,11 @@ site b; site a's hosts and datastores are failed):
    before it starts a thread). The sim runs in this process, and each of its calls makes
    several short SQLite calls (about 25 per VM in all), each of which lets another thread take
    the interpreter lock: with two CPUs free, the apply's threads handed it across CPUs at each
-   one, and the run cost about twice the CPU (user and system time; 286,000 voluntary context
-   switches against 78,000). The apply now runs its threads on one CPU by itself when every
-   endpoint is in-process (:mod:`ftbridge.apply.affinity`), so the default measures what a user
-   gets; ``--cores 1`` pins this whole process too (the plan, the no-op schedule) for comparison.
+   one, and the run cost about twice the CPU (user and system time; the workers made 270,000
+   voluntary context switches against 75,000). The apply now runs its threads on one CPU by
+   itself when every endpoint is in-process (:mod:`ftbridge.apply.affinity`), so the default
+   measures what a user gets; ``--cores 1`` pins this whole process too (the plan, the no-op
+   schedule) for comparison.
 
 2. **Against the ideal** (``--ideal-vms``, default 1,000, each sim operation taking
    ``--op-seconds``): the run's wall time against the ideal, the operations' total time divided

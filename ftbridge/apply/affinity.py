@@ -3,12 +3,12 @@
 Why: an in-process platform (the sim: :attr:`ftbridge.drivers.base.Driver.in_process`) does its
 work in the apply's own threads, and each of its many short SQLite calls lets go of CPython's
 interpreter lock. With a second CPU free, another thread takes the lock on that CPU at once,
-and the first blocks when it comes back: the lock crosses CPUs at every such call. A 10,000-VM
-failover on the sim made 286,000 voluntary context switches on two CPUs against 78,000 on one,
-and cost twice the CPU (9.2 s of ftbridge's own against 4.1 s; wall 16 s against 9.5 s:
-``contrib/bench/failover_scale.py``). Only one thread runs Python at a time anyway, so one CPU
-loses nothing. Against a remote platform the threads wait on sockets and hand the lock over
-once per request: nothing is pinned there.
+and the first blocks when it comes back: the lock crosses CPUs at every such call. In a
+10,000-VM failover on the sim the apply's workers made 270,000 voluntary context switches on
+two CPUs against 75,000 on one, and used twice the CPU (15.3 s against 7.5 s; ftbridge's own
+9.2 s against 4.1 s, wall 16 s against 9.4 s: ``contrib/bench/failover_scale.py``). Only one
+thread runs Python at a time anyway, so one CPU loses nothing. Against a remote platform the
+threads wait on sockets and hand the lock over once per request: nothing is pinned there.
 
 The calling thread is pinned for the block and given its former CPUs back at the end; the
 threads it starts meanwhile (the apply's workers, and the journal's flush timers they start)
