@@ -167,6 +167,16 @@ def test_a_bad_vm_or_a_bad_head_is_refused_in_the_same_words_as_from_dict(tmp_pa
         lambda d: d.__setitem__("vms", {"not": "a list"}),
         lambda d: d["datastores"][1].__setitem__("free", d["datastores"][1]["capacity"] + 1),
     ]
+    again = saved["vms"][2]
+    named = [  # where each is at fault, as its error names it
+        "vms[3].disks[0].size: expected an integer",
+        "vms[5].surprise: unknown key",
+        f"vms[{len(saved['vms'])}].id: {again['endpoint']}/{again['id']} appears twice",
+        "hosts[0].state: expected one of",
+        "not an ftbridge inventory",
+        "vms: expected a list",
+        "datastores[1].free: more free space than capacity",
+    ]
     for change in changes:
         doc = json.loads(json.dumps(saved))
         change(doc)
@@ -181,6 +191,7 @@ def test_a_bad_vm_or_a_bad_head_is_refused_in_the_same_words_as_from_dict(tmp_pa
         with pytest.raises(ConfigError) as got:
             Inventory.load(str(path))
         assert str(got.value) == str(want.value), n
+        assert str(got.value).startswith(f"{path}: {named[n]}"), (n, str(got.value))
 
 
 def _compact(vm: dict[str, Any], i: int) -> dict[str, Any]:
