@@ -380,7 +380,7 @@ class Inventory:
             try:
                 vms.append(_vm_from(vm))
             except (KeyError, TypeError, ValueError) as exc:  # the shape check lets none through
-                raise ConfigError(f"{path}: malformed inventory: {type(exc).__name__}") from exc
+                raise _malformed(path, exc) from exc
 
         with gc_paused():
             data = parse_json_streaming(text, source=path, what=what, stream="vms", each=each)
@@ -416,7 +416,11 @@ def _built(data: dict[str, Any], source: str, vms: Callable[[], list[VM]]) -> In
             [_net_from(n) for n in data.get("networks", [])],
         )
     except (KeyError, TypeError, ValueError) as exc:  # the shape check lets none through
-        raise ConfigError(f"{source}: malformed inventory: {type(exc).__name__}") from exc
+        raise _malformed(source, exc) from exc
+
+
+def _malformed(source: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"{source}: malformed inventory: {type(exc).__name__}")
 
 
 def _dom(d: FailureDomain) -> dict[str, str]:
