@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 
 import plankit as K  # noqa: E402
 
+from ftbridge import loading  # noqa: E402
 from ftbridge.config import load_config  # noqa: E402
 from ftbridge.errors import ConfigError  # noqa: E402
 from ftbridge.inventory import Inventory  # noqa: E402
@@ -118,6 +119,18 @@ def test_every_prefix_and_corruption_reads_as_the_whole_file_reader_reads_it(tex
 def test_bad_numbers_and_nesting_are_named_as_the_whole_file_reader_names_them(text: str, needle: str) -> None:
     want, got = _reference(text), _streamed(text)
     assert got == want and want[0] == "error" and needle in want[1]
+
+
+@pytest.mark.parametrize("pad", range(48))
+def test_a_long_number_is_found_wherever_it_falls_across_the_checked_slices(
+    monkeypatch: pytest.MonkeyPatch, pad: int
+) -> None:
+    """The digit-run check reads the text a slice at a time (16 MiB; 32 characters here): a
+    20-digit number is found inside a slice or across two, and refused with its key."""
+    monkeypatch.setattr(loading, "_DIGIT_SLICE", 32)
+    text = '{"pad": "' + "x" * pad + '", "n": ' + "9" * 20 + "}"
+    for kind, message in (_reference(text), _streamed(text)):
+        assert kind == "error" and message == "f.json: n: number out of range (more than 64 bits)"
 
 
 def test_a_streamed_list_given_twice_is_refused() -> None:
