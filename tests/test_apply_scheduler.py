@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
+from ftbridge.apply import affinity
 from ftbridge.apply.events import ApplyEvent
 from ftbridge.apply.journal import BLOCKED, FAILED, PENDING, SUCCEEDED, Journal
 from ftbridge.apply.scheduler import Limits, run_actions
@@ -317,3 +318,16 @@ def test_one_cpu_runs_the_scheduler_and_its_workers_on_one_cpu_and_gives_them_ba
     else:
         assert all(s == before for s in seen)
     assert os.sched_getaffinity(0) == before
+
+
+def test_the_cpu_pinned_to_is_the_one_the_thread_runs_on() -> None:
+    """``one_cpu`` keeps the apply on the CPU it runs on (so two pinned processes spread): read
+    from /proc, checked here against a thread pinned to each CPU in turn."""
+    before = _two_cpus()
+    try:
+        for cpu in sorted(before):
+            os.sched_setaffinity(0, {cpu})
+            os.sched_yield()  # moved there by now: a pinned thread runs nowhere else
+            assert affinity._current_cpu() == cpu
+    finally:
+        os.sched_setaffinity(0, before)
