@@ -2,8 +2,9 @@
 
 :func:`apply_plan` is the service; it reports progress through an event callback and never
 prints. See :mod:`ftbridge.apply.service` for the order of checks, :mod:`.steps` for what one
-action does, :mod:`.scheduler` for ordering and concurrency, :mod:`.journal` for the SQLite
-journal (and its fault-injection hook), :mod:`.locks` for the estate lock.
+action does, :mod:`.scheduler` for ordering and concurrency (and :mod:`.affinity` for why a
+run on in-process platforms keeps to one CPU), :mod:`.journal` for the SQLite journal (and its
+fault-injection hook), :mod:`.locks` for the estate lock.
 """
 
 from ftbridge.apply.events import ApplyEvent, EventSink
