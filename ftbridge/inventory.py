@@ -363,18 +363,19 @@ class Inventory:
         what = "saved inventory"
         text = read_text(path, what=what, limit=MAX_SAVED_BYTES)
         vms: list[VM] = []
-        late: list[Any] = []  # VMs that came before those keys: checked whole at the end
+        early: list[Any] | None = None  # VMs that came before those keys: read whole at the end
         check = VmCheck(path)
 
         def each(i: int, vm: Any, head: dict[str, Any]) -> None:
-            if i == 0 and not late:
+            nonlocal early
+            if i == 0:
                 if _HEAD_KEYS <= head.keys():
                     _check_version(head, path)
                     check_head(head, source=path)
                 else:
-                    late.append(None)  # the marker: keep them all for the end
-            if late:
-                late.append(vm)
+                    early = []
+            if early is not None:
+                early.append(vm)
                 return
             check(i, vm)
             try:
@@ -385,8 +386,9 @@ class Inventory:
         with gc_paused():
             data = parse_json_streaming(text, source=path, what=what, stream="vms", each=each)
             del text
-            if late or not vms:
-                data["vms"] = late[1:] if late else data.get("vms", [])
+            if early is not None:
+                data["vms"] = early
+            if early is not None or not vms:  # VMs first, none, or not a list: the whole-file checks
                 return cls.from_dict(data, source=path)
             check_head(data, source=path)  # again, for keys after the VMs
             return _built(data, path, lambda: vms)
