@@ -244,8 +244,17 @@ class Engine:
             return self._system.disks_service().disk_service(disk_id).get()
 
     def jobs(self, correlation_id: str) -> list[Any]:
+        """The jobs of one correlation id. The engine searches jobs by the exact value of
+        ``correlation_id`` only (searchbackend ``JobConditionFieldAutoCompleter``) and shows no
+        correlation id on a job (restapi types ``JobMapper``): this is the one way to find them."""
         with self.call(f"listing jobs of {correlation_id}"):
             return list(self._system.jobs_service().list(search=f"correlation_id={correlation_id}"))
+
+    def events(self, search: str, *, limit: int) -> list[Any]:
+        """Audit-log events matching ``search``, the newest first (the engine's order when the
+        search has no ``sortby``: ``audit_log_id DESC``), at most ``limit`` of them."""
+        with self.call("listing events"):
+            return list(self._system.events_service().list(search=search, max=limit))
 
     def nics(self, vm_id: str) -> list[Any]:
         with self.call(f"listing NICs of VM {vm_id}"):

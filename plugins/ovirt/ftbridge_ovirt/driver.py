@@ -2,11 +2,27 @@
 
 Importing this module imports no SDK; :mod:`.client` does at ``open()``.
 
-Every changing call carries a correlation id (``ftbridge-<kind>-<hex>``) and that id is the
-operation handle: :meth:`OvirtDriver.poll` finds the engine's jobs by it
-(``jobs?search=correlation_id=...``), so a fresh driver after a crash polls the same
-operation. When the engine has already cleared the jobs, poll checks the effect instead (the
-disk is on its target, the copies exist, the VM runs).
+Every changing call carries a correlation id (``ftbridge-<kind>-<vm marker>-<nonce>``,
+:func:`.naming.correlation_id`) and that id is the operation handle: :meth:`OvirtDriver.poll`
+finds the engine's jobs by it (``jobs?search=correlation_id=...``), so a fresh driver after a
+crash polls the same operation. When the engine has already cleared the jobs, poll checks the
+effect instead (the disk is on its target, the copies exist, the VM runs).
+
+When the handle itself was lost (a crash between starting an operation and journaling it),
+:meth:`OvirtDriver.pending_operations` finds it from the engine alone. The engine's jobs cannot
+say whose they are: the API shows no correlation id on a job (restapi ``JobMapper``, api-model
+``types/Job.java``), searches jobs by the exact value of ``correlation_id`` only (searchbackend
+``JobConditionFieldAutoCompleter``: its one field, typed ``UUID``, takes no ``*``), and keeps
+the jobs' subjects (``job_subject_entity``) out of the API. Its audit log does show each
+command's correlation id and searches it with ``*`` (``AuditLogConditionFieldAutoCompleter``;
+``CommandBase.logCommand`` logs every non-internal command it executes, with the command's
+correlation id). So each correlation id carries a marker of the VM it was made for (10 base32
+characters of a hash of the VM id: the API keeps at most 36 characters of a correlation id,
+restapi ``CurrentFilter``), the events of the VM's ftbridge operations are listed by that marker,
+and each of their correlation ids is asked of the jobs: listed while a job of it runs. The job
+descriptions were not used: they name objects by name (dal ``bundles/ExecutionMessages.properties``:
+``Launching VM ${VM}``, ``${Action} Disk ${DiskAlias} from ${SourceSD} to ${TargetSD}``), a
+disk's job not its VM, and nothing says who started the job.
 
 Secondary mechanisms, and what each protects against:
 
@@ -238,7 +254,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         self._not_hosted_engine(vm, "move the disks of")
         if not any(d.id == disk_id for _, d in A.image_disks(vm)):
             raise NotFound(f"VM {vm.name} has no disk {disk_id} on a storage domain", endpoint=self.endpoint)
-        corr = N.correlation_id("move")
+        corr = N.correlation_id("move_disk", vm_id)
         self.e.move_disk(disk_id, datastore_id, corr)
         return self._op("move_disk", vm_id, corr, disk=disk_id, target=datastore_id)
 
@@ -286,7 +302,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             )
         self._check_room(wanted, disks, running=running)
         set_id = N.new_set()
-        corr = N.correlation_id(kind)
+        corr = N.correlation_id(kind, vm_id)
         layout = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
         if running:
             job = snapcopy.CopyJob(vm=vm_id, set_id=set_id, cluster=vm.cluster.id, disks=wanted, corr=corr)
@@ -360,13 +376,73 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             raise Conflict(
                 f"copy set {secondary_id} is still being written; remove it once its copy ends", endpoint=self.endpoint
             )
-        corr = N.correlation_id("unprotect")
+        corr = N.correlation_id("unprotect", vm_id)
         for _, d in copies:
             self.e.remove_disk(d.id, corr)
         return self._op("unprotect", vm_id, corr, secondary_id=secondary_id)
 
     # polling --------------------------------------------------------------------------------
+    #: how many of the newest events of the VM's ftbridge operations pending_operations reads
+    pending_events = 200
+    #: how many distinct operations among them it asks the engine's jobs about (newest first):
+    #: the one a crash lost is the newest; an older one runs still only if that many were started
+    #: on the VM after it
+    pending_scan = 20
+
+    def pending_operations(self, vm_id: str) -> list[Operation]:
+        """ftbridge's operations on the VM that the engine still runs, found from the engine alone.
+
+        The engine shows no correlation id on a job and searches jobs by an exact correlation id
+        only, but its audit log shows each command's correlation id and is searched with ``*``.
+        Each correlation id carries a marker of its VM (:func:`.naming.correlation_id`), so one
+        request lists the events of the VM's ftbridge operations (the newest
+        :attr:`pending_events`, newest first), and one jobs search per distinct correlation id
+        among the newest :attr:`pending_scan` of them says whether it still runs: an operation
+        is listed while one of its jobs is ``started``; one whose jobs ended, or were cleared by
+        the engine, is not.
+
+        Others' operations on the VM (the engine's UI, other tools) are not listed: no job the
+        engine shows names its VM, and the core takes a listed operation for the action's own
+        (it journals it and adopts its outcome), so a job that cannot be told to be ftbridge's
+        on this VM must not be offered as one. What they hold, the engine refuses (409), and the
+        core retries.
+
+        A found operation's ``kind`` is the method its correlation id names; its ``data`` holds
+        ``found = "1"`` and what the engine shows of it: the test VM of a ``test_failover`` or
+        ``cleanup_test`` (the VM other than ``vm_id`` its events name). :meth:`poll` follows it
+        by its jobs (see :meth:`_poll_found`).
+        """
+        marker = N.vm_marker(vm_id)
+        ops: dict[str, tuple[str, list[Any]]] = {}  # correlation id -> (kind, its events, newest first)
+        for ev in self.e.events(N.events_search(vm_id), limit=self.pending_events):
+            corr = str(ev.correlation_id or "")
+            parsed = N.parse_correlation_id(corr)
+            if parsed is None or parsed.marker != marker:
+                continue  # the search's `*` also matches ids ftbridge did not make this way
+            if corr in ops:
+                ops[corr][1].append(ev)
+            elif len(ops) < self.pending_scan:
+                ops[corr] = (parsed.kind, [ev])
+        found: list[Operation] = []
+        for corr, (kind, evs) in ops.items():
+            state, _, _ = self._jobs_state(corr)
+            if state is not OpState.RUNNING:
+                continue
+            data = {"found": "1"}
+            if kind in ("test_failover", "cleanup_test"):
+                # the oldest event naming another VM: the test VM it made or removes
+                others = [ev.vm.id for ev in evs if ev.vm is not None and ev.vm.id and ev.vm.id != vm_id]
+                if others:
+                    data["test_id"] = others[-1]
+                elif self.cfg.dr_site == "secondary":
+                    data["test_id"] = vm_id  # at the second site of ovirt-dr the test runs the VM itself
+                    data["dr"] = "1"
+            found.append(self._op(kind, vm_id, corr, **data))
+        return found
+
     def poll(self, op: Operation) -> OperationStatus:
+        if op.data.get("found") == "1":
+            return self._poll_found(op)
         handler = getattr(self, f"_poll_{op.kind}", None)
         if handler is None:
             return self._poll_jobs(op)
@@ -378,8 +454,11 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 endpoint=self.endpoint,
             ) from exc
 
-    def _jobs_state(self, op: Operation) -> tuple[OpState | None, float, str]:
-        jobs = self.e.jobs(op.id)
+    def _jobs_state(self, op: Operation | str) -> tuple[OpState | None, float, str]:
+        """What the engine's jobs of one correlation id say: RUNNING while one is ``started``
+        (with the share that finished), FAILED when one failed or was aborted, SUCCEEDED when all
+        finished; None when the engine shows none (never made, or cleared since)."""
+        jobs = self.e.jobs(op if isinstance(op, str) else op.id)
         if not jobs:
             return None, 0.0, ""
         states = [value(j.status) or "unknown" for j in jobs]
@@ -390,6 +469,44 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         if failed:
             return OpState.FAILED, 1.0, "; ".join(f"{j.description}: {value(j.status)}" for j in failed)
         return OpState.SUCCEEDED, 1.0, ""
+
+    def _poll_found(self, op: Operation) -> OperationStatus:
+        """An operation :meth:`pending_operations` found again, followed by what the engine shows.
+
+        The lost handle held what only ftbridge knew (the disk's target, the copy set and its
+        layout); the engine shows the operation's jobs. So: RUNNING while a job runs, FAILED
+        when one failed. When all finished, the operations whose every step the method itself
+        asked the engine for (``move_disk``, ``unprotect``, ``promote``, ``restart``, ``fence``,
+        ``lease``, ``test_failover``) succeeded, with the result the engine shows (the VM and
+        where it runs, the test VM). ``cleanup_test`` with its test VM known goes on as its own
+        poll does. ``protect``/``reprotect`` of a running VM take further steps in later polls
+        (the clone of the snapshot, :mod:`.snapcopy`) that need the lost copy set: once their
+        jobs end, NotFound says the outcome is the estate's to tell (the core checks its
+        postcondition and protects again if needed). Jobs the engine cleared: NotFound too.
+        """
+        if op.kind == "cleanup_test" and op.data.get("test_id"):
+            return self._poll_cleanup_test(op)
+        state, progress, msg = self._jobs_state(op)
+        if state is None:
+            raise NotFound(f"the engine shows no job of {op.id} any more (cleared)", endpoint=self.endpoint)
+        if state is OpState.RUNNING:
+            return OperationStatus(OpState.RUNNING, progress, "the engine runs this operation's jobs")
+        if state is OpState.FAILED:
+            return OperationStatus(OpState.FAILED, 1.0, msg, retryable=True)
+        if op.kind in ("protect", "reprotect", "cleanup_test"):
+            raise NotFound(
+                f"the engine's jobs of {op.id} ended; what the lost handle would have done next is unknown: "
+                "look at the estate",
+                endpoint=self.endpoint,
+            )
+        result: dict[str, str] = {}
+        if op.kind in ("promote", "restart"):
+            vm = self._vm(op.vm, follow=None)
+            result = {"vm_id": op.vm, **({"host": vm.host.id} if vm.host is not None else {})}
+        elif op.kind == "test_failover" and op.data.get("test_id"):
+            twin = self.e.vm(op.data["test_id"], follow=None)
+            result = {"test_id": twin.id, **({"host": twin.host.id} if twin.host is not None else {})}
+        return OperationStatus(OpState.SUCCEEDED, 1.0, result=result)
 
     def _result(self, op: Operation) -> dict[str, str]:
         return {k: v for k, v in op.data.items() if k in ("secondary_id", "test_id", "host", "vm_id")}
@@ -441,14 +558,15 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
         status = self._poll_jobs(op, effect)
         if status.state is OpState.FAILED:
-            self._roll_back_copies(op.vm, set_id)
+            self._roll_back_copies(op.kind, op.vm, set_id)
         return status
 
     _poll_reprotect = _poll_protect
 
-    def _roll_back_copies(self, vm_id: str, set_id: str) -> None:
-        """A failed protect leaves no half secondary: remove the copies that did complete."""
-        corr = N.correlation_id("rollback")
+    def _roll_back_copies(self, kind: str, vm_id: str, set_id: str) -> None:
+        """A failed protect leaves no half secondary: remove the copies that did complete (under
+        a correlation id of the protect or reprotect whose copies they are)."""
+        corr = N.correlation_id(kind, vm_id)
         for _, d in self._copies(vm_id, set_id):
             if value(d.status) != "locked":
                 try:
@@ -578,7 +696,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
                 endpoint=self.endpoint,
             )
         host = self._run_host(vm, sc, host_id)
-        corr = N.correlation_id("promote")
+        corr = N.correlation_id("promote", vm_id)
         self._bring_down(vm, sc, corr, force=force)
         for att, disk in A.copyable(vm):
             self.e.detach_disk(vm_id, disk.id, corr)
@@ -615,7 +733,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         refuses, until the host is fenced or confirmed rebooted."""
         vm = self._vm(vm_id)
         self._not_hosted_engine(vm, "restart")
-        corr = N.correlation_id("restart")
+        corr = N.correlation_id("restart", vm_id)
         status = value(vm.status) or "unknown"
         if status in _RUNNING_NOW:
             return self._op(
@@ -670,7 +788,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         sc = self._scope()
         copies = self._usable_copies(vm, secondary_id, sc)
         host = self._run_host(vm, sc, host_id)
-        corr = N.correlation_id("test-failover")
+        corr = N.correlation_id("test_failover", vm_id)
         twin = self.e.add_vm(
             name=N.test_vm_name(vm.name),
             cluster_id=host.cluster.id,
@@ -699,7 +817,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             self.e.start_vm(twin.id, corr, host_id=host.id)
         except FtbridgeError:
             try:
-                self.e.remove_vm(twin.id, N.correlation_id("cleanup-test"), detach_only=True)
+                self.e.remove_vm(twin.id, N.correlation_id("cleanup_test", vm_id), detach_only=True)
             except FtbridgeError:
                 pass
             raise
@@ -714,7 +832,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         """Remove the test twin (its copies stay); at the second site of ovirt-dr, stop and remove
         the registered VM (its disks stay on the replica), then the replica domains once no VM
         uses them, without formatting them."""
-        corr = N.correlation_id("cleanup-test")
+        corr = N.correlation_id("cleanup_test", vm_id)
         dr = "1" if self.cfg.dr_site == "secondary" else "0"
         try:
             twin = self.e.vm(test_id, follow=None)
@@ -768,7 +886,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         management proves nothing: Conflict (the core then needs the operator's force)."""
         vm = self._vm(vm_id, follow=None)
         self._not_hosted_engine(vm, "fence")
-        corr = N.correlation_id("fence")
+        corr = N.correlation_id("fence", vm_id)
         status = value(vm.status) or "unknown"
         if status == "down":
             return self._op("fence", vm_id, corr, done="1")
@@ -810,7 +928,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
 
     def _dr_bring_up(self, vm_id: str, secondary_id: str, host_id: str | None, *, test: bool) -> Operation:
         kind = "test_failover" if test else "promote"
-        corr = N.correlation_id(kind)
+        corr = N.correlation_id(kind, vm_id)
         vm, was_up = self._dr_site().bring_over(vm_id, corr)
         start = was_up is not False or test
         if test:  # isolated, and whatever it writes is dropped when it stops
@@ -843,7 +961,7 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         """Put the VM's storage lease on a domain (None removes it): the tie-breaker that lets only
         one instance run belongs on a domain that survives what the VM's disks may not."""
         self._vm(vm_id, follow=None)
-        corr = N.correlation_id("lease")
+        corr = N.correlation_id("lease", vm_id)
         self.e.set_lease(vm_id, datastore_id, corr)
         return self._op("lease", vm_id, corr)
 

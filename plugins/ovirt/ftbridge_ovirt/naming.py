@@ -17,12 +17,34 @@ copy begins.
 
 All disks copied by one ``protect`` share the set, and the set is the secondary's id.
 Test-failover VMs are named ``ftbridge-test-<name>-<4 hex>``; both kinds of ftbridge VM carry
-``ftbridge-test|ftbridge-clone vm=<vm-id> set=<copy-set>`` as their description. Correlation
-ids are ``ftbridge-<kind>-<12 hex>``. Nothing else on the engine is ever touched by name.
+``ftbridge-test|ftbridge-clone vm=<vm-id> set=<copy-set>`` as their description. Nothing else
+on the engine is ever touched by name.
+
+Correlation ids are ``ftbridge-<kind>-<vm marker>-<nonce>`` (:func:`correlation_id`): the kind
+word names the driver method (:data:`KIND_WORDS`), the marker is 10 base32 characters of a hash
+of the VM's id, the nonce 6 more of randomness. The engine keeps a correlation id as given only
+within its rules, which the id is made to fit:
+
+* the REST API drops every character outside ``[0-9a-zA-Z_-]`` and keeps at most 36 characters
+  (ovirt-engine ``backend/manager/modules/restapi/jaxrs/.../restapi/invocation/CurrentFilter.java``,
+  ``filterCorrelationIdCharacters``); the commands accept ``[0-9a-zA-Z_-]+`` of at most 50
+  (common ``action/ActionParametersBase.java``: ``@Pattern(ValidationUtils.NO_SPECIAL_CHARACTERS)``,
+  ``@Size(max = BusinessEntitiesDefinitions.CORRELATION_ID_SIZE)``). A longer id would be cut
+  and no longer find its jobs: the longest one made here is exactly 36 characters;
+* the jobs collection is searched by ``correlation_id`` alone and only by its exact value (its
+  search field is typed ``UUID``, so ``*`` is no wildcard there: searchbackend
+  ``JobConditionFieldAutoCompleter.java``, ``SyntaxChecker.buildCustomizedValue``), and a job as
+  the API shows it carries no correlation id at all (restapi types ``JobMapper.java``, api-model
+  ``types/Job.java``);
+* the audit log (``/events``) shows each command's correlation id and can be searched by it with
+  ``*`` (its ``CORRELATION_ID`` field is a ``String``: ``AuditLogConditionFieldAutoCompleter.java``).
+  That is where the VM marker is found again (:func:`events_search`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 import time
@@ -85,8 +107,63 @@ def clone_vm_name(set_id: str) -> str:
     return f"{CLONE_PREFIX}-{set_id}"
 
 
-def correlation_id(kind: str) -> str:
-    return f"ftbridge-{kind.replace('_', '-')}-{secrets.token_hex(6)}"
+#: the longest correlation id the REST API keeps (restapi ``invocation/CurrentFilter.java``)
+CORRELATION_ID_MAX = 36
+#: driver method (the ``kind`` of its operations) -> the word its correlation ids carry; short
+#: enough that ``ftbridge-reprotect-<10>-<6>`` is 36 characters (a test holds every kind to it)
+KIND_WORDS: dict[str, str] = {
+    "move_disk": "move",
+    "protect": "protect",
+    "reprotect": "reprotect",
+    "unprotect": "unprotect",
+    "promote": "promote",
+    "restart": "restart",
+    "test_failover": "test",
+    "cleanup_test": "cleanup",
+    "fence": "fence",
+    "lease": "lease",
+}
+_KINDS = {word: kind for kind, word in KIND_WORDS.items()}
+_B32 = "a-z2-7"
+_MARKER_LEN = 10
+_NONCE_LEN = 6
+_CORR_RE = re.compile(rf"^ftbridge-([a-z]+)-([{_B32}]{{{_MARKER_LEN}}})-([{_B32}]{{{_NONCE_LEN}}})$")
+
+
+def _b32(raw: bytes) -> str:
+    return base64.b32encode(raw).decode("ascii").lower().rstrip("=")
+
+
+def vm_marker(vm_id: str) -> str:
+    """10 base32 characters (50 bits) of a hash of the VM id: a VM id (36) does not fit in a
+    correlation id beside the rest, and two VMs of one engine share a marker with a chance of
+    about n^2 / 2^51 (4e-6 for 100,000 VMs)."""
+    return _b32(hashlib.sha256(vm_id.strip().lower().encode("utf-8")).digest())[:_MARKER_LEN]
+
+
+def correlation_id(kind: str, vm_id: str) -> str:
+    """A fresh correlation id for an operation of ``kind`` (a driver method) on ``vm_id``."""
+    word = KIND_WORDS[kind]
+    return f"ftbridge-{word}-{vm_marker(vm_id)}-{_b32(secrets.token_bytes(4))[:_NONCE_LEN]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    kind: str  # the driver method that started the operation
+    marker: str  # vm_marker() of the VM it was started on
+
+
+def parse_correlation_id(text: str | None) -> Correlation | None:
+    """The kind and VM marker of an ftbridge correlation id; None for anyone else's."""
+    m = _CORR_RE.match(text or "")
+    if m is None or m.group(1) not in _KINDS:
+        return None
+    return Correlation(kind=_KINDS[m.group(1)], marker=m.group(2))
+
+
+def events_search(vm_id: str) -> str:
+    """The audit-log search for the events of ftbridge's operations on one VM."""
+    return f"correlation_id=ftbridge-*-{vm_marker(vm_id)}-*"
 
 
 def test_vm_name(vm_name: str) -> str:

@@ -8,19 +8,13 @@ import pytest
 from ftbridge_ovirt.driver import OvirtDriver
 from ftbridge_ovirt.lab import OvirtLab
 
-from ftbridge.drivers import SecondarySpec
-from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, ProtectCase, RestartCase
+from ftbridge.drivers import Driver, Operation, SecondarySpec
+from ftbridge.testing import DriverConformance, FailoverCase, MoveCase, PendingCase, ProtectCase, RestartCase
 
 pytestmark = pytest.mark.lab
 
 
 class TestOvirtConformance(DriverConformance):
-    # contract gaps the kit found (issue 17), for the oVirt driver's authors to close
-    known_gaps = {
-        "test_operations_can_be_found_again": "pending_operations() keeps the contract's default (finds nothing)",
-        "test_pending_operations_after_a_crash": "pending_operations() is not implemented (no pending_case either)",
-    }
-
     @pytest.fixture
     def driver_factory(self, make_driver: Callable[..., OvirtDriver]) -> Callable[[], OvirtDriver]:
         return make_driver
@@ -63,3 +57,15 @@ class TestOvirtConformance(DriverConformance):
     def restart_case(self, lab: OvirtLab) -> RestartCase:
         """web01 (not HA) on ams-host1 from sd-a2, which every host mounts: its host fails."""
         return RestartCase(vm=lab.id("vm", "vm3"), fail_host=lambda: lab.fail_host("ams-host1"))
+
+    @pytest.fixture
+    def pending_case(self, lab: OvirtLab) -> PendingCase:
+        """web01's disk moving live to rtm-nfs1, its job held by the lab until released."""
+        vm = lab.id("vm", "vm3")
+
+        def start(drv: Driver) -> Operation:
+            assert isinstance(drv, OvirtDriver)
+            lab.hold_jobs()
+            return drv.move_disk(vm, lab.id("disk", "vm3/d0"), lab.id("sd", "sd-r1"))
+
+        return PendingCase(vm=vm, start=start, release=lab.release_jobs)

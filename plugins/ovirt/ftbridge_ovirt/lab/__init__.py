@@ -56,6 +56,7 @@ class OvirtLab(Lab):
             raise ValueError("scheme must be http or https")
         self.estate = estate
         self.engine = LabEngine(estate, op_seconds=op_seconds, ha_restart=ha_restart, seed=seed)
+        self.engine.audit_user = f"{user}-authz" if "@" in user else user  # as ${UserName} in the audit log
         for host in self.engine.hosts.values():
             host.pm = power_management
         self.admin = admin  # False: a user without admin roles, whose unfiltered queries fail
@@ -188,10 +189,28 @@ class OvirtLab(Lab):
     def finish_jobs(self) -> None:
         """End every job that is running now, as if its time had come (tests that must not wait)."""
         with self.engine.lock:
+            self.engine.hold = False
             for job in self.engine.jobs.values():
                 if job.status == "started":
-                    job.deadline = 0.0
+                    job.deadline, job.held = 0.0, False
             self.engine.tick()
+
+    def hold_jobs(self) -> None:
+        """Jobs started from now on run until :meth:`release_jobs`, however long that takes: a
+        test can look at an operation the engine still runs without racing its duration."""
+        with self.engine.lock:
+            self.engine.hold = True
+
+    def release_jobs(self) -> None:
+        """Stop holding jobs; the held ones end at once, as they would have (finished or failed).
+        Idempotent."""
+        with self.engine.lock:
+            self.engine.release_jobs()
+
+    def events(self) -> list[Any]:
+        """A copy of the audit log, oldest first."""
+        with self.engine.lock:
+            return copy.deepcopy(self.engine.events)
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         """The next ``times`` jobs of ``kind`` (move, copy, start) fail."""

@@ -72,7 +72,14 @@ class DrCommands(HostCommands):
         dom.imported, dom.status, dom.dc = True, "unattached", None
         if name:
             dom.name = name
-        self.start_job("import_sd", corr, f"Importing Storage Domain {dom.name}", instant=True)
+        self.start_job(
+            "import_sd",
+            corr,
+            f"Importing Storage Domain {dom.name}",
+            instant=True,
+            audit=("USER_ADD_STORAGE_DOMAIN", {"StorageDomainName": dom.name}),
+            sd=dom.id,
+        )
         return dom
 
     def attach_domain(self, dc_id: str, sd_id: str, corr: str | None) -> Domain:
@@ -88,7 +95,14 @@ class DrCommands(HostCommands):
         dom.master = not any(
             d.master and d.dc == dc.id and d.status == "active" for d in self.domains.values() if d is not dom
         )
-        self.start_job("attach_sd", corr, f"Attaching Storage Domain {dom.name} to Data Center {dc.name}", instant=True)
+        self.start_job(
+            "attach_sd",
+            corr,
+            f"Attaching Storage Domain {dom.name} to Data Center {dc.name}",
+            instant=True,
+            audit=("USER_ATTACH_STORAGE_DOMAIN_TO_POOL", {"StorageDomainName": dom.name, "StoragePoolName": dc.name}),
+            sd=dom.id,
+        )
         return dom
 
     def deactivate_domain(self, dc_id: str, sd_id: str, corr: str | None) -> Domain:
@@ -104,7 +118,17 @@ class DrCommands(HostCommands):
         if running:
             raise conflict(f"Cannot deactivate Storage. The following VMs are running on it: {', '.join(running)}.")
         dom.status, dom.master = "maintenance", False
-        self.start_job("deactivate_sd", corr, f"Deactivating Storage Domain {dom.name}", instant=True)
+        self.start_job(
+            "deactivate_sd",
+            corr,
+            f"Deactivating Storage Domain {dom.name}",
+            instant=True,
+            audit=(
+                "USER_DEACTIVATED_STORAGE_DOMAIN",
+                {"StorageDomainName": dom.name, "StoragePoolName": self.dcs[dc_id].name},
+            ),
+            sd=dom.id,
+        )
         return dom
 
     def detach_domain(self, dc_id: str, sd_id: str, corr: str | None) -> None:
@@ -115,7 +139,17 @@ class DrCommands(HostCommands):
             raise conflict(f"Cannot detach Storage. The relevant Storage Domain's status is {dom.status}.")
         self._forget_entities(sd_id)
         dom.dc, dom.status = None, "unattached"
-        self.start_job("detach_sd", corr, f"Detaching Storage Domain {dom.name}", instant=True)
+        self.start_job(
+            "detach_sd",
+            corr,
+            f"Detaching Storage Domain {dom.name}",
+            instant=True,
+            audit=(
+                "USER_DETACH_STORAGE_DOMAIN_FROM_POOL",
+                {"StorageDomainName": dom.name, "StoragePoolName": self.dcs[dc_id].name},
+            ),
+            sd=dom.id,
+        )
 
     def remove_domain(self, sd_id: str, destroy: bool, corr: str | None) -> None:
         dom: Domain = self.get("domains", sd_id, "storage domain")
@@ -123,7 +157,17 @@ class DrCommands(HostCommands):
             raise conflict(f"Cannot remove Storage. The relevant Storage Domain's status is {dom.status}.")
         self._forget_entities(sd_id)
         dom.dc, dom.imported, dom.status, dom.master = None, False, "unattached", False
-        self.start_job("remove_sd", corr, f"Removing Storage Domain {dom.name}", instant=True)
+        self.start_job(
+            "remove_sd",
+            corr,
+            f"Removing Storage Domain {dom.name}",
+            instant=True,
+            audit=(
+                "USER_FORCE_REMOVE_STORAGE_DOMAIN" if destroy else "USER_REMOVE_STORAGE_DOMAIN",
+                {"StorageDomainName": dom.name},
+            ),
+            sd=dom.id,
+        )
 
     def _forget_entities(self, sd_id: str) -> None:
         """The engine forgets what lived on the domain; the array's OVF store keeps it."""
@@ -223,7 +267,14 @@ class DrCommands(HostCommands):
             self.disks[d.id] = d
         tpl.attachments = [a for a in tpl.attachments if a.disk in {d.id for d, _ in kept}]
         self.templates[tpl.id] = tpl
-        self.start_job("register", corr, f"Importing Template {tpl.name} from Storage Domain {dom.name}", instant=True)
+        self.start_job(
+            "register",
+            corr,
+            f"Importing Template {tpl.name} from Storage Domain {dom.name}",
+            instant=True,
+            audit=("TEMPLATE_IMPORT_FROM_CONFIGURATION_SUCCESS", {"VmTemplateName": tpl.name}),
+            sd=dom.id,
+        )
         return tpl
 
     def register_vm(
@@ -264,7 +315,15 @@ class DrCommands(HostCommands):
             vm.lease = None  # its lease domain is not here: the VM comes without one
         vm.status, vm.host, vm.before_fault, vm.snapshots = "down", None, None, []
         self.vms[vm.id] = vm
-        self.start_job("register", corr, f"Importing VM {vm.name} from Storage Domain {dom.name}", instant=True)
+        self.start_job(
+            "register",
+            corr,
+            f"Importing VM {vm.name} from Storage Domain {dom.name}",
+            instant=True,
+            audit=("VM_IMPORT_FROM_CONFIGURATION_EXECUTED_SUCCESSFULLY", {"VmName": vm.name}),
+            vm=vm.id,
+            sd=dom.id,
+        )
         return vm
 
     def _profile(self, network: str, profile: str, cluster_id: str, mapping: Registration) -> str | None:

@@ -3,8 +3,9 @@
 Every change goes through a command of :mod:`.storage`, :mod:`.vms`, :mod:`.hosts` or
 :mod:`.dr` that checks what the real engine checks before it accepts it (answered with HTTP 409
 and the engine's reason), then either completes at once or starts a job that finishes later.
-Jobs carry the caller's correlation id, take ``op_seconds`` (plus any injected slowness) and can
-be made to fail. The HTTP layer (:mod:`.server`) only translates requests into these calls.
+Jobs carry the caller's correlation id, take ``op_seconds`` (plus any injected slowness), can
+be made to fail or held until released; each command also writes the engine's audit-log event
+for it (:mod:`.audit`). The HTTP layer (:mod:`.server`) only translates requests into these calls.
 """
 
 from __future__ import annotations

@@ -105,7 +105,14 @@ class HostCommands(VmCommands):
                 ):
                     self.ghosts[vm.id] = host_id  # it still runs there: the operator's word was wrong
             self._host_vms_died(host)
-            return self.start_job("fence", corr, f"Manual fence of host {host.name}", instant=True)
+            return self.start_job(
+                "fence",
+                corr,
+                f"Manual fence of host {host.name}",
+                instant=True,
+                audit=("VDS_MANUAL_FENCE_STATUS", {"VdsName": host.name}),
+                host=host.id,
+            )
         if kind not in ("stop", "restart"):
             raise conflict(f"Cannot fence Host. Fence type {kind} is not supported by the lab.")
         if not host.pm:
@@ -128,6 +135,8 @@ class HostCommands(VmCommands):
             corr,
             f"Fencing ({kind}) host {host.name} via power management",
             on_finish=rebooted if kind == "restart" else None,
+            audit=("USER_VDS_STOP" if kind == "stop" else "USER_VDS_RESTART", {"VdsName": host.name}),
+            host=host.id,
         )
 
     def _host_vms_died(self, host: Host) -> None:

@@ -218,6 +218,25 @@ class Job:
     fail: bool = False
     on_finish: Callable[[], None] | None = None
     on_fail: Callable[[], None] | None = None
+    #: held by the lab (``OvirtLab.hold_jobs``): it runs until released, whatever its deadline
+    held: bool = False
+
+
+@dataclass
+class Event:
+    """One audit-log entry, as ``/events`` shows it (api-model ``types/Event.java``): the engine
+    logs one for each command it executes, with the command's correlation id and the objects it
+    names (dal ``AuditLogable.java``, bll ``CommandBase.logCommand``)."""
+
+    index: int
+    code: int
+    description: str
+    time: float
+    correlation_id: str | None
+    severity: str = "normal"
+    vm: str | None = None
+    host: str | None = None
+    storage_domain: str | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ from ftbridge_ovirt.lab.model import (
     DataCenter,
     Disk,
     Domain,
+    Event,
     Host,
     Job,
     Network,
@@ -87,6 +88,7 @@ def api(eng: LabEngine, now: float) -> str:
         + _link("vms", "vms")
         + _link("disks", "disks")
         + _link("jobs", "jobs")
+        + _link("events", "events")
         + "<product_info><instance_id>"
         + eng.uid("engine", "instance")
         + "</instance_id>"
@@ -458,6 +460,27 @@ def job(j: Job) -> str:
         + _e("status", j.status)
         + _link("steps", f"jobs/{j.id}/steps")
         + "</job>"
+    )
+
+
+def event(ev: Event) -> str:
+    """An audit-log entry as restapi ``EventMapper`` writes it: its correlation id, and links to
+    the objects it names. (A job, by contrast, shows no correlation id: ``JobMapper``.)"""
+    return (
+        _open("event", str(ev.index), f"events/{ev.index}")
+        + _e("description", ev.description)
+        + _e("code", ev.code)
+        + _e("correlation_id", ev.correlation_id)
+        + _e("custom_id", -1)
+        + _e("flood_rate", 30)
+        + _e("index", ev.index)
+        + _e("origin", "oVirt")
+        + _e("severity", ev.severity)
+        + _e("time", date(ev.time))
+        + _ref("host", ev.host, "hosts")
+        + _ref("storage_domain", ev.storage_domain, "storagedomains")
+        + _ref("vm", ev.vm, "vms")
+        + "</event>"
     )
 
 

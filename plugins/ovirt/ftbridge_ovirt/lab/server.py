@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
@@ -122,6 +123,71 @@ def search_filter(
             if hit != (op == "="):
                 return False
         return True
+
+    return pred
+
+
+#: restapi ``invocation/CurrentFilter.java``: what the API keeps of a correlation id
+_NOT_IN_CORRELATION_ID = re.compile(r"[^0-9a-zA-Z_-]+")
+CORRELATION_ID_MAX = 36
+
+
+def correlation_id(header: str | None, param: str | None) -> str:
+    """The correlation id a request's commands run under, as the engine's ``CurrentFilter`` makes
+    it: the ``Correlation-Id`` header, else the ``correlation_id`` parameter, each stripped of
+    what is not ``[0-9a-zA-Z_-]`` and cut to 36 characters; a random UUID when neither is left."""
+    for given in (header, param):
+        kept = _NOT_IN_CORRELATION_ID.sub("", given or "")
+        if kept:
+            return kept[:CORRELATION_ID_MAX]
+    return str(uuid.uuid4())
+
+
+def job_filter(text: str | None) -> Callable[[Any], bool]:
+    """The jobs collection's search, as the engine's: one field, ``correlation_id``, compared by
+    ``=`` or ``!=`` to its exact value. searchbackend ``JobConditionFieldAutoCompleter.java`` types
+    the field ``UUID``, so ``SyntaxChecker.buildCustomizedValue`` turns no ``*`` into a wildcard
+    and ``buildCustomizedRelation`` keeps ``=`` (no LIKE): ``*`` is a character like any other, and
+    the comparison is PostgreSQL's ``=`` (case-sensitive). Any other field the engine refuses."""
+    if not text or not text.strip():
+        return lambda job: True
+    clauses = []
+    for part in _AND.split(text.strip()):
+        m = _CLAUSE.match(part)
+        if not m:
+            raise Fault(400, "Operation Failed", f"Invalid search query: {text!r}")
+        key, op, val = m.group(1).lower(), m.group(2), m.group(3).strip('"')
+        if key != "correlation_id":
+            raise Fault(
+                400,
+                "Operation Failed",
+                f"Invalid search query: jobs have no search field {key!r} (only correlation_id)",
+            )
+        clauses.append((op == "=", val))
+    return lambda job: all((job.correlation_id == val) == positive for positive, val in clauses)
+
+
+def event_filter(text: str | None, *, case_sensitive: bool) -> Callable[[Any], bool]:
+    """The events collection's search on ``correlation_id``, as the engine's: a ``String`` field
+    (searchbackend ``AuditLogConditionFieldAutoCompleter.java``), so ``*`` is a wildcard (LIKE) and
+    the match is case-sensitive unless ``case_sensitive=false`` (ILIKE). The engine knows more
+    fields (severity, time, vm names...); the lab answers this one and refuses the rest."""
+    if not text or not text.strip():
+        return lambda ev: True
+    clauses = []
+    for part in _AND.split(text.strip()):
+        m = _CLAUSE.match(part)
+        if not m:
+            raise Fault(400, "Operation Failed", f"Invalid search query: {text!r}")
+        key, op, val = m.group(1).lower(), m.group(2), m.group(3).strip('"')
+        if key != "correlation_id":
+            raise Fault(400, "Bad Request", f"the lab searches events by correlation_id only, not {key!r}")
+        clauses.append((op == "=", val if case_sensitive else val.lower()))
+
+    def pred(ev: Any) -> bool:
+        got = ev.correlation_id or ""
+        got = got if case_sensitive else got.lower()
+        return all(fnmatch.fnmatchcase(got, val) == positive for positive, val in clauses)
 
     return pred
 
@@ -245,7 +311,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             with eng.lock:
                 eng.tick()
-                code, xml = Routes(eng, query, filtered=filtered).dispatch(method, segs, body)
+                corr = correlation_id(self.headers.get("Correlation-Id"), query.get("correlation_id"))
+                code, xml = Routes(eng, query, filtered=filtered, corr=corr).dispatch(method, segs, body)
         except Fault as f:
             return self._fault(f, action=is_action)
         self._send(code, R.document(xml))
@@ -279,15 +346,16 @@ class Routes:
 
     VM_FIELDS = frozenset({"name", "id", "status", "cluster", "host", "tag", "description"})
     DISK_FIELDS = frozenset({"alias", "name", "id", "status", "storage", "description"})
-    JOB_FIELDS = frozenset({"correlation_id", "status", "description"})
     NAME_FIELDS = frozenset({"name", "id", "status"})
     VM_FOLLOW = frozenset({"disk_attachments", "disk_attachments.disk", "tags", "nics"})
     DC_FOLLOW = frozenset({"storage_domains", "clusters", "networks", "networks.vnic_profiles"})
 
-    def __init__(self, eng: LabEngine, query: dict[str, str], *, filtered: bool = False) -> None:
+    def __init__(
+        self, eng: LabEngine, query: dict[str, str], *, filtered: bool = False, corr: str | None = None
+    ) -> None:
         self.eng = eng
         self.q = query
-        self.corr = query.get("correlation_id")
+        self.corr = corr if corr is not None else correlation_id(None, query.get("correlation_id"))
         self.filtered = filtered
 
     def follow(self, allowed: frozenset[str] | set[str], what: str) -> set[str]:
@@ -340,6 +408,8 @@ class Routes:
             return self._get_disks(segs)
         if head == "jobs":
             return self._get_jobs(segs)
+        if head == "events":
+            return self._get_events(segs)
         return None
 
     def _get_dcs(self, segs: list[str]) -> tuple[int, str]:
@@ -513,16 +583,26 @@ class Routes:
     def _get_jobs(self, segs: list[str]) -> tuple[int, str]:
         eng = self.eng
         if len(segs) == 1:
-            pred = search_filter(
-                self.q.get("search"),
-                lambda j: {"correlation_id": j.correlation_id, "status": j.status, "description": j.description},
-                self.JOB_FIELDS,
-            )
+            pred = job_filter(self.q.get("search"))
+            # the engine's default order for jobs: start_time ASC (SearchObjectAutoCompleter, JOB)
             jobs = sorted((j for j in eng.jobs.values() if pred(j)), key=lambda j: j.start)
             return 200, R.collection("jobs", self._max([R.job(j) for j in jobs]))
         if len(segs) == 2:
             return 200, R.job(eng.get("jobs", segs[1], "job"))
         raise Fault(404, "Not Found", "no such job resource")
+
+    def _get_events(self, segs: list[str]) -> tuple[int, str]:
+        eng = self.eng
+        if len(segs) == 1:
+            pred = event_filter(self.q.get("search"), case_sensitive=self.q.get("case_sensitive", "true") != "false")
+            start = int(self.q["from"]) if self.q.get("from", "").isdigit() else 0
+            # newest first: audit_log_id DESC (SearchObjectAutoCompleter, EVENT), as api-model
+            # services/EventsService.java documents it
+            events = [ev for ev in reversed(eng.events) if ev.index > start and pred(ev)]
+            return 200, R.collection("events", self._max([R.event(ev) for ev in events]))
+        if len(segs) == 2 and segs[1].isdigit() and 0 < int(segs[1]) <= len(eng.events):
+            return 200, R.event(eng.events[int(segs[1]) - 1])
+        raise Fault(404, "Not Found", "no such event resource")
 
     # changes -----------------------------------------------------------------------------
     def _answer(self, job_id: str, el: ET.Element | None, pending: bool) -> tuple[int, str]:

@@ -17,12 +17,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ftbridge_ovirt.lab.audit import Audit, render
 from ftbridge_ovirt.lab.model import (
     GIB,
     Cluster,
     DataCenter,
     Disk,
     Domain,
+    Event,
     Host,
     Job,
     Lun,
@@ -97,6 +99,12 @@ class EngineState:
         self.templates: dict[str, Template] = {}
         self.disks: dict[str, Disk] = {}
         self.jobs: dict[str, Job] = {}
+        #: the audit log, oldest first (``/events`` lists it newest first)
+        self.events: list[Event] = []
+        #: the caller as the audit log names it (``${UserName}``)
+        self.audit_user = "admin@internal-authz"
+        #: True: jobs started from now on run until released (``OvirtLab.hold_jobs``)
+        self.hold = False
         self.pending_restarts: dict[str, float] = {}
         #: host id -> the fault injected into it: "failed" (reported down) or "partitioned"
         self.host_faults: dict[str, str] = {}
@@ -183,7 +191,7 @@ class EngineState:
         """Finish the jobs whose time has come; restart HA VMs whose turn has come."""
         now = time.time() if now is None else now
         for job in sorted(self.jobs.values(), key=lambda j: j.deadline):
-            if job.status == "started" and job.deadline <= now:
+            if job.status == "started" and not job.held and job.deadline <= now:
                 job.end = now
                 if job.fail:
                     job.status = "failed"
@@ -212,7 +220,14 @@ class EngineState:
         on_finish: Callable[[], None] | None = None,
         on_fail: Callable[[], None] | None = None,
         instant: bool = False,
+        audit: Audit | None = None,
+        vm: str | None = None,
+        host: str | None = None,
+        sd: str | None = None,
     ) -> Job:
+        """The job of a command the engine accepted, and the audit-log entry it writes as it
+        executes it (``audit``: its type and values; ``vm``, ``host``, ``sd``: the objects the
+        entry names), both with the caller's correlation id."""
         now = time.time()
         duration = 0.0 if instant else self.op_seconds + float(self.faults["slow_jobs"])
         job = Job(
@@ -224,11 +239,48 @@ class EngineState:
             fail=(not instant) and self._should_fail(kind),
             on_finish=on_finish,
             on_fail=on_fail,
+            held=self.hold and not instant,
         )
         self.jobs[job.id] = job
+        if audit is not None:
+            self.log_event(audit, corr, vm=vm, host=host, sd=sd, now=now)
         if instant:
             self.tick(now)
         return job
+
+    def log_event(
+        self,
+        audit: Audit,
+        corr: str | None,
+        *,
+        vm: str | None = None,
+        host: str | None = None,
+        sd: str | None = None,
+        now: float | None = None,
+    ) -> Event:
+        code, text = render(audit, self.audit_user)
+        ev = Event(
+            index=len(self.events) + 1,
+            code=code,
+            description=text,
+            time=time.time() if now is None else now,
+            correlation_id=corr,
+            vm=vm,
+            host=host,
+            storage_domain=sd,
+        )
+        self.events.append(ev)
+        return ev
+
+    def release_jobs(self) -> None:
+        """Stop holding jobs; the held ones end now (as their kind would: finished or failed)."""
+        self.hold = False
+        now = time.time()
+        for job in self.jobs.values():
+            if job.held:
+                job.held = False
+                job.deadline = min(job.deadline, now)
+        self.tick(now)
 
     def _should_fail(self, kind: str) -> bool:
         f = self.faults

@@ -146,6 +146,8 @@ class StorageCommands(EngineState):
             f"Moving Disk {disk.alias} from {source.name} to {target.name}",
             on_finish=done,
             on_fail=failed,
+            audit=("USER_MOVED_DISK", {"DiskAlias": disk.alias, "StorageDomainName": target.name}),
+            sd=target.id,
         )
 
     def copy_disk(self, disk_id: str, sd_id: str, alias: str | None, corr: str | None) -> Job:
@@ -179,7 +181,13 @@ class StorageCommands(EngineState):
             disk.status = "ok"
 
         return self.start_job(
-            "copy", corr, f"Copying Disk {disk.alias} to {target.name}", on_finish=done, on_fail=failed
+            "copy",
+            corr,
+            f"Copying Disk {disk.alias} to {target.name}",
+            on_finish=done,
+            on_fail=failed,
+            audit=("USER_COPIED_DISK", {"DiskAlias": disk.alias, "StorageDomainName": target.name}),
+            sd=target.id,
         )
 
     def remove_disk(self, disk_id: str, corr: str | None) -> Job:
@@ -195,7 +203,15 @@ class StorageCommands(EngineState):
         for vm in self.vms_of_disk(disk_id):
             vm.attachments = [a for a in vm.attachments if a.disk != disk_id]
         del self.disks[disk_id]
-        return self.start_job("remove", corr, f"Removing Disk {disk.alias}", instant=True)
+        sd = self.domains.get(disk.domain or "")
+        return self.start_job(
+            "remove",
+            corr,
+            f"Removing Disk {disk.alias}",
+            instant=True,
+            audit=("USER_FINISHED_REMOVE_DISK", {"DiskAlias": disk.alias, "StorageDomainName": sd.name if sd else ""}),
+            sd=sd.id if sd else None,
+        )
 
     def update_disk(self, disk_id: str, alias: str | None, description: str | None, corr: str | None) -> Disk:
         disk: Disk = self.get("disks", disk_id, "disk")
@@ -204,5 +220,15 @@ class StorageCommands(EngineState):
             disk.alias = alias
         if description is not None:
             disk.description = description
-        self.start_job("update", corr, f"Updating Disk {disk.alias}", instant=True)
+        vms = self.vms_of_disk(disk.id)
+        self.start_job(
+            "update",
+            corr,
+            f"Updating Disk {disk.alias}",
+            instant=True,
+            audit=("USER_UPDATE_VM_DISK", {"VmName": vms[0].name, "DiskAlias": disk.alias})
+            if vms
+            else ("USER_UPDATE_DISK", {"DiskAlias": disk.alias}),
+            vm=vms[0].id if vms else None,
+        )
         return disk

@@ -76,7 +76,9 @@ class VmCommands(StorageCommands):
         )
         if snapshot is None:
             self.vms[vm.id] = vm
-            self.start_job("add_vm", corr, f"Creating VM {name}", instant=True)
+            self.start_job(
+                "add_vm", corr, f"Creating VM {name}", instant=True, audit=("USER_ADD_VM", {"VmName": name}), vm=vm.id
+            )
             return vm
         return self._clone(vm, snapshot, dict(disks or {}), corr)
 
@@ -140,7 +142,13 @@ class VmCommands(StorageCommands):
                 self.disks.pop(d.id, None)
 
         self.start_job(
-            "clone", corr, f"Creating VM {vm.name} from Snapshot {snap.description}", on_finish=done, on_fail=failed
+            "clone",
+            corr,
+            f"Creating VM {vm.name} from Snapshot {snap.description}",
+            on_finish=done,
+            on_fail=failed,
+            audit=("USER_ADD_VM_STARTED", {"VmName": vm.name}),
+            vm=vm.id,
         )
         return vm
 
@@ -161,7 +169,14 @@ class VmCommands(StorageCommands):
             for a in vm.attachments:
                 if not self.vms_of_disk(a.disk):  # a shareable disk stays with the VMs still sharing it
                     self.disks.pop(a.disk, None)
-        return self.start_job("remove_vm", corr, f"Removing VM {vm.name}", instant=True)
+        return self.start_job(
+            "remove_vm",
+            corr,
+            f"Removing VM {vm.name}",
+            instant=True,
+            audit=("USER_REMOVE_VM_FINISHED", {"VmName": vm.name}),
+            vm=vm.id,
+        )
 
     def update_vm(self, vm_id: str, changes: dict[str, Any], corr: str | None) -> Vm:
         vm: Vm = self.get("vms", vm_id, "vm")
@@ -194,7 +209,14 @@ class VmCommands(StorageCommands):
             vm.ha = bool(changes["ha"])
         if changes.get("stateless") is not None:
             vm.stateless = bool(changes["stateless"])
-        self.start_job("update_vm", corr, f"Editing VM {vm.name}", instant=True)
+        self.start_job(
+            "update_vm",
+            corr,
+            f"Editing VM {vm.name}",
+            instant=True,
+            audit=("USER_UPDATE_VM", {"VmName": vm.name}),
+            vm=vm.id,
+        )
         return vm
 
     # run and stop -----------------------------------------------------------------------------
@@ -246,7 +268,16 @@ class VmCommands(StorageCommands):
         def failed() -> None:
             vm.status, vm.host = "down", None
 
-        return self.start_job("start", corr, f"Launching VM {vm.name}", on_finish=done, on_fail=failed)
+        return self.start_job(
+            "start",
+            corr,
+            f"Launching VM {vm.name}",
+            on_finish=done,
+            on_fail=failed,
+            audit=("USER_INITIATED_RUN_VM", {"VmName": vm.name}),
+            vm=vm.id,
+            host=host,
+        )
 
     def stop_vm(self, vm_id: str, corr: str | None) -> Job:
         vm: Vm = self.get("vms", vm_id, "vm")
@@ -258,9 +289,18 @@ class VmCommands(StorageCommands):
                 f"Cannot stop VM. Host {self.hosts[vm.host].name} of VM {vm.name} is "
                 f"{self.hosts[vm.host].status}: the engine cannot reach it."
             )
+        ran_on = vm.host
         vm.status, vm.host, vm.before_fault = "down", None, None
         self.pending_restarts.pop(vm.id, None)
-        return self.start_job("stop", corr, f"Stopping VM {vm.name}", instant=True)
+        return self.start_job(
+            "stop",
+            corr,
+            f"Stopping VM {vm.name}",
+            instant=True,
+            audit=("USER_STOP_VM", {"VmName": vm.name, "VdsName": self.hosts[ran_on].name if ran_on else ""}),
+            vm=vm.id,
+            host=ran_on,
+        )
 
     def ha_restart_now(self, vm_id: str) -> None:
         """What the engine does for an HA VM once its host is fenced, or its lease expired."""
@@ -291,7 +331,14 @@ class VmCommands(StorageCommands):
         if disk.domain is not None and self.domains[disk.domain].dc != self.clusters[vm.cluster].dc:
             raise conflict("Cannot attach Virtual Disk. The selected Storage Domain is not part of the Data Center.")
         vm.attachments.append(att)
-        self.start_job("attach", corr, f"Attaching Disk {disk.alias} to VM {vm.name}", instant=True)
+        self.start_job(
+            "attach",
+            corr,
+            f"Attaching Disk {disk.alias} to VM {vm.name}",
+            instant=True,
+            audit=("USER_ATTACH_DISK_TO_VM", {"DiskAlias": disk.alias, "VmName": vm.name}),
+            vm=vm.id,
+        )
         return att
 
     def detach_disk(self, vm_id: str, disk_id: str, detach_only: bool, corr: str | None) -> Job:
@@ -302,9 +349,17 @@ class VmCommands(StorageCommands):
         if vm.status != "down" and att.active:
             raise conflict(f"Cannot remove Virtual Disk. VM {vm.name} is {vm.status}: deactivate the disk first.")
         vm.attachments.remove(att)
+        alias = self.disks[disk_id].alias if disk_id in self.disks else disk_id
         if not detach_only and not self.vms_of_disk(disk_id):
             self.disks.pop(disk_id, None)
-        return self.start_job("detach", corr, f"Detaching Disk from VM {vm.name}", instant=True)
+        return self.start_job(
+            "detach",
+            corr,
+            f"Detaching Disk from VM {vm.name}",
+            instant=True,
+            audit=("USER_DETACH_DISK_FROM_VM", {"DiskAlias": alias, "VmName": vm.name}),
+            vm=vm.id,
+        )
 
     def add_nic(self, vm_id: str, name: str, plugged: bool, linked: bool, profile: str | None, corr: str | None) -> Nic:
         vm: Vm = self.get("vms", vm_id, "vm")
@@ -314,7 +369,14 @@ class VmCommands(StorageCommands):
             raise Fault(404, "Not Found", f"vnic profile {profile} not found")
         nic = Nic(id=str(uuid.uuid4()), name=name, plugged=plugged, linked=linked, profile=profile)
         vm.nics.append(nic)
-        self.start_job("add_nic", corr, f"Adding Interface {name} to VM {vm.name}", instant=True)
+        self.start_job(
+            "add_nic",
+            corr,
+            f"Adding Interface {name} to VM {vm.name}",
+            instant=True,
+            audit=("NETWORK_ADD_VM_INTERFACE", {"InterfaceName": name, "InterfaceType": "VirtIO", "VmName": vm.name}),
+            vm=vm.id,
+        )
         return nic
 
     def update_nic(
@@ -378,7 +440,13 @@ class VmCommands(StorageCommands):
             vm.snapshots.remove(snap)
 
         self.start_job(
-            "snapshot", corr, f"Creating VM Snapshot {description} for VM {vm.name}", on_finish=done, on_fail=failed
+            "snapshot",
+            corr,
+            f"Creating VM Snapshot {description} for VM {vm.name}",
+            on_finish=done,
+            on_fail=failed,
+            audit=("USER_CREATE_SNAPSHOT", {"SnapshotName": description, "VmName": vm.name}),
+            vm=vm.id,
         )
         return snap
 
@@ -411,5 +479,11 @@ class VmCommands(StorageCommands):
 
         kind = "merge" if vm.status in ("up", "paused") else "remove_snapshot"
         return self.start_job(
-            kind, corr, f"Removing Snapshot {snap.description} of VM {vm.name}", on_finish=done, on_fail=failed
+            kind,
+            corr,
+            f"Removing Snapshot {snap.description} of VM {vm.name}",
+            on_finish=done,
+            on_fail=failed,
+            audit=("USER_REMOVE_SNAPSHOT", {"SnapshotName": snap.description, "VmName": vm.name}),
+            vm=vm.id,
         )
