@@ -140,7 +140,7 @@ def gib(n: int) -> str:
 class _Ctx:
     """One VM's facts, resolved once, for the rules."""
 
-    __slots__ = ("inv", "vm", "policy", "level", "own", "needed", "_ds", "_where", "_counted")
+    __slots__ = ("inv", "vm", "policy", "level", "own", "needed", "_ds", "_primary", "_where", "_counted")
 
     def __init__(
         self, inv: Inventory, vm: VM, policy: Policy, level: Level, datastores: Mapping[str, Datastore]
@@ -150,13 +150,17 @@ class _Ctx:
         self.own = vm.primary_datastores
         needed = self.own | {d.datastore for d in vm.depends_on} if vm.depends_on else self.own
         self.needed = [d for i in sorted(needed) if (d := datastores.get(i))]
+        # with nothing it depends on, its own files are all it needs: the same list, looked up once
+        self._primary = None if vm.depends_on else self.needed
         self._where: Location | None = None
         self._counted = [s for s in vm.secondaries if policy.counts(s.mechanism)] if vm.secondaries else []
 
     @property
     def primary(self) -> list[Datastore]:
         """The datastores holding its own files (config and disks)."""
-        return [d for i in sorted(self.own) if (d := self._ds.get(i))]
+        if self._primary is None:
+            self._primary = [d for i in sorted(self.own) if (d := self._ds.get(i))]
+        return self._primary
 
     @property
     def where(self) -> Location:
@@ -453,13 +457,21 @@ def raise_headroom(seen: dict[str, float], vm: VM, policy: Policy) -> None:
         return
     pct = policy.headroom
     holders: tuple[VM | Secondary, ...] = (vm, *vm.secondaries)  # each: disks, maybe a config file
+    # a VM's files are mostly on one datastore, named by one string: the one just raised is not
+    # looked up again (at a million VMs, each lookup in an estate-sized table costs a cache miss)
+    last: str | None = None
     for files in holders:
         for d in files.disks:
-            if seen.get(d.datastore, -1.0) < pct:
-                seen[d.datastore] = pct
-        x = files.config_datastore
-        if x and seen.get(x, -1.0) < pct:
-            seen[x] = pct
+            x = d.datastore
+            if x is not last:
+                if seen.get(x, -1.0) < pct:
+                    seen[x] = pct
+                last = x
+        cfg = files.config_datastore
+        if cfg and cfg is not last:
+            if seen.get(cfg, -1.0) < pct:
+                seen[cfg] = pct
+            last = cfg
 
 
 def audit(inv: Inventory, config: Config) -> AuditReport:

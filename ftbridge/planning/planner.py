@@ -154,14 +154,16 @@ def prepare(
     VMs are listed); ``limited``: the (endpoint, mechanism) pairs with per-host limits."""
     ds_list = sorted(inv.datastores, key=lambda d: (d.endpoint, d.id))
     pos = {(d.endpoint, d.id): i for i, d in enumerate(ds_list)}
-    pos_in: dict[str, dict[str, int]] = {}  # the same per endpoint, for the loop over every VM
-    for (ep, ds_id), i in pos.items():
-        pos_in.setdefault(ep, {})[ds_id] = i
     over = {
         j
         for f in findings
         if f.rule == "datastore-over-headroom" and (j := pos.get((f.endpoint, f.datastore or ""))) is not None
     }
+    # per endpoint, only the datastores over their headroom (id -> position): the loop over every
+    # VM asks this small table, which stays in cache, not one of every datastore
+    over_in: dict[str, dict[str, int]] = {}
+    for j in over:
+        over_in.setdefault(ds_list[j].endpoint, {})[ds_list[j].id] = j
     host_loads: dict[tuple[str, str], dict[str, list[int]]] = {k: {} for k in limited}
     # when no policy selects by name, a VM's policy depends on its endpoint and tags only
     names_free = all(sel.name == "*" for p in config.policies for sel in p.match)
@@ -191,9 +193,11 @@ def prepare(
         raise_headroom(seen, vm, p)  # the audit's rule, from this same pass
         if vm.managed_by is not None or not over:
             continue  # a managed VM's manager places it: never moved for headroom
-        where = pos_in.get(ep, {})
+        where = over_in.get(ep)
+        if where is None:
+            continue
         for on in (vm.config_datastore, *(d.datastore for d in vm.disks)):
-            if on and (j := where.get(on)) is not None and j in over:
+            if on and (j := where.get(on)) is not None:
                 listed = on_ds.setdefault(j, [])
                 if not listed or listed[-1] is not vm:  # once per VM
                     listed.append(vm)
