@@ -522,3 +522,37 @@ def test_stages_are_checked_when_a_document_is_read(demo_config: Path) -> None:
             parse_plan(K.resign(d))
     assert barriers_as_edges(doc)["schema_version"] == 1
     parse_plan(barriers_as_edges(doc))
+
+
+def test_an_operation_found_after_a_crash_that_the_platform_then_forgets_leaves_the_live_estate_to_decide(
+    tmp_path: Path,
+) -> None:
+    """A crash between starting an action and journaling its handle: the driver's
+    ``pending_operations`` lists an operation, which the platform no longer knows when polled
+    (its jobs cleared, or an oVirt protect found again whose last steps needed the lost handle:
+    poll raises NotFound). As for a journaled handle the platform forgot, the action goes on to
+    its postcondition and runs: NotFound does not fail it."""
+    from ftbridge.apply.journal import ActionRecord
+    from ftbridge.drivers import Operation
+
+    cfg_path, plan = site_failover(tmp_path)
+    cfg = load_config(cfg_path)
+    doc = parse_plan(failover_document(plan, cfg))
+    a = doc.actions[0]
+    with Session(cfg) as s:
+        inv = collect(s, [a.endpoint])
+        drv = s.driver(a.endpoint)
+        asked: list[str] = []
+
+        def pending(vm_id: str) -> list[Operation]:  # what no sim gives: a listed, then forgotten one
+            asked.append(vm_id)
+            return [Operation(id="op-the-platform-forgot", endpoint=a.endpoint, kind=a.kind, vm=vm_id)]
+
+        drv.pending_operations = pending  # type: ignore[method-assign]
+        journal = Journal(tmp_path / "journal.sqlite")
+        run_id = journal.start_run(doc.plan_id, "doc.json", inv.fingerprint(), [(a.id, a.kind, a.endpoint, a.vm)])
+        ex = Executor({a.endpoint: drv}, LiveView(inv), journal, run_id, {}, settings_for(cfg), lambda e: None)
+        out = ex._run(a, ActionRecord(a.id, "running", 1, None, None, None), 1)
+        journal.close()
+    assert asked == [a.vm]
+    assert out.state in ("succeeded", "skipped"), out

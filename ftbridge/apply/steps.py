@@ -411,7 +411,10 @@ class Executor:
                     self._record(
                         a, RUNNING, "op_adopted", f"found operation {op.id} still running", operation=op.to_dict()
                     )
-                    adopted = self._wait(a, op)
+                    try:
+                        adopted = self._wait(a, op)
+                    except NotFound:
+                        continue  # the platform forgot it since: the postcondition below decides
                     if a.kind in _ADOPT_RESULT and op.kind == a.kind and adopted.state is OpState.SUCCEEDED:
                         return self._succeeded(a, attempts, adopted)
         tries = 0
@@ -457,7 +460,10 @@ class Executor:
                     busy = self.call(ep, drv.pending_operations, a.vm)
                     if busy:  # something still runs on the VM (after a crash): let it end, then look again
                         for other in busy:
-                            self._wait(a, other)
+                            try:
+                                self._wait(a, other)
+                            except NotFound:
+                                pass  # ended and forgotten since it was listed: look again
                         continue
                 if exc.retryable and tries <= self.settings.retries:
                     self._retry(a, tries, exc.one_line())
