@@ -410,7 +410,9 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         A found operation's ``kind`` is the method its correlation id names; its ``data`` holds
         ``found = "1"`` and what the engine shows of it: the test VM of a ``test_failover`` or
         ``cleanup_test`` (the VM other than ``vm_id`` its events name). :meth:`poll` follows it
-        by its jobs (see :meth:`_poll_found`).
+        by its jobs (see :meth:`_poll_found`); a found ``protect``/``reprotect`` is then also
+        settled: the live snapshot and transient clone VM its lost handle left on the VM are
+        finished or rolled back, so none stays on the production VM.
         """
         marker = N.vm_marker(vm_id)
         ops: dict[str, tuple[str, list[Any]]] = {}  # correlation id -> (kind, its events, newest first)
@@ -480,9 +482,20 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         ``lease``, ``test_failover``) succeeded, with the result the engine shows (the VM and
         where it runs, the test VM). ``cleanup_test`` with its test VM known goes on as its own
         poll does. ``protect``/``reprotect`` of a running VM take further steps in later polls
-        (the clone of the snapshot, :mod:`.snapcopy`) that need the lost copy set: once their
-        jobs end, NotFound says the outcome is the estate's to tell (the core checks its
-        postcondition and protects again if needed). Jobs the engine cleared: NotFound too.
+        (:mod:`.snapcopy`), and a lost handle would leave its live snapshot on the production VM
+        for good (it grows, and slows the VM) and its transient clone VM beside it. So once their
+        jobs end (finished or failed), what the engine shows of ftbridge's copy machinery on the
+        VM is settled under this operation's correlation id (:func:`.snapcopy.tidy`): the steps
+        that need nothing the handle held are finished (a Down clone removed with its disks kept
+        as the copies, the snapshot of a whole set removed), the one that does (cloning the
+        snapshot onto the lost target domains) is rolled back (the snapshot and the set's
+        floating copies removed); RUNNING meanwhile, and the next poll looks again. When nothing
+        of it is left, NotFound says the outcome is the estate's to tell (the core checks its
+        postcondition: a whole secondary the lost protect made is found there; otherwise it
+        protects again); FAILED when a job had failed. Jobs the engine cleared: NotFound too.
+        Every ftbridge copy set left on the VM is settled, not only this operation's: nothing the
+        engine shows ties a set to a correlation id. No other ftbridge protect of the VM can be in
+        flight meanwhile: the core runs one action per VM at a time, and one run per estate.
         """
         if op.kind == "cleanup_test" and op.data.get("test_id"):
             return self._poll_cleanup_test(op)
@@ -491,6 +504,19 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
             raise NotFound(f"the engine shows no job of {op.id} any more (cleared)", endpoint=self.endpoint)
         if state is OpState.RUNNING:
             return OperationStatus(OpState.RUNNING, progress, "the engine runs this operation's jobs")
+        if op.kind in ("protect", "reprotect"):
+            vm_id = op.vm
+            disks = {d.id for _, d in A.copyable(self._vm(vm_id))}
+            tidied = snapcopy.tidy(
+                self.e,
+                vm_id,
+                op.id,
+                disks,
+                lambda set_id: self._copies(vm_id, set_id),
+                failed=msg if state is OpState.FAILED else "",
+            )
+            if tidied is not None:
+                return tidied
         if state is OpState.FAILED:
             return OperationStatus(OpState.FAILED, 1.0, msg, retryable=True)
         if op.kind in ("protect", "reprotect", "cleanup_test"):

@@ -102,6 +102,19 @@ def snapshot_description(set_id: str) -> str:
     return f"{COPY_PREFIX} {set_id}"
 
 
+def parse_snapshot_description(text: str | None) -> str | None:
+    """The copy set of an ftbridge copy snapshot (:func:`snapshot_description`); None for any other."""
+    head, _, set_id = (text or "").partition(" ")
+    return set_id if head == COPY_PREFIX and is_set(set_id) else None
+
+
+def clone_vm_search() -> str:
+    """The engine search that finds ftbridge's transient clone VMs (of every set and VM): the
+    VM ``NAME`` field is typed String (searchbackend ``VmConditionFieldAutoCompleter.java``), so
+    ``*`` is a wildcard there (LIKE), as it is for the audit log's correlation id."""
+    return f"name={CLONE_PREFIX}-*"
+
+
 def clone_vm_name(set_id: str) -> str:
     """The transient VM that holds a copy set while the engine clones it from the snapshot."""
     return f"{CLONE_PREFIX}-{set_id}"
@@ -186,6 +199,14 @@ def parse_internal_description(text: str | None) -> tuple[str, str, str] | None:
             if "vm" in fields and "set" in fields:
                 return prefix, fields["vm"], fields["set"]
     return None
+
+
+def parse_clone_description(text: str | None) -> tuple[str, str] | None:
+    """(vm id, set) of an ftbridge transient clone VM (:func:`clone_description`); None for any other."""
+    found = parse_internal_description(text)
+    if found is None or found[0] != CLONE_PREFIX:
+        return None
+    return found[1], found[2]
 
 
 def parse_test_description(text: str | None) -> tuple[str, str] | None:

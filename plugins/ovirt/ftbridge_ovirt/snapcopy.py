@@ -23,7 +23,7 @@ moment while the snapshot is taken, and a merge of the writes made while the cop
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,13 +49,13 @@ def start(e: Engine, job: CopyJob) -> None:
     e.add_snapshot(job.vm, N.snapshot_description(job.set_id), sorted(job.disks), job.corr)
 
 
-def _snapshot(e: Engine, job: CopyJob) -> Any:
-    want = N.snapshot_description(job.set_id)
-    return next((s for s in e.snapshots(job.vm) if s.description == want), None)
+def _snapshot(e: Engine, vm: str, set_id: str) -> Any:
+    want = N.snapshot_description(set_id)
+    return next((s for s in e.snapshots(vm) if s.description == want), None)
 
 
-def _clone(e: Engine, job: CopyJob) -> Any:
-    name = N.clone_vm_name(job.set_id)
+def _clone(e: Engine, set_id: str) -> Any:
+    name = N.clone_vm_name(set_id)
     return next((v for v in e.vms(search=f"name={name}") if v.name == name), None)
 
 
@@ -68,12 +68,12 @@ def advance(
     operation that failed: before the copies are whole the copy is abandoned (:func:`abandon`);
     after, only the snapshot's removal can have failed, and the copies are kept.
     """
-    snap = _snapshot(e, job)
-    clone = _clone(e, job)
+    snap = _snapshot(e, job.vm, job.set_id)
+    clone = _clone(e, job.set_id)
     have = copies()
-    whole = {p.disk for p, _ in have} == set(job.disks) and all(value(d.status) == "ok" and not d.vms for _, d in have)
+    whole = _whole(have, job.disks)
     if failed and not (whole and clone is None):
-        abandon(e, job, copies)
+        abandon(e, job.vm, job.set_id, job.corr, copies)
         return OperationStatus(OpState.FAILED, 1.0, failed, retryable=True)
     if failed and snap is not None and value(snap.snapshot_status) == "ok":
         return OperationStatus(
@@ -121,8 +121,8 @@ def advance(
                 corr=job.corr,
             )
         except Conflict as exc:
-            if _clone(e, job) is None:  # refused (room, a domain down), not raced by another poller
-                abandon(e, job, copies)
+            if _clone(e, job.set_id) is None:  # refused (room, a domain down), not raced by another poller
+                abandon(e, job.vm, job.set_id, job.corr, copies)
                 return OperationStatus(OpState.FAILED, 1.0, exc.message, retryable=exc.retryable)
         return OperationStatus(OpState.RUNNING, 0.3, "cloning the snapshot's disks onto the target domains")
     if whole:
@@ -131,17 +131,98 @@ def advance(
     return OperationStatus(OpState.RUNNING, 0.6, "waiting for the copies")
 
 
-def abandon(e: Engine, job: CopyJob, copies: Callable[[], list[tuple[Any, Any]]]) -> None:
-    """Leave no half secondary: drop the transient VM with its disks, the snapshot, the copies."""
-    clone = _clone(e, job)
+def _whole(have: list[tuple[Any, Any]], disks: Collection[str]) -> bool:
+    """Do the copies cover exactly ``disks``, each made (ok) and floating (no VM holds it)?"""
+    return {p.disk for p, _ in have} == set(disks) and all(value(d.status) == "ok" and not d.vms for _, d in have)
+
+
+def abandon(e: Engine, vm: str, set_id: str, corr: str, copies: Callable[[], list[tuple[Any, Any]]]) -> None:
+    """Leave no half secondary of copy set ``set_id`` of ``vm``: drop the transient VM with its
+    disks, the snapshot, the copies (the engine's calls under ``corr``)."""
+    clone = _clone(e, set_id)
     if clone is not None and value(clone.status) == "down":
-        _tolerate(lambda: e.remove_vm(clone.id, job.corr, detach_only=False))
-    snap = _snapshot(e, job)
+        _tolerate(lambda: e.remove_vm(clone.id, corr, detach_only=False))
+    snap = _snapshot(e, vm, set_id)
     if snap is not None and value(snap.snapshot_status) == "ok":
-        _tolerate(lambda: e.remove_snapshot(job.vm, snap.id, job.corr))
+        _tolerate(lambda: e.remove_snapshot(vm, snap.id, corr))
     for _, d in copies():
         if value(d.status) != "locked" and not d.vms:
-            _tolerate(functools.partial(e.remove_disk, d.id, job.corr))
+            _tolerate(functools.partial(e.remove_disk, d.id, corr))
+
+
+def leftovers(e: Engine, vm: str) -> dict[str, tuple[Any, Any]]:
+    """copy set -> (its snapshot, its transient VM), either None: what the engine shows of
+    ftbridge's copy machinery on ``vm`` (snapshots by description, clones by name and the VM
+    their description names)."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for s in e.snapshots(vm):
+        set_id = N.parse_snapshot_description(s.description)
+        if set_id is not None:
+            out[set_id] = (s, None)
+    for v in e.vms(search=N.clone_vm_search()):
+        parsed = N.parse_clone_description(v.description)
+        if parsed is not None and parsed[0] == vm and v.name == N.clone_vm_name(parsed[1]):
+            out[parsed[1]] = (out.get(parsed[1], (None, None))[0], v)
+    return out
+
+
+def tidy(
+    e: Engine,
+    vm: str,
+    corr: str,
+    disks: Collection[str],
+    copies: Callable[[str], list[tuple[Any, Any]]],
+    *,
+    failed: str = "",
+) -> OperationStatus | None:
+    """Settle what copies whose handle was lost left on ``vm``, from what the engine shows; None
+    when nothing is left.
+
+    The lost handle held the copy's target domains (:class:`CopyJob`), so the one step that
+    needs them, cloning the snapshot (2), is not taken: a snapshot with no clone and no whole
+    set of copies is rolled back (:func:`abandon`). The steps that need nothing more are
+    finished: a transient VM that is Down is removed with ``detach_only`` (3: its disks, already
+    under the set's copy aliases, are the copies), and the snapshot of a set whose copies are
+    whole (``disks``, the VM's copyable disks, each ok and floating) is removed (4). A snapshot
+    not ``ok`` (being taken or merged) or a transient VM not Down (being made) is waited for.
+    ``failed`` (an engine job of ``corr`` failed) settles as :func:`advance` does: a whole set
+    keeps its copies and names the snapshot to remove by hand, anything else is abandoned.
+    """
+    found = leftovers(e, vm)
+    # A snapshot is LOCKED while it is taken or removed, and OK again when its removal fails
+    # (ovirt-engine snapshots/RemoveSnapshotCommand.java: updateStatus LOCKED, then OK on
+    # failure), so anything but ok is the engine still at work; the transient VM is Down once
+    # cloned (AddVmFromSnapshotCommand) and only then removed (RemoveVmCommand; with detach_only
+    # its disks stay: canRemoveVmWithDetachDisks), as :func:`advance` does.
+    for snap, clone in found.values():
+        if clone is not None and value(clone.status) != "down":
+            return OperationStatus(OpState.RUNNING, 0.5, f"the engine is making the transient VM {clone.name}")
+        if snap is not None and value(snap.snapshot_status) != "ok":
+            return OperationStatus(OpState.RUNNING, 0.5, f"the engine takes or merges snapshot '{snap.description}'")
+    for set_id, (snap, clone) in sorted(found.items()):
+        whole = _whole(copies(set_id), disks)
+        if failed and not (whole and clone is None):
+            abandon(e, vm, set_id, corr, functools.partial(copies, set_id))
+            return OperationStatus(OpState.FAILED, 1.0, failed, retryable=True)
+        if failed:
+            return OperationStatus(
+                OpState.FAILED,
+                1.0,
+                f"copy set {set_id} is made, but removing its snapshot '{snap.description}' failed ({failed}): "
+                "remove that snapshot in the engine",
+                result={"secondary_id": set_id},
+            )
+        if clone is not None:
+            _tolerate(functools.partial(e.remove_vm, clone.id, corr, detach_only=True))
+            return OperationStatus(OpState.RUNNING, 0.8, f"keeping the disks of {clone.name} as copy set {set_id}")
+        if whole:
+            _tolerate(functools.partial(e.remove_snapshot, vm, snap.id, corr))
+            return OperationStatus(OpState.RUNNING, 0.9, f"removing snapshot '{snap.description}'")
+        abandon(e, vm, set_id, corr, functools.partial(copies, set_id))
+        return OperationStatus(
+            OpState.RUNNING, 0.5, f"rolling back copy set {set_id}: its snapshot was never cloned whole"
+        )
+    return None
 
 
 def _tolerate(step: Callable[[], object]) -> None:

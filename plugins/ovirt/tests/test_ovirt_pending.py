@@ -18,6 +18,7 @@ from ftbridge_ovirt.lab import OvirtLab
 
 from ftbridge.drivers import OpState, SecondarySpec
 from ftbridge.errors import NotFound
+from ftbridge.model import SecondaryState
 
 sdk = pytest.importorskip("ovirtsdk4")
 pytestmark = pytest.mark.lab
@@ -238,23 +239,76 @@ def test_a_test_failover_found_again_names_its_test_vm(lab: OvirtLab, driver: Ov
     assert fresh.wait(fresh.cleanup_test(app01, end.result["test_id"]), timeout=30).state is OpState.SUCCEEDED
 
 
-def test_a_running_vms_copy_found_again_leaves_its_outcome_to_the_estate(
+def _machinery(lab: OvirtLab, vm: str, set_id: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """What the engine shows of one copy set of ``vm``: ftbridge's snapshots on the VM, the
+    transient clone VMs naming it, and the set's copies, attached and floating."""
+    snaps = [
+        s.description for v in lab.vms() if v.id == vm for s in v.snapshots if s.description.startswith("ftbridge-")
+    ]
+    clones = [v.name for v in lab.vms() if v.description == N.clone_description(vm, set_id)]
+    copies = [d for d in lab.disks() if d.alias.startswith(f"ftbridge-copy.{vm}.") and d.alias.endswith(set_id)]
+    attached = [d.alias for d in copies if lab.engine.vms_of_disk(d.id)]
+    return snaps, clones, attached, [d.alias for d in copies if not lab.engine.vms_of_disk(d.id)]
+
+
+def _lost_protect(lab: OvirtLab, driver: OvirtDriver, vm: str) -> Any:
+    """A protect of a running VM whose jobs the lab holds."""
+    lab.hold_jobs()
+    op = driver.protect(vm, SecondarySpec("ovirt-copy", {lab.id("disk", "vm3/d0"): lab.id("sd", "sd-r1")}))
+    assert op.data["path"] == "snapshot"
+    return op
+
+
+def test_a_copy_lost_after_its_snapshot_leaves_no_snapshot_on_the_vm(
     lab: OvirtLab, driver: OvirtDriver, fresh: OvirtDriver
 ) -> None:
-    """Its next steps need the copy set the lost handle named: once the engine's jobs end, the
-    found operation says NotFound (the core checks its postcondition); the handle itself, where
-    it survived, goes on."""
+    """Cloning the snapshot needs the target domains the lost handle held: the found operation
+    rolls the snapshot back (a live snapshot left on a production VM grows and slows it), then
+    leaves the outcome to the estate (NotFound: the core checks its postcondition)."""
     web01 = lab.id("vm", "vm3")
-    lab.hold_jobs()
-    op = driver.protect(web01, SecondarySpec("ovirt-copy", {lab.id("disk", "vm3/d0"): lab.id("sd", "sd-r1")}))
-    assert op.data["path"] == "snapshot"
+    op = _lost_protect(lab, driver, web01)
+    set_id = op.data["secondary_id"]
     (found,) = fresh.pending_operations(web01)
-    assert (found.id, found.kind) == (op.id, "protect")
+    assert (found.id, found.kind, dict(found.data)) == (op.id, "protect", {"found": "1"})
     assert fresh.poll(found).state is OpState.RUNNING
-    lab.release_jobs()
+    lab.release_jobs()  # the snapshot is taken; the handle that would clone it is gone
+    assert _machinery(lab, web01, set_id) == ([N.snapshot_description(set_id)], [], [], [])
     with pytest.raises(NotFound, match="look at the estate"):
-        fresh.poll(found)
-    assert driver.wait(op, timeout=30).state is OpState.SUCCEEDED
+        fresh.wait(found, timeout=30)
+    assert _machinery(lab, web01, set_id) == ([], [], [], [])
+    assert lab.snapshot("vms", "web01").status == "up"
+    assert any(
+        j.description.startswith("Removing Snapshot ftbridge-copy") for j in lab.engine.jobs_for(op.id)
+    )  # under the operation's own correlation id
+    assert [s for s in fresh.replication_status(web01) if s.id == set_id] == []
+
+
+def test_a_copy_lost_after_its_clone_keeps_the_copies_and_drops_the_rest(
+    lab: OvirtLab, driver: OvirtDriver, fresh: OvirtDriver
+) -> None:
+    """The clone was made onto the targets: removing it with detach_only and then the snapshot
+    needs nothing the handle held, so the found operation finishes both; the core then finds the
+    secondary by its postcondition."""
+    web01 = lab.id("vm", "vm3")
+    op = _lost_protect(lab, driver, web01)
+    set_id = op.data["secondary_id"]
+    lab.release_jobs()
+    lab.hold_jobs()
+    assert driver.poll(op).state is OpState.RUNNING  # the handle asks for the clone, then is lost
+    assert _machinery(lab, web01, set_id)[:2] == ([N.snapshot_description(set_id)], [N.clone_vm_name(set_id)])
+    (found,) = fresh.pending_operations(web01)
+    assert found.id == op.id
+    assert fresh.poll(found).state is OpState.RUNNING
+    lab.release_jobs()  # the clone is made, Down, its disks under the set's copy aliases
+    snaps, clones, attached, floating = _machinery(lab, web01, set_id)
+    assert (len(snaps), len(clones), len(attached), floating) == (1, 1, 1, [])
+    with pytest.raises(NotFound, match="look at the estate"):
+        fresh.wait(found, timeout=30)
+    assert _machinery(lab, web01, set_id) == ([], [], [], attached)
+    (sec,) = [s for s in fresh.replication_status(web01) if s.id == set_id]
+    assert sec.mechanism == "ovirt-copy" and sec.state is SecondaryState.IN_SYNC and sec.missing == ()
+    assert {d.datastore for d in sec.disks} == {lab.id("sd", "sd-r1")}
+    assert any(s.id == set_id for v in fresh.inventory().vms if v.id == web01 for s in v.secondaries)
 
 
 def test_one_audit_log_read_and_one_jobs_search_per_operation(
