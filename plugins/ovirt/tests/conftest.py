@@ -38,11 +38,32 @@ def make_driver(lab: OvirtLab) -> Callable[..., OvirtDriver]:
     return make
 
 
-@pytest.fixture
-def driver(make_driver: Callable[..., OvirtDriver]) -> Iterator[OvirtDriver]:
+def _opened(make_driver: Callable[..., OvirtDriver]) -> Iterator[OvirtDriver]:
     drv = make_driver()
     drv.open()
     try:
         yield drv
     finally:
         drv.close()
+
+
+@pytest.fixture
+def driver(make_driver: Callable[..., OvirtDriver]) -> Iterator[OvirtDriver]:
+    yield from _opened(make_driver)
+
+
+@pytest.fixture
+def fresh(make_driver: Callable[..., OvirtDriver]) -> Iterator[OvirtDriver]:
+    """A second driver, as a new process after a crash would open one: it knows no handle."""
+    yield from _opened(make_driver)
+
+
+@pytest.fixture
+def conn(lab: OvirtLab) -> Iterator[Any]:
+    """Someone else's session on the engine (its UI, another tool): the raw SDK."""
+    sdk = pytest.importorskip("ovirtsdk4")
+    c = sdk.Connection(url=lab.url("https"), username=lab.user, password=lab.password, ca_file=str(lab.ca_file))
+    try:
+        yield c
+    finally:
+        c.close()

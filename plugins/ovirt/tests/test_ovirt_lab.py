@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -19,15 +18,6 @@ from ftbridge.labs import load_lab
 
 sdk = pytest.importorskip("ovirtsdk4")
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def conn(lab: OvirtLab) -> Iterator[object]:
-    c = sdk.Connection(url=lab.url("https"), username=lab.user, password=lab.password, ca_file=str(lab.ca_file))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_every_collection_and_entity_parses(lab: OvirtLab, conn: object) -> None:

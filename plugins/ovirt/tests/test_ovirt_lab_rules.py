@@ -4,7 +4,7 @@ here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,15 +15,6 @@ from ftbridge_ovirt.lab import OvirtLab
 sdk = pytest.importorskip("ovirtsdk4")
 types = sdk.types
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def conn(lab: OvirtLab) -> Iterator[Any]:
-    c = sdk.Connection(url=lab.url("https"), username=lab.user, password=lab.password, ca_file=str(lab.ca_file))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _refused(call: Callable[[], object], code: int = 409) -> str:

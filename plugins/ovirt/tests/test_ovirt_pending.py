@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import ssl
 import urllib.request
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,27 +21,6 @@ from ftbridge.model import SecondaryState
 
 sdk = pytest.importorskip("ovirtsdk4")
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def conn(lab: OvirtLab) -> Iterator[Any]:
-    """Someone else's session on the engine (its UI, another tool): the raw SDK."""
-    c = sdk.Connection(url=lab.url("https"), username=lab.user, password=lab.password, ca_file=str(lab.ca_file))
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
-def fresh(make_driver: Callable[..., OvirtDriver]) -> Iterator[OvirtDriver]:
-    """A second driver, as a new process after a crash would open one: it knows no handle."""
-    drv = make_driver()
-    drv.open()
-    try:
-        yield drv
-    finally:
-        drv.close()
 
 
 def _raw(lab: OvirtLab, conn: Any, path: str) -> str:

@@ -97,6 +97,18 @@ _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 _CLAUSE = re.compile(r"^\s*([a-z_.]+)\s*(!=|=)\s*(.*?)\s*$", re.IGNORECASE)
 
 
+def _clauses(text: str, reason: str) -> list[tuple[str, bool, str]]:
+    """``(field, is "=", value)`` per clause of ``k=v and k2!=v*``; a clause that does not parse
+    is refused (400, ``reason``)."""
+    out = []
+    for part in _AND.split(text.strip()):
+        m = _CLAUSE.match(part)
+        if not m:
+            raise Fault(400, reason, f"Invalid search query: {text!r}")
+        out.append((m.group(1).lower(), m.group(2) == "=", m.group(3).strip('"')))
+    return out
+
+
 def search_filter(
     text: str | None, fields: Callable[[Any], dict[str, str | None]], known: frozenset[str]
 ) -> Callable[[Any], bool]:
@@ -104,25 +116,16 @@ def search_filter(
     if not text or not text.strip():
         return lambda obj: True
     clauses = []
-    for part in _AND.split(text.strip()):
-        m = _CLAUSE.match(part)
-        if not m:
-            raise Fault(400, "Bad Request", f"Invalid search query: {text!r}")
-        key, op, val = m.group(1).lower(), m.group(2), m.group(3).strip('"').lower()
+    for key, positive, val in _clauses(text, "Bad Request"):
         if key not in known:
             raise Fault(
                 400, "Bad Request", f"Invalid search query: unknown field {key!r} (known: {', '.join(sorted(known))})"
             )
-        clauses.append((key, op, val))
+        clauses.append((key, positive, val.lower()))
 
     def pred(obj: Any) -> bool:
         f = fields(obj)
-        for key, op, val in clauses:
-            got = (f.get(key) or "").lower()
-            hit = fnmatch.fnmatchcase(got, val)
-            if hit != (op == "="):
-                return False
-        return True
+        return all(fnmatch.fnmatchcase((f.get(key) or "").lower(), val) == positive for key, positive, val in clauses)
 
     return pred
 
@@ -152,18 +155,14 @@ def job_filter(text: str | None) -> Callable[[Any], bool]:
     if not text or not text.strip():
         return lambda job: True
     clauses = []
-    for part in _AND.split(text.strip()):
-        m = _CLAUSE.match(part)
-        if not m:
-            raise Fault(400, "Operation Failed", f"Invalid search query: {text!r}")
-        key, op, val = m.group(1).lower(), m.group(2), m.group(3).strip('"')
+    for key, positive, val in _clauses(text, "Operation Failed"):
         if key != "correlation_id":
             raise Fault(
                 400,
                 "Operation Failed",
                 f"Invalid search query: jobs have no search field {key!r} (only correlation_id)",
             )
-        clauses.append((op == "=", val))
+        clauses.append((positive, val))
     return lambda job: all((job.correlation_id == val) == positive for positive, val in clauses)
 
 
@@ -175,14 +174,10 @@ def event_filter(text: str | None, *, case_sensitive: bool) -> Callable[[Any], b
     if not text or not text.strip():
         return lambda ev: True
     clauses = []
-    for part in _AND.split(text.strip()):
-        m = _CLAUSE.match(part)
-        if not m:
-            raise Fault(400, "Operation Failed", f"Invalid search query: {text!r}")
-        key, op, val = m.group(1).lower(), m.group(2), m.group(3).strip('"')
+    for key, positive, val in _clauses(text, "Operation Failed"):
         if key != "correlation_id":
             raise Fault(400, "Bad Request", f"the lab searches events by correlation_id only, not {key!r}")
-        clauses.append((op == "=", val if case_sensitive else val.lower()))
+        clauses.append((positive, val if case_sensitive else val.lower()))
 
     def pred(ev: Any) -> bool:
         got = ev.correlation_id or ""
