@@ -400,10 +400,7 @@ class Executor:
                         message=f"waiting for operation {op.id} journaled earlier",
                     )
                 )
-                try:
-                    status = self._wait(a, op)
-                except NotFound:
-                    status = None  # the platform forgot it: the postcondition below decides
+                status = self._wait_found(a, op)
                 if status is not None and status.state is OpState.SUCCEEDED:
                     return self._succeeded(a, attempts, status)
             elif rec.state == RUNNING:
@@ -411,11 +408,13 @@ class Executor:
                     self._record(
                         a, RUNNING, "op_adopted", f"found operation {op.id} still running", operation=op.to_dict()
                     )
-                    try:
-                        adopted = self._wait(a, op)
-                    except NotFound:
-                        continue  # the platform forgot it since: the postcondition below decides
-                    if a.kind in _ADOPT_RESULT and op.kind == a.kind and adopted.state is OpState.SUCCEEDED:
+                    adopted = self._wait_found(a, op)
+                    if (
+                        adopted is not None
+                        and a.kind in _ADOPT_RESULT
+                        and op.kind == a.kind
+                        and adopted.state is OpState.SUCCEEDED
+                    ):
                         return self._succeeded(a, attempts, adopted)
         tries = 0
         while True:
@@ -460,10 +459,7 @@ class Executor:
                     busy = self.call(ep, drv.pending_operations, a.vm)
                     if busy:  # something still runs on the VM (after a crash): let it end, then look again
                         for other in busy:
-                            try:
-                                self._wait(a, other)
-                            except NotFound:
-                                pass  # ended and forgotten since it was listed: look again
+                            self._wait_found(a, other)
                         continue
                 if exc.retryable and tries <= self.settings.retries:
                     self._retry(a, tries, exc.one_line())
@@ -489,6 +485,16 @@ class Executor:
             )
         )
         self.sleep(delay)
+
+    def _wait_found(self, a: PlanAction, op: Operation) -> OperationStatus | None:
+        """:meth:`_wait` for an operation found again (journaled by an earlier run, or listed by
+        ``pending_operations``); None when the platform has forgotten it since (NotFound: its
+        tasks cleared, or the driver leaves the outcome to the estate). The caller then decides
+        from the live estate: the action's postcondition comes next."""
+        try:
+            return self._wait(a, op)
+        except NotFound:
+            return None
 
     def _wait(self, a: PlanAction, op: Operation, started: float | None = None) -> OperationStatus:
         """Poll until the operation ends; transient poll errors are retried, a timeout fails.
