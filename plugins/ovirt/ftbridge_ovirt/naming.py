@@ -201,16 +201,16 @@ def parse_internal_description(text: str | None) -> tuple[str, str, str] | None:
     return None
 
 
+def _of_kind(text: str | None, prefix: str) -> tuple[str, str] | None:
+    found = parse_internal_description(text)
+    return (found[1], found[2]) if found is not None and found[0] == prefix else None
+
+
 def parse_clone_description(text: str | None) -> tuple[str, str] | None:
     """(vm id, set) of an ftbridge transient clone VM (:func:`clone_description`); None for any other."""
-    found = parse_internal_description(text)
-    if found is None or found[0] != CLONE_PREFIX:
-        return None
-    return found[1], found[2]
+    return _of_kind(text, CLONE_PREFIX)
 
 
 def parse_test_description(text: str | None) -> tuple[str, str] | None:
-    found = parse_internal_description(text)
-    if found is None or found[0] != TEST_PREFIX:
-        return None
-    return found[1], found[2]
+    """(vm id, set) of an ftbridge test twin (:func:`test_description`); None for any other."""
+    return _of_kind(text, TEST_PREFIX)
