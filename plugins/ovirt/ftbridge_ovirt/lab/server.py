@@ -345,12 +345,10 @@ class Routes:
     VM_FOLLOW = frozenset({"disk_attachments", "disk_attachments.disk", "tags", "nics"})
     DC_FOLLOW = frozenset({"storage_domains", "clusters", "networks", "networks.vnic_profiles"})
 
-    def __init__(
-        self, eng: LabEngine, query: dict[str, str], *, filtered: bool = False, corr: str | None = None
-    ) -> None:
+    def __init__(self, eng: LabEngine, query: dict[str, str], *, corr: str, filtered: bool = False) -> None:
         self.eng = eng
         self.q = query
-        self.corr = corr if corr is not None else correlation_id(None, query.get("correlation_id"))
+        self.corr = corr  # as the engine keeps it (:func:`correlation_id`)
         self.filtered = filtered
 
     def follow(self, allowed: frozenset[str] | set[str], what: str) -> set[str]:
