@@ -15,7 +15,7 @@ import errno
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ftbridge.errors import StateStorageError
@@ -109,20 +109,26 @@ def sqlite_storage_error(path: Path, exc: sqlite3.Error) -> StateStorageError | 
     return StateStorageError(f"{path}: cannot write: {why}", remedy=_remedy(code))
 
 
-def atomic_write(path: Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
+def atomic_write(path: Path, data: str | bytes | Iterable[bytes], *, encoding: str = "utf-8") -> None:
     """Write ``data`` to ``path`` whole or not at all; the directory is made when missing.
+    ``data`` may be an iterable of byte chunks, written as they come: a big file (a million-VM
+    plan, 115 MB) need not be held in memory whole. An exception from the iterable leaves the
+    old file as it was.
 
     Raises :class:`StateStorageError` (naming ``path``) on a full, read-only or forbidden disk;
     no temporary file is left behind either way."""
-    raw = data.encode(encoding) if isinstance(data, str) else data
+    chunks: Iterable[bytes] = (
+        (data.encode(encoding),) if isinstance(data, str) else (data,) if isinstance(data, bytes) else data
+    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view) :]
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

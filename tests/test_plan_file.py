@@ -117,3 +117,45 @@ def test_the_plan_id_is_the_digest_of_the_compact_sorted_text_saved_plans_were_s
     body = {k: v for k, v in doc.items() if k not in ("plan_id", "created_at")}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     assert content_digest(doc) == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_the_file_written_a_piece_at_a_time_is_the_whole_documents_text(tmp_path: Path) -> None:
+    """A plan file is encoded a chunk of actions at a time (a million-VM plan's text is never
+    held whole); the bytes must be those one encoding of the whole document gives, whatever the
+    chunk size, or plans would differ by how they were written."""
+    import orjson
+
+    from ftbridge.planning.planfile import dump_chunks, write_plan
+
+    doc = {
+        "schema_version": 1,
+        "actions": [
+            {"id": f"a{i}", "reason": "déplacer ✓\nnext", "datastores": [], "detail": {}, "deps": [i, {"x": [1]}]}
+            for i in range(2500)
+        ],
+        "unfixable": [],
+        "names": {"datastores": {}, "hosts": {"ep/h1": "h1"}},
+        "summary": {"bytes_moved": 10**15, "lag": 1.5e-05, "none": None},
+        "groups": [["a"], []],
+    }
+    whole = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    for per_chunk in (1, 7, 1024, 5000):
+        assert b"".join(dump_chunks(doc, per_chunk)) == whole
+    write_plan(doc, tmp_path / "plan.json")
+    assert (tmp_path / "plan.json").read_bytes() == whole
+    # what orjson cannot encode (an integer beyond 64 bits), the standard library writes, same layout
+    big = {"a": [2**70, 1], "b": 2**65}
+    assert json.loads(b"".join(dump_chunks(big))) == big
+    assert b"".join(dump_chunks(big)) == (json.dumps(big, indent=2) + "\n").encode()
+
+
+def test_a_plan_whose_encoding_fails_half_way_leaves_the_old_file(tmp_path: Path) -> None:
+    from ftbridge.planning.planfile import write_plan
+
+    path = tmp_path / "plan.json"
+    path.write_text("old\n")
+    doc = {"actions": [{"id": "a1"}] * 3000 + [{"id": object()}]}  # the last chunk cannot be encoded
+    with pytest.raises(TypeError):
+        write_plan(doc, path)
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
