@@ -14,9 +14,10 @@ undoes what it tried (:class:`~ftbridge.planning.ledger.Undo`) when a chain does
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ftbridge.drivers.base import MechanismRules
 from ftbridge.model import SecondaryDisk
@@ -55,7 +56,9 @@ class Repair:
     need), the VMs it tried (each once per run) and the work it spent (:attr:`work`)."""
 
     def __init__(self, planner: Planner) -> None:
-        self.p = planner
+        # a weak reference back to the planner that owns this: no reference cycle, so a run's
+        # state goes as soon as the run is dropped, though planning pauses the cyclic collector
+        self.p = cast("Planner", weakref.proxy(planner))
         self.work = 0
         self._reg: Liftable | None = None
         self._tried: set[int] = set()  # the VMs (their state's id) it tried
