@@ -24,6 +24,7 @@ from ftbridge.errors import (
     FtbridgeError,
     NotFound,
     OperationTimeout,
+    UnsupportedOperation,
 )
 from ftbridge.secrets import redact, remember
 
@@ -284,8 +285,19 @@ class Engine:
             )
 
     # changes (each carries a correlation id the engine tags its jobs with) ----------------
-    @staticmethod
-    def _q(corr: str) -> dict[str, str]:
+    def _q(self, corr: str) -> dict[str, str]:
+        """The query of a change: its correlation id. Every change passes here, so here a
+        filtered session (``filter = true``) is refused before anything changes: the engine lets
+        it follow no job (restapi ``BackendJobsResource.list`` runs ``GetAllJobs``, an admin query,
+        which bll ``QueriesCommandBase.validatePermissions`` refuses to any filtered caller), and a
+        change ftbridge cannot follow it must not start."""
+        if self.cfg.filter:
+            raise UnsupportedOperation(
+                f"endpoints.{self.endpoint}.filter = true: the engine shows a filtered session no jobs "
+                "(GetAllJobs is an admin query), so ftbridge could not follow this change; make changes "
+                "with an account that runs unfiltered and keep filter = true for inventory and audit",
+                endpoint=self.endpoint,
+            )
         return {"correlation_id": corr}
 
     def move_disk(self, disk_id: str, sd_id: str, corr: str) -> None:

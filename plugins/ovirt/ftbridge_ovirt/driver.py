@@ -93,6 +93,10 @@ _FAILED = frozenset({"failed", "aborted"})
 _RUNNING_NOW = frozenset({"up", "powering_up", "wait_for_launch", "reboot_in_progress", "migrating"})
 
 
+#: what a filtered session (``filter = true``) can do: read; it can follow no change it makes
+READ_ONLY = frozenset({Capability.INVENTORY, Capability.REPLICATION_STATUS, Capability.HEALTH})
+
+
 class OvirtDriver(Driver, StoragePlacement, Failover):
     """oVirt through the engine's REST API."""
 
@@ -151,7 +155,8 @@ class OvirtDriver(Driver, StoragePlacement, Failover):
         return BackendInfo(
             product=(pi.name if pi is not None else None) or "oVirt Engine",
             version=version,
-            capabilities=self.capabilities,
+            # a filtered session may read but not change (see Engine._q): plans leave it alone
+            capabilities=READ_ONLY if self.cfg.filter else self.capabilities,
             details={"vendor": pi.vendor if pi is not None else None, "mechanisms": offered},
         )
 

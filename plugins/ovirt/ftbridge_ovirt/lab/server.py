@@ -130,6 +130,10 @@ def search_filter(
     return pred
 
 
+#: bll ``QueriesCommandBase.java``: what a query the caller may not run answers (the REST API's
+#: fault detail, under the reason "Operation Failed")
+INSUFFICIENT_PERMISSIONS = "Query execution failed due to insufficient permissions."
+
 #: restapi ``invocation/CurrentFilter.java``: what the API keeps of a correlation id
 _NOT_IN_CORRELATION_ID = re.compile(r"[^0-9a-zA-Z_-]+")
 CORRELATION_ID_MAX = 36
@@ -300,9 +304,7 @@ class Handler(BaseHTTPRequestHandler):
         # user's unfiltered query runs as an admin query and fails (ENGINE_API_FILTER_BY_DEFAULT off)
         filtered = (self.headers.get("Filter") or "").strip().lower() == "true"
         if method == "GET" and not srv.admin and not filtered:
-            return self._send(
-                400, R.document(R.fault("Operation Failed", "Query execution failed due to insufficient permissions."))
-            )
+            return self._send(400, R.document(R.fault("Operation Failed", INSUFFICIENT_PERMISSIONS)))
         try:
             with eng.lock:
                 eng.tick()
@@ -576,6 +578,12 @@ class Routes:
     def _get_jobs(self, segs: list[str]) -> tuple[int, str]:
         eng = self.eng
         if len(segs) == 1:
+            if self.filtered:
+                # restapi BackendJobsResource.list: a filtered caller's list runs GetAllJobs, which
+                # keeps QueryType's default auth type, Admin; QueriesCommandBase.validatePermissions
+                # refuses an admin query asked filtered (whoever asks), and
+                # BaseBackendResource.handleError makes that a 400 "Operation Failed" fault
+                raise Fault(400, "Operation Failed", INSUFFICIENT_PERMISSIONS)
             pred = job_filter(self.q.get("search"))
             # the engine's default order for jobs: start_time ASC (SearchObjectAutoCompleter, JOB)
             jobs = sorted((j for j in eng.jobs.values() if pred(j)), key=lambda j: j.start)
@@ -587,7 +595,10 @@ class Routes:
     def _get_events(self, segs: list[str]) -> tuple[int, str]:
         eng = self.eng
         if len(segs) == 1:
-            pred = event_filter(self.q.get("search"), case_sensitive=self.q.get("case_sensitive", "true") != "false")
+            # restapi BackendEventsResource: a filtered caller's list runs GetAllEventMessages (open
+            # to users) and ignores the search: every event the caller may see, newest first
+            search = None if self.filtered else self.q.get("search")
+            pred = event_filter(search, case_sensitive=self.q.get("case_sensitive", "true") != "false")
             start = int(self.q["from"]) if self.q.get("from", "").isdigit() else 0
             # newest first: audit_log_id DESC (SearchObjectAutoCompleter, EVENT), as api-model
             # services/EventsService.java documents it
