@@ -44,3 +44,27 @@ def test_merged_labels_override_and_ignore_unknown_keys() -> None:
     d = fd(datastore="ds1", site="old").merged({"site": "ams", "array": "a", "colour": "red"})
     assert d == fd(datastore="ds1", site="ams", array="a")
     assert d.as_dict() == {"site": "ams", "array": "a", "datastore": "ds1"}
+
+
+def test_the_inventory_fingerprint_is_the_digest_saved_plans_were_made_with() -> None:
+    """A plan records its inventory's fingerprint and apply refuses a plan whose estate moved
+    since: the digest must stay the one earlier versions computed (or every saved plan reads as
+    stale), whatever order the drivers list VMs in. VMs go in (endpoint, id) order: "a" before
+    "a-b" (a tuple compares the endpoint first), "vm10" before "vm9" (ids compare as strings)."""
+    import hashlib
+
+    from ftbridge.inventory import Inventory
+    from ftbridge.model import VM, Disk, EndpointInfo, PowerState
+
+    def vm(ep: str, vid: str) -> VM:
+        disk = Disk(id="d0", size=1, datastore="ds1")
+        return VM(id=vid, name=vid, endpoint=ep, host="h1", power=PowerState.ON, disks=(disk,), config_datastore="ds1")
+
+    eps = [EndpointInfo(name=n, driver="sim") for n in ("a-b", "a")]
+    listed = [vm("a-b", "vm1"), vm("a", "vm9"), vm("a", "vm10"), vm("a-b", "vm0")]
+    text = "Ea\nEa-b\n" + "".join(
+        f"V{ep}/{vid}/h1/ds1\n dd0/ds1/1\n" for ep, vid in (("a", "vm10"), ("a", "vm9"), ("a-b", "vm0"), ("a-b", "vm1"))
+    )
+    expected = hashlib.sha256(text.encode()).hexdigest()[:32]
+    assert Inventory(eps, (), (), listed).fingerprint() == expected
+    assert Inventory(eps, (), (), listed[::-1]).fingerprint() == expected
