@@ -183,3 +183,36 @@ def test_an_unreachable_host_is_not_a_dead_one(small_estate: Path) -> None:
     assert not plan.steps and "cannot be reached" in plan.blocked[0].reason
     forced = plan_failover(inv, cfg, [vm], declared, force=True)
     assert forced.steps and forced.steps[0].forced
+
+
+def test_no_step_asks_an_endpoint_for_what_its_site_does_not_offer(demo_config: Path) -> None:
+    """What ``probe()`` found travels in the inventory (a bare ESXi host offers no promote, a
+    read-only oVirt account nothing that changes): a failover plan that counted on it would fail
+    at 2 a.m. half way; such VMs are blocked, saying why, and other endpoints' steps stay."""
+    from dataclasses import replace
+
+    from ftbridge.inventory import Inventory
+
+    cfg, inv = inventory(demo_config)
+    failed = Failed.from_selectors(inv, [DomainSelector.parse("site=ams1")])
+    full = plan_failover(inv, cfg, affected_by(inv, failed), failed, fence=True)
+    promoted = {s.endpoint for s in full.steps if s.kind == "promote"}
+    ep = sorted(promoted)[0]
+
+    def offering(*caps: str) -> Inventory:
+        eps = [replace(e, capabilities=caps) if e.name == ep else e for e in inv.endpoints]
+        return Inventory(eps, inv.hosts, inv.datastores, inv.vms, inv.collected_at, inv.networks)
+
+    for caps, words in (
+        (("inventory", "health", "fence", "restart"), "cannot promote a copy (its driver or site offers no promote)"),
+        (
+            ("inventory", "health", "promote", "restart"),
+            "cannot fence a VM's host (its driver or site offers no fence)",
+        ),
+    ):
+        less = offering(*caps)
+        plan = plan_failover(less, cfg, affected_by(less, failed), failed, fence=True)
+        mine = {s.vm_name for s in full.steps if s.endpoint == ep and (s.kind == "promote" or "fence" not in caps)}
+        blocked = {b.vm_name: b.reason for b in plan.blocked}
+        assert mine and all(blocked.get(n) == f"endpoint {ep} {words}" for n in mine), blocked
+        assert {s.vm_name for s in plan.steps} == {s.vm_name for s in full.steps} - mine

@@ -39,3 +39,9 @@ def joined(parts: Iterable[str], limit: int = 4) -> str:
     more = len(items) - limit
     shown = ", ".join(items[:limit])
     return f"{shown} and {more} more" if more > 0 else shown
+
+
+def cannot(endpoint: str, capability: str, what: str) -> str:
+    """Why a step is not planned where the endpoint does not offer what it needs (``probe()``:
+    a bare ESXi host, a read-only account)."""
+    return f"endpoint {endpoint} cannot {what} (its driver or site offers no {capability})"

@@ -57,7 +57,7 @@ from ftbridge.model import (
 )
 from ftbridge.planning.actions import Action, PlanResult, Unfixable
 from ftbridge.planning.cover import choose_cover
-from ftbridge.planning.explain import joined, outside, plural, size
+from ftbridge.planning.explain import cannot, joined, outside, plural, size
 from ftbridge.planning.index import CandidateIndex, Query
 from ftbridge.planning.ledger import HostLedger, Release, SpaceLedger, Undo
 from ftbridge.planning.repair import Repair
@@ -418,7 +418,7 @@ class Planner:
         return caps is None or capability in caps
 
     def _cannot(self, endpoint: str, capability: str, what: str) -> _Fail:
-        return _Fail("placement", f"endpoint {endpoint} cannot {what} (its driver or site offers no {capability})")
+        return _Fail("placement", cannot(endpoint, capability, what))
 
     # -- the failure model: the inventory's locations, on the plan's placement -----------
     def prim_loc(self, st: _VM, ids: Iterable[str] | None = None) -> Location:

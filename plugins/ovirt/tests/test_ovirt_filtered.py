@@ -106,3 +106,18 @@ def test_a_plan_over_a_filtered_account_changes_nothing_there_and_says_why(lab: 
     assert doc["unfixable"], "the lab's estate has findings a plan would fix"
     assert [a for a in doc["actions"] if a["endpoint"] == "ovirt"] == []
     assert any("offers no" in u["reason"] for u in doc["unfixable"])
+
+
+def test_a_failover_plan_over_a_filtered_account_blocks_what_it_could_not_do(lab: OvirtLab, tmp_path: Path) -> None:
+    """The same estate and failure that give app01 a promote step with an admin account
+    (``test_ovirt_cli``): read-only, the step would fail half way through a failover."""
+    cfg = write_config(lab, tmp_path, endpoint={"filter": True})
+    env = {**os.environ, **lab.secrets(), "NO_COLOR": "1"}
+    lab.fail_datastore("ams-nfs1")
+    argv = [ftbridge_exe(), "--config", str(cfg), "failover", "plan", "--fence", "-o", "json"]
+    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert "Traceback" not in p.stderr, p.stderr
+    plan = json.loads(p.stdout)
+    assert plan["steps"] == []
+    blocked = {b["vm_name"]: b["reason"] for b in plan["blocked"]}
+    assert blocked["app01"].startswith("endpoint ovirt cannot ") and "offers no" in blocked["app01"]
