@@ -76,7 +76,7 @@ def failback_document(
     elsewhere, per VM whose original place is healthy again (on a platform without move_vm: the
     disks one by one)."""
     from ftbridge import __version__
-    from ftbridge.planning import capabilities_for
+    from ftbridge.planning import capabilities_for, offers
 
     caps = capabilities_for(inv)
 
@@ -133,8 +133,7 @@ def failback_document(
         )
         if at_home and (host is None or vm.host == host):
             continue
-        site = caps.get(vm.endpoint)
-        if vm.config_datastore is None and site is not None and "move_vm" not in site:
+        if vm.config_datastore is None and not offers(caps, vm.endpoint, "move_vm"):
             # its platform keeps the config in the cluster: the disks go home one by one, and the
             # platform (its HA, its balancer, an operator) moves the VM between hosts
             for dk in movable:

@@ -31,6 +31,7 @@ from ftbridge.errors import PlanError
 from ftbridge.failover.recovery import RecoveryPlan
 from ftbridge.inventory import Inventory
 from ftbridge.model import VM, Host, HostState, PowerState, Secondary, SecondaryState
+from ftbridge.planning.capabilities import Offered, capabilities_for, offers
 from ftbridge.planning.explain import cannot
 from ftbridge.timefmt import parse_rfc3339, rfc3339
 
@@ -171,8 +172,6 @@ def plan_failover(
 ) -> FailoverPlan:
     """``last_seen``: VMs the inventory shows where they were last seen running (the platform
     no longer places them; :mod:`ftbridge.services.lastseen`), and when: their steps say so."""
-    from ftbridge.planning import capabilities_for
-
     recovery = recovery or RecoveryPlan()
     caps = capabilities_for(inv)  # what each site said it can do: no step asks more of it
     room = _Room(inv, failed)
@@ -203,7 +202,7 @@ def plan_failover(
         if running and not (fence or force):
             blocked.append(Blocked(vm.endpoint, vm.id, vm.name, _may_run_words(host)))
             continue
-        refused = _not_offered(vm.endpoint, caps.get(vm.endpoint), kind, fence=running and fence)
+        refused = _not_offered(caps, vm.endpoint, kind, fence=running and fence)
         if refused is not None:
             blocked.append(Blocked(vm.endpoint, vm.id, vm.name, refused))
             continue
@@ -252,16 +251,14 @@ def plan_failover(
     )
 
 
-def _not_offered(endpoint: str, offered: frozenset[str] | None, kind: str, *, fence: bool) -> str | None:
+def _not_offered(caps: Offered, endpoint: str, kind: str, *, fence: bool) -> str | None:
     """Why the endpoint cannot carry out the step (``kind``: restart or promote; after fencing
     the primary's host when ``fence``), or None. What its site said it can do (``probe()``, in
     the inventory) decides: a bare ESXi host offers no promote, a read-only oVirt account nothing
-    that changes. None known (its driver not installed here): nothing is ruled out."""
-    if offered is None:
-        return None
+    that changes."""
     needs = [("fence", "fence a VM's host")] if fence else []
     needs.append(("restart", "restart a VM") if kind == "restart" else ("promote", "promote a copy"))
-    missing = [(cap, what) for cap, what in needs if cap not in offered]
+    missing = [(cap, what) for cap, what in needs if not offers(caps, endpoint, cap)]
     return cannot(endpoint, missing[0][0], missing[0][1]) if missing else None
 
 

@@ -23,6 +23,7 @@ from ftbridge.errors import FtbridgeError
 from ftbridge.gcpause import gc_paused
 from ftbridge.inventory import Inventory
 from ftbridge.planning.actions import ACTION_KINDS, Action, PlanResult, Unfixable
+from ftbridge.planning.capabilities import capabilities_for, offers
 from ftbridge.planning.cover import min_cover
 from ftbridge.planning.planfile import (
     PLAN_SCHEMA_VERSION,
@@ -52,6 +53,7 @@ __all__ = [
     "load_plan",
     "make_plan",
     "min_cover",
+    "offers",
     "parse_plan",
     "plan",
     "plan_document",
@@ -81,24 +83,6 @@ def rules_for(inv: Inventory) -> tuple[RulesByEndpoint, RulesByEndpoint]:
         names = [m for m in ep.mechanisms if m in declared] if ep.mechanisms else list(declared)
         offered[ep.name] = {m: declared[m] for m in names}
     return offered, known
-
-
-def capabilities_for(inv: Inventory) -> dict[str, frozenset[str] | None]:
-    """Per endpoint, what the plan may ask of it: what its site said it can do (``probe()``,
-    carried in the inventory), else what its driver class declares, else (driver not installed
-    here) nothing is ruled out."""
-    from ftbridge.drivers.registry import load_driver
-
-    out: dict[str, frozenset[str] | None] = {}
-    for ep in inv.endpoints:
-        if ep.capabilities is not None:
-            out[ep.name] = frozenset(ep.capabilities)
-            continue
-        try:
-            out[ep.name] = frozenset(c.value for c in load_driver(ep.driver).capabilities)
-        except FtbridgeError:
-            out[ep.name] = None
-    return out
 
 
 def plan(

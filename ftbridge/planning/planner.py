@@ -56,6 +56,7 @@ from ftbridge.model import (
     SecondaryState,
 )
 from ftbridge.planning.actions import Action, PlanResult, Unfixable
+from ftbridge.planning.capabilities import offers
 from ftbridge.planning.cover import choose_cover
 from ftbridge.planning.explain import cannot, joined, outside, plural, size
 from ftbridge.planning.index import CandidateIndex, Query
@@ -414,8 +415,7 @@ class Planner:
     def can(self, endpoint: str, capability: str) -> bool:
         """May the plan ask this endpoint for ``capability``? (what its driver declares and its
         site narrowed; unknown here: yes)"""
-        caps = self.caps.get(endpoint)
-        return caps is None or capability in caps
+        return offers(self.caps, endpoint, capability)
 
     def _cannot(self, endpoint: str, capability: str, what: str) -> _Fail:
         return _Fail("placement", cannot(endpoint, capability, what))
