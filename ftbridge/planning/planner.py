@@ -82,9 +82,9 @@ class _Snap:
     placement: dict[str, str]
     config: str | None
     present: dict[str, Secondary]
-    bad: set[str]
+    bad: frozenset[str]
     last: str | None
-    done: set[str]
+    done: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -97,21 +97,23 @@ class _VM:
     placement: dict[str, str]
     config: str | None
     present: dict[str, Secondary]
-    bad: set[str]
+    #: immutable, replaced on change: most VMs' are the one empty frozenset, and a snapshot
+    #: (:meth:`snapshot`) shares them instead of copying
+    bad: frozenset[str]
     last: str | None = None
     unavailable: str | None = None
-    done: set[str] = field(default_factory=set)  # finding ids handled (closed or explained)
+    done: frozenset[str] = frozenset()  # finding ids handled (closed or explained)
     level: Level = field(init=False)  # the policy's, asked once (Policy.level builds it)
 
     def __post_init__(self) -> None:
         self.level = self.policy.level
 
     def snapshot(self) -> _Snap:
-        return _Snap(dict(self.placement), self.config, dict(self.present), set(self.bad), self.last, set(self.done))
+        return _Snap(dict(self.placement), self.config, dict(self.present), self.bad, self.last, self.done)
 
     def restore(self, snap: _Snap) -> None:
         self.placement, self.config, self.present = dict(snap.placement), snap.config, dict(snap.present)
-        self.bad, self.last, self.done = set(snap.bad), snap.last, set(snap.done)
+        self.bad, self.last, self.done = snap.bad, snap.last, snap.done
 
     def primary(self) -> set[str]:
         ids = set(self.placement.values())
@@ -317,7 +319,7 @@ class Planner:
                 {d.id: d.datastore for d in vm.disks},
                 vm.config_datastore,
                 {s.id: s for s in vm.secondaries},
-                set(),
+                frozenset(),
             )
             self.states[key] = st
         return st
@@ -389,7 +391,7 @@ class Planner:
         )
         self.actions.append(a)
         st.last = aid
-        st.done.update(a.closes)
+        st.done = st.done.union(a.closes)
         return a
 
     def _explain(self, f: Finding, category: str, reason: str) -> None:
@@ -484,10 +486,11 @@ class Planner:
             st = self.state(vm) if vm is not None else None
             if st is None:
                 continue
-            st.findings = sorted(vm_findings[key], key=lambda f: f.id)
+            st.findings = vm_findings[key]  # sorted in place: no second list per VM
+            st.findings.sort(key=lambda f: f.id)
             for f in st.findings:
                 if f.secondary in st.present and ((f.rule in SECONDARY_RULES and f.fixable) or self._refresh(st, f)):
-                    st.bad.add(f.secondary)
+                    st.bad |= {f.secondary}
             gone = st.of("primary-unavailable")
             if gone:
                 st.unavailable = f"{gone[0].message.split(': ', 1)[-1]}: fail over first, then plan again"
@@ -557,7 +560,7 @@ class Planner:
             # a secondary that is wrong only for sharing a domain with the local primary: moving
             # the primary away from it fixes both findings for the price of one copy
             tx = self._begin(st)
-            st.bad.discard(sep.id)
+            st.bad -= {sep.id}
             closes = [f.id, *(x.id for x in st.of("secondary-not-separated", sep.id))]
             fail = self._move_primary(st, local, closes, "move off non-shared storage, away from its secondary")
             if fail is None and not self._offending(st, sep):
@@ -602,7 +605,7 @@ class Planner:
             for a in self.actions:
                 if a.vm == vm.id and a.endpoint == ep and a.kind in ("move_disk", "move_vm"):
                     a.closes.append(f.id)
-                    st.done.add(f.id)
+                    st.done |= {f.id}
             return
         home = prim.domain_of_hosts(level)
         if home is None or home.label(level) is None:
@@ -918,7 +921,7 @@ class Planner:
         if not (cost_move < cost_recreate or (cost_move == cost_recreate and relieves)):
             return
         tx = self._begin(st)
-        st.bad.discard(sid)  # kept: the moved disks must land apart from it
+        st.bad -= {sid}  # kept: the moved disks must land apart from it
         why = (
             f"separate the primary from secondary {sid} ({outside(level, sec_domains)}) by moving "
             f"{size(cost_move)} instead of re-creating the secondary ({size(cost_recreate)})"
@@ -1176,7 +1179,7 @@ class Planner:
             for h in sorted(x for x in {s.host, vm.host} if x is not None):
                 hl.release(h, vm.vcpus, a.id)
         st.present.pop(s.id, None)
-        st.bad.discard(s.id)
+        st.bad -= {s.id}
         return a
 
     def _mechanisms(self, st: _VM, prefer: Sequence[str], restrict: Sequence[str] | None) -> list[str]:
