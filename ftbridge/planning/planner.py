@@ -79,9 +79,9 @@ _Cand = tuple[int, str, "_VM", str]  # a disk that may leave a datastore: (bytes
 
 @dataclass(slots=True)
 class _Snap:
-    placement: dict[str, str]
+    placement: Mapping[str, str]
     config: str | None
-    present: dict[str, Secondary]
+    present: Mapping[str, Secondary]
     bad: frozenset[str]
     last: str | None
     done: frozenset[str]
@@ -94,9 +94,11 @@ class _VM:
     vm: VM
     policy: Policy
     findings: list[Finding]
-    placement: dict[str, str]
+    #: where its disks are and which secondaries it has: immutable here, replaced on change
+    #: (:meth:`place`, :meth:`set_secondary`), so a snapshot shares them instead of copying
+    placement: Mapping[str, str]
     config: str | None
-    present: dict[str, Secondary]
+    present: Mapping[str, Secondary]
     #: immutable, replaced on change: most VMs' are the one empty frozenset, and a snapshot
     #: (:meth:`snapshot`) shares them instead of copying
     bad: frozenset[str]
@@ -109,11 +111,24 @@ class _VM:
         self.level = self.policy.level
 
     def snapshot(self) -> _Snap:
-        return _Snap(dict(self.placement), self.config, dict(self.present), self.bad, self.last, self.done)
+        return _Snap(self.placement, self.config, self.present, self.bad, self.last, self.done)
 
     def restore(self, snap: _Snap) -> None:
-        self.placement, self.config, self.present = dict(snap.placement), snap.config, dict(snap.present)
+        self.placement, self.config, self.present = snap.placement, snap.config, snap.present
         self.bad, self.last, self.done = snap.bad, snap.last, snap.done
+
+    def place(self, disk: str, datastore: str) -> None:
+        """Disk ``disk`` planned on ``datastore``: a new mapping (a snapshot keeps the old one)."""
+        self.placement = {**self.placement, disk: datastore}
+
+    def set_secondary(self, key: str, sec: Secondary | None) -> None:
+        """Secondary ``key`` planned as ``sec`` (None: removed): a new mapping, as :meth:`place`."""
+        present = dict(self.present)
+        if sec is None:
+            present.pop(key, None)
+        else:
+            present[key] = sec
+        self.present = present
 
     def primary(self) -> set[str]:
         ids = set(self.placement.values())
@@ -489,8 +504,13 @@ class Planner:
             st.findings = vm_findings[key]  # sorted in place: no second list per VM
             st.findings.sort(key=lambda f: f.id)
             for f in st.findings:
-                if f.secondary in st.present and ((f.rule in SECONDARY_RULES and f.fixable) or self._refresh(st, f)):
-                    st.bad |= {f.secondary}
+                sid = f.secondary
+                if (
+                    sid is not None
+                    and sid in st.present
+                    and ((f.rule in SECONDARY_RULES and f.fixable) or self._refresh(st, f))
+                ):
+                    st.bad |= {sid}
             gone = st.of("primary-unavailable")
             if gone:
                 st.unavailable = f"{gone[0].message.split(': ', 1)[-1]}: fail over first, then plan again"
@@ -804,7 +824,7 @@ class Planner:
         i = self.pos.get((ep, src))
         if i is not None:
             self.ledger.release(i, d.used, a.id)
-        st.placement[disk] = dst.id
+        st.place(disk, dst.id)
         return a
 
     def _move_vm(
@@ -860,7 +880,7 @@ class Planner:
             i = self.pos.get((ep, st.placement[d.id]))
             if i is not None:
                 self.ledger.release(i, d.used, a.id)
-            st.placement[d.id] = dst.id
+            st.place(d.id, dst.id)
         st.config = dst.id
         return None
 
@@ -1178,7 +1198,7 @@ class Planner:
         if hl is not None:
             for h in sorted(x for x in {s.host, vm.host} if x is not None):
                 hl.release(h, vm.vcpus, a.id)
-        st.present.pop(s.id, None)
+        st.set_secondary(s.id, None)
         st.bad -= {s.id}
         return a
 
@@ -1263,14 +1283,17 @@ class Planner:
                 existing=existing,
                 primary={d.id: st.placement[d.id] for d in vm.disks},
             )
-            st.present["+" + a.id] = Secondary(
-                id="+" + a.id,
-                mechanism=m,
-                host=host,
-                state=SecondaryState.SYNCING,
-                config_datastore=sspec.config_datastore,
-                metadata_datastore=sspec.metadata_datastore,
-                disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
+            st.set_secondary(
+                "+" + a.id,
+                Secondary(
+                    id="+" + a.id,
+                    mechanism=m,
+                    host=host,
+                    state=SecondaryState.SYNCING,
+                    config_datastore=sspec.config_datastore,
+                    metadata_datastore=sspec.metadata_datastore,
+                    disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
+                ),
             )
             for w in window:
                 w.detail["restore"] = a.id

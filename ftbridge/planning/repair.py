@@ -257,12 +257,12 @@ class Repair:
         reg.on[frm].remove(y)
         st = self.p.states[(y.endpoint, y.vm)]
         if y.kind == "move_disk":
-            st.placement[y.detail["disk"]] = y.detail["from"]
+            st.place(y.detail["disk"], y.detail["from"])
 
         def inverse() -> None:
             reg.on[frm].append(y)
             if y.kind == "move_disk":
-                st.placement[y.detail["disk"]] = y.detail["to"]
+                st.place(y.detail["disk"], y.detail["to"])
 
         self.p.undo.push(inverse)
 
@@ -281,10 +281,13 @@ class Repair:
             m = y.detail["mechanism"]
             spec = self.p._spec(m, self.p.rules[ep][m], vm, to, None, None)
             nbytes = sum(d.space_on(dst) for d in vm.disks)
-            sty.present[key] = replace(
-                sty.present[key],
-                disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
-                config_datastore=spec.config_datastore,
+            sty.set_secondary(
+                key,
+                replace(
+                    sty.present[key],
+                    disks=tuple(SecondaryDisk(disk=d.id, datastore=dst.id, size=d.space_on(dst)) for d in vm.disks),
+                    config_datastore=spec.config_datastore,
+                ),
             )
             y.detail["spec"] = spec.to_dict()
             y.datastores = sorted({*spec.disks.values(), *([spec.config_datastore] if spec.config_datastore else [])})
@@ -293,7 +296,7 @@ class Repair:
             disk, src = y.detail["disk"], y.detail["from"]
             d = next(x for x in vm.disks if x.id == disk)
             nbytes = d.space_on(dst)
-            sty.placement[disk] = dst.id
+            sty.place(disk, dst.id)
             y.detail["to"] = dst.id
             y.datastores = sorted({src, dst.id})
             why = y.reason[: y.reason.rindex(": disk ")]
@@ -313,9 +316,9 @@ class Repair:
             if had is not None:
                 self.p._claims[y.id] = had
             if old_sec is not None:
-                sty.present[key] = old_sec
+                sty.set_secondary(key, old_sec)
             if y.kind == "move_disk":
-                sty.placement[y.detail["disk"]] = y.detail["from"]
+                sty.place(y.detail["disk"], y.detail["from"])
             reg.on[to].remove(y)
 
         self.p.undo.push(inverse)
