@@ -264,3 +264,22 @@ def test_planner_itself_never_lands_a_primary_on_local_storage(demo: tuple[Path,
     _, doc = make_migration(inv, "vc-ams", inv, "pve-rtm", cfg, Mapping(storage_default="local-zfs@pve-rtm-1"))
     assert doc["summary"]["planned"] == 0
     assert all("local-zfs@pve-rtm-1 is not shared storage" in v["reason"] for v in doc["vms"])
+
+
+def test_no_protection_is_planned_on_a_target_that_cannot_protect(demo: tuple[Path, Config, Inventory]) -> None:
+    """What the target's site offers travels in its inventory (``probe()``: a read-only oVirt
+    account offers nothing that changes): a migration plan promising secondaries there would
+    promise what ftbridge cannot make. The VMs are placed; their protection says why not."""
+    from dataclasses import replace
+
+    _, cfg, inv = demo
+    eps = [
+        replace(e, capabilities=("inventory", "replication_status", "health")) if e.name == "ovirt-fra" else e
+        for e in inv.endpoints
+    ]
+    target = Inventory(eps, inv.hosts, inv.datastores, inv.vms, inv.collected_at, inv.networks)
+    _, doc = make_migration(inv, "vc-ams", target, "ovirt-fra", cfg, created_at=0)
+    assert doc["summary"]["planned"] == 23
+    wanted = [v["protection"] for v in doc["vms"] if v["protection"]["wanted"]]
+    assert wanted and all(p["mechanism"] is None for p in wanted)
+    assert all("offers no protect" in p["reason"] for p in wanted), {p["reason"] for p in wanted}

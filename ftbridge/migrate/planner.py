@@ -7,7 +7,8 @@ Two steps, both the core's own machinery:
 2. The VMs are *projected* onto the target: an inventory of the target as it will be, with
    each migrated VM where step 1 put it and no secondary (the moving tools drop them all). The
    audit of that inventory, under the target's policies, finds what protection is missing, and
-   :class:`ftbridge.planning.Planner` plans it with the target driver's ``MechanismRules``:
+   :class:`ftbridge.planning.Planner` plans it with the target driver's ``MechanismRules``,
+   within what the target's site offers (``probe()``: no secondary on a read-only account):
    secondaries separated at each VM's policy level, within the mechanisms' limits and the room
    step 1 left. A VM protected on the source keeps a secondary on the target even where the
    target's policy does not ask for one. Every planned secondary is then checked with the
@@ -98,7 +99,7 @@ def plan_migration(
     known_rules: Rules | None = None,
 ) -> Migration:
     """Place ``vms`` (default: every VM of the source endpoint) on the target and protect them."""
-    from ftbridge.planning import Planner, rules_for
+    from ftbridge.planning import Planner, capabilities_for, rules_for
 
     mapping = mapping or Mapping()
     chosen = [v for v in (vms if vms is not None else source.vms) if v.endpoint == source_endpoint]
@@ -115,7 +116,9 @@ def plan_migration(
     if rules is None:
         rules, known_rules = rules_for(projected)
     findings = _findings(projected, config, outcomes)
-    result = Planner(projected, config, findings, rules, known_rules).run()
+    # what the target's site offers (probe(), in its inventory): no protection it cannot carry out
+    caps = capabilities_for(projected)
+    result = Planner(projected, config, findings, rules, known_rules, capabilities=caps).run()
     _protection(projected, result, outcomes)
     waves = _waves(outcomes, wave_size)
     return Migration(
