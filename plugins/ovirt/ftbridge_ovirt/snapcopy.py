@@ -72,17 +72,8 @@ def advance(
     clone = _clone(e, job.set_id)
     have = copies()
     whole = _whole(have, job.disks)
-    if failed and not (whole and clone is None):
-        abandon(e, job.vm, job.set_id, job.corr, copies)
-        return OperationStatus(OpState.FAILED, 1.0, failed, retryable=True)
-    if failed and snap is not None and value(snap.snapshot_status) == "ok":
-        return OperationStatus(
-            OpState.FAILED,
-            1.0,
-            f"copy set {job.set_id} is made, but removing its snapshot '{snap.description}' failed ({failed}): "
-            "remove that snapshot in the engine",
-            result={"secondary_id": job.set_id},
-        )
+    if failed and (ended := _failed(e, job.vm, job.set_id, job.corr, copies, snap, clone, whole, failed)):
+        return ended
     if clone is not None:
         status = value(clone.status)
         if status == "down":
@@ -134,6 +125,35 @@ def advance(
 def _whole(have: list[tuple[Any, Any]], disks: Collection[str]) -> bool:
     """Do the copies cover exactly ``disks``, each made (ok) and floating (no VM holds it)?"""
     return {p.disk for p, _ in have} == set(disks) and all(value(d.status) == "ok" and not d.vms for _, d in have)
+
+
+def _failed(
+    e: Engine,
+    vm: str,
+    set_id: str,
+    corr: str,
+    copies: Callable[[], list[tuple[Any, Any]]],
+    snap: Any,
+    clone: Any,
+    whole: bool,
+    failed: str,
+) -> OperationStatus | None:
+    """How copy set ``set_id`` ends when an engine job of its operation failed (``failed``, its
+    message): before its copies are whole (or while its transient VM stands) it is abandoned;
+    after, only its snapshot's removal can have failed, and the copies are kept. None: neither
+    (no snapshot left to name), the caller's steps decide."""
+    if not (whole and clone is None):
+        abandon(e, vm, set_id, corr, copies)
+        return OperationStatus(OpState.FAILED, 1.0, failed, retryable=True)
+    if snap is not None and value(snap.snapshot_status) == "ok":
+        return OperationStatus(
+            OpState.FAILED,
+            1.0,
+            f"copy set {set_id} is made, but removing its snapshot '{snap.description}' failed ({failed}): "
+            "remove that snapshot in the engine",
+            result={"secondary_id": set_id},
+        )
+    return None
 
 
 def abandon(e: Engine, vm: str, set_id: str, corr: str, copies: Callable[[], list[tuple[Any, Any]]]) -> None:
@@ -201,24 +221,16 @@ def tidy(
             return OperationStatus(OpState.RUNNING, 0.5, f"the engine takes or merges snapshot '{snap.description}'")
     for set_id, (snap, clone) in sorted(found.items()):
         whole = _whole(copies(set_id), disks)
-        if failed and not (whole and clone is None):
-            abandon(e, vm, set_id, corr, functools.partial(copies, set_id))
-            return OperationStatus(OpState.FAILED, 1.0, failed, retryable=True)
-        if failed:
-            return OperationStatus(
-                OpState.FAILED,
-                1.0,
-                f"copy set {set_id} is made, but removing its snapshot '{snap.description}' failed ({failed}): "
-                "remove that snapshot in the engine",
-                result={"secondary_id": set_id},
-            )
+        set_copies = functools.partial(copies, set_id)
+        if failed and (ended := _failed(e, vm, set_id, corr, set_copies, snap, clone, whole, failed)):
+            return ended
         if clone is not None:
             _tolerate(functools.partial(e.remove_vm, clone.id, corr, detach_only=True))
             return OperationStatus(OpState.RUNNING, 0.8, f"keeping the disks of {clone.name} as copy set {set_id}")
         if whole:
             _tolerate(functools.partial(e.remove_snapshot, vm, snap.id, corr))
             return OperationStatus(OpState.RUNNING, 0.9, f"removing snapshot '{snap.description}'")
-        abandon(e, vm, set_id, corr, functools.partial(copies, set_id))
+        abandon(e, vm, set_id, corr, set_copies)
         return OperationStatus(
             OpState.RUNNING, 0.5, f"rolling back copy set {set_id}: its snapshot was never cloned whole"
         )
