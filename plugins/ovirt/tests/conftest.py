@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from ftbridge_ovirt.driver import OvirtDriver
 from ftbridge_ovirt.lab import OvirtLab
-from ovirt_helpers import ESTATE_FILE, make_config
+from ovirt_helpers import ESTATE_FILE, make_config, sdk_session
 
 from ftbridge.estate import Estate, load_estates
 
@@ -61,8 +61,7 @@ def fresh(make_driver: Callable[..., OvirtDriver]) -> Iterator[OvirtDriver]:
 @pytest.fixture
 def conn(lab: OvirtLab) -> Iterator[Any]:
     """Someone else's session on the engine (its UI, another tool): the raw SDK."""
-    sdk = pytest.importorskip("ovirtsdk4")
-    c = sdk.Connection(url=lab.url("https"), username=lab.user, password=lab.password, ca_file=str(lab.ca_file))
+    c = sdk_session(lab)
     try:
         yield c
     finally:

@@ -97,3 +97,16 @@ def write_config(
     cfg = tmp / "ftbridge.toml"
     cfg.write_text("\n".join(lines), encoding="utf-8")
     return cfg
+
+
+def sdk_session(lab: OvirtLab, *, filtered: bool = False) -> Any:
+    """A raw SDK session on the lab, as someone else's tool opens one (``filtered``: with the
+    ``Filter: true`` header of an account without admin roles). The caller closes it."""
+    sdk = pytest.importorskip("ovirtsdk4")
+    return sdk.Connection(
+        url=lab.url("https"),
+        username=lab.user,
+        password=lab.password,
+        ca_file=str(lab.ca_file),
+        headers={"Filter": "true"} if filtered else None,
+    )

@@ -9,12 +9,11 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ftbridge_ovirt.driver import OvirtDriver
 from ftbridge_ovirt.lab import OvirtLab
-from ovirt_helpers import ftbridge_exe, write_config
+from ovirt_helpers import ftbridge_exe, sdk_session, write_config
 
 from ftbridge.drivers import Capability
 from ftbridge.errors import UnsupportedOperation
@@ -47,18 +46,8 @@ def test_the_engine_refuses_a_filtered_jobs_list_and_ignores_a_filtered_events_s
     vm_id, disk_id, target = _a_move(driver)
     op = driver.move_disk(vm_id, disk_id, target)  # unfiltered: a job and its events
     lab.finish_jobs()
-
-    def session(**headers: str) -> Any:
-        return sdk.Connection(
-            url=lab.url("https"),
-            username=lab.user,
-            password=lab.password,
-            ca_file=str(lab.ca_file),
-            headers=headers or None,
-        )
-
-    plain = session()
-    filtered = session(Filter="true")
+    plain = sdk_session(lab)
+    filtered = sdk_session(lab, filtered=True)
     try:
         assert plain.system_service().jobs_service().list(search=f"correlation_id={op.id}")
         with pytest.raises(sdk.Error) as refused:

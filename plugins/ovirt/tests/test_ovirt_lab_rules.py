@@ -167,26 +167,18 @@ def test_power_management_fencing_needs_power_management(lab: OvirtLab, conn: An
 
 def test_a_non_admin_query_must_be_filtered(lab: OvirtLab) -> None:
     """BaseBackendResource.isFiltered, QueriesCommandBase.validatePermissions."""
-    from ovirt_helpers import ESTATE_FILE
+    from ovirt_helpers import ESTATE_FILE, sdk_session
 
     from ftbridge.estate import load_estates
 
     reader = OvirtLab(load_estates(ESTATE_FILE)["lab"], admin=False)
     reader.start()
     try:
-        plain = sdk.Connection(
-            url=reader.url(), username=reader.user, password=reader.password, ca_file=str(reader.ca_file)
-        )
+        plain = sdk_session(reader)
         msg = _refused(lambda: plain.system_service().vms_service().list(), code=400)
         assert "Query execution failed due to insufficient permissions." in msg
         plain.close()
-        filtered = sdk.Connection(
-            url=reader.url(),
-            username=reader.user,
-            password=reader.password,
-            ca_file=str(reader.ca_file),
-            headers={"Filter": "true"},
-        )
+        filtered = sdk_session(reader, filtered=True)
         vms = filtered.system_service().vms_service().list()
         assert vms and all(v.host is None for v in vms)  # removeRestrictedInfo
         filtered.close()
@@ -196,7 +188,7 @@ def test_a_non_admin_query_must_be_filtered(lab: OvirtLab) -> None:
 
 def test_registration_keeps_a_shareable_disk_shared(lab: OvirtLab) -> None:
     """ImportValidator.validateDiskImagesNotExistOrShareable: an existing shareable disk is attached."""
-    from ovirt_helpers import ESTATE_FILE
+    from ovirt_helpers import ESTATE_FILE, sdk_session
 
     from ftbridge.estate import load_estates
 
@@ -204,7 +196,7 @@ def test_registration_keeps_a_shareable_disk_shared(lab: OvirtLab) -> None:
     site2.start()
     try:
         site2.receive_replicas(lab, {"ams-nfs1": "replica"})
-        c = sdk.Connection(url=site2.url(), username=site2.user, password=site2.password, ca_file=str(site2.ca_file))
+        c = sdk_session(site2)
         s = c.system_service()
         host = s.hosts_service().list()[0]
         sd = s.storage_domains_service().add(
