@@ -223,13 +223,9 @@ def _indented(value: Any, by: int) -> bytes:
     return text.replace(b"\n", b"\n" + b" " * by)
 
 
-def dumps_bytes(doc: dict[str, Any]) -> bytes:
-    """The file's bytes whole (:func:`dump_chunks` joined)."""
-    return b"".join(dump_chunks(doc))
-
-
 def dumps(doc: dict[str, Any]) -> str:
-    return dumps_bytes(doc).decode()
+    """The file's text whole (:func:`dump_chunks` joined)."""
+    return b"".join(dump_chunks(doc)).decode()
 
 
 def write_plan(doc: dict[str, Any], path: Path) -> None:
