@@ -13,7 +13,7 @@ import typer
 
 from ftbridge.cli.common import Output, OutputOpt, emit_json, say, table
 from ftbridge.cli.render import plural
-from ftbridge.signalsafe import set_from_handler
+from ftbridge.signalsafe import set_on_signals
 
 app = typer.Typer(help="Lab peers: platform APIs on loopback for trying drivers.", no_args_is_help=True)
 
@@ -62,8 +62,7 @@ def run_(
     stop = threading.Event()
     # before anything exists to clean up: SIGTERM, Ctrl-C (SIGINT) or a closed terminal (SIGHUP)
     # at any moment ends in the `finally` below; none of them can interrupt the cleanup itself
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: set_from_handler(stop))
+    set_on_signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), stop)
     lab.start()
     try:
         fd, env_path = tempfile.mkstemp(prefix=f"ftbridge-lab-{name}-", suffix=".env")

@@ -25,14 +25,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from ftbridge.cli.common import Output, err, say
 from ftbridge.cli.render import plural
-from ftbridge.signalsafe import set_from_handler
+from ftbridge.signalsafe import Installed, on_signals
 
 if TYPE_CHECKING:
     from ftbridge.apply import ApplyEvent, Outcome
@@ -309,7 +308,7 @@ class _Stopper:
         self.display = display
         self.stop = threading.Event()
         self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
+        self._installed: Installed | None = None
 
     @property
     def exit_code(self) -> int:
@@ -317,23 +316,27 @@ class _Stopper:
 
     def __enter__(self) -> _Stopper:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._on_signal)
+            self._installed = on_signals((signal.SIGINT, signal.SIGTERM), self._on_signal)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
+        if self._installed is not None:
+            self._installed.restore()
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int) -> None:
+        """Runs on the signal relay's thread (:mod:`ftbridge.signalsafe`), not in a handler: it
+        answers even while the main thread sleeps, and interrupts nothing the main thread holds."""
         if self.signal is None:
             self.signal = signum
-            set_from_handler(self.stop)
+            # said before the run is told: once told, the main thread may finish and leave while
+            # this (daemon) thread still held stderr's lock, which ends the interpreter with a
+            # fatal error instead of the exit code
             say(
                 f"{self.command}: stopping: no new action starts, actions in flight leave their operations "
                 "to the journal (Ctrl-C again leaves at once)",
                 "yellow",
             )
+            self.stop.set()
             return
         # the second signal: leave now, without unwinding the worker threads
         _show_cursor()

@@ -21,7 +21,7 @@ import typer
 from ftbridge.cli.common import Output, OutputOpt, emit_json, run, say, table
 from ftbridge.cli.progress import VmIds
 from ftbridge.cli.render import Col, seconds
-from ftbridge.signalsafe import set_from_handler
+from ftbridge.signalsafe import set_on_signals
 from ftbridge.timefmt import human, rfc3339
 
 
@@ -98,11 +98,7 @@ def register(app: typer.Typer) -> None:
                 events({"event": "metrics_listening", "controller": coord.name, "address": f"{host}:{port}"})
             controller = Controller(cfg, coord, emit=events, metrics=metrics)
 
-            def stop(_sig: int, _frame: Any) -> None:
-                set_from_handler(controller.stop)
-
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
+            set_on_signals((signal.SIGTERM, signal.SIGINT), controller.stop)
             events({"event": "watch_started", "controller": coord.name, "backend": coord.backend, "pid": _pid()})
             try:
                 controller.run(cycles)

@@ -10,7 +10,7 @@ import threading
 
 from ftbridge.errors import FtbridgeError
 from ftbridge.estate import load_estates
-from ftbridge.signalsafe import set_from_handler
+from ftbridge.signalsafe import set_on_signals
 from ftbridge_ovirt.lab import OvirtLab
 
 
@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: give --name, one of: {', '.join(estates)}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: set_from_handler(stop))
+    set_on_signals((signal.SIGINT, signal.SIGTERM), stop)
     lab = OvirtLab(estates[name], port=args.port, http_port=args.http_port, op_seconds=args.op_seconds)
     lab.start()
     # the password goes to a private file, never to the terminal

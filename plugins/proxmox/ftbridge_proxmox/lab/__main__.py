@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ftbridge.errors import FtbridgeError
 from ftbridge.estate import load_estates
-from ftbridge.signalsafe import set_from_handler
+from ftbridge.signalsafe import set_on_signals
 from ftbridge_proxmox.lab.peer import ProxmoxLab
 
 
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: set_from_handler(stop))
+    set_on_signals((signal.SIGINT, signal.SIGTERM), stop)
     stop.wait()
     lab.stop()
     return 0
