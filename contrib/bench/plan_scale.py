@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import random
 import resource
 import sys
@@ -427,9 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'VMs':>9} {'datastores':>10} {'findings':>8} {'closed':>7} {'actions':>7} "
         f"{'audit s':>8} {'plan s':>8} {'file s':>7} {'total s':>8} {'RSS MiB':>8} {'plan MiB':>8}"
     )
+    sizes = [int(x) for x in args.sizes.split(",") if x]
     seeds = [int(x) for x in args.seeds.split(",") if x]
     totals: dict[int, float] = {}
-    for n, seed in ((int(x), seed) for x in args.sizes.split(",") if x for seed in seeds):
+    for n, seed in itertools.product(sizes, seeds):
         runs = [run_fresh(n, seed) for _ in range(max(1, args.repeat))]
         all_totals = [r["audit_s"] + r["plan_s"] + r["doc_s"] for r in runs]
         total = min(all_totals)
