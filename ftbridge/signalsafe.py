@@ -110,7 +110,9 @@ def on_signals(signals: Iterable[int], callback: Callable[[int], None]) -> Insta
     locks, print, set events, or end the process with ``os._exit``). Returns what it replaced
     (:meth:`Installed.restore` puts it back). Raises ``ValueError`` outside the main thread
     (``signal.signal`` and ``signal.set_wakeup_fd`` work there only). Call it from ordinary
-    code, not from a handler: it may start the relay thread."""
+    code, not from a handler: it may start the relay thread. The wakeup pipe is the process's
+    only one: code that sets its own (asyncio's ``add_signal_handler`` does) takes it over, and
+    the callbacks go quiet; nothing in ftbridge does."""
     relay = _started()
     sigs = list(signals)
     before = Installed({}, {sig: relay.callbacks.get(sig) for sig in sigs})
