@@ -209,6 +209,34 @@ def test_headroom_fix_moves_the_fewest_bytes() -> None:
     assert doc["unfixable"] == []
 
 
+def test_a_missing_copy_gets_the_room_before_a_headroom_fix() -> None:
+    # y (array B) needs a 120 GiB copy outside B: only a2 has the room. 'full' (array A) needs
+    # 100 GiB moved off: x's 100 GiB disk fits a2 alone, z1 and z2 (60 each) fit a3 and a4.
+    # Headroom first would send x to a2 (balance and best fit alike) and leave y unprotected,
+    # with nothing of the plan's own the repair step could put elsewhere.
+    dss = [
+        K.ds("full", 1000, 0, array="A"),
+        K.ds("a2", 1000, 230, array="A"),
+        K.ds("a3", 1000, 165, array="A"),
+        K.ds("a4", 1000, 165, array="A"),
+        K.ds("b1", 1000, 500, array="B", hosts=("h3", "h4")),  # the hosts of full's VMs cannot use it
+    ]
+    vms = [
+        K.vm("x", "h1", [("d0", 100, "full")]),
+        K.vm("z1", "h1", [("d0", 60, "full")]),
+        K.vm("z2", "h2", [("d0", 60, "full")]),
+        K.vm("y", "h3", [("d0", 120, "b1")], tags=("t1",)),
+    ]
+    inv = K.inventory([*HOSTS, K.host("h4")], dss, vms)
+    doc = plan(inv)
+    assert doc["unfixable"] == []
+    (copy,) = by_vm(doc, "y")
+    assert copy["kind"] == "protect" and copy["spec"]["disks"] == {"d0": "a2"}
+    moved = {a["vm"]: a["to"] for a in doc["actions"] if a["kind"] == "move_disk"}
+    assert moved == {"z1": "a3", "z2": "a4"}
+    assert K.capacity_violations(doc, inv, keep_pct=10) == []
+
+
 @given(st.lists(st.integers(1, 60), min_size=0, max_size=9), st.integers(1, 200))
 def test_min_cover_is_exact_on_small_sets(sizes: list[int], need: int) -> None:
     got = min_cover(sizes, need)
