@@ -140,6 +140,10 @@ class Inventory:
     def vm(self, endpoint: str, vm_id: str) -> VM | None:
         return self._vms.get(endpoint, _NONE).get(vm_id)
 
+    def vms_of(self, endpoint: str) -> Mapping[str, VM]:
+        """One endpoint's VMs by id."""
+        return self._vms.get(endpoint, _NONE)
+
     def network(self, endpoint: str, net_id: str | None) -> Network | None:
         return self._nets.get(endpoint, _NONE).get(net_id) if net_id else None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sys
+from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,41 @@ def test_a_missing_copy_gets_the_room_before_a_headroom_fix() -> None:
     moved = {a["vm"]: a["to"] for a in doc["actions"] if a["kind"] == "move_disk"}
     assert moved == {"z1": "a3", "z2": "a4"}
     assert K.capacity_violations(doc, inv, keep_pct=10) == []
+
+
+def _room_by_moving_x(**x_fields: Any) -> Inventory:
+    # y (array B) needs a 120 GiB copy outside B; a1 and a2 (array A) have 50 and 100 GiB above
+    # their 10% headroom. x, which no finding concerns, has a 100 GiB disk on a1 that fits a2.
+    dss = [
+        K.ds("a1", 1000, 150, array="A"),
+        K.ds("a2", 1000, 200, array="A"),
+        K.ds("b1", 1000, 500, array="B", hosts=("h3", "h4")),  # x's host h1 cannot use it
+    ]
+    x = replace(K.vm("x", "h1", [("d0", 100, "a1")]), **x_fields)
+    y = K.vm("y", "h3", [("d0", 120, "b1")], tags=("t1",))
+    return K.inventory([*HOSTS, K.host("h4")], dss, [x, y])
+
+
+def test_room_for_a_copy_is_made_by_moving_a_disk_no_finding_needs_moved() -> None:
+    inv = _room_by_moving_x()
+    doc = plan(inv)
+    assert doc["unfixable"] == []
+    (move,) = by_vm(doc, "x")
+    (copy,) = by_vm(doc, "y")
+    assert (move["kind"], move["from"], move["to"]) == ("move_disk", "a1", "a2")
+    assert move["reason"].startswith("make room on ds-a1 for a secondary of vm-y: disk d0 (100 GiB)"), move["reason"]
+    assert copy["spec"]["disks"] == {"d0": "a1"} and copy["depends_on"] == [move["id"]]
+    assert move["closes"] == copy["closes"] == ["no-secondary:ep/y"]
+    assert K.capacity_violations(doc, inv, keep_pct=10) == []
+    after = audit(K.apply_virtually(doc, inv), K.config(TIER1))
+    assert not [f for f in after.findings if f.fixable], "x's move leaves it whole and the copy separated"
+
+
+def test_room_is_never_made_by_moving_a_vm_another_manager_places() -> None:
+    doc = plan(_room_by_moving_x(managed_by="an agent"))
+    assert by_vm(doc, "x") == [] and by_vm(doc, "y") == []
+    (u,) = unfixable(doc, "y")
+    assert (u["rule"], u["category"]) == ("no-secondary", "capacity")
 
 
 @given(st.lists(st.integers(1, 60), min_size=0, max_size=9), st.integers(1, 200))

@@ -36,12 +36,11 @@ over the optimum's when it fixes as many. Per family: the findings ratio (the op
 the strategy's, summed), and the bytes ratio on the instances where it fixes as many. Aim:
 ratios <= 1.05.
 
-What the optimum does that ftbridge does not (``tight``): it moves disks no finding requires
-to move (more than a datastore's headroom deficit, or a primary away from its own copy when
-a new copy costs as much) to make room for other VMs' copies; ftbridge moves only what a
-finding needs, and its repair step changes only the plan's own placements. And capacity is
-checked at the end of the optimum's plan, not at every step, so it may count a plan that has
-no safe order.
+What the optimum does that ftbridge does not: capacity is checked at the end of the optimum's
+plan, not at every step, so it may count a plan that has no safe order; it may split a
+primary across domains to relieve a datastore; and it chooses every move at once, where
+ftbridge's passes choose in turn (copies, then headroom, then room for the copies left by
+moving disks no finding needs moved, the planner's pass 5).
 
 Run:  python contrib/bench/optimality.py [--instances 6] [--families packing,cross,...]
 """

@@ -1,6 +1,6 @@
 """The planner: turn audit findings into ordered, capacity-safe actions.
 
-Four passes, each over the VMs (or datastores) it concerns, biggest first so large items
+Five passes, each over the VMs (or datastores) it concerns, biggest first so large items
 find room before small ones fragment it:
 
 1. **primary**: primary files on storage only one host mounts move to shared storage the
@@ -22,8 +22,13 @@ find room before small ones fragment it:
 4. **headroom**: a datastore below its headroom (what the removals planned so far did not
    relieve) gets the set of disks moved off that frees enough with the fewest bytes *and*
    finds room elsewhere (exact on small sets, greedy beyond:
-   :func:`~ftbridge.planning.cover.choose_cover`). Then primaries that found no room in
-   pass 1 try again (later passes may have freed some).
+   :func:`~ftbridge.planning.cover.choose_cover`).
+5. **room for the copies still missing**: a new secondary that found no datastore with the
+   room gets it on one that would take it but for room, by moving other VMs' disks off it
+   (disks no finding asks to move; each move under the rules of any primary move), the copy
+   waiting for them; taken back whole if the copy still cannot be placed
+   (:meth:`Planner._room_for_copies`). Then primaries that found no room in pass 1 try again
+   (later passes may have freed some).
 
 Why secondaries before headroom: both take room from the same datastores (a copy goes to
 another array, whose datastores also take the disks that leave an over-full one of that
@@ -70,7 +75,7 @@ from ftbridge.planning.cover import choose_cover
 from ftbridge.planning.explain import cannot, joined, outside, plural, size
 from ftbridge.planning.index import CandidateIndex, Query
 from ftbridge.planning.ledger import HostLedger, Release, SpaceLedger, Undo
-from ftbridge.planning.repair import Repair
+from ftbridge.planning.repair import Repair, datastore_only
 
 #: rules whose findings are about one secondary and are closed by removing it
 SECONDARY_RULES = frozenset(
@@ -78,6 +83,10 @@ SECONDARY_RULES = frozenset(
 )
 #: how many hosts a placement compares before settling (balance without scanning a cluster)
 HOST_CHOICES = 3
+#: pass 5 (room for a copy by moving other VMs' disks): datastores tried per VM, the closest
+#: to having the room first; disks weighed per run at most (each weighing is one target query)
+ROOM_TARGETS = 6
+ROOM_WORK = 2_000
 
 Rules = Mapping[str, Mapping[str, MechanismRules]]
 #: per endpoint, the operations it can carry out (None: not known here, nothing is ruled out)
@@ -312,6 +321,7 @@ class Planner:
         self._claims: dict[str, tuple[list[Release], list[str]]] = {}
         #: placements the repair step considered putting elsewhere (its work, bounded)
         self.repair = Repair(self)
+        self._on_any: dict[str, dict[int, list[VM]]] = {}  # per endpoint, for pass 5 (:meth:`_vms_on`)
         #: endpoints where a finding is left open because the plan took the room a target had
         #: (after :meth:`run`): where placing by best fit instead of balance may fix more
         self.short_of_room: set[str] = set()
@@ -382,8 +392,15 @@ class Planner:
     def _rollback(self, tx: tuple[int, int, _Snap], st: _VM) -> None:
         mark, n, snap = tx
         self.undo.rollback(mark)
-        del self.actions[n:]
+        self._drop_actions(n)
         st.restore(snap)
+
+    def _drop_actions(self, n: int) -> None:
+        """Take back the actions from the ``n``-th on, with the claims filed for them: a later
+        action given the same id must not inherit them (the repair step reads them)."""
+        for a in self.actions[n:]:
+            self._claims.pop(a.id, None)
+        del self.actions[n:]
 
     def _action(
         self,
@@ -544,10 +561,11 @@ class Planner:
                 self.undo.clear()
         # secondaries before headroom: where room is short, a VM without a good copy (an error)
         # gets it before a datastore below its headroom (a warning) does (see the docstring)
-        self._fix_secondaries(work)
+        no_room = self._fix_secondaries(work)
         for f in sorted(ds_findings, key=lambda f: f.id):
             self._fix_headroom(f)
             self.undo.clear()
+        self._room_for_copies(no_room)
         self._primaries_again(work)
         result = self._result(ds_findings)
         self.ledger.on_change = None  # no cycle left: the run's state is freed as soon as dropped
@@ -950,11 +968,55 @@ class Planner:
         if deficit <= 0:
             return  # earlier moves and removals free enough; closes are attached at the end
         ds = self.ds_list[i]
+        cands, misses, skipped_ft, short = self._leavers(i, self.on_ds.get(i, []))
+        why = (
+            f"free {ds.name}: {size(ds.capacity - self.ledger.end_free[i])} used of {size(ds.capacity)}, "
+            f"its {self.ledger.pct[i]:g}% headroom needs {size(deficit)} more free"
+        )
+        done, banned = choose_cover(cands, deficit, lambda picks: self._move_off(i, picks, [f.id], why, False))
+        if done:
+            return
+        if short:
+            # disks that fit only where this plan's own placements are: with the repair step
+            more = []
+            for c in misses:
+                q, _, accept = self._primary_query(c[2], [next(x for x in c[2].vm.disks if x.id == c[3])], {ds.id})
+                if self._room_taken(q, accept):
+                    more.append(c)
+            if (
+                more
+                and choose_cover([*cands, *more], deficit, lambda picks: self._move_off(i, picks, [f.id], why, True))[0]
+            ):
+                return
+        movable = sum(c[0] for c in cands if c[1] not in banned)
+        extra = (
+            f"; {plural(skipped_ft, 'VM')} with FT-like secondaries are not moved for headroom" if skipped_ft else ""
+        )
+        self.why[f.id] = _Fail(
+            "capacity",
+            f"{ds.name} needs {size(deficit)} moved off to keep {self.ledger.pct[i]:g}% "
+            f"free, but its disks that fit elsewhere total {size(movable)}{extra}: "
+            f"grow it or free space by hand",
+            room=short or bool(banned),
+        )
+
+    def _leavers(
+        self, i: int, vms: Iterable[VM], owner: _VM | None = None
+    ) -> tuple[list[_Cand], list[_Cand], int, bool]:
+        """The disks of ``vms`` on datastore ``i`` that a primary move may take off it (not
+        ``owner``'s): (those with a target now, those with none now, how many VMs stay for an
+        FT-like secondary, whether a disk found no target only because of this plan's own
+        placements). A VM its manager places, one that is down or whose host is not up is
+        never among them."""
+        ds = self.ds_list[i]
+        ep = ds.endpoint
         cands: list[_Cand] = []
-        misses: list[_Cand] = []  # disks that fit nowhere now
+        misses: list[_Cand] = []
         skipped_ft = 0
-        short = False  # a disk found no room where it would have but for this plan's placements
-        for vm in sorted(self.on_ds.get(i, []), key=lambda v: v.id):
+        short = False
+        for vm in sorted(vms, key=lambda v: v.id):
+            if vm.managed_by is not None or (owner is not None and vm is owner.vm):
+                continue
             st = self.state(vm)
             if st is None or st.unavailable or (vm.host is not None and not self._host_ok(ep, vm.host)):
                 continue
@@ -970,60 +1032,104 @@ class Planner:
                         misses.append((d.used, f"{vm.id}/{d.id}", st, d.id))
                         if not short:
                             short = self._room_taken(q, accept)  # the plan took the room it needs
-        why = (
-            f"free {ds.name}: {size(ds.capacity - self.ledger.end_free[i])} used of {size(ds.capacity)}, "
-            f"its {self.ledger.pct[i]:g}% headroom needs {size(deficit)} more free"
-        )
+        return cands, misses, skipped_ft, short
 
-        def attempt(picks: list[_Cand], repair: bool) -> str | None:
-            """Move ``picks`` off (largest first) or take everything back: the key of the disk
-            that found no room, None when planned. ``repair``: make room where this plan's own
-            placements took it (:meth:`~ftbridge.planning.repair.Repair.room_for`)."""
-            picks = sorted(picks, key=lambda c: (-c[0], c[1]))
-            marks = {id(c[2]): self._begin(c[2]) for c in picks}
-            mark, n = self.undo.mark(), len(self.actions)
-            budget = self.repair.budget()
-            for _nbytes, key, st, disk in picks:
-                dk = next(x for x in st.vm.disks if x.id == disk)
-                q, _, accept = self._primary_query(st, [dk], {ds.id})
+    def _move_off(self, i: int, picks: list[_Cand], closes: list[str], why: str, repair: bool) -> str | None:
+        """Move ``picks`` off datastore ``i`` (largest first) or take everything back: the key
+        of the disk that found no room, None when planned. ``repair``: make room where this
+        plan's own placements took it (:meth:`~ftbridge.planning.repair.Repair.room_for`)."""
+        picks = sorted(picks, key=lambda c: (-c[0], c[1]))
+        marks = {id(c[2]): self._begin(c[2]) for c in picks}
+        mark, n = self.undo.mark(), len(self.actions)
+        budget = self.repair.budget()
+        for _nbytes, key, st, disk in picks:
+            dk = next(x for x in st.vm.disks if x.id == disk)
+            q, _, accept = self._primary_query(st, [dk], {self.ds_list[i].id})
+            t = self.index.find(q, accept)
+            if t is None and repair and self.repair.room_for(q, accept, n, budget, st.vm.id):
                 t = self.index.find(q, accept)
-                if t is None and repair and self.repair.room_for(q, accept, n, budget, st.vm.id):
-                    t = self.index.find(q, accept)
-                if t is None:
-                    self.undo.rollback(mark)
-                    del self.actions[n:]
-                    for c in picks:
-                        c[2].restore(marks[id(c[2])][2])
-                    return key
-                self._move_disk(st, dk, t, [f.id], why, q.pct)
-            return None
+            if t is None:
+                self.undo.rollback(mark)
+                self._drop_actions(n)
+                for c in picks:
+                    c[2].restore(marks[id(c[2])][2])
+                return key
+            self._move_disk(st, dk, t, list(closes), why, q.pct)
+        return None
 
-        done, banned = choose_cover(cands, deficit, lambda picks: attempt(picks, False))
-        if done:
-            return
-        if short:
-            # disks that fit only where this plan's own placements are: with the repair step
-            more = []
-            for c in misses:
-                q, _, accept = self._primary_query(c[2], [next(x for x in c[2].vm.disks if x.id == c[3])], {ds.id})
-                if self._room_taken(q, accept):
-                    more.append(c)
-            if more and choose_cover([*cands, *more], deficit, lambda picks: attempt(picks, True))[0]:
+    # -- pass 5: room for the copies still missing ---------------------------------------
+    def _room_for_copies(self, stuck: list[_VM]) -> None:
+        """VMs whose new secondary found no datastore with the room: make it on one that would
+        take the copy but for room, by moving disks of *other* VMs off it, disks no finding
+        asks to move (the fewest bytes that free enough and find room elsewhere, each move
+        under the rules of any primary move: storage the VM's host mounts, its primary whole
+        in one domain, apart from its own copies), then place the copy there, after them.
+
+        The moves say what they make room for and help close the copy's findings; if the copy
+        still cannot be placed they are taken back. What an exact optimum does on
+        capacity-tight estates (``contrib/bench/optimality.py``) and the other passes do not:
+        each of them moves only what a finding needs. Largest VM first; for copies a mechanism
+        places by datastore alone; on at most :data:`ROOM_TARGETS` datastores per VM, those
+        closest to having the room; at most :data:`ROOM_WORK` disks weighed per run."""
+        work = 0
+        for st in sorted(stuck, key=lambda st: (-st.vm.size, st.vm.endpoint, st.vm.id)):
+            if work >= ROOM_WORK:
                 return
-        movable = sum(c[0] for c in cands if c[1] not in banned)
-        extra = (
-            f"; {plural(skipped_ft, 'VM')} with FT-like secondaries are not moved for headroom" if skipped_ft else ""
-        )
-        self.why[f.id] = _Fail(
-            "capacity",
-            f"{ds.name} needs {size(deficit)} moved off to keep {self.ledger.pct[i]:g}% "
-            f"free, but its disks that fit elsewhere total {size(movable)}{extra}: "
-            f"grow it or free space by hand",
-            room=short or bool(banned),
-        )
+            ep = st.vm.endpoint
+            mechs = [m for m in self._mechanisms(st, [], None) if (r := self.rule(ep, m)) and datastore_only(r)]
+            if st.unavailable or not mechs:
+                continue
+            r = self.rule(ep, mechs[0])
+            assert r is not None
+            q, _, prim = self._secondary_query(st, r)
+            accept = self._secondary_accept(st, prim, mechs[0], r, None)
+            shortfalls = sorted(
+                (q.need_on(self.ds_list[i]) - self.ledger.potential(i, q.pct), i)
+                for i in self.index.fitting(q, lambda i: 1 << 62, accept)
+            )
+            for shortfall, i in shortfalls[:ROOM_TARGETS]:
+                if shortfall <= 0:
+                    continue  # room enough there, yet no copy: not for want of room
+                cands, _, _, _ = self._leavers(i, self._vms_on(ep).get(i, ()), st)
+                work += len(cands)
+                if self._copy_after_moves(st, i, shortfall, cands):
+                    break
+
+    def _copy_after_moves(self, st: _VM, i: int, shortfall: int, cands: list[_Cand]) -> bool:
+        """Move ``shortfall`` bytes of ``cands`` off datastore ``i`` and plan ``st``'s new
+        secondary, or take it all back (False)."""
+        mark, n, snap = self._begin(st)
+        others = {id(c[2]): (c[2], c[2].snapshot()) for c in cands}
+        why = f"make room on {self.ds_list[i].name} for a secondary of {st.vm.name}"
+        done, _ = choose_cover(cands, shortfall, lambda picks: self._move_off(i, picks, [], why, False))
+        if done and self._replace(st) is None:
+            made = [a for a in self.actions[n:] if a.vm == st.vm.id and a.kind == "protect"]
+            for a in self.actions[n:]:
+                if a.vm != st.vm.id:  # the moves help close what the copy closes
+                    a.closes.extend(c for m in made for c in m.closes if c not in a.closes)
+            self.undo.clear()
+            return True
+        self._rollback((mark, n, snap), st)
+        for other, before in others.values():
+            other.restore(before)
+        return False
+
+    def _vms_on(self, endpoint: str) -> dict[int, list[VM]]:
+        """One endpoint's VMs by the datastores holding their primary files (built on first
+        need, for pass 5 only: the other passes look only at datastores over their headroom)."""
+        found = self._on_any.get(endpoint)
+        if found is None:
+            found = self._on_any[endpoint] = {}
+            for vm in self.inv.vms_of(endpoint).values():
+                for x in vm.primary_datastores:
+                    j = self.pos.get((endpoint, x))
+                    if j is not None:
+                        found.setdefault(j, []).append(vm)
+        return found
 
     # -- pass 3: secondaries -------------------------------------------------------------
-    def _fix_secondaries(self, work: list[_VM]) -> None:
+    def _fix_secondaries(self, work: list[_VM]) -> list[_VM]:
+        """Pass 3; returns the VMs whose new copy found no room (for pass 5)."""
         tasks: list[_VM] = []
         for st in work:
             sec_findings = [
@@ -1089,6 +1195,7 @@ class Planner:
                     f.secondary in st.bad and (f.rule in SECONDARY_RULES or self._refresh(st, f))
                 ):
                     self._blame(f, fail)
+        return [st for st, fail in failures.values() if fail.category == "capacity"]
 
     def _primaries_again(self, work: list[_VM]) -> None:
         """Primaries that found no room off non-shared storage in the first pass try again at
