@@ -293,6 +293,26 @@ class CandidateIndex:
                 if v != _SKIP and self._ok(i, q, v == _CHECK, accept):
                     yield i
 
+    def roomiest(self, q: Query, k: int, accept: Callable[[int], bool] | None = None) -> list[int]:
+        """The ``k`` datastores :meth:`find` would take for ``q`` but for room, those with the
+        most room first (ties: lowest index): where the least must be freed to make room. Looks
+        at no more than ``k`` accepted datastores per group, so its cost does not grow with
+        the estate."""
+        cache = self._verdict_of(q)
+        found: list[tuple[int, int]] = []
+        for g in self._groups(q):
+            rooms, taken = g.rooms, 0
+            for pos in range(len(rooms) - 1, -1, -1):
+                if taken >= k:
+                    break
+                _, i = rooms[pos]
+                self.examined += 1
+                v = _OK if cache is None else self._verdict(cache, self._dkey[i], q)
+                if v != _SKIP and self._ok(i, q, v == _CHECK, accept):
+                    found.append((-self.ledger.potential(i, q.pct), i))
+                    taken += 1
+        return [i for _, i in sorted(found)[:k]]
+
     def survey(self, q: Query, accept: Callable[[int], bool] | None = None) -> tuple[int, int | None, int]:
         """For explanations: (compatible datastores seen, 0 when there is none at all; the one
         with the most room; its room). Stops once nothing further can have more room."""

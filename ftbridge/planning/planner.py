@@ -1083,11 +1083,8 @@ class Planner:
             assert r is not None
             q, _, prim = self._secondary_query(st, r)
             accept = self._secondary_accept(st, prim, mechs[0], r, None)
-            shortfalls = sorted(
-                (q.need_on(self.ds_list[i]) - self.ledger.potential(i, q.pct), i)
-                for i in self.index.fitting(q, lambda i: 1 << 62, accept)
-            )
-            for shortfall, i in shortfalls[:ROOM_TARGETS]:
+            for i in self.index.roomiest(q, ROOM_TARGETS, accept):
+                shortfall = q.need_on(self.ds_list[i]) - self.ledger.potential(i, q.pct)
                 if shortfall <= 0:
                     continue  # room enough there, yet no copy: not for want of room
                 cands, _, _, _ = self._leavers(i, self._vms_on(ep).get(i, ()), st)
