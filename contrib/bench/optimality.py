@@ -21,9 +21,11 @@ little slack. A plan that fixes everything therefore exists; finding it is bin p
 
 The exact optimum is a MILP (PuLP + CBC; a benchmark dependency only: ``pip install pulp``)
 with the planner's choices (a target per disk that must move, a target per new secondary,
-separated from the primary's final place) and capacity and headroom checked at the end of the
-plan: a relaxation of what a step-by-step safe plan guarantees, so it is an upper bound on the
-findings any plan fixes and, for those, a lower bound on the bytes it copies. The objective
+separated from the primary's final place, and a target for any other VM's disk, as the
+planner's pass 5 moves disks no finding needs moved to make room for a copy) and capacity and
+headroom checked at the end of the plan: a relaxation of what a step-by-step safe plan
+guarantees, so it is an upper bound on the findings any plan fixes and, for those, a lower
+bound on the bytes it copies. The objective
 is ftbridge's: the most findings fixed, then the fewest bytes copied.
 
 For ftbridge (``planning.plan``: balanced placement, then best-fit when that leaves findings
@@ -91,7 +93,12 @@ SECONDARY_RULES = {
 
 
 def exact_optimum(
-    inv: Inventory, cfg: Any, findings: list[Any], must_fix: set[str] | None = None, time_limit: int = 120
+    inv: Inventory,
+    cfg: Any,
+    findings: list[Any],
+    must_fix: set[str] | None = None,
+    time_limit: int = 120,
+    any_moves: bool = True,
 ) -> tuple[int, float] | None:
     """(findings fixed, GiB copied) of an optimal plan for a one-endpoint, host-less mechanism estate.
 
@@ -100,6 +107,9 @@ def exact_optimum(
     the planner: a target per disk that must move (local primary, a datastore over its headroom,
     or the cheaper side of an unseparated pair), a target per new secondary separated from the
     primary's *final* place; the same headroom (raised by a stricter policy placed there).
+    ``any_moves``: any movable disk of a VM under a policy may move too (apart from the VM's
+    good copies), as the planner's pass 5 may move one to make room for another VM's copy;
+    without it, only the disks a finding needs moved (the model before pass 5 existed).
     Capacity is checked at the end of the plan, not at every step: a relaxation of what the
     planner guarantees, so the optimum is a lower bound on what any safe plan must copy.
     """
@@ -146,7 +156,7 @@ def exact_optimum(
             continue
         fs = [f for f in by_vm.get(v.id, []) if f.fixable]
         on_head = [d for d in v.disks if d.datastore in head]
-        if not fs and not on_head:
+        if not fs and not on_head and not any_moves:
             continue
         level = p.level
         counted = [sc for sc in v.secondaries if p.counts(sc.mechanism)]
@@ -173,7 +183,9 @@ def exact_optimum(
                 and len(offending) != len(v.disks)
             ):
                 offending = set()
-        movable = {d.id for d in v.disks if d.movable} & (local | offending | {d.id for d in on_head})
+        movable = {d.id for d in v.disks if d.movable}
+        if not any_moves:
+            movable &= local | offending | {d.id for d in on_head}
         rep = var() if need_new else None
         # primary moves
         xs: dict[str, dict[str, Any]] = {}
