@@ -295,9 +295,10 @@ class CandidateIndex:
 
     def roomiest(self, q: Query, k: int, accept: Callable[[int], bool] | None = None) -> list[int]:
         """The ``k`` datastores :meth:`find` would take for ``q`` but for room, those with the
-        most room first (ties: lowest index): where the least must be freed to make room. Looks
-        at no more than ``k`` accepted datastores per group, so its cost does not grow with
-        the estate."""
+        most room first (ties: lowest index): where the least must be freed to make room.
+        Each group is read from its roomiest down and left at the ``k``-th it accepts: what it
+        passes over on the way (datastores in a domain to avoid, or refused by ``accept``) is
+        its cost, as for :meth:`find`."""
         cache = self._verdict_of(q)
         found: list[tuple[int, int]] = []
         for g in self._groups(q):
