@@ -213,8 +213,8 @@ def test_headroom_fix_moves_the_fewest_bytes() -> None:
 def test_a_missing_copy_gets_the_room_before_a_headroom_fix() -> None:
     # y (array B) needs a 120 GiB copy outside B: only a2 has the room. 'full' (array A) needs
     # 100 GiB moved off: x's 100 GiB disk fits a2 alone, z1 and z2 (60 each) fit a3 and a4.
-    # Headroom first would send x to a2 (balance and best fit alike) and leave y unprotected,
-    # with nothing of the plan's own the repair step could put elsewhere.
+    # Headroom first would send x to a2 (balance and best fit alike) and leave y unprotected:
+    # the repair step finds no other place for x's move, pass 5 nothing to move off a3 or a4.
     dss = [
         K.ds("full", 1000, 0, array="A"),
         K.ds("a2", 1000, 230, array="A"),
