@@ -210,6 +210,17 @@ def test_headroom_fix_moves_the_fewest_bytes() -> None:
     assert doc["unfixable"] == []
 
 
+def test_headroom_is_never_freed_by_moving_a_vm_another_manager_places() -> None:
+    # 'full' needs 25 GiB more free: only m's 30 GiB disk frees enough, and m's manager places it
+    dss = [K.ds("full", 100, 0, array="A"), K.ds("b", 1000, 900, array="A")]
+    vms = [replace(K.vm("m", "h1", [("d0", 30, "full")]), managed_by="an agent"), K.vm("v", "h1", [("d0", 20, "full")])]
+    pol = {"all": {"separation": "array", "headroom": 25, "require_secondary": False, "match": [{}]}}
+    doc = plan(K.inventory(HOSTS, dss, vms), pol)
+    assert doc["actions"] == []
+    (u,) = [u for u in doc["unfixable"] if u["rule"] == "datastore-over-headroom"]
+    assert u["category"] == "capacity" and "disks that fit elsewhere total 20 GiB" in u["reason"], u["reason"]
+
+
 def test_a_missing_copy_gets_the_room_before_a_headroom_fix() -> None:
     # y (array B) needs a 120 GiB copy outside B: only a2 has the room. 'full' (array A) needs
     # 100 GiB moved off: x's 100 GiB disk fits a2 alone, z1 and z2 (60 each) fit a3 and a4.

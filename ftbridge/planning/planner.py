@@ -228,8 +228,8 @@ def prepare(
         if seen is None:
             seen = touched[ep] = {}
         raise_headroom(seen, vm, p)  # the audit's rule, from this same pass
-        if vm.managed_by is not None or not over:
-            continue  # a managed VM's manager places it: never moved for headroom
+        if not over:
+            continue  # (a managed VM is listed too: which VMs may move is _leavers's rule)
         where = over_in.get(ep)
         if where is None:
             continue
