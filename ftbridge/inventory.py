@@ -94,6 +94,7 @@ class Inventory:
         "_store_places",
         "_runners",
         "_fingerprint",
+        "_by_host",
     )
 
     def __init__(
@@ -125,6 +126,7 @@ class Inventory:
         self._store_places: dict[str, dict[str, Place]] = {}
         self._runners: dict[tuple[str, str | None, frozenset[str]], tuple[Place, ...]] = {}
         self._fingerprint: str | None = None
+        self._by_host: tuple[VM, ...] | None = None
 
     # lookups ---------------------------------------------------------------------------
     def host(self, endpoint: str, host_id: str | None) -> Host | None:
@@ -143,6 +145,40 @@ class Inventory:
     def vms_of(self, endpoint: str) -> Mapping[str, VM]:
         """One endpoint's VMs by id."""
         return self._vms.get(endpoint, _NONE)
+
+    def vms_by_host(self) -> tuple[VM, ...]:
+        """Every VM, those of one host together, the hosts of one cluster together (endpoint,
+        cluster, host id; VMs with no host last in their endpoint), each host's VMs in inventory
+        order. Asked once, then kept.
+
+        For passes over every VM whose result does not depend on the order (the audit, the
+        planner's preparation): VMs of one host and cluster ask about the same hosts, datastores
+        and places, which then stay in the processor's cache. Inventory order interleaves the
+        clusters (drivers list VMs as the platform does, by creation); at a million VMs over
+        20,000 datastores that costs the audit a fifth of its time (``plan_scale.py``)."""
+        if self._by_host is not None:
+            return self._by_host
+        per_ep: dict[str, dict[str | None, list[VM]]] = {}
+        for vm in self.vms:
+            mine = per_ep.get(vm.endpoint)
+            if mine is None:
+                mine = per_ep[vm.endpoint] = {}
+            on = mine.get(vm.host)
+            if on is None:
+                on = mine[vm.host] = []
+            on.append(vm)
+        out: list[VM] = []
+        for ep in sorted(per_ep):
+            hosts = self._hosts.get(ep, _NONE)
+
+            def where(hid: str | None, hosts: Mapping[str, Host] = hosts) -> tuple[bool, str, str]:
+                h = hosts.get(hid) if hid is not None else None
+                return (hid is None, (h.cluster or "") if h is not None else "", hid or "")
+
+            for hid in sorted(per_ep[ep], key=where):
+                out += per_ep[ep][hid]
+        self._by_host = tuple(out)
+        return self._by_host
 
     def network(self, endpoint: str, net_id: str | None) -> Network | None:
         return self._nets.get(endpoint, _NONE).get(net_id) if net_id else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,57 @@ def test_fixable_settled_from_a_given_plan_equals_one_made_here(demo_config: Pat
     given = audit_estate(inv, cfg, make_plan(inv, cfg))
     assert [(f.id, f.fixable, f.fix) for f in own.findings] == [(f.id, f.fixable, f.fix) for f in given.findings]
     assert sum(f.fixable for f in own.findings) == 24  # the demo: 27 findings, 3 the planner cannot fix
+
+
+def test_the_audit_is_the_same_whatever_order_the_estate_lists_its_vms(demo_config: Path) -> None:
+    """The audit visits VMs host by host (:meth:`Inventory.vms_by_host`, for the processor's
+    caches), so its report must not depend on that order: findings sort by VM id after the
+    name, which two VMs may share (Proxmox VE allows it), here two on one host."""
+    import random
+    from dataclasses import replace
+
+    from ftbridge.inventory import Inventory
+
+    cfg = load_config(demo_config)
+    inv, report = run_audit(demo_config)
+    named = {f.vm for f in report.findings if f.rule == "no-secondary"}
+    twin_of = next(v for v in inv.vms if v.id in named and v.host is not None)
+    twin = replace(twin_of, id=f"{twin_of.id}-twin")
+    vms = [*inv.vms, twin]
+    seen = []
+    for order in (vms, vms[::-1], random.Random(7).sample(vms, len(vms))):
+        again = Inventory(inv.endpoints, inv.hosts, inv.datastores, order, inv.collected_at, inv.networks)
+        seen.append([(f.id, f.message) for f in audit(again, cfg).findings])
+    assert seen[0] == seen[1] == seen[2]
+    twins = [fid for fid, _ in seen[0] if fid.startswith("no-secondary:") and twin_of.id in fid]
+    assert twins == [f"no-secondary:{twin_of.endpoint}/{twin_of.id}", f"no-secondary:{twin_of.endpoint}/{twin.id}"]
+
+
+def test_vms_by_host_lists_each_vm_once_host_by_host_cluster_by_cluster(demo_config: Path) -> None:
+    import random
+
+    from ftbridge.inventory import Inventory
+
+    demo, _ = run_audit(demo_config)
+    mixed = random.Random(3).sample(demo.vms, len(demo.vms))  # clusters and hosts interleaved
+    inv = Inventory(demo.endpoints, demo.hosts, demo.datastores, mixed, demo.collected_at, demo.networks)
+    order = inv.vms_by_host()
+    assert sorted((v.endpoint, v.id) for v in order) == sorted((v.endpoint, v.id) for v in inv.vms)
+    assert order is inv.vms_by_host()  # asked once, then kept
+    position = {(v.endpoint, v.id): k for k, v in enumerate(inv.vms)}
+    for key in (lambda v: (v.endpoint, inv.cluster_of(v)), lambda v: (v.endpoint, inv.cluster_of(v), v.host)):
+        left: set[object] = set()
+        prev: object = None
+        for v in order:
+            k = key(v)
+            if k != prev:
+                assert k not in left, f"{k} comes back after others"
+                left.add(k)
+                prev = k
+    for ep in {v.endpoint for v in order}:
+        hosts = [v.host for v in order if v.endpoint == ep]
+        assert hosts[hosts.index(None) if None in hosts else len(hosts) :] == [None] * hosts.count(None)
+    for a, b in itertools.pairwise(order):
+        if (a.endpoint, a.host) == (b.endpoint, b.host):
+            assert position[(a.endpoint, a.id)] < position[(b.endpoint, b.id)]  # inventory order within a host
+    assert len({(v.endpoint, v.host) for v in order}) > 3 and len(inv.vms) > len({(v.endpoint, v.host) for v in order})

@@ -207,6 +207,9 @@ def prepare(
     policies: dict[tuple[str, str, tuple[str, ...]], Policy | None] = {}
     touched: dict[str, dict[str, float]] = {}  # per endpoint: datastore id -> headroom %
     on_ds: dict[int, list[VM]] = {}
+    # in inventory order: its work per VM is light, so reading the VMs in the order they lie
+    # in memory beats keeping hosts and datastores in cache (Inventory.vms_by_host, measured:
+    # 1.7 against 2.2 s at a million VMs)
     for vm in inv.vms:
         ep = vm.endpoint
         if host_loads:
