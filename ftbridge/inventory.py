@@ -151,11 +151,13 @@ class Inventory:
         cluster, host id; VMs with no host last in their endpoint), each host's VMs in inventory
         order. Asked once, then kept.
 
-        For passes over every VM whose result does not depend on the order (the audit, the
-        planner's preparation): VMs of one host and cluster ask about the same hosts, datastores
-        and places, which then stay in the processor's cache. Inventory order interleaves the
-        clusters (drivers list VMs as the platform does, by creation); at a million VMs over
-        20,000 datastores that costs the audit a fifth of its time (``plan_scale.py``)."""
+        For a pass over every VM whose result does not depend on the order and whose work per VM
+        asks many lookups (the audit): VMs of one host and cluster ask about the same hosts,
+        datastores and places, which then stay in the processor's cache. Inventory order
+        interleaves the clusters (drivers list VMs as the platform does, by creation); at a
+        million VMs over 20,000 datastores the audit takes 1.0-1.5 CPU s less this way (of
+        12-13; ``plan_scale.py``). A pass with little work per VM is faster in inventory order,
+        which reads the VMs as they lie in memory (the planner's preparation: 1.7 s against 2.2)."""
         if self._by_host is not None:
             return self._by_host
         per_ep: dict[str, dict[str | None, list[VM]]] = {}
