@@ -188,11 +188,13 @@ def test_the_audit_is_the_same_whatever_order_the_estate_lists_its_vms(demo_conf
 
 def test_vms_by_host_lists_each_vm_once_host_by_host_cluster_by_cluster(demo_config: Path) -> None:
     import random
+    from dataclasses import replace
 
     from ftbridge.inventory import Inventory
 
     demo, _ = run_audit(demo_config)
-    mixed = random.Random(3).sample(demo.vms, len(demo.vms))  # clusters and hosts interleaved
+    stray = replace(demo.vms[0], id="no-host", host=None)  # listed first, belongs last in its endpoint
+    mixed = [stray, *random.Random(3).sample(demo.vms, len(demo.vms))]  # clusters and hosts interleaved
     inv = Inventory(demo.endpoints, demo.hosts, demo.datastores, mixed, demo.collected_at, demo.networks)
     order = inv.vms_by_host()
     assert sorted((v.endpoint, v.id) for v in order) == sorted((v.endpoint, v.id) for v in inv.vms)
@@ -210,6 +212,7 @@ def test_vms_by_host_lists_each_vm_once_host_by_host_cluster_by_cluster(demo_con
     for ep in {v.endpoint for v in order}:
         hosts = [v.host for v in order if v.endpoint == ep]
         assert hosts[hosts.index(None) if None in hosts else len(hosts) :] == [None] * hosts.count(None)
+    assert [v.host for v in order if v.endpoint == stray.endpoint][-1] is None
     for a, b in itertools.pairwise(order):
         if (a.endpoint, a.host) == (b.endpoint, b.host):
             assert position[(a.endpoint, a.id)] < position[(b.endpoint, b.id)]  # inventory order within a host

@@ -1080,13 +1080,12 @@ class Planner:
             if work >= ROOM_WORK:
                 return
             ep = st.vm.endpoint
-            mechs = [m for m in self._mechanisms(st, [], None) if (r := self.rule(ep, m)) and datastore_only(r)]
-            if st.unavailable or not mechs:
+            usable = [(m, r) for m in self._mechanisms(st, [], None) if (r := self.rule(ep, m)) and datastore_only(r)]
+            if st.unavailable or not usable:
                 continue
-            r = self.rule(ep, mechs[0])
-            assert r is not None
+            m, r = usable[0]
             q, _, prim = self._secondary_query(st, r)
-            accept = self._secondary_accept(st, prim, mechs[0], r, None)
+            accept = self._secondary_accept(st, prim, m, r, None)
             for i in self.index.roomiest(q, ROOM_TARGETS, accept):
                 shortfall = q.need_on(self.ds_list[i]) - self.ledger.potential(i, q.pct)
                 if shortfall <= 0:
